@@ -1,0 +1,18 @@
+from django.apps import AppConfig
+
+
+class SupportdeskConfig(AppConfig):
+    name = "supportdesk"
+    verbose_name = "Staff and platform"
+
+    def ready(self) -> None:
+        from django.conf import settings
+
+        # Directories the embedded defaults write to (SQLite, filesystem broker, mail files).
+        settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+        for key in ("data_folder_in", "processed_folder"):
+            folder = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}).get(key)
+            if folder:
+                from pathlib import Path
+
+                Path(folder).mkdir(parents=True, exist_ok=True)

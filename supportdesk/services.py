@@ -1,0 +1,124 @@
+"""Writes for staff, teams and the outbox."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from supportdesk.models import OutboxItem, Team, User
+
+logger = logging.getLogger(__name__)
+
+
+def team_get_or_create(*, name: str) -> Team:
+    team, _ = Team.objects.get_or_create(name=name.strip())
+    return team
+
+
+@transaction.atomic
+def staff_create_or_update(
+    *,
+    email: str,
+    role: str,
+    team_names: Iterable[str] = (),
+    password: str | None = None,
+    full_name: str | None = None,
+) -> tuple[User, Token]:
+    """Create or update a staff account and return it with its API token.
+
+    The role decides Django admin access (admins only). Teams are added, never removed, so that
+    running the command twice with different teams is additive; an unknown team is created.
+    """
+    if role not in User.Role.values:
+        raise ValueError(f"role must be one of {', '.join(User.Role.values)}")
+    email = email.strip().lower()
+    user = User.objects.select_for_update().filter(email=email).first()
+    if user is None:
+        user = User.objects.create_user(email, password)
+    elif password:
+        user.set_password(password)
+    user.role = role
+    user.is_staff = role == User.Role.ADMIN
+    user.is_superuser = role == User.Role.ADMIN
+    if full_name is not None:
+        user.full_name = full_name
+    elif not user.full_name:
+        user.full_name = email.split("@")[0].replace(".", " ").title()
+    user.save()
+    for name in team_names:
+        user.teams.add(team_get_or_create(name=name))
+    token, _ = Token.objects.get_or_create(user=user)
+    return user, token
+
+
+def outbox_enqueue(*, task_name: str, kwargs: dict[str, Any]) -> OutboxItem:
+    """Record a task to run once the surrounding transaction commits.
+
+    Must be called inside the transaction of the change that causes the task: if that change
+    rolls back, so does the task. After commit the row is handed to the broker at once; if the
+    broker is unreachable the request still succeeds and beat relays the row later.
+    """
+    item = OutboxItem.objects.create(task_name=task_name, kwargs=kwargs)
+    transaction.on_commit(lambda: outbox_relay(item_ids=[item.pk]))
+    return item
+
+
+def outbox_relay(*, item_ids: Iterable[int]) -> int:
+    """Hand outbox rows to the broker; returns how many were handed over.
+
+    Each row is claimed with a conditional UPDATE first, so a row is published by one relayer
+    only, even when the web process and beat race; a failed publish releases the claim.
+    """
+    relayed = 0
+    for item in OutboxItem.objects.filter(pk__in=list(item_ids), relayed_at__isnull=True):
+        claimed = OutboxItem.objects.filter(pk=item.pk, relayed_at__isnull=True).update(
+            relayed_at=timezone.now()
+        )
+        if not claimed:
+            continue
+        try:
+            task = current_app.tasks[item.task_name]
+            task.apply_async(kwargs=item.kwargs, retry=False)
+        except Exception as exc:  # the broker is down or the task is unknown: keep the row
+            logger.warning("outbox item %s not relayed: %s", item.pk, exc)
+            OutboxItem.objects.filter(pk=item.pk).update(
+                relayed_at=None, attempts=item.attempts + 1, last_error=str(exc)[:2000]
+            )
+            if current_app.conf.task_always_eager and not _is_broker_error(exc):
+                raise
+            continue
+        relayed += 1
+    return relayed
+
+
+def _is_broker_error(exc: Exception) -> bool:
+    from kombu.exceptions import OperationalError as KombuOperationalError
+
+    return isinstance(exc, KombuOperationalError | ConnectionError | OSError)
+
+
+def outbox_relay_pending(*, older_than_seconds: int | None = None, limit: int = 500) -> int:
+    """Relay rows that missed their on-commit hand-over (broker down, process died)."""
+    if older_than_seconds is None:
+        older_than_seconds = settings.OUTBOX_RELAY_AFTER_SECONDS
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    ids = list(
+        OutboxItem.objects.filter(relayed_at__isnull=True, created_at__lte=cutoff)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return outbox_relay(item_ids=ids)
+
+
+def outbox_prune(*, older_than_days: int = 14) -> int:
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    deleted, _ = OutboxItem.objects.filter(relayed_at__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,119 @@
+"""Shared fixtures. Tasks run eagerly unless a test starts a real worker (tests/services.py)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+from django.conf import settings as django_settings
+from rest_framework.test import APIClient
+
+from supportdesk.celery import app as celery_app
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(autouse=True)
+def _eager_tasks_and_tmp_media(settings, tmp_path):
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.SUPPORT_EMAIL = "support@desk.example"
+    settings.STORAGES = {
+        **django_settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture
+def team_a(db):
+    from supportdesk.services import team_get_or_create
+
+    return team_get_or_create(name="Team A")
+
+
+@pytest.fixture
+def team_b(db):
+    from supportdesk.services import team_get_or_create
+
+    return team_get_or_create(name="Team B")
+
+
+@pytest.fixture
+def agent_a(team_a):
+    from tests.factories import make_staff
+
+    return make_staff("alice@desk.example", role="agent", teams=["Team A"], full_name="Alice Archer")
+
+
+@pytest.fixture
+def agent_b(team_b):
+    from tests.factories import make_staff
+
+    return make_staff("bob@desk.example", role="agent", teams=["Team B"], full_name="Bob Baker")
+
+
+@pytest.fixture
+def manager_a(team_a):
+    from tests.factories import make_staff
+
+    return make_staff("mia@desk.example", role="manager", teams=["Team A"], full_name="Mia Manager")
+
+
+@pytest.fixture
+def admin_user(db):
+    from tests.factories import make_staff
+
+    return make_staff("root@desk.example", role="admin", teams=[], full_name="Ada Admin")
+
+
+@pytest.fixture
+def channels(team_a):
+    """One channel of each kind, all routed to Team A."""
+    from tickets.services import channel_create_or_update
+
+    return {
+        kind: channel_create_or_update(kind=kind, name=f"{kind} A", team_name="Team A")
+        for kind in ("email", "chat", "social", "phone")
+    }
+
+
+@pytest.fixture
+def channels_b(team_b):
+    from tickets.services import channel_create_or_update
+
+    return {
+        kind: channel_create_or_update(kind=kind, name=f"{kind} B", team_name="Team B")
+        for kind in ("email", "chat", "social", "phone")
+    }
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+def client_for(user) -> APIClient:
+    from rest_framework.authtoken.models import Token
+
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def api_a(agent_a):
+    return client_for(agent_a)
+
+
+@pytest.fixture
+def api_b(agent_b):
+    return client_for(agent_b)

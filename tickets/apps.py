@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class TicketsConfig(AppConfig):
+    name = "tickets"
+    verbose_name = "Conversations"
+
+    def ready(self) -> None:
+        from tickets import receivers  # noqa: F401  (anymail's inbound signal)

@@ -1,0 +1,477 @@
+"""Customers, their identities, channels, conversations, messages, contacts and the event log."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from supportdesk.models import TimeStampedModel
+
+
+def _new_channel_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class ChannelKind(models.TextChoices):
+    EMAIL = "email", "Email"
+    CHAT = "chat", "Chat"
+    SOCIAL = "social", "Social"
+    PHONE = "phone", "Phone"
+
+
+class Customer(TimeStampedModel):
+    """One person, whatever channels they use. Has one or more identities."""
+
+    name = models.CharField(max_length=200, blank=True)
+    # Set when this customer was merged into another; kept (not deleted) so a merge can be undone.
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_customers"
+    )
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name or f"Customer #{self.pk}"
+
+
+class Identity(TimeStampedModel):
+    """A handle on a channel, normalised so that an exact match finds the customer."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", "Email address"
+        PHONE = "phone", "Phone number"
+        CHAT = "chat", "Chat visitor id"
+        SOCIAL = "social", "Social handle"
+        EXTERNAL = "external", "External id"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="identities")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    # Lower-cased email, E.164 phone, "network:handle" for social; see identity_normalise().
+    value = models.CharField(max_length=320)
+    display_value = models.CharField(max_length=320, blank=True)
+    # Verified: the customer proved control (they wrote from it, or an agent linked it).
+    verified = models.BooleanField(default=False)
+    # Set by a bounce: no automatic mail (surveys) goes to this address any more.
+    undeliverable_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["kind", "value"]
+        verbose_name_plural = "identities"
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "value"], name="tickets_identity_unique_kind_value"),
+            models.CheckConstraint(
+                condition=Q(kind__in=["email", "phone", "chat", "social", "external"]),
+                name="tickets_identity_kind_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+
+class Channel(TimeStampedModel):
+    """An inbound endpoint (a mailbox, a chat widget, a social account, a phone line)."""
+
+    Kind = ChannelKind
+
+    kind = models.CharField(max_length=10, choices=ChannelKind.choices)
+    name = models.CharField(max_length=100, unique=True)
+    # New conversations from this channel go to this team.
+    team = models.ForeignKey(
+        "supportdesk.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="channels"
+    )
+    # Presented by the channel's integration as X-Channel-Token.
+    secret = models.CharField(max_length=64, unique=True, default=_new_channel_secret)
+    # Email channels: the mailbox address mail arrives at (used to route provider webhooks).
+    address = models.EmailField(blank=True)
+    # Chat and social channels: where agent replies are delivered as signed webhooks.
+    webhook_url = models.URLField(blank=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["kind", "name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["email", "chat", "social", "phone"]),
+                name="tickets_channel_kind_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+
+class Conversation(TimeStampedModel):
+    """One customer issue (a ticket); it may span several channels."""
+
+    class Status(models.TextChoices):
+        NEW = "new", "New"
+        OPEN = "open", "Open"
+        PENDING = "pending", "Pending on customer"
+        SOLVED = "solved", "Solved"
+        CLOSED = "closed", "Closed"
+
+    ACTIVE_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="conversations")
+    team = models.ForeignKey(
+        "supportdesk.Team",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="conversations",
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="assigned_conversations",
+    )
+    subject = models.CharField(max_length=998, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.NEW)
+    # Channel kinds touched by this conversation, in order of first use.
+    channels = models.JSONField(default=list, blank=True)
+    # Contacts counted by the rules of METRICS.md ("Counting contacts").
+    contacts_counted = models.PositiveIntegerField(default=0)
+    first_inbound_at = models.DateTimeField(null=True, blank=True)
+    last_inbound_at = models.DateTimeField(null=True, blank=True)
+    last_activity_at = models.DateTimeField(default=timezone.now)
+    solved_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    # A customer writing on a closed conversation opens a follow-up that points back.
+    follow_up_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="follow_ups"
+    )
+    # Optimistic concurrency: bumped by every service that changes the conversation.
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["-last_activity_at", "-id"]
+        indexes = [
+            # conversation_list_for_user: a team's queue, newest activity first (keyset).
+            models.Index(
+                fields=["team", "-last_activity_at", "-id"], name="tickets_conv_team_activity"
+            ),
+            # conversation_list_for_user(assignee=...): "mine".
+            models.Index(
+                fields=["assignee", "-last_activity_at", "-id"], name="tickets_conv_assignee_act"
+            ),
+            # Ingestion's attach rule: the customer's active conversations.
+            models.Index(
+                fields=["customer", "status", "-last_activity_at"], name="tickets_conv_customer"
+            ),
+            # conversations_close_solved: solved conversations past the survey window.
+            models.Index(
+                fields=["solved_at"],
+                condition=Q(status="solved"),
+                name="tickets_conv_solved_at",
+            ),
+            # Unfiltered desk queue for admins, newest activity first.
+            models.Index(fields=["-last_activity_at", "-id"], name="tickets_conv_activity"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["new", "open", "pending", "solved", "closed"]),
+                name="tickets_conversation_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.subject}"[:80]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+
+class Contact(models.Model):
+    """A customer-initiated touch about a conversation (METRICS.md, "Counting contacts")."""
+
+    class Reason(models.TextChoices):
+        FIRST = "first", "First inbound message"
+        CHANNEL_CHANGE = "channel_change", "Another channel"
+        REOPEN = "reopen", "Wrote after a solve or while pending"
+        CHASER = "chaser", "Chased an unanswered message"
+        CALL = "call", "Phone call"
+        CHAT_SESSION = "chat_session", "New chat session"
+
+    class EndedBy(models.TextChoices):
+        CUSTOMER = "customer", "Customer"
+        AGENT = "agent", "Agent"
+        SYSTEM = "system", "System"
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="contacts"
+    )
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="contacts")
+    channel_kind = models.CharField(max_length=10, choices=ChannelKind.choices)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    started_at = models.DateTimeField()
+    session_id = models.CharField(max_length=255, blank=True)
+    # Phone calls only.
+    wait_seconds = models.PositiveIntegerField(null=True, blank=True)
+    talk_seconds = models.PositiveIntegerField(null=True, blank=True)
+    hold_seconds = models.PositiveIntegerField(null=True, blank=True)
+    wrap_seconds = models.PositiveIntegerField(null=True, blank=True)
+    ended_by = models.CharField(max_length=10, choices=EndedBy.choices, blank=True)
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="handled_contacts",
+    )
+
+    class Meta:
+        ordering = ["started_at", "id"]
+        indexes = [
+            # Timeline contact boundaries and recounts, per conversation in time order.
+            models.Index(fields=["conversation", "started_at"], name="tickets_contact_conv_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel_kind} contact on #{self.conversation_id}"
+
+
+class Message(models.Model):
+    """One entry of a conversation: inbound (customer), outbound (agent) or an internal note."""
+
+    class Direction(models.TextChoices):
+        INBOUND = "inbound", "Inbound"
+        OUTBOUND = "outbound", "Outbound"
+        NOTE = "note", "Internal note"
+
+    class Delivery(models.TextChoices):
+        NONE = "", "Not applicable"
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        NOT_SENT = "not_sent", "Not sent (no delivery route)"
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.PROTECT, related_name="messages"
+    )
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    channel = models.ForeignKey(
+        Channel, null=True, blank=True, on_delete=models.PROTECT, related_name="messages"
+    )
+    channel_kind = models.CharField(max_length=10, choices=ChannelKind.choices, blank=True)
+    direction = models.CharField(max_length=10, choices=Direction.choices)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="authored_messages",
+    )
+    # The customer's handle this came from (inbound) or went to (outbound).
+    identity = models.ForeignKey(
+        Identity, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    # The channel's own id for the message (email Message-ID, chat message id, call id).
+    external_id = models.CharField(max_length=998, null=True, blank=True)
+    # RFC 5322 Message-ID, ours or theirs, without angle brackets: email threading looks it up.
+    message_id = models.CharField(max_length=998, blank=True)
+    in_reply_to = models.TextField(blank=True)
+    references = models.TextField(blank=True)
+    # Chat session id or social thread id.
+    thread_key = models.CharField(max_length=255, blank=True)
+    subject = models.CharField(max_length=998, blank=True)
+    body_text = models.TextField(blank=True)
+    # Sanitised with nh3 at ingestion; the original stays in ``raw``.
+    body_html = models.TextField(blank=True)
+    raw = models.BinaryField(blank=True, editable=False)
+    # Non-empty for auto-replies, bounces, list mail and our own mail: never triggers anything.
+    automated = models.CharField(max_length=20, blank=True)
+    sent_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivery_state = models.CharField(
+        max_length=10, choices=Delivery.choices, blank=True, default=Delivery.NONE
+    )
+    delivery_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    delivery_attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sent_at", "id"]
+        indexes = [
+            # conversation_get_for_user: the timeline in time order.
+            models.Index(fields=["conversation", "sent_at", "id"], name="tickets_msg_timeline"),
+            # Email threading: In-Reply-To/References against stored Message-IDs.
+            models.Index(
+                fields=["message_id"], condition=~Q(message_id=""), name="tickets_msg_message_id"
+            ),
+            # Chat sessions and social threads continue their conversation.
+            models.Index(
+                fields=["channel", "thread_key"],
+                condition=~Q(thread_key=""),
+                name="tickets_msg_thread_key",
+            ),
+        ]
+        constraints = [
+            # Idempotent ingestion: concurrent deliveries of one message store it once.
+            models.UniqueConstraint(
+                fields=["channel", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="tickets_message_unique_external_id",
+            ),
+            models.CheckConstraint(
+                condition=Q(direction__in=["inbound", "outbound", "note"]),
+                name="tickets_message_direction_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.channel_kind} #{self.pk}"
+
+    @property
+    def is_public(self) -> bool:
+        return self.direction != self.Direction.NOTE
+
+
+def _attachment_path(instance: Attachment, filename: str) -> str:
+    now = timezone.now()
+    return f"attachments/{now:%Y/%m}/{secrets.token_hex(8)}"
+
+
+class Attachment(models.Model):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    # Stored under a random name; the customer's filename is only ever shown, never used as a path.
+    file = models.FileField(upload_to=_attachment_path, max_length=255)
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255)
+    size = models.PositiveBigIntegerField()
+    content_id = models.CharField(max_length=255, blank=True)
+    inline = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+class QuarantinedMessage(models.Model):
+    """Inbound input the parser could not handle: kept raw with its error, never dropped."""
+
+    channel = models.ForeignKey(
+        Channel, null=True, blank=True, on_delete=models.PROTECT, related_name="quarantined"
+    )
+    source = models.CharField(max_length=50)
+    raw = models.BinaryField(editable=False)
+    error = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.error[:60]}"
+
+
+class Event(models.Model):
+    """Append-only log of what happened; higher apps react to it (see supportdesk.events)."""
+
+    class Kind(models.TextChoices):
+        CONVERSATION_CREATED = "conversation.created", "Conversation created"
+        STATUS_CHANGED = "conversation.status_changed", "Status changed"
+        ASSIGNED = "conversation.assigned", "Assigned"
+        SOLVED = "conversation.solved", "Solved"
+        REOPENED = "conversation.reopened", "Reopened"
+        CLOSED = "conversation.closed", "Closed"
+        INBOUND = "message.inbound", "Customer wrote"
+        REPLIED = "message.replied", "Agent replied"
+        MESSAGE_MOVED = "message.moved", "Message moved"
+        CUSTOMER_MERGED = "customer.merged", "Customers merged"
+        CUSTOMER_MERGE_UNDONE = "customer.merge_undone", "Merge undone"
+        IDENTITY_LINKED = "identity.linked", "Identity linked"
+        IDENTITY_UNDELIVERABLE = "identity.undeliverable", "Address bounced"
+
+    kind = models.CharField(max_length=40, choices=Kind.choices)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    # Attribution at the time of the event (METRICS.md, "Attribution").
+    team = models.ForeignKey(
+        "supportdesk.Team", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    channel_kind = models.CharField(max_length=10, choices=ChannelKind.choices, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        indexes = [
+            # Contact recounts and the timeline read a conversation's events in order.
+            models.Index(fields=["conversation", "occurred_at"], name="tickets_event_conv_time"),
+            # Metrics read events of one kind by date (solves, reopens).
+            models.Index(fields=["kind", "occurred_at"], name="tickets_event_kind_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} @ {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class CustomerMerge(models.Model):
+    """Audit record of a merge: what moved, so that it can be undone."""
+
+    target = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="merges_in")
+    merged = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="merges_out")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    identity_ids = models.JSONField(default=list)
+    conversation_ids = models.JSONField(default=list)
+    merged_name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # A customer is merged away at most once at a time.
+            models.UniqueConstraint(
+                fields=["merged"],
+                condition=Q(undone_at__isnull=True),
+                name="tickets_customermerge_one_active_per_merged",
+            ),
+            models.CheckConstraint(
+                condition=~Q(target=models.F("merged")), name="tickets_customermerge_not_self"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.merged_id} into #{self.target_id}"

@@ -1,0 +1,30 @@
+"""Thin Celery tasks: primitive ids in, one service call."""
+
+import logging
+import smtplib
+
+from celery import shared_task
+from django.db import OperationalError
+
+from tickets.services import conversations_close_solved, message_delivery_failed, message_email_send
+
+logger = logging.getLogger(__name__)
+
+_TRANSIENT = (smtplib.SMTPException, ConnectionError, TimeoutError, OSError, OperationalError)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=8, ignore_result=True)
+def message_email_send_task(self, message_id: int) -> None:  # type: ignore[no-untyped-def]
+    try:
+        message_email_send(message_id=message_id)
+    except _TRANSIENT as exc:
+        if self.request.retries >= self.max_retries:
+            message_delivery_failed(message_id=message_id, error=f"gave up after retries: {exc}")
+            return
+        # 30 s, 60 s, 2 min, ... capped at 30 min: the SMTP server gets time to come back.
+        raise self.retry(exc=exc, countdown=min(30 * 2**self.request.retries, 1800)) from exc
+
+
+@shared_task(ignore_result=True)
+def conversations_close_solved_task() -> int:
+    return conversations_close_solved()
