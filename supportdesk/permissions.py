@@ -15,7 +15,12 @@ class IsStaffMember(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
-        return bool(user and user.is_authenticated and user.is_active and getattr(user, "role", None) is not None)
+        return bool(
+            user
+            and user.is_authenticated
+            and user.is_active
+            and getattr(user, "role", None) is not None
+        )
 
 
 class IsManager(IsStaffMember):

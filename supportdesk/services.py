@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Iterable
 from datetime import timedelta
@@ -85,7 +86,7 @@ def outbox_relay(*, item_ids: Iterable[int]) -> int:
         if not claimed:
             continue
         try:
-            task = current_app.tasks[item.task_name]
+            task = _task(item.task_name)
             task.apply_async(kwargs=item.kwargs, retry=False)
         except Exception as exc:  # the broker is down or the task is unknown: keep the row
             logger.warning("outbox item %s not relayed: %s", item.pk, exc)
@@ -97,6 +98,13 @@ def outbox_relay(*, item_ids: Iterable[int]) -> int:
             continue
         relayed += 1
     return relayed
+
+
+def _task(name: str) -> Any:
+    """The registered task; its module is imported first (web processes skip autodiscovery)."""
+    if name not in current_app.tasks:
+        importlib.import_module(name.rsplit(".", 1)[0])
+    return current_app.tasks[name]
 
 
 def _is_broker_error(exc: Exception) -> bool:

@@ -200,7 +200,9 @@ def _email_settings(url: str) -> dict[str, object]:
     if parts.scheme == "locmem":
         return {"EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend"}
     if parts.scheme not in {"smtp", "smtps"}:
-        raise ImproperlyConfigured(f"EMAIL_URL scheme must be smtp, smtps, file or console: {url!r}")
+        raise ImproperlyConfigured(
+            f"EMAIL_URL scheme must be smtp, smtps, file or console: {url!r}"
+        )
     return {
         "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
         "EMAIL_HOST": parts.hostname or "localhost",
@@ -226,7 +228,9 @@ ANYMAIL = {key: value for key, value in ANYMAIL.items() if value}
 # --- Domain settings ---------------------------------------------------------------------------
 ATTACH_WINDOW_DAYS = env_int("ATTACH_WINDOW_DAYS", 7, minimum=0)
 CONTACT_CHASER_HOURS = env_int("CONTACT_CHASER_HOURS", 4, minimum=1)
-CLOSE_SOLVED_AFTER_DAYS = env_int("CLOSE_SOLVED_AFTER_DAYS", env_int("SURVEY_WINDOW_DAYS", 7), minimum=1)
+CLOSE_SOLVED_AFTER_DAYS = env_int(
+    "CLOSE_SOLVED_AFTER_DAYS", env_int("SURVEY_WINDOW_DAYS", 7), minimum=1
+)
 PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", "US").upper()
 SURVEY_DELAY_MINUTES = env_int("SURVEY_DELAY_MINUTES", 60, minimum=0)
 SURVEY_MIN_DAYS_BETWEEN = env_int("SURVEY_MIN_DAYS_BETWEEN", 7, minimum=0)
@@ -239,23 +243,30 @@ OUTBOX_RELAY_AFTER_SECONDS = env_int("OUTBOX_RELAY_AFTER_SECONDS", 5, minimum=0)
 # Tests set this so a test that needs PostgreSQL, Redis or a worker fails instead of skipping.
 REQUIRE_SERVICES = env_bool("REQUIRE_SERVICES", False)
 
+
 # --- Celery ------------------------------------------------------------------------------------
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
-if CELERY_BROKER_URL.startswith("filesystem://"):
-    _broker_dir = DATA_DIR / "broker"
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
-        "data_folder_in": str(_broker_dir / "queue"),
-        "data_folder_out": str(_broker_dir / "queue"),
-        "processed_folder": str(_broker_dir / "processed"),
-        "store_processed": False,
-    }
-else:
+def celery_broker_transport_options(broker_url: str) -> dict[str, object]:
+    """Transport options for a broker URL (tests that switch brokers reuse this)."""
+    if broker_url.startswith("filesystem://"):
+        broker_dir = DATA_DIR / "broker"
+        return {
+            "data_folder_in": str(broker_dir / "queue"),
+            "data_folder_out": str(broker_dir / "queue"),
+            "processed_folder": str(broker_dir / "processed"),
+            "store_processed": False,
+        }
     # Fail fast when the broker is down: the outbox keeps the work and beat relays it later.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    return {
         "socket_connect_timeout": 2,
         "socket_timeout": 5,
         "visibility_timeout": 3600,
     }
+
+
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS = celery_broker_transport_options(CELERY_BROKER_URL)
+# One queue name per deployment (or per test run, so parallel runs on one Redis stay apart).
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True

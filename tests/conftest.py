@@ -50,7 +50,9 @@ def team_b(db):
 def agent_a(team_a):
     from tests.factories import make_staff
 
-    return make_staff("alice@desk.example", role="agent", teams=["Team A"], full_name="Alice Archer")
+    return make_staff(
+        "alice@desk.example", role="agent", teams=["Team A"], full_name="Alice Archer"
+    )
 
 
 @pytest.fixture

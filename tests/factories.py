@@ -11,14 +11,26 @@ from django.utils import timezone
 from supportdesk.models import User
 from supportdesk.services import staff_create_or_update
 from tickets.models import Channel
-from tickets.services import InboundResult, inbound_chat, inbound_email_raw, inbound_phone, inbound_social
+from tickets.services import (
+    InboundResult,
+    inbound_chat,
+    inbound_email_raw,
+    inbound_phone,
+    inbound_social,
+)
 
 _seq = itertools.count(1)
 
 
-def make_staff(email: str, *, role: str = "agent", teams: list[str] | None = None, full_name: str | None = None) -> User:
+def make_staff(
+    email: str, *, role: str = "agent", teams: list[str] | None = None, full_name: str | None = None
+) -> User:
     user, _ = staff_create_or_update(
-        email=email, role=role, team_names=teams or [], password="correct horse battery", full_name=full_name
+        email=email,
+        role=role,
+        team_names=teams or [],
+        password="correct horse battery",
+        full_name=full_name,
     )
     return user
 

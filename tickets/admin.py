@@ -59,7 +59,15 @@ class ChannelAdmin(admin.ModelAdmin):
 class MessageInline(admin.TabularInline):
     model = Message
     extra = 0
-    fields = ["sent_at", "direction", "channel_kind", "author", "body_text", "automated", "delivery_state"]
+    fields = [
+        "sent_at",
+        "direction",
+        "channel_kind",
+        "author",
+        "body_text",
+        "automated",
+        "delivery_state",
+    ]
     readonly_fields = fields
     can_delete = False
     show_change_link = True
@@ -67,7 +75,16 @@ class MessageInline(admin.TabularInline):
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ["id", "subject", "customer", "status", "team", "assignee", "contacts_counted", "last_activity_at"]
+    list_display = [
+        "id",
+        "subject",
+        "customer",
+        "status",
+        "team",
+        "assignee",
+        "contacts_counted",
+        "last_activity_at",
+    ]
     list_filter = ["status", "team"]
     search_fields = ["subject", "customer__name", "customer__identities__value"]
     raw_id_fields = ["customer", "assignee", "follow_up_of"]
@@ -77,7 +94,15 @@ class ConversationAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "conversation", "direction", "channel_kind", "automated", "delivery_state", "sent_at"]
+    list_display = [
+        "id",
+        "conversation",
+        "direction",
+        "channel_kind",
+        "automated",
+        "delivery_state",
+        "sent_at",
+    ]
     list_filter = ["direction", "channel_kind", "delivery_state"]
     search_fields = ["external_id", "message_id", "subject"]
     raw_id_fields = ["conversation", "contact", "author", "identity", "channel"]

@@ -63,7 +63,9 @@ class Identity(TimeStampedModel):
         ordering = ["kind", "value"]
         verbose_name_plural = "identities"
         constraints = [
-            models.UniqueConstraint(fields=["kind", "value"], name="tickets_identity_unique_kind_value"),
+            models.UniqueConstraint(
+                fields=["kind", "value"], name="tickets_identity_unique_kind_value"
+            ),
             models.CheckConstraint(
                 condition=Q(kind__in=["email", "phone", "chat", "social", "external"]),
                 name="tickets_identity_kind_valid",
@@ -83,7 +85,11 @@ class Channel(TimeStampedModel):
     name = models.CharField(max_length=100, unique=True)
     # New conversations from this channel go to this team.
     team = models.ForeignKey(
-        "supportdesk.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="channels"
+        "supportdesk.Team",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="channels",
     )
     # Presented by the channel's integration as X-Channel-Token.
     secret = models.CharField(max_length=64, unique=True, default=_new_channel_secret)
@@ -278,7 +284,8 @@ class Message(models.Model):
         Identity, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
     )
     # The channel's own id for the message (email Message-ID, chat message id, call id).
-    external_id = models.CharField(max_length=998, null=True, blank=True)
+    # NULL, not "", for messages without one (agent replies): the unique constraint skips NULLs.
+    external_id = models.CharField(max_length=998, null=True, blank=True)  # noqa: DJ001
     # RFC 5322 Message-ID, ours or theirs, without angle brackets: email threading looks it up.
     message_id = models.CharField(max_length=998, blank=True)
     in_reply_to = models.TextField(blank=True)

@@ -8,7 +8,15 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 
 from supportdesk.models import User
-from tickets.models import Attachment, Channel, Conversation, Customer, CustomerMerge, Identity, Message
+from tickets.models import (
+    Attachment,
+    Channel,
+    Conversation,
+    Customer,
+    CustomerMerge,
+    Identity,
+    Message,
+)
 
 
 def visible_conversations_q(user: User, prefix: str = "") -> Q:
@@ -41,14 +49,18 @@ def conversation_list_for_user(
     elif assignee == "me":
         qs = qs.filter(assignee=user)
     elif assignee:
-        qs = qs.filter(Q(assignee__email=assignee.lower()) if "@" in assignee else Q(assignee_id=assignee))
+        qs = qs.filter(
+            Q(assignee__email=assignee.lower()) if "@" in assignee else Q(assignee_id=assignee)
+        )
     if team is not None:
         qs = qs.filter(team_id=team)
     if customer is not None:
         qs = qs.filter(customer_id=customer)
     if channel:
-        qs = qs.filter(channels__contains=[channel]) if _json_contains_supported() else qs.filter(
-            channels__icontains=f'"{channel}"'
+        qs = (
+            qs.filter(channels__contains=[channel])
+            if _json_contains_supported()
+            else qs.filter(channels__icontains=f'"{channel}"')
         )
     return qs
 
@@ -69,7 +81,9 @@ def conversation_get_for_user(*, user: User, pk: Any, for_detail: bool = False) 
             Prefetch(
                 "messages",
                 queryset=Message.objects.select_related("author", "identity", "contact")
-                .prefetch_related(Prefetch("attachments", queryset=Attachment.objects.order_by("id")))
+                .prefetch_related(
+                    Prefetch("attachments", queryset=Attachment.objects.order_by("id"))
+                )
                 .order_by("sent_at", "id"),
             )
         )
@@ -90,7 +104,9 @@ def customer_get_for_user(*, user: User, pk: Any) -> Customer:
     visible = Conversation.objects.filter(visible_conversations_q(user), customer=customer).exists()
     merged_visible = (
         customer.merged_into_id is not None
-        and Conversation.objects.filter(visible_conversations_q(user), customer_id=customer.merged_into_id).exists()
+        and Conversation.objects.filter(
+            visible_conversations_q(user), customer_id=customer.merged_into_id
+        ).exists()
     )
     if not (visible or merged_visible):
         raise Http404("No such customer.")
@@ -105,7 +121,9 @@ def customer_detail_data(*, user: User, customer: Customer) -> dict[str, Any]:
         .order_by("-last_activity_at", "-id")
     )
     merges = list(
-        CustomerMerge.objects.filter(target=customer).select_related("merged").order_by("-created_at")
+        CustomerMerge.objects.filter(target=customer)
+        .select_related("merged")
+        .order_by("-created_at")
     )
     return {"identities": identities, "conversations": conversations, "merges": merges}
 

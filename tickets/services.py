@@ -34,7 +34,12 @@ from supportdesk.models import Team, User
 from supportdesk.services import outbox_enqueue, team_get_or_create
 from tickets import tokens
 from tickets.emails import EmailParseError, ParsedEmail, parse_inbound_message, parse_raw_email
-from tickets.identities import normalise_email, normalise_identity, normalise_phone, normalise_social
+from tickets.identities import (
+    normalise_email,
+    normalise_identity,
+    normalise_phone,
+    normalise_social,
+)
 from tickets.models import (
     Attachment,
     Channel,
@@ -186,9 +191,7 @@ def _customer_for_handles(
     """
     existing = {
         (identity.kind, identity.value): identity
-        for identity in Identity.objects.select_related("customer").filter(
-            _handles_q(handles)
-        )
+        for identity in Identity.objects.select_related("customer").filter(_handles_q(handles))
     }
     customer: Customer | None = None
     for kind, value, _display in handles:
@@ -233,7 +236,9 @@ def identity_link(*, customer: Customer, kind: str, value: str, actor: User | No
         normalised = normalise_identity(kind, value)
     except ValidationError as exc:
         raise ApplicationError(exc.messages[0]) from exc
-    existing = Identity.objects.select_related("customer").filter(kind=kind, value=normalised).first()
+    existing = (
+        Identity.objects.select_related("customer").filter(kind=kind, value=normalised).first()
+    )
     if existing is not None:
         if existing.customer_id == customer.pk:
             return existing
@@ -264,7 +269,9 @@ def customer_merge(*, target: Customer, other: Customer, actor: User | None) -> 
     """
     if target.pk == other.pk:
         raise ApplicationError("A customer cannot be merged into itself.")
-    locked = {c.pk: c for c in Customer.objects.select_for_update().filter(pk__in=[target.pk, other.pk])}
+    locked = {
+        c.pk: c for c in Customer.objects.select_for_update().filter(pk__in=[target.pk, other.pk])
+    }
     target, other = locked[target.pk], locked[other.pk]
     if other.merged_into_id is not None:
         raise Conflict("That customer was already merged into another one.")
@@ -586,10 +593,11 @@ def _ingest_once(data: _Inbound) -> InboundResult:
         _mark_bounced(data)
         raise _Quarantine(f"{automated} mail that matches no conversation")
 
-    if automated and not data.handles:
-        customer, identities = Customer.objects.create(name=data.name[:200]), {}
-    elif automated and conversation is not None:
+    identities: dict[str, Identity]
+    if automated and conversation is not None:
         customer, identities = conversation.customer, {}
+    elif automated and not data.handles:
+        customer, identities = Customer.objects.create(name=data.name[:200]), {}
     else:
         customer, identities = _customer_for_handles(data.handles, name=data.name)
 
@@ -665,7 +673,9 @@ def _ingest_once(data: _Inbound) -> InboundResult:
             conversation.contacts_counted += 1
         if conversation.first_inbound_at is None:
             conversation.first_inbound_at = message.sent_at
-        conversation.last_inbound_at = max(conversation.last_inbound_at or message.sent_at, message.sent_at)
+        conversation.last_inbound_at = max(
+            conversation.last_inbound_at or message.sent_at, message.sent_at
+        )
         if status_before == Status.SOLVED:
             _set_status(
                 conversation,
@@ -743,10 +753,16 @@ def _mark_bounced(data: _Inbound) -> None:
 def _conversation_create(
     customer: Customer, data: _Inbound, *, follow_up_of: Conversation | None = None
 ) -> Conversation:
-    subject = data.subject or _subject_from_body(data.body_text) or f"{data.channel.get_kind_display()} contact"
+    subject = (
+        data.subject
+        or _subject_from_body(data.body_text)
+        or f"{data.channel.get_kind_display()} contact"
+    )
     conversation = Conversation.objects.create(
         customer=customer,
-        team=data.channel.team if follow_up_of is None else (follow_up_of.team or data.channel.team),
+        team=data.channel.team
+        if follow_up_of is None
+        else (follow_up_of.team or data.channel.team),
         subject=subject[:998],
         status=Status.NEW,
         channels=[],
@@ -840,7 +856,9 @@ def _store_attachments(message: Message, attachments: Iterable[Any]) -> None:
             content_id=getattr(attachment, "content_id", "")[:255],
             inline=getattr(attachment, "inline", False),
         )
-        record.file.save(attachment.filename or "attachment", ContentFile(attachment.content), save=False)
+        record.file.save(
+            attachment.filename or "attachment", ContentFile(attachment.content), save=False
+        )
         record.save()
 
 
@@ -854,12 +872,18 @@ def _check_attachment_sizes(attachments: Iterable[Any]) -> None:
             )
 
 
-def quarantine_store(*, channel: Channel | None, source: str, raw: bytes, error: str) -> QuarantinedMessage:
+def quarantine_store(
+    *, channel: Channel | None, source: str, raw: bytes, error: str
+) -> QuarantinedMessage:
     """Keep input we could not process, with the reason, for an admin to look at."""
-    return QuarantinedMessage.objects.create(channel=channel, source=source, raw=raw, error=error[:5000])
+    return QuarantinedMessage.objects.create(
+        channel=channel, source=source, raw=raw, error=error[:5000]
+    )
 
 
-def _email_inbound(parsed: ParsedEmail, *, channel: Channel, raw: bytes) -> InboundResult:
+def _email_inbound(
+    parsed: ParsedEmail, *, channel: Channel, raw: bytes, received_at: datetime | None = None
+) -> InboundResult:
     _check_attachment_sizes(parsed.attachments)
     handles: list[tuple[str, str, str]] = []
     if parsed.from_email and parsed.automated not in {"bounce", "own_address"}:
@@ -879,7 +903,7 @@ def _email_inbound(parsed: ParsedEmail, *, channel: Channel, raw: bytes) -> Inbo
             body_text=parsed.text,
             body_html=parsed.html,
             # The receipt time orders the timeline: senders' Date headers are often wrong.
-            sent_at=timezone.now(),
+            sent_at=_clamp(received_at),
             raw=raw,
             message_id=parsed.message_id[:998],
             in_reply_to=parsed.in_reply_to,
@@ -896,13 +920,20 @@ def _email_inbound(parsed: ParsedEmail, *, channel: Channel, raw: bytes) -> Inbo
 def _own_addresses() -> list[str]:
     addresses = [settings.SUPPORT_EMAIL]
     addresses += list(
-        Channel.objects.filter(kind=ChannelKind.EMAIL).exclude(address="").values_list("address", flat=True)
+        Channel.objects.filter(kind=ChannelKind.EMAIL)
+        .exclude(address="")
+        .values_list("address", flat=True)
     )
     return addresses
 
 
-def inbound_email_raw(*, channel: Channel, raw: bytes, source: str = "api") -> InboundResult | QuarantinedMessage:
-    """Ingest a raw RFC 822 message. Unparseable input is quarantined, never dropped."""
+def inbound_email_raw(
+    *, channel: Channel, raw: bytes, source: str = "api", received_at: datetime | None = None
+) -> InboundResult | QuarantinedMessage:
+    """Ingest a raw RFC 822 message. Unparseable input is quarantined, never dropped.
+
+    ``received_at`` (default now) is for importers and the demo seed, which replay history.
+    """
     if channel.kind != ChannelKind.EMAIL:
         raise ApplicationError("This channel does not take email.")
     try:
@@ -910,12 +941,14 @@ def inbound_email_raw(*, channel: Channel, raw: bytes, source: str = "api") -> I
     except EmailParseError as exc:
         return quarantine_store(channel=channel, source=source, raw=raw, error=str(exc))
     try:
-        return _email_inbound(parsed, channel=channel, raw=raw)
+        return _email_inbound(parsed, channel=channel, raw=raw, received_at=received_at)
     except _Quarantine as exc:
         return quarantine_store(channel=channel, source=source, raw=raw, error=str(exc))
 
 
-def inbound_email_from_anymail(*, message: Any, esp_name: str) -> InboundResult | QuarantinedMessage:
+def inbound_email_from_anymail(
+    *, message: Any, esp_name: str
+) -> InboundResult | QuarantinedMessage:
     """Ingest a provider webhook's message (anymail's normalised AnymailInboundMessage)."""
     raw = message.as_bytes()
     parsed: ParsedEmail | None = None
@@ -935,7 +968,9 @@ def inbound_email_from_anymail(*, message: Any, esp_name: str) -> InboundResult 
     try:
         return _email_inbound(parsed, channel=channel, raw=raw)
     except _Quarantine as exc:
-        return quarantine_store(channel=channel, source=f"anymail:{esp_name}", raw=raw, error=str(exc))
+        return quarantine_store(
+            channel=channel, source=f"anymail:{esp_name}", raw=raw, error=str(exc)
+        )
 
 
 def _channel_for_recipients(recipients: Iterable[str]) -> Channel | None:
@@ -1065,8 +1100,10 @@ def _valid(fn: Any, *args: Any) -> str:
 
 
 def _locked(conversation: Conversation) -> Conversation:
-    return Conversation.objects.select_for_update().select_related("customer", "team", "assignee").get(
-        pk=conversation.pk
+    return (
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("customer", "team", "assignee")
+        .get(pk=conversation.pk)
     )
 
 
@@ -1092,7 +1129,11 @@ def conversation_reply(
     at = at or timezone.now()
     if internal:
         message = Message.objects.create(
-            conversation=conversation, direction=Direction.NOTE, author=author, body_text=body, sent_at=at
+            conversation=conversation,
+            direction=Direction.NOTE,
+            author=author,
+            body_text=body,
+            sent_at=at,
         )
         conversation.last_activity_at = max(conversation.last_activity_at, at)
         _save_conversation(conversation, "last_activity_at")
@@ -1117,14 +1158,18 @@ def conversation_reply(
         identity=identity,
         body_text=body,
         sent_at=at,
-        delivery_state=Message.Delivery.QUEUED if kind == ChannelKind.EMAIL else Message.Delivery.NOT_SENT,
+        delivery_state=Message.Delivery.QUEUED
+        if kind == ChannelKind.EMAIL
+        else Message.Delivery.NOT_SENT,
     )
     if kind == ChannelKind.EMAIL:
         domain = settings.SUPPORT_EMAIL.partition("@")[2] or "supportdesk.localhost"
         message.message_id = f"sd.{message.pk}.{secrets.token_hex(6)}@{domain}"
         message.subject = _reply_subject(conversation)
         message.save(update_fields=["message_id", "subject"])
-        outbox_enqueue(task_name="tickets.tasks.message_email_send_task", kwargs={"message_id": message.pk})
+        outbox_enqueue(
+            task_name="tickets.tasks.message_email_send_task", kwargs={"message_id": message.pk}
+        )
     else:
         Message.objects.filter(pk=message.pk).update(
             delivery_error="Delivery to chat and social providers is not configured for this channel."
@@ -1176,7 +1221,11 @@ def _reply_route(conversation: Conversation, kind: str) -> tuple[Channel, Identi
     if channel is None:
         raise ApplicationError(f"There is no {kind} channel to reply on.")
     identity_kind = {"email": "email", "chat": "chat", "social": "social"}[kind]
-    identity = last.identity if last is not None and last.identity and last.identity.kind == identity_kind else None
+    identity = (
+        last.identity
+        if last is not None and last.identity and last.identity.kind == identity_kind
+        else None
+    )
     if identity is None:
         identity = (
             Identity.objects.filter(customer=conversation.customer, kind=identity_kind)
@@ -1186,7 +1235,9 @@ def _reply_route(conversation: Conversation, kind: str) -> tuple[Channel, Identi
     if identity is None:
         raise ApplicationError(f"This customer has no {kind} handle to reply to; link one first.")
     if kind == ChannelKind.EMAIL and identity.undeliverable_at is not None:
-        raise ApplicationError(f"{identity.value} bounced; the customer has no deliverable email address.")
+        raise ApplicationError(
+            f"{identity.value} bounced; the customer has no deliverable email address."
+        )
     return channel, identity
 
 
@@ -1209,13 +1260,17 @@ def message_email_send(*, message_id: int) -> bool:
     stale = now - timedelta(minutes=15)
     claimed = Message.objects.filter(
         Q(delivery_state=Message.Delivery.QUEUED)
-        | Q(delivery_state=Message.Delivery.SENDING, delivered_at__isnull=True, created_at__lt=stale),
+        | Q(
+            delivery_state=Message.Delivery.SENDING, delivered_at__isnull=True, created_at__lt=stale
+        ),
         pk=message_id,
         direction=Direction.OUTBOUND,
     ).update(delivery_state=Message.Delivery.SENDING, delivery_attempts=F("delivery_attempts") + 1)
     if not claimed:
         return False
-    message = Message.objects.select_related("conversation", "identity", "author").get(pk=message_id)
+    message = Message.objects.select_related("conversation", "identity", "author").get(
+        pk=message_id
+    )
     try:
         email = _build_email(message)
         email.send(fail_silently=False)
@@ -1275,7 +1330,9 @@ def _header_safe(value: str) -> str:
 
 
 @transaction.atomic
-def conversation_solve(*, conversation: Conversation, actor: User, at: datetime | None = None) -> Event:
+def conversation_solve(
+    *, conversation: Conversation, actor: User, at: datetime | None = None
+) -> Event:
     """Record a solve event; the surveys app reacts to it by scheduling the survey."""
     conversation = _locked(conversation)
     if conversation.status in (Status.SOLVED, Status.CLOSED):
@@ -1296,9 +1353,13 @@ def conversation_solve(*, conversation: Conversation, actor: User, at: datetime 
             "channel": last_contact.channel_kind if last_contact else "",
         },
     )
-    Event.objects.filter(pk=event.pk).update(channel_kind=last_contact.channel_kind if last_contact else "")
+    Event.objects.filter(pk=event.pk).update(
+        channel_kind=last_contact.channel_kind if last_contact else ""
+    )
     conversation.last_activity_at = max(conversation.last_activity_at, at)
-    _save_conversation(conversation, "status", "solved_at", "closed_at", "assignee", "last_activity_at")
+    _save_conversation(
+        conversation, "status", "solved_at", "closed_at", "assignee", "last_activity_at"
+    )
     return event
 
 
@@ -1308,7 +1369,9 @@ def conversation_reopen(
 ) -> Event:
     conversation = _locked(conversation)
     if conversation.status not in (Status.SOLVED, Status.CLOSED):
-        raise Conflict(f"Only solved or closed conversations can be reopened; this one is {conversation.status}.")
+        raise Conflict(
+            f"Only solved or closed conversations can be reopened; this one is {conversation.status}."
+        )
     at = at or timezone.now()
     event = _set_status(
         conversation,
@@ -1328,7 +1391,9 @@ def conversation_reopen(
 def conversation_set_pending(*, conversation: Conversation, actor: User) -> Event:
     conversation = _locked(conversation)
     if conversation.status not in (Status.NEW, Status.OPEN):
-        raise Conflict(f"Only new or open conversations can wait on the customer; this one is {conversation.status}.")
+        raise Conflict(
+            f"Only new or open conversations can wait on the customer; this one is {conversation.status}."
+        )
     event = _set_status(conversation, Status.PENDING, actor=actor, at=timezone.now())
     _save_conversation(conversation, "status")
     return event
@@ -1347,9 +1412,14 @@ def conversation_assign(
     conversation = _locked(conversation)
     new_team = team if team is not None else conversation.team
     new_agent = None if unassign else (agent if agent is not None else conversation.assignee)
-    if team is not None and team != conversation.team and agent is None and new_agent is not None:
-        if not new_agent.teams.filter(pk=team.pk).exists():
-            new_agent = None  # moving to another team drops an assignee who is not in it
+    if (
+        team is not None
+        and team != conversation.team
+        and agent is None
+        and new_agent is not None
+        and not new_agent.teams.filter(pk=team.pk).exists()
+    ):
+        new_agent = None  # moving to another team drops an assignee who is not in it
     if new_agent is not None:
         if not new_agent.is_active:
             raise ApplicationError("That agent's account is deactivated.")
@@ -1368,7 +1438,10 @@ def conversation_assign(
         agent=new_agent,
         data={
             "from": previous,
-            "to": {"team": new_team.pk if new_team else None, "agent": new_agent.pk if new_agent else None},
+            "to": {
+                "team": new_team.pk if new_team else None,
+                "agent": new_agent.pk if new_agent else None,
+            },
         },
     )
     return conversation
@@ -1377,19 +1450,29 @@ def conversation_assign(
 @transaction.atomic
 def message_move(*, message: Message, to_conversation: Conversation, actor: User) -> Message:
     """Move a message to another conversation of the same customer; both are recounted."""
-    message = Message.objects.select_for_update().select_related("conversation").get(pk=message.pk)
+    message = (
+        Message.objects.select_for_update(of=("self",))
+        .select_related("conversation")
+        .get(pk=message.pk)
+    )
     source = message.conversation
     if source.pk == to_conversation.pk:
         raise ApplicationError("The message is already in that conversation.")
     if source.customer_id != to_conversation.customer_id:
-        raise ApplicationError("Messages move only between conversations of the same customer; merge first.")
+        raise ApplicationError(
+            "Messages move only between conversations of the same customer; merge first."
+        )
     Message.objects.filter(pk=message.pk).update(conversation=to_conversation)
     if message.contact_id and message.channel_kind == ChannelKind.PHONE:
         Contact.objects.filter(pk=message.contact_id).update(conversation=to_conversation)
     conversation_recount_contacts(conversation=source)
     conversation_recount_contacts(conversation=to_conversation)
     for conv in (source, to_conversation):
-        stamps = Message.objects.filter(conversation=conv).order_by("-sent_at").values_list("sent_at", flat=True)
+        stamps = (
+            Message.objects.filter(conversation=conv)
+            .order_by("-sent_at")
+            .values_list("sent_at", flat=True)
+        )
         latest = stamps.first()
         if latest is not None:
             Conversation.objects.filter(pk=conv.pk).update(last_activity_at=latest)
@@ -1413,7 +1496,9 @@ def conversations_close_solved(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.CLOSE_SOLVED_AFTER_DAYS)
     closed = 0
-    for pk in Conversation.objects.filter(status=Status.SOLVED, solved_at__lt=cutoff).values_list("pk", flat=True)[:1000]:
+    for pk in Conversation.objects.filter(status=Status.SOLVED, solved_at__lt=cutoff).values_list(
+        "pk", flat=True
+    )[:1000]:
         with transaction.atomic():
             conversation = Conversation.objects.select_for_update().get(pk=pk)
             if conversation.status != Status.SOLVED:
