@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -68,8 +69,19 @@ def outbox_enqueue(*, task_name: str, kwargs: dict[str, Any]) -> OutboxItem:
     broker is unreachable the request still succeeds and beat relays the row later.
     """
     item = OutboxItem.objects.create(task_name=task_name, kwargs=kwargs)
-    transaction.on_commit(lambda: outbox_relay(item_ids=[item.pk]))
+    transaction.on_commit(lambda: _relay_after_commit(item.pk))
     return item
+
+
+# After a failed publish, this process skips publishing for a moment; beat relays the rows.
+BROKER_RETRY_AFTER_SECONDS = 10.0
+_broker_down_until = 0.0
+
+
+def _relay_after_commit(item_id: int) -> None:
+    if time.monotonic() < _broker_down_until:
+        return  # the broker failed moments ago: answer fast and leave the row to beat
+    outbox_relay(item_ids=[item_id])
 
 
 def outbox_relay(*, item_ids: Iterable[int]) -> int:
@@ -78,6 +90,7 @@ def outbox_relay(*, item_ids: Iterable[int]) -> int:
     Each row is claimed with a conditional UPDATE first, so a row is published by one relayer
     only, even when the web process and beat race; a failed publish releases the claim.
     """
+    global _broker_down_until
     relayed = 0
     for item in OutboxItem.objects.filter(pk__in=list(item_ids), relayed_at__isnull=True):
         claimed = OutboxItem.objects.filter(pk=item.pk, relayed_at__isnull=True).update(
@@ -93,9 +106,15 @@ def outbox_relay(*, item_ids: Iterable[int]) -> int:
             OutboxItem.objects.filter(pk=item.pk).update(
                 relayed_at=None, attempts=item.attempts + 1, last_error=str(exc)[:2000]
             )
-            if current_app.conf.task_always_eager and not _is_broker_error(exc):
-                raise
-            continue
+            if not _is_broker_error(exc):
+                if current_app.conf.task_always_eager:
+                    raise
+                continue
+            # The broker is down: each further row would wait out the connect timeout too
+            # (about 2 s each, blocking a request or beat's worker). They stay for the next relay,
+            # and this process does not try again for a few seconds (a small circuit breaker).
+            _broker_down_until = time.monotonic() + BROKER_RETRY_AFTER_SECONDS
+            break
         relayed += 1
     return relayed
 

@@ -1,0 +1,366 @@
+"""Helpers for tests that need real services: PostgreSQL, Redis and a Celery worker process.
+
+Locally such a test skips when the service is missing. CI sets ``REQUIRE_SERVICES=1`` and then a
+missing service fails the test with a message saying how to provide it: a green CI run has
+really exercised the worker, it did not silently skip it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+from kombu import pools
+
+from supportdesk.celery import app as celery_app
+from supportdesk.settings import BASE_DIR, celery_broker_transport_options
+
+DEFAULT_TEST_BROKER_URL = "redis://127.0.0.1:6379/15"
+WORKER_READY_TIMEOUT = 60.0  # Django + Celery start-up on a busy 2-core CI machine
+T = TypeVar("T")
+
+
+def _missing(what: str, how: str) -> None:
+    if settings.REQUIRE_SERVICES:
+        pytest.fail(
+            f"{what}. REQUIRE_SERVICES=1 makes this a failure instead of a skip, so that CI cannot "
+            f"pass without exercising it. {how}",
+            pytrace=False,
+        )
+    pytest.skip(f"{what} ({how})")
+
+
+def require_postgres() -> None:
+    """Skip (or fail under REQUIRE_SERVICES) unless the default database is PostgreSQL.
+
+    Worker tests need a database that another process can reach while the test holds it: the
+    in-memory/file SQLite test database is neither shared nor safe for that.
+    """
+    if connection.vendor != "postgresql":
+        _missing(
+            f"This test needs PostgreSQL, but the default database is {connection.vendor}",
+            "Run it with DATABASE_URL=postgres://root@127.0.0.1:5432/supportdesk (the test "
+            "runner creates and drops a test_ database next to it).",
+        )
+
+
+def broker_url_for_tests() -> str:
+    url = os.environ.get("CELERY_BROKER_URL", "")
+    return url if url.startswith(("redis://", "rediss://")) else DEFAULT_TEST_BROKER_URL
+
+
+def require_redis(url: str) -> None:
+    """Skip (or fail under REQUIRE_SERVICES) unless a Redis server answers at ``url``."""
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except redis.RedisError as exc:
+        _missing(
+            f"This test needs Redis at {url}, which did not answer ({exc})",
+            "Start it with `redis-server --daemonize yes` or set CELERY_BROKER_URL.",
+        )
+
+
+def require_redis_server_binary() -> str:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        _missing(
+            "This test needs the redis-server program", "Install it: apt-get install redis-server."
+        )
+    assert binary is not None
+    return binary
+
+
+def wait_for(
+    probe: Callable[[], T], *, timeout: float, interval: float = 0.05, what: str = "condition"
+) -> T:
+    """Poll ``probe`` until it returns something truthy; fail the test after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}", pytrace=False)
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def unique_queue_name() -> str:
+    """A queue no other test run shares, so parallel runs on one Redis never take our tasks."""
+    return f"sd-test-{uuid.uuid4().hex[:12]}"
+
+
+def _stop(process: subprocess.Popen[Any], *, grace: float) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+# --- Redis ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class RedisServer:
+    """A private redis-server that a test may stop and start again on the same port."""
+
+    port: int
+    workdir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self) -> None:
+        assert self.process is None or self.process.poll() is not None, "already running"
+        log = open(self.workdir / "redis.log", "ab")  # noqa: SIM115 (the child owns it)
+        self.process = subprocess.Popen(
+            [
+                require_redis_server_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--daemonize",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5, socket_timeout=0.5)
+
+        def answers() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                pytest.fail(f"redis-server exited:\n{(self.workdir / 'redis.log').read_text()}")
+            try:
+                return bool(client.ping())
+            except redis.RedisError:
+                return False
+
+        try:
+            wait_for(answers, timeout=15, what=f"redis-server on port {self.port}")
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process, grace=10)
+            self.process = None
+
+
+@contextmanager
+def redis_server(port: int | None = None) -> Iterator[RedisServer]:
+    """Run a private Redis (no persistence) for the duration of the block, then stop it.
+
+    Fault tests stop and restart this one, never the shared server on 6379.
+    """
+    server = RedisServer(
+        port=port or free_port(), workdir=Path(tempfile.mkdtemp(prefix="sd-redis-"))
+    )
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+def redis_delete_queue(url: str, queue: str) -> None:
+    """Remove what a test queue left on a shared Redis: its list and kombu's bindings.
+
+    The default exchange is named after the default queue, and kombu keys bindings by exchange.
+    """
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
+    except redis.RedisError:
+        pass
+    finally:
+        client.close()
+
+
+# --- The Celery app in the test process (the producer) ----------------------------------------------
+
+
+def _drop_producer_connections() -> None:
+    # Celery caches the broker connection pool (app.pool), the producer pool and the queue/route
+    # tables (app.amqp); kombu caches pools per broker URL. Drop them all so the next publish
+    # connects to the broker and queue configured now, not to the ones of an earlier test.
+    pools.reset()
+    celery_app._pool = None
+    celery_app.__dict__.pop("amqp", None)
+
+
+@contextmanager
+def celery_publishing_to(broker_url: str, *, queue: str) -> Iterator[None]:
+    """Make this process publish tasks to ``broker_url``/``queue`` instead of running them eagerly.
+
+    This is what the web process does in production. The eager test configuration is restored
+    on exit, whatever happens, so the other tests in the session are unaffected.
+    """
+    conf = celery_app.conf
+    keys = ("broker_url", "broker_transport_options", "task_default_queue", "task_always_eager")
+    saved = {key: conf[key] for key in keys}
+    # Celery reads these variables before its configuration (celery.app.utils.Settings).
+    env_keys = ("CELERY_BROKER_URL", "CELERY_BROKER_WRITE_URL")
+    saved_env = {key: os.environ.get(key) for key in env_keys}
+    _drop_producer_connections()
+    os.environ.pop("CELERY_BROKER_WRITE_URL", None)
+    os.environ["CELERY_BROKER_URL"] = broker_url
+    conf.update(
+        broker_url=broker_url,
+        broker_transport_options=celery_broker_transport_options(broker_url),
+        task_default_queue=queue,
+        task_always_eager=False,
+    )
+    try:
+        yield
+    finally:
+        _drop_producer_connections()
+        conf.update(saved)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+# --- A real worker process --------------------------------------------------------------------------
+
+
+def worker_database_url() -> str:
+    """The URL of the database this test uses (pytest-django renamed it test_<name>)."""
+    db = connection.settings_dict
+    user = quote(db.get("USER") or "", safe="")
+    password = quote(db.get("PASSWORD") or "", safe="")
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = db.get("HOST") or "127.0.0.1"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{auth}{host}{port}/{quote(db['NAME'], safe='')}"
+
+
+@dataclass
+class CeleryWorker:
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    mail_dir: Path
+    env: dict[str, str] = field(repr=False)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_log(self, text: str, *, timeout: float = 30.0) -> None:
+        def seen() -> bool:
+            if self.process.poll() is not None:
+                pytest.fail(f"the Celery worker exited ({self.process.returncode})", pytrace=False)
+            return text in self.log()
+
+        wait_for(seen, timeout=timeout, what=f"{text!r} in the worker log")
+
+    def mail_files(self) -> list[Path]:
+        return sorted(path for path in self.mail_dir.iterdir() if path.is_file())
+
+    def mail_text(self) -> str:
+        return "".join(path.read_text(errors="replace") for path in self.mail_files())
+
+
+@contextmanager
+def celery_worker(
+    broker_url: str, env_extra: dict[str, str] | None = None
+) -> Iterator[CeleryWorker]:
+    """Start ``celery -A supportdesk worker`` as a separate process on the test database.
+
+    Mail is written to files in ``worker.mail_dir``. The block starts once the worker logs that
+    it is ready; the worker is stopped on exit (SIGTERM, then SIGKILL) and its log is printed if
+    the block failed, so a CI failure shows what the worker saw.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="sd-worker-"))
+    mail_dir = workdir / "mail"
+    mail_dir.mkdir()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "supportdesk.settings",
+        "DATABASE_URL": worker_database_url(),
+        "CELERY_BROKER_URL": broker_url,
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+        "EMAIL_URL": f"file://{mail_dir}",
+        "SUPPORT_EMAIL": "support@desk.example",
+        "DATA_DIR": str(workdir / "data"),
+        "LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+        **(env_extra or {}),
+    }
+    env.pop("CELERY_BROKER_WRITE_URL", None)
+    log_path = workdir / "worker.log"
+    log_file = open(log_path, "wb")  # noqa: SIM115 (the child owns it)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "supportdesk",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "--loglevel=INFO",
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+            f"--hostname=test-{uuid.uuid4().hex[:8]}@%h",
+        ],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    log_file.close()
+    worker = CeleryWorker(process=process, log_path=log_path, mail_dir=mail_dir, env=env)
+    try:
+        # Celery logs "celery@<host> ready." once it consumes from the queue.
+        worker.wait_for_log(" ready.", timeout=WORKER_READY_TIMEOUT)
+        yield worker
+    except BaseException:
+        print(f"----- Celery worker log ({log_path}) -----\n{worker.log()}\n----- end -----")
+        raise
+    finally:
+        _stop(process, grace=15)
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,213 @@
+"""A real Celery worker, a real Redis and the outbox between them.
+
+Most tests run tasks eagerly. These prove the production path: the web process writes an outbox
+row in the request's transaction and publishes it to Redis after commit; a separate
+``celery worker`` process consumes it and writes the effect to PostgreSQL. When Redis is down
+the request still succeeds and beat's relay sends the mail later, exactly once.
+
+The worker is another process, so the data must be committed (``transaction=True``) and the
+database must be PostgreSQL; without one, these tests skip (or fail when REQUIRE_SERVICES=1).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+
+from supportdesk.celery import app as celery_app
+from supportdesk.models import OutboxItem
+from supportdesk.services import outbox_enqueue, outbox_relay_pending
+from supportdesk.tasks import outbox_prune_task, outbox_relay_task
+from tests.factories import send_email
+from tests.services import (
+    broker_url_for_tests,
+    celery_publishing_to,
+    celery_worker,
+    redis_delete_queue,
+    redis_server,
+    require_postgres,
+    require_redis,
+    unique_queue_name,
+    wait_for,
+)
+from tickets.models import Conversation, Message
+from tickets.services import conversation_reply
+from tickets.tasks import message_email_send_task
+
+pytestmark = pytest.mark.services
+
+SEND_TASK = "tickets.tasks.message_email_send_task"
+# Publishing to a broker that refuses connections gives up after CELERY_BROKER_CONNECTION_TIMEOUT
+# (2 s); the rest of the request is milliseconds.
+REQUEST_BUDGET_SECONDS = 3.0
+WORKER_EFFECT_TIMEOUT = 30.0
+
+
+def _conversation_from_inbound_email(channel) -> Conversation:
+    inbound = send_email(
+        channel, sender="Jane Doe <jane@example.com>", subject="Where is my order?"
+    )
+    return Conversation.objects.get(pk=inbound.conversation_id)
+
+
+def _sent(message_id: int) -> Message | None:
+    return Message.objects.filter(pk=message_id, delivery_state=Message.Delivery.SENT).first()
+
+
+def _header_count(mail_text: str, message: Message) -> int:
+    return mail_text.count(f"Message-ID: <{message.message_id}>")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_process_consumes_reply_from_redis_and_sends_it(channels, agent_a):
+    require_postgres()
+    broker_url = broker_url_for_tests()
+    require_redis(broker_url)
+    queue = unique_queue_name()
+    # Given a conversation started by an inbound email, and a worker on its own queue
+    conversation = _conversation_from_inbound_email(channels["email"])
+    try:
+        with (
+            celery_worker(broker_url, {"CELERY_TASK_DEFAULT_QUEUE": queue}) as worker,
+            celery_publishing_to(broker_url, queue=queue),
+        ):
+            # When an agent replies: this process only stores the reply and publishes the task
+            message = conversation_reply(
+                conversation=conversation, author=agent_a, body="It ships tomorrow."
+            )
+
+            # Then the worker process sent the email and recorded it in the database
+            sent = wait_for(
+                lambda: _sent(message.pk),
+                timeout=WORKER_EFFECT_TIMEOUT,
+                what="the worker to mark the reply sent",
+            )
+            assert sent.delivered_at is not None
+            assert sent.delivery_attempts == 1
+            item = OutboxItem.objects.get(task_name=SEND_TASK, kwargs={"message_id": message.pk})
+            assert item.relayed_at is not None
+            assert item.attempts == 0
+            files = [path for path in worker.mail_files() if sent.message_id in path.read_text()]
+            assert len(files) == 1
+            assert _header_count(worker.mail_text(), sent) == 1
+            assert "To: jane@example.com" in files[0].read_text()
+    finally:
+        redis_delete_queue(broker_url, queue)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reply_while_redis_is_down_succeeds_and_is_sent_once_when_redis_is_back(channels, agent_a):
+    require_postgres()
+    queue = unique_queue_name()
+    conversation = _conversation_from_inbound_email(channels["email"])
+    with redis_server() as redis_srv, celery_publishing_to(redis_srv.url(), queue=queue):
+        # Given this process was connected to Redis, and Redis went down
+        outbox_prune_task.delay()  # lost with the restart below: Redis keeps nothing on disk
+        redis_srv.stop()
+
+        # When an agent replies
+        started = time.monotonic()
+        message = conversation_reply(
+            conversation=conversation, author=agent_a, body="It ships tomorrow."
+        )
+        elapsed = time.monotonic() - started
+
+        # Then the request succeeded quickly; the mail waits in the outbox, not lost
+        assert elapsed < REQUEST_BUDGET_SECONDS
+        message.refresh_from_db()
+        assert message.delivery_state == Message.Delivery.QUEUED
+        assert message.delivery_attempts == 0
+        item = OutboxItem.objects.get(task_name=SEND_TASK, kwargs={"message_id": message.pk})
+        assert item.relayed_at is None
+        assert item.attempts == 1
+        assert item.last_error != ""
+
+        # When Redis is back, a worker runs and beat's relay hands the outbox over
+        redis_srv.start()
+        with celery_worker(redis_srv.url(), {"CELERY_TASK_DEFAULT_QUEUE": queue}) as worker:
+            assert outbox_relay_pending(older_than_seconds=0) >= 1
+
+            # Then the mail goes out
+            sent = wait_for(
+                lambda: _sent(message.pk),
+                timeout=WORKER_EFFECT_TIMEOUT,
+                what="the worker to mark the reply sent",
+            )
+            item.refresh_from_db()
+            assert item.relayed_at is not None
+            assert _header_count(worker.mail_text(), sent) == 1
+
+            # When the relay runs again and the broker delivers the task a second time
+            assert outbox_relay_pending(older_than_seconds=0) == 0
+            duplicate = message_email_send_task.apply_async(kwargs={"message_id": message.pk})
+            worker.wait_for_log(f"[{duplicate.id}] succeeded", timeout=WORKER_EFFECT_TIMEOUT)
+
+            # Then it was still sent exactly once
+            assert len(worker.mail_files()) == 1
+            assert _header_count(worker.mail_text(), sent) == 1
+            sent.refresh_from_db()
+            assert sent.delivery_state == Message.Delivery.SENT
+            assert sent.delivery_attempts == 1
+
+
+@pytest.mark.django_db
+def test_relay_stops_at_the_first_broker_error():
+    # Needs no worker and no PostgreSQL: only a Redis that this test can stop.
+    # Given three rows waiting in the outbox (the test transaction never commits, so their
+    # on-commit hand-over does not run) and a Redis that went down
+    items = [
+        outbox_enqueue(task_name="supportdesk.tasks.outbox_prune_task", kwargs={}) for _ in "abc"
+    ]
+    with (
+        redis_server() as redis_srv,
+        celery_publishing_to(redis_srv.url(), queue=unique_queue_name()),
+    ):
+        outbox_prune_task.delay()
+        redis_srv.stop()
+
+        # When beat's relay runs
+        started = time.monotonic()
+        relayed = outbox_relay_pending(older_than_seconds=0)
+        elapsed = time.monotonic() - started
+
+    # Then it tried the oldest row only: each other row would wait out the connect timeout too
+    assert relayed == 0
+    assert elapsed < REQUEST_BUDGET_SECONDS
+    rows = list(OutboxItem.objects.filter(pk__in=[i.pk for i in items]).order_by("pk"))
+    assert [(row.relayed_at, row.attempts) for row in rows] == [(None, 1), (None, 0), (None, 0)]
+
+
+@pytest.mark.django_db
+def test_beat_relays_the_outbox_through_a_registered_task(settings, channels, agent_a, mailoutbox):
+    # Given the schedule that `celery -A supportdesk beat` runs, and the modules a worker imports
+    celery_app.loader.import_default_modules()
+    relay = celery_app.conf.beat_schedule["relay-outbox"]
+    assert relay["task"] == "supportdesk.tasks.outbox_relay_task"
+    assert relay["schedule"] <= timedelta(seconds=30)
+    assert "supportdesk.tasks.outbox_relay_task" in celery_app.tasks
+    assert SEND_TASK in celery_app.tasks
+
+    # And a reply whose on-commit hand-over never ran (this test's transaction never commits)
+    settings.OUTBOX_RELAY_AFTER_SECONDS = 0
+    conversation = _conversation_from_inbound_email(channels["email"])
+    message = conversation_reply(conversation=conversation, author=agent_a, body="On its way.")
+    item = OutboxItem.objects.get(task_name=SEND_TASK, kwargs={"message_id": message.pk})
+    assert item.relayed_at is None
+    assert mailoutbox == []
+    pending = OutboxItem.objects.filter(relayed_at__isnull=True).count()
+
+    # When beat's task runs (eagerly here), twice
+    first = outbox_relay_task.delay().get()
+    second = outbox_relay_task.delay().get()
+
+    # Then every pending row (the reply's, and any event reactions) was relayed once
+    assert (first, second) == (pending, 0)
+    assert not OutboxItem.objects.filter(relayed_at__isnull=True).exists()
+    item.refresh_from_db()
+    assert item.relayed_at is not None
+    message.refresh_from_db()
+    assert message.delivery_state == Message.Delivery.SENT
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].extra_headers["Message-ID"] == f"<{message.message_id}>"
