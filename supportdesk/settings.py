@@ -309,7 +309,6 @@ REST_FRAMEWORK = {
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "EXCEPTION_HANDLER": "supportdesk.api.exception_handler",
     "DEFAULT_PAGINATION_CLASS": None,
-    "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_RATES": {"inbound": env("INBOUND_THROTTLE_RATE", "6000/min")},
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

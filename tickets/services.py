@@ -199,6 +199,7 @@ def _customer_for_handles(
         if identity is not None:
             customer = _live_customer(identity.customer)
             break
+    created = customer is None
     if customer is None:
         customer = Customer.objects.create(name=name[:200])
     elif name and not customer.name:
@@ -209,6 +210,11 @@ def _customer_for_handles(
         identity = existing.get((kind, value)) or _identity_get_or_create(
             kind=kind, value=value, customer=customer, display=display
         )
+        if created and identity.customer_id != customer.pk:
+            # A concurrent first message from the same new handle created its customer after
+            # our lookup. Keeping ours would split the person in two: roll the whole ingestion
+            # back; _ingest retries and then finds the winner's customer.
+            raise IntegrityError(f"concurrent first contact from {kind}:{value}")
         identities[kind] = identity
     return customer, identities
 

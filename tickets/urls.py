@@ -1,1 +1,52 @@
-urlpatterns = []
+"""/api/v1/: one path per operation (see /work/shared/API.md)."""
+
+from django.urls import path
+
+from tickets import api
+
+app_name = "tickets"
+
+urlpatterns = [
+    path("inbound/email/", api.InboundEmailApi.as_view(), name="inbound-email"),
+    path("inbound/chat/", api.InboundChatApi.as_view(), name="inbound-chat"),
+    path("inbound/social/", api.InboundSocialApi.as_view(), name="inbound-social"),
+    path("inbound/phone/", api.InboundPhoneApi.as_view(), name="inbound-phone"),
+    path("conversations/", api.ConversationListApi.as_view(), name="conversation-list"),
+    path(
+        "conversations/<int:pk>/", api.ConversationDetailApi.as_view(), name="conversation-detail"
+    ),
+    path(
+        "conversations/<int:pk>/replies/",
+        api.ConversationReplyApi.as_view(),
+        name="conversation-reply",
+    ),
+    path(
+        "conversations/<int:pk>/solve/",
+        api.ConversationSolveApi.as_view(),
+        name="conversation-solve",
+    ),
+    path(
+        "conversations/<int:pk>/reopen/",
+        api.ConversationReopenApi.as_view(),
+        name="conversation-reopen",
+    ),
+    path(
+        "conversations/<int:pk>/pending/",
+        api.ConversationPendingApi.as_view(),
+        name="conversation-pending",
+    ),
+    path(
+        "conversations/<int:pk>/assign/",
+        api.ConversationAssignApi.as_view(),
+        name="conversation-assign",
+    ),
+    path("messages/<int:pk>/move/", api.MessageMoveApi.as_view(), name="message-move"),
+    path("customers/<int:pk>/", api.CustomerDetailApi.as_view(), name="customer-detail"),
+    path("customers/<int:pk>/merge/", api.CustomerMergeApi.as_view(), name="customer-merge"),
+    path(
+        "customers/<int:pk>/identities/",
+        api.CustomerIdentityLinkApi.as_view(),
+        name="customer-identity-link",
+    ),
+    path("merges/<int:pk>/undo/", api.CustomerMergeUndoApi.as_view(), name="merge-undo"),
+]
