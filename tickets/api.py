@@ -15,8 +15,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db.models import Q
-from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiResponse,
@@ -39,7 +37,6 @@ from tickets.models import (
     Contact,
     Conversation,
     Customer,
-    CustomerMerge,
     Identity,
     Message,
     QuarantinedMessage,
@@ -50,7 +47,10 @@ from tickets.selectors import (
     conversation_list_for_user,
     customer_detail_data,
     customer_get_for_user,
-    visible_conversations_q,
+    customer_merge_get_for_user,
+    message_get_for_user,
+    staff_get_by_ref,
+    team_get_by_ref,
 )
 from tickets.services import (
     InboundResult,
@@ -608,20 +608,14 @@ class ConversationPendingApi(_ConversationStatusApi):
 
 
 def _agent_by_ref(ref: str) -> User:
-    ref = ref.strip()
-    agent = (
-        User.objects.filter(pk=int(ref)).first()
-        if ref.isdigit()
-        else User.objects.filter(email=ref.lower()).first()
-    )
+    agent = staff_get_by_ref(ref=ref)
     if agent is None:
         raise serializers.ValidationError({"agent": [f"No agent {ref!r}."]})
     return agent
 
 
 def _team_by_ref(ref: str) -> Team:
-    ref = ref.strip()
-    team = Team.objects.filter(Q(pk=int(ref)) if ref.isdigit() else Q(name=ref)).first()
+    team = team_get_by_ref(ref=ref)
     if team is None:
         raise serializers.ValidationError({"team": [f"No team {ref!r}."]})
     return team
@@ -666,18 +660,6 @@ class ConversationAssignApi(_StaffApi):
         return Response(self.OutputSerializer(conversation).data)
 
 
-def _message_get_for_user(*, user: User, pk: int) -> Message:
-    """A message of a conversation the user may open; Http404 otherwise."""
-    message = (
-        Message.objects.filter(visible_conversations_q(user, prefix="conversation__"), pk=pk)
-        .select_related("conversation")
-        .first()
-    )
-    if message is None:
-        raise Http404("No such message.")
-    return message
-
-
 class MessageMoveApi(_StaffApi):
     class InputSerializer(serializers.Serializer):
         conversation = serializers.IntegerField(
@@ -694,7 +676,7 @@ class MessageMoveApi(_StaffApi):
         responses={200: OutputSerializer, **_errors(400, 401, 403, 404, 413)},
     )
     def post(self, request: Request, pk: int) -> Response:
-        message = _message_get_for_user(user=request.user, pk=pk)
+        message = message_get_for_user(user=request.user, pk=pk)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         target = conversation_get_for_user(
@@ -793,15 +775,6 @@ class CustomerIdentityLinkApi(_StaffApi):
         return Response(self.OutputSerializer(identity).data, status=code)
 
 
-def _merge_get_for_user(*, user: User, pk: int) -> CustomerMerge:
-    """A merge whose target customer the user may open; Http404 otherwise."""
-    merge = CustomerMerge.objects.filter(pk=pk).first()
-    if merge is None:
-        raise Http404("No such merge.")
-    customer_get_for_user(user=user, pk=merge.target_id)
-    return merge
-
-
 class CustomerMergeUndoApi(_StaffApi):
     OutputSerializer = MergeOutputSerializer
 
@@ -813,7 +786,7 @@ class CustomerMergeUndoApi(_StaffApi):
         responses={200: OutputSerializer, **_errors(401, 403, 404, 409)},
     )
     def post(self, request: Request, pk: int) -> Response:
-        merge = _merge_get_for_user(user=request.user, pk=pk)
+        merge = customer_merge_get_for_user(user=request.user, pk=pk)
         merge = customer_merge_undo(merge=merge, actor=request.user)
         return Response(self.OutputSerializer(merge).data)
 

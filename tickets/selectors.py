@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 
-from supportdesk.models import User
+from supportdesk.models import Team, User
 from tickets.models import (
     Attachment,
     Channel,
@@ -132,3 +132,37 @@ def channel_get_by_secret(*, secret: str) -> Channel | None:
     if not secret:
         return None
     return Channel.objects.select_related("team").filter(secret=secret, is_active=True).first()
+
+
+def message_get_for_user(*, user: User, pk: Any) -> Message:
+    """A message of a conversation the user may open; Http404 otherwise."""
+    message = (
+        Message.objects.filter(visible_conversations_q(user, prefix="conversation__"), pk=pk)
+        .select_related("conversation")
+        .first()
+    )
+    if message is None:
+        raise Http404("No such message.")
+    return message
+
+
+def customer_merge_get_for_user(*, user: User, pk: Any) -> CustomerMerge:
+    """A merge whose target customer the user may open; Http404 otherwise."""
+    merge = CustomerMerge.objects.filter(pk=pk).first()
+    if merge is None:
+        raise Http404("No such merge.")
+    customer_get_for_user(user=user, pk=merge.target_id)
+    return merge
+
+
+def staff_get_by_ref(*, ref: str) -> User | None:
+    """A staff account by id or email (the API's ``agent`` field)."""
+    ref = ref.strip()
+    if ref.isdigit():
+        return User.objects.filter(pk=int(ref)).first()
+    return User.objects.filter(email=ref.lower()).first()
+
+
+def team_get_by_ref(*, ref: str) -> Team | None:
+    ref = ref.strip()
+    return Team.objects.filter(Q(pk=int(ref)) if ref.isdigit() else Q(name=ref)).first()
