@@ -39,6 +39,10 @@ class UserManager(BaseUserManager["User"]):
         user.save(using=self._db)
         return user
 
+    def get_by_natural_key(self, username: str | None) -> User:
+        # Emails are stored lower-cased; "Alice@Desk.example" logs in as alice@desk.example.
+        return self.get(email__iexact=(username or "").strip())
+
     def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
         extra.update(role=User.Role.ADMIN, is_staff=True, is_superuser=True)
         return self.create_user(email, password, **extra)

@@ -801,7 +801,7 @@ def _attach_conversation(customer: Customer, data: _Inbound) -> Conversation | N
         )
         if threaded is not None:
             return threaded.conversation
-    since = timezone.now() - timedelta(days=settings.ATTACH_WINDOW_DAYS)
+    since = data.sent_at - timedelta(days=settings.ATTACH_WINDOW_DAYS)
     active = list(
         Conversation.objects.filter(
             customer=customer,
@@ -1075,6 +1075,7 @@ def inbound_phone(
             external_id=external_id,
             handles=[("phone", number, from_number)],
             name="",
+            subject=_subject_from_body(notes) or f"Phone call from {number}",
             body_text=f"{summary}\n\n{notes}".strip(),
             sent_at=_clamp(started_at),
             raw=raw,
@@ -1122,11 +1123,14 @@ def conversation_reply(
     channel_kind: str | None = None,
     internal: bool = False,
     at: datetime | None = None,
+    deliver: bool = True,
 ) -> Message:
     """A public reply (on the customer's last channel unless told otherwise) or internal note.
 
     A public reply on email queues a threaded email through the outbox; it is stored at once
     and goes out when the worker runs, even if the broker was down at the time.
+    ``deliver=False`` records history that was delivered elsewhere (imports, the demo seed):
+    the message is stored as sent at ``at`` and nothing goes out.
     """
     body = (body or "").strip()
     if not body:
@@ -1172,10 +1176,16 @@ def conversation_reply(
         domain = settings.SUPPORT_EMAIL.partition("@")[2] or "supportdesk.localhost"
         message.message_id = f"sd.{message.pk}.{secrets.token_hex(6)}@{domain}"
         message.subject = _reply_subject(conversation)
-        message.save(update_fields=["message_id", "subject"])
-        outbox_enqueue(
-            task_name="tickets.tasks.message_email_send_task", kwargs={"message_id": message.pk}
-        )
+        if deliver:
+            message.save(update_fields=["message_id", "subject"])
+            outbox_enqueue(
+                task_name="tickets.tasks.message_email_send_task",
+                kwargs={"message_id": message.pk},
+            )
+        else:
+            message.delivery_state = Message.Delivery.SENT
+            message.delivered_at = at
+            message.save(update_fields=["message_id", "subject", "delivery_state", "delivered_at"])
     else:
         Message.objects.filter(pk=message.pk).update(
             delivery_error="Delivery to chat and social providers is not configured for this channel."

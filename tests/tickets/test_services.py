@@ -592,3 +592,34 @@ def test_messages_move_only_within_one_customer(channels, agent_a):
             actor=agent_a,
         )
     assert Message.objects.get(pk=bob.message_id).conversation_id == bob.conversation_id
+
+
+def test_history_import_reply_is_stored_as_sent_and_sends_nothing(
+    channels, agent_a, django_capture_on_commit_callbacks
+):
+    first = send_email(channels["email"])
+    conversation = Conversation.objects.get(pk=first.conversation_id)
+    mail.outbox.clear()
+    at = ago(days=3)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = conversation_reply(
+            conversation=conversation, author=agent_a, body="Old answer", at=at, deliver=False
+        )
+
+    reply.refresh_from_db()
+    assert (reply.delivery_state, reply.delivered_at) == ("sent", at)
+    assert reply.message_id.startswith(f"sd.{reply.pk}.")
+    assert mail.outbox == []
+    from supportdesk.models import OutboxItem
+
+    assert OutboxItem.objects.count() == 0
+
+
+def test_phone_conversation_subject_comes_from_the_call_notes(channels):
+    with_notes = send_call(channels["phone"], notes="Refund for order 88\nCustomer was upset")
+    assert Conversation.objects.get(pk=with_notes.conversation_id).subject == "Refund for order 88"
+    without = send_call(channels["phone"], from_number="+1 212 555 0199")
+    assert Conversation.objects.get(pk=without.conversation_id).subject == (
+        "Phone call from +12125550199"
+    )

@@ -70,5 +70,7 @@ class Command(BaseCommand):
         verb = "Updated" if existing else "Created"
         self.stdout.write(f"{verb} {user.role} {user.email} (teams: {team_list}). API token:")
         if existing is None and not password:
-            self.stderr.write("No password set: this account can use the API token, not the web login.")
+            self.stderr.write(
+                "No password set: this account can use the API token, not the web login."
+            )
         self.stdout.write(token.key)

@@ -1,0 +1,57 @@
+"""``manage.py create_channel email|chat|social|phone NAME [--team NAME] [--address EMAIL]``.
+
+Creates or updates an inbound channel through ``channel_create_or_update`` (the secret is kept
+across updates) and prints the secret alone on the last line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from supportdesk.errors import ApplicationError
+from tickets.models import Channel, ChannelKind
+from tickets.services import channel_create_or_update
+
+KINDS = ", ".join(ChannelKind.values)
+
+
+class Command(BaseCommand):
+    help = "Create or update an inbound channel and print its secret (X-Channel-Token) last."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("kind", help=f"one of {KINDS}")
+        parser.add_argument("name", help='a unique name, e.g. "Billing inbox"')
+        parser.add_argument(
+            "--team", help="new conversations from this channel go to this team (created if new)"
+        )
+        parser.add_argument("--address", help="email channels: the mailbox address mail arrives at")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        kind = options["kind"].strip().lower()
+        if kind not in ChannelKind.values:
+            raise CommandError(f"The channel kind must be one of {KINDS}, not {options['kind']!r}.")
+        name = options["name"].strip()
+        if not name:
+            raise CommandError("The channel needs a name.")
+        if options["address"] and kind != ChannelKind.EMAIL:
+            raise CommandError("--address is only for email channels.")
+        existed = Channel.objects.filter(name=name).exists()
+        try:
+            channel = channel_create_or_update(
+                kind=kind, name=name, team_name=options["team"], address=options["address"]
+            )
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from exc
+        except ValidationError as exc:  # an invalid --address
+            raise CommandError(" ".join(exc.messages)) from exc
+        verb = "Updated" if existed else "Created"
+        team = channel.team.name if channel.team else "no team"
+        address = f" at {channel.address}" if channel.address else ""
+        self.stdout.write(
+            f"{verb} {channel.kind} channel {channel.name!r}{address} (team: {team}). "
+            "Secret (send it as X-Channel-Token):"
+        )
+        self.stdout.write(channel.secret)
