@@ -4,8 +4,7 @@ Fixtures in tests/tickets/emails/ are hand-written to look like what the named m
 """
 
 # The expected values are real German, French, Russian and Japanese text with typographic
-# punctuation; RUF001's "ambiguous character" warning is exactly what these tests are about.
-# ruff: noqa: RUF001
+# punctuation (ruff's RUF001 is off for tests in pyproject.toml).
 
 from __future__ import annotations
 
