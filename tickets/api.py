@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -323,6 +324,15 @@ class _InboundApi(_BodyLimitMixin, APIView):
             data, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         )
 
+    def ingest(self, request: Request, service: Callable[..., InboundResult]) -> Response:
+        """Validate the JSON body with the view's InputSerializer and hand it to ``service``."""
+        serializer = self.InputSerializer(data=request.data)  # type: ignore[attr-defined]
+        serializer.is_valid(raise_exception=True)
+        result = service(
+            channel=request.auth, raw=self.raw_payload(request), **serializer.validated_data
+        )
+        return self.respond(result)
+
     @staticmethod
     def raw_payload(request: Request) -> bytes:
         """The provider's payload as received (re-encoded), kept on the message for audits."""
@@ -386,12 +396,7 @@ class InboundChatApi(_InboundApi):
         responses=_INBOUND_RESPONSES,
     )
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        result = inbound_chat(
-            channel=request.auth, raw=self.raw_payload(request), **serializer.validated_data
-        )
-        return self.respond(result)
+        return self.ingest(request, inbound_chat)
 
 
 class InboundSocialApi(_InboundApi):
@@ -414,12 +419,7 @@ class InboundSocialApi(_InboundApi):
         responses=_INBOUND_RESPONSES,
     )
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        result = inbound_social(
-            channel=request.auth, raw=self.raw_payload(request), **serializer.validated_data
-        )
-        return self.respond(result)
+        return self.ingest(request, inbound_social)
 
 
 class InboundPhoneApi(_InboundApi):
@@ -447,12 +447,7 @@ class InboundPhoneApi(_InboundApi):
         responses=_INBOUND_RESPONSES,
     )
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        result = inbound_phone(
-            channel=request.auth, raw=self.raw_payload(request), **serializer.validated_data
-        )
-        return self.respond(result)
+        return self.ingest(request, inbound_phone)
 
 
 # --- Conversations ----------------------------------------------------------------------------------
@@ -559,13 +554,12 @@ class _ConversationStatusApi(_StaffApi):
     """No request body; answers with the conversation as it is after the change."""
 
     OutputSerializer = ConversationOutputSerializer
-
-    def change(self, *, conversation: Conversation, user: User) -> None:
-        raise NotImplementedError
+    # The service making the change: called as service(conversation=..., actor=...).
+    service: ClassVar[Callable[..., object]]
 
     def post(self, request: Request, pk: int) -> Response:
         conversation = conversation_get_for_user(user=request.user, pk=pk)
-        self.change(conversation=conversation, user=request.user)
+        type(self).service(conversation=conversation, actor=request.user)
         conversation = conversation_get_for_user(user=request.user, pk=pk)
         return Response(self.OutputSerializer(conversation).data)
 
@@ -581,8 +575,7 @@ _STATUS_RESPONSES = {200: ConversationOutputSerializer, **_errors(401, 403, 404,
     responses=_STATUS_RESPONSES,
 )
 class ConversationSolveApi(_ConversationStatusApi):
-    def change(self, *, conversation: Conversation, user: User) -> None:
-        conversation_solve(conversation=conversation, actor=user)
+    service = staticmethod(conversation_solve)
 
 
 @extend_schema(
@@ -592,8 +585,7 @@ class ConversationSolveApi(_ConversationStatusApi):
     responses=_STATUS_RESPONSES,
 )
 class ConversationReopenApi(_ConversationStatusApi):
-    def change(self, *, conversation: Conversation, user: User) -> None:
-        conversation_reopen(conversation=conversation, actor=user)
+    service = staticmethod(conversation_reopen)
 
 
 @extend_schema(
@@ -603,8 +595,7 @@ class ConversationReopenApi(_ConversationStatusApi):
     responses=_STATUS_RESPONSES,
 )
 class ConversationPendingApi(_ConversationStatusApi):
-    def change(self, *, conversation: Conversation, user: User) -> None:
-        conversation_set_pending(conversation=conversation, actor=user)
+    service = staticmethod(conversation_set_pending)
 
 
 def _agent_by_ref(ref: str) -> User:
