@@ -139,6 +139,7 @@ def _set_status(
     message: Message | None = None,
     data: dict[str, Any] | None = None,
     agent: User | None = None,
+    channel_kind: str = "",
 ) -> Event:
     previous = conversation.status
     conversation.status = status
@@ -154,6 +155,7 @@ def _set_status(
         message=message,
         actor=actor,
         agent=agent,
+        channel_kind=channel_kind,
         occurred_at=at,
         data={"status_from": previous, "status_to": status, **(data or {})},
     )
@@ -1355,6 +1357,8 @@ def conversation_solve(
         raise Conflict(f"The conversation is already {conversation.status}.")
     at = at or timezone.now()
     last_contact = conversation.contacts.order_by("-started_at", "-id").first()
+    # Attribution (METRICS.md): the channel of the last contact before the solve.
+    channel_kind = last_contact.channel_kind if last_contact else ""
     if conversation.assignee_id is None:
         conversation.assignee = actor
     event = _set_status(
@@ -1364,13 +1368,8 @@ def conversation_solve(
         at=at,
         kind=Event.Kind.SOLVED,
         agent=actor,
-        data={
-            "contacts_counted": conversation.contacts_counted,
-            "channel": last_contact.channel_kind if last_contact else "",
-        },
-    )
-    Event.objects.filter(pk=event.pk).update(
-        channel_kind=last_contact.channel_kind if last_contact else ""
+        channel_kind=channel_kind,
+        data={"contacts_counted": conversation.contacts_counted, "channel": channel_kind},
     )
     conversation.last_activity_at = max(conversation.last_activity_at, at)
     _save_conversation(

@@ -623,3 +623,27 @@ def test_phone_conversation_subject_comes_from_the_call_notes(channels):
     assert Conversation.objects.get(pk=without.conversation_id).subject == (
         "Phone call from +12125550199"
     )
+
+
+def test_solve_event_is_attributed_to_the_last_contact_channel_agent_and_team(
+    channels, agent_a, team_a
+):
+    email = send_email(channels["email"], sender="jane@example.com")
+    send_chat(channels["chat"], email="jane@example.com")
+    conversation = Conversation.objects.get(pk=email.conversation_id)
+
+    event = conversation_solve(conversation=conversation, actor=agent_a)
+
+    event.refresh_from_db()
+    assert (event.kind, event.channel_kind, event.agent, event.team) == (
+        "conversation.solved",
+        "chat",
+        agent_a,
+        team_a,
+    )
+    assert event.data == {
+        "status_from": "new",
+        "status_to": "solved",
+        "contacts_counted": 2,
+        "channel": "chat",
+    }
