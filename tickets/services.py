@@ -254,9 +254,18 @@ def identity_link(*, customer: Customer, kind: str, value: str, actor: User | No
             "This handle belongs to another customer; merge the customers instead.",
             extra={"customer": existing.customer_id},
         )
-    identity = Identity.objects.create(
-        customer=customer, kind=kind, value=normalised, display_value=value.strip(), verified=True
-    )
+    try:
+        with transaction.atomic():
+            identity = Identity.objects.create(
+                customer=customer,
+                kind=kind,
+                value=normalised,
+                display_value=value.strip(),
+                verified=True,
+            )
+    except IntegrityError as exc:
+        # Linked by someone else between our check and the insert (the unique constraint).
+        raise Conflict("This handle was just linked to a customer; reload and try again.") from exc
     event_record(
         kind=Event.Kind.IDENTITY_LINKED,
         customer=customer,
