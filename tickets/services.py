@@ -17,7 +17,7 @@ import logging
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -557,12 +557,25 @@ class _Inbound:
     bounce_original_ids: tuple[str, ...] = ()
 
 
+# Customer-side times before this are a broken clock or a bad integration, not history.
+EARLIEST_MESSAGE_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 def _clamp(at: datetime | None) -> datetime:
+    """A message time: now if missing, never in the future, and refused if absurdly old."""
     now = timezone.now()
     if at is None:
         return now
-    if timezone.is_naive(at):
-        at = timezone.make_aware(at, timezone.get_current_timezone())
+    try:
+        if timezone.is_naive(at):
+            at = timezone.make_aware(at, timezone.get_current_timezone())
+        at = at.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise ApplicationError(f"The time {at.isoformat()} is out of range.") from exc
+    if at < EARLIEST_MESSAGE_TIME:
+        raise ApplicationError(
+            f"The time {at.isoformat()} is before {EARLIEST_MESSAGE_TIME.date()}; check the clock."
+        )
     return min(at, now)
 
 

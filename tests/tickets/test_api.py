@@ -1317,3 +1317,27 @@ def test_inbound_is_throttled_per_channel(api, channels, monkeypatch):
     assert statuses == [201, 201, 429]
     assert other.status_code == 201
     assert Message.objects.count() == 3
+
+
+@pytest.mark.parametrize("sent_at", ["0001-01-01T00:00:00-01:00", "1999-12-31T23:59:59Z"])
+def test_inbound_time_out_of_range_is_400_and_stores_nothing(api, channels, sent_at):
+    # Found by schemathesis: year 1 minus the attach window overflowed (a 500).
+    payload = {
+        "external_id": "c-old",
+        "session_id": "s",
+        "visitor_id": "v",
+        "body": "hi",
+        "sent_at": sent_at,
+    }
+
+    response = api.post(
+        "/api/v1/inbound/chat/",
+        payload,
+        format="json",
+        HTTP_X_CHANNEL_TOKEN=channels["chat"].secret,
+    )
+
+    assert response.status_code == 400
+    assert response.json()["detail"].endswith("is before 2000-01-01; check the clock.")
+    assert Message.objects.count() == 0
+    assert Customer.objects.count() == 0
