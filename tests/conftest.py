@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 
 import pytest
@@ -30,9 +29,6 @@ def _eager_tasks_and_tmp_media(settings, tmp_path):
     }
     yield
     celery_app.conf.task_always_eager = False
-
-
-_counter = itertools.count(1)
 
 
 @pytest.fixture

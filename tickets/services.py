@@ -406,16 +406,12 @@ def _contact_reason(
     return None
 
 
-def _is_answered(previous: Message, *, until: datetime, previous_contact: Contact | None) -> bool:
-    """An inbound message is answered by a later public agent message (or a call with talk)."""
-    if previous.channel_kind == ChannelKind.PHONE and previous_contact is not None:
-        return bool(previous_contact.talk_seconds)
-    return Message.objects.filter(
-        conversation_id=previous.conversation_id,
-        direction=Direction.OUTBOUND,
-        sent_at__gte=previous.sent_at,
-        sent_at__lte=until,
-    ).exists()
+def _is_answered(previous: Message, *, previous_contact: Contact | None, replied: bool) -> bool:
+    """Was an inbound message answered? A call by its talk time; anything else by ``replied``
+    (a public agent message sent between it and the next inbound message)."""
+    if previous.channel_kind == ChannelKind.PHONE:
+        return bool(previous_contact and previous_contact.talk_seconds)
+    return replied
 
 
 def _counted_inbound(conversation_id: int) -> Any:
@@ -489,10 +485,10 @@ def conversation_recount_contacts(*, conversation: Conversation) -> int:
             previous, previous_contact = message, contact
             count += 1
             continue
-        answered = previous is not None and (
-            bool(previous_contact and previous_contact.talk_seconds)
-            if previous.channel_kind == ChannelKind.PHONE
-            else any(previous.sent_at <= t <= message.sent_at for t in outbound_times)
+        answered = previous is not None and _is_answered(
+            previous,
+            previous_contact=previous_contact,
+            replied=any(previous.sent_at <= t <= message.sent_at for t in outbound_times),
         )
         reason = _contact_reason(
             kind=message.channel_kind,
@@ -678,7 +674,14 @@ def _ingest_once(data: _Inbound) -> InboundResult:
         )
         previous_contact = previous.contact if previous is not None else None
         answered = previous is not None and _is_answered(
-            previous, until=message.sent_at, previous_contact=previous_contact
+            previous,
+            previous_contact=previous_contact,
+            replied=Message.objects.filter(
+                conversation_id=conversation.pk,
+                direction=Direction.OUTBOUND,
+                sent_at__gte=previous.sent_at,
+                sent_at__lte=message.sent_at,
+            ).exists(),
         )
         reason = _contact_reason(
             kind=message.channel_kind,
