@@ -124,3 +124,36 @@ class OutboxItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_name}({self.kwargs})"
+
+
+class Notification(models.Model):
+    """Something a member of staff should see: shown in the top bar and on /notifications/.
+
+    Any app creates one through ``supportdesk.services.notification_create`` (a survey answered
+    *not resolved*, a QA dispute to review, a check-in due...). The optional email goes out through
+    the outbox, once.
+    """
+
+    recipient = models.ForeignKey(User, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=40)
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    url = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # Used by notification_unread_count (every page's top bar) and the notifications page.
+            models.Index(
+                fields=["recipient", "-created_at"],
+                condition=Q(read_at__isnull=True),
+                name="supportdesk_notif_unread",
+            ),
+            models.Index(fields=["recipient", "-created_at"], name="supportdesk_notif_recipient"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recipient}: {self.title}"

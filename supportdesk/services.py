@@ -11,11 +11,12 @@ from typing import Any
 
 from celery import current_app
 from django.conf import settings
+from django.core.mail import EmailMessage
 from django.db import transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from supportdesk.models import OutboxItem, Team, User
+from supportdesk.models import Notification, OutboxItem, Team, User
 
 logger = logging.getLogger(__name__)
 
@@ -149,3 +150,62 @@ def outbox_prune(*, older_than_days: int = 14) -> int:
     cutoff = timezone.now() - timedelta(days=older_than_days)
     deleted, _ = OutboxItem.objects.filter(relayed_at__lt=cutoff).delete()
     return deleted
+
+
+def notification_create(
+    *,
+    recipient: User,
+    kind: str,
+    title: str,
+    body: str = "",
+    url: str = "",
+    email: bool = False,
+) -> Notification:
+    """Notifies one member of staff in the workspace, and by email when ``email`` is set.
+
+    Call it inside the transaction of the change it is about: the email is an outbox task, so it
+    goes out once, after commit, and not at all if the change rolls back.
+    """
+    notification = Notification.objects.create(
+        recipient=recipient, kind=kind, title=title[:200], body=body, url=url[:500]
+    )
+    if email and recipient.is_active:
+        outbox_enqueue(
+            task_name="supportdesk.tasks.notification_email_task",
+            kwargs={"notification_id": notification.pk},
+        )
+    return notification
+
+
+def notification_email_send(*, notification_id: int) -> bool:
+    """Sends a notification's email once: claimed by a conditional UPDATE, so a retry or a second
+    relay of the same outbox row sends nothing more. Returns whether this call sent it."""
+    claimed = Notification.objects.filter(pk=notification_id, emailed_at__isnull=True).update(
+        emailed_at=timezone.now()
+    )
+    if not claimed:
+        return False
+    notification = Notification.objects.select_related("recipient").get(pk=notification_id)
+    link = f"{settings.SITE_URL}{notification.url}" if notification.url else settings.SITE_URL
+    body = f"{notification.body}\n\n{link}\n" if notification.body else f"{link}\n"
+    message = EmailMessage(
+        subject=notification.title.replace("\r", " ").replace("\n", " "),
+        body=body,
+        to=[notification.recipient.email],
+        headers={"Auto-Submitted": "auto-generated"},
+    )
+    try:
+        message.send()
+    except Exception:
+        # Un-claim so the task's retry sends it; the error propagates to Celery.
+        Notification.objects.filter(pk=notification_id).update(emailed_at=None)
+        raise
+    return True
+
+
+def notifications_mark_read(*, recipient: User, ids: Iterable[int] | None = None) -> int:
+    """Marks the recipient's notifications read (all unread ones when ``ids`` is None)."""
+    unread = Notification.objects.filter(recipient=recipient, read_at__isnull=True)
+    if ids is not None:
+        unread = unread.filter(pk__in=list(ids))
+    return unread.update(read_at=timezone.now())

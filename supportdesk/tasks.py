@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from supportdesk.services import outbox_prune, outbox_relay_pending
+from supportdesk.services import notification_email_send, outbox_prune, outbox_relay_pending
 
 
 @shared_task(ignore_result=True)
@@ -11,3 +11,10 @@ def outbox_relay_task() -> int:
 @shared_task(ignore_result=True)
 def outbox_prune_task() -> int:
     return outbox_prune()
+
+
+@shared_task(
+    ignore_result=True, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=8
+)
+def notification_email_task(notification_id: int) -> bool:
+    return notification_email_send(notification_id=notification_id)

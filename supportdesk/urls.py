@@ -8,11 +8,17 @@ from supportdesk import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("notifications/", views.notifications, name="notifications"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("tickets.urls")),
+    path("api/v1/", include("surveys.api_urls")),
+    path("api/v1/", include("metrics.api_urls")),
+    path("", include("tickets.web_urls")),
+    path("", include("surveys.urls")),
+    path("", include("metrics.urls")),
     path("anymail/", include("anymail.urls")),
 ]

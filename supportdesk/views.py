@@ -1,9 +1,11 @@
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
+from supportdesk.selectors import notification_list_for_user
+from supportdesk.services import notifications_mark_read
 from tickets.selectors import conversation_list_for_user
 
 
@@ -20,3 +22,14 @@ def healthz(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
+
+
+@login_required
+def notifications(request: HttpRequest) -> HttpResponse:
+    """The caller's notifications, newest first; POST marks them read."""
+    if request.method == "POST":
+        ids = [int(i) for i in request.POST.getlist("id") if i.isdigit()]
+        notifications_mark_read(recipient=request.user, ids=ids or None)
+        return redirect("notifications")
+    items = list(notification_list_for_user(user=request.user))
+    return render(request, "notifications.html", {"notifications": items})

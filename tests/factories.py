@@ -20,6 +20,7 @@ from tickets.services import (
 )
 
 _seq = itertools.count(1)
+TEST_PASSWORD = "correct horse battery"
 
 
 def make_staff(
@@ -29,7 +30,7 @@ def make_staff(
         email=email,
         role=role,
         team_names=teams or [],
-        password="correct horse battery",
+        password=TEST_PASSWORD,
         full_name=full_name,
     )
     return user

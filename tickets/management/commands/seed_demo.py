@@ -32,6 +32,7 @@ from django.db.models import Count
 from django.utils import timezone
 from tqdm import tqdm
 
+from supportdesk import extensions
 from supportdesk.errors import ApplicationError
 from supportdesk.models import User
 from supportdesk.services import staff_create_or_update
@@ -571,6 +572,10 @@ class Command(BaseCommand):
         personas = self._personas(customers)
         steps = self._plan(personas, conversations, days)
         skipped = self._replay(steps, show_progress=options["verbosity"] > 0)
+        # Higher apps (survey answers, QA reviews, ideas...) add theirs through their own services.
+        for name, seed in extensions.seeders():
+            self.stdout.write(f"Seeding {name}...")
+            seed(rng=random.Random(f"{self.seed}-{name}"), stdout=self.stdout)
         self._summary(time.monotonic() - started, skipped)
 
     # --- staff and channels ------------------------------------------------------------------

@@ -1,0 +1,100 @@
+"""Places where a higher app adds to a lower app's pages and commands, without being imported.
+
+The same direction rule as ``supportdesk.events``: ``tickets`` renders the conversation page and
+runs ``seed_demo``; ``surveys`` and ``metrics`` register what they contribute from their
+``AppConfig.ready()``. The lower app only knows slot names.
+
+Panels
+    ``register_panel(slot, render)``: ``render(request, **context) -> str`` returns HTML (already
+    escaped, e.g. from ``render_to_string``) or ``""``. It must run a constant number of queries
+    whatever the page shows. Slots in use:
+
+    - ``conversation.sidebar`` (``conversation``, ``customer``): under the customer panel of the
+      conversation page (latest CSAT and comment, open ideas, QA review of this conversation...).
+    - ``conversation.actions`` (``conversation``): extra buttons/forms in the conversation's action bar.
+    - ``message.actions`` (``conversation``, ``message``): extra links on one timeline entry. Called
+      once per message, so it must run **no** query (build URLs only).
+    - ``agent.home`` (``user``): blocks on the agent's start page (their scorecard, shout-outs...).
+
+Navigation
+    ``register_nav(label, url_name, *, roles=None, order=100)``: a link in the top bar.
+
+Seeding
+    ``register_seeder(name, seed)``: ``seed(*, rng, stdout) -> None`` runs at the end of
+    ``seed_demo`` in registration order, after the conversations exist (survey answers, QA reviews,
+    ideas...). Seeders go through their app's services like everything else.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+_panels: dict[str, list[Callable[..., str]]] = defaultdict(list)
+_seeders: dict[str, Callable[..., None]] = {}
+
+
+@dataclass(frozen=True)
+class NavLink:
+    label: str
+    url_name: str
+    roles: frozenset[str] | None
+    order: int
+
+
+_nav: dict[str, NavLink] = {}
+
+
+def register_panel(slot: str, render: Callable[..., str]) -> None:
+    if render not in _panels[slot]:
+        _panels[slot].append(render)
+
+
+def render_panels(slot: str, request: Any, **context: Any) -> list[str]:
+    """The non-empty HTML fragments registered for ``slot``, in registration order."""
+    fragments = []
+    for render in _panels.get(slot, []):
+        html = render(request, **context)
+        if html:
+            fragments.append(html)
+    return fragments
+
+
+def register_nav(
+    label: str, url_name: str, *, roles: set[str] | None = None, order: int = 100
+) -> None:
+    _nav[url_name] = NavLink(label, url_name, frozenset(roles) if roles else None, order)
+
+
+def nav_links_for(user: Any) -> list[NavLink]:
+    role = getattr(user, "role", None)
+    links = [link for link in _nav.values() if link.roles is None or role in link.roles]
+    return sorted(links, key=lambda link: (link.order, link.label))
+
+
+def register_seeder(name: str, seed: Callable[..., None]) -> None:
+    _seeders[name] = seed
+
+
+def seeders() -> list[tuple[str, Callable[..., None]]]:
+    return list(_seeders.items())
+
+
+# --- Annotations: a higher app's facts about a lower app's rows ---------------------------------
+# ``register_annotator(name, fn)``: ``fn(ids) -> dict[int, Any]`` answers for many rows in a
+# constant number of queries. In use: ``conversation.outcome`` (conversation ids -> "resolved",
+# "partly", "not_resolved", "no_answer" or "no_survey"), registered by surveys and read by the
+# workspace's customer panel.
+_annotators: dict[str, Callable[[list[int]], dict[int, Any]]] = {}
+
+
+def register_annotator(name: str, fn: Callable[[list[int]], dict[int, Any]]) -> None:
+    _annotators[name] = fn
+
+
+def annotate(name: str, ids: list[int]) -> dict[int, Any]:
+    """What the app registered under ``name`` says about ``ids``; {} when nobody registered."""
+    fn = _annotators.get(name)
+    return fn(list(ids)) if fn and ids else {}
