@@ -1,0 +1,6 @@
+"""Metrics models, one module per area; each module's models are imported here.
+
+- ``facts.py``: daily facts, scorecards, targets, recompute jobs (issue 5).
+- ``qa.py``: QA rubrics, samples and reviews; ideas; cancellation reasons; check-ins; agent pulse
+  (issue 6).
+"""
