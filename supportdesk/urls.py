@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from supportdesk import views
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", include("tickets.home_urls")),
     path("healthz", views.healthz, name="healthz"),
     path("notifications/", views.notifications, name="notifications"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

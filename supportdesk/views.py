@@ -6,15 +6,6 @@ from django.views.decorators.http import require_GET
 
 from supportdesk.selectors import notification_list_for_user
 from supportdesk.services import notifications_mark_read
-from tickets.selectors import conversation_list_for_user
-
-
-@login_required
-@require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    """The staff start page: the caller's queue, newest activity first."""
-    conversations = conversation_list_for_user(user=request.user, status="new,open,pending")[:50]
-    return render(request, "home.html", {"conversations": conversations})
 
 
 @require_GET

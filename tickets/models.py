@@ -482,3 +482,46 @@ class CustomerMerge(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.merged_id} into #{self.target_id}"
+
+
+class SavedReply(TimeStampedModel):
+    """A macro agents insert into the composer; ``{customer_first_name}`` and ``{agent_first_name}``
+    are filled in for the open conversation (see ``saved_reply_render``)."""
+
+    title = models.CharField(max_length=100, unique=True)
+    body = models.TextField()
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["title"]
+        verbose_name_plural = "saved replies"
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ConversationViewer(models.Model):
+    """Presence for collision warnings: who has a conversation open, and whether they are typing.
+
+    One row per (conversation, user), refreshed by the page's heartbeat; a row older than
+    ``PRESENCE_TTL_SECONDS`` means the agent left.
+    """
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="viewers")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    replying_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "user"], name="tickets_conversationviewer_unique_user"
+            ),
+        ]
+        indexes = [
+            # conversation_viewers: the other agents seen recently on one conversation.
+            models.Index(fields=["conversation", "-last_seen_at"], name="tickets_viewer_conv_seen"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} on #{self.conversation_id}"

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
+from supportdesk.errors import ApplicationError
 from supportdesk.models import Team, User
+from tickets.identities import normalise_phone
 from tickets.models import (
     Attachment,
     Channel,
+    Contact,
     Conversation,
+    ConversationViewer,
     Customer,
     CustomerMerge,
+    Event,
     Identity,
     Message,
+    SavedReply,
 )
 
 
@@ -166,3 +178,278 @@ def staff_get_by_ref(*, ref: str) -> User | None:
 def team_get_by_ref(*, ref: str) -> Team | None:
     ref = ref.strip()
     return Team.objects.filter(Q(pk=int(ref)) if ref.isdigit() else Q(name=ref)).first()
+
+
+# --- The agent workspace: queue ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueView:
+    key: str
+    label: str
+
+
+QUEUE_VIEWS = (
+    QueueView("open", "All open"),
+    QueueView("mine", "Mine"),
+    QueueView("unassigned", "Unassigned"),
+    QueueView("pending", "Pending on customer"),
+    QueueView("reopened", "Reopened"),
+    QueueView("solved", "Recently solved"),
+)
+QUEUE_PAGE_SIZE = 25
+RECENTLY_SOLVED_DAYS = 7
+
+
+@dataclass
+class QueuePage:
+    conversations: list[Conversation]
+    counts: dict[str, int]
+    next_cursor: str | None
+
+
+def _view_q(key: str, user: User) -> Q:
+    active = list(Conversation.ACTIVE_STATUSES)
+    if key == "mine":
+        return Q(assignee=user, status__in=active)
+    if key == "unassigned":
+        return Q(assignee__isnull=True, status__in=active)
+    if key == "pending":
+        return Q(status=Conversation.Status.PENDING)
+    if key == "reopened":
+        # Solved once, active again (by the customer writing back or an agent reopening).
+        return Q(status__in=active, solved_at__isnull=False)
+    if key == "solved":
+        since = timezone.now() - timedelta(days=RECENTLY_SOLVED_DAYS)
+        return Q(
+            status__in=[Conversation.Status.SOLVED, Conversation.Status.CLOSED],
+            solved_at__gte=since,
+        )
+    return Q(status__in=active)
+
+
+def queue_search_q(query: str) -> Q:
+    """Subject, customer name, an identity (email, handle, phone in any format) or #id."""
+    query = query.strip()
+    if not query:
+        return Q()
+    identity_q = Q(value__icontains=query.lower())
+    with contextlib.suppress(ValidationError):
+        identity_q |= Q(kind=Identity.Kind.PHONE, value=normalise_phone(query))
+    digits = re.sub(r"\D", "", query)
+    if len(digits) >= 4 and not re.search(r"[a-zA-Z@]", query):
+        # A partial number ("555 0100") matches inside the stored E.164 value.
+        identity_q |= Q(kind=Identity.Kind.PHONE, value__contains=digits)
+    matches = (
+        Q(subject__icontains=query)
+        | Q(customer__name__icontains=query)
+        | Exists(Identity.objects.filter(identity_q, customer_id=OuterRef("customer_id")))
+    )
+    if query.lstrip("#").isdigit() and len(query.lstrip("#")) < 10:
+        matches |= Q(pk=int(query.lstrip("#")))
+    return matches
+
+
+def queue_cursor(conversation: Conversation) -> str:
+    return f"{conversation.last_activity_at.isoformat()}_{conversation.pk}"
+
+
+def _parse_cursor(cursor: str) -> tuple[datetime, int]:
+    stamp, _, pk = cursor.rpartition("_")
+    try:
+        at = datetime.fromisoformat(stamp)
+        if at.tzinfo is None:
+            raise ValueError("naive")
+        return at, int(pk)
+    except ValueError as exc:
+        raise ApplicationError("That page link is not valid; go back to the first page.") from exc
+
+
+def queue_page_for_user(
+    *,
+    user: User,
+    view: str = "open",
+    channel: str = "",
+    status: str = "",
+    team: int | None = None,
+    assignee: str = "",
+    search: str = "",
+    cursor: str = "",
+) -> QueuePage:
+    """One page of a queue view, newest activity first (keyset), and the count of every view.
+
+    Two queries whatever the page holds: the page (with its joins) and one aggregate for the
+    counts. Filters and search apply to the counts too, so the numbers match what a click shows.
+    """
+    base = Conversation.objects.filter(visible_conversations_q(user))
+    if channel:
+        base = (
+            base.filter(channels__contains=[channel])
+            if _json_contains_supported()
+            else base.filter(channels__icontains=f'"{channel}"')
+        )
+    if status:
+        base = base.filter(status=status)
+    if team is not None:
+        base = base.filter(team_id=team)
+    if assignee == "none":
+        base = base.filter(assignee__isnull=True)
+    elif assignee.isdigit():
+        base = base.filter(assignee_id=int(assignee))
+    if search:
+        base = base.filter(queue_search_q(search))
+    counts = base.aggregate(
+        **{v.key: Count("pk", filter=_view_q(v.key, user)) for v in QUEUE_VIEWS}
+    )
+    page = (
+        base.filter(_view_q(view, user))
+        .select_related("customer", "team", "assignee")
+        .order_by("-last_activity_at", "-id")
+    )
+    if cursor:
+        at, pk = _parse_cursor(cursor)
+        page = page.filter(Q(last_activity_at__lt=at) | Q(last_activity_at=at, pk__lt=pk))
+    rows = list(page[: QUEUE_PAGE_SIZE + 1])
+    next_cursor = queue_cursor(rows[QUEUE_PAGE_SIZE - 1]) if len(rows) > QUEUE_PAGE_SIZE else None
+    return QueuePage(conversations=rows[:QUEUE_PAGE_SIZE], counts=counts, next_cursor=next_cursor)
+
+
+def team_list_for_user(*, user: User) -> list[Team]:
+    """The teams a user works in (admins: all), by name."""
+    teams = Team.objects.order_by("name")
+    if not user.is_admin:
+        teams = teams.filter(members=user)
+    return list(teams)
+
+
+def queue_filter_choices(*, user: User) -> dict[str, Any]:
+    """Teams and agents for the queue filters (two queries)."""
+    team_list = team_list_for_user(user=user)
+    agents = (
+        User.objects.filter(is_active=True, teams__in=team_list).distinct().order_by("full_name")
+    )
+    return {"teams": team_list, "agents": list(agents)}
+
+
+# --- The agent workspace: one conversation ---------------------------------------------------
+
+
+@dataclass
+class TimelineEntry:
+    at: datetime
+    message: Message | None = None
+    event: Event | None = None
+    contact_number: int | None = None
+    contact: Contact | None = None
+
+
+TIMELINE_EVENT_KINDS = (
+    Event.Kind.SOLVED,
+    Event.Kind.REOPENED,
+    Event.Kind.ASSIGNED,
+    Event.Kind.CLOSED,
+    Event.Kind.MESSAGE_MOVED,
+    Event.Kind.STATUS_CHANGED,
+)
+
+
+def conversation_timeline(*, conversation: Conversation) -> list[TimelineEntry]:
+    """Messages and status events in time order; the first message of each contact carries the
+    contact's number (METRICS.md "Counting contacts"). Needs ``conversation_get_for_user(...,
+    for_detail=True)``; runs two queries (contacts, events)."""
+    contacts = list(conversation.contacts.select_related("agent").order_by("started_at", "id"))
+    numbers = {contact.pk: index for index, contact in enumerate(contacts, start=1)}
+    entries: list[TimelineEntry] = []
+    marked: set[int] = set()
+    for message in conversation.messages.all():
+        entry = TimelineEntry(at=message.sent_at, message=message)
+        if message.contact_id and message.contact_id not in marked:
+            marked.add(message.contact_id)
+            entry.contact_number = numbers.get(message.contact_id)
+            entry.contact = message.contact
+        entries.append(entry)
+    events = (
+        Event.objects.filter(conversation=conversation, kind__in=TIMELINE_EVENT_KINDS)
+        .select_related("actor", "agent")
+        .order_by("occurred_at", "id")
+    )
+    for event in events:
+        if event.kind == Event.Kind.STATUS_CHANGED and event.data.get("status_to") == "open":
+            continue  # "new -> open" by the first reply says nothing the reply does not
+        entries.append(TimelineEntry(at=event.occurred_at, event=event))
+    entries.sort(key=lambda e: (e.at, 0 if e.message else 1))
+    return entries
+
+
+def customer_panel_data(*, user: User, conversation: Conversation) -> dict[str, Any]:
+    """The customer panel: identities, other conversations, active merges (three queries)."""
+    customer = conversation.customer
+    identities = list(Identity.objects.filter(customer=customer).order_by("kind", "value"))
+    others = list(
+        Conversation.objects.filter(visible_conversations_q(user), customer=customer)
+        .exclude(pk=conversation.pk)
+        .order_by("-last_activity_at", "-id")[:20]
+    )
+    merges = list(
+        CustomerMerge.objects.filter(target=customer, undone_at__isnull=True)
+        .select_related("merged")
+        .order_by("-created_at")
+    )
+    return {"identities": identities, "other_conversations": others, "merges": merges}
+
+
+def conversation_viewers(*, conversation: Conversation, exclude: User) -> list[Any]:
+    """Other agents who have this conversation open now (and who of them is writing)."""
+    from tickets.services import PRESENCE_TTL_SECONDS
+
+    since = timezone.now() - timedelta(seconds=PRESENCE_TTL_SECONDS)
+    viewers = list(
+        ConversationViewer.objects.filter(conversation=conversation, last_seen_at__gte=since)
+        .exclude(user=exclude)
+        .select_related("user")
+        .order_by("user__full_name", "user_id")
+    )
+    for viewer in viewers:
+        viewer.is_replying = viewer.replying_at is not None and viewer.replying_at >= since
+    return viewers
+
+
+def conversation_assignable_agents(*, conversation: Conversation) -> list[User]:
+    """Active staff in the conversation's team (everyone active when it has no team)."""
+    agents = User.objects.filter(is_active=True)
+    if conversation.team_id is not None:
+        agents = agents.filter(teams=conversation.team_id)
+    return list(agents.order_by("full_name", "email"))
+
+
+def saved_reply_list() -> list[SavedReply]:
+    return list(SavedReply.objects.filter(is_active=True).order_by("title"))
+
+
+def message_get_for_user_detail(*, user: User, pk: Any) -> Message:
+    """A message with its conversation, for the HTML frame and actions; Http404 otherwise."""
+    try:
+        pk = int(pk)
+    except (TypeError, ValueError) as exc:
+        raise Http404("No such message.") from exc
+    return message_get_for_user(user=user, pk=pk)
+
+
+def chat_transcript(*, channel: Channel, session_id: str) -> list[Message]:
+    """The public messages of the visitor's chat session: theirs and the agents' chat replies."""
+    conversation_ids = list(
+        Message.objects.filter(channel=channel, thread_key=session_id, direction="inbound")
+        .values_list("conversation_id", flat=True)
+        .distinct()
+    )
+    if not conversation_ids:
+        return []
+    return list(
+        Message.objects.filter(conversation_id__in=conversation_ids)
+        .filter(
+            Q(channel=channel, thread_key=session_id, direction="inbound")
+            | Q(direction="outbound", channel_kind="chat")
+        )
+        .select_related("author")
+        .order_by("sent_at", "id")
+    )

@@ -13,8 +13,13 @@ Rules that hold throughout:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
 import secrets
+import urllib.error
+import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -46,12 +51,14 @@ from tickets.models import (
     ChannelKind,
     Contact,
     Conversation,
+    ConversationViewer,
     Customer,
     CustomerMerge,
     Event,
     Identity,
     Message,
     QuarantinedMessage,
+    SavedReply,
 )
 
 logger = logging.getLogger(__name__)
@@ -1151,18 +1158,33 @@ def conversation_reply(
     internal: bool = False,
     at: datetime | None = None,
     deliver: bool = True,
+    seen_up_to: int | None = None,
 ) -> Message:
     """A public reply (on the customer's last channel unless told otherwise) or internal note.
 
     A public reply on email queues a threaded email through the outbox; it is stored at once
-    and goes out when the worker runs, even if the broker was down at the time.
+    and goes out when the worker runs, even if the broker was down at the time. A reply on chat
+    or social is queued as a signed webhook to the channel's ``webhook_url``; a chat channel
+    without one serves the reply to its ``/chat/`` page instead.
     ``deliver=False`` records history that was delivered elsewhere (imports, the demo seed):
     the message is stored as sent at ``at`` and nothing goes out.
+    ``seen_up_to``: the newest message id the agent had on screen. If the customer wrote after
+    it, nothing is stored and ``ReplyHeld`` is raised so that the agent reads it first.
     """
     body = (body or "").strip()
     if not body:
         raise ApplicationError("A reply needs a body.")
     conversation = _locked(conversation)
+    if seen_up_to is not None:
+        newer = Message.objects.filter(
+            conversation=conversation, direction=Direction.INBOUND, pk__gt=seen_up_to
+        ).count()
+        if newer:
+            raise ReplyHeld(
+                f"The customer wrote {newer} new message{'s' if newer > 1 else ''} since you "
+                "opened this conversation. Read it, then send again.",
+                extra={"new_messages": newer},
+            )
     at = at or timezone.now()
     if internal:
         message = Message.objects.create(
@@ -1195,9 +1217,8 @@ def conversation_reply(
         identity=identity,
         body_text=body,
         sent_at=at,
-        delivery_state=Message.Delivery.QUEUED
-        if kind == ChannelKind.EMAIL
-        else Message.Delivery.NOT_SENT,
+        delivery_state=_initial_delivery_state(channel, kind, deliver=deliver),
+        delivered_at=None if deliver else at,
     )
     if kind == ChannelKind.EMAIL:
         domain = settings.SUPPORT_EMAIL.partition("@")[2] or "supportdesk.localhost"
@@ -1213,9 +1234,13 @@ def conversation_reply(
             message.delivery_state = Message.Delivery.SENT
             message.delivered_at = at
             message.save(update_fields=["message_id", "subject", "delivery_state", "delivered_at"])
-    else:
+    elif deliver and channel.webhook_url:
+        outbox_enqueue(
+            task_name="tickets.tasks.message_webhook_send_task", kwargs={"message_id": message.pk}
+        )
+    elif message.delivery_state == Message.Delivery.NOT_SENT:
         Message.objects.filter(pk=message.pk).update(
-            delivery_error="Delivery to chat and social providers is not configured for this channel."
+            delivery_error=f"The {kind} channel {channel.name} has no webhook URL to deliver to."
         )
     if kind not in conversation.channels:
         conversation.channels = [*conversation.channels, kind]
@@ -1235,6 +1260,20 @@ def conversation_reply(
         occurred_at=at,
     )
     return message
+
+
+class ReplyHeld(Conflict):
+    """A reply not sent because the customer wrote after the agent opened the conversation."""
+
+
+def _initial_delivery_state(channel: Channel, kind: str, *, deliver: bool) -> str:
+    if not deliver:
+        return Message.Delivery.SENT
+    if kind == ChannelKind.EMAIL or channel.webhook_url:
+        return Message.Delivery.QUEUED
+    if kind == ChannelKind.CHAT:
+        return Message.Delivery.QUEUED  # the visitor's /chat/ page picks it up
+    return Message.Delivery.NOT_SENT
 
 
 def _last_inbound_kind(conversation: Conversation) -> str:
@@ -1328,8 +1367,9 @@ def message_email_send(*, message_id: int) -> bool:
     return True
 
 
-def message_delivery_failed(*, message_id: int, error: str) -> None:
-    Message.objects.filter(pk=message_id, delivery_state=Message.Delivery.QUEUED).update(
+def message_delivery_failed(*, message_id: int, error: str, from_state: str = "queued") -> None:
+    """Give up on delivering a message (retries ran out, or the receiver refused it)."""
+    Message.objects.filter(pk=message_id, delivery_state=from_state).update(
         delivery_state=Message.Delivery.FAILED, delivery_error=error[:2000]
     )
 
@@ -1547,3 +1587,206 @@ def conversations_close_solved(*, now: datetime | None = None) -> int:
             _save_conversation(conversation, "status", "closed_at")
             closed += 1
     return closed
+
+
+# --- Outbound webhooks for chat and social -----------------------------------------------------
+
+WEBHOOK_SIGNATURE_HEADER = "X-Supportdesk-Signature"
+WEBHOOK_TIMESTAMP_HEADER = "X-Supportdesk-Timestamp"
+WEBHOOK_TIMEOUT_SECONDS = 10
+
+
+class WebhookRejected(Exception):
+    """The receiver answered with a 4xx that retrying will not change."""
+
+
+def webhook_signature(*, secret: str, timestamp: str, body: bytes) -> str:
+    """``sha256=<hex>`` of HMAC-SHA256(secret, "<timestamp>." + body): what receivers verify."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return f"sha256={digest.hexdigest()}"
+
+
+def _webhook_payload(message: Message) -> bytes:
+    identity = message.identity
+    author = message.author
+    return json.dumps(
+        {
+            "type": "message.outbound",
+            "message_id": message.pk,
+            "conversation_id": message.conversation_id,
+            "channel": message.channel_kind,
+            "thread_key": _thread_key_for_reply(message),
+            "to": {"kind": identity.kind, "value": identity.value} if identity else None,
+            "author": {"name": author.full_name or author.first_name} if author else None,
+            "body": message.body_text,
+            "sent_at": message.sent_at.isoformat(),
+        },
+        sort_keys=True,
+    ).encode()
+
+
+def _thread_key_for_reply(message: Message) -> str:
+    return (
+        Message.objects.filter(
+            conversation_id=message.conversation_id,
+            channel_id=message.channel_id,
+            direction=Direction.INBOUND,
+        )
+        .exclude(thread_key="")
+        .order_by("-sent_at", "-id")
+        .values_list("thread_key", flat=True)
+        .first()
+        or ""
+    )
+
+
+def message_webhook_send(*, message_id: int) -> bool:
+    """POST a chat/social reply to its channel's webhook URL exactly once; True if this call did.
+
+    Claimed like ``message_email_send`` (queued -> sending). Signed with the channel's secret:
+    ``X-Supportdesk-Timestamp`` and ``X-Supportdesk-Signature: sha256=HMAC(secret, ts + "." +
+    body)``. A 4xx other than 408/429 fails the message at once (``WebhookRejected``); network
+    errors and 5xx put it back to queued and re-raise so the task retries with backoff.
+    """
+    now = timezone.now()
+    claimed = Message.objects.filter(
+        Q(delivery_state=Message.Delivery.QUEUED)
+        | Q(
+            delivery_state=Message.Delivery.SENDING,
+            delivered_at__isnull=True,
+            created_at__lt=now - timedelta(minutes=15),
+        ),
+        pk=message_id,
+        direction=Direction.OUTBOUND,
+        channel_kind__in=[ChannelKind.CHAT, ChannelKind.SOCIAL],
+    ).update(delivery_state=Message.Delivery.SENDING, delivery_attempts=F("delivery_attempts") + 1)
+    if not claimed:
+        return False
+    message = Message.objects.select_related("channel", "identity", "author").get(pk=message_id)
+    channel = message.channel
+    if channel is None or not channel.webhook_url:
+        Message.objects.filter(pk=message_id).update(
+            delivery_state=Message.Delivery.NOT_SENT,
+            delivery_error="The channel has no webhook URL any more.",
+        )
+        return False
+    body = _webhook_payload(message)
+    timestamp = str(int(now.timestamp()))
+    request = urllib.request.Request(
+        channel.webhook_url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "Supportdesk-Webhook/1",
+            WEBHOOK_TIMESTAMP_HEADER: timestamp,
+            WEBHOOK_SIGNATURE_HEADER: webhook_signature(
+                secret=channel.secret, timestamp=timestamp, body=body
+            ),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS):
+            pass
+    except urllib.error.HTTPError as exc:
+        error = f"HTTP {exc.code} from {channel.webhook_url}"
+        if 400 <= exc.code < 500 and exc.code not in (408, 429):
+            message_delivery_failed(message_id=message_id, error=error, from_state="sending")
+            raise WebhookRejected(error) from exc
+        _delivery_requeue(message_id, error)
+        raise
+    except (OSError, ValueError) as exc:
+        _delivery_requeue(message_id, str(exc) or exc.__class__.__name__)
+        raise
+    Message.objects.filter(pk=message_id).update(
+        delivery_state=Message.Delivery.SENT, delivered_at=timezone.now(), delivery_error=""
+    )
+    return True
+
+
+def _delivery_requeue(message_id: int, error: str) -> None:
+    Message.objects.filter(pk=message_id, delivery_state=Message.Delivery.SENDING).update(
+        delivery_state=Message.Delivery.QUEUED, delivery_error=error[:2000]
+    )
+
+
+def chat_replies_mark_delivered(*, message_ids: Sequence[int]) -> int:
+    """The visitor's /chat/ page showed these queued replies: they are delivered (a read-receipt)."""
+    if not message_ids:
+        return 0
+    return Message.objects.filter(
+        pk__in=list(message_ids),
+        direction=Direction.OUTBOUND,
+        channel_kind=ChannelKind.CHAT,
+        delivery_state=Message.Delivery.QUEUED,
+        channel__webhook_url="",
+    ).update(delivery_state=Message.Delivery.SENT, delivered_at=timezone.now())
+
+
+@transaction.atomic
+def channel_set_webhook(*, channel: Channel, webhook_url: str) -> Channel:
+    """Set (or clear with "") where replies on a chat or social channel are delivered."""
+    if webhook_url and channel.kind not in (ChannelKind.CHAT, ChannelKind.SOCIAL):
+        raise ApplicationError("Only chat and social channels deliver by webhook.")
+    if webhook_url and not webhook_url.startswith(("https://", "http://")):
+        raise ApplicationError("The webhook URL must start with https:// or http://.")
+    channel.webhook_url = webhook_url
+    channel.save(update_fields=["webhook_url", "updated_at"])
+    return channel
+
+
+# --- Saved replies (macros) -----------------------------------------------------------------------
+
+SAVED_REPLY_VARIABLES = ("{customer_first_name}", "{agent_first_name}")
+
+
+def saved_reply_create_or_update(*, title: str, body: str, is_active: bool = True) -> SavedReply:
+    """Create or update a saved reply by title."""
+    title, body = title.strip()[:100], body.strip()
+    if not title or not body:
+        raise ApplicationError("A saved reply needs a title and a body.")
+    reply, _ = SavedReply.objects.update_or_create(
+        title=title, defaults={"body": body, "is_active": is_active}
+    )
+    return reply
+
+
+def saved_reply_render(*, saved_reply: SavedReply, customer: Customer, agent: User) -> str:
+    """The body with its variables filled in (pure: no query, nothing stored)."""
+    customer_first = (customer.name or "").split()[0] if (customer.name or "").split() else "there"
+    return saved_reply.body.replace("{customer_first_name}", customer_first).replace(
+        "{agent_first_name}", agent.first_name or "the support team"
+    )
+
+
+# --- Presence (collision) -------------------------------------------------------------------------
+
+PRESENCE_TTL_SECONDS = 40
+
+
+def conversation_presence_touch(
+    *, conversation: Conversation, user: User, replying: bool = False
+) -> ConversationViewer:
+    """Record that ``user`` has the conversation open (and is writing a reply, if ``replying``).
+
+    One INSERT ... ON CONFLICT DO UPDATE on (conversation, user): a heartbeat is one query.
+    """
+    now = timezone.now()
+    viewer = ConversationViewer(
+        conversation=conversation,
+        user=user,
+        last_seen_at=now,
+        replying_at=now if replying else None,
+    )
+    ConversationViewer.objects.bulk_create(
+        [viewer],
+        update_conflicts=True,
+        unique_fields=["conversation", "user"],
+        update_fields=["last_seen_at", "replying_at"] if replying else ["last_seen_at"],
+    )
+    return viewer
+
+
+def conversation_presence_leave(*, conversation: Conversation, user: User) -> None:
+    """The agent closed the page: drop their presence at once."""
+    ConversationViewer.objects.filter(conversation=conversation, user=user).delete()

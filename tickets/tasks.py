@@ -6,7 +6,13 @@ import smtplib
 from celery import shared_task
 from django.db import OperationalError
 
-from tickets.services import conversations_close_solved, message_delivery_failed, message_email_send
+from tickets.services import (
+    WebhookRejected,
+    conversations_close_solved,
+    message_delivery_failed,
+    message_email_send,
+    message_webhook_send,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -28,3 +34,17 @@ def message_email_send_task(self, message_id: int) -> None:  # type: ignore[no-u
 @shared_task(ignore_result=True)
 def conversations_close_solved_task() -> int:
     return conversations_close_solved()
+
+
+@shared_task(bind=True, acks_late=True, max_retries=8, ignore_result=True)
+def message_webhook_send_task(self, message_id: int) -> None:  # type: ignore[no-untyped-def]
+    """Deliver a chat/social reply as a signed webhook, retried with backoff on transient errors."""
+    try:
+        message_webhook_send(message_id=message_id)
+    except WebhookRejected:
+        return  # the message is marked failed with the receiver's answer
+    except (OSError, ValueError) as exc:
+        if self.request.retries >= self.max_retries:
+            message_delivery_failed(message_id=message_id, error=f"gave up after retries: {exc}")
+            return
+        raise self.retry(exc=exc, countdown=min(30 * 2**self.request.retries, 1800)) from exc

@@ -1,5 +1,36 @@
-from django.urls import path  # noqa: F401
+"""The agent workspace and the customer's chat page (namespace "workspace")."""
+
+from django.urls import path
+
+from tickets import views
 
 app_name = "workspace"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("conversations/<int:pk>/", views.conversation_detail, name="conversation"),
+    path("conversations/<int:pk>/reply/", views.conversation_reply, name="conversation-reply"),
+    path("conversations/<int:pk>/take/", views.conversation_take, name="conversation-take"),
+    path(
+        "conversations/<int:pk>/pending/", views.conversation_pending, name="conversation-pending"
+    ),
+    path("conversations/<int:pk>/solve/", views.conversation_solve, name="conversation-solve"),
+    path("conversations/<int:pk>/reopen/", views.conversation_reopen, name="conversation-reopen"),
+    path("conversations/<int:pk>/assign/", views.conversation_assign, name="conversation-assign"),
+    path(
+        "conversations/<int:pk>/presence/",
+        views.conversation_presence,
+        name="conversation-presence",
+    ),
+    path("messages/<int:pk>/move/", views.message_move, name="message-move"),
+    path("messages/<int:pk>/html/", views.message_html, name="message-html"),
+    path(
+        "customers/<int:pk>/identities/",
+        views.customer_link_identity,
+        name="customer-link-identity",
+    ),
+    path("customers/<int:pk>/merge/", views.customer_merge, name="customer-merge"),
+    path("merges/<int:pk>/undo/", views.merge_undo, name="merge-undo"),
+    path("chat/", views.chat_page, name="chat"),
+    path("chat/transcript/", views.chat_transcript, name="chat-transcript"),
+    path("chat/end/", views.chat_end, name="chat-end"),
+]

@@ -347,7 +347,8 @@ def test_queue_lists_the_teams_conversations(client, agent_a, channels):
     assert 'name="csrfmiddlewaretoken"' in html
     assert "/api/docs/" in html
     assert 'href="/admin/"' not in html  # agents get no admin link
-    assert "<script" not in html
+    # No inline script (the CSP forbids it): every <script> loads a file of our own
+    assert re.findall(r"<script(?![^>]*\bsrc=\"/static/)", html) == []
 
 
 @pytest.mark.django_db
@@ -357,7 +358,7 @@ def test_queue_shows_the_admin_link_to_admins(client, admin_user):
     html = client.get("/").content.decode()
 
     assert 'href="/admin/"' in html
-    assert "Nothing waiting" in html
+    assert "Nothing here" in html
 
 
 @pytest.mark.django_db
@@ -370,8 +371,9 @@ def test_queue_query_count_does_not_grow_with_rows(
         )
     client.force_login(agent_a)
 
-    # 1 session, 2 user, 3 the user's team ids, 4 conversations joined with customer/team/assignee
-    with django_assert_num_queries(4):
+    # 1 session, 2 user, 3 the user's team ids, 4 counts per view, 5 conversations joined with
+    # customer/team/assignee, 6 teams and 7 agents for the filters, 8 unread notifications
+    with django_assert_num_queries(8):
         response = client.get("/")
 
     assert response.content.decode().count('<td class="subject"') == 6

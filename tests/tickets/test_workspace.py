@@ -1,0 +1,785 @@
+"""The agent workspace pages: queue, conversation page, actions, email frame, webhooks, /chat/."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import urllib.error
+from datetime import timedelta
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import time_machine
+from django.core import mail
+from django.core.cache import cache
+from django.test import Client
+from django.utils import timezone
+
+from supportdesk import extensions
+from tests.factories import send_call, send_chat, send_email
+from tickets.models import (
+    Conversation,
+    ConversationViewer,
+    Customer,
+    CustomerMerge,
+    Identity,
+    Message,
+    SavedReply,
+)
+from tickets.services import (
+    channel_set_webhook,
+    conversation_assign,
+    conversation_reply,
+    conversation_solve,
+    inbound_email_raw,
+    message_webhook_send,
+    webhook_signature,
+)
+
+pytestmark = pytest.mark.django_db
+
+HOSTILE = Path(__file__).parent / "emails" / "hostile_html.eml"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def web(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def at(minutes_ago: int):
+    return timezone.now() - timedelta(minutes=minutes_ago)
+
+
+def conversation_of(result) -> Conversation:
+    return Conversation.objects.get(pk=result.conversation_id)
+
+
+# --- Queue ------------------------------------------------------------------------------------------
+
+
+def test_queue_views_count_and_list_exactly_what_they_say(channels, agent_a, manager_a):
+    # Given: one conversation in each situation
+    mine = conversation_of(send_email(channels["email"], sender="a@example.com", subject="Mine"))
+    conversation_assign(conversation=mine, actor=manager_a, agent=agent_a)
+    unassigned = conversation_of(
+        send_email(channels["email"], sender="b@example.com", subject="Nobody")
+    )
+    pending = conversation_of(send_email(channels["email"], sender="c@example.com", subject="P"))
+    conversation_reply(conversation=pending, author=manager_a, body="Tell me more")
+    from tickets.services import conversation_set_pending
+
+    conversation_set_pending(conversation=pending, actor=manager_a)
+    reopened = conversation_of(send_chat(channels["chat"], visitor_id="v-r", body="broken"))
+    conversation_solve(conversation=reopened, actor=manager_a)
+    send_chat(channels["chat"], visitor_id="v-r", body="still broken")
+    solved = conversation_of(send_email(channels["email"], sender="d@example.com", subject="S"))
+    conversation_solve(conversation=solved, actor=manager_a)
+
+    # When
+    response = web(agent_a).get("/")
+
+    # Then: counts per view
+    assert response.status_code == 200
+    counts = {v.key: n for v, n in response.context["views"]}
+    assert counts == {
+        "open": 4,
+        "mine": 1,
+        "unassigned": 1,
+        "pending": 1,
+        "reopened": 1,
+        "solved": 1,
+    }
+    listed = {
+        view: [c.pk for c in web(agent_a).get(f"/?view={view}").context["page"].conversations]
+        for view in counts
+    }
+    assert listed["mine"] == [mine.pk]
+    assert listed["unassigned"] == [unassigned.pk]
+    assert listed["pending"] == [pending.pk]
+    assert listed["reopened"] == [reopened.pk]
+    assert listed["solved"] == [solved.pk]
+    assert set(listed["open"]) == {mine.pk, unassigned.pk, pending.pk, reopened.pk}
+
+
+def test_queue_finds_a_customer_by_phone_number_in_any_format(channels, agent_a):
+    # Given: a call from +1 415 555 0100 and an email from someone else
+    call = send_call(channels["phone"], from_number="+1 415 555 0100")
+    send_email(channels["email"], sender="Other <other@example.com>")
+
+    # Then: the number in any format (and a fragment of it) finds the call's conversation only
+    for query in ("(415) 555-0100", "415.555.0100", "+14155550100", "555 0100"):
+        page = web(agent_a).get("/", {"q": query}).context["page"]
+        assert [c.pk for c in page.conversations] == [call.conversation_id], query
+
+
+def test_queue_search_by_email_name_subject_and_id(channels, agent_a):
+    jane = send_email(channels["email"], sender="Jane Doe <jane@example.com>", subject="Invoice")
+    bob = send_email(channels["email"], sender="Bob Roe <bob@example.org>", subject="Login fails")
+    client = web(agent_a)
+
+    def found(q):
+        return [c.pk for c in client.get("/", {"q": q}).context["page"].conversations]
+
+    assert found("JANE@example.com") == [jane.conversation_id]
+    assert found("bob roe") == [bob.conversation_id]
+    assert found("login") == [bob.conversation_id]
+    assert found(f"#{jane.conversation_id}") == [jane.conversation_id]
+    assert found("nobody-matches-this") == []
+
+
+def test_queue_filters_by_channel_status_team_and_assignee(
+    channels, channels_b, agent_a, admin_user
+):
+    email = send_email(channels["email"], sender="a@example.com")
+    chat = send_chat(channels["chat"], visitor_id="v-9")
+    other_team = send_email(channels_b["email"], sender="b@example.com")
+    conversation_assign(conversation=conversation_of(chat), actor=admin_user, agent=agent_a)
+    conversation_reply(conversation=conversation_of(chat), author=agent_a, body="Hello!")
+    client = web(admin_user)
+
+    def found(**params):
+        return {c.pk for c in client.get("/", params).context["page"].conversations}
+
+    assert found(channel="chat") == {chat.conversation_id}
+    assert found(channel="email") == {email.conversation_id, other_team.conversation_id}
+    assert found(team=channels_b["email"].team_id) == {other_team.conversation_id}
+    assert found(assignee=str(agent_a.pk)) == {chat.conversation_id}
+    assert found(assignee="none") == {email.conversation_id, other_team.conversation_id}
+    assert found(status="new") == {email.conversation_id, other_team.conversation_id}
+    assert found(status="open") == {chat.conversation_id}
+    # An agent of team A never sees team B's conversation, whatever the filter
+    assert other_team.conversation_id not in {
+        c.pk
+        for c in web(agent_a)
+        .get("/", {"team": channels_b["email"].team_id})
+        .context["page"]
+        .conversations
+    }
+
+
+def test_queue_pages_by_keyset_without_gaps_or_repeats(channels, agent_a):
+    # Given: 30 conversations with distinct activity times, two of them at the same instant
+    same = at(100)
+    ids = []
+    for i in range(30):
+        sent = same if i in (10, 11) else at(200 - i)
+        with time_machine.travel(sent, tick=False):
+            ids.append(send_email(channels["email"], sender=f"c{i}@example.com").conversation_id)
+    client = web(agent_a)
+
+    # When
+    first = client.get("/").context["page"]
+    second = client.get("/", {"after": first.next_cursor}).context["page"]
+
+    # Then
+    assert len(first.conversations) == 25
+    assert len(second.conversations) == 5
+    assert second.next_cursor is None
+    seen = [c.pk for c in first.conversations] + [c.pk for c in second.conversations]
+    assert sorted(seen) == sorted(ids)
+    expected = list(
+        Conversation.objects.order_by("-last_activity_at", "-id").values_list("pk", flat=True)
+    )
+    assert seen == expected
+
+
+def test_queue_refuses_a_forged_cursor_with_400(agent_a):
+    response = web(agent_a).get("/", {"after": "yesterday_abc"})
+    assert response.status_code == 400
+
+
+def test_queue_poll_returns_only_the_queue_fragment(channels, agent_a):
+    send_email(channels["email"], sender="a@example.com", subject="Fresh one")
+    response = web(agent_a).get("/", headers={"HX-Request": "true"})
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert body.lstrip().startswith('<div id="queue"')
+    assert "Fresh one" in body
+    assert "<html" not in body
+
+
+def test_queue_runs_a_constant_number_of_queries(
+    channels, agent_a, manager_a, django_assert_num_queries
+):
+    client = web(agent_a)
+
+    def load():
+        # session, user, visible teams (queue), counts, page, filter teams, filter agents,
+        # unread notifications badge
+        with django_assert_num_queries(8):
+            response = client.get("/")
+        return response
+
+    for i in range(3):
+        send_email(channels["email"], sender=f"few{i}@example.com")
+    assert len(load().context["page"].conversations) == 3
+    for i in range(12):
+        result = send_email(channels["email"], sender=f"many{i}@example.com")
+        conversation_assign(conversation=conversation_of(result), actor=manager_a, agent=agent_a)
+    assert len(load().context["page"].conversations) == 15
+
+
+# --- Conversation page ------------------------------------------------------------------------------
+
+
+def email_and_chat_conversation(channels, agent_a) -> Conversation:
+    """Jane writes by email, then chats giving her email, then calls from a linked number."""
+    from tickets.services import identity_link
+
+    result = send_email(
+        channels["email"],
+        sender="Jane Doe <jane@example.com>",
+        subject="Parcel late",
+        body="Where is my parcel?",
+    )
+    send_chat(
+        channels["chat"], visitor_id="v-jane", email="jane@example.com", body="Any news on it?"
+    )
+    conversation = conversation_of(result)
+    identity_link(
+        customer=conversation.customer, kind="phone", value="+1 415 555 0100", actor=agent_a
+    )
+    send_call(channels["phone"], from_number="+1 415 555 0100", talk_seconds=95)
+    return conversation
+
+
+def test_conversation_page_shows_every_channel_with_contact_boundaries(channels, agent_a):
+    conversation = email_and_chat_conversation(channels, agent_a)
+
+    response = web(agent_a).get(f"/conversations/{conversation.pk}/")
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "Where is my parcel?" in body
+    assert "Any news on it?" in body
+    assert "Contact 1 · email" in body
+    assert "Contact 2 · chat" in body
+    assert "Contact 3 · phone" in body
+    assert "jane@example.com" in body
+
+
+def test_phone_call_shows_wait_talk_hold_and_who_ended_it(channels, agent_a):
+    result = send_call(channels["phone"], from_number="+1 415 555 0100", talk_seconds=95)
+
+    body = web(agent_a).get(f"/conversations/{result.conversation_id}/").content.decode()
+
+    assert "Contact 1 · phone" in body
+    assert "<dt>Wait</dt><dd>30 s</dd>" in body
+    assert "<dt>Talk</dt><dd>95 s</dd>" in body
+    assert "<dt>Hold</dt><dd>10 s</dd>" in body
+    assert "<dt>Ended by</dt><dd>Customer</dd>" in body
+
+
+def test_other_teams_conversation_is_404_not_403(channels_b, agent_a):
+    result = send_email(channels_b["email"], sender="x@example.com")
+    assert web(agent_a).get(f"/conversations/{result.conversation_id}/").status_code == 404
+
+
+def test_customer_panel_shows_past_outcomes_and_the_extension_slots(
+    channels, agent_a, manager_a, monkeypatch
+):
+    # Given: two earlier conversations of the same customer, then the current one
+    earlier = conversation_of(
+        send_email(channels["email"], sender="jane@example.com", subject="Old")
+    )
+    conversation_solve(conversation=earlier, actor=manager_a)
+    unanswered = conversation_of(
+        send_email(channels["email"], sender="jane@example.com", subject="Older")
+    )
+    conversation_solve(conversation=unanswered, actor=manager_a)
+    current = conversation_of(
+        send_email(channels["email"], sender="jane@example.com", subject="Now")
+    )
+    monkeypatch.setitem(
+        extensions._annotators,
+        "conversation.outcome",
+        lambda ids: {earlier.pk: "resolved", unanswered.pk: "no_answer"},
+    )
+    monkeypatch.setitem(
+        extensions._panels,
+        "conversation.sidebar",
+        [lambda request, conversation, customer: f"<p>CSAT for {customer.pk}</p>"],
+    )
+    monkeypatch.setitem(
+        extensions._panels,
+        "message.actions",
+        [lambda request, conversation, message: f"<a>review {message.pk}</a>"],
+    )
+    monkeypatch.setitem(
+        extensions._panels,
+        "conversation.actions",
+        [lambda request, conversation: "<button>QA review</button>"],
+    )
+
+    body = web(agent_a).get(f"/conversations/{current.pk}/").content.decode()
+
+    assert "Customer said resolved" in body
+    assert "No answer to the survey" in body
+    assert f"<p>CSAT for {current.customer_id}</p>" in body
+    assert "<button>QA review</button>" in body
+    first_message = current.messages.get()
+    assert f"<a>review {first_message.pk}</a>" in body
+
+
+def test_customer_panel_shows_a_dash_when_no_app_knows_outcomes(
+    channels, agent_a, manager_a, monkeypatch
+):
+    monkeypatch.delitem(extensions._annotators, "conversation.outcome", raising=False)
+    earlier = conversation_of(
+        send_email(channels["email"], sender="jane@example.com", subject="Old")
+    )
+    conversation_solve(conversation=earlier, actor=manager_a)
+    current = conversation_of(
+        send_email(channels["email"], sender="jane@example.com", subject="Now")
+    )
+
+    response = web(agent_a).get(f"/conversations/{current.pk}/")
+
+    others = response.context["other_conversations"]
+    assert [(c.pk, c.outcome_label) for c in others] == [(earlier.pk, "—")]
+
+
+def test_conversation_page_runs_a_constant_number_of_queries(
+    channels, agent_a, django_assert_num_queries
+):
+    conversation = email_and_chat_conversation(channels, agent_a)
+    client = web(agent_a)
+    # session, user, user's teams, conversation (+customer/team/assignee), messages,
+    # attachments, presence upsert, contacts, events, identities, user's teams, other
+    # conversations, merges, saved replies, viewers (+user), assignable agents, teams for the
+    # assign form, unread notifications
+    expected = 18
+
+    with django_assert_num_queries(expected):
+        client.get(f"/conversations/{conversation.pk}/")
+    for i in range(8):
+        send_chat(channels["chat"], visitor_id="v-jane", body=f"more {i}", session_id=f"s-{i}")
+        conversation_reply(conversation=conversation, author=agent_a, body=f"answer {i}")
+    with django_assert_num_queries(expected):
+        response = client.get(f"/conversations/{conversation.pk}/")
+    assert len([e for e in response.context["timeline"] if e.message]) == 19
+
+
+def test_saved_replies_are_seeded_filled_in_and_end_with_an_invitation(channels, agent_a):
+    conversation = email_and_chat_conversation(channels, agent_a)
+
+    response = web(agent_a).get(f"/conversations/{conversation.pk}/")
+
+    rendered = {reply.title: text for reply, text in response.context["saved_replies"]}
+    assert SavedReply.objects.count() == 4
+    assert rendered["Refund issued"].startswith("Hi Jane,")
+    assert rendered["Refund issued"].endswith("Alice")
+    for text in rendered.values():
+        last_paragraph = text.split("\n\n")[-2]
+        assert "reply" in last_paragraph.lower() or "together" in last_paragraph.lower(), text
+
+
+# --- Actions ----------------------------------------------------------------------------------------
+
+
+def test_reply_by_email_from_the_page_is_sent_threaded(
+    channels, agent_a, django_capture_on_commit_callbacks
+):
+    result = send_email(
+        channels["email"], sender="Jane <jane@example.com>", message_id="<orig@mail.example.com>"
+    )
+    page = web(agent_a).get(f"/conversations/{result.conversation_id}/")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = web(agent_a).post(
+            f"/conversations/{result.conversation_id}/reply/",
+            {
+                "body": "It ships today.",
+                "channel": "email",
+                "seen_up_to": page.context["seen_up_to"],
+            },
+        )
+
+    assert response.status_code == 302
+    assert len(mail.outbox) == 1
+    sent = mail.outbox[0]
+    assert sent.to == ["jane@example.com"]
+    assert sent.extra_headers["In-Reply-To"] == "<orig@mail.example.com>"
+    assert sent.body == "It ships today."
+    reply = Message.objects.get(direction="outbound")
+    assert reply.delivery_state == "sent"
+    assert conversation_of(result).assignee == agent_a
+
+
+def test_reply_is_held_when_the_customer_wrote_after_the_page_loaded(channels, agent_a):
+    result = send_email(
+        channels["email"], sender="jane@example.com", message_id="<one@mail.example.com>"
+    )
+    seen = web(agent_a).get(f"/conversations/{result.conversation_id}/").context["seen_up_to"]
+    send_email(
+        channels["email"],
+        sender="jane@example.com",
+        in_reply_to="<one@mail.example.com>",
+        subject="Re: My order has not arrived",
+        body="Actually, never mind, it came!",
+    )
+
+    response = web(agent_a).post(
+        f"/conversations/{result.conversation_id}/reply/",
+        {"body": "Sorry for the delay", "channel": "email", "seen_up_to": seen},
+    )
+
+    body = response.content.decode()
+    assert response.status_code == 409
+    assert "The customer wrote 1 new message since you opened this conversation" in body
+    assert "Sorry for the delay</textarea>" in body
+    assert "Actually, never mind, it came!" in body
+    assert Message.objects.filter(direction="outbound").count() == 0
+    assert mail.outbox == []
+    # Sending again from the refreshed page (newer seen_up_to) goes through
+    response = web(agent_a).post(
+        f"/conversations/{result.conversation_id}/reply/",
+        {"body": "Glad it came!", "channel": "email", "seen_up_to": response.context["seen_up_to"]},
+    )
+    assert response.status_code == 302
+    assert Message.objects.filter(direction="outbound").count() == 1
+
+
+def test_internal_note_is_stored_and_nothing_is_sent(channels, agent_a):
+    result = send_email(channels["email"], sender="jane@example.com")
+
+    web(agent_a).post(
+        f"/conversations/{result.conversation_id}/reply/", {"body": "VIP customer", "internal": "1"}
+    )
+
+    note = Message.objects.get(direction="note")
+    assert (note.body_text, note.author, note.channel_kind) == ("VIP customer", agent_a, "")
+    assert mail.outbox == []
+
+
+def test_empty_reply_is_a_400_and_stores_nothing(channels, agent_a):
+    result = send_email(channels["email"], sender="jane@example.com")
+    response = web(agent_a).post(f"/conversations/{result.conversation_id}/reply/", {"body": "  "})
+    assert response.status_code == 400
+    assert Message.objects.exclude(direction="inbound").count() == 0
+
+
+def test_take_pending_solve_reopen_from_the_page(channels, agent_a):
+    conversation = conversation_of(send_email(channels["email"], sender="jane@example.com"))
+    client = web(agent_a)
+    url = f"/conversations/{conversation.pk}"
+
+    assert client.post(f"{url}/take/").status_code == 302
+    conversation.refresh_from_db()
+    assert conversation.assignee == agent_a
+    client.post(f"{url}/pending/")
+    conversation.refresh_from_db()
+    assert conversation.status == "pending"
+    client.post(f"{url}/solve/")
+    conversation.refresh_from_db()
+    assert conversation.status == "solved"
+    # Solving twice is refused with 409 and changes nothing
+    solved_at = conversation.solved_at
+    assert client.post(f"{url}/solve/").status_code == 409
+    conversation.refresh_from_db()
+    assert conversation.solved_at == solved_at
+    client.post(f"{url}/reopen/")
+    conversation.refresh_from_db()
+    assert conversation.status == "open"
+
+
+def test_assign_to_an_agent_outside_the_team_is_refused(channels, agent_a, agent_b):
+    conversation = conversation_of(send_email(channels["email"], sender="jane@example.com"))
+
+    response = web(agent_a).post(
+        f"/conversations/{conversation.pk}/assign/", {"agent": str(agent_b.pk)}
+    )
+
+    assert response.status_code == 400
+    conversation.refresh_from_db()
+    assert conversation.assignee is None
+
+
+def test_move_a_message_to_another_conversation_of_the_customer(channels, agent_a, manager_a):
+    first = conversation_of(send_email(channels["email"], sender="jane@example.com", subject="A"))
+    second = conversation_of(
+        send_email(channels["email"], sender="jane@example.com", subject="B (new topic)")
+    )
+    stray = send_chat(channels["chat"], visitor_id="v-j", email="jane@example.com", body="About A")
+
+    response = web(agent_a).post(
+        f"/messages/{stray.message_id}/move/", {"to_conversation": first.pk}
+    )
+
+    assert response.status_code == 302
+    assert Message.objects.get(pk=stray.message_id).conversation_id == first.pk
+    assert second.pk != first.pk
+
+
+def test_link_a_handle_then_merge_with_confirmation_and_undo(channels, agent_a):
+    # Given: Jane by email, and "the same person" known only by a social handle
+    jane = conversation_of(send_email(channels["email"], sender="Jane Doe <jane@example.com>"))
+    from tests.factories import send_social
+
+    social = conversation_of(send_social(channels["social"], handle="@janed", network="x"))
+    client = web(agent_a)
+
+    # When: the agent links a phone number (free) and then the social handle (taken)
+    response = client.post(
+        f"/customers/{jane.customer_id}/identities/",
+        {"kind": "phone", "value": "(415) 555-0123", "conversation": jane.pk},
+    )
+    assert response.status_code == 302
+    assert Identity.objects.get(kind="phone").value == "+14155550123"
+    response = client.post(
+        f"/customers/{jane.customer_id}/identities/",
+        {"kind": "social", "value": "x:@janed", "conversation": jane.pk},
+    )
+
+    # Then: offered a merge confirmation, which merges only when confirmed
+    assert response.status_code == 302
+    confirm = client.get(response["Location"])
+    assert confirm.status_code == 200
+    assert "Merge janed into Jane Doe?" in confirm.content.decode()
+    assert Customer.objects.get(pk=social.customer_id).merged_into_id is None
+    response = client.post(
+        f"/customers/{jane.customer_id}/merge/",
+        {"other": social.customer_id, "conversation": jane.pk},
+    )
+    assert response.status_code == 302
+    assert Customer.objects.get(pk=social.customer_id).merged_into_id == jane.customer_id
+    assert conversation_of_pk(social.pk).customer_id == jane.customer_id
+
+    # And the undo on the customer panel puts everything back
+    merge = CustomerMerge.objects.get()
+    page = client.get(f"/conversations/{jane.pk}/").content.decode()
+    assert f"/merges/{merge.pk}/undo/" in page
+    client.post(f"/merges/{merge.pk}/undo/", {"conversation": jane.pk})
+    assert Customer.objects.get(pk=social.customer_id).merged_into_id is None
+    assert conversation_of_pk(social.pk).customer_id == social.customer_id
+
+
+def conversation_of_pk(pk):
+    return Conversation.objects.get(pk=pk)
+
+
+def test_presence_shows_other_viewers_and_who_is_replying(channels, agent_a, manager_a):
+    conversation = conversation_of(send_email(channels["email"], sender="jane@example.com"))
+    alice, mia = web(agent_a), web(manager_a)
+    alice.get(f"/conversations/{conversation.pk}/")
+    mia.post(f"/conversations/{conversation.pk}/presence/", {"seen_up_to": 0, "replying": "1"})
+
+    response = alice.post(
+        f"/conversations/{conversation.pk}/presence/",
+        {"seen_up_to": conversation.messages.get().pk, "replying": "0"},
+    )
+
+    body = " ".join(response.content.decode().split())
+    assert "Mia Manager</strong> (writing a reply) is also viewing this conversation." in body
+    assert "new message" not in body
+    assert ConversationViewer.objects.count() == 2
+    # Someone who left a minute ago is no longer shown
+    with time_machine.travel(timezone.now() + timedelta(minutes=1)):
+        later = alice.post(f"/conversations/{conversation.pk}/presence/", {"seen_up_to": 0})
+    assert "Mia Manager" not in later.content.decode()
+    assert "The customer wrote 1 new message" in later.content.decode()
+
+
+# --- Email HTML ----------------------------------------------------------------------------------
+
+
+def test_email_html_is_served_sanitised_with_its_own_strict_policy(channels, agent_a, agent_b):
+    result = inbound_email_raw(channel=channels["email"], raw=HOSTILE.read_bytes())
+    message = Message.objects.get(pk=result.message_id)
+    assert message.body_html
+
+    page = web(agent_a).get(f"/conversations/{result.conversation_id}/").content.decode()
+    frame = web(agent_a).get(f"/messages/{message.pk}/html/")
+
+    assert '<iframe class="email-frame" sandbox="" ' in page
+    html = frame.content.decode().lower()
+    assert frame["Content-Security-Policy"] == (
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+    )
+    for forbidden in ("<script", "onerror", "onload", "<img", "<iframe", "javascript:", "<form"):
+        assert forbidden not in html, forbidden
+    assert web(agent_b).get(f"/messages/{message.pk}/html/").status_code == 404
+
+
+# --- Webhook delivery for chat and social -----------------------------------------------------------
+
+
+class FakeResponse:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_chat_reply_is_delivered_as_a_signed_webhook(
+    channels, agent_a, django_capture_on_commit_callbacks
+):
+    channel_set_webhook(channel=channels["chat"], webhook_url="https://hooks.example.com/chat")
+    send_chat(channels["chat"], visitor_id="v-1", session_id="sess-9", body="hello?")
+    conversation = Conversation.objects.get()
+    requests = []
+
+    with (
+        mock.patch(
+            "urllib.request.urlopen",
+            side_effect=lambda r, timeout: requests.append(r) or FakeResponse(),
+        ),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        message = conversation_reply(conversation=conversation, author=agent_a, body="Hi there!")
+
+    message.refresh_from_db()
+    assert message.channel_kind == "chat"
+    assert message.delivery_state == "sent"
+    assert message.delivery_attempts == 1
+    (request,) = requests
+    assert request.full_url == "https://hooks.example.com/chat"
+    payload = json.loads(request.data)
+    assert payload["body"] == "Hi there!"
+    assert payload["thread_key"] == "sess-9"
+    assert payload["to"] == {"kind": "chat", "value": "v-1"}
+    timestamp = request.get_header("X-supportdesk-timestamp")
+    expected = hmac.new(
+        channels["chat"].secret.encode(), timestamp.encode() + b"." + request.data, hashlib.sha256
+    ).hexdigest()
+    assert request.get_header("X-supportdesk-signature") == f"sha256={expected}"
+    assert (
+        webhook_signature(secret=channels["chat"].secret, timestamp=timestamp, body=request.data)
+        == f"sha256={expected}"
+    )
+
+
+def test_webhook_server_error_requeues_for_retry_and_4xx_fails(channels, agent_a):
+    channel_set_webhook(channel=channels["social"], webhook_url="https://hooks.example.com/s")
+    from tests.factories import send_social
+
+    send_social(channels["social"], handle="@jane")
+    conversation = Conversation.objects.get()
+    with mock.patch("tickets.services.outbox_enqueue"):
+        message = conversation_reply(conversation=conversation, author=agent_a, body="On it")
+    assert message.delivery_state == "queued"
+
+    error = urllib.error.HTTPError("https://hooks.example.com/s", 503, "down", {}, None)
+    with (
+        mock.patch("urllib.request.urlopen", side_effect=error),
+        pytest.raises(urllib.error.HTTPError),
+    ):
+        message_webhook_send(message_id=message.pk)
+    message.refresh_from_db()
+    assert (message.delivery_state, message.delivery_error) == (
+        "queued",
+        "HTTP 503 from https://hooks.example.com/s",
+    )
+
+    from tickets.tasks import message_webhook_send_task
+
+    error = urllib.error.HTTPError("https://hooks.example.com/s", 410, "gone", {}, None)
+    with mock.patch("urllib.request.urlopen", side_effect=error):
+        message_webhook_send_task(message_id=message.pk)
+    message.refresh_from_db()
+    assert (message.delivery_state, message.delivery_attempts) == ("failed", 2)
+    page = web(agent_a).get(f"/conversations/{conversation.pk}/").content.decode()
+    assert (
+        'class="delivery delivery-failed" title="HTTP 410 from https://hooks.example.com/s">Failed (2 attempts)'
+        in page
+    )
+
+
+def test_social_reply_without_webhook_says_it_was_not_sent(channels, agent_a):
+    from tests.factories import send_social
+
+    send_social(channels["social"], handle="@jane")
+    message = conversation_reply(
+        conversation=Conversation.objects.get(), author=agent_a, body="On it"
+    )
+    message.refresh_from_db()
+    assert message.delivery_state == "not_sent"
+    assert message.delivery_error == "The social channel social A has no webhook URL to deliver to."
+
+
+# --- The customer's chat page -----------------------------------------------------------------------
+
+
+def test_chat_page_anonymous_visitor_writes_and_sees_the_agent_reply(channels, agent_a):
+    visitor = Client()
+    assert visitor.get("/chat/").status_code == 200
+    visitor.post("/chat/", {"start": "1", "name": "", "email": ""})
+
+    response = visitor.post("/chat/", {"body": "Is anyone there?"})
+
+    assert response.status_code == 302
+    message = Message.objects.get()
+    assert (message.channel_id, message.direction, message.body_text) == (
+        channels["chat"].pk,
+        "inbound",
+        "Is anyone there?",
+    )
+    assert message.identity.kind == "chat"
+    reply = conversation_reply(
+        conversation=message.conversation, author=agent_a, body="Yes! How can I help?"
+    )
+    assert reply.delivery_state == "queued"
+    poll = visitor.get("/chat/transcript/")
+    body = poll.content.decode()
+    assert "Is anyone there?" in body
+    assert "Yes! How can I help?" in body
+    assert "Alice" in body
+    reply.refresh_from_db()
+    assert reply.delivery_state == "sent"
+
+
+def test_chat_with_email_finds_the_customer_who_wrote_by_email(channels):
+    first = send_email(channels["email"], sender="Jane <jane@example.com>")
+    visitor = Client()
+    visitor.post("/chat/", {"start": "1", "email": "Jane@Example.com", "name": "Jane"})
+    visitor.post("/chat/", {"body": "Following up on my email"})
+
+    chat = Message.objects.get(channel_kind="chat")
+    assert chat.conversation.customer_id == first.customer_id
+    assert chat.conversation_id == first.conversation_id
+
+
+def test_chat_bad_email_is_a_400_and_another_visitor_sees_nothing(channels):
+    visitor = Client()
+    response = visitor.post("/chat/", {"start": "1", "email": "not-an-email"})
+    assert response.status_code == 400
+    assert Message.objects.count() == 0
+    stranger = Client()
+    assert stranger.get("/chat/transcript/").status_code == 204
+
+
+def test_chat_posting_is_rate_limited(channels):
+    visitor = Client()
+    visitor.post("/chat/", {"start": "1"})
+    statuses = [visitor.post("/chat/", {"body": f"spam {i}"}).status_code for i in range(31)]
+    # The start counts too: 30 posts a minute from one address, then 403
+    assert statuses == [302] * 29 + [403] * 2
+    assert Message.objects.count() == 29
+
+
+# --- Architecture ---------------------------------------------------------------------------------
+
+
+def test_supportdesk_does_not_import_tickets():
+    root = Path(__file__).resolve().parents[2] / "supportdesk"
+    offenders = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if "migrations" not in path.parts
+        and any(
+            line.startswith(("from tickets", "import tickets"))
+            for line in path.read_text().splitlines()
+        )
+    ]
+    assert offenders == []

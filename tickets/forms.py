@@ -1,0 +1,76 @@
+"""Workspace forms: they validate the shape of a request, the services decide the rest."""
+
+from __future__ import annotations
+
+from django import forms
+
+from tickets.models import ChannelKind, Conversation, Identity
+
+REPLY_CHANNELS = [
+    (ChannelKind.EMAIL, "Email"),
+    (ChannelKind.CHAT, "Chat"),
+    (ChannelKind.SOCIAL, "Social"),
+]
+
+
+class QueueFilterForm(forms.Form):
+    view = forms.CharField(required=False)
+    q = forms.CharField(required=False, max_length=200, label="Search")
+    channel = forms.ChoiceField(
+        required=False, choices=[("", "Any channel"), *ChannelKind.choices], label="Channel"
+    )
+    status = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any status"), *Conversation.Status.choices],
+        label="Status",
+    )
+    team = forms.IntegerField(required=False, min_value=1, label="Team")
+    assignee = forms.RegexField(
+        required=False, regex=r"^(none|\d{1,12})$", label="Assignee", max_length=12
+    )
+    after = forms.CharField(required=False, max_length=100)
+
+
+class ReplyForm(forms.Form):
+    body = forms.CharField(max_length=50_000, label="Reply", strip=True)
+    channel = forms.ChoiceField(choices=REPLY_CHANNELS, required=False, label="Reply on")
+    internal = forms.BooleanField(required=False)
+    seen_up_to = forms.IntegerField(min_value=0, required=False)
+
+
+class AssignForm(forms.Form):
+    agent = forms.RegexField(regex=r"^(none|\d{1,12})$", required=False, label="Agent")
+    team = forms.IntegerField(required=False, min_value=1, label="Team")
+
+
+class MoveForm(forms.Form):
+    to_conversation = forms.IntegerField(min_value=1, label="Move to conversation")
+
+
+class LinkIdentityForm(forms.Form):
+    kind = forms.ChoiceField(
+        choices=[
+            (Identity.Kind.EMAIL, "Email"),
+            (Identity.Kind.PHONE, "Phone"),
+            (Identity.Kind.SOCIAL, "Social (network:@handle)"),
+        ],
+        label="Kind",
+    )
+    value = forms.CharField(max_length=320, label="Handle")
+    conversation = forms.IntegerField(min_value=1, required=False)
+
+
+class MergeForm(forms.Form):
+    other = forms.IntegerField(min_value=1, label="Customer to merge in")
+    conversation = forms.IntegerField(min_value=1, required=False)
+
+
+class ChatStartForm(forms.Form):
+    name = forms.CharField(max_length=200, required=False, label="Your name (optional)")
+    email = forms.EmailField(
+        required=False, max_length=320, label="Your email (optional, for replies by email)"
+    )
+
+
+class ChatMessageForm(forms.Form):
+    body = forms.CharField(max_length=5000, label="Message", strip=True)

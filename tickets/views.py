@@ -1,0 +1,582 @@
+"""The agent workspace (queue, conversation page) and the customer's /chat/ page.
+
+Views validate the request with a form, call one service, and redirect or render; reads come from
+``tickets.selectors``. Domain refusals (``ApplicationError``) are shown to the agent as a message
+with the HTTP status the error carries; nothing is half-stored because each service is atomic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+from django_ratelimit.decorators import ratelimit
+
+from supportdesk import extensions
+from supportdesk.errors import ApplicationError
+from supportdesk.models import User
+from tickets import selectors, services
+from tickets.emails import sanitize_html
+from tickets.forms import (
+    AssignForm,
+    ChatMessageForm,
+    ChatStartForm,
+    LinkIdentityForm,
+    MergeForm,
+    MoveForm,
+    QueueFilterForm,
+    ReplyForm,
+)
+from tickets.identities import normalise_email, normalise_phone, normalise_social
+from tickets.models import Channel, ChannelKind, Conversation, Identity, Message
+
+OUTCOME_LABELS = {
+    "resolved": "Customer said resolved",
+    "partly": "Customer said partly resolved",
+    "not_resolved": "Customer said not resolved",
+    "no_answer": "No answer to the survey",
+    "no_survey": "No survey",
+}
+# The frame that shows an email's HTML: nothing in it may run, load or navigate.
+EMAIL_FRAME_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+
+
+# --- Queue ------------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def queue(request: HttpRequest) -> HttpResponse:
+    """The agent's start page: queue views with counts, filters, search, keyset pages.
+
+    An htmx poll (every 15 s on the first page) re-renders the ``queue`` partial only.
+    """
+    form = QueueFilterForm(request.GET)
+    if not form.is_valid():
+        return HttpResponseBadRequest("Invalid queue filter: " + form.errors.as_text())
+    data = form.cleaned_data
+    views = {v.key for v in selectors.QUEUE_VIEWS}
+    view = data["view"] if data["view"] in views else "open"
+    try:
+        page = selectors.queue_page_for_user(
+            user=request.user,
+            view=view,
+            channel=data["channel"],
+            status=data["status"],
+            team=data["team"],
+            assignee=data["assignee"],
+            search=data["q"],
+            cursor=data["after"],
+        )
+    except ApplicationError as exc:
+        return HttpResponseBadRequest(str(exc))
+    params = request.GET.copy()
+    params.pop("after", None)
+    params.pop("view", None)
+    context = {
+        "form": form,
+        "page": page,
+        "view": view,
+        "views": [(v, page.counts[v.key]) for v in selectors.QUEUE_VIEWS],
+        "filter_query": params.urlencode(),
+        "first_page": not data["after"],
+        **selectors.queue_filter_choices(user=request.user),
+    }
+    template = "home.html#queue" if request.htmx else "home.html"
+    return render(request, template, context)
+
+
+# --- Conversation page -------------------------------------------------------------------------
+
+
+def _conversation_context(request: HttpRequest, conversation: Conversation) -> dict[str, Any]:
+    timeline = selectors.conversation_timeline(conversation=conversation)
+    panel = selectors.customer_panel_data(user=request.user, conversation=conversation)
+    message_ids = [m.pk for m in conversation.messages.all()]
+    last_inbound = next(
+        (
+            m
+            for m in reversed(conversation.messages.all())
+            if m.direction == Message.Direction.INBOUND and not m.automated
+        ),
+        None,
+    )
+    identity_kinds = {identity.kind for identity in panel["identities"]}
+    reply_channels = [
+        (kind, label)
+        for kind, label in (("email", "Email"), ("chat", "Chat"), ("social", "Social"))
+        if kind in identity_kinds
+    ]
+    default_channel = last_inbound.channel_kind if last_inbound else "email"
+    if default_channel == ChannelKind.PHONE or default_channel not in identity_kinds:
+        default_channel = reply_channels[0][0] if reply_channels else "email"
+    outcomes = extensions.annotate(
+        "conversation.outcome", [c.pk for c in panel["other_conversations"]]
+    )
+    for other in panel["other_conversations"]:
+        other.outcome = outcomes.get(other.pk)
+        other.outcome_label = OUTCOME_LABELS.get(other.outcome or "", "—")
+    saved_replies = [
+        (
+            reply,
+            services.saved_reply_render(
+                saved_reply=reply, customer=conversation.customer, agent=request.user
+            ),
+        )
+        for reply in selectors.saved_reply_list()
+    ]
+    return {
+        "conversation": conversation,
+        "customer": conversation.customer,
+        "timeline": timeline,
+        "seen_up_to": max(message_ids, default=0),
+        "reply_channels": reply_channels,
+        "default_channel": default_channel,
+        "saved_replies": saved_replies,
+        "viewers": selectors.conversation_viewers(conversation=conversation, exclude=request.user),
+        "agents": selectors.conversation_assignable_agents(conversation=conversation),
+        "teams": selectors.team_list_for_user(user=request.user),
+        "move_targets": [c for c in panel["other_conversations"] if c.is_active],
+        "link_form": LinkIdentityForm(),
+        **panel,
+    }
+
+
+@login_required
+@require_GET
+def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = selectors.conversation_get_for_user(user=request.user, pk=pk, for_detail=True)
+    services.conversation_presence_touch(conversation=conversation, user=request.user)
+    context = _conversation_context(request, conversation)
+    context["reply_form"] = ReplyForm(initial={"channel": context["default_channel"]})
+    return render(request, "tickets/conversation.html", context)
+
+
+def _back(pk: int) -> HttpResponse:
+    return redirect("workspace:conversation", pk=pk)
+
+
+def _refused(request: HttpRequest, pk: int, exc: ApplicationError) -> HttpResponse:
+    """A refusal on a plain form post: say why on the conversation page, with the error's status."""
+    messages.error(request, str(exc))
+    conversation = selectors.conversation_get_for_user(user=request.user, pk=pk, for_detail=True)
+    context = _conversation_context(request, conversation)
+    context["reply_form"] = ReplyForm(initial={"channel": context["default_channel"]})
+    return render(request, "tickets/conversation.html", context, status=exc.status)
+
+
+@login_required
+@require_POST
+def conversation_reply(request: HttpRequest, pk: int) -> HttpResponse:
+    """Send a reply or add an internal note. Held (409) if the customer wrote since page load."""
+    conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
+    form = ReplyForm(request.POST)
+    if not form.is_valid():
+        return _reply_refused(request, pk, form, "Write something before sending.", status=400)
+    data = form.cleaned_data
+    try:
+        message = services.conversation_reply(
+            conversation=conversation,
+            author=request.user,
+            body=data["body"],
+            channel_kind=None if data["internal"] else (data["channel"] or None),
+            internal=data["internal"],
+            seen_up_to=data["seen_up_to"],
+        )
+    except services.ReplyHeld as exc:
+        return _reply_refused(request, pk, form, str(exc), status=409, held=True)
+    except ApplicationError as exc:
+        return _reply_refused(request, pk, form, str(exc), status=exc.status)
+    if message.direction == Message.Direction.NOTE:
+        messages.success(request, "Internal note added.")
+    else:
+        messages.success(request, f"Reply queued on {message.channel_kind}.")
+    return _back(pk)
+
+
+def _reply_refused(
+    request: HttpRequest,
+    pk: int,
+    form: ReplyForm,
+    error: str,
+    *,
+    status: int,
+    held: bool = False,
+) -> HttpResponse:
+    """Re-render the page with the draft kept, the reason, and (when held) the new message."""
+    conversation = selectors.conversation_get_for_user(user=request.user, pk=pk, for_detail=True)
+    context = _conversation_context(request, conversation)
+    context["reply_form"] = ReplyForm(
+        initial={
+            "body": request.POST.get("body", ""),
+            "channel": request.POST.get("channel") or context["default_channel"],
+        }
+    )
+    context["reply_error"] = error
+    context["reply_held"] = held
+    return render(request, "tickets/conversation.html", context, status=status)
+
+
+def _status_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
+    try:
+        if action == "take":
+            services.conversation_assign(
+                conversation=conversation, actor=request.user, agent=request.user
+            )
+            messages.success(request, "You took this conversation.")
+        elif action == "pending":
+            services.conversation_set_pending(conversation=conversation, actor=request.user)
+            messages.success(request, "Waiting on the customer.")
+        elif action == "solve":
+            services.conversation_solve(conversation=conversation, actor=request.user)
+            messages.success(request, "Solved. The customer will be asked whether it is.")
+        elif action == "reopen":
+            services.conversation_reopen(conversation=conversation, actor=request.user)
+            messages.success(request, "Reopened.")
+    except ApplicationError as exc:
+        return _refused(request, pk, exc)
+    return _back(pk)
+
+
+@login_required
+@require_POST
+def conversation_take(request: HttpRequest, pk: int) -> HttpResponse:
+    return _status_action(request, pk, "take")
+
+
+@login_required
+@require_POST
+def conversation_pending(request: HttpRequest, pk: int) -> HttpResponse:
+    return _status_action(request, pk, "pending")
+
+
+@login_required
+@require_POST
+def conversation_solve(request: HttpRequest, pk: int) -> HttpResponse:
+    return _status_action(request, pk, "solve")
+
+
+@login_required
+@require_POST
+def conversation_reopen(request: HttpRequest, pk: int) -> HttpResponse:
+    return _status_action(request, pk, "reopen")
+
+
+@login_required
+@require_POST
+def conversation_assign(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
+    form = AssignForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest("Choose an agent or a team.")
+    agent_ref, team_id = form.cleaned_data["agent"], form.cleaned_data["team"]
+    agent = None
+    if agent_ref and agent_ref != "none":
+        agent = User.objects.filter(pk=int(agent_ref), is_active=True).first()
+        if agent is None:
+            return HttpResponseBadRequest("No such agent.")
+    team = None
+    if team_id is not None:
+        teams = {t.pk: t for t in selectors.team_list_for_user(user=request.user)}
+        team = teams.get(team_id)
+        if team is None:
+            return HttpResponseBadRequest("You can only move conversations to your own teams.")
+    try:
+        services.conversation_assign(
+            conversation=conversation,
+            actor=request.user,
+            agent=agent,
+            team=team,
+            unassign=agent_ref == "none",
+        )
+    except ApplicationError as exc:
+        return _refused(request, pk, exc)
+    messages.success(request, "Assignment saved.")
+    return _back(pk)
+
+
+@login_required
+@require_POST
+def conversation_presence(request: HttpRequest, pk: int) -> HttpResponse:
+    """The page's heartbeat: record presence, answer who else is here and whether the customer
+    wrote since the page loaded (the htmx partial ``presence``)."""
+    conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
+    services.conversation_presence_touch(
+        conversation=conversation,
+        user=request.user,
+        replying=request.POST.get("replying") == "1",
+    )
+    try:
+        seen_up_to = int(request.POST.get("seen_up_to", "0"))
+    except ValueError:
+        return HttpResponseBadRequest("seen_up_to must be a message id.")
+    newer = Message.objects.filter(
+        conversation=conversation, direction=Message.Direction.INBOUND, pk__gt=seen_up_to
+    ).count()
+    context = {
+        "conversation": conversation,
+        "viewers": selectors.conversation_viewers(conversation=conversation, exclude=request.user),
+        "new_inbound": newer,
+    }
+    return render(request, "tickets/conversation.html#presence", context)
+
+
+# --- Messages -------------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def message_move(request: HttpRequest, pk: int) -> HttpResponse:
+    message = selectors.message_get_for_user_detail(user=request.user, pk=pk)
+    form = MoveForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest("Choose the conversation to move the message to.")
+    target = selectors.conversation_get_for_user(
+        user=request.user, pk=form.cleaned_data["to_conversation"]
+    )
+    try:
+        services.message_move(message=message, to_conversation=target, actor=request.user)
+    except ApplicationError as exc:
+        return _refused(request, message.conversation_id, exc)
+    messages.success(request, f"Message moved to conversation #{target.pk}.")
+    return _back(message.conversation_id)
+
+
+@login_required
+@require_GET
+def message_html(request: HttpRequest, pk: int) -> HttpResponse:
+    """An email's HTML, sanitised again, for a ``sandbox=""`` iframe with a CSP of its own that
+    forbids every script, every load (no remote images) and every form."""
+    message = selectors.message_get_for_user_detail(user=request.user, pk=pk)
+    if not message.body_html:
+        raise Http404("This message has no HTML part.")
+    html = (
+        '<!doctype html><html><head><meta charset="utf-8"><style>'
+        "body{font:14px/1.5 system-ui,sans-serif;margin:8px;color:#1d2330;word-wrap:break-word}"
+        "table{max-width:100%}</style></head><body>"
+        + sanitize_html(message.body_html)
+        + "</body></html>"
+    )
+    response = HttpResponse(html, content_type="text/html; charset=utf-8")
+    response["Content-Security-Policy"] = EMAIL_FRAME_CSP
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "private, no-store"
+    response._csp_exempt = True  # django-csp must not replace the stricter policy above
+    return response
+
+
+# --- Customers: link a handle, merge, undo ---------------------------------------------------------
+
+
+@login_required
+@require_POST
+def customer_link_identity(request: HttpRequest, pk: int) -> HttpResponse:
+    customer = selectors.customer_get_for_user(user=request.user, pk=pk)
+    form = LinkIdentityForm(request.POST)
+    conversation_id = request.POST.get("conversation", "")
+    if not form.is_valid() or not conversation_id.isdigit():
+        return HttpResponseBadRequest("Choose a kind and write the handle.")
+    kind, value = form.cleaned_data["kind"], form.cleaned_data["value"]
+    try:
+        services.identity_link(customer=customer, kind=kind, value=value, actor=request.user)
+    except ApplicationError as exc:
+        other = (exc.extra or {}).get("customer")
+        if other:
+            messages.warning(
+                request,
+                f"{value} belongs to another customer (#{other}). Review and merge them below.",
+            )
+            url = reverse("workspace:customer-merge", args=[customer.pk])
+            return redirect(f"{url}?other={other}&conversation={conversation_id}")
+        return _refused(request, int(conversation_id), exc)
+    messages.success(request, f"Linked {value} to {customer}.")
+    return _back(int(conversation_id))
+
+
+def _customer_by_handle(handle: str) -> int | None:
+    handle = handle.strip()
+    candidates: list[tuple[str, str]] = []
+    for kind, fn in (("email", normalise_email), ("phone", normalise_phone)):
+        with contextlib.suppress(ValidationError):
+            candidates.append((kind, fn(handle)))
+    network, sep, name = handle.partition(":")
+    if sep:
+        with contextlib.suppress(ValidationError):
+            candidates.append(("social", normalise_social(network, name)))
+    for kind, value in candidates:
+        identity = Identity.objects.filter(kind=kind, value=value).first()
+        if identity is not None:
+            return identity.customer_id
+    if handle.lstrip("#").isdigit():
+        return int(handle.lstrip("#"))
+    return None
+
+
+@login_required
+def customer_merge(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: the confirmation (both customers side by side). POST: merge, then offer an undo."""
+    target = selectors.customer_get_for_user(user=request.user, pk=pk)
+    conversation_id = request.GET.get("conversation") or request.POST.get("conversation") or ""
+    if not conversation_id.isdigit():
+        return HttpResponseBadRequest("Open the merge from a conversation.")
+    if request.method == "POST":
+        form = MergeForm(request.POST)
+        if not form.is_valid():
+            return HttpResponseBadRequest("Choose the customer to merge in.")
+        other = selectors.customer_get_for_user(user=request.user, pk=form.cleaned_data["other"])
+        try:
+            merge = services.customer_merge(target=target, other=other, actor=request.user)
+        except ApplicationError as exc:
+            return _refused(request, int(conversation_id), exc)
+        messages.success(
+            request, f"Merged {merge.merged_name or f'customer #{other.pk}'} into {target}."
+        )
+        return _back(int(conversation_id))
+    ref = request.GET.get("other", "") or request.GET.get("handle", "")
+    other_id = _customer_by_handle(ref) if ref else None
+    if other_id is None:
+        messages.error(request, f"No customer has the handle {ref!r}." if ref else "Say who.")
+        return _back(int(conversation_id))
+    other = selectors.customer_get_for_user(user=request.user, pk=other_id)
+    if other.pk == target.pk:
+        messages.info(request, "That handle already belongs to this customer.")
+        return _back(int(conversation_id))
+    sides = [
+        (c, selectors.customer_detail_data(user=request.user, customer=c)) for c in (target, other)
+    ]
+    return render(
+        request,
+        "tickets/merge_confirm.html",
+        {"target": target, "other": other, "sides": sides, "conversation_id": conversation_id},
+    )
+
+
+@login_required
+@require_POST
+def merge_undo(request: HttpRequest, pk: int) -> HttpResponse:
+    merge = selectors.customer_merge_get_for_user(user=request.user, pk=pk)
+    conversation_id = request.POST.get("conversation", "")
+    if not conversation_id.isdigit():
+        return HttpResponseBadRequest("Undo a merge from a conversation.")
+    try:
+        services.customer_merge_undo(merge=merge, actor=request.user)
+    except ApplicationError as exc:
+        return _refused(request, int(conversation_id), exc)
+    messages.success(request, "Merge undone: the other customer is separate again.")
+    return _back(int(conversation_id))
+
+
+# --- The customer's chat page ----------------------------------------------------------------------
+
+CHAT_SESSION_KEY = "chat_visitor"
+
+
+def _chat_channel() -> Channel:
+    channel = Channel.objects.filter(kind=ChannelKind.CHAT, is_active=True).order_by("pk").first()
+    if channel is None:
+        raise Http404("Chat is not set up on this desk.")
+    return channel
+
+
+def _chat_state(request: HttpRequest) -> dict[str, str] | None:
+    state = request.session.get(CHAT_SESSION_KEY)
+    return state if isinstance(state, dict) and state.get("session") else None
+
+
+@ratelimit(key="ip", rate="30/m", method="POST", block=True)
+def chat_page(request: HttpRequest) -> HttpResponse:
+    """``/chat/``: the visitor gives an email (or not) and writes; agent replies appear by polling.
+
+    Messages go through ``services.inbound_chat``, the path every chat provider uses.
+    """
+    channel = _chat_channel()
+    state = _chat_state(request)
+    if request.method == "POST" and request.POST.get("start"):
+        start = ChatStartForm(request.POST)
+        if not start.is_valid():
+            return render(request, "tickets/chat.html", {"start_form": start}, status=400)
+        state = {
+            "visitor": f"web-{secrets.token_urlsafe(16)}",
+            "session": f"web-{secrets.token_urlsafe(16)}",
+            "email": start.cleaned_data["email"] or "",
+            "name": start.cleaned_data["name"] or "",
+        }
+        request.session[CHAT_SESSION_KEY] = state
+        return redirect("workspace:chat")
+    if request.method == "POST":
+        if state is None:
+            return redirect("workspace:chat")
+        form = ChatMessageForm(request.POST)
+        if not form.is_valid():
+            return _chat_render(request, channel, state, form, status=400)
+        try:
+            services.inbound_chat(
+                channel=channel,
+                external_id=f"web-{secrets.token_urlsafe(12)}",
+                session_id=state["session"],
+                visitor_id=state["visitor"],
+                body=form.cleaned_data["body"],
+                email=state.get("email", ""),
+                name=state.get("name", ""),
+            )
+        except ApplicationError as exc:
+            form.add_error("body", str(exc))
+            return _chat_render(request, channel, state, form, status=exc.status)
+        if request.htmx:
+            return _chat_render(request, channel, state, ChatMessageForm(), partial=True)
+        return redirect("workspace:chat")
+    if request.method != "GET":
+        return HttpResponse(status=405)
+    if state is None:
+        return render(request, "tickets/chat.html", {"start_form": ChatStartForm()})
+    return _chat_render(request, channel, state, ChatMessageForm())
+
+
+def _chat_render(
+    request: HttpRequest,
+    channel: Channel,
+    state: dict[str, str],
+    form: ChatMessageForm,
+    *,
+    status: int = 200,
+    partial: bool = False,
+) -> HttpResponse:
+    transcript = selectors.chat_transcript(channel=channel, session_id=state["session"])
+    services.chat_replies_mark_delivered(
+        message_ids=[
+            m.pk
+            for m in transcript
+            if m.direction == Message.Direction.OUTBOUND
+            and m.delivery_state == Message.Delivery.QUEUED
+        ]
+    )
+    context = {"transcript": transcript, "form": form, "state": state, "now": timezone.now()}
+    template = "tickets/chat.html#transcript" if partial else "tickets/chat.html"
+    return render(request, template, context, status=status)
+
+
+@require_GET
+def chat_transcript(request: HttpRequest) -> HttpResponse:
+    """The polled transcript (htmx partial)."""
+    state = _chat_state(request)
+    if state is None:
+        return HttpResponse(status=204)
+    channel = _chat_channel()
+    return _chat_render(request, channel, state, ChatMessageForm(), partial=True)
+
+
+@require_POST
+def chat_end(request: HttpRequest) -> HttpResponse:
+    request.session.pop(CHAT_SESSION_KEY, None)
+    return redirect("workspace:chat")
