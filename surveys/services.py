@@ -123,21 +123,23 @@ def survey_settings_update(**values: Any) -> SurveySettings:
 
 
 def survey_token(survey: Survey) -> str:
-    """The signed token of the survey's link: bound to this survey (id and random key)."""
-    return signing.dumps({"s": survey.pk, "k": survey.token_key}, salt=TOKEN_SALT, compress=False)
+    """The signed token of the survey's link, ``<id>.<random key>:<signature>``: bound to this
+    one survey (and so to its solve event). Expiry is the survey's ``expires_at``."""
+    return signing.Signer(salt=TOKEN_SALT).sign(f"{survey.pk}.{survey.token_key}")
 
 
 def survey_from_token(token: str) -> Survey:
     """The survey a link is for. Tampered or unknown: SurveyNotFound (404). Expired: SurveyExpired
     (410). Only a survey that was sent can be opened."""
     try:
-        data = signing.loads(token, salt=TOKEN_SALT)
-        survey_id, key = int(data["s"]), str(data["k"])
-    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        value = signing.Signer(salt=TOKEN_SALT).unsign(token)
+        survey_id, key = value.split(".", 1)
+        survey_pk = int(survey_id)
+    except (signing.BadSignature, ValueError):
         raise SurveyNotFound("This survey link is not valid.") from None
     survey = (
         Survey.objects.select_related("agent", "conversation")
-        .filter(pk=survey_id, token_key=key, status__in=[Status.SENT, Status.BOUNCED])
+        .filter(pk=survey_pk, token_key=key, status__in=[Status.SENT, Status.BOUNCED])
         .first()
     )
     if survey is None:
@@ -595,7 +597,9 @@ def survey_answer(*, survey: Survey, answer: Answer, now: datetime | None = None
     """
     now = now or timezone.now()
     survey = (
-        Survey.objects.select_for_update().select_related("conversation", "agent").get(pk=survey.pk)
+        Survey.objects.select_for_update(of=("self",))
+        .select_related("conversation", "agent")
+        .get(pk=survey.pk)
     )
     if survey.status not in (Status.SENT, Status.BOUNCED):
         raise SurveyNotFound("This survey link is not valid.")
