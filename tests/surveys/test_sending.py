@@ -96,7 +96,8 @@ def test_the_email_is_neutral_has_both_parts_one_link_per_answer_and_unsubscribe
         words = re.sub(r"<[^>]*>|https?://\S+", " ", part).lower()
         assert not re.search(r"\b(10|[0-9] ?stars?|five|rate us|score|excellent)\b", words)
     assert "Alice marked your request" in email.body
-    assert survey.message_id and email.extra_headers["Message-ID"] == f"<{survey.message_id}>"
+    assert survey.message_id
+    assert email.extra_headers["Message-ID"] == f"<{survey.message_id}>"
 
 
 def test_a_reply_from_the_customer_before_the_send_cancels_it(
@@ -221,8 +222,10 @@ def test_a_bounce_after_the_send_marks_the_survey_bounced(
     sent, channels, mailoutbox, django_capture_on_commit_callbacks
 ):
     survey = sent()
-    dsn = (EMAILS / "dsn_bounce_postfix.eml").read_bytes().replace(
-        b"j.doe@customer.example", b"jane@example.com"
+    dsn = (
+        (EMAILS / "dsn_bounce_postfix.eml")
+        .read_bytes()
+        .replace(b"j.doe@customer.example", b"jane@example.com")
     )
     with (
         time_machine.travel(survey.sent_at + timedelta(minutes=2), tick=False),
@@ -339,9 +342,7 @@ def test_an_answered_survey_gets_no_reminder(sent, mailoutbox):
 def test_nps_is_asked_at_most_once_every_90_days(sent, gap, asks_again, mailoutbox):
     first = sent()
     assert first.asks_nps is True
-    second = sent(
-        at=first.sent_at + gap - timedelta(hours=1), subject="Something else"
-    )
+    second = sent(at=first.sent_at + gap - timedelta(hours=1), subject="Something else")
     assert second.sent_at == first.sent_at + gap
     assert second.asks_nps is asks_again
 
