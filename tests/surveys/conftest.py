@@ -61,3 +61,14 @@ def sent(solve, django_capture_on_commit_callbacks) -> Callable[..., Survey]:
 
 def survey_mails() -> list[mail.EmailMessage]:
     return [m for m in mail.outbox if "X-Supportdesk-Survey" in m.extra_headers]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate-limit counters live in the cache; tests freeze time at the same moments, so each
+    test starts with empty counters."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
