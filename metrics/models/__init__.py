@@ -4,3 +4,23 @@
 - ``qa.py``: QA rubrics, samples and reviews; ideas; cancellation reasons; check-ins; agent pulse
   (issue 6).
 """
+
+from metrics.models.facts import (
+    TARGETABLE_METRICS,
+    DailyFact,
+    DirtyDay,
+    DurationBucket,
+    FactDay,
+    RecomputeJob,
+    Target,
+)
+
+__all__ = [
+    "TARGETABLE_METRICS",
+    "DailyFact",
+    "DirtyDay",
+    "DurationBucket",
+    "FactDay",
+    "RecomputeJob",
+    "Target",
+]

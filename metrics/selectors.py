@@ -1,0 +1,537 @@
+"""Reads of the metrics app: scorecards and trends from facts; drill-downs from the sources.
+
+Scorecards read only ``DailyFact``, ``DurationBucket`` and ``FactDay`` (a constant number of
+queries whatever the period or the number of groups). Drill-downs read the same annotated source
+QuerySets the facts were computed from (``metrics.facts``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.db.models import Max, Q, QuerySet, Sum
+from django.http import Http404
+
+from metrics import facts as source
+from metrics.catalogue import BY_KEY, INTERACTION_BUCKETS
+from metrics.models import DailyFact, DurationBucket, FactDay, RecomputeJob, Target
+from metrics.scorecards import build_metrics
+from supportdesk.models import Team, User
+from tickets.models import ChannelKind
+
+GROUPINGS = ("desk", "team", "agent", "channel")
+_GROUP_FIELD = {"desk": None, "team": "team_id", "agent": "agent_id", "channel": "channel_kind"}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a scorecard or dashboard is about: the desk, a team, an agent or a channel."""
+
+    kind: str  # desk, team, agent, channel
+    team: Team | None = None
+    agent: User | None = None
+    channel: str = ""
+
+    @property
+    def key(self) -> str:
+        if self.kind == "team" and self.team:
+            return f"team:{self.team.pk}"
+        if self.kind == "agent" and self.agent:
+            return f"agent:{self.agent.pk}"
+        if self.kind == "channel":
+            return f"channel:{self.channel}"
+        return "desk"
+
+    @property
+    def label(self) -> str:
+        if self.kind == "team" and self.team:
+            return f"Team {self.team.name}"
+        if self.kind == "agent" and self.agent:
+            return str(self.agent)
+        if self.kind == "channel":
+            return f"{ChannelKind(self.channel).label} channel"
+        return "Whole desk"
+
+    def fact_q(self) -> Q:
+        if self.kind == "team" and self.team:
+            return Q(team_id=self.team.pk)
+        if self.kind == "agent" and self.agent:
+            return Q(agent_id=self.agent.pk)
+        if self.kind == "channel":
+            return Q(channel_kind=self.channel)
+        return Q()
+
+
+def visible_facts_q(user: User) -> Q:
+    """Admins read every fact; managers their teams' and unrouted ones; agents their own."""
+    if user.is_admin:
+        return Q()
+    if user.is_manager:
+        team_ids = list(user.teams.values_list("pk", flat=True))
+        return Q(team_id__in=team_ids) | Q(team_id__isnull=True)
+    return Q(agent_id=user.pk)
+
+
+def scope_get_for_user(*, user: User, ref: str | None) -> Scope:
+    """Parse ``desk``, ``team:<id>``, ``agent:<id>`` or ``channel:<kind>`` for a manager.
+
+    Anything the user may not look at is a 404 (an agent asking for a team's dashboard, a
+    manager for another team's): no oracle, as everywhere else.
+    """
+    if not user.is_manager:
+        raise Http404("Dashboards are for managers.")
+    ref = (ref or "desk").strip()
+    kind, _, value = ref.partition(":")
+    if kind == "desk":
+        return Scope("desk")
+    if kind == "channel" and value in ChannelKind.values:
+        return Scope("channel", channel=value)
+    if kind == "team" and value.isdigit():
+        team = Team.objects.filter(pk=int(value)).first()
+        if team is not None and (user.is_admin or user.teams.filter(pk=team.pk).exists()):
+            return Scope("team", team=team)
+    if kind == "agent" and value.isdigit():
+        agent = agent_get_for_user(user=user, pk=int(value))
+        return Scope("agent", agent=agent)
+    raise Http404("No such dashboard.")
+
+
+def agent_get_for_user(*, user: User, pk: Any) -> User:
+    """A staff member whose scorecard ``user`` may open: themselves; for managers, members of
+    their teams; for admins, anyone. Http404 otherwise."""
+    try:
+        pk = int(pk)
+    except (TypeError, ValueError) as exc:
+        raise Http404("No such agent.") from exc
+    if pk == user.pk:
+        return user
+    if not user.is_manager:
+        raise Http404("No such agent.")
+    qs = User.objects.filter(pk=pk, is_active=True)
+    if not user.is_admin:
+        qs = qs.filter(teams__in=user.teams.all()).distinct()
+    agent = qs.first()
+    if agent is None:
+        raise Http404("No such agent.")
+    return agent
+
+
+def manager_scopes(*, user: User) -> dict[str, list]:
+    """The teams, agents and channels a manager can pick on the dashboard (3 queries)."""
+    teams = list(Team.objects.all() if user.is_admin else user.teams.all())
+    agents = User.objects.filter(is_active=True).order_by("full_name", "email")
+    if not user.is_admin:
+        agents = agents.filter(teams__in=teams).distinct()
+    return {"teams": teams, "agents": list(agents), "channels": list(ChannelKind.choices)}
+
+
+def _sums(
+    qs: QuerySet[DailyFact], group_field: str | None
+) -> dict[Any, dict[str, tuple[int, int]]]:
+    fields = [group_field, "metric"] if group_field else ["metric"]
+    result: dict[Any, dict[str, tuple[int, int]]] = defaultdict(dict)
+    rows = qs.values(*fields).annotate(n=Sum("numerator"), d=Sum("denominator")).order_by()
+    for row in rows:
+        key = row[group_field] if group_field else "desk"
+        result[key][row["metric"]] = (int(row["n"] or 0), int(row["d"] or 0))
+    return result
+
+
+def _histograms(
+    qs: QuerySet[DurationBucket], group_field: str | None
+) -> dict[Any, dict[str, dict[int, int]]]:
+    fields = [group_field, "metric", "bucket"] if group_field else ["metric", "bucket"]
+    result: dict[Any, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
+    for row in qs.values(*fields).annotate(c=Sum("count")).order_by():
+        key = row[group_field] if group_field else "desk"
+        result[key][row["metric"]][row["bucket"]] = int(row["c"])
+    return result
+
+
+def scorecard_groups(
+    *,
+    user: User,
+    date_from: date,
+    date_to: date,
+    group_by: str,
+    scope: Scope | None = None,
+) -> dict[str, Any]:
+    """The API's scorecard: ``{"computed_at", "groups": [{"key", "label", "metrics"}]}``.
+
+    Reads facts only: 3 queries, plus one for the labels of team or agent groups.
+    """
+    where = Q(day__gte=date_from, day__lt=date_to) & visible_facts_q(user)
+    if scope is not None:
+        where &= scope.fact_q()
+    group_field = _GROUP_FIELD[group_by]
+    sums = _sums(DailyFact.objects.filter(where), group_field)
+    histograms = _histograms(DurationBucket.objects.filter(where), group_field)
+    computed_at = FactDay.objects.filter(day__gte=date_from, day__lt=date_to).aggregate(
+        last=Max("computed_at")
+    )["last"]
+    keys = set(sums) | set(histograms)
+    if group_by == "desk":
+        keys = {"desk"}
+    labels = _labels(group_by, keys)
+    groups = [
+        {
+            "key": key,
+            "label": labels.get(key, key),
+            "metrics": build_metrics(sums.get(key, {}), histograms.get(key, {})),
+        }
+        for key in sorted(keys, key=lambda k: (k is None, str(labels.get(k, k)).lower()))
+    ]
+    return {"computed_at": computed_at, "groups": groups}
+
+
+def _labels(group_by: str, keys: set[Any]) -> dict[Any, str]:
+    labels: dict[Any, str] = {None: "Unattributed", "": "No channel"}
+    if group_by == "team":
+        ids = [k for k in keys if k is not None]
+        labels |= {t.pk: t.name for t in Team.objects.filter(pk__in=ids)} if ids else {}
+        labels[None] = "No team"
+    elif group_by == "agent":
+        ids = [k for k in keys if k is not None]
+        labels |= {u.pk: str(u) for u in User.objects.filter(pk__in=ids)} if ids else {}
+        labels[None] = "No agent"
+    elif group_by == "channel":
+        labels |= dict(ChannelKind.choices)
+    elif group_by == "desk":
+        labels["desk"] = "Whole desk"
+    return labels
+
+
+def scorecard_for_scope(
+    *, user: User, scope: Scope, date_from: date, date_to: date
+) -> dict[str, Any]:
+    """One scope's metrics (``{"computed_at", "metrics"}``), 3 queries."""
+    data = scorecard_groups(
+        user=user, date_from=date_from, date_to=date_to, group_by="desk", scope=scope
+    )
+    return {"computed_at": data["computed_at"], "metrics": data["groups"][0]["metrics"]}
+
+
+TREND_METRICS = (
+    "resolution_rate",
+    "customer_fcr",
+    "internal_fcr",
+    "reopen_rate",
+    "repeat_contact_rate",
+    "unconfirmed_rate",
+    "csat",
+    "survey_response_rate",
+)
+
+
+def weekly_trend(*, user: User, scope: Scope, end: date, weeks: int = 12) -> dict[str, Any]:
+    """The last ``weeks`` Monday-to-Sunday weeks up to ``end``: rates per week (2 queries).
+
+    ``{"weeks": ["2026-09-07", ...], "series": {key: [value|None, ...]},
+    "n": {key: [n, ...]}, "first_response_time": [median|None, ...]}``.
+    """
+    last_monday = end - timedelta(days=end.weekday())
+    first = last_monday - timedelta(weeks=weeks - 1)
+    stop = last_monday + timedelta(days=7)
+    where = Q(day__gte=first, day__lt=stop) & visible_facts_q(user) & scope.fact_q()
+    weekly: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    rows = (
+        DailyFact.objects.filter(where)
+        .values("day", "metric")
+        .annotate(n=Sum("numerator"), d=Sum("denominator"))
+        .order_by()
+    )
+    for row in rows:
+        index = (row["day"] - first).days // 7
+        cell = weekly[index][row["metric"]]
+        cell[0] += int(row["n"] or 0)
+        cell[1] += int(row["d"] or 0)
+    buckets: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for row in (
+        DurationBucket.objects.filter(where, metric="first_response_time")
+        .values("day", "bucket")
+        .annotate(c=Sum("count"))
+        .order_by()
+    ):
+        buckets[(row["day"] - first).days // 7][row["bucket"]] += int(row["c"])
+    series: dict[str, list] = {}
+    counts: dict[str, list] = {}
+    built = [
+        build_metrics(
+            {k: (v[0], v[1]) for k, v in weekly[i].items()},
+            {"first_response_time": buckets[i]},
+        )
+        for i in range(weeks)
+    ]
+    for key in TREND_METRICS:
+        series[key] = [week[key]["value"] for week in built]
+        counts[key] = [week[key]["n"] for week in built]
+    gap = [week["resolution_gap"] for week in built]
+    return {
+        "weeks": [(first + timedelta(weeks=i)).isoformat() for i in range(weeks)],
+        "series": series,
+        "n": counts,
+        "gap": {
+            "internal_fcr": [g["internal_fcr"] for g in gap],
+            "customer_fcr": [g["customer_fcr"] for g in gap],
+            "n": [g["n"] for g in gap],
+        },
+        "first_response_time": [week["first_response_time"]["median"] for week in built],
+    }
+
+
+def targets_for_scope(*, scope: Scope) -> dict[str, float]:
+    """Targets that apply: the team's own, else the desk-wide one (1 query)."""
+    team_id = scope.team.pk if scope.kind == "team" and scope.team else None
+    result: dict[str, float] = {}
+    for target in Target.objects.filter(Q(team__isnull=True) | Q(team_id=team_id)).order_by(
+        "team_id"
+    ):
+        if target.team_id is None:
+            result.setdefault(target.metric, target.value)
+        else:
+            result[target.metric] = target.value
+    return result
+
+
+def recompute_job_get_for_user(*, user: User, pk: Any) -> RecomputeJob:
+    """A recompute job: its requester or any manager may follow it; Http404 otherwise."""
+    try:
+        job = RecomputeJob.objects.get(pk=int(pk))
+    except (RecomputeJob.DoesNotExist, TypeError, ValueError) as exc:
+        raise Http404("No such task.") from exc
+    if job.requested_by_id != user.pk and not user.is_manager:
+        raise Http404("No such task.")
+    return job
+
+
+# --- Drill-down ---------------------------------------------------------------------------------
+
+
+@dataclass
+class DrillRow:
+    conversation_id: int
+    subject: str
+    customer: str
+    team: str
+    agent: str
+    channel: str
+    at: datetime
+    detail: str
+    flagged: bool
+
+
+# The figures a drill-down can open, with what "flagged" (the numerator) means.
+DRILLABLE = {
+    "internal_fcr": "solved on the first counted contact",
+    "reopen_rate": "reopened within 7 days",
+    "repeat_contact_rate": "customer came back within 7 days",
+    "dropped_rate": "customer's last message unanswered at the solve",
+    "system_disconnect_rate": "call ended by the system",
+    "survey_solicitation_flags": "asks for a score",
+    "first_response_time": "slowest first",
+    "handle_time": "longest first",
+    "interactions_per_conversation": "public messages up to the solve",
+}
+
+
+def _scope_filter(scope: Scope, *, team: str, agent: str, channel: str = "channel_kind") -> Q:
+    if scope.kind == "team" and scope.team:
+        return Q(**{team: scope.team.pk})
+    if scope.kind == "agent" and scope.agent:
+        return Q(**{agent: scope.agent.pk})
+    if scope.kind == "channel":
+        return Q(**{channel: scope.channel})
+    return Q()
+
+
+def _visible(user: User, *, team: str, agent: str) -> Q:
+    if user.is_admin:
+        return Q()
+    if user.is_manager:
+        team_ids = list(user.teams.values_list("pk", flat=True))
+        return Q(**{f"{team}__in": team_ids}) | Q(**{f"{team}__isnull": True})
+    return Q(**{agent: user.pk})
+
+
+def drill_down(
+    *,
+    user: User,
+    metric: str,
+    scope: Scope,
+    date_from: date,
+    date_to: date,
+    only_flagged: bool = True,
+    bucket: str = "",
+    limit: int | None = 500,
+) -> list[DrillRow]:
+    """The conversations behind a figure, newest first (speed: slowest first).
+
+    ``only_flagged``: only the numerator (reopened, dropped...); otherwise the whole
+    denominator with the flag shown. A constant number of queries.
+    """
+    if metric not in DRILLABLE:
+        raise Http404("That figure has no drill-down.")
+    start, end = source.day_bounds(date_from, date_to)
+    rows: list[DrillRow] = []
+    if metric in {
+        "internal_fcr",
+        "reopen_rate",
+        "repeat_contact_rate",
+        "dropped_rate",
+        "interactions_per_conversation",
+    }:
+        qs = (
+            source.solve_source(start, end)
+            .filter(_visible(user, team="team_id", agent="agent_id"))
+            .filter(_scope_filter(scope, team="team_id", agent="agent_id"))
+            .select_related("conversation__customer", "team", "agent")
+            .order_by("-occurred_at", "-id")
+        )
+        flag = {
+            "internal_fcr": Q(contacts=1),
+            "reopen_rate": Q(reopened=True),
+            "repeat_contact_rate": Q(repeat=True),
+            "dropped_rate": Q(dropped=True),
+            "interactions_per_conversation": Q(interactions_bucket=bucket)
+            if bucket in INTERACTION_BUCKETS
+            else Q(),
+        }[metric]
+        if only_flagged or metric == "interactions_per_conversation":
+            qs = qs.filter(flag)
+        for event in qs[:limit] if limit else qs:
+            detail = {
+                "internal_fcr": f"{event.contacts} contact(s)",
+                "reopen_rate": "reopened" if event.reopened else "not reopened",
+                "repeat_contact_rate": "came back" if event.repeat else "did not come back",
+                "dropped_rate": "unanswered" if event.dropped else "answered",
+                "interactions_per_conversation": f"{event.interactions} public message(s)",
+            }[metric]
+            flagged = {
+                "internal_fcr": event.contacts == 1,
+                "reopen_rate": event.reopened,
+                "repeat_contact_rate": event.repeat,
+                "dropped_rate": event.dropped,
+                "interactions_per_conversation": True,
+            }[metric]
+            rows.append(_row(event.conversation, event.team, event.agent, event, detail, flagged))
+        return rows
+    if metric == "system_disconnect_rate":
+        qs = (
+            source.calls_source(start, end)
+            .filter(_visible(user, team="conversation__team_id", agent="agent_id"))
+            .filter(_scope_filter(scope, team="conversation__team_id", agent="agent_id"))
+            .select_related("conversation__customer", "conversation__team", "agent")
+            .order_by("-started_at")
+        )
+        if only_flagged:
+            qs = qs.filter(ended_by="system")
+        for call in qs[:limit] if limit else qs:
+            rows.append(
+                DrillRow(
+                    call.conversation_id,
+                    call.conversation.subject,
+                    str(call.conversation.customer),
+                    str(call.conversation.team or ""),
+                    str(call.agent or ""),
+                    call.channel_kind,
+                    call.started_at,
+                    f"ended by {call.ended_by or 'unknown'}, talk {call.talk_seconds or 0}s",
+                    call.ended_by == "system",
+                )
+            )
+        return rows
+    if metric == "survey_solicitation_flags":
+        qs = (
+            source.solicitation_source(start, end)
+            .filter(_visible(user, team="conversation__team_id", agent="author_id"))
+            .filter(_scope_filter(scope, team="conversation__team_id", agent="author_id"))
+            .select_related("conversation__customer", "conversation__team", "author")
+            .order_by("-sent_at")
+        )
+        if only_flagged:
+            qs = qs.filter(solicits=True)
+        for message in qs[:limit] if limit else qs:
+            rows.append(
+                DrillRow(
+                    message.conversation_id,
+                    message.conversation.subject,
+                    str(message.conversation.customer),
+                    str(message.conversation.team or ""),
+                    str(message.author or ""),
+                    message.channel_kind,
+                    message.sent_at,
+                    message.body_text[:300],
+                    message.solicits,
+                )
+            )
+        return rows
+    if metric in {"first_response_time", "handle_time"}:
+        if metric == "first_response_time":
+            qs = (
+                source.first_response_source(start, end)
+                .filter(_visible(user, team="reply_team", agent="reply_agent"))
+                .filter(_scope_filter(scope, team="reply_team", agent="reply_agent"))
+            )
+        else:
+            qs = (
+                source.handle_source(start, end)
+                .filter(seconds__isnull=False)
+                .filter(_visible(user, team="conversation__team_id", agent="handler"))
+                .filter(_scope_filter(scope, team="conversation__team_id", agent="handler"))
+            )
+        qs = qs.select_related("conversation__customer", "conversation__team").order_by("-seconds")
+        for contact in qs[:limit] if limit else qs:
+            rows.append(
+                DrillRow(
+                    contact.conversation_id,
+                    contact.conversation.subject,
+                    str(contact.conversation.customer),
+                    str(contact.conversation.team or ""),
+                    "",
+                    contact.channel_kind,
+                    contact.started_at,
+                    format_seconds(contact.seconds),
+                    True,
+                )
+            )
+        return rows
+    raise Http404("That figure has no drill-down.")
+
+
+def _row(
+    conversation: Any, team: Any, agent: Any, event: Any, detail: str, flagged: bool
+) -> DrillRow:
+    return DrillRow(
+        conversation.pk,
+        conversation.subject,
+        str(conversation.customer),
+        str(team or ""),
+        str(agent or ""),
+        event.channel_kind,
+        event.occurred_at,
+        detail,
+        flagged,
+    )
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = round(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    minutes = seconds / 60
+    if minutes < 120:
+        return f"{minutes:.0f} min"
+    hours = minutes / 60
+    if hours < 48:
+        return f"{hours:.1f} h"
+    return f"{hours / 24:.1f} d"
+
+
+def metric_label(key: str) -> str:
+    info = BY_KEY.get(key)
+    return info.label if info else key

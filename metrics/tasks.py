@@ -1,0 +1,37 @@
+"""Celery tasks of the metrics app: thin, id-based, each calls one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+from metrics import services
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def facts_mark_dirty_task(event_id: int) -> int:
+    """Subscribed to the domain events that change facts (see MetricsConfig.ready)."""
+    return services.facts_mark_dirty_for_event(event_id=event_id)
+
+
+@shared_task(ignore_result=True, expires=5)
+def facts_recompute_dirty_task() -> int:
+    """Beat, every few seconds: recompute the days that events marked, once per burst."""
+    return len(services.facts_recompute_dirty())
+
+
+@shared_task(
+    ignore_result=True,
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def recompute_job_run_task(job_id: int) -> None:
+    services.recompute_job_run(job_id=job_id)
+
+
+@shared_task(ignore_result=True)
+def facts_recompute_nightly_task() -> int:
+    """Beat, nightly: recompute the whole retention window (a chained job)."""
+    return services.facts_recompute_retention().pk
