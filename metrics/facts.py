@@ -20,6 +20,7 @@ from typing import Any
 from django.db.models import (
     BooleanField,
     Case,
+    CharField,
     Count,
     DateTimeField,
     Exists,
@@ -32,12 +33,15 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
+    TextField,
     Value,
     When,
 )
 from django.db.models.functions import Coalesce, Floor, Ln, TruncDate
 from django.utils import timezone
 
+from surveys.models import Survey, SurveyResponse
 from tickets.models import ChannelKind, Contact, Conversation, Event, Message
 
 # Duration histogram: bucket b >= 1 holds [GROWTH**(b-1), GROWTH**b) seconds.
@@ -196,12 +200,48 @@ def solve_source(start: datetime, end: datetime) -> QuerySet[Event]:
                 When(interactions__lte=9, then=Value("5-9")),
                 default=Value("10+"),
             ),
+            # The survey of this solve and its answer (one survey per solve, one response per
+            # survey: these joins never multiply rows).
+            survey_status=F("survey__status"),
+            resolved=Coalesce(
+                F("survey__responses__resolved"), Value(""), output_field=CharField()
+            ),
+            declared=F("survey__responses__contacts_declared"),
+            csat_answer=F("survey__responses__csat"),
+            nps_answer=F("survey__responses__nps"),
+            comment=Coalesce(F("survey__responses__comment"), Value(""), output_field=TextField()),
+            shout_out=Coalesce(F("survey__responses__shout_out"), Value(False)),
+            responded=Exists(SurveyResponse.objects.filter(survey__event_id=OuterRef("pk"))),
         )
+        .annotate(
+            delivered=_flag(Q(survey_status=Survey.Status.SENT)),
+            answered=_flag(~Q(resolved="")),
+            customer_first=_flag(
+                Q(resolved="yes") & (Q(declared=1) | Q(declared__isnull=True, contacts=1))
+            ),
+            # Unconfirmed: delivered, its window is over, and no resolution answer came within
+            # it. Decided: delivered and (window over, or answered).
+            resolution_in_window=_flag(
+                Q(survey__responses__first_answered_at__lte=F("survey__expires_at"))
+                & ~Q(resolved="")
+            ),
+            window_over=_flag(Q(survey__expires_at__lte=Value(timezone.now()))),
+        )
+    )
+
+
+def _flag(condition: Q) -> Case:
+    """A boolean that is False, never NULL, when the condition cannot be evaluated."""
+    return Case(
+        When(condition, then=Value(True)), default=Value(False), output_field=BooleanField()
     )
 
 
 def interactions_fact(bucket: str) -> str:
     return "interactions_" + bucket.replace("-", "_").replace("+", "plus")
+
+
+_BUCKET_KEYS = (("1", "i1"), ("2-4", "i2"), ("5-9", "i5"), ("10+", "i10"))
 
 
 def _solve_rows(start: datetime, end: datetime) -> Iterator[tuple[dict[str, Any], str, int, int]]:
@@ -218,6 +258,41 @@ def _solve_rows(start: datetime, end: datetime) -> Iterator[tuple[dict[str, Any]
             i2=Count("pk", filter=Q(interactions_bucket="2-4")),
             i5=Count("pk", filter=Q(interactions_bucket="5-9")),
             i10=Count("pk", filter=Q(interactions_bucket="10+")),
+            answered_n=Count("pk", filter=Q(answered=True)),
+            yes_n=Count("pk", filter=Q(resolved="yes")),
+            partly_n=Count("pk", filter=Q(resolved="partly")),
+            customer_fcr_n=Count("pk", filter=Q(customer_first=True)),
+            gap_internal_n=Count("pk", filter=Q(answered=True, contacts=1)),
+            delivered_n=Count("pk", filter=Q(delivered=True)),
+            responded_n=Count("pk", filter=Q(delivered=True, responded=True)),
+            decided_n=Count(
+                "pk", filter=Q(delivered=True) & (Q(window_over=True) | Q(answered=True))
+            ),
+            unconfirmed_n=Count(
+                "pk",
+                filter=Q(delivered=True, window_over=True) & ~Q(resolution_in_window=True),
+            ),
+            responses_n=Count("pk", filter=Q(responded=True)),
+            comments_n=Count("pk", filter=Q(responded=True) & ~Q(comment="")),
+            shout_outs_n=Count("pk", filter=Q(responded=True, shout_out=True)),
+            csat_n=Count("pk", filter=Q(csat_answer__isnull=False)),
+            csat_good=Count("pk", filter=Q(csat_answer__gte=4)),
+            csat_sum=Coalesce(Sum("csat_answer"), Value(0)),
+            nps_n=Count("pk", filter=Q(nps_answer__isnull=False)),
+            nps_promoters=Count("pk", filter=Q(nps_answer__gte=9)),
+            nps_detractors=Count("pk", filter=Q(nps_answer__lte=6)),
+            **{
+                f"csat_{key}_good": Count(
+                    "pk", filter=Q(interactions_bucket=bucket, csat_answer__gte=4)
+                )
+                for bucket, key in _BUCKET_KEYS
+            },
+            **{
+                f"csat_{key}_n": Count(
+                    "pk", filter=Q(interactions_bucket=bucket, csat_answer__isnull=False)
+                )
+                for bucket, key in _BUCKET_KEYS
+            },
         )
         .order_by()
     )
@@ -228,8 +303,26 @@ def _solve_rows(start: datetime, end: datetime) -> Iterator[tuple[dict[str, Any]
         yield cell, "reopen_rate", row["reopened_n"], solves
         yield cell, "repeat_contact_rate", row["repeat_n"], solves
         yield cell, "dropped_rate", row["dropped_n"], solves
-        for bucket, key in (("1", "i1"), ("2-4", "i2"), ("5-9", "i5"), ("10+", "i10")):
+        answered = row["answered_n"]
+        yield cell, "resolution_rate", row["yes_n"], answered
+        yield cell, "partial_resolution_rate", row["partly_n"], answered
+        yield cell, "customer_fcr", row["customer_fcr_n"], answered
+        yield cell, "gap_internal_fcr", row["gap_internal_n"], answered
+        yield cell, "survey_response_rate", row["responded_n"], row["delivered_n"]
+        yield cell, "unconfirmed_rate", row["unconfirmed_n"], row["decided_n"]
+        yield cell, "comment_rate", row["comments_n"], row["responses_n"]
+        yield cell, "shout_outs", row["shout_outs_n"], row["responses_n"]
+        yield cell, "csat", row["csat_good"], row["csat_n"]
+        yield cell, "csat_mean", row["csat_sum"], row["csat_n"]
+        yield cell, "nps", row["nps_promoters"] - row["nps_detractors"], row["nps_n"]
+        for bucket, key in _BUCKET_KEYS:
             yield cell, interactions_fact(bucket), row[key], solves
+            yield (
+                cell,
+                "csat_" + interactions_fact(bucket),
+                row[f"csat_{key}_good"],
+                row[f"csat_{key}_n"],
+            )
 
 
 def _cell(row: dict[str, Any]) -> dict[str, Any]:
@@ -419,4 +512,10 @@ def fact_rows(day_from: date, day_to: date) -> tuple[list[tuple], list[tuple]]:
         team="conversation__team_id",
         agent="handler",
     )
+    confirmed = (
+        solve_source(start, end)
+        .filter(resolved="yes", conversation__first_inbound_at__isnull=False)
+        .annotate(seconds=Epoch("occurred_at") - Epoch("conversation__first_inbound_at"))
+    )
+    durations += _histogram_rows(confirmed, "time_to_resolution", team="team_id", agent="agent_id")
     return facts, durations

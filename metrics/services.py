@@ -25,6 +25,7 @@ from metrics.models import (
     DurationBucket,
     FactDay,
     RecomputeJob,
+    SourceWatermark,
     Target,
 )
 from supportdesk.errors import ApplicationError, Conflict
@@ -150,6 +151,43 @@ def facts_mark_dirty_for_event(*, event_id: int) -> int:
 def facts_mark_dirty_days(*, days: Iterable[date]) -> int:
     """Mark days dirty for changes recorded outside the tickets event log (survey answers,
     QA reviews): the surveys and QA reactions call this with the solve's day."""
+    return facts_mark_dirty(days=days)
+
+
+# A row committed this long after its timestamp could be missed by the watermark; the nightly
+# recompute catches it.
+SOURCE_LAG = timedelta(seconds=2)
+
+
+def facts_mark_dirty_from_sources() -> int:
+    """Mark the solve days of surveys sent, bounced or answered since the last look.
+
+    The surveys app records no tickets event for these (it must not import metrics), so beat
+    polls them by timestamp. The watermark row is locked while it moves, so concurrent beats
+    look at each interval once. Returns how many days were marked.
+    """
+    from surveys.models import Survey
+
+    now = timezone.now()
+    until = now - SOURCE_LAG
+    with transaction.atomic():
+        SourceWatermark.objects.bulk_create(
+            [SourceWatermark(name="surveys", seen_until=until)], ignore_conflicts=True
+        )
+        mark = SourceWatermark.objects.select_for_update().get(name="surveys")
+        since = mark.seen_until
+        if since >= until:
+            return 0
+        changed = Survey.objects.filter(
+            Q(sent_at__gt=since, sent_at__lte=until)
+            | Q(bounced_at__gt=since, bounced_at__lte=until)
+            | Q(cancelled_at__gt=since, cancelled_at__lte=until)
+            | Q(responses__answered_at__gt=since, responses__answered_at__lte=until)
+        ).values_list("solved_at", flat=True)
+        tz = timezone.get_current_timezone()
+        days = {stamp.astimezone(tz).date() for stamp in changed}
+        mark.seen_until = until
+        mark.save(update_fields=["seen_until"])
     return facts_mark_dirty(days=days)
 
 

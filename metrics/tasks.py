@@ -17,6 +17,7 @@ def facts_mark_dirty_task(event_id: int) -> int:
 @shared_task(ignore_result=True, expires=5)
 def facts_recompute_dirty_task() -> int:
     """Beat, every few seconds: recompute the days that events marked, once per burst."""
+    services.facts_mark_dirty_from_sources()
     return len(services.facts_recompute_dirty())
 
 

@@ -12,6 +12,7 @@ from metrics.models.facts import (
     DurationBucket,
     FactDay,
     RecomputeJob,
+    SourceWatermark,
     Target,
 )
 
@@ -22,5 +23,6 @@ __all__ = [
     "DurationBucket",
     "FactDay",
     "RecomputeJob",
+    "SourceWatermark",
     "Target",
 ]

@@ -221,3 +221,18 @@ class Target(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.metric} target {self.value}"
+
+
+class SourceWatermark(models.Model):
+    """How far ``facts_mark_dirty_from_sources`` has looked into a source table that records no
+    tickets event (survey sends and answers, QA reviews): rows changed after ``seen_until``
+    mark their solve's day dirty."""
+
+    name = models.CharField(max_length=40, unique=True)
+    seen_until = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} seen until {self.seen_until}"

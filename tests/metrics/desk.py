@@ -162,3 +162,94 @@ def build_desk(*, channels: dict[str, Channel], channels_b: dict[str, Channel]) 
     )
     solves["s6"] = conversation_solve(conversation=c(conv["c6"].pk), actor=bob, at=at(4, 12, 20))
     return Desk(alice=alice, bob=bob, conversations=conv, solves=solves)
+
+
+def record_survey(
+    solve: Event,
+    *,
+    status: str = "sent",
+    sent_at: datetime | None = None,
+    skip_reason: str = "",
+    **answer: object,
+) -> None:
+    """The survey of a solve and, when ``answer`` is given, the customer's response.
+
+    Written through the ORM: the surveys app's services are built in parallel on branch sv and
+    this desk must not depend on their scheduling rules (delay, throttle), only on the rows.
+    """
+    from datetime import timedelta
+
+    from surveys.models import Survey, SurveyResponse
+
+    conversation = solve.conversation
+    survey = Survey.objects.create(
+        event=solve,
+        conversation=conversation,
+        customer=conversation.customer,
+        agent=solve.agent,
+        team=solve.team,
+        channel_kind=solve.channel_kind,
+        solved_at=solve.occurred_at,
+        contacts_counted=solve.data.get("contacts_counted", 0),
+        status=status,
+        skip_reason=skip_reason,
+        due_at=solve.occurred_at + timedelta(hours=1),
+        sent_at=sent_at,
+        expires_at=sent_at + timedelta(days=7) if sent_at else None,
+        email="customer@example.com",
+    )
+    if answer:
+        answered_at = answer.pop("answered_at")
+        SurveyResponse.objects.create(
+            survey=survey,
+            contacts_counted=survey.contacts_counted,
+            first_answered_at=answered_at,
+            answered_at=answered_at,
+            **answer,
+        )
+
+
+def answer_surveys(desk: Desk) -> None:
+    """The customers' answers, as worked out in test_hand_desk.py."""
+    s = desk.solves
+    record_survey(
+        s["s1"],
+        sent_at=at(2, 11),
+        answered_at=at(2, 12),
+        resolved="yes",
+        contacts_declared=1,
+        csat=5,
+        nps=10,
+        comment="Quick and kind, thank you Alice",
+        shout_out=True,
+    )
+    record_survey(
+        s["s2"],
+        sent_at=at(2, 12),
+        answered_at=at(2, 13),
+        resolved="yes",
+        contacts_declared=2,
+        csat=4,
+    )
+    record_survey(
+        s["s3a"],
+        sent_at=at(3, 16, 10),
+        answered_at=at(3, 18),
+        resolved="no",
+        contacts_declared=3,
+        csat=2,
+        nps=3,
+        comment="I had to call",
+    )
+    record_survey(s["s3b"], status="skipped", skip_reason="throttled")
+    record_survey(s["s4"], sent_at=at(4, 10))
+    record_survey(s["s5"], sent_at=at(6, 10), answered_at=at(6, 11), resolved="partly", csat=4)
+    record_survey(
+        s["s6"],
+        sent_at=at(4, 13),
+        answered_at=at(4, 14),
+        resolved="yes",
+        csat=3,
+        nps=8,
+        comment="ok",
+    )
