@@ -15,11 +15,11 @@ Surveys (S3b skipped as throttled, so 6 delivered; windows all over at NOW = Nov
 
 | solve | resolved | declared | csat | nps | comment | shout-out |
 | S1  | yes    | 1 | 5 | 10 | yes | yes |
-| S2  | yes    | 2 | 4 | –  | –   | –   |
-| S3a | no     | 3 | 2 | 3  | yes | –   |
+| S2  | yes    | 2 | 4 | -  | -   | -   |
+| S3a | no     | 3 | 2 | 3  | yes | -   |
 | S4  | (no answer: unconfirmed)                   |
-| S5  | partly | – | 4 | –  | –   | –   |
-| S6  | yes    | – (counted 2) | 3 | 8 | yes | – |
+| S5  | partly | - | 4 | -  | -   | -   |
+| S6  | yes    | - (counted 2) | 3 | 8 | yes | - |
 
 Durations (medians/p90 interpolate between closest ranks; stored histograms are within 2%):
 first response (written contacts with a reply): c1 1800 s, c2 120 s, c3 email Tue 09:00 -> Thu
