@@ -230,8 +230,10 @@ def solve_source(start: datetime, end: datetime) -> QuerySet[Event]:
     )
 
 
-def _flag(condition: Q) -> Case:
+def _flag(condition: Q) -> Case | Value:
     """A boolean that is False, never NULL, when the condition cannot be evaluated."""
+    if not condition:
+        return Value(True, output_field=BooleanField())
     return Case(
         When(condition, then=Value(True)), default=Value(False), output_field=BooleanField()
     )

@@ -158,12 +158,14 @@ def scorecard_groups(
     date_to: date,
     group_by: str,
     scope: Scope | None = None,
+    visible: Q | None = None,
 ) -> dict[str, Any]:
     """The API's scorecard: ``{"computed_at", "groups": [{"key", "label", "metrics"}]}``.
 
     Reads facts only: 3 queries, plus one for the labels of team or agent groups.
     """
-    where = Q(day__gte=date_from, day__lt=date_to) & visible_facts_q(user)
+    where = Q(day__gte=date_from, day__lt=date_to)
+    where &= visible if visible is not None else visible_facts_q(user)
     if scope is not None:
         where &= scope.fact_q()
     group_field = _GROUP_FIELD[group_by]
@@ -205,11 +207,17 @@ def _labels(group_by: str, keys: set[Any]) -> dict[Any, str]:
 
 
 def scorecard_for_scope(
-    *, user: User, scope: Scope, date_from: date, date_to: date
+    *, user: User, scope: Scope, date_from: date, date_to: date, visible: Q | None = None
 ) -> dict[str, Any]:
-    """One scope's metrics (``{"computed_at", "metrics"}``), 3 queries."""
+    """One scope's metrics (``{"computed_at", "metrics"}``), 3 queries. ``visible`` replaces
+    the user's visibility (the agent page's team total)."""
     data = scorecard_groups(
-        user=user, date_from=date_from, date_to=date_to, group_by="desk", scope=scope
+        user=user,
+        date_from=date_from,
+        date_to=date_to,
+        group_by="desk",
+        scope=scope,
+        visible=visible,
     )
     return {"computed_at": data["computed_at"], "metrics": data["groups"][0]["metrics"]}
 
@@ -323,18 +331,32 @@ class DrillRow:
     flagged: bool
 
 
-# The figures a drill-down can open, with what "flagged" (the numerator) means.
-DRILLABLE = {
-    "internal_fcr": "solved on the first counted contact",
-    "reopen_rate": "reopened within 7 days",
-    "repeat_contact_rate": "customer came back within 7 days",
-    "dropped_rate": "customer's last message unanswered at the solve",
-    "system_disconnect_rate": "call ended by the system",
-    "survey_solicitation_flags": "asks for a score",
-    "first_response_time": "slowest first",
-    "handle_time": "longest first",
-    "interactions_per_conversation": "public messages up to the solve",
+# Solve-based figures: (population, numerator) over ``metrics.facts.solve_source``.
+SOLVE_DRILLS: dict[str, tuple[Q, Q]] = {
+    "internal_fcr": (Q(), Q(contacts=1)),
+    "reopen_rate": (Q(), Q(reopened=True)),
+    "repeat_contact_rate": (Q(), Q(repeat=True)),
+    "dropped_rate": (Q(), Q(dropped=True)),
+    "interactions_per_conversation": (Q(), Q()),
+    "resolution_rate": (Q(answered=True), Q(resolved="yes")),
+    "partial_resolution_rate": (Q(answered=True), Q(resolved="partly")),
+    "customer_fcr": (Q(answered=True), Q(customer_first=True)),
+    # The gap's conversations: one contact by our count, not first-contact by the customer's.
+    "resolution_gap": (Q(answered=True), Q(contacts=1, customer_first=False)),
+    "unconfirmed_rate": (
+        Q(delivered=True) & (Q(window_over=True) | Q(answered=True)),
+        Q(delivered=True, window_over=True, resolution_in_window=False),
+    ),
+    "csat": (Q(csat_answer__isnull=False), Q(csat_answer__gte=4)),
+    "csat_mean": (Q(csat_answer__isnull=False), Q(csat_answer__isnull=False)),
+    "nps": (Q(nps_answer__isnull=False), Q(nps_answer__isnull=False)),
+    "survey_response_rate": (Q(delivered=True), Q(responded=True)),
+    "comment_rate": (Q(responded=True), Q(responded=True) & ~Q(comment="")),
+    "shout_outs": (Q(responded=True), Q(shout_out=True)),
+    "time_to_resolution": (Q(resolved="yes"), Q(resolved="yes")),
 }
+DRILLABLE = {*SOLVE_DRILLS, "system_disconnect_rate", "survey_solicitation_flags"}
+DRILLABLE |= {"first_response_time", "handle_time"}
 
 
 def _scope_filter(scope: Scope, *, team: str, agent: str, channel: str = "channel_kind") -> Q:
@@ -376,47 +398,25 @@ def drill_down(
         raise Http404("That figure has no drill-down.")
     start, end = source.day_bounds(date_from, date_to)
     rows: list[DrillRow] = []
-    if metric in {
-        "internal_fcr",
-        "reopen_rate",
-        "repeat_contact_rate",
-        "dropped_rate",
-        "interactions_per_conversation",
-    }:
+    if metric in SOLVE_DRILLS:
+        population, numerator = SOLVE_DRILLS[metric]
         qs = (
             source.solve_source(start, end)
             .filter(_visible(user, team="team_id", agent="agent_id"))
             .filter(_scope_filter(scope, team="team_id", agent="agent_id"))
+            .filter(population)
+            .annotate(flagged=source._flag(numerator))
             .select_related("conversation__customer", "team", "agent")
             .order_by("-occurred_at", "-id")
         )
-        flag = {
-            "internal_fcr": Q(contacts=1),
-            "reopen_rate": Q(reopened=True),
-            "repeat_contact_rate": Q(repeat=True),
-            "dropped_rate": Q(dropped=True),
-            "interactions_per_conversation": Q(interactions_bucket=bucket)
-            if bucket in INTERACTION_BUCKETS
-            else Q(),
-        }[metric]
-        if only_flagged or metric == "interactions_per_conversation":
-            qs = qs.filter(flag)
+        if metric == "interactions_per_conversation" and bucket in INTERACTION_BUCKETS:
+            qs = qs.filter(interactions_bucket=bucket)
+        elif only_flagged:
+            qs = qs.filter(flagged=True)
         for event in qs[:limit] if limit else qs:
-            detail = {
-                "internal_fcr": f"{event.contacts} contact(s)",
-                "reopen_rate": "reopened" if event.reopened else "not reopened",
-                "repeat_contact_rate": "came back" if event.repeat else "did not come back",
-                "dropped_rate": "unanswered" if event.dropped else "answered",
-                "interactions_per_conversation": f"{event.interactions} public message(s)",
-            }[metric]
-            flagged = {
-                "internal_fcr": event.contacts == 1,
-                "reopen_rate": event.reopened,
-                "repeat_contact_rate": event.repeat,
-                "dropped_rate": event.dropped,
-                "interactions_per_conversation": True,
-            }[metric]
-            rows.append(_row(event.conversation, event.team, event.agent, event, detail, flagged))
+            rows.append(
+                _row(event.conversation, event.team, event.agent, event, _solve_detail(event))
+            )
         return rows
     if metric == "system_disconnect_rate":
         qs = (
@@ -501,9 +501,30 @@ def drill_down(
     raise Http404("That figure has no drill-down.")
 
 
-def _row(
-    conversation: Any, team: Any, agent: Any, event: Any, detail: str, flagged: bool
-) -> DrillRow:
+def _solve_detail(event: Any) -> str:
+    parts = [f"{event.contacts} contact(s)", f"{event.interactions} public message(s)"]
+    if event.reopened:
+        parts.append("reopened within 7 days")
+    if event.repeat:
+        parts.append("customer came back within 7 days")
+    if event.dropped:
+        parts.append("last message unanswered")
+    if event.resolved:
+        parts.append(f"customer: resolved {event.resolved}")
+    elif event.delivered:
+        parts.append("survey delivered, no resolution answer")
+    if event.declared:
+        parts.append(f"declared {event.declared} contact(s)")
+    if event.csat_answer is not None:
+        parts.append(f"CSAT {event.csat_answer}")
+    if event.nps_answer is not None:
+        parts.append(f"NPS {event.nps_answer}")
+    if event.comment:
+        parts.append(f"\u201c{event.comment[:140]}\u201d")
+    return " · ".join(parts)
+
+
+def _row(conversation: Any, team: Any, agent: Any, event: Any, detail: str) -> DrillRow:
     return DrillRow(
         conversation.pk,
         conversation.subject,
@@ -513,7 +534,7 @@ def _row(
         event.channel_kind,
         event.occurred_at,
         detail,
-        flagged,
+        bool(event.flagged),
     )
 
 
@@ -535,3 +556,99 @@ def format_seconds(seconds: float | None) -> str:
 def metric_label(key: str) -> str:
     info = BY_KEY.get(key)
     return info.label if info else key
+
+
+# --- Integrity panel: the substitute-trap detectors -----------------------------------------------
+
+BAD_RATING_REASSIGN_HOURS = 48
+
+
+def _survey_scope(user: User, scope: Scope) -> Q:
+    q = _visible(user, team="team_id", agent="agent_id")
+    return q & _scope_filter(scope, team="team_id", agent="agent_id")
+
+
+def integrity_surveys_not_sent(
+    *, user: User, scope: Scope, date_from: date, date_to: date, limit: int = 200
+) -> dict[str, Any]:
+    """Surveys skipped, cancelled or bounced for solves in the period, with their reasons."""
+    from surveys.models import Survey
+
+    start, end = source.day_bounds(date_from, date_to)
+    qs = (
+        Survey.objects.filter(solved_at__gte=start, solved_at__lt=end)
+        .filter(_survey_scope(user, scope))
+        .exclude(status__in=[Survey.Status.SENT, Survey.Status.SCHEDULED])
+        .select_related("conversation__customer", "agent", "team")
+        .order_by("-solved_at", "-id")
+    )
+    surveys = list(qs[:limit])
+    reasons: dict[str, int] = defaultdict(int)
+    for survey in surveys:
+        reasons[
+            survey.get_skip_reason_display() if survey.skip_reason else survey.get_status_display()
+        ] += 1
+    return {"surveys": surveys, "reasons": sorted(reasons.items(), key=lambda kv: -kv[1])}
+
+
+def integrity_reassigned_after_bad_rating(
+    *, user: User, scope: Scope, date_from: date, date_to: date, limit: int = 200
+) -> list[Any]:
+    """Answers of CSAT 1-2 or resolved = no after which the conversation was reassigned within
+    48 hours: the agent who earned the rating should not lose it to a colleague."""
+    from django.db.models import DateTimeField, Exists, ExpressionWrapper, OuterRef
+
+    from surveys.models import SurveyResponse
+    from tickets.models import Event
+
+    start, end = source.day_bounds(date_from, date_to)
+    window = ExpressionWrapper(
+        OuterRef("answered_at") + timedelta(hours=BAD_RATING_REASSIGN_HOURS),
+        output_field=DateTimeField(),
+    )
+    reassigned = Event.objects.filter(
+        kind=Event.Kind.ASSIGNED,
+        conversation_id=OuterRef("survey__conversation_id"),
+        occurred_at__gte=OuterRef("answered_at"),
+        occurred_at__lte=window,
+    )
+    qs = (
+        SurveyResponse.objects.filter(survey__solved_at__gte=start, survey__solved_at__lt=end)
+        .filter(Q(csat__lte=2) | Q(resolved="no"))
+        .filter(
+            _visible(user, team="survey__team_id", agent="survey__agent_id")
+            & _scope_filter(scope, team="survey__team_id", agent="survey__agent_id")
+        )
+        .annotate(reassigned=Exists(reassigned))
+        .filter(reassigned=True)
+        .order_by("-answered_at")
+    )
+    return list(
+        qs.values(
+            "pk",
+            "answered_at",
+            "csat",
+            "resolved",
+            "survey__conversation_id",
+            "survey__conversation__subject",
+            "survey__agent__full_name",
+            "survey__agent__email",
+        )[:limit]
+    )
+
+
+def integrity_opened_not_answered(
+    *, user: User, scope: Scope, date_from: date, date_to: date, limit: int = 200
+) -> list[Any]:
+    """Survey pages a person opened (the page's script says so) that got no answer."""
+    from surveys.models import Survey
+
+    start, end = source.day_bounds(date_from, date_to)
+    return list(
+        Survey.objects.filter(
+            solved_at__gte=start, solved_at__lt=end, opened_at__isnull=False, responses__isnull=True
+        )
+        .filter(_survey_scope(user, scope))
+        .select_related("conversation__customer", "agent", "team")
+        .order_by("-opened_at")[:limit]
+    )

@@ -40,7 +40,7 @@ import time_machine
 
 from metrics.services import facts_compute
 from tests.conftest import client_for
-from tests.metrics.desk import NOW, WEEK_FROM, WEEK_TO, answer_surveys, build_desk
+from tests.metrics.desk import NOW, WEEK_FROM, WEEK_TO
 
 pytestmark = pytest.mark.django_db
 
@@ -59,15 +59,6 @@ def d(median, p90, n):
 
 
 EMPTY = {"value": None, "n": 0, "ci95": None}
-
-
-@pytest.fixture
-def desk(agent_a, agent_b, channels, channels_b):
-    with time_machine.travel(NOW, tick=False):
-        built = build_desk(channels=channels, channels_b=channels_b)
-        answer_surveys(built)
-        facts_compute(day_from=date(2026, 11, 2), day_to=date(2026, 11, 9))
-    return built
 
 
 def scorecards(user, group_by):
