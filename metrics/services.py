@@ -341,7 +341,9 @@ def qa_review_replace(*, review: QAReview, actor: User, reason: str) -> QAReview
     by a generator seeded from the sample's seed and the replaced review. The replaced review keeps
     its reason, who replaced it, when, and which review replaced it.
     """
-    review = QAReview.objects.select_for_update().select_related("sample").get(pk=review.pk)
+    review = (
+        QAReview.objects.select_for_update(of=("self",)).select_related("sample").get(pk=review.pk)
+    )
     reason = (reason or "").strip()
     if not reason:
         raise ApplicationError("Say why this conversation is replaced.")
