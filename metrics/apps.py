@@ -32,3 +32,8 @@ class MetricsConfig(AppConfig):
         from metrics import panels
 
         extensions.register_panel("agent.home", panels.agent_home_panel)
+
+        # --- QA, ideas, cancellations, check-ins, pulse (issue 6)
+        from metrics import panels_qa
+
+        panels_qa.register()
