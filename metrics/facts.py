@@ -520,4 +520,24 @@ def fact_rows(day_from: date, day_to: date) -> tuple[list[tuple], list[tuple]]:
         .annotate(seconds=Epoch("occurred_at") - Epoch("conversation__first_inbound_at"))
     )
     durations += _histogram_rows(confirmed, "time_to_resolution", team="team_id", agent="agent_id")
+
+    for row in (
+        qa_source(start, end)
+        .values("day", "team_id", "agent_id", "channel_kind")
+        .annotate(total=Sum("score"), n=Count("pk"))
+        .order_by()
+    ):
+        # Sum of scores in hundredths of a point: integer facts, exact means.
+        facts.append((_cell(row), "qa_score", round(row["total"] * 100), row["n"]))
     return facts, durations
+
+
+def qa_source(start: datetime, end: datetime) -> QuerySet:
+    """QA reviews that count in ``qa_score`` (the QA selectors' rule), by their solve's day."""
+    from metrics.selectors import _scored_reviews
+
+    return (
+        _scored_reviews()
+        .filter(solved_at__gte=start, solved_at__lt=end)
+        .annotate(day=_local_day("solved_at"))
+    )

@@ -822,7 +822,7 @@ SOLVE_DRILLS: dict[str, tuple[Q, Q]] = {
     "time_to_resolution": (Q(resolved="yes"), Q(resolved="yes")),
 }
 DRILLABLE = {*SOLVE_DRILLS, "system_disconnect_rate", "survey_solicitation_flags"}
-DRILLABLE |= {"first_response_time", "handle_time"}
+DRILLABLE |= {"first_response_time", "handle_time", "qa_score"}
 
 
 def _scope_filter(scope: Scope, *, team: str, agent: str, channel: str = "channel_kind") -> Q:
@@ -931,6 +931,30 @@ def drill_down(
                     message.sent_at,
                     message.body_text[:300],
                     message.solicits,
+                )
+            )
+        return rows
+    if metric == "qa_score":
+        qs = (
+            source.qa_source(start, end)
+            .filter(_visible(user, team="team_id", agent="agent_id"))
+            .filter(_scope_filter(scope, team="team_id", agent="agent_id"))
+            .select_related("conversation__customer", "team", "agent")
+            .order_by("score", "-solved_at")
+        )
+        for review in qs[:limit] if limit else qs:
+            rows.append(
+                DrillRow(
+                    review.conversation_id,
+                    review.conversation.subject,
+                    str(review.conversation.customer),
+                    str(review.team or ""),
+                    str(review.agent),
+                    review.channel_kind,
+                    review.solved_at,
+                    f"QA score {review.score}"
+                    + (f": {review.comment[:200]}" if review.comment else ""),
+                    True,
                 )
             )
         return rows

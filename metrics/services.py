@@ -1011,9 +1011,10 @@ SOURCE_LAG = timedelta(seconds=2)
 
 
 def facts_mark_dirty_from_sources() -> int:
-    """Mark the solve days of surveys sent, bounced or answered since the last look.
+    """Mark the solve days of surveys sent, bounced or answered, and of QA reviews submitted,
+    since the last look.
 
-    The surveys app records no tickets event for these (it must not import metrics), so beat
+    Neither records a tickets event (surveys must not import metrics), so beat
     polls them by timestamp. The watermark row is locked while it moves, so concurrent beats
     look at each interval once. Returns how many days were marked.
     """
@@ -1035,8 +1036,11 @@ def facts_mark_dirty_from_sources() -> int:
             | Q(cancelled_at__gt=since, cancelled_at__lte=until)
             | Q(responses__answered_at__gt=since, responses__answered_at__lte=until)
         ).values_list("solved_at", flat=True)
+        reviewed = QAReview.objects.filter(
+            submitted_at__gt=since, submitted_at__lte=until
+        ).values_list("solved_at", flat=True)
         tz = timezone.get_current_timezone()
-        days = {stamp.astimezone(tz).date() for stamp in changed}
+        days = {stamp.astimezone(tz).date() for stamp in [*changed, *reviewed]}
         mark.seen_until = until
         mark.save(update_fields=["seen_until"])
     return facts_mark_dirty(days=days)

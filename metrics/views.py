@@ -685,18 +685,14 @@ def _bounds(date_from: date, date_to: date) -> tuple[Any, Any]:
 
 
 def _qa_feedback(agent: Any, start: Any, end: Any) -> list[Any]:
-    """QA reviews of the agent's conversations, when the QA models are installed (issue 6)."""
-    from django.apps import apps
+    """The agent's reviews that count in qa_score, solved in the period, newest first."""
+    from metrics.selectors import _scored_reviews
 
-    try:
-        review_model = apps.get_model("metrics", "QAReview")
-    except LookupError:
-        return []
-    fields = {f.name for f in review_model._meta.get_fields()}
-    if "agent" not in fields:
-        return []
-    order = "-created_at" if "created_at" in fields else "-pk"
-    return list(review_model.objects.filter(agent=agent).order_by(order)[:20])
+    return list(
+        _scored_reviews()
+        .filter(agent=agent, solved_at__gte=start, solved_at__lt=end)
+        .order_by("-submitted_at")[:20]
+    )
 
 
 # --- Recompute and targets ------------------------------------------------------------------------
