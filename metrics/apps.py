@@ -1,6 +1,39 @@
 from django.apps import AppConfig
 
+# Domain events that change daily facts. Surveys and QA reviews mark their days through
+# metrics.services.facts_mark_dirty_days when their apps record them.
+FACT_EVENTS = (
+    "conversation.solved",
+    "conversation.reopened",
+    "conversation.closed",
+    "conversation.assigned",
+    "conversation.created",
+    "message.inbound",
+    "message.replied",
+    "message.moved",
+    "customer.merged",
+    "customer.merge_undone",
+)
+
 
 class MetricsConfig(AppConfig):
     name = "metrics"
     verbose_name = "Metrics"
+
+    def ready(self) -> None:
+        from supportdesk import events, extensions
+
+        for kind in FACT_EVENTS:
+            events.subscribe(kind, "metrics.tasks.facts_mark_dirty_task")
+        extensions.register_nav(
+            "Dashboard", "metrics:dashboard", roles={"manager", "admin"}, order=20
+        )
+        extensions.register_nav("My scorecard", "metrics:my_scorecard", roles={"agent"}, order=20)
+        from metrics import panels
+
+        extensions.register_panel("agent.home", panels.agent_home_panel)
+
+        # --- QA, ideas, cancellations, check-ins, pulse (issue 6)
+        from metrics import panels_qa
+
+        panels_qa.register()

@@ -264,6 +264,11 @@ SURVEY_RATE_LIMIT = env("SURVEY_RATE_LIMIT", "60/m")
 METRICS_RETENTION_DAYS = env_int("METRICS_RETENTION_DAYS", 400, minimum=1)
 # Outbox rows older than this that were not handed to the broker yet are relayed by beat.
 OUTBOX_RELAY_AFTER_SECONDS = env_int("OUTBOX_RELAY_AFTER_SECONDS", 5, minimum=0)
+# QA sample: conversations per agent per week; peers review as well as managers.
+QA_SAMPLE_SIZE = env_int("QA_SAMPLE_SIZE", 5, minimum=1)
+QA_PEER_REVIEW = env_bool("QA_PEER_REVIEW", True)
+# A review scoring at least this "passes" (the QA-versus-customer disagreement view).
+QA_PASS_SCORE = env_int("QA_PASS_SCORE", 80, minimum=0)
 
 # Tests set this so a test that needs PostgreSQL, Redis or a worker fails instead of skipping.
 REQUIRE_SERVICES = env_bool("REQUIRE_SERVICES", False)
@@ -330,6 +335,19 @@ CELERY_BEAT_SCHEDULE = {
     "prune-outbox": {
         "task": "supportdesk.tasks.outbox_prune_task",
         "schedule": crontab(hour=3, minute=17),
+    },
+    # QA and pulse
+    "qa-weekly-sample": {  # Monday morning: last week's solved conversations
+        "task": "metrics.tasks.qa_sample_draw_task",
+        "schedule": crontab(day_of_week="mon", hour=6, minute=5),
+    },
+    "pulse-weekly": {  # Friday afternoon: two questions about the week
+        "task": "metrics.tasks.pulse_week_open_task",
+        "schedule": crontab(day_of_week="fri", hour=14, minute=0),
+    },
+    "checkins-daily": {
+        "task": "metrics.tasks.checkins_create_due_task",
+        "schedule": crontab(hour=7, minute=10),
     },
 }
 

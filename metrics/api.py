@@ -1,0 +1,157 @@
+"""The metrics API (API.md "Metrics"): scorecards from facts, on-demand recompute, task progress."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from metrics.selectors import (
+    GROUPINGS,
+    Scope,
+    agent_get_for_user,
+    recompute_job_get_for_user,
+    scope_get_for_user,
+    scorecard_groups,
+)
+from metrics.services import recompute_job_create
+from supportdesk.permissions import IsManager
+
+
+class _PeriodSerializer(serializers.Serializer):
+    to = serializers.DateField()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        day_from, day_to = attrs["from"], attrs["to"]
+        if day_to <= day_from:
+            raise serializers.ValidationError(
+                "'to' must be after 'from': the period is [from, to)."
+            )
+        if (day_to - day_from).days > settings.METRICS_RETENTION_DAYS + 1:
+            raise serializers.ValidationError(
+                f"A period covers at most {settings.METRICS_RETENTION_DAYS} days."
+            )
+        return attrs
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        # "from" is a Python keyword: declared here so the wire name is exactly "from".
+        fields["from"] = serializers.DateField()
+        return fields
+
+
+class ScorecardListApi(APIView):
+    """Scorecards for a period and a grouping, assembled from precomputed daily facts."""
+
+    class InputSerializer(_PeriodSerializer):
+        group_by = serializers.ChoiceField(choices=GROUPINGS, default="desk")
+        scope = serializers.CharField(required=False, max_length=40)
+
+    class RateSerializer(serializers.Serializer):
+        value = serializers.FloatField(allow_null=True)
+        n = serializers.IntegerField()
+        ci95 = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+
+    class GroupSerializer(serializers.Serializer):
+        key = serializers.JSONField(help_text="desk; a team or agent id; a channel kind")
+        label = serializers.CharField()
+        metrics = serializers.DictField(
+            help_text="Every key of METRICS.md. Rates are {value, n, ci95}; durations "
+            "{median, p90, n} in seconds; nps, csat_mean, qa_score {value, n}; counts "
+            "{value, n}; resolution_gap adds internal_fcr and customer_fcr."
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        computed_at = serializers.DateTimeField(allow_null=True)
+        groups = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(
+        operation_id="scorecards_list",
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.DATE, required=True, description="first day"),
+            OpenApiParameter("to", OpenApiTypes.DATE, required=True, description="day after"),
+            OpenApiParameter("group_by", OpenApiTypes.STR, enum=list(GROUPINGS)),
+            OpenApiParameter(
+                "scope",
+                OpenApiTypes.STR,
+                description="narrow to team:<id>, agent:<id> or channel:<kind> (managers)",
+            ),
+        ],
+        responses={200: OutputSerializer, 400: OpenApiResponse(description="bad period")},
+    )
+    def get(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.query_params)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        user = request.user
+        scope: Scope | None = None
+        if not user.is_manager:
+            # Agents see their own scorecard only (API.md roles); no ranking of colleagues.
+            if data["group_by"] != "agent" or data.get("scope"):
+                raise PermissionDenied("Agents see their own scorecard: use group_by=agent.")
+            scope = Scope("agent", agent=agent_get_for_user(user=user, pk=user.pk))
+        elif data.get("scope"):
+            scope = scope_get_for_user(user=user, ref=data["scope"])
+        result = scorecard_groups(
+            user=user,
+            date_from=data["from"],
+            date_to=data["to"],
+            group_by=data["group_by"],
+            scope=scope,
+        )
+        return Response(self.OutputSerializer(result).data)
+
+
+class ScorecardRecomputeApi(APIView):
+    """Queue a recompute of the facts of ``[from, to)`` (managers); follow it at /tasks/{id}/."""
+
+    permission_classes = [IsManager]
+
+    class InputSerializer(_PeriodSerializer):
+        pass
+
+    class OutputSerializer(serializers.Serializer):
+        task = serializers.IntegerField()
+
+    @extend_schema(
+        operation_id="scorecards_recompute",
+        request=InputSerializer,
+        responses={202: OutputSerializer, 400: OpenApiResponse(description="bad period")},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = recompute_job_create(
+            day_from=serializer.validated_data["from"],
+            day_to=serializer.validated_data["to"],
+            requested_by=request.user,
+        )
+        return Response({"task": job.pk}, status=status.HTTP_202_ACCEPTED)
+
+
+class TaskDetailApi(APIView):
+    """A recompute task's state and progress (0 to 1)."""
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField(source="pk")
+        state = serializers.CharField()
+        progress = serializers.FloatField()
+        date_from = serializers.DateField()
+        date_to = serializers.DateField()
+        days_total = serializers.IntegerField()
+        days_done = serializers.IntegerField()
+        error = serializers.CharField()
+        created_at = serializers.DateTimeField()
+        finished_at = serializers.DateTimeField(allow_null=True)
+
+    @extend_schema(operation_id="tasks_retrieve", responses={200: OutputSerializer})
+    def get(self, request: Request, pk: int) -> Response:
+        job = recompute_job_get_for_user(user=request.user, pk=pk)
+        return Response(self.OutputSerializer(job).data)

@@ -1,0 +1,543 @@
+"""Set-based computation of daily facts from the source tables.
+
+Each ``*_source`` function returns a QuerySet of source rows (solve events, contacts, messages)
+annotated with the flags and durations the metrics need; the computation groups it in SQL, and
+the drill-down filters the same QuerySet, so a figure and the conversations behind it can never
+disagree. Everything here reads; the writes are in ``metrics.services``.
+
+Fact rows (``DailyFact``): ``metric`` is a fact name below, numerator/denominator as stated.
+Duration histograms (``DurationBucket``): ``first_response_time``, ``handle_time``,
+``time_to_resolution``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from django.db.models import (
+    BooleanField,
+    Case,
+    CharField,
+    Count,
+    DateTimeField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    TextField,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Floor, Ln, TruncDate
+from django.utils import timezone
+
+from surveys.models import Survey, SurveyResponse
+from tickets.models import ChannelKind, Contact, Conversation, Event, Message
+
+# Duration histogram: bucket b >= 1 holds [GROWTH**(b-1), GROWTH**b) seconds.
+GROWTH = 1.02
+LOG_GROWTH = math.log(GROWTH)
+WINDOW = timedelta(days=7)  # reopen and repeat-contact windows (METRICS.md)
+
+# Outbound agent messages that ask for a score (METRICS.md survey_solicitation_flags). One
+# case-insensitive regular expression that PostgreSQL (ARE) and SQLite (Python re) read alike:
+# no \b, \s or character-class shorthands.
+SOLICITATION_PATTERN = (
+    r"(rate (us|me)|(give|leave) (us|me) (a |an )?(10|9|ten|nine|five|5|perfect|top|high|good|great|positive)"
+    r"|(10|ten|9|nine|5|five)( out of (10|ten|5|five)|/10|/5)? ?(stars?|points)"
+    r"|(fill|fill in|fill out|complete|answer|take) (in |out )?(the|our|my|a|this)( short| quick)? (survey|questionnaire|feedback form)"
+    r"|(stars?|score|rating|review) would (really |truly )?help"
+    r"|(score|rate|rating) of (9|10|5)"
+    r"|(good|great|positive|high|top) (rating|review|score|feedback) (would|helps|means))"
+)
+
+
+class Epoch(Func):
+    """Seconds since 1970 of a datetime expression, as a float, on PostgreSQL and SQLite."""
+
+    output_field = FloatField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(
+            compiler, connection, template="EXTRACT(EPOCH FROM %(expressions)s)::float8", **extra
+        )
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(
+            compiler,
+            connection,
+            template="((julianday(%(expressions)s) - 2440587.5) * 86400.0)",
+            **extra,
+        )
+
+
+def _bucket_expr(seconds: Any) -> Case:
+    return Case(
+        When(**{f"{seconds}__lt": 1}, then=Value(0)),
+        default=Floor(Ln(F(seconds)) / Value(LOG_GROWTH)) + Value(1),
+        output_field=IntegerField(),
+    )
+
+
+def bucket_of(seconds: float) -> int:
+    """Python twin of ``_bucket_expr`` (tests and sample data)."""
+    return 0 if seconds < 1 else math.floor(math.log(seconds) / LOG_GROWTH) + 1
+
+
+def bucket_value(bucket: int) -> float:
+    """The representative duration of a bucket: its geometric middle (within 1% of any member)."""
+    if bucket <= 0:
+        return 0.0
+    return GROWTH ** (bucket - 1) * math.sqrt(GROWTH)
+
+
+def day_bounds(day_from: date, day_to: date) -> tuple[datetime, datetime]:
+    """The aware instants of local midnight starting ``day_from`` and ``day_to``."""
+    tz = timezone.get_current_timezone()
+    start = timezone.make_aware(datetime.combine(day_from, time.min), tz)
+    end = timezone.make_aware(datetime.combine(day_to, time.min), tz)
+    return start, end
+
+
+def _local_day(field: str) -> TruncDate:
+    return TruncDate(field, tzinfo=timezone.get_current_timezone())
+
+
+def _plus_window(ref: str) -> ExpressionWrapper:
+    return ExpressionWrapper(OuterRef(ref) + Value(WINDOW), output_field=DateTimeField())
+
+
+def _count_subquery(qs: QuerySet, group: str) -> Coalesce:
+    counted = qs.order_by().values(group).annotate(n=Count("pk")).values("n")[:1]
+    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+
+
+# --- Solve events -----------------------------------------------------------------------------
+
+
+def solve_source(start: datetime, end: datetime) -> QuerySet[Event]:
+    """Solve events in ``[start, end)`` with the flags of the solve-based metrics.
+
+    ``contacts``: contacts of the conversation started up to the solve (recounted after moves).
+    ``reopened``: a reopen of the conversation within 7 days after the solve.
+    ``repeat``: the same customer (after merges) opened another conversation within 7 days.
+    ``dropped``: the customer's last message before the solve was unanswered (a call with talk
+    time, or any public reply at or after it, answers it).
+    ``interactions``: public messages (customer's and agents') up to the solve.
+    """
+    last_inbound = Message.objects.filter(
+        conversation_id=OuterRef("conversation_id"),
+        direction=Message.Direction.INBOUND,
+        automated="",
+        sent_at__lte=OuterRef("occurred_at"),
+    ).order_by("-sent_at", "-id")
+    public = Message.objects.filter(
+        conversation_id=OuterRef("conversation_id"), sent_at__lte=OuterRef("occurred_at")
+    ).filter(
+        Q(direction=Message.Direction.OUTBOUND)
+        | Q(direction=Message.Direction.INBOUND, automated="")
+    )
+    return (
+        Event.objects.filter(kind=Event.Kind.SOLVED, occurred_at__gte=start, occurred_at__lt=end)
+        .annotate(
+            day=_local_day("occurred_at"),
+            contacts=_count_subquery(
+                Contact.objects.filter(
+                    conversation_id=OuterRef("conversation_id"),
+                    started_at__lte=OuterRef("occurred_at"),
+                ),
+                "conversation_id",
+            ),
+            reopened=Exists(
+                Event.objects.filter(
+                    kind=Event.Kind.REOPENED,
+                    conversation_id=OuterRef("conversation_id"),
+                    occurred_at__gt=OuterRef("occurred_at"),
+                    occurred_at__lte=_plus_window("occurred_at"),
+                )
+            ),
+            repeat=Exists(
+                Conversation.objects.filter(
+                    customer_id=OuterRef("conversation__customer_id"),
+                    first_inbound_at__gt=OuterRef("occurred_at"),
+                    first_inbound_at__lte=_plus_window("occurred_at"),
+                ).exclude(pk=OuterRef("conversation_id"))
+            ),
+            last_in_at=Subquery(last_inbound.values("sent_at")[:1]),
+            last_in_kind=Subquery(last_inbound.values("channel_kind")[:1]),
+            last_in_talk=Subquery(last_inbound.values("contact__talk_seconds")[:1]),
+            replied_after=Exists(
+                Message.objects.filter(
+                    conversation_id=OuterRef("conversation_id"),
+                    direction=Message.Direction.OUTBOUND,
+                    sent_at__gte=OuterRef("last_in_at"),
+                    sent_at__lte=OuterRef("occurred_at"),
+                )
+            ),
+            interactions=_count_subquery(public, "conversation_id"),
+        )
+        .annotate(
+            dropped=Case(
+                When(last_in_at__isnull=True, then=Value(False)),
+                When(replied_after=True, then=Value(False)),
+                When(last_in_kind=ChannelKind.PHONE, last_in_talk__gt=0, then=Value(False)),
+                default=Value(True),
+                output_field=BooleanField(),
+            ),
+            interactions_bucket=Case(
+                When(interactions__lte=1, then=Value("1")),
+                When(interactions__lte=4, then=Value("2-4")),
+                When(interactions__lte=9, then=Value("5-9")),
+                default=Value("10+"),
+            ),
+            # The survey of this solve and its answer (one survey per solve, one response per
+            # survey: these joins never multiply rows).
+            survey_status=F("survey__status"),
+            resolved=Coalesce(
+                F("survey__responses__resolved"), Value(""), output_field=CharField()
+            ),
+            declared=F("survey__responses__contacts_declared"),
+            csat_answer=F("survey__responses__csat"),
+            nps_answer=F("survey__responses__nps"),
+            comment=Coalesce(F("survey__responses__comment"), Value(""), output_field=TextField()),
+            shout_out=Coalesce(F("survey__responses__shout_out"), Value(False)),
+            responded=Exists(SurveyResponse.objects.filter(survey__event_id=OuterRef("pk"))),
+        )
+        .annotate(
+            delivered=_flag(Q(survey_status=Survey.Status.SENT)),
+            answered=_flag(~Q(resolved="")),
+            customer_first=_flag(
+                Q(resolved="yes") & (Q(declared=1) | Q(declared__isnull=True, contacts=1))
+            ),
+            # Unconfirmed: delivered, its window is over, and no resolution answer came within
+            # it. Decided: delivered and (window over, or answered).
+            resolution_in_window=_flag(
+                Q(survey__responses__first_answered_at__lte=F("survey__expires_at"))
+                & ~Q(resolved="")
+            ),
+            window_over=_flag(Q(survey__expires_at__lte=Value(timezone.now()))),
+        )
+    )
+
+
+def _flag(condition: Q) -> Case | Value:
+    """A boolean that is False, never NULL, when the condition cannot be evaluated."""
+    if not condition:
+        return Value(True, output_field=BooleanField())
+    return Case(
+        When(condition, then=Value(True)), default=Value(False), output_field=BooleanField()
+    )
+
+
+def interactions_fact(bucket: str) -> str:
+    return "interactions_" + bucket.replace("-", "_").replace("+", "plus")
+
+
+_BUCKET_KEYS = (("1", "i1"), ("2-4", "i2"), ("5-9", "i5"), ("10+", "i10"))
+
+
+def _solve_rows(start: datetime, end: datetime) -> Iterator[tuple[dict[str, Any], str, int, int]]:
+    grouped = (
+        solve_source(start, end)
+        .values("day", "team_id", "agent_id", "channel_kind")
+        .annotate(
+            solves=Count("pk"),
+            fcr=Count("pk", filter=Q(contacts=1)),
+            reopened_n=Count("pk", filter=Q(reopened=True)),
+            repeat_n=Count("pk", filter=Q(repeat=True)),
+            dropped_n=Count("pk", filter=Q(dropped=True)),
+            i1=Count("pk", filter=Q(interactions_bucket="1")),
+            i2=Count("pk", filter=Q(interactions_bucket="2-4")),
+            i5=Count("pk", filter=Q(interactions_bucket="5-9")),
+            i10=Count("pk", filter=Q(interactions_bucket="10+")),
+            answered_n=Count("pk", filter=Q(answered=True)),
+            yes_n=Count("pk", filter=Q(resolved="yes")),
+            partly_n=Count("pk", filter=Q(resolved="partly")),
+            customer_fcr_n=Count("pk", filter=Q(customer_first=True)),
+            gap_internal_n=Count("pk", filter=Q(answered=True, contacts=1)),
+            delivered_n=Count("pk", filter=Q(delivered=True)),
+            responded_n=Count("pk", filter=Q(delivered=True, responded=True)),
+            decided_n=Count(
+                "pk", filter=Q(delivered=True) & (Q(window_over=True) | Q(answered=True))
+            ),
+            unconfirmed_n=Count(
+                "pk",
+                filter=Q(delivered=True, window_over=True) & ~Q(resolution_in_window=True),
+            ),
+            responses_n=Count("pk", filter=Q(responded=True)),
+            comments_n=Count("pk", filter=Q(responded=True) & ~Q(comment="")),
+            shout_outs_n=Count("pk", filter=Q(responded=True, shout_out=True)),
+            csat_n=Count("pk", filter=Q(csat_answer__isnull=False)),
+            csat_good=Count("pk", filter=Q(csat_answer__gte=4)),
+            csat_sum=Coalesce(Sum("csat_answer"), Value(0)),
+            nps_n=Count("pk", filter=Q(nps_answer__isnull=False)),
+            nps_promoters=Count("pk", filter=Q(nps_answer__gte=9)),
+            nps_detractors=Count("pk", filter=Q(nps_answer__lte=6)),
+            **{
+                f"csat_{key}_good": Count(
+                    "pk", filter=Q(interactions_bucket=bucket, csat_answer__gte=4)
+                )
+                for bucket, key in _BUCKET_KEYS
+            },
+            **{
+                f"csat_{key}_n": Count(
+                    "pk", filter=Q(interactions_bucket=bucket, csat_answer__isnull=False)
+                )
+                for bucket, key in _BUCKET_KEYS
+            },
+        )
+        .order_by()
+    )
+    for row in grouped:
+        cell = _cell(row)
+        solves = row["solves"]
+        yield cell, "internal_fcr", row["fcr"], solves
+        yield cell, "reopen_rate", row["reopened_n"], solves
+        yield cell, "repeat_contact_rate", row["repeat_n"], solves
+        yield cell, "dropped_rate", row["dropped_n"], solves
+        answered = row["answered_n"]
+        yield cell, "resolution_rate", row["yes_n"], answered
+        yield cell, "partial_resolution_rate", row["partly_n"], answered
+        yield cell, "customer_fcr", row["customer_fcr_n"], answered
+        yield cell, "gap_internal_fcr", row["gap_internal_n"], answered
+        yield cell, "survey_response_rate", row["responded_n"], row["delivered_n"]
+        yield cell, "unconfirmed_rate", row["unconfirmed_n"], row["decided_n"]
+        yield cell, "comment_rate", row["comments_n"], row["responses_n"]
+        yield cell, "shout_outs", row["shout_outs_n"], row["responses_n"]
+        yield cell, "csat", row["csat_good"], row["csat_n"]
+        yield cell, "csat_mean", row["csat_sum"], row["csat_n"]
+        yield cell, "nps", row["nps_promoters"] - row["nps_detractors"], row["nps_n"]
+        for bucket, key in _BUCKET_KEYS:
+            yield cell, interactions_fact(bucket), row[key], solves
+            yield (
+                cell,
+                "csat_" + interactions_fact(bucket),
+                row[f"csat_{key}_good"],
+                row[f"csat_{key}_n"],
+            )
+
+
+def _cell(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "day": row["day"],
+        "team_id": row["team_id"],
+        "agent_id": row["agent_id"],
+        "channel_kind": row["channel_kind"] or "",
+    }
+
+
+# --- Contacts: first response, handle time, system disconnects ---------------------------------
+
+
+def _first_reply() -> QuerySet[Event]:
+    return Event.objects.filter(
+        kind=Event.Kind.REPLIED,
+        conversation_id=OuterRef("conversation_id"),
+        occurred_at__gte=OuterRef("started_at"),
+    ).order_by("occurred_at", "id")
+
+
+def first_response_source(start: datetime, end: datetime) -> QuerySet[Contact]:
+    """Written contacts (not calls: a call is answered live) started in ``[start, end)`` with the
+    first public reply at or after their first message. Attributed to the replying agent and
+    their team at the time of the reply, on the day of the contact."""
+    reply = _first_reply()
+    return (
+        Contact.objects.filter(started_at__gte=start, started_at__lt=end)
+        .exclude(channel_kind=ChannelKind.PHONE)
+        .annotate(
+            day=_local_day("started_at"),
+            reply_at=Subquery(reply.values("occurred_at")[:1]),
+            reply_agent=Subquery(reply.values("agent_id")[:1]),
+            reply_team=Subquery(reply.values("team_id")[:1]),
+        )
+        .filter(reply_at__isnull=False)
+        .annotate(seconds=Epoch("reply_at") - Epoch("started_at"))
+    )
+
+
+def handle_source(start: datetime, end: datetime) -> QuerySet[Contact]:
+    """Calls (talk + hold + wrap-up) and chat sessions (first message to the last chat message
+    before the conversation's next contact) started in ``[start, end)``."""
+    reply = _first_reply()
+    next_start = (
+        Contact.objects.filter(
+            conversation_id=OuterRef("conversation_id"), started_at__gt=OuterRef("started_at")
+        )
+        .order_by("started_at")
+        .values("started_at")[:1]
+    )
+    far = datetime(9999, 1, 1, tzinfo=UTC)
+    last_chat = (
+        Message.objects.filter(
+            conversation_id=OuterRef("conversation_id"),
+            channel_kind=ChannelKind.CHAT,
+            sent_at__gte=OuterRef("started_at"),
+            sent_at__lt=Coalesce(OuterRef("next_start"), Value(far)),
+        )
+        .exclude(direction=Message.Direction.NOTE)
+        .order_by("-sent_at")
+        .values("sent_at")[:1]
+    )
+    return (
+        Contact.objects.filter(
+            started_at__gte=start,
+            started_at__lt=end,
+            channel_kind__in=[ChannelKind.PHONE, ChannelKind.CHAT],
+        )
+        .annotate(
+            day=_local_day("started_at"),
+            next_start=Subquery(next_start),
+            last_chat_at=Subquery(last_chat),
+            reply_agent=Subquery(reply.values("agent_id")[:1]),
+        )
+        .annotate(
+            seconds=Case(
+                When(
+                    channel_kind=ChannelKind.PHONE,
+                    then=ExpressionWrapper(
+                        Coalesce("talk_seconds", 0)
+                        + Coalesce("hold_seconds", 0)
+                        + Coalesce("wrap_seconds", 0),
+                        output_field=FloatField(),
+                    ),
+                ),
+                default=Epoch("last_chat_at") - Epoch("started_at"),
+                output_field=FloatField(),
+            ),
+            handler=Case(
+                When(channel_kind=ChannelKind.PHONE, then=F("agent_id")),
+                default=F("reply_agent"),
+                output_field=IntegerField(),
+            ),
+        )
+    )
+
+
+def calls_source(start: datetime, end: datetime) -> QuerySet[Contact]:
+    return Contact.objects.filter(
+        started_at__gte=start, started_at__lt=end, channel_kind=ChannelKind.PHONE
+    ).annotate(day=_local_day("started_at"))
+
+
+def solicitation_source(start: datetime, end: datetime) -> QuerySet[Message]:
+    """Agent messages sent in ``[start, end)`` (public replies), flagged when they ask for a score."""
+    return (
+        Message.objects.filter(
+            direction=Message.Direction.OUTBOUND,
+            author__isnull=False,
+            sent_at__gte=start,
+            sent_at__lt=end,
+        )
+        .annotate(
+            day=_local_day("sent_at"),
+            solicits=Case(
+                When(body_text__iregex=SOLICITATION_PATTERN, then=Value(True)),
+                default=Value(False),
+                output_field=BooleanField(),
+            ),
+        )
+        .select_related("conversation")
+    )
+
+
+def _histogram_rows(
+    qs: QuerySet, metric: str, *, team: str, agent: str
+) -> Iterator[tuple[dict[str, Any], str, int, int]]:
+    grouped = (
+        qs.annotate(bucket=_bucket_expr("seconds"), cell_team=F(team), cell_agent=F(agent))
+        .values("day", "cell_team", "cell_agent", "channel_kind", "bucket")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for row in grouped:
+        cell = {
+            "day": row["day"],
+            "team_id": row["cell_team"],
+            "agent_id": row["cell_agent"],
+            "channel_kind": row["channel_kind"] or "",
+        }
+        yield cell, metric, int(row["bucket"]), row["n"]
+
+
+def fact_rows(day_from: date, day_to: date) -> tuple[list[tuple], list[tuple]]:
+    """All fact rows and histogram rows for local days ``[day_from, day_to)``.
+
+    Returns ``(facts, durations)``: facts are ``(cell, metric, numerator, denominator)``,
+    durations ``(cell, metric, bucket, count)``. A constant number of grouped queries, whatever
+    the number of source rows.
+    """
+    start, end = day_bounds(day_from, day_to)
+    facts = list(_solve_rows(start, end))
+
+    calls = (
+        calls_source(start, end)
+        .values("day", "conversation__team_id", "agent_id", "channel_kind")
+        .annotate(calls=Count("pk"), system=Count("pk", filter=Q(ended_by="system")))
+        .order_by()
+    )
+    for row in calls:
+        cell = _cell({**row, "team_id": row["conversation__team_id"]})
+        facts.append((cell, "system_disconnect_rate", row["system"], row["calls"]))
+
+    messages = (
+        solicitation_source(start, end)
+        .values("day", "conversation__team_id", "author_id", "channel_kind")
+        .annotate(sent=Count("pk"), flagged=Count("pk", filter=Q(solicits=True)))
+        .order_by()
+    )
+    for row in messages:
+        cell = _cell({**row, "team_id": row["conversation__team_id"], "agent_id": row["author_id"]})
+        facts.append((cell, "survey_solicitation_flags", row["flagged"], row["sent"]))
+
+    durations = list(
+        _histogram_rows(
+            first_response_source(start, end),
+            "first_response_time",
+            team="reply_team",
+            agent="reply_agent",
+        )
+    )
+    durations += _histogram_rows(
+        handle_source(start, end).filter(seconds__isnull=False),
+        "handle_time",
+        team="conversation__team_id",
+        agent="handler",
+    )
+    confirmed = (
+        solve_source(start, end)
+        .filter(resolved="yes", conversation__first_inbound_at__isnull=False)
+        .annotate(seconds=Epoch("occurred_at") - Epoch("conversation__first_inbound_at"))
+    )
+    durations += _histogram_rows(confirmed, "time_to_resolution", team="team_id", agent="agent_id")
+
+    for row in (
+        qa_source(start, end)
+        .values("day", "team_id", "agent_id", "channel_kind")
+        .annotate(total=Sum("score"), n=Count("pk"))
+        .order_by()
+    ):
+        # Sum of scores in hundredths of a point: integer facts, exact means.
+        facts.append((_cell(row), "qa_score", round(row["total"] * 100), row["n"]))
+    return facts, durations
+
+
+def qa_source(start: datetime, end: datetime) -> QuerySet:
+    """QA reviews that count in ``qa_score`` (the QA selectors' rule), by their solve's day."""
+    from metrics.selectors import _scored_reviews
+
+    return (
+        _scored_reviews()
+        .filter(solved_at__gte=start, solved_at__lt=end)
+        .annotate(day=_local_day("solved_at"))
+    )

@@ -1,0 +1,238 @@
+"""Daily facts behind every scorecard, and the bookkeeping of their recomputation.
+
+A scorecard for a period ``[from, to)`` is assembled by summing daily rows; nothing is computed
+from the source tables on request. Each fact row holds one metric's numerator and denominator for
+one local day and one finest-grain attribution cell (team, agent, channel kind), so any grouping
+(desk, team, agent, channel) is a ``SUM ... GROUP BY`` over it and rates come out exact. Durations
+are stored as log-spaced histograms (``DurationBucket``) whose buckets are 2% wide, so medians and
+p90s assembled from them are within 1% of the exact value.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from supportdesk.models import TimeStampedModel
+
+
+class DailyFact(models.Model):
+    """One metric's counts for a day and an attribution cell. See ``metrics.facts`` for metrics."""
+
+    day = models.DateField()
+    metric = models.CharField(max_length=40)
+    team = models.ForeignKey(
+        "supportdesk.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    channel_kind = models.CharField(max_length=10, blank=True)
+    numerator = models.BigIntegerField(default=0)
+    denominator = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["day", "metric"]
+        indexes = [
+            # scorecard_assemble / trend reads: every fact of a period, grouped by the caller.
+            models.Index(fields=["day", "metric"], name="metrics_fact_day_metric"),
+            # Agent pages: one agent's facts over a period.
+            models.Index(fields=["agent", "day"], name="metrics_fact_agent_day"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(denominator__gte=0), name="metrics_dailyfact_denominator_nonneg"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.metric} {self.numerator}/{self.denominator}"
+
+
+class DurationBucket(models.Model):
+    """How many samples of a duration metric fell into one 2%-wide bucket on a day."""
+
+    day = models.DateField()
+    metric = models.CharField(max_length=40)
+    team = models.ForeignKey(
+        "supportdesk.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    channel_kind = models.CharField(max_length=10, blank=True)
+    # 0 holds durations under one second; bucket b >= 1 holds [1.02**(b-1), 1.02**b) seconds.
+    bucket = models.PositiveIntegerField()
+    count = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["day", "metric", "bucket"]
+        indexes = [
+            # scorecard_assemble: the histogram of each duration metric over a period.
+            models.Index(fields=["day", "metric"], name="metrics_duration_day_metric"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.metric} b{self.bucket} x{self.count}"
+
+
+class FactDay(models.Model):
+    """One row per computed day: its lock (concurrent recomputes of a day run one after the
+    other) and when it was last computed (the scorecard's ``computed_at``)."""
+
+    day = models.DateField(unique=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["day"]
+
+    def __str__(self) -> str:
+        return f"{self.day} computed {self.computed_at}"
+
+
+class DirtyDay(models.Model):
+    """A day whose facts an event changed; beat's ``facts_recompute_dirty_task`` claims it.
+
+    A burst of events on one day keeps a single row (unique day): the day is recomputed once,
+    after the burst settles (``marked_at`` older than the debounce), or at the latest
+    ``DIRTY_MAX_WAIT`` after ``first_marked_at``.
+    """
+
+    day = models.DateField(unique=True)
+    first_marked_at = models.DateTimeField(default=timezone.now)
+    marked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["day"]
+
+    def __str__(self) -> str:
+        return f"dirty {self.day}"
+
+
+class RecomputeJob(TimeStampedModel):
+    """An on-demand or nightly recompute of a range of days; its progress is shown in the page
+    and by ``GET /api/v1/tasks/{id}/``."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    date_from = models.DateField()
+    date_to = models.DateField()
+    # The first day not yet computed; the job runs in chunks and chains itself.
+    next_day = models.DateField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    days_total = models.PositiveIntegerField()
+    days_done = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(date_to__gt=models.F("date_from")),
+                name="metrics_recomputejob_range_not_empty",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=["queued", "running", "done", "failed"]),
+                name="metrics_recomputejob_state_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"recompute {self.date_from}..{self.date_to} {self.state}"
+
+    @property
+    def progress(self) -> float:
+        if self.state == self.State.DONE:
+            return 1.0
+        return round(self.days_done / self.days_total, 4) if self.days_total else 0.0
+
+
+# Targets may be set on these keys only (METRICS.md: outcome and connection, never speed).
+TARGETABLE_METRICS = (
+    "resolution_rate",
+    "partial_resolution_rate",
+    "customer_fcr",
+    "internal_fcr",
+    "resolution_gap",
+    "reopen_rate",
+    "repeat_contact_rate",
+    "unconfirmed_rate",
+    "csat",
+    "csat_mean",
+    "nps",
+    "survey_response_rate",
+    "comment_rate",
+)
+
+
+class Target(TimeStampedModel):
+    """A manager's target for an outcome or connection metric, desk-wide or for one team."""
+
+    metric = models.CharField(max_length=40)
+    team = models.ForeignKey(
+        "supportdesk.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    value = models.FloatField()
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["metric"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(metric__in=TARGETABLE_METRICS), name="metrics_target_not_speed"
+            ),
+            models.UniqueConstraint(
+                fields=["metric", "team"], name="metrics_target_unique_metric_team"
+            ),
+            models.UniqueConstraint(
+                fields=["metric"],
+                condition=Q(team__isnull=True),
+                name="metrics_target_unique_desk_metric",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric} target {self.value}"
+
+
+class SourceWatermark(models.Model):
+    """How far ``facts_mark_dirty_from_sources`` has looked into a source table that records no
+    tickets event (survey sends and answers, QA reviews): rows changed after ``seen_until``
+    mark their solve's day dirty."""
+
+    name = models.CharField(max_length=40, unique=True)
+    seen_until = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} seen until {self.seen_until}"

@@ -1,0 +1,154 @@
+"""Pure arithmetic of scorecards: Wilson intervals, histogram quantiles, the metric objects.
+
+No database here: ``metrics.selectors`` reads summed facts and hands them to ``build_metrics``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from metrics.catalogue import INTERACTION_BUCKETS
+from metrics.facts import bucket_value, interactions_fact
+
+Z95 = 1.959963984540054
+SMALL_N = 10  # below this a figure is greyed and never coloured
+
+
+def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """The 95% Wilson score interval of a proportion; None when ``n == 0``."""
+    if n <= 0:
+        return None
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return (round(max(0.0, centre - half), 6), round(min(1.0, centre + half), 6))
+
+
+def rate(numerator: int, denominator: int) -> dict:
+    """``{"value", "n", "ci95"}`` as METRICS.md shows every rate."""
+    return {
+        "value": round(numerator / denominator, 6) if denominator else None,
+        "n": denominator,
+        "ci95": list(ci) if (ci := wilson(numerator, denominator)) else None,
+    }
+
+
+def difference(a: int, b: int, n: int) -> dict:
+    """``a/n - b/n`` with Newcombe's square-and-add interval from the two Wilson intervals.
+
+    The two proportions are over the same solves (positively correlated), so treating them as
+    independent makes the interval a little wider than the paired one: conservative.
+    """
+    if not n:
+        return {"value": None, "n": 0, "ci95": None, "internal_fcr": None, "customer_fcr": None}
+    p1, p2 = a / n, b / n
+    l1, u1 = wilson(a, n) or (0.0, 0.0)
+    l2, u2 = wilson(b, n) or (0.0, 0.0)
+    d = p1 - p2
+    low = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    high = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    return {
+        "value": round(d, 6),
+        "n": n,
+        "ci95": [round(max(-1.0, low), 6), round(min(1.0, high), 6)],
+        "internal_fcr": round(p1, 6),
+        "customer_fcr": round(p2, 6),
+    }
+
+
+def quantile(histogram: Mapping[int, int], q: float) -> float | None:
+    """The ``q`` quantile (linear interpolation between closest ranks, like numpy's default)
+    of the durations a histogram holds, each taken at its bucket's representative value."""
+    total = sum(histogram.values())
+    if total == 0:
+        return None
+    position = (total - 1) * q
+    lower_rank, upper_rank = math.floor(position), math.ceil(position)
+    lower = upper = None
+    seen = 0
+    for bucket in sorted(histogram):
+        count = histogram[bucket]
+        if lower is None and lower_rank < seen + count:
+            lower = bucket_value(bucket)
+        if upper_rank < seen + count:
+            upper = bucket_value(bucket)
+            break
+        seen += count
+    assert lower is not None
+    assert upper is not None
+    value = lower + (upper - lower) * (position - lower_rank)
+    return round(value, 1)
+
+
+def duration(histogram: Mapping[int, int]) -> dict:
+    return {
+        "median": quantile(histogram, 0.5),
+        "p90": quantile(histogram, 0.9),
+        "n": sum(histogram.values()),
+    }
+
+
+def build_metrics(
+    sums: Mapping[str, tuple[int, int]], histograms: Mapping[str, Mapping[int, int]]
+) -> dict:
+    """Every METRICS.md key from summed facts ``{fact: (numerator, denominator)}`` and
+    duration histograms ``{metric: {bucket: count}}``."""
+
+    def num(key: str) -> int:
+        return sums.get(key, (0, 0))[0]
+
+    def den(key: str) -> int:
+        return sums.get(key, (0, 0))[1]
+
+    def as_rate(key: str) -> dict:
+        return rate(num(key), den(key))
+
+    metrics: dict = {}
+    for key in (
+        "resolution_rate",
+        "partial_resolution_rate",
+        "customer_fcr",
+        "internal_fcr",
+        "reopen_rate",
+        "repeat_contact_rate",
+        "unconfirmed_rate",
+        "csat",
+        "survey_response_rate",
+        "comment_rate",
+        "dropped_rate",
+        "system_disconnect_rate",
+    ):
+        metrics[key] = as_rate(key)
+    metrics["resolution_gap"] = difference(
+        num("gap_internal_fcr"), num("customer_fcr"), den("customer_fcr")
+    )
+    n = den("csat_mean")
+    metrics["csat_mean"] = {"value": round(num("csat_mean") / n, 4) if n else None, "n": n}
+    n = den("nps")
+    metrics["nps"] = {"value": round(100 * num("nps") / n, 2) if n else None, "n": n}
+    n = den("qa_score")
+    # qa_score facts hold the sum of scores in hundredths, to stay integers.
+    metrics["qa_score"] = {"value": round(num("qa_score") / n / 100, 2) if n else None, "n": n}
+    metrics["shout_outs"] = {"value": num("shout_outs"), "n": den("shout_outs")}
+    metrics["survey_solicitation_flags"] = {
+        "value": num("survey_solicitation_flags"),
+        "n": den("survey_solicitation_flags"),
+    }
+    solved = sum(num(interactions_fact(b)) for b in INTERACTION_BUCKETS)
+    metrics["interactions_per_conversation"] = {
+        "n": solved,
+        "buckets": [
+            {
+                "bucket": bucket,
+                "count": num(interactions_fact(bucket)),
+                "share": rate(num(interactions_fact(bucket)), solved)["value"],
+                "csat": as_rate("csat_" + interactions_fact(bucket)),
+            }
+            for bucket in INTERACTION_BUCKETS
+        ],
+    }
+    for key in ("first_response_time", "handle_time", "time_to_resolution"):
+        metrics[key] = duration(histograms.get(key, {}))
+    return metrics

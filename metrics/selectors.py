@@ -1,0 +1,1144 @@
+"""Reads of the metrics app, with their joins; permission-scoped getters raise Http404."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Avg, Count, Max, Prefetch, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
+from django.http import Http404
+from django.utils import timezone
+
+from metrics import facts as source
+from metrics.catalogue import BY_KEY, INTERACTION_BUCKETS
+from metrics.models import (
+    Calibration,
+    Cancellation,
+    CheckIn,
+    DailyFact,
+    DurationBucket,
+    FactDay,
+    Idea,
+    IdeaMention,
+    PulseAnswer,
+    PulseResponse,
+    PulseWeek,
+    QAAnswer,
+    QAReview,
+    RecomputeJob,
+    Target,
+)
+from metrics.scorecards import build_metrics
+from metrics.services import PULSE_MIN_ANSWERS, local_day_start
+from supportdesk import extensions
+from supportdesk.models import Team, User
+from tickets.models import ChannelKind
+from tickets.selectors import visible_conversations_q
+
+# --- QA, ideas, cancellations, check-ins, pulse ----------------------------------------------------
+
+
+def _visible_review_q(user: User) -> Q:
+    """Reviews a user may open: their own (given or received); managers: their teams' too."""
+    own = Q(agent=user) | Q(reviewer=user)
+    if user.is_admin:
+        return Q()
+    if user.is_manager:
+        return own | Q(team__in=user.teams.all())
+    return own
+
+
+def qa_review_get_for_user(*, user: User, pk: Any) -> QAReview:
+    try:
+        return (
+            QAReview.objects.filter(_visible_review_q(user))
+            .select_related(
+                "conversation__customer",
+                "agent",
+                "reviewer",
+                "rubric",
+                "team",
+                "second_of__reviewer",
+                "replacement",
+                "replaced_by",
+            )
+            .get(pk=int(pk))
+        )
+    except (QAReview.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404("No such review.") from exc
+
+
+def qa_review_answers(*, review: QAReview) -> list[QAAnswer]:
+    return list(review.answers.select_related("criterion").order_by("criterion__position"))
+
+
+def qa_second_review(*, review: QAReview) -> QAReview | None:
+    return QAReview.objects.filter(second_of=review).select_related("reviewer").first()
+
+
+def _review_list() -> QuerySet[QAReview]:
+    return QAReview.objects.select_related("conversation__customer", "agent", "reviewer")
+
+
+def qa_review_list_to_do(*, user: User) -> QuerySet[QAReview]:
+    """Reviews waiting for ``user`` to score them, oldest first."""
+    return (
+        _review_list()
+        .filter(reviewer=user, state=QAReview.State.PENDING)
+        .order_by("created_at", "id")
+    )
+
+
+def qa_review_list_for_agent(*, user: User, limit: int = 50) -> QuerySet[QAReview]:
+    """Reviews of the agent's conversations (calibrations excluded), newest first."""
+    return (
+        _review_list()
+        .filter(agent=user, submitted_at__isnull=False)
+        .exclude(kind=QAReview.Kind.CALIBRATION)
+        .order_by("-submitted_at", "-id")[:limit]
+    )
+
+
+def qa_sample_reviews(*, user: User, week_start: date | None = None) -> tuple[Any, list[QAReview]]:
+    """The latest (or given) week's sampled reviews a manager may see, with the replacements."""
+    from metrics.models import QASample
+
+    samples = QASample.objects.order_by("-week_start")
+    sample = (samples.filter(week_start=week_start) if week_start else samples).first()
+    if sample is None:
+        return None, []
+    reviews = list(
+        _review_list()
+        .select_related("replaced_by", "replacement")
+        .filter(_visible_review_q(user), sample=sample)
+        .order_by("agent__email", "channel_kind", "conversation_id")
+    )
+    return sample, reviews
+
+
+def calibration_get_for_user(*, user: User, pk: Any) -> Calibration:
+    calibration = (
+        Calibration.objects.filter(pk=pk if str(pk).isdigit() else 0)
+        .select_related("conversation", "rubric", "created_by")
+        .first()
+    )
+    if calibration is None:
+        raise Http404("No such calibration.")
+    if not user.is_manager and not calibration.reviews.filter(reviewer=user).exists():
+        raise Http404("No such calibration.")
+    return calibration
+
+
+def calibration_spread(*, calibration: Calibration) -> dict[str, Any]:
+    """Per criterion: each reviewer's value (on 0-100), the min, max, spread and standard deviation."""
+    reviews = list(
+        calibration.reviews.select_related("reviewer")
+        .prefetch_related(
+            Prefetch("answers", queryset=QAAnswer.objects.select_related("criterion"))
+        )
+        .order_by("reviewer__email")
+    )
+    criteria = list(calibration.rubric.criteria.all())
+    rows = []
+    for criterion in criteria:
+        low, high = criterion.bounds
+        values: list[int | None] = []
+        for review in reviews:
+            answer = next((a for a in review.answers.all() if a.criterion_id == criterion.pk), None)
+            values.append(answer.value if answer else None)
+        scored = [round(100 * (v - low) / (high - low)) for v in values if v is not None]
+        rows.append(
+            {
+                "criterion": criterion,
+                "values": values,
+                "min": min(scored) if scored else None,
+                "max": max(scored) if scored else None,
+                "spread": (max(scored) - min(scored)) if len(scored) >= 2 else None,
+                "stdev": round(statistics.pstdev(scored), 1) if len(scored) >= 2 else None,
+            }
+        )
+    scores = [float(r.score) for r in reviews if r.score is not None]
+    return {
+        "reviews": reviews,
+        "rows": rows,
+        "submitted": sum(1 for r in reviews if r.is_submitted),
+        "score_spread": (max(scores) - min(scores)) if len(scores) >= 2 else None,
+    }
+
+
+def calibration_list(*, user: User) -> QuerySet[Calibration]:
+    qs = Calibration.objects.select_related("conversation", "created_by").annotate(
+        reviewers=Count("reviews"),
+        submitted=Count("reviews", filter=Q(reviews__submitted_at__isnull=False)),
+    )
+    if not user.is_manager:
+        qs = qs.filter(reviews__reviewer=user)
+    return qs.order_by("-created_at", "-id")[:50]
+
+
+def _scored_reviews() -> QuerySet[QAReview]:
+    """Reviews that count in ``qa_score``: submitted sample and second reviews; calibration never;
+    a disputed review whose second review is in counts through the second review only."""
+    return QAReview.objects.filter(
+        submitted_at__isnull=False,
+        score__isnull=False,
+        kind__in=[QAReview.Kind.SAMPLE, QAReview.Kind.SECOND],
+    ).exclude(second_review__submitted_at__isnull=False)
+
+
+def qa_scores(*, start: date, end: date, group_by: str = "agent") -> list[dict[str, Any]]:
+    """``qa_score`` for the period ``[start, end)`` of local dates, by solve date (METRICS.md).
+
+    ``group_by``: "desk", "agent" (``agent_id``), "team" (``team_id``), "channel"
+    (``channel_kind``) or "day" (``day``). Each row: the key, ``value`` (mean 0-100, float) and
+    ``n`` (reviews). One query.
+    """
+    keys = {
+        "desk": [],
+        "agent": ["agent_id"],
+        "team": ["team_id"],
+        "channel": ["channel_kind"],
+        "day": ["day"],
+    }[group_by]
+    qs = _scored_reviews().filter(
+        solved_at__gte=local_day_start(start), solved_at__lt=local_day_start(end)
+    )
+    if group_by == "day":
+        qs = qs.annotate(day=TruncDate("solved_at", tzinfo=timezone.get_current_timezone()))
+    rows = qs.values(*keys).annotate(value=Avg("score"), n=Count("id")).order_by(*keys)
+    return [
+        {**{k: row[k] for k in keys}, "value": round(float(row["value"]), 2), "n": row["n"]}
+        for row in rows
+    ]
+
+
+def ideas_captured(*, start: date, end: date, group_by: str = "desk") -> list[dict[str, Any]]:
+    """``ideas_captured`` for ``[start, end)``: customer messages logged behind ideas, the distinct
+    ideas and the distinct customers behind them, grouped by "desk", "agent" (who logged it,
+    ``logged_by_id``) or "team" (the conversation's team, ``team_id``). One query.
+    """
+    keys = {"desk": [], "agent": ["logged_by_id"], "team": ["conversation__team_id"]}[group_by]
+    rows = (
+        IdeaMention.objects.filter(
+            created_at__gte=local_day_start(start), created_at__lt=local_day_start(end)
+        )
+        .values(*keys)
+        .annotate(
+            mentions=Count("id"),
+            ideas=Count("idea", distinct=True),
+            customers=Count("customer", distinct=True),
+        )
+        .order_by(*keys)
+    )
+    out = []
+    for row in rows:
+        item = {"mentions": row["mentions"], "ideas": row["ideas"], "customers": row["customers"]}
+        if group_by == "agent":
+            item["agent_id"] = row["logged_by_id"]
+        elif group_by == "team":
+            item["team_id"] = row["conversation__team_id"]
+        out.append(item)
+    return out
+
+
+def _pulse_group_shown(n: int, desk_n: int) -> bool:
+    """A team's pulse is shown when at least 5 answered and the rest of the desk is 0 or at least 5
+    too: otherwise desk minus team would reveal a group smaller than 5."""
+    rest = desk_n - n
+    return n >= PULSE_MIN_ANSWERS and (rest == 0 or rest >= PULSE_MIN_ANSWERS)
+
+
+def pulse_means(*, start: date, end: date) -> list[dict[str, Any]]:
+    """``agent_pulse`` per team (``team_id``; None is the whole desk) for weeks starting in
+    ``[start, end)``. A week's group counts only when it may be shown (at least 5 answers, see
+    ``_pulse_group_shown``); ``n`` is the answers in the weeks that count and ``value`` their mean
+    (1-5), None when no week counts. Never per agent. One query.
+    """
+    cells = list(
+        PulseAnswer.objects.filter(week__week_start__gte=start, week__week_start__lt=end)
+        .values("week_id", "team_id")
+        .annotate(n=Count("id"), total=Sum("week_rating"))
+        .order_by("week_id", "team_id")
+    )
+    desk_n = {c["week_id"]: c["n"] for c in cells if c["team_id"] is None}
+    sums: dict[int | None, list[int]] = {}
+    for cell in cells:
+        team_sums = sums.setdefault(cell["team_id"], [0, 0])
+        shown = (
+            cell["n"] >= PULSE_MIN_ANSWERS
+            if cell["team_id"] is None
+            else _pulse_group_shown(cell["n"], desk_n.get(cell["week_id"], 0))
+        )
+        if shown:
+            team_sums[0] += cell["n"]
+            team_sums[1] += cell["total"]
+    return [
+        {
+            "team_id": team_id,
+            "n": n,
+            "value": round(total / n, 2) if n else None,
+        }
+        for team_id, (n, total) in sorted(
+            sums.items(), key=lambda kv: (kv[0] is not None, kv[0] or 0)
+        )
+    ]
+
+
+def qa_disagreements(*, user: User, limit: int = 200) -> dict[str, list[QAReview]]:
+    """Where QA and the customer disagree: reviews that passed (score >= QA_PASS_SCORE) on
+    conversations the customer said were not resolved, and failed reviews of conversations the
+    customer said were resolved. The customer's word comes from the surveys app's
+    ``conversation.outcome`` annotation."""
+    reviews = list(
+        _scored_reviews()
+        .filter(_visible_review_q(user))
+        .select_related("conversation__customer", "agent", "reviewer")
+        .order_by("-solved_at", "-id")[:limit]
+    )
+    outcomes = extensions.annotate("conversation.outcome", [r.conversation_id for r in reviews])
+    passing = Decimal(settings.QA_PASS_SCORE)
+    qa_passed_customer_no = []
+    qa_failed_customer_yes = []
+    for review in reviews:
+        outcome = outcomes.get(review.conversation_id)
+        review.customer_outcome = outcome
+        if review.score >= passing and outcome == "not_resolved":
+            qa_passed_customer_no.append(review)
+        elif review.score < passing and outcome == "resolved":
+            qa_failed_customer_yes.append(review)
+    return {"passed_not_resolved": qa_passed_customer_no, "failed_resolved": qa_failed_customer_yes}
+
+
+# --- Ideas -----------------------------------------------------------------------------------------
+
+
+def idea_list(*, status: str = "", q: str = "") -> QuerySet[Idea]:
+    """The board: each idea with its distinct customers and mentions counted. One query."""
+    qs = Idea.objects.select_related("created_by").annotate(
+        customers=Count("mentions__customer", distinct=True),
+        mention_count=Count("mentions", distinct=True),
+    )
+    if status in Idea.Status.values:
+        qs = qs.filter(status=status)
+    if q:
+        qs = qs.filter(Q(title__icontains=q) | Q(mentions__quote__icontains=q)).distinct()
+    return qs.order_by("-customers", "-created_at", "-id")
+
+
+def idea_credits(*, ideas: list[Idea]) -> dict[int, list[User]]:
+    """The agents who found each idea (logged a mention), in one query."""
+    credits: dict[int, dict[int, User]] = defaultdict(dict)
+    for mention in (
+        IdeaMention.objects.filter(idea__in=ideas)
+        .select_related("logged_by")
+        .order_by("created_at")
+    ):
+        credits[mention.idea_id].setdefault(mention.logged_by_id, mention.logged_by)
+    return {idea_id: list(users.values()) for idea_id, users in credits.items()}
+
+
+def idea_get(*, pk: Any) -> Idea:
+    try:
+        return Idea.objects.select_related("created_by").get(pk=int(pk))
+    except (Idea.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404("No such idea.") from exc
+
+
+def idea_mentions(*, idea: Idea, user: User) -> list[IdeaMention]:
+    """The customer messages behind an idea that the user may open."""
+    return list(
+        idea.mentions.filter(visible_conversations_q(user, prefix="conversation__"))
+        .select_related("customer", "conversation", "logged_by", "notified_message")
+        .order_by("created_at", "id")
+    )
+
+
+def ideas_for_customer(*, customer_id: int) -> list[Idea]:
+    """Open ideas this customer is behind (the conversation sidebar). One query."""
+    return list(
+        Idea.objects.filter(mentions__customer_id=customer_id, status__in=Idea.OPEN_STATUSES)
+        .distinct()
+        .order_by("-created_at")[:10]
+    )
+
+
+# --- Cancellations -----------------------------------------------------------------------------------
+
+
+def cancellation_report(*, start: date, end: date, bucket: str = "month") -> dict[str, Any]:
+    """Cancellation requests of ``[start, end)`` by reason, channel and period bucket, with
+    outcomes. One query."""
+    trunc = {"week": TruncWeek, "month": TruncMonth}[bucket]
+    rows = list(
+        Cancellation.objects.filter(
+            created_at__gte=local_day_start(start), created_at__lt=local_day_start(end)
+        )
+        .annotate(period=trunc("created_at", tzinfo=timezone.get_current_timezone()))
+        .values("period", "reason__name", "channel_kind")
+        .annotate(
+            total=Count("id"),
+            saved=Count("id", filter=Q(outcome="saved")),
+            cancelled=Count("id", filter=Q(outcome="cancelled")),
+            pending=Count("id", filter=Q(outcome="pending")),
+        )
+        .order_by("period", "reason__name", "channel_kind")
+    )
+    by_reason: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    channels: set[str] = set()
+    for row in rows:
+        channel = row["channel_kind"] or "unknown"
+        channels.add(channel)
+        by_reason[row["reason__name"]][channel] += row["total"]
+        by_reason[row["reason__name"]]["total"] += row["total"]
+        by_reason[row["reason__name"]]["saved"] += row["saved"]
+        by_reason[row["reason__name"]]["cancelled"] += row["cancelled"]
+    return {
+        "rows": [{**row, "channel_kind": row["channel_kind"] or "unknown"} for row in rows],
+        "channels": sorted(channels),
+        "by_reason": sorted(
+            ({"reason": name, **counts} for name, counts in by_reason.items()),
+            key=lambda item: -item["total"],
+        ),
+    }
+
+
+def cancellation_for_conversation(*, conversation_id: int) -> Cancellation | None:
+    return (
+        Cancellation.objects.filter(conversation_id=conversation_id)
+        .select_related("reason")
+        .first()
+    )
+
+
+# --- Check-ins -----------------------------------------------------------------------------------------
+
+
+def checkin_list_for_user(*, user: User, state: str = "due") -> QuerySet[CheckIn]:
+    qs = CheckIn.objects.select_related("conversation__customer", "agent", "message")
+    if not user.is_manager:
+        qs = qs.filter(agent=user)
+    else:
+        qs = qs.filter(visible_conversations_q(user, prefix="conversation__"))
+    if state:
+        qs = qs.filter(state=state)
+    return qs.order_by("due_at", "id")[:100]
+
+
+def checkin_get_for_user(*, user: User, pk: Any) -> CheckIn:
+    checkin = checkin_list_for_user(user=user, state="").filter(pk=pk if str(pk).isdigit() else 0)
+    found = (
+        CheckIn.objects.filter(pk__in=checkin.values("pk")).select_related("conversation").first()
+    )
+    if found is None:
+        raise Http404("No such check-in.")
+    return found
+
+
+# --- Pulse -----------------------------------------------------------------------------------------------
+
+
+def pulse_current_week() -> PulseWeek | None:
+    return PulseWeek.objects.order_by("-week_start").first()
+
+
+def pulse_has_answered(*, user: User, week: PulseWeek) -> bool:
+    return PulseResponse.objects.filter(week=week, user=user).exists()
+
+
+def pulse_summary(*, week: PulseWeek) -> list[dict[str, Any]]:
+    """Per team (and the desk): how many answered, and only when at least 5 did, the mean, the
+    yes/partly/no split and the comments (shuffled by their random key). Two queries."""
+    teams = {team.pk: team for team in Team.objects.all()}
+    answers = list(PulseAnswer.objects.filter(week=week).order_by("team_id", "id"))
+    grouped: dict[int | None, list[PulseAnswer]] = defaultdict(list)
+    for answer in answers:
+        grouped[answer.team_id].append(answer)
+    out = []
+    desk_n = len(grouped.get(None, []))
+    for team_id in [None, *sorted(teams, key=lambda pk: teams[pk].name)]:
+        group = grouped.get(team_id, [])
+        shown = (
+            len(group) >= PULSE_MIN_ANSWERS
+            if team_id is None
+            else _pulse_group_shown(len(group), desk_n)
+        )
+        out.append(
+            {
+                "team": teams.get(team_id) if team_id else None,
+                "n": len(group),
+                "shown": shown,
+                "mean": round(statistics.mean(a.week_rating for a in group), 2) if shown else None,
+                "need": {
+                    need: sum(1 for a in group if a.has_what_needed == need)
+                    for need in PulseAnswer.Need.values
+                }
+                if shown
+                else None,
+                "comments": [a.comment for a in group if a.comment] if shown else [],
+            }
+        )
+    return out
+
+
+# --- Scorecards, facts and the dashboard (issue 5) ----------------------------------------
+
+GROUPINGS = ("desk", "team", "agent", "channel")
+_GROUP_FIELD = {"desk": None, "team": "team_id", "agent": "agent_id", "channel": "channel_kind"}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a scorecard or dashboard is about: the desk, a team, an agent or a channel."""
+
+    kind: str  # desk, team, agent, channel
+    team: Team | None = None
+    agent: User | None = None
+    channel: str = ""
+
+    @property
+    def key(self) -> str:
+        if self.kind == "team" and self.team:
+            return f"team:{self.team.pk}"
+        if self.kind == "agent" and self.agent:
+            return f"agent:{self.agent.pk}"
+        if self.kind == "channel":
+            return f"channel:{self.channel}"
+        return "desk"
+
+    @property
+    def label(self) -> str:
+        if self.kind == "team" and self.team:
+            return f"Team {self.team.name}"
+        if self.kind == "agent" and self.agent:
+            return str(self.agent)
+        if self.kind == "channel":
+            return f"{ChannelKind(self.channel).label} channel"
+        return "Whole desk"
+
+    def fact_q(self) -> Q:
+        if self.kind == "team" and self.team:
+            return Q(team_id=self.team.pk)
+        if self.kind == "agent" and self.agent:
+            return Q(agent_id=self.agent.pk)
+        if self.kind == "channel":
+            return Q(channel_kind=self.channel)
+        return Q()
+
+
+def visible_facts_q(user: User) -> Q:
+    """Admins read every fact; managers their teams' and unrouted ones; agents their own."""
+    if user.is_admin:
+        return Q()
+    if user.is_manager:
+        team_ids = list(user.teams.values_list("pk", flat=True))
+        return Q(team_id__in=team_ids) | Q(team_id__isnull=True)
+    return Q(agent_id=user.pk)
+
+
+def scope_get_for_user(*, user: User, ref: str | None) -> Scope:
+    """Parse ``desk``, ``team:<id>``, ``agent:<id>`` or ``channel:<kind>`` for a manager.
+
+    Anything the user may not look at is a 404 (an agent asking for a team's dashboard, a
+    manager for another team's): no oracle, as everywhere else.
+    """
+    if not user.is_manager:
+        raise Http404("Dashboards are for managers.")
+    ref = (ref or "desk").strip()
+    kind, _, value = ref.partition(":")
+    if kind == "desk":
+        return Scope("desk")
+    if kind == "channel" and value in ChannelKind.values:
+        return Scope("channel", channel=value)
+    if kind == "team" and value.isdigit():
+        team = Team.objects.filter(pk=int(value)).first()
+        if team is not None and (user.is_admin or user.teams.filter(pk=team.pk).exists()):
+            return Scope("team", team=team)
+    if kind == "agent" and value.isdigit():
+        agent = agent_get_for_user(user=user, pk=int(value))
+        return Scope("agent", agent=agent)
+    raise Http404("No such dashboard.")
+
+
+def agent_get_for_user(*, user: User, pk: Any) -> User:
+    """A staff member whose scorecard ``user`` may open: themselves; for managers, members of
+    their teams; for admins, anyone. Http404 otherwise."""
+    try:
+        pk = int(pk)
+    except (TypeError, ValueError) as exc:
+        raise Http404("No such agent.") from exc
+    if pk == user.pk:
+        return user
+    if not user.is_manager:
+        raise Http404("No such agent.")
+    qs = User.objects.filter(pk=pk, is_active=True)
+    if not user.is_admin:
+        qs = qs.filter(teams__in=user.teams.all()).distinct()
+    agent = qs.first()
+    if agent is None:
+        raise Http404("No such agent.")
+    return agent
+
+
+def manager_scopes(*, user: User) -> dict[str, list]:
+    """The teams, agents and channels a manager can pick on the dashboard (3 queries)."""
+    teams = list(Team.objects.all() if user.is_admin else user.teams.all())
+    agents = User.objects.filter(is_active=True).order_by("full_name", "email")
+    if not user.is_admin:
+        agents = agents.filter(teams__in=teams).distinct()
+    return {"teams": teams, "agents": list(agents), "channels": list(ChannelKind.choices)}
+
+
+def _sums(
+    qs: QuerySet[DailyFact], group_field: str | None
+) -> dict[Any, dict[str, tuple[int, int]]]:
+    fields = [group_field, "metric"] if group_field else ["metric"]
+    result: dict[Any, dict[str, tuple[int, int]]] = defaultdict(dict)
+    rows = qs.values(*fields).annotate(n=Sum("numerator"), d=Sum("denominator")).order_by()
+    for row in rows:
+        key = row[group_field] if group_field else "desk"
+        result[key][row["metric"]] = (int(row["n"] or 0), int(row["d"] or 0))
+    return result
+
+
+def _histograms(
+    qs: QuerySet[DurationBucket], group_field: str | None
+) -> dict[Any, dict[str, dict[int, int]]]:
+    fields = [group_field, "metric", "bucket"] if group_field else ["metric", "bucket"]
+    result: dict[Any, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
+    for row in qs.values(*fields).annotate(c=Sum("count")).order_by():
+        key = row[group_field] if group_field else "desk"
+        result[key][row["metric"]][row["bucket"]] = int(row["c"])
+    return result
+
+
+def scorecard_groups(
+    *,
+    user: User,
+    date_from: date,
+    date_to: date,
+    group_by: str,
+    scope: Scope | None = None,
+    visible: Q | None = None,
+) -> dict[str, Any]:
+    """The API's scorecard: ``{"computed_at", "groups": [{"key", "label", "metrics"}]}``.
+
+    Reads facts only: 3 queries, plus one for the labels of team or agent groups.
+    """
+    where = Q(day__gte=date_from, day__lt=date_to)
+    where &= visible if visible is not None else visible_facts_q(user)
+    if scope is not None:
+        where &= scope.fact_q()
+    group_field = _GROUP_FIELD[group_by]
+    sums = _sums(DailyFact.objects.filter(where), group_field)
+    histograms = _histograms(DurationBucket.objects.filter(where), group_field)
+    computed_at = FactDay.objects.filter(day__gte=date_from, day__lt=date_to).aggregate(
+        last=Max("computed_at")
+    )["last"]
+    keys = set(sums) | set(histograms)
+    if group_by == "desk":
+        keys = {"desk"}
+    labels = _labels(group_by, keys)
+    groups = [
+        {
+            "key": key,
+            "label": labels.get(key, key),
+            "metrics": build_metrics(sums.get(key, {}), histograms.get(key, {})),
+        }
+        for key in sorted(keys, key=lambda k: (k is None, str(labels.get(k, k)).lower()))
+    ]
+    return {"computed_at": computed_at, "groups": groups}
+
+
+def _labels(group_by: str, keys: set[Any]) -> dict[Any, str]:
+    labels: dict[Any, str] = {None: "Unattributed", "": "No channel"}
+    if group_by == "team":
+        ids = [k for k in keys if k is not None]
+        labels |= {t.pk: t.name for t in Team.objects.filter(pk__in=ids)} if ids else {}
+        labels[None] = "No team"
+    elif group_by == "agent":
+        ids = [k for k in keys if k is not None]
+        labels |= {u.pk: str(u) for u in User.objects.filter(pk__in=ids)} if ids else {}
+        labels[None] = "No agent"
+    elif group_by == "channel":
+        labels |= dict(ChannelKind.choices)
+    elif group_by == "desk":
+        labels["desk"] = "Whole desk"
+    return labels
+
+
+def scorecard_for_scope(
+    *, user: User, scope: Scope, date_from: date, date_to: date, visible: Q | None = None
+) -> dict[str, Any]:
+    """One scope's metrics (``{"computed_at", "metrics"}``), 3 queries. ``visible`` replaces
+    the user's visibility (the agent page's team total)."""
+    data = scorecard_groups(
+        user=user,
+        date_from=date_from,
+        date_to=date_to,
+        group_by="desk",
+        scope=scope,
+        visible=visible,
+    )
+    return {"computed_at": data["computed_at"], "metrics": data["groups"][0]["metrics"]}
+
+
+TREND_METRICS = (
+    "resolution_rate",
+    "customer_fcr",
+    "internal_fcr",
+    "reopen_rate",
+    "repeat_contact_rate",
+    "unconfirmed_rate",
+    "csat",
+    "survey_response_rate",
+)
+
+
+def weekly_trend(*, user: User, scope: Scope, end: date, weeks: int = 12) -> dict[str, Any]:
+    """The last ``weeks`` Monday-to-Sunday weeks up to ``end``: rates per week (2 queries).
+
+    ``{"weeks": ["2026-09-07", ...], "series": {key: [value|None, ...]},
+    "n": {key: [n, ...]}, "first_response_time": [median|None, ...]}``.
+    """
+    last_monday = end - timedelta(days=end.weekday())
+    first = last_monday - timedelta(weeks=weeks - 1)
+    stop = last_monday + timedelta(days=7)
+    where = Q(day__gte=first, day__lt=stop) & visible_facts_q(user) & scope.fact_q()
+    weekly: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    rows = (
+        DailyFact.objects.filter(where)
+        .values("day", "metric")
+        .annotate(n=Sum("numerator"), d=Sum("denominator"))
+        .order_by()
+    )
+    for row in rows:
+        index = (row["day"] - first).days // 7
+        cell = weekly[index][row["metric"]]
+        cell[0] += int(row["n"] or 0)
+        cell[1] += int(row["d"] or 0)
+    buckets: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for row in (
+        DurationBucket.objects.filter(where, metric="first_response_time")
+        .values("day", "bucket")
+        .annotate(c=Sum("count"))
+        .order_by()
+    ):
+        buckets[(row["day"] - first).days // 7][row["bucket"]] += int(row["c"])
+    series: dict[str, list] = {}
+    counts: dict[str, list] = {}
+    built = [
+        build_metrics(
+            {k: (v[0], v[1]) for k, v in weekly[i].items()},
+            {"first_response_time": buckets[i]},
+        )
+        for i in range(weeks)
+    ]
+    for key in TREND_METRICS:
+        series[key] = [week[key]["value"] for week in built]
+        counts[key] = [week[key]["n"] for week in built]
+    gap = [week["resolution_gap"] for week in built]
+    return {
+        "weeks": [(first + timedelta(weeks=i)).isoformat() for i in range(weeks)],
+        "series": series,
+        "n": counts,
+        "gap": {
+            "internal_fcr": [g["internal_fcr"] for g in gap],
+            "customer_fcr": [g["customer_fcr"] for g in gap],
+            "n": [g["n"] for g in gap],
+        },
+        "first_response_time": [week["first_response_time"]["median"] for week in built],
+    }
+
+
+def targets_for_scope(*, scope: Scope) -> dict[str, float]:
+    """Targets that apply: the team's own, else the desk-wide one (1 query)."""
+    team_id = scope.team.pk if scope.kind == "team" and scope.team else None
+    result: dict[str, float] = {}
+    for target in Target.objects.filter(Q(team__isnull=True) | Q(team_id=team_id)).order_by(
+        "team_id"
+    ):
+        if target.team_id is None:
+            result.setdefault(target.metric, target.value)
+        else:
+            result[target.metric] = target.value
+    return result
+
+
+def recompute_job_get_for_user(*, user: User, pk: Any) -> RecomputeJob:
+    """A recompute job: its requester or any manager may follow it; Http404 otherwise."""
+    try:
+        job = RecomputeJob.objects.get(pk=int(pk))
+    except (RecomputeJob.DoesNotExist, TypeError, ValueError) as exc:
+        raise Http404("No such task.") from exc
+    if job.requested_by_id != user.pk and not user.is_manager:
+        raise Http404("No such task.")
+    return job
+
+
+# --- Drill-down ---------------------------------------------------------------------------------
+
+
+@dataclass
+class DrillRow:
+    conversation_id: int
+    subject: str
+    customer: str
+    team: str
+    agent: str
+    channel: str
+    at: datetime
+    detail: str
+    flagged: bool
+
+
+# Solve-based figures: (population, numerator) over ``metrics.facts.solve_source``.
+SOLVE_DRILLS: dict[str, tuple[Q, Q]] = {
+    "internal_fcr": (Q(), Q(contacts=1)),
+    "reopen_rate": (Q(), Q(reopened=True)),
+    "repeat_contact_rate": (Q(), Q(repeat=True)),
+    "dropped_rate": (Q(), Q(dropped=True)),
+    "interactions_per_conversation": (Q(), Q()),
+    "resolution_rate": (Q(answered=True), Q(resolved="yes")),
+    "partial_resolution_rate": (Q(answered=True), Q(resolved="partly")),
+    "customer_fcr": (Q(answered=True), Q(customer_first=True)),
+    # The gap's conversations: one contact by our count, not first-contact by the customer's.
+    "resolution_gap": (Q(answered=True), Q(contacts=1, customer_first=False)),
+    "unconfirmed_rate": (
+        Q(delivered=True) & (Q(window_over=True) | Q(answered=True)),
+        Q(delivered=True, window_over=True, resolution_in_window=False),
+    ),
+    "csat": (Q(csat_answer__isnull=False), Q(csat_answer__gte=4)),
+    "csat_mean": (Q(csat_answer__isnull=False), Q(csat_answer__isnull=False)),
+    "nps": (Q(nps_answer__isnull=False), Q(nps_answer__isnull=False)),
+    "survey_response_rate": (Q(delivered=True), Q(responded=True)),
+    "comment_rate": (Q(responded=True), Q(responded=True) & ~Q(comment="")),
+    "shout_outs": (Q(responded=True), Q(shout_out=True)),
+    "time_to_resolution": (Q(resolved="yes"), Q(resolved="yes")),
+}
+DRILLABLE = {*SOLVE_DRILLS, "system_disconnect_rate", "survey_solicitation_flags"}
+DRILLABLE |= {"first_response_time", "handle_time", "qa_score"}
+
+
+def _scope_filter(scope: Scope, *, team: str, agent: str, channel: str = "channel_kind") -> Q:
+    if scope.kind == "team" and scope.team:
+        return Q(**{team: scope.team.pk})
+    if scope.kind == "agent" and scope.agent:
+        return Q(**{agent: scope.agent.pk})
+    if scope.kind == "channel":
+        return Q(**{channel: scope.channel})
+    return Q()
+
+
+def _visible(user: User, *, team: str, agent: str) -> Q:
+    if user.is_admin:
+        return Q()
+    if user.is_manager:
+        team_ids = list(user.teams.values_list("pk", flat=True))
+        return Q(**{f"{team}__in": team_ids}) | Q(**{f"{team}__isnull": True})
+    return Q(**{agent: user.pk})
+
+
+def drill_down(
+    *,
+    user: User,
+    metric: str,
+    scope: Scope,
+    date_from: date,
+    date_to: date,
+    only_flagged: bool = True,
+    bucket: str = "",
+    limit: int | None = 500,
+) -> list[DrillRow]:
+    """The conversations behind a figure, newest first (speed: slowest first).
+
+    ``only_flagged``: only the numerator (reopened, dropped...); otherwise the whole
+    denominator with the flag shown. A constant number of queries.
+    """
+    if metric not in DRILLABLE:
+        raise Http404("That figure has no drill-down.")
+    start, end = source.day_bounds(date_from, date_to)
+    rows: list[DrillRow] = []
+    if metric in SOLVE_DRILLS:
+        population, numerator = SOLVE_DRILLS[metric]
+        qs = (
+            source.solve_source(start, end)
+            .filter(_visible(user, team="team_id", agent="agent_id"))
+            .filter(_scope_filter(scope, team="team_id", agent="agent_id"))
+            .filter(population)
+            .annotate(flagged=source._flag(numerator))
+            .select_related("conversation__customer", "team", "agent")
+            .order_by("-occurred_at", "-id")
+        )
+        if metric == "interactions_per_conversation" and bucket in INTERACTION_BUCKETS:
+            qs = qs.filter(interactions_bucket=bucket)
+        elif only_flagged:
+            qs = qs.filter(flagged=True)
+        for event in qs[:limit] if limit else qs:
+            rows.append(
+                _row(event.conversation, event.team, event.agent, event, _solve_detail(event))
+            )
+        return rows
+    if metric == "system_disconnect_rate":
+        qs = (
+            source.calls_source(start, end)
+            .filter(_visible(user, team="conversation__team_id", agent="agent_id"))
+            .filter(_scope_filter(scope, team="conversation__team_id", agent="agent_id"))
+            .select_related("conversation__customer", "conversation__team", "agent")
+            .order_by("-started_at")
+        )
+        if only_flagged:
+            qs = qs.filter(ended_by="system")
+        for call in qs[:limit] if limit else qs:
+            rows.append(
+                DrillRow(
+                    call.conversation_id,
+                    call.conversation.subject,
+                    str(call.conversation.customer),
+                    str(call.conversation.team or ""),
+                    str(call.agent or ""),
+                    call.channel_kind,
+                    call.started_at,
+                    f"ended by {call.ended_by or 'unknown'}, talk {call.talk_seconds or 0}s",
+                    call.ended_by == "system",
+                )
+            )
+        return rows
+    if metric == "survey_solicitation_flags":
+        qs = (
+            source.solicitation_source(start, end)
+            .filter(_visible(user, team="conversation__team_id", agent="author_id"))
+            .filter(_scope_filter(scope, team="conversation__team_id", agent="author_id"))
+            .select_related("conversation__customer", "conversation__team", "author")
+            .order_by("-sent_at")
+        )
+        if only_flagged:
+            qs = qs.filter(solicits=True)
+        for message in qs[:limit] if limit else qs:
+            rows.append(
+                DrillRow(
+                    message.conversation_id,
+                    message.conversation.subject,
+                    str(message.conversation.customer),
+                    str(message.conversation.team or ""),
+                    str(message.author or ""),
+                    message.channel_kind,
+                    message.sent_at,
+                    message.body_text[:300],
+                    message.solicits,
+                )
+            )
+        return rows
+    if metric == "qa_score":
+        qs = (
+            source.qa_source(start, end)
+            .filter(_visible(user, team="team_id", agent="agent_id"))
+            .filter(_scope_filter(scope, team="team_id", agent="agent_id"))
+            .select_related("conversation__customer", "team", "agent")
+            .order_by("score", "-solved_at")
+        )
+        for review in qs[:limit] if limit else qs:
+            rows.append(
+                DrillRow(
+                    review.conversation_id,
+                    review.conversation.subject,
+                    str(review.conversation.customer),
+                    str(review.team or ""),
+                    str(review.agent),
+                    review.channel_kind,
+                    review.solved_at,
+                    f"QA score {review.score}"
+                    + (f": {review.comment[:200]}" if review.comment else ""),
+                    True,
+                )
+            )
+        return rows
+    if metric in {"first_response_time", "handle_time"}:
+        if metric == "first_response_time":
+            qs = (
+                source.first_response_source(start, end)
+                .filter(_visible(user, team="reply_team", agent="reply_agent"))
+                .filter(_scope_filter(scope, team="reply_team", agent="reply_agent"))
+            )
+        else:
+            qs = (
+                source.handle_source(start, end)
+                .filter(seconds__isnull=False)
+                .filter(_visible(user, team="conversation__team_id", agent="handler"))
+                .filter(_scope_filter(scope, team="conversation__team_id", agent="handler"))
+            )
+        qs = qs.select_related("conversation__customer", "conversation__team").order_by("-seconds")
+        for contact in qs[:limit] if limit else qs:
+            rows.append(
+                DrillRow(
+                    contact.conversation_id,
+                    contact.conversation.subject,
+                    str(contact.conversation.customer),
+                    str(contact.conversation.team or ""),
+                    "",
+                    contact.channel_kind,
+                    contact.started_at,
+                    format_seconds(contact.seconds),
+                    True,
+                )
+            )
+        return rows
+    raise Http404("That figure has no drill-down.")
+
+
+def _solve_detail(event: Any) -> str:
+    parts = [f"{event.contacts} contact(s)", f"{event.interactions} public message(s)"]
+    if event.reopened:
+        parts.append("reopened within 7 days")
+    if event.repeat:
+        parts.append("customer came back within 7 days")
+    if event.dropped:
+        parts.append("last message unanswered")
+    if event.resolved:
+        parts.append(f"customer: resolved {event.resolved}")
+    elif event.delivered:
+        parts.append("survey delivered, no resolution answer")
+    if event.declared:
+        parts.append(f"declared {event.declared} contact(s)")
+    if event.csat_answer is not None:
+        parts.append(f"CSAT {event.csat_answer}")
+    if event.nps_answer is not None:
+        parts.append(f"NPS {event.nps_answer}")
+    if event.comment:
+        parts.append(f"\u201c{event.comment[:140]}\u201d")
+    return " · ".join(parts)
+
+
+def _row(conversation: Any, team: Any, agent: Any, event: Any, detail: str) -> DrillRow:
+    return DrillRow(
+        conversation.pk,
+        conversation.subject,
+        str(conversation.customer),
+        str(team or ""),
+        str(agent or ""),
+        event.channel_kind,
+        event.occurred_at,
+        detail,
+        bool(event.flagged),
+    )
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = round(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    minutes = seconds / 60
+    if minutes < 120:
+        return f"{minutes:.0f} min"
+    hours = minutes / 60
+    if hours < 48:
+        return f"{hours:.1f} h"
+    return f"{hours / 24:.1f} d"
+
+
+def metric_label(key: str) -> str:
+    info = BY_KEY.get(key)
+    return info.label if info else key
+
+
+# --- Integrity panel: the substitute-trap detectors -----------------------------------------------
+
+BAD_RATING_REASSIGN_HOURS = 48
+
+
+def _survey_scope(user: User, scope: Scope) -> Q:
+    q = _visible(user, team="team_id", agent="agent_id")
+    return q & _scope_filter(scope, team="team_id", agent="agent_id")
+
+
+def integrity_surveys_not_sent(
+    *, user: User, scope: Scope, date_from: date, date_to: date, limit: int = 200
+) -> dict[str, Any]:
+    """Surveys skipped, cancelled or bounced for solves in the period, with their reasons."""
+    from surveys.models import Survey
+
+    start, end = source.day_bounds(date_from, date_to)
+    qs = (
+        Survey.objects.filter(solved_at__gte=start, solved_at__lt=end)
+        .filter(_survey_scope(user, scope))
+        .exclude(status__in=[Survey.Status.SENT, Survey.Status.SCHEDULED])
+        .select_related("conversation__customer", "agent", "team")
+        .order_by("-solved_at", "-id")
+    )
+    surveys = list(qs[:limit])
+    reasons: dict[str, int] = defaultdict(int)
+    for survey in surveys:
+        reasons[
+            survey.get_skip_reason_display() if survey.skip_reason else survey.get_status_display()
+        ] += 1
+    return {"surveys": surveys, "reasons": sorted(reasons.items(), key=lambda kv: -kv[1])}
+
+
+def integrity_reassigned_after_bad_rating(
+    *, user: User, scope: Scope, date_from: date, date_to: date, limit: int = 200
+) -> list[Any]:
+    """Answers of CSAT 1-2 or resolved = no after which the conversation was reassigned within
+    48 hours: the agent who earned the rating should not lose it to a colleague."""
+    from django.db.models import DateTimeField, Exists, ExpressionWrapper, OuterRef
+
+    from surveys.models import SurveyResponse
+    from tickets.models import Event
+
+    start, end = source.day_bounds(date_from, date_to)
+    window = ExpressionWrapper(
+        OuterRef("answered_at") + timedelta(hours=BAD_RATING_REASSIGN_HOURS),
+        output_field=DateTimeField(),
+    )
+    reassigned = Event.objects.filter(
+        kind=Event.Kind.ASSIGNED,
+        conversation_id=OuterRef("survey__conversation_id"),
+        occurred_at__gte=OuterRef("answered_at"),
+        occurred_at__lte=window,
+    )
+    qs = (
+        SurveyResponse.objects.filter(survey__solved_at__gte=start, survey__solved_at__lt=end)
+        .filter(Q(csat__lte=2) | Q(resolved="no"))
+        .filter(
+            _visible(user, team="survey__team_id", agent="survey__agent_id")
+            & _scope_filter(scope, team="survey__team_id", agent="survey__agent_id")
+        )
+        .annotate(reassigned=Exists(reassigned))
+        .filter(reassigned=True)
+        .order_by("-answered_at")
+    )
+    return list(
+        qs.values(
+            "pk",
+            "answered_at",
+            "csat",
+            "resolved",
+            "survey__conversation_id",
+            "survey__conversation__subject",
+            "survey__agent__full_name",
+            "survey__agent__email",
+        )[:limit]
+    )
+
+
+def integrity_opened_not_answered(
+    *, user: User, scope: Scope, date_from: date, date_to: date, limit: int = 200
+) -> list[Any]:
+    """Survey pages a person opened (the page's script says so) that got no answer."""
+    from surveys.models import Survey
+
+    start, end = source.day_bounds(date_from, date_to)
+    return list(
+        Survey.objects.filter(
+            solved_at__gte=start, solved_at__lt=end, opened_at__isnull=False, responses__isnull=True
+        )
+        .filter(_survey_scope(user, scope))
+        .select_related("conversation__customer", "agent", "team")
+        .order_by("-opened_at")[:limit]
+    )

@@ -1,0 +1,82 @@
+"""Thin Celery tasks of the metrics app: primitive arguments in, one service call."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from celery import shared_task
+from django.db import OperationalError
+from django.utils import timezone
+
+from metrics import services
+from metrics.services import (
+    checkins_create_due,
+    pulse_week_open,
+    qa_sample_draw,
+    week_start_of,
+)
+
+# --- QA, ideas, cancellations, check-ins, pulse ----------------------------------------------------
+
+
+@shared_task(
+    ignore_result=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5
+)
+def qa_sample_draw_task(week_start: str | None = None) -> int:
+    """Beat, weekly: draw last week's sample (or ``week_start``'s). Idempotent per week."""
+    week = (
+        date.fromisoformat(week_start)
+        if week_start
+        else week_start_of(timezone.now()) - timedelta(days=7)
+    )
+    return qa_sample_draw(week_start=week).pk
+
+
+@shared_task(
+    ignore_result=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5
+)
+def pulse_week_open_task(week_start: str | None = None) -> int:
+    """Beat, weekly: open this week's pulse and ask every agent once."""
+    week = date.fromisoformat(week_start) if week_start else week_start_of(timezone.now())
+    return pulse_week_open(week_start=week)[0].pk
+
+
+@shared_task(
+    ignore_result=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5
+)
+def checkins_create_due_task() -> int:
+    """Beat, daily: create the check-ins the rules call for (unique per cause)."""
+    return checkins_create_due()
+
+
+# --- Scorecards, facts and the dashboard (issue 5) ----------------------------------------
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def facts_mark_dirty_task(event_id: int) -> int:
+    """Subscribed to the domain events that change facts (see MetricsConfig.ready)."""
+    return services.facts_mark_dirty_for_event(event_id=event_id)
+
+
+@shared_task(ignore_result=True, expires=5)
+def facts_recompute_dirty_task() -> int:
+    """Beat, every few seconds: recompute the days that events marked, once per burst."""
+    services.facts_mark_dirty_from_sources()
+    return len(services.facts_recompute_dirty())
+
+
+@shared_task(
+    ignore_result=True,
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def recompute_job_run_task(job_id: int) -> None:
+    services.recompute_job_run(job_id=job_id)
+
+
+@shared_task(ignore_result=True)
+def facts_recompute_nightly_task() -> int:
+    """Beat, nightly: recompute the whole retention window (a chained job)."""
+    return services.facts_recompute_retention().pk

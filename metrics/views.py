@@ -1,0 +1,748 @@
+"""Pages of the metrics app: the managers' dashboard, drill-downs, integrity panel, agent pages,
+CSV exports, recompute progress and targets.
+
+The dashboard reads only facts (``metrics.selectors.scorecard_*``, ``weekly_trend``); the
+drill-down, integrity panel and the exports of drill-downs read the source rows behind a figure.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from datetime import date, timedelta
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET, require_POST
+
+from metrics.catalogue import BY_KEY, CATALOGUE, QUADRANTS
+from metrics.models import TARGETABLE_METRICS
+from metrics.scorecards import SMALL_N
+from metrics.selectors import (
+    DRILLABLE,
+    Scope,
+    agent_get_for_user,
+    drill_down,
+    format_seconds,
+    integrity_opened_not_answered,
+    integrity_reassigned_after_bad_rating,
+    integrity_surveys_not_sent,
+    manager_scopes,
+    recompute_job_get_for_user,
+    scope_get_for_user,
+    scorecard_for_scope,
+    scorecard_groups,
+    targets_for_scope,
+    weekly_trend,
+)
+from metrics.services import local_today, recompute_job_create, target_set
+from supportdesk.errors import ApplicationError
+
+PERIODS = (
+    ("week", "This week"),
+    ("4w", "Last 4 weeks"),
+    ("quarter", "This quarter"),
+    ("custom", "Custom"),
+)
+MAX_PERIOD_DAYS = 400
+
+# The comparison table sorts by outcome and connection figures only: never by speed alone.
+SORTABLE = (
+    "resolution_rate",
+    "customer_fcr",
+    "resolution_gap",
+    "reopen_rate",
+    "repeat_contact_rate",
+    "csat",
+    "survey_response_rate",
+)
+
+
+class BadPeriod(Exception):
+    pass
+
+
+def period_from_request(request: HttpRequest) -> tuple[str, date, date]:
+    """``(key, from, to)`` of ``?period=week|4w|quarter|custom&from=&to=``; [from, to)."""
+    today = local_today()
+    key = request.GET.get("period") or ("custom" if request.GET.get("from") else "4w")
+    if key == "week":
+        return key, today - timedelta(days=today.weekday()), today + timedelta(days=1)
+    if key == "4w":
+        return key, today - timedelta(days=27), today + timedelta(days=1)
+    if key == "quarter":
+        first = date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
+        return key, first, today + timedelta(days=1)
+    if key != "custom":
+        raise BadPeriod("Choose this week, the last 4 weeks, this quarter or custom dates.")
+    try:
+        day_from = date.fromisoformat(request.GET.get("from", ""))
+        day_to = date.fromisoformat(request.GET.get("to", ""))
+    except ValueError as exc:
+        raise BadPeriod("Give the custom period as two dates, YYYY-MM-DD.") from exc
+    if day_to <= day_from:
+        raise BadPeriod("The period's end must come after its start.")
+    if (day_to - day_from).days > MAX_PERIOD_DAYS:
+        raise BadPeriod(f"A period covers at most {MAX_PERIOD_DAYS} days.")
+    return key, day_from, day_to
+
+
+def _bad_request(request: HttpRequest, message: str) -> HttpResponse:
+    return render(request, "metrics/bad_request.html", {"message": message}, status=400)
+
+
+# --- Figures --------------------------------------------------------------------------------------
+
+
+def _percent(value: float | None, digits: int = 0) -> str:
+    return "—" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def figure(
+    key: str,
+    metric: dict[str, Any],
+    *,
+    targets: dict[str, float],
+    drill: str,
+) -> dict[str, Any]:
+    """What a tile shows for one metric: display value, n, interval, grey/colour, drill link."""
+    info = BY_KEY[key]
+    n = metric.get("n", 0)
+    tile: dict[str, Any] = {
+        "key": key,
+        "label": info.label,
+        "help": info.help,
+        "n": n,
+        "small": n < SMALL_N,
+        "status": "",
+        "ci": "",
+        "target": "",
+        "drill": f"{drill}&metric={key}" if key in DRILLABLE else "",
+    }
+    value = metric.get("value")
+    if info.kind == "rate":
+        tile["display"] = _percent(value)
+        if metric.get("ci95"):
+            low, high = metric["ci95"]
+            tile["ci"] = f"{low * 100:.0f} to {high * 100:.0f}%"
+    elif info.kind == "gap":
+        tile["display"] = "—" if value is None else f"{value * 100:+.0f} pts"
+        if metric.get("ci95"):
+            low, high = metric["ci95"]
+            tile["ci"] = f"{low * 100:+.0f} to {high * 100:+.0f} pts"
+    elif info.kind == "mean":
+        tile["display"] = "—" if value is None else f"{value:.2f}".rstrip("0").rstrip(".")
+    elif info.kind == "nps":
+        tile["display"] = "—" if value is None else f"{value:+.0f}"
+    elif info.kind == "count":
+        tile["display"] = str(value or 0)
+        tile["small"] = False
+        tile["n_label"] = "of" if key == "survey_solicitation_flags" else "in"
+    elif info.kind == "duration":
+        tile["display"] = format_seconds(metric.get("median"))
+        tile["p90"] = format_seconds(metric.get("p90"))
+    target = targets.get(key)
+    if target is not None and key in TARGETABLE_METRICS:
+        as_rate = info.kind in {"rate", "gap"}
+        tile["target"] = _percent(target) if as_rate else f"{target:g}"
+        # Never coloured with a small sample (METRICS.md).
+        if value is not None and not tile["small"]:
+            good = value >= target if info.higher_is_better else value <= target
+            tile["status"] = "good" if good else "bad"
+    return tile
+
+
+def _query(**params: Any) -> str:
+    return urlencode({k: v for k, v in params.items() if v not in (None, "")})
+
+
+def _quadrants(metrics: dict[str, Any], targets: dict[str, float], drill: str) -> list[dict]:
+    def tile(key: str) -> dict[str, Any]:
+        return figure(key, metrics[key], targets=targets, drill=drill)
+
+    outcome = [
+        tile(k)
+        for k in (
+            "resolution_rate",
+            "customer_fcr",
+            "reopen_rate",
+            "repeat_contact_rate",
+            "unconfirmed_rate",
+            "resolution_gap",
+        )
+    ]
+    csat = tile("csat")
+    # The survey response rate stands next to every CSAT.
+    csat["beside"] = tile("survey_response_rate")
+    connection = [
+        csat,
+        tile("csat_mean"),
+        tile("nps"),
+        tile("survey_response_rate"),
+        tile("comment_rate"),
+        tile("shout_outs"),
+    ]
+    quality = [
+        tile(k)
+        for k in ("qa_score", "dropped_rate", "system_disconnect_rate", "survey_solicitation_flags")
+    ]
+    speed = []
+    for key in ("first_response_time", "handle_time", "time_to_resolution"):
+        pair = tile(key)
+        pair["beside"] = tile(BY_KEY[key].counterweight)
+        speed.append(pair)
+    tiles = {"outcome": outcome, "connection": connection, "quality": quality, "speed": speed}
+    return [
+        {"key": key, "title": title, "subtitle": subtitle, "tiles": tiles[key]}
+        for key, title, subtitle in QUADRANTS
+    ]
+
+
+def _comparison(
+    request: HttpRequest, scope: Scope, date_from: date, date_to: date, sort: str
+) -> list[dict[str, Any]]:
+    groups = scorecard_groups(
+        user=request.user, date_from=date_from, date_to=date_to, group_by="agent", scope=scope
+    )["groups"]
+    rows = []
+    for group in groups:
+        if group["key"] is None:
+            continue
+        m = group["metrics"]
+        rows.append(
+            {
+                "agent_id": group["key"],
+                "label": group["label"],
+                "metrics": m,
+                "cells": {
+                    key: figure(key, m[key], targets={}, drill="")
+                    for key in (*SORTABLE, "first_response_time", "handle_time")
+                },
+            }
+        )
+
+    def sort_key(row: dict[str, Any]) -> tuple:
+        metric = row["metrics"][sort]
+        value = metric.get("value")
+        small = metric.get("n", 0) < SMALL_N
+        # Small samples sort after the others, whatever their value: a 1/1 is not a champion.
+        higher = BY_KEY[sort].higher_is_better
+        return (value is None, small, -(value or 0) if higher else (value or 0), row["label"])
+
+    return sorted(rows, key=sort_key)
+
+
+@login_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Four quadrants, charts and the agents' comparison for a scope and a period."""
+    scope = scope_get_for_user(user=request.user, ref=request.GET.get("scope"))
+    try:
+        period, date_from, date_to = period_from_request(request)
+    except BadPeriod as exc:
+        return _bad_request(request, str(exc))
+    sort = request.GET.get("sort", "resolution_rate")
+    if sort not in SORTABLE:
+        return _bad_request(
+            request,
+            "The comparison sorts by outcome and connection figures only; speed is never a "
+            "ranking on its own.",
+        )
+    card = scorecard_for_scope(user=request.user, scope=scope, date_from=date_from, date_to=date_to)
+    targets = targets_for_scope(scope=scope)
+    base = _query(scope=scope.key, **{"from": date_from.isoformat(), "to": date_to.isoformat()})
+    drill = reverse("metrics:drill") + "?" + base
+    metrics = card["metrics"]
+    trend = weekly_trend(user=request.user, scope=scope, end=date_to - timedelta(days=1))
+    chart_data = {
+        "trend": trend,
+        "targets": {k: v for k, v in targets.items() if k in trend["series"]},
+        "labels": {key: BY_KEY[key].label for key in trend["series"]},
+        "interactions": metrics["interactions_per_conversation"],
+        "coverage": _coverage(metrics),
+        "drill": drill,
+    }
+    context = {
+        "scope": scope,
+        "period": period,
+        "periods": PERIODS,
+        "date_from": date_from,
+        "date_to": date_to,
+        "last_day": date_to - timedelta(days=1),
+        "computed_at": card["computed_at"],
+        "quadrants": _quadrants(metrics, targets, drill),
+        "comparison": _comparison(request, scope, date_from, date_to, sort)
+        if scope.kind != "agent"
+        else [],
+        "sortable": [(key, BY_KEY[key].label) for key in SORTABLE],
+        "sort": sort,
+        "base_query": base,
+        "period_query": _query(
+            period=period,
+            **(
+                {"from": date_from.isoformat(), "to": date_to.isoformat()}
+                if period == "custom"
+                else {}
+            ),
+        ),
+        "chart_data": chart_data,
+        "choices": manager_scopes(user=request.user),
+        "targetable": [(key, BY_KEY[key].label) for key in TARGETABLE_METRICS],
+        "targets": [
+            (
+                BY_KEY[key].label,
+                _percent(value) if BY_KEY[key].kind in {"rate", "gap"} else f"{value:g}",
+            )
+            for key, value in targets.items()
+        ],
+        "small_n": SMALL_N,
+    }
+    return render(request, "metrics/dashboard.html", context)
+
+
+def _coverage(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Of the solves: surveyed and answered, surveyed without an answer, not surveyed."""
+    solves = metrics["internal_fcr"]["n"]
+    delivered = metrics["survey_response_rate"]["n"]
+    responded = round((metrics["survey_response_rate"]["value"] or 0) * delivered)
+    return {
+        "solves": solves,
+        "answered": responded,
+        "unanswered": max(delivered - responded, 0),
+        "not_surveyed": max(solves - delivered, 0),
+    }
+
+
+# --- Drill-down and exports -----------------------------------------------------------------------
+
+
+def _drill_scope(request: HttpRequest) -> Scope:
+    """Managers: any scope they may see. Agents: only their own figures (their own page)."""
+    ref = request.GET.get("scope")
+    if request.user.is_manager:
+        return scope_get_for_user(user=request.user, ref=ref)
+    if ref == f"agent:{request.user.pk}":
+        return Scope("agent", agent=request.user)
+    raise Http404("No such dashboard.")
+
+
+@login_required
+@require_GET
+def drill(request: HttpRequest) -> HttpResponse:
+    """The conversations behind one figure."""
+    scope = _drill_scope(request)
+    metric = request.GET.get("metric", "")
+    if metric not in DRILLABLE:
+        return _bad_request(request, "That figure has no list of conversations behind it.")
+    try:
+        _period, date_from, date_to = period_from_request(request)
+    except BadPeriod as exc:
+        return _bad_request(request, str(exc))
+    info = BY_KEY[metric]
+    show_all = request.GET.get("all") == "1"
+    only_flagged = not show_all and not info.higher_is_better
+    bucket = request.GET.get("bucket", "")
+    rows = drill_down(
+        user=request.user,
+        metric=metric,
+        scope=scope,
+        date_from=date_from,
+        date_to=date_to,
+        only_flagged=only_flagged,
+        bucket=bucket,
+        limit=500,
+    )
+    query = _query(
+        scope=scope.key,
+        metric=metric,
+        bucket=bucket,
+        **{"from": date_from.isoformat(), "to": date_to.isoformat()},
+    )
+    context = {
+        "scope": scope,
+        "info": info,
+        "rows": rows,
+        "date_from": date_from,
+        "last_day": date_to - timedelta(days=1),
+        "only_flagged": only_flagged,
+        "can_toggle": not info.higher_is_better,
+        "query": query,
+        "bucket": bucket,
+        "back": (
+            reverse("metrics:agent", args=[scope.agent.pk])
+            if not request.user.is_manager and scope.agent
+            else reverse("metrics:dashboard")
+        )
+        + "?"
+        + _query(
+            scope=scope.key,
+            period="custom",
+            **{"from": date_from.isoformat(), "to": date_to.isoformat()},
+        ),
+    }
+    return render(request, "metrics/drill.html", context)
+
+
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: Any) -> str:
+    """A cell a spreadsheet will not run: text starting like a formula gets a leading quote."""
+    text = "" if value is None else str(value)
+    if text.startswith(FORMULA_TRIGGERS):
+        return "'" + text
+    return text
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _stream_csv(
+    filename: str, header: list[str], rows: Iterable[list[Any]]
+) -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+
+    def lines() -> Iterator[str]:
+        yield writer.writerow(header)
+        for row in rows:
+            yield writer.writerow([csv_safe(cell) for cell in row])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@login_required
+@require_GET
+def drill_csv(request: HttpRequest) -> HttpResponse:
+    scope = _drill_scope(request)
+    metric = request.GET.get("metric", "")
+    if metric not in DRILLABLE:
+        return _bad_request(request, "That figure has no list of conversations behind it.")
+    try:
+        _period, date_from, date_to = period_from_request(request)
+    except BadPeriod as exc:
+        return _bad_request(request, str(exc))
+    only_flagged = request.GET.get("all") != "1" and not BY_KEY[metric].higher_is_better
+    rows = drill_down(
+        user=request.user,
+        metric=metric,
+        scope=scope,
+        date_from=date_from,
+        date_to=date_to,
+        only_flagged=only_flagged,
+        bucket=request.GET.get("bucket", ""),
+        limit=None,
+    )
+    return _stream_csv(
+        f"{metric}-{date_from}-{date_to}.csv",
+        [
+            "conversation",
+            "subject",
+            "customer",
+            "team",
+            "agent",
+            "channel",
+            "at",
+            "counted",
+            "detail",
+        ],
+        (
+            [
+                r.conversation_id,
+                r.subject,
+                r.customer,
+                r.team,
+                r.agent,
+                r.channel,
+                r.at.isoformat(),
+                "yes" if r.flagged else "no",
+                r.detail,
+            ]
+            for r in rows
+        ),
+    )
+
+
+def _flatten(metrics: dict[str, Any]) -> list[Any]:
+    cells: list[Any] = []
+    for info in CATALOGUE:
+        m = metrics[info.key]
+        if info.kind == "duration":
+            cells += [m["median"], m["p90"], m["n"]]
+        elif info.kind == "distribution":
+            cells += [m["n"]]
+        elif info.kind in {"rate", "gap"}:
+            ci = m.get("ci95") or [None, None]
+            cells += [m["value"], m["n"], ci[0], ci[1]]
+        else:
+            cells += [m["value"], m["n"]]
+    return cells
+
+
+def _flat_header() -> list[str]:
+    header: list[str] = []
+    for info in CATALOGUE:
+        if info.kind == "duration":
+            header += [f"{info.key}_median_s", f"{info.key}_p90_s", f"{info.key}_n"]
+        elif info.kind == "distribution":
+            header += [f"{info.key}_n"]
+        elif info.kind in {"rate", "gap"}:
+            header += [info.key, f"{info.key}_n", f"{info.key}_ci_low", f"{info.key}_ci_high"]
+        else:
+            header += [info.key, f"{info.key}_n"]
+    return header
+
+
+@login_required
+@require_GET
+def scorecard_csv(request: HttpRequest) -> HttpResponse:
+    """The scorecard of a view, one row per group (``group_by``), every metric in columns."""
+    scope = scope_get_for_user(user=request.user, ref=request.GET.get("scope"))
+    try:
+        _period, date_from, date_to = period_from_request(request)
+    except BadPeriod as exc:
+        return _bad_request(request, str(exc))
+    group_by = request.GET.get("group_by", "desk")
+    if group_by not in {"desk", "team", "agent", "channel"}:
+        return _bad_request(request, "group_by is desk, team, agent or channel.")
+    groups = scorecard_groups(
+        user=request.user, date_from=date_from, date_to=date_to, group_by=group_by, scope=scope
+    )["groups"]
+    label = scope.label if group_by == "desk" else None
+    return _stream_csv(
+        f"scorecard-{scope.key.replace(':', '-')}-{group_by}-{date_from}-{date_to}.csv",
+        ["group", "from", "to", *_flat_header()],
+        (
+            [
+                label or g["label"],
+                date_from.isoformat(),
+                date_to.isoformat(),
+                *_flatten(g["metrics"]),
+            ]
+            for g in groups
+        ),
+    )
+
+
+# --- Integrity panel ------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def integrity(request: HttpRequest) -> HttpResponse:
+    """The substitute-trap detectors, each with the conversations behind it."""
+    scope = scope_get_for_user(user=request.user, ref=request.GET.get("scope"))
+    try:
+        period, date_from, date_to = period_from_request(request)
+    except BadPeriod as exc:
+        return _bad_request(request, str(exc))
+    user = request.user
+    args = {"user": user, "scope": scope, "date_from": date_from, "date_to": date_to}
+    gaps = [
+        g
+        for g in scorecard_groups(group_by="agent", **args)["groups"]
+        if g["key"] is not None and g["metrics"]["resolution_gap"]["n"]
+    ]
+    gaps.sort(key=lambda g: -(g["metrics"]["resolution_gap"]["value"] or 0))
+    base = _query(scope=scope.key, **{"from": date_from.isoformat(), "to": date_to.isoformat()})
+    context = {
+        "scope": scope,
+        "period": period,
+        "periods": PERIODS,
+        "date_from": date_from,
+        "date_to": date_to,
+        "last_day": date_to - timedelta(days=1),
+        "gaps": [
+            {
+                "label": g["label"],
+                "agent_id": g["key"],
+                "gap": figure(
+                    "resolution_gap", g["metrics"]["resolution_gap"], targets={}, drill=""
+                ),
+                "internal": g["metrics"]["resolution_gap"]["internal_fcr"],
+                "customer": g["metrics"]["resolution_gap"]["customer_fcr"],
+            }
+            for g in gaps
+        ],
+        "dropped": drill_down(metric="dropped_rate", limit=100, **args),
+        "solicitations": drill_down(metric="survey_solicitation_flags", limit=100, **args),
+        "not_sent": integrity_surveys_not_sent(**args),
+        "reassigned": integrity_reassigned_after_bad_rating(**args),
+        "opened": integrity_opened_not_answered(**args),
+        "base_query": base,
+        "drill": reverse("metrics:drill") + "?" + base,
+        "choices": manager_scopes(user=user),
+        "small_n": SMALL_N,
+    }
+    return render(request, "metrics/integrity.html", context)
+
+
+# --- Agent pages ----------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def my_scorecard(request: HttpRequest) -> HttpResponse:
+    return redirect("metrics:agent", pk=request.user.pk)
+
+
+@login_required
+@require_GET
+def agent_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """An agent's scorecard against their team's, their shout-outs, comments and QA feedback.
+
+    No ranking against colleagues: the team figure is the team's total, never a list.
+    """
+    from surveys.models import SurveyResponse
+
+    agent = agent_get_for_user(user=request.user, pk=pk)
+    try:
+        period, date_from, date_to = period_from_request(request)
+    except BadPeriod as exc:
+        return _bad_request(request, str(exc))
+    scope = Scope("agent", agent=agent)
+    mine = scorecard_for_scope(user=agent, scope=scope, date_from=date_from, date_to=date_to)
+    team = agent.teams.order_by("name").first()
+    team_card = None
+    if team is not None:
+        # The team's total (never a list of colleagues), whoever is looking.
+        team_card = scorecard_for_scope(
+            user=agent,
+            scope=Scope("team", team=team),
+            date_from=date_from,
+            date_to=date_to,
+            visible=Q(team_id=team.pk),
+        )
+    targets = targets_for_scope(scope=Scope("team", team=team) if team else Scope("desk"))
+    base = _query(scope=scope.key, **{"from": date_from.isoformat(), "to": date_to.isoformat()})
+    drill_url = reverse("metrics:drill") + "?" + base
+    rows = []
+    for key in (
+        "resolution_rate",
+        "customer_fcr",
+        "reopen_rate",
+        "repeat_contact_rate",
+        "unconfirmed_rate",
+        "csat",
+        "survey_response_rate",
+        "nps",
+        "comment_rate",
+        "shout_outs",
+        "dropped_rate",
+        "first_response_time",
+        "handle_time",
+        "time_to_resolution",
+    ):
+        rows.append(
+            {
+                "mine": figure(key, mine["metrics"][key], targets=targets, drill=drill_url),
+                "team": figure(key, team_card["metrics"][key], targets=targets, drill="")
+                if team_card
+                else None,
+            }
+        )
+    start, end = _bounds(date_from, date_to)
+    voices = list(
+        SurveyResponse.objects.filter(
+            survey__agent=agent, survey__solved_at__gte=start, survey__solved_at__lt=end
+        )
+        .exclude(comment="", shout_out=False)
+        .select_related("survey__conversation")
+        .order_by("-answered_at")[:50]
+    )
+    context = {
+        "agent": agent,
+        "team": team,
+        "own": agent.pk == request.user.pk,
+        "period": period,
+        "periods": PERIODS,
+        "date_from": date_from,
+        "date_to": date_to,
+        "last_day": date_to - timedelta(days=1),
+        "computed_at": mine["computed_at"],
+        "rows": rows,
+        "shout_outs": [v for v in voices if v.shout_out],
+        "comments": [v for v in voices if v.comment],
+        "qa_reviews": _qa_feedback(agent, start, end),
+        "small_n": SMALL_N,
+    }
+    return render(request, "metrics/agent.html", context)
+
+
+def _bounds(date_from: date, date_to: date) -> tuple[Any, Any]:
+    from metrics.facts import day_bounds
+
+    return day_bounds(date_from, date_to)
+
+
+def _qa_feedback(agent: Any, start: Any, end: Any) -> list[Any]:
+    """The agent's reviews that count in qa_score, solved in the period, newest first."""
+    from metrics.selectors import _scored_reviews
+
+    return list(
+        _scored_reviews()
+        .filter(agent=agent, solved_at__gte=start, solved_at__lt=end)
+        .order_by("-submitted_at")[:20]
+    )
+
+
+# --- Recompute and targets ------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def recompute_start(request: HttpRequest) -> HttpResponse:
+    """Queue a recompute of the period shown; answers with a progress fragment that polls."""
+    if not request.user.is_manager:
+        raise Http404("No such page.")
+    try:
+        day_from = date.fromisoformat(request.POST.get("from", ""))
+        day_to = date.fromisoformat(request.POST.get("to", ""))
+        job = recompute_job_create(day_from=day_from, day_to=day_to, requested_by=request.user)
+    except (ValueError, ApplicationError) as exc:
+        message = getattr(exc, "message", "Give the period as two dates, YYYY-MM-DD.")
+        return render(request, "metrics/_job.html", {"error": message}, status=400)
+    return render(request, "metrics/_job.html", {"job": job})
+
+
+@login_required
+@require_GET
+def recompute_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    job = recompute_job_get_for_user(user=request.user, pk=pk)
+    return render(request, "metrics/_job.html", {"job": job})
+
+
+@login_required
+@require_POST
+def target_update(request: HttpRequest) -> HttpResponse:
+    """Set or clear a target (outcome and connection metrics only)."""
+    if not request.user.is_manager:
+        raise Http404("No such page.")
+    scope = scope_get_for_user(user=request.user, ref=request.POST.get("scope"))
+    metric = request.POST.get("metric", "")
+    raw = request.POST.get("value", "").strip().rstrip("%")
+    info = BY_KEY.get(metric)
+    value: float | None = None
+    if raw:
+        try:
+            value = float(raw)
+        except ValueError:
+            return _bad_request(request, "The target is a number, e.g. 80 for 80%.")
+        if info is not None and info.kind in {"rate", "gap"}:
+            value /= 100
+    team = scope.team if scope.kind == "team" else None
+    try:
+        target_set(metric=metric, team=team, value=value, actor=request.user)
+    except ApplicationError as exc:
+        return _bad_request(request, exc.message)
+    messages.success(request, f"Target for {info.label if info else metric} saved.")
+    return redirect(reverse("metrics:dashboard") + "?" + _query(scope=scope.key))

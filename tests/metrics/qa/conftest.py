@@ -1,0 +1,64 @@
+"""Helpers for issue 6 tests: solved conversations set up through the tickets services."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from tests.factories import make_staff, send_call, send_chat, send_email
+from tickets.models import Conversation
+from tickets.services import conversation_solve
+
+WEEK = date(2026, 11, 2)  # a Monday
+_n = itertools.count(1)
+
+
+def solve_one(
+    channels, agent, *, kind: str = "email", at: datetime | None = None, sender: str | None = None
+):
+    """A new conversation on ``kind`` from a new customer, solved by ``agent`` at ``at``."""
+    n = next(_n)
+    at = at or datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
+    if kind == "email":
+        result = send_email(
+            channels["email"],
+            sender=sender or f"Customer {n} <c{n}@example.com>",
+            subject=f"Question {n}",
+            body=f"Hello, question number {n}.",
+        )
+    elif kind == "chat":
+        result = send_chat(
+            channels["chat"], session_id=f"s-{n}", visitor_id=f"v-{n}", body=f"chat {n}"
+        )
+    else:
+        result = send_call(channels["phone"], from_number=f"+1 415 555 {n % 10000:04d}")
+    conversation = Conversation.objects.get(pk=result.conversation_id)
+    conversation_solve(conversation=conversation, actor=agent, at=at)
+    return conversation
+
+
+@pytest.fixture
+def peer_a(team_a):
+    return make_staff("pia@desk.example", role="agent", teams=["Team A"], full_name="Pia Peer")
+
+
+@pytest.fixture
+def week_solves(channels, agent_a, peer_a, manager_a):
+    """Agent A solves 6 email + 3 chat conversations in WEEK; Pia solves 2 emails."""
+    base = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
+    convs = {"alice_email": [], "alice_chat": [], "pia": []}
+    for i in range(6):
+        convs["alice_email"].append(
+            solve_one(channels, agent_a, kind="email", at=base + timedelta(hours=i))
+        )
+    for i in range(3):
+        convs["alice_chat"].append(
+            solve_one(channels, agent_a, kind="chat", at=base + timedelta(hours=10 + i))
+        )
+    for i in range(2):
+        convs["pia"].append(
+            solve_one(channels, peer_a, kind="email", at=base + timedelta(days=1, hours=i))
+        )
+    return convs
