@@ -459,7 +459,7 @@ def qa_review_dispute(*, review: QAReview, agent: User, comment: str) -> QARevie
     """The agent disputes a review with a comment; a second reviewer gets a pending review.
 
     The second reviewer is a manager of the review's team who is neither the first reviewer nor
-    the agent (any other manager or admin when the team has none). Once the second review is
+    the agent (any other manager or admin when the team has none, else a peer of the team). Once the second review is
     submitted, it counts in ``qa_score`` instead of the first one. Returns the second review.
     """
     review = QAReview.objects.select_for_update().select_related("reviewer").get(pk=review.pk)
@@ -477,6 +477,14 @@ def qa_review_dispute(*, review: QAReview, agent: User, comment: str) -> QARevie
     second_reviewer = (
         managers.filter(teams=review.team_id).order_by("pk").first() if review.team_id else None
     ) or managers.order_by("role", "pk").first()
+    if second_reviewer is None and review.team_id:
+        # A desk with one manager: a peer of the team gives the second opinion.
+        second_reviewer = (
+            User.objects.filter(is_active=True, role="agent", teams=review.team_id)
+            .exclude(pk__in=excluded)
+            .order_by("pk")
+            .first()
+        )
     if second_reviewer is None:
         raise Conflict("There is no other manager to give a second review.")
     review.state = QAReview.State.DISPUTED

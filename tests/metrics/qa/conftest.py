@@ -62,3 +62,31 @@ def week_solves(channels, agent_a, peer_a, manager_a):
             solve_one(channels, peer_a, kind="email", at=base + timedelta(days=1, hours=i))
         )
     return convs
+
+
+@pytest.fixture
+def outcomes(monkeypatch):
+    """Stands in for the surveys app's ``conversation.outcome`` annotation: fill the dict."""
+    from supportdesk import extensions
+
+    answers: dict[int, str] = {}
+    monkeypatch.setitem(
+        extensions._annotators,
+        "conversation.outcome",
+        lambda ids: {pk: answers.get(pk, "no_survey") for pk in ids},
+    )
+    return answers
+
+
+def full_marks(review) -> dict[int, int]:
+    return {c.pk: c.bounds[1] for c in review.rubric.criteria.all()}
+
+
+def marks(review, **by_position) -> dict[int, int | None]:
+    """Values by criterion position: marks(review, c0=1, c1=None, ...); others get full marks."""
+    values = full_marks(review)
+    for c in review.rubric.criteria.all():
+        key = f"c{c.position}"
+        if key in by_position:
+            values[c.pk] = by_position[key]
+    return values
