@@ -205,6 +205,10 @@ class SurveyResponse(models.Model):
     first_answered_at = models.DateTimeField(default=timezone.now)
     answered_at = models.DateTimeField(default=timezone.now)
     times_answered = models.PositiveIntegerField(default=1)
+    # Once per survey, whatever the customer changes later: when an answer reopened the
+    # conversation and told the agent, and when a shout-out reached the agent.
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    shout_out_notified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-answered_at", "-id"]
