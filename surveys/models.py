@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -62,6 +63,13 @@ class SurveySettings(models.Model):
 
     def __str__(self) -> str:
         return "Survey settings"
+
+    def clean(self) -> None:
+        kinds = {"email", "chat", "social", "phone"}
+        if not isinstance(self.channels, list) or not set(self.channels) <= kinds:
+            raise ValidationError(
+                {"channels": f"A list of channel kinds among {', '.join(sorted(kinds))}."}
+            )
 
 
 class Survey(models.Model):

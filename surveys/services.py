@@ -96,8 +96,10 @@ def survey_policy() -> SurveyPolicy:
     )
 
 
+@transaction.atomic
 def survey_settings_update(**values: Any) -> SurveySettings:
-    """Creates or updates the singleton settings row (admin). Unknown keys are a ValueError."""
+    """Creates or updates the singleton settings row; invalid values (ValidationError) or unknown
+    keys (ValueError) change nothing."""
     allowed = {
         "delay_minutes",
         "min_days_between",
@@ -643,7 +645,8 @@ def _answer_effects(
     if response.escalated_at is None and _needs_follow_up_by_agent(answer):
         response.escalated_at = now
         conversation = Conversation.objects.select_for_update().get(pk=survey.conversation_id)
-        if conversation.status in (Conversation.Status.SOLVED, Conversation.Status.CLOSED):
+        reopen = conversation.status in (Conversation.Status.SOLVED, Conversation.Status.CLOSED)
+        if reopen:
             conversation_reopen(
                 conversation=conversation,
                 actor=None,
@@ -659,7 +662,7 @@ def _answer_effects(
                 title=f"#{conversation.pk} {word}, the customer says",
                 body=(
                     f"The customer answered the survey about “{conversation.subject}”: {word}. "
-                    "The conversation is open again."
+                    + ("The conversation is open again." if reopen else "It is still open.")
                     + (f"\n\nTheir comment: {answer.comment}" if answer.comment else "")
                 ),
                 url=conversation_url,
