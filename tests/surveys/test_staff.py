@@ -150,12 +150,18 @@ def test_a_manager_of_another_team_cannot_close_a_follow_up(three_answers, team_
 
 
 def test_outcome_annotator_answers_for_many_conversations_in_two_queries(
-    three_answers, solve, django_assert_num_queries
+    three_answers, solve, sent, django_assert_num_queries
 ):
     scheduled = solve(at=SOLVED_AT + timedelta(days=10), sender="New <new@example.com>")
+    bounced = sent(at=SOLVED_AT + timedelta(days=11), sender="B <b@example.com>", subject="B")
+    Survey.objects.filter(pk=bounced.pk).update(status="bounced")
     unanswered = three_answers[0]
     SurveyResponse.objects.filter(survey=unanswered).delete()
-    ids = [s.conversation_id for s in three_answers] + [scheduled.conversation_id, 999999]
+    ids = [s.conversation_id for s in three_answers] + [
+        scheduled.conversation_id,
+        bounced.conversation_id,
+        999999,
+    ]
 
     with django_assert_num_queries(2):
         outcomes = extensions.annotate("conversation.outcome", ids)
@@ -165,6 +171,7 @@ def test_outcome_annotator_answers_for_many_conversations_in_two_queries(
         three_answers[1].conversation_id: "partly",
         three_answers[2].conversation_id: "not_resolved",
         scheduled.conversation_id: "no_survey",
+        bounced.conversation_id: "no_survey",
         999999: "no_survey",
     }
 
