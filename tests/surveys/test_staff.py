@@ -152,9 +152,9 @@ def test_a_manager_of_another_team_cannot_close_a_follow_up(three_answers, team_
 def test_outcome_annotator_answers_for_many_conversations_in_two_queries(
     three_answers, solve, sent, django_assert_num_queries
 ):
-    scheduled = solve(at=SOLVED_AT + timedelta(days=10), sender="New <new@example.com>")
-    bounced = sent(at=SOLVED_AT + timedelta(days=11), sender="B <b@example.com>", subject="B")
+    bounced = sent(at=SOLVED_AT + timedelta(days=10), sender="B <b@example.com>", subject="B")
     Survey.objects.filter(pk=bounced.pk).update(status="bounced")
+    scheduled = solve(at=SOLVED_AT + timedelta(days=11), sender="New <new@example.com>")
     unanswered = three_answers[0]
     SurveyResponse.objects.filter(survey=unanswered).delete()
     ids = [s.conversation_id for s in three_answers] + [
