@@ -37,3 +37,8 @@ class MetricsConfig(AppConfig):
         from metrics import panels_qa
 
         panels_qa.register()
+
+        # Scorecard facts are computed from everything seeded before, QA reviews included: last.
+        from metrics.services import facts_seed
+
+        extensions.register_seeder("metrics facts", facts_seed)

@@ -1204,3 +1204,24 @@ def target_set(
     existing.set_by = actor
     existing.save(update_fields=["value", "set_by", "updated_at"])
     return existing
+
+
+def facts_seed(*, rng: Any = None, stdout: Any = None) -> int:
+    """``seed_demo``'s last step: compute the facts of every seeded day (within the retention
+    window) so the dashboard has figures at once. Returns the fact rows written."""
+    first = Event.objects.order_by("occurred_at").values_list("occurred_at", flat=True).first()
+    if first is None:
+        return 0
+    today = local_today()
+    day_from = max(
+        timezone.localdate(first), today - timedelta(days=settings.METRICS_RETENTION_DAYS - 1)
+    )
+    written = 0
+    day = day_from
+    while day <= today:
+        chunk_end = min(day + timedelta(days=JOB_CHUNK_DAYS), today + timedelta(days=1))
+        written += facts_compute(day_from=day, day_to=chunk_end)
+        day = chunk_end
+    if stdout is not None:
+        stdout.write(f"Computed {written} scorecard fact rows from {day_from} to {today}.")
+    return written
