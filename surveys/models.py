@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -62,6 +63,13 @@ class SurveySettings(models.Model):
 
     def __str__(self) -> str:
         return "Survey settings"
+
+    def clean(self) -> None:
+        kinds = {"email", "chat", "social", "phone"}
+        if not isinstance(self.channels, list) or not set(self.channels) <= kinds:
+            raise ValidationError(
+                {"channels": f"A list of channel kinds among {', '.join(sorted(kinds))}."}
+            )
 
 
 class Survey(models.Model):
@@ -205,6 +213,10 @@ class SurveyResponse(models.Model):
     first_answered_at = models.DateTimeField(default=timezone.now)
     answered_at = models.DateTimeField(default=timezone.now)
     times_answered = models.PositiveIntegerField(default=1)
+    # Once per survey, whatever the customer changes later: when an answer reopened the
+    # conversation and told the agent, and when a shout-out reached the agent.
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    shout_out_notified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-answered_at", "-id"]

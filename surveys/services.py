@@ -96,8 +96,10 @@ def survey_policy() -> SurveyPolicy:
     )
 
 
+@transaction.atomic
 def survey_settings_update(**values: Any) -> SurveySettings:
-    """Creates or updates the singleton settings row (admin). Unknown keys are a ValueError."""
+    """Creates or updates the singleton settings row; invalid values (ValidationError) or unknown
+    keys (ValueError) change nothing."""
     allowed = {
         "delay_minutes",
         "min_days_between",
@@ -607,7 +609,6 @@ def survey_answer(*, survey: Survey, answer: Answer, now: datetime | None = None
         raise SurveyExpired("This survey has closed.")
     answer = _validate(answer, survey)
     response = SurveyResponse.objects.filter(survey=survey).first()
-    previous = response
     fields = {
         "resolved": answer.resolved,
         "contacts_declared": answer.contacts_declared,
@@ -625,61 +626,43 @@ def survey_answer(*, survey: Survey, answer: Answer, now: datetime | None = None
             first_answered_at=now,
             **fields,
         )
-        had_reopen = had_follow_up = had_shout_out = False
     else:
-        had_reopen = _needs_follow_up_by_agent(
-            Answer(resolved=previous.resolved, needs_nothing_more=previous.needs_nothing_more)
-        )
-        had_follow_up = FollowUp.objects.filter(survey=survey).exists()
-        had_shout_out = previous.shout_out
         for key, value in fields.items():
             setattr(response, key, value)
         response.times_answered += 1
-        response.save()
-    _answer_effects(
-        survey,
-        response,
-        answer,
-        reopen=not had_reopen,
-        follow_up=not had_follow_up,
-        shout_out=not had_shout_out,
-        now=now,
-    )
+    _answer_effects(survey, response, answer, now=now)
+    response.save()
     for task_name in event_bus.subscribers_for(ANSWERED_KIND):
         outbox_enqueue(task_name=task_name, kwargs={"event_id": survey.event_id})
     return response
 
 
 def _answer_effects(
-    survey: Survey,
-    response: SurveyResponse,
-    answer: Answer,
-    *,
-    reopen: bool,
-    follow_up: bool,
-    shout_out: bool,
-    now: datetime,
+    survey: Survey, response: SurveyResponse, answer: Answer, *, now: datetime
 ) -> None:
-    conversation = survey.conversation
-    conversation_url = f"/conversations/{conversation.pk}/"
-    agent = survey.agent or conversation.assignee
-    if reopen and _needs_follow_up_by_agent(answer):
-        if conversation.status in (Conversation.Status.SOLVED, Conversation.Status.CLOSED):
+    """The effects of an answer, each once per survey (the survey row is locked by the caller)."""
+    conversation_url = f"/conversations/{survey.conversation_id}/"
+    if response.escalated_at is None and _needs_follow_up_by_agent(answer):
+        response.escalated_at = now
+        conversation = Conversation.objects.select_for_update().get(pk=survey.conversation_id)
+        reopen = conversation.status in (Conversation.Status.SOLVED, Conversation.Status.CLOSED)
+        if reopen:
             conversation_reopen(
                 conversation=conversation,
                 actor=None,
                 reason=f"Survey: the customer answered resolved = {answer.resolved}.",
                 at=now,
             )
+        agent = survey.agent or conversation.assignee
         if agent is not None:
             word = "not resolved" if answer.resolved == Resolved.NO else "only partly resolved"
             notification_create(
                 recipient=agent,
                 kind="survey.not_resolved",
-                title=f"#{conversation.pk} {word} — the customer says so",
+                title=f"#{conversation.pk} {word}, the customer says",
                 body=(
                     f"The customer answered the survey about “{conversation.subject}”: {word}. "
-                    "The conversation is open again."
+                    + ("The conversation is open again." if reopen else "It is still open.")
                     + (f"\n\nTheir comment: {answer.comment}" if answer.comment else "")
                 ),
                 url=conversation_url,
@@ -687,7 +670,7 @@ def _answer_effects(
             )
     low_csat = answer.csat is not None and answer.csat <= 2
     detractor = answer.nps is not None and answer.nps <= 6
-    if follow_up and (low_csat or detractor):
+    if (low_csat or detractor) and not FollowUp.objects.filter(survey=survey).exists():
         manager = _team_manager(survey.team_id)
         FollowUp.objects.create(
             survey=survey,
@@ -701,16 +684,17 @@ def _answer_effects(
             notification_create(
                 recipient=manager,
                 kind="survey.follow_up",
-                title=f"Close the loop: {score} on #{conversation.pk}",
+                title=f"Close the loop: {score} on #{survey.conversation_id}",
                 body=answer.comment,
                 url=reverse("surveys:follow_ups"),
                 email=True,
             )
-    if shout_out and answer.shout_out and survey.agent is not None:
+    if answer.shout_out and response.shout_out_notified_at is None and survey.agent is not None:
+        response.shout_out_notified_at = now
         notification_create(
             recipient=survey.agent,
             kind="survey.shout_out",
-            title=f"A shout-out from a customer on #{conversation.pk}",
+            title=f"A shout-out from a customer on #{survey.conversation_id}",
             body=answer.comment,
             url=conversation_url,
         )

@@ -256,3 +256,64 @@ def test_seeder_records_past_surveys_and_answers_without_mailing_anyone(
     assert "12 sent" in out.getvalue()
     assert mailoutbox == []
     assert not Event.objects.filter(kind="conversation.reopened").exists()
+
+
+def test_undoing_a_merge_gives_each_survey_back_to_its_conversations_customer(
+    sent, solve, agent_a, django_capture_on_commit_callbacks
+):
+    from tickets.services import customer_merge_undo
+
+    first = sent(sender="Jane <jane@example.com>")
+    second = solve(at=first.sent_at + timedelta(days=2), sender="J <j@example.org>", subject="B")
+    original = first.customer_id
+    with django_capture_on_commit_callbacks(execute=True):
+        merge = customer_merge(target=second.customer, other=first.customer, actor=agent_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        customer_merge_undo(merge=merge, actor=agent_a)
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.customer_id == original
+    assert second.customer_id != original
+
+
+def test_survey_settings_are_validated_and_editable_in_the_admin(admin_user):
+    from django.core.exceptions import ValidationError
+
+    from surveys.services import survey_policy, survey_settings_update
+
+    with pytest.raises(ValidationError):
+        survey_settings_update(channels=["fax"])
+    with pytest.raises(ValidationError):
+        survey_settings_update(sampling_rate=1.5)
+    assert survey_policy().channels == ()
+    client = _logged_in(admin_user)
+    page = client.get("/admin/surveys/surveysettings/add/")
+    assert page.status_code == 200
+    saved = client.post(
+        "/admin/surveys/surveysettings/add/",
+        {
+            "delay_minutes": "30",
+            "min_days_between": "",
+            "window_days": "",
+            "reminder_days": "",
+            "reminders_enabled": "on",
+            "channels": '["email"]',
+            "sampling_rate": "0.5",
+            "nps_interval_days": "90",
+        },
+    )
+    assert saved.status_code == 302
+    policy = survey_policy()
+    assert (policy.delay, policy.channels, policy.sampling_rate) == (
+        timedelta(minutes=30),
+        ("email",),
+        0.5,
+    )
+    assert policy.min_days_between == 7  # unset: the environment's default
+    for url in (
+        "/admin/surveys/survey/",
+        "/admin/surveys/surveyresponse/",
+        "/admin/surveys/followup/",
+    ):
+        assert client.get(url).status_code == 200

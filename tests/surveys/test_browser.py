@@ -1,0 +1,116 @@
+"""The customer's side in Chromium: the email the app sent, its link, the answer, what staff see."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from supportdesk.models import Notification
+from surveys.models import Survey, SurveyResponse
+from surveys.services import surveys_send_due
+from tests.browser import SHOTS, login, watch_console
+from tests.factories import send_email
+from tickets.models import Conversation
+from tickets.services import conversation_solve
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _survey_email_link(live_server, channel, agent, *, sender: str, subject: str, answer: str):
+    """A customer writes, the agent solves it, beat sends the survey: the link for ``answer``
+    in the email the app sent (the test's mail backend captured it)."""
+    result = send_email(channel, sender=sender, subject=subject)
+    conversation = Conversation.objects.get(pk=result.conversation_id)
+    event = conversation_solve(
+        conversation=conversation, actor=agent, at=timezone.now() - timedelta(hours=2)
+    )
+    mail.outbox.clear()
+    assert surveys_send_due() == 1
+    (email,) = mail.outbox
+    assert email.to == [re.search(r"<(.+)>", sender)[1]]
+    link = re.search(rf"(http\S+/s/\S+/)\?resolved={answer}", email.body)
+    assert link, email.body
+    path = link[0].split("/s/", 1)[1]
+    return conversation, Survey.objects.get(event=event), f"{live_server.url}/s/{path}"
+
+
+def test_a_customer_answers_no_and_the_agent_finds_the_conversation_reopened(
+    page, live_server, channels, agent_a
+):
+    problems = watch_console(page)
+    conversation, survey, url = _survey_email_link(
+        live_server,
+        channels["email"],
+        agent_a,
+        sender="Jane Doe <jane@example.com>",
+        subject="My parcel never arrived",
+        answer="no",
+    )
+
+    # The customer opens the "No" link from the email: the page opens with "No" selected
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(url)
+    expect(page.get_by_role("heading", level=1)).to_contain_text("My parcel never arrived")
+    expect(page.get_by_role("radio", name="No", exact=True)).to_be_checked()
+    assert SurveyResponse.objects.count() == 0  # opening records nothing
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "survey.png"), full_page=True)
+    page.get_by_label("Anything you would like to tell us?").fill("It is still not here.")
+    page.get_by_role("button", name="Send my answer").click()
+    expect(page.get_by_role("status")).to_contain_text("your answer is saved")
+
+    # The conversation is open again and its agent was told
+    conversation.refresh_from_db()
+    assert conversation.status == "open"
+    response = SurveyResponse.objects.get(survey=survey)
+    assert (response.resolved, response.comment) == ("no", "It is still not here.")
+    assert Notification.objects.filter(recipient=agent_a, kind="survey.not_resolved").count() == 1
+
+    page.set_viewport_size({"width": 1280, "height": 900})
+    login(page, live_server, agent_a)
+    page.get_by_role("link", name=re.compile("^Notifications")).click()
+    expect(page.get_by_role("main")).to_contain_text(f"#{conversation.pk} not resolved")
+    expect(page.get_by_role("main")).to_contain_text("It is still not here.")
+    assert problems == []
+
+
+def test_a_customer_answers_yes_with_a_shout_out_and_the_agent_sees_it(
+    page, live_server, channels, agent_a
+):
+    problems = watch_console(page)
+    conversation, survey, url = _survey_email_link(
+        live_server,
+        channels["email"],
+        agent_a,
+        sender="Omar Haddad <omar@example.org>",
+        subject="Change my delivery address",
+        answer="yes",
+    )
+
+    page.goto(url)
+    expect(page.get_by_role("radio", name="Yes", exact=True)).to_be_checked()
+    # "I need nothing more" only matters for "Partly"
+    expect(page.get_by_label("I need nothing more")).to_be_hidden()
+    page.get_by_role("radio", name="5 Very satisfied").check()
+    page.get_by_label("Give Alice a shout-out").check()
+    page.get_by_label("Anything you would like to tell us?").fill("Alice was brilliant.")
+    page.get_by_role("button", name="Send my answer").click()
+    expect(page.get_by_role("status")).to_contain_text("your answer is saved")
+
+    response = SurveyResponse.objects.get(survey=survey)
+    assert (response.resolved, response.csat, response.shout_out) == ("yes", 5, True)
+    conversation.refresh_from_db()
+    assert conversation.status == "solved"
+
+    login(page, live_server, agent_a)
+    page.get_by_role("link", name="My feedback").click()
+    shout_outs = page.get_by_role("region", name="Shout-outs")
+    expect(shout_outs).to_contain_text("Shout-out")
+    expect(shout_outs).to_contain_text("Alice was brilliant.")
+    expect(shout_outs).to_contain_text(f"#{conversation.pk}")
+    assert problems == []
