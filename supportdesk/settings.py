@@ -259,6 +259,8 @@ SURVEY_DELAY_MINUTES = env_int("SURVEY_DELAY_MINUTES", 60, minimum=0)
 SURVEY_MIN_DAYS_BETWEEN = env_int("SURVEY_MIN_DAYS_BETWEEN", 7, minimum=0)
 SURVEY_WINDOW_DAYS = env_int("SURVEY_WINDOW_DAYS", 7, minimum=1)
 SURVEY_REMINDER_DAYS = env_int("SURVEY_REMINDER_DAYS", 3, minimum=1)
+# surveys: requests per client address on the public survey links (django-ratelimit syntax).
+SURVEY_RATE_LIMIT = env("SURVEY_RATE_LIMIT", "60/m")
 METRICS_RETENTION_DAYS = env_int("METRICS_RETENTION_DAYS", 400, minimum=1)
 # Outbox rows older than this that were not handed to the broker yet are relayed by beat.
 OUTBOX_RELAY_AFTER_SECONDS = env_int("OUTBOX_RELAY_AFTER_SECONDS", 5, minimum=0)
@@ -318,6 +320,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tickets.tasks.conversations_close_solved_task",
         "schedule": timedelta(minutes=15),
         "options": {"expires": 600},
+    },
+    # surveys
+    "send-due-surveys": {
+        "task": "surveys.tasks.surveys_send_due_task",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 60},
+    },
+    "send-survey-reminders": {
+        "task": "surveys.tasks.surveys_remind_due_task",
+        "schedule": timedelta(hours=1),
+        "options": {"expires": 3600},
     },
     "prune-outbox": {
         "task": "supportdesk.tasks.outbox_prune_task",

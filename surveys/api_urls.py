@@ -1,5 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from surveys import api
 
 app_name = "surveys-api"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("surveys/responses/", api.SurveyResponseListApi.as_view(), name="response-list"),
+]

@@ -1,5 +1,15 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from surveys import views
 
 app_name = "surveys"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("s/<str:token>/", views.survey_page, name="survey"),
+    path("s/<str:token>/opened/", views.survey_opened, name="opened"),
+    path("s/<str:token>/unsubscribe/", views.survey_unsubscribe, name="unsubscribe"),
+    path("surveys/responses/", views.response_list, name="responses"),
+    path("surveys/me/", views.my_feedback, name="my_feedback"),
+    path("surveys/follow-ups/", views.follow_up_list, name="follow_ups"),
+    path("surveys/follow-ups/<int:pk>/close/", views.follow_up_close, name="follow_up_close"),
+]

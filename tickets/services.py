@@ -601,6 +601,12 @@ def _ingest(data: _Inbound) -> InboundResult:
         try:
             with transaction.atomic():
                 return _ingest_once(data)
+        except _Quarantine:
+            if data.automated == "bounce":
+                # The bounce itself is quarantined, but the address stays marked undeliverable.
+                with transaction.atomic():
+                    _mark_bounced(data)
+            raise
         except IntegrityError:
             # A concurrent delivery of the same message (or of the same new handle) won the
             # race; our transaction rolled back whole. Look again: usually it is now stored.
@@ -616,7 +622,6 @@ def _ingest_once(data: _Inbound) -> InboundResult:
     conversation = _thread_conversation(data) if data.channel.kind == ChannelKind.EMAIL else None
 
     if automated and conversation is None and automated in {"bounce", "own_address"}:
-        _mark_bounced(data)
         raise _Quarantine(f"{automated} mail that matches no conversation")
 
     identities: dict[str, Identity]

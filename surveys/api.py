@@ -1,0 +1,112 @@
+"""The surveys API for staff: responses, filtered by solve dates and agent."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from surveys.selectors import response_list_for_user
+from tickets.selectors import staff_get_by_ref
+
+PK_MAX = 2**63 - 1
+
+
+class ResponseCursorPagination(CursorPagination):
+    """Keyset pages, newest answer first (index ``surveys_response_answered``)."""
+
+    ordering = ("-answered_at", "-id")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class _ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    errors = serializers.DictField(required=False)
+
+
+class SurveyResponseListApi(GenericAPIView):
+    pagination_class = ResponseCursorPagination
+
+    class FilterSerializer(serializers.Serializer):
+        # "from" is a Python keyword: the field is declared below under its query-string name.
+        to = serializers.DateField(
+            required=False, help_text="Solve dates before this local date (excluded)."
+        )
+        agent = serializers.CharField(
+            required=False, max_length=254, help_text="The solving agent, by id or email."
+        )
+        team = serializers.IntegerField(required=False, min_value=1, max_value=PK_MAX)
+        conversation = serializers.IntegerField(required=False, min_value=1, max_value=PK_MAX)
+
+        def get_fields(self):  # type: ignore[no-untyped-def]
+            fields = super().get_fields()
+            fields["from"] = serializers.DateField(
+                required=False, help_text="Solve dates from this local date (included)."
+            )
+            return fields
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        survey = serializers.IntegerField(source="survey_id")
+        conversation = serializers.IntegerField(source="survey.conversation_id")
+        customer = serializers.IntegerField(source="survey.customer_id")
+        agent = serializers.IntegerField(source="survey.agent_id", allow_null=True)
+        team = serializers.IntegerField(source="survey.team_id", allow_null=True)
+        channel = serializers.CharField(source="survey.channel_kind")
+        solved_at = serializers.DateTimeField(source="survey.solved_at")
+        resolved = serializers.CharField(help_text='"yes", "partly", "no" or "" (not answered).')
+        contacts_declared = serializers.IntegerField(
+            allow_null=True, help_text="1 to 5, 5 meaning five or more."
+        )
+        contacts_counted = serializers.IntegerField(help_text="Our own count at the solve.")
+        csat = serializers.IntegerField(allow_null=True)
+        nps = serializers.IntegerField(allow_null=True)
+        comment = serializers.CharField()
+        shout_out = serializers.BooleanField()
+        needs_nothing_more = serializers.BooleanField()
+        answered_at = serializers.DateTimeField()
+        times_answered = serializers.IntegerField()
+
+    @extend_schema(
+        tags=["surveys"],
+        summary="Survey responses",
+        description=(
+            "Responses about conversations you may open, newest answer first; cursor-paginated. "
+            "`from`/`to` filter on the local date of the solve event the response is about "
+            "(half-open `[from, to)`), as scorecards do."
+        ),
+        parameters=[FilterSerializer],
+        responses={
+            200: OutputSerializer(many=True),
+            400: OpenApiResponse(_ErrorSerializer, description="Invalid filter."),
+            401: OpenApiResponse(_ErrorSerializer, description="Missing or invalid credentials."),
+            403: OpenApiResponse(_ErrorSerializer, description="Not a staff member."),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        data = filters.validated_data
+        agent_id = None
+        if data.get("agent"):
+            agent = staff_get_by_ref(ref=data["agent"])
+            if agent is None:
+                raise serializers.ValidationError({"agent": ["No such agent."]})
+            agent_id = agent.pk
+        if data.get("from") and data.get("to") and data["from"] > data["to"]:
+            raise serializers.ValidationError({"to": ["Must not be before from."]})
+        responses = response_list_for_user(
+            user=request.user,
+            from_date=data.get("from"),
+            to_date=data.get("to"),
+            agent_id=agent_id,
+            team_id=data.get("team"),
+            conversation_id=data.get("conversation"),
+        )
+        page = self.paginate_queryset(responses)
+        return self.get_paginated_response(self.OutputSerializer(page, many=True).data)

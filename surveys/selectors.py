@@ -1,0 +1,170 @@
+"""Reads of the surveys app, for its pages and API and for the apps above it (metrics).
+
+Responses belong to their solve event (METRICS.md, "Attribution"): agent, team, channel and date
+are the solve's, copied on the Survey. Staff see the responses of conversations they may open
+(``tickets.selectors.visible_conversations_q``).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from supportdesk.models import User
+from surveys.models import FollowUp, Survey, SurveyResponse
+from tickets.selectors import visible_conversations_q
+
+
+def _local_midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=ZoneInfo(settings.TIME_ZONE))
+
+
+def _responses() -> QuerySet[SurveyResponse]:
+    return SurveyResponse.objects.select_related(
+        "survey",
+        "survey__agent",
+        "survey__team",
+        "survey__conversation",
+        "survey__customer",
+    )
+
+
+def response_list_for_user(
+    *,
+    user: User,
+    from_date: date | None = None,
+    to_date: date | None = None,
+    agent_id: int | None = None,
+    team_id: int | None = None,
+    conversation_id: int | None = None,
+) -> QuerySet[SurveyResponse]:
+    """Responses the user may see, newest answer first. ``from``/``to`` are local dates of the
+    solve event, half-open ``[from, to)`` like every period."""
+    qs = _responses().filter(visible_conversations_q(user, prefix="survey__conversation__"))
+    if from_date is not None:
+        qs = qs.filter(survey__solved_at__gte=_local_midnight(from_date))
+    if to_date is not None:
+        qs = qs.filter(survey__solved_at__lt=_local_midnight(to_date))
+    if agent_id is not None:
+        qs = qs.filter(survey__agent_id=agent_id)
+    if team_id is not None:
+        qs = qs.filter(survey__team_id=team_id)
+    if conversation_id is not None:
+        qs = qs.filter(survey__conversation_id=conversation_id)
+    return qs.order_by("-answered_at", "-id")
+
+
+def responses_for_conversation(*, conversation_id: int) -> QuerySet[SurveyResponse]:
+    """Every answer about a conversation (one per solve event that was surveyed), newest first."""
+    return _responses().filter(survey__conversation_id=conversation_id).order_by("-answered_at")
+
+
+def responses_for_agent(*, agent_id: int) -> QuerySet[SurveyResponse]:
+    """Answers about the solves of one agent, newest first."""
+    return _responses().filter(survey__agent_id=agent_id).order_by("-answered_at", "-id")
+
+
+def responses_for_team(*, team_id: int) -> QuerySet[SurveyResponse]:
+    """Answers about the solves of one team (the team at the time of the solve)."""
+    return _responses().filter(survey__team_id=team_id).order_by("-answered_at", "-id")
+
+
+def latest_response_for_customer(*, customer_id: int) -> SurveyResponse | None:
+    """The customer's most recent answer, whatever the conversation."""
+    return (
+        _responses().filter(survey__customer_id=customer_id).order_by("-answered_at", "-id").first()
+    )
+
+
+def shout_outs_for_agent(*, agent_id: int, limit: int = 10) -> list[SurveyResponse]:
+    """The latest answers in which a customer recognised this agent by name."""
+    return list(
+        _responses()
+        .filter(survey__agent_id=agent_id, shout_out=True)
+        .order_by("-answered_at", "-id")[:limit]
+    )
+
+
+def comments_for_agent(*, agent_id: int, limit: int = 10) -> list[SurveyResponse]:
+    """The latest non-empty comments on this agent's solves."""
+    return list(
+        _responses()
+        .filter(survey__agent_id=agent_id)
+        .exclude(comment="")
+        .order_by("-answered_at", "-id")[:limit]
+    )
+
+
+def survey_latest_for_conversation(*, conversation_id: int) -> Survey | None:
+    """The survey of the conversation's latest solve, with its answer prefetched."""
+    return (
+        Survey.objects.filter(conversation_id=conversation_id)
+        .prefetch_related("responses")
+        .order_by("-solved_at", "-id")
+        .first()
+    )
+
+
+OUTCOME_BY_ANSWER = {"yes": "resolved", "partly": "partly", "no": "not_resolved"}
+
+
+def conversation_outcomes(ids: list[int]) -> dict[int, str]:
+    """``conversation.outcome``: what the customer said about each conversation's latest solve.
+
+    "resolved", "partly", "not_resolved" from the answer; "no_answer" when the survey went out
+    and has no resolution answer (yet, or ever); "no_survey" otherwise. Two queries.
+    """
+    latest: dict[int, Survey] = {}
+    for survey in (
+        Survey.objects.filter(conversation_id__in=ids)
+        .only("id", "conversation_id", "status", "solved_at")
+        .order_by("conversation_id", "-solved_at", "-id")
+    ):
+        latest.setdefault(survey.conversation_id, survey)
+    answers = dict(
+        SurveyResponse.objects.filter(survey_id__in=[s.pk for s in latest.values()]).values_list(
+            "survey_id", "resolved"
+        )
+    )
+    outcomes: dict[int, str] = {}
+    for conversation_id in ids:
+        survey = latest.get(conversation_id)
+        if survey is None or survey.status not in (Survey.Status.SENT, Survey.Status.BOUNCED):
+            outcomes[conversation_id] = "no_survey"
+        else:
+            outcomes[conversation_id] = OUTCOME_BY_ANSWER.get(
+                answers.get(survey.pk) or "", "no_answer"
+            )
+    return outcomes
+
+
+def follow_up_list_for_user(*, user: User, status: str = "open") -> QuerySet[FollowUp]:
+    """Close-the-loop follow-ups of the manager's teams (all for admins), oldest open first."""
+    qs = FollowUp.objects.select_related(
+        "survey",
+        "survey__conversation",
+        "survey__customer",
+        "survey__agent",
+        "assignee",
+        "team",
+    ).prefetch_related("survey__responses")
+    if not user.is_admin:
+        qs = qs.filter(Q(team__in=user.teams.all()) | Q(assignee=user))
+    if status:
+        qs = qs.filter(status=status)
+    return qs.order_by("created_at", "id")
+
+
+def follow_up_get_for_user(*, user: User, pk: Any) -> FollowUp:
+    """A follow-up the user may close (a manager of its team, or an admin); Http404 otherwise."""
+    if not user.is_manager:
+        raise Http404
+    follow_up = follow_up_list_for_user(user=user, status="").filter(pk=pk).first()
+    if follow_up is None:
+        raise Http404
+    return follow_up

@@ -1,0 +1,287 @@
+"""The customer's survey page (no login, by signed link) and the staff pages of surveys."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_ratelimit.core import is_ratelimited
+
+from supportdesk.errors import ApplicationError
+from supportdesk.models import Team, User
+from surveys import selectors, services
+from surveys.models import Survey, SurveyResponse
+from surveys.services import Answer, SurveyExpired, SurveyNotFound
+
+RESOLVED_CHOICES = [
+    ("yes", "Yes"),
+    ("partly", "Partly"),
+    ("no", "No"),
+]
+CONTACT_CHOICES = [(1, "1"), (2, "2"), (3, "3"), (4, "4"), (5, "5 or more")]
+CSAT_CHOICES = [
+    (1, "Very dissatisfied"),
+    (2, "Dissatisfied"),
+    (3, "Neutral"),
+    (4, "Satisfied"),
+    (5, "Very satisfied"),
+]
+
+
+def _limited(request: HttpRequest, group: str) -> bool:
+    """Public survey endpoints: per client address, GET and POST counted separately."""
+    return is_ratelimited(
+        request,
+        group=f"surveys.{group}.{request.method}",
+        key="ip",
+        rate=settings.SURVEY_RATE_LIMIT,
+        method=["GET", "HEAD", "POST"],
+        increment=True,
+    )
+
+
+def _too_many(request: HttpRequest) -> HttpResponse:
+    response = render(request, "surveys/too_many.html", status=429)
+    response["Retry-After"] = "60"
+    return response
+
+
+def _survey_or_error(request: HttpRequest, token: str) -> Survey | HttpResponse:
+    try:
+        return services.survey_from_token(token)
+    except SurveyExpired:
+        return render(request, "surveys/expired.html", status=410)
+    except SurveyNotFound:
+        raise Http404 from None
+
+
+def _int_or_none(value: str | None) -> int | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or len(value) > 3:
+        raise ValueError(value)
+    return int(value)
+
+
+def _answer_from_post(data: Any) -> Answer:
+    """The form's fields (API.md): resolved, contacts, csat, nps, comment, shout_out."""
+    errors: dict[str, str] = {}
+    parsed: dict[str, int | None] = {}
+    for field in ("contacts", "csat", "nps"):
+        try:
+            parsed[field] = _int_or_none(data.get(field))
+        except ValueError:
+            errors[field] = "Choose one of the options."
+    if errors:
+        raise ApplicationError("Please check your answers.", extra={"errors": errors})
+    return Answer(
+        resolved=(data.get("resolved") or "").strip(),
+        contacts_declared=parsed["contacts"],
+        csat=parsed["csat"],
+        nps=parsed["nps"],
+        comment=(data.get("comment") or "")[:6000],
+        shout_out=data.get("shout_out") == "on",
+        needs_nothing_more=data.get("needs_nothing_more") == "on",
+    )
+
+
+def _form_values(survey: Survey, response: SurveyResponse | None, request: HttpRequest) -> dict:
+    if request.method == "POST":
+        data = request.POST
+        return {
+            "resolved": data.get("resolved", ""),
+            "contacts": data.get("contacts", ""),
+            "csat": data.get("csat", ""),
+            "nps": data.get("nps", ""),
+            "comment": data.get("comment", ""),
+            "shout_out": data.get("shout_out") == "on",
+            "needs_nothing_more": data.get("needs_nothing_more") == "on",
+        }
+    if response is not None:
+        values = {
+            "resolved": response.resolved,
+            "contacts": str(response.contacts_declared or ""),
+            "csat": str(response.csat or ""),
+            "nps": "" if response.nps is None else str(response.nps),
+            "comment": response.comment,
+            "shout_out": response.shout_out,
+            "needs_nothing_more": response.needs_nothing_more,
+        }
+    else:
+        values = {
+            "resolved": "",
+            # Pre-filled with our own count; the customer can change it.
+            "contacts": str(min(max(survey.contacts_counted, 1), 5)),
+            "csat": "",
+            "nps": "",
+            "comment": "",
+            "shout_out": False,
+            "needs_nothing_more": False,
+        }
+    chosen = request.GET.get("resolved", "")
+    if chosen in {"yes", "partly", "no"}:
+        values["resolved"] = chosen
+    return values
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def survey_page(request: HttpRequest, token: str) -> HttpResponse:
+    """GET (and HEAD) shows the form and records nothing; POST records or replaces the answer."""
+    if _limited(request, "page"):
+        return _too_many(request)
+    survey = _survey_or_error(request, token)
+    if isinstance(survey, HttpResponse):
+        return survey
+    response = SurveyResponse.objects.filter(survey=survey).first()
+    errors: dict[str, str] = {}
+    error = ""
+    status = 200
+    if request.method == "POST":
+        try:
+            services.survey_answer(survey=survey, answer=_answer_from_post(request.POST))
+        except SurveyExpired:
+            return render(request, "surveys/expired.html", status=410)
+        except SurveyNotFound:
+            raise Http404 from None
+        except ApplicationError as exc:
+            error, errors, status = exc.message, dict(exc.extra.get("errors", {})), 400
+        else:
+            return redirect(f"{reverse('surveys:survey', kwargs={'token': token})}?saved=1")
+    context = {
+        "survey": survey,
+        "token": token,
+        "response": response,
+        "values": _form_values(survey, response, request),
+        "errors": errors,
+        "error": error,
+        "saved": request.method == "GET" and request.GET.get("saved") == "1" and response,
+        "agent_first_name": survey.agent.first_name if survey.agent else "",
+        "resolved_choices": RESOLVED_CHOICES,
+        "contact_choices": CONTACT_CHOICES,
+        "csat_choices": CSAT_CHOICES,
+        "nps_choices": list(range(11)),
+    }
+    return render(request, "surveys/survey.html", context, status=status)
+
+
+@require_POST
+def survey_opened(request: HttpRequest, token: str) -> HttpResponse:
+    """The page's script reports that a person's browser showed the survey (204)."""
+    if _limited(request, "opened"):
+        return _too_many(request)
+    survey = _survey_or_error(request, token)
+    if isinstance(survey, HttpResponse):
+        return survey
+    services.survey_mark_opened(survey=survey)
+    return HttpResponse(status=204)
+
+
+# The signed link is the authorisation; mail providers' one-click unsubscribe (RFC 8058) POSTs
+# "List-Unsubscribe=One-Click" without a CSRF token.
+@csrf_exempt
+@require_http_methods(["GET", "HEAD", "POST"])
+def survey_unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """GET asks for confirmation (records nothing); POST unsubscribes the address."""
+    if _limited(request, "unsubscribe"):
+        return _too_many(request)
+    survey = _survey_or_error(request, token)
+    if isinstance(survey, HttpResponse):
+        return survey
+    done = False
+    if request.method == "POST":
+        services.survey_unsubscribe(survey=survey)
+        done = True
+    return render(request, "surveys/unsubscribe.html", {"survey": survey, "done": done})
+
+
+# --- Staff pages ----------------------------------------------------------------------------------
+
+
+def _date_param(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _id_param(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and len(value) < 18 else None
+
+
+@login_required
+@require_GET
+def response_list(request: HttpRequest) -> HttpResponse:
+    """Responses of the caller's teams, filtered by agent, team and solve dates."""
+    user: User = request.user  # type: ignore[assignment]
+    filters = {
+        "from_date": _date_param(request.GET.get("from")),
+        "to_date": _date_param(request.GET.get("to")),
+        "agent_id": _id_param(request.GET.get("agent")),
+        "team_id": _id_param(request.GET.get("team")),
+    }
+    responses = selectors.response_list_for_user(user=user, **filters)
+    page = Paginator(responses, 50).get_page(request.GET.get("page"))
+    teams = Team.objects.all() if user.is_admin else user.teams.all()
+    agents = User.objects.filter(teams__in=teams).distinct().order_by("full_name", "email")
+    return render(
+        request,
+        "surveys/responses.html",
+        {
+            "page": page,
+            "filters": request.GET,
+            "teams": list(teams),
+            "agents": list(agents),
+        },
+    )
+
+
+@login_required
+@require_GET
+def my_feedback(request: HttpRequest) -> HttpResponse:
+    """The agent's own page: shout-outs, comments and answers about their solves."""
+    user: User = request.user  # type: ignore[assignment]
+    return render(
+        request,
+        "surveys/my_feedback.html",
+        {
+            "shout_outs": selectors.shout_outs_for_agent(agent_id=user.pk, limit=20),
+            "comments": selectors.comments_for_agent(agent_id=user.pk, limit=20),
+            "responses": list(selectors.responses_for_agent(agent_id=user.pk)[:50]),
+        },
+    )
+
+
+@login_required
+@require_GET
+def follow_up_list(request: HttpRequest) -> HttpResponse:
+    """Managers: customers to call back after a low CSAT or NPS."""
+    user: User = request.user  # type: ignore[assignment]
+    if not user.is_manager:
+        raise Http404
+    status = request.GET.get("status", "open")
+    status = status if status in {"open", "done"} else "open"
+    follow_ups = list(selectors.follow_up_list_for_user(user=user, status=status)[:200])
+    return render(request, "surveys/follow_ups.html", {"follow_ups": follow_ups, "status": status})
+
+
+@login_required
+@require_POST
+def follow_up_close(request: HttpRequest, pk: int) -> HttpResponse:
+    follow_up = selectors.follow_up_get_for_user(user=request.user, pk=pk)  # type: ignore[arg-type]
+    services.follow_up_close(
+        follow_up=follow_up,
+        actor=request.user,
+        note=request.POST.get("note", ""),  # type: ignore[arg-type]
+    )
+    messages.success(request, "Follow-up closed.")
+    return redirect("surveys:follow_ups")
