@@ -16,31 +16,33 @@ from metrics.services import (
 from metrics.tasks import checkins_create_due_task
 from supportdesk.errors import ApplicationError, Conflict
 from tests.factories import send_chat, send_email
-from tests.metrics.qa.conftest import solve_one
+from tests.metrics.qa.conftest import answer_survey, solve_one
 from tickets.models import Conversation, Message
 from tickets.services import conversation_solve
 
 pytestmark = pytest.mark.django_db
 
 SOLVED_AT = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
+ANSWERED_AT = SOLVED_AT + timedelta(hours=5)
 
 
-def test_not_or_partly_resolved_creates_a_checkin_after_n_days(channels, agent_a, outcomes):
+def test_not_or_partly_resolved_creates_a_checkin_n_days_after_the_answer(channels, agent_a):
     no = solve_one(channels, agent_a, at=SOLVED_AT)
     partly = solve_one(channels, agent_a, at=SOLVED_AT)
     yes = solve_one(channels, agent_a, at=SOLVED_AT)
-    outcomes.update({no.pk: "not_resolved", partly.pk: "partly", yes.pk: "resolved"})
+    for conversation, answer in ((no, "no"), (partly, "partly"), (yes, "yes")):
+        answer_survey(conversation, answer, answered_at=ANSWERED_AT)
 
-    assert checkins_create_due(now=SOLVED_AT + timedelta(days=2, hours=23)) == 0
-    assert checkins_create_due(now=SOLVED_AT + timedelta(days=3)) == 2
-    assert checkins_create_due(now=SOLVED_AT + timedelta(days=4)) == 0  # once per cause
+    assert checkins_create_due(now=ANSWERED_AT + timedelta(days=2, hours=23)) == 0
+    assert checkins_create_due(now=ANSWERED_AT + timedelta(days=3)) == 2
+    assert checkins_create_due(now=ANSWERED_AT + timedelta(days=4)) == 0  # once per cause
 
     rows = list(
         CheckIn.objects.order_by("conversation_id").values_list(
             "conversation_id", "trigger", "agent_id", "due_at", "state"
         )
     )
-    due = SOLVED_AT + timedelta(days=3)
+    due = ANSWERED_AT + timedelta(days=3)
     assert rows == [
         (no.pk, "not_resolved", agent_a.pk, due, "due"),
         (partly.pk, "not_resolved", agent_a.pk, due, "due"),
@@ -48,7 +50,7 @@ def test_not_or_partly_resolved_creates_a_checkin_after_n_days(channels, agent_a
     assert agent_a.notifications.filter(kind="checkin.due").count() == 2
 
 
-def test_high_effort_conversations_get_a_checkin(channels, agent_a, outcomes):
+def test_high_effort_conversations_get_a_checkin(channels, agent_a):
     # Given a customer who wrote by email, then chat, then email again: 3 contacts
     first = send_email(
         channels["email"], sender="Jo <jo@example.com>", message_id="<jo1@example.com>"
@@ -92,9 +94,9 @@ def test_saved_cancellations_get_a_checkin(channels, agent_a, time_machine):
     assert CheckIn.objects.get().trigger == "saved"
 
 
-def test_inactive_rules_create_nothing(channels, agent_a, outcomes):
+def test_inactive_rules_create_nothing(channels, agent_a):
     no = solve_one(channels, agent_a, at=SOLVED_AT)
-    outcomes[no.pk] = "not_resolved"
+    answer_survey(no, "no", answered_at=SOLVED_AT)
     checkins_create_due(now=SOLVED_AT)  # creates the default rules
     CheckInRule.objects.filter(trigger="not_resolved").update(is_active=False)
 
@@ -102,10 +104,10 @@ def test_inactive_rules_create_nothing(channels, agent_a, outcomes):
 
 
 def test_sending_a_checkin_is_a_real_reply_without_survey(
-    channels, agent_a, outcomes, django_capture_on_commit_callbacks
+    channels, agent_a, django_capture_on_commit_callbacks
 ):
     no = solve_one(channels, agent_a, at=SOLVED_AT, sender="Ann <ann@example.com>")
-    outcomes[no.pk] = "not_resolved"
+    answer_survey(no, "no", answered_at=SOLVED_AT)
     checkins_create_due(now=SOLVED_AT + timedelta(days=3))
     checkin = CheckIn.objects.get()
 
@@ -126,9 +128,9 @@ def test_sending_a_checkin_is_a_real_reply_without_survey(
     assert Message.objects.filter(direction="outbound").count() == 1
 
 
-def test_another_agent_cannot_send_or_dismiss(channels, agent_a, agent_b, outcomes):
+def test_another_agent_cannot_send_or_dismiss(channels, agent_a, agent_b):
     no = solve_one(channels, agent_a, at=SOLVED_AT)
-    outcomes[no.pk] = "not_resolved"
+    answer_survey(no, "no", answered_at=SOLVED_AT)
     checkins_create_due(now=SOLVED_AT + timedelta(days=3))
     checkin = CheckIn.objects.get()
 
@@ -144,9 +146,9 @@ def test_another_agent_cannot_send_or_dismiss(channels, agent_a, agent_b, outcom
     assert checkin.state == "dismissed"
 
 
-def test_the_daily_task_is_idempotent(channels, agent_a, outcomes, time_machine):
+def test_the_daily_task_is_idempotent(channels, agent_a, time_machine):
     no = solve_one(channels, agent_a, at=SOLVED_AT)
-    outcomes[no.pk] = "partly"
+    answer_survey(no, "partly", answered_at=SOLVED_AT)
     time_machine.move_to(SOLVED_AT + timedelta(days=5), tick=False)
 
     assert checkins_create_due_task() == 1
