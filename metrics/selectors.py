@@ -209,6 +209,9 @@ def qa_scores(*, start: date, end: date, group_by: str = "agent") -> list[dict[s
     qs = _scored_reviews().filter(
         solved_at__gte=local_day_start(start), solved_at__lt=local_day_start(end)
     )
+    if group_by == "desk":
+        total = qs.aggregate(value=Avg("score"), n=Count("id"))
+        return [{"value": round(float(total["value"]), 2), "n": total["n"]}] if total["n"] else []
     if group_by == "day":
         qs = qs.annotate(day=TruncDate("solved_at", tzinfo=timezone.get_current_timezone()))
     rows = qs.values(*keys).annotate(value=Avg("score"), n=Count("id")).order_by(*keys)
@@ -224,11 +227,18 @@ def ideas_captured(*, start: date, end: date, group_by: str = "desk") -> list[di
     ``logged_by_id``) or "team" (the conversation's team, ``team_id``). One query.
     """
     keys = {"desk": [], "agent": ["logged_by_id"], "team": ["conversation__team_id"]}[group_by]
+    mentions = IdeaMention.objects.filter(
+        created_at__gte=local_day_start(start), created_at__lt=local_day_start(end)
+    )
+    counts = {
+        "mentions": Count("id"),
+        "ideas": Count("idea", distinct=True),
+        "customers": Count("customer", distinct=True),
+    }
+    if group_by == "desk":
+        return [mentions.aggregate(**counts)]
     rows = (
-        IdeaMention.objects.filter(
-            created_at__gte=local_day_start(start), created_at__lt=local_day_start(end)
-        )
-        .values(*keys)
+        mentions.values(*keys)
         .annotate(
             mentions=Count("id"),
             ideas=Count("idea", distinct=True),

@@ -44,10 +44,10 @@ from metrics.models import (
     SourceWatermark,
     Target,
 )
-from supportdesk import extensions
 from supportdesk.errors import ApplicationError, Conflict
 from supportdesk.models import Team, User
 from supportdesk.services import notification_create, outbox_enqueue
+from surveys.models import SurveyResponse
 from tickets.models import Conversation, Event, Message
 from tickets.services import conversation_reply
 
@@ -459,7 +459,7 @@ def qa_review_dispute(*, review: QAReview, agent: User, comment: str) -> QARevie
     """The agent disputes a review with a comment; a second reviewer gets a pending review.
 
     The second reviewer is a manager of the review's team who is neither the first reviewer nor
-    the agent (any other manager or admin when the team has none). Once the second review is
+    the agent (any other manager or admin when the team has none, else a peer of the team). Once the second review is
     submitted, it counts in ``qa_score`` instead of the first one. Returns the second review.
     """
     review = QAReview.objects.select_for_update().select_related("reviewer").get(pk=review.pk)
@@ -477,6 +477,14 @@ def qa_review_dispute(*, review: QAReview, agent: User, comment: str) -> QARevie
     second_reviewer = (
         managers.filter(teams=review.team_id).order_by("pk").first() if review.team_id else None
     ) or managers.order_by("role", "pk").first()
+    if second_reviewer is None and review.team_id:
+        # A desk with one manager: a peer of the team gives the second opinion.
+        second_reviewer = (
+            User.objects.filter(is_active=True, role="agent", teams=review.team_id)
+            .exclude(pk__in=excluded)
+            .order_by("pk")
+            .first()
+        )
     if second_reviewer is None:
         raise Conflict("There is no other manager to give a second review.")
     review.state = QAReview.State.DISPUTED
@@ -751,8 +759,8 @@ def checkin_rule_update(
 def checkins_create_due(*, now: datetime | None = None) -> int:
     """Create the check-ins the active rules call for; returns how many were created.
 
-    - not_resolved: ``days_after`` days after a solve whose customer answered *no* or *partly*
-      (the surveys app's ``conversation.outcome`` annotation);
+    - not_resolved: ``days_after`` days after the customer answered the resolution survey *no* or
+      *partly* (to the agent the survey is about);
     - high_effort: ``days_after`` days after a solve with 3 contacts counted or more;
     - saved: ``days_after`` days after a cancellation was saved.
     Each cause gives one check-in (unique per conversation and trigger), to the agent who solved
@@ -765,20 +773,28 @@ def checkins_create_due(*, now: datetime | None = None) -> int:
         until = now - timedelta(days=rule.days_after)
         since = until - timedelta(days=CHECKIN_LOOKBACK_DAYS)
         causes: dict[int, tuple[int, datetime]] = {}
-        if rule.trigger in (CheckInRule.Trigger.NOT_RESOLVED, CheckInRule.Trigger.HIGH_EFFORT):
+        if rule.trigger == CheckInRule.Trigger.NOT_RESOLVED:
+            answers = SurveyResponse.objects.filter(
+                resolved__in=[SurveyResponse.Resolved.NO, SurveyResponse.Resolved.PARTLY],
+                answered_at__gt=since,
+                answered_at__lte=until,
+                survey__agent__isnull=False,
+            ).order_by("answered_at", "id")
+            for conversation_id, agent_id, at in answers.values_list(
+                "survey__conversation_id", "survey__agent_id", "answered_at"
+            ):
+                causes[conversation_id] = (agent_id, at)
+        elif rule.trigger == CheckInRule.Trigger.HIGH_EFFORT:
             solves = Event.objects.filter(
                 kind=Event.Kind.SOLVED,
                 occurred_at__gt=since,
                 occurred_at__lte=until,
                 agent__isnull=False,
+                data__contacts_counted__gte=HIGH_EFFORT_CONTACTS,
             ).order_by("occurred_at", "id")
-            if rule.trigger == CheckInRule.Trigger.HIGH_EFFORT:
-                solves = solves.filter(data__contacts_counted__gte=HIGH_EFFORT_CONTACTS)
-            rows = list(solves.values_list("conversation_id", "agent_id", "occurred_at"))
-            if rule.trigger == CheckInRule.Trigger.NOT_RESOLVED:
-                outcomes = extensions.annotate("conversation.outcome", [r[0] for r in rows])
-                rows = [r for r in rows if outcomes.get(r[0]) in ("not_resolved", "partly")]
-            for conversation_id, agent_id, at in rows:
+            for conversation_id, agent_id, at in solves.values_list(
+                "conversation_id", "agent_id", "occurred_at"
+            ):
                 causes[conversation_id] = (agent_id, at)
         else:
             for conversation_id, agent_id, at in Cancellation.objects.filter(
