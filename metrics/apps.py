@@ -5,9 +5,6 @@ from django.apps import AppConfig
 FACT_EVENTS = (
     "conversation.solved",
     "conversation.reopened",
-    "conversation.closed",
-    "conversation.assigned",
-    "conversation.created",
     "message.inbound",
     "message.replied",
     "message.moved",

@@ -665,6 +665,55 @@ def scorecard_groups(
     return {"computed_at": computed_at, "groups": groups}
 
 
+def agent_experience_add(
+    *,
+    user: User,
+    groups: list[dict[str, Any]],
+    group_by: str,
+    date_from: date,
+    date_to: date,
+    narrowed: bool = False,
+) -> None:
+    """Add ``agent_pulse`` and ``ideas_captured`` (METRICS.md, agent experience) to API groups.
+
+    They come from issue 6's own tables through its one-query selectors, not from daily facts:
+    they hold distinct counts (ideas, customers) and pulse weeks, which do not add up over days.
+    The pulse is never per agent, and a group is shown only when enough agents answered;
+    ideas per channel are not attributed (null). A manager's desk row, which covers only their
+    teams, gets null: a desk-wide figure would include other teams; so does any ``narrowed``
+    view (a scope parameter), whose groups these tables cannot split.
+    """
+    empty_pulse = {"value": None, "n": 0}
+    if narrowed:
+        group_by = "none"
+    if group_by in {"team", "agent"} or (group_by == "desk" and user.is_admin):
+        ideas = {
+            row.get("team_id" if group_by == "team" else "agent_id", "desk"): row
+            for row in ideas_captured(start=date_from, end=date_to, group_by=group_by)
+        }
+    else:
+        ideas = {}
+    pulse: dict[Any, dict[str, Any]] = {}
+    if group_by == "team" or (group_by == "desk" and user.is_admin):
+        for row in pulse_means(start=date_from, end=date_to):
+            pulse["desk" if row["team_id"] is None else row["team_id"]] = row
+    for group in groups:
+        idea = ideas.get(group["key"])
+        group["metrics"]["ideas_captured"] = (
+            {
+                "value": idea["mentions"] or 0,
+                "ideas": idea["ideas"] or 0,
+                "customers": idea["customers"] or 0,
+            }
+            if idea is not None
+            else {"value": 0 if ideas else None, "ideas": 0, "customers": 0}
+        )
+        row = pulse.get(group["key"])
+        group["metrics"]["agent_pulse"] = (
+            {"value": row["value"], "n": row["n"]} if row is not None else empty_pulse
+        )
+
+
 def _labels(group_by: str, keys: set[Any]) -> dict[Any, str]:
     labels: dict[Any, str] = {None: "Unattributed", "": "No channel"}
     if group_by == "team":

@@ -98,3 +98,19 @@ def test_schema_documents_the_metrics_endpoints(admin_user):
     schema = client_for(admin_user).get("/api/schema/?format=json").json()
     for path in ("/api/v1/scorecards/", "/api/v1/scorecards/recompute/", "/api/v1/tasks/{id}/"):
         assert path in schema["paths"]
+
+
+def test_every_metrics_key_is_in_the_api(desk, admin_user):
+    from metrics.catalogue import CATALOGUE
+
+    for group_by in ("desk", "team", "agent", "channel"):
+        for group in get(admin_user, f"/api/v1/scorecards/?{WEEK}&group_by={group_by}").json()[
+            "groups"
+        ]:
+            keys = set(group["metrics"])
+            assert {info.key for info in CATALOGUE} | {"agent_pulse", "ideas_captured"} <= keys
+
+
+def test_agent_pulse_is_never_per_agent(desk, admin_user):
+    groups = get(admin_user, f"/api/v1/scorecards/?{WEEK}&group_by=agent").json()["groups"]
+    assert {str(g["metrics"]["agent_pulse"]) for g in groups} == {"{'value': None, 'n': 0}"}
