@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from metrics.selectors import (
     GROUPINGS,
     Scope,
+    agent_experience_add,
     agent_get_for_user,
     recompute_job_get_for_user,
     scope_get_for_user,
@@ -105,6 +106,14 @@ class ScorecardListApi(APIView):
             date_to=data["to"],
             group_by=data["group_by"],
             scope=scope,
+        )
+        agent_experience_add(
+            user=user,
+            groups=result["groups"],
+            group_by=data["group_by"],
+            date_from=data["from"],
+            date_to=data["to"],
+            narrowed=scope is not None and scope.kind != "agent",
         )
         return Response(self.OutputSerializer(result).data)
 

@@ -499,6 +499,17 @@ def pulse_summary(*, week: PulseWeek) -> list[dict[str, Any]]:
 # --- Scorecards, facts and the dashboard (issue 5) ----------------------------------------
 
 GROUPINGS = ("desk", "team", "agent", "channel")
+PK_MAX = 2**63 - 1  # ids beyond bigint are no id at all (PostgreSQL would raise, not miss)
+
+
+def _pk(value: Any) -> int | None:
+    try:
+        pk = int(value)
+    except (TypeError, ValueError):
+        return None
+    return pk if 0 < pk <= PK_MAX else None
+
+
 _GROUP_FIELD = {"desk": None, "team": "team_id", "agent": "agent_id", "channel": "channel_kind"}
 
 
@@ -565,12 +576,12 @@ def scope_get_for_user(*, user: User, ref: str | None) -> Scope:
         return Scope("desk")
     if kind == "channel" and value in ChannelKind.values:
         return Scope("channel", channel=value)
-    if kind == "team" and value.isdigit():
-        team = Team.objects.filter(pk=int(value)).first()
+    if kind == "team" and _pk(value) is not None:
+        team = Team.objects.filter(pk=_pk(value)).first()
         if team is not None and (user.is_admin or user.teams.filter(pk=team.pk).exists()):
             return Scope("team", team=team)
-    if kind == "agent" and value.isdigit():
-        agent = agent_get_for_user(user=user, pk=int(value))
+    if kind == "agent" and _pk(value) is not None:
+        agent = agent_get_for_user(user=user, pk=value)
         return Scope("agent", agent=agent)
     raise Http404("No such dashboard.")
 
@@ -578,10 +589,9 @@ def scope_get_for_user(*, user: User, ref: str | None) -> Scope:
 def agent_get_for_user(*, user: User, pk: Any) -> User:
     """A staff member whose scorecard ``user`` may open: themselves; for managers, members of
     their teams; for admins, anyone. Http404 otherwise."""
-    try:
-        pk = int(pk)
-    except (TypeError, ValueError) as exc:
-        raise Http404("No such agent.") from exc
+    pk = _pk(pk)
+    if pk is None:
+        raise Http404("No such agent.")
     if pk == user.pk:
         return user
     if not user.is_manager:
@@ -663,6 +673,55 @@ def scorecard_groups(
         for key in sorted(keys, key=lambda k: (k is None, str(labels.get(k, k)).lower()))
     ]
     return {"computed_at": computed_at, "groups": groups}
+
+
+def agent_experience_add(
+    *,
+    user: User,
+    groups: list[dict[str, Any]],
+    group_by: str,
+    date_from: date,
+    date_to: date,
+    narrowed: bool = False,
+) -> None:
+    """Add ``agent_pulse`` and ``ideas_captured`` (METRICS.md, agent experience) to API groups.
+
+    They come from issue 6's own tables through its one-query selectors, not from daily facts:
+    they hold distinct counts (ideas, customers) and pulse weeks, which do not add up over days.
+    The pulse is never per agent, and a group is shown only when enough agents answered;
+    ideas per channel are not attributed (null). A manager's desk row, which covers only their
+    teams, gets null: a desk-wide figure would include other teams; so does any ``narrowed``
+    view (a scope parameter), whose groups these tables cannot split.
+    """
+    empty_pulse = {"value": None, "n": 0}
+    if narrowed:
+        group_by = "none"
+    if group_by in {"team", "agent"} or (group_by == "desk" and user.is_admin):
+        ideas = {
+            row.get("team_id" if group_by == "team" else "agent_id", "desk"): row
+            for row in ideas_captured(start=date_from, end=date_to, group_by=group_by)
+        }
+    else:
+        ideas = {}
+    pulse: dict[Any, dict[str, Any]] = {}
+    if group_by == "team" or (group_by == "desk" and user.is_admin):
+        for row in pulse_means(start=date_from, end=date_to):
+            pulse["desk" if row["team_id"] is None else row["team_id"]] = row
+    for group in groups:
+        idea = ideas.get(group["key"])
+        group["metrics"]["ideas_captured"] = (
+            {
+                "value": idea["mentions"] or 0,
+                "ideas": idea["ideas"] or 0,
+                "customers": idea["customers"] or 0,
+            }
+            if idea is not None
+            else {"value": 0 if ideas else None, "ideas": 0, "customers": 0}
+        )
+        row = pulse.get(group["key"])
+        group["metrics"]["agent_pulse"] = (
+            {"value": row["value"], "n": row["n"]} if row is not None else empty_pulse
+        )
 
 
 def _labels(group_by: str, keys: set[Any]) -> dict[Any, str]:
@@ -782,10 +841,9 @@ def targets_for_scope(*, scope: Scope) -> dict[str, float]:
 
 def recompute_job_get_for_user(*, user: User, pk: Any) -> RecomputeJob:
     """A recompute job: its requester or any manager may follow it; Http404 otherwise."""
-    try:
-        job = RecomputeJob.objects.get(pk=int(pk))
-    except (RecomputeJob.DoesNotExist, TypeError, ValueError) as exc:
-        raise Http404("No such task.") from exc
+    job = RecomputeJob.objects.filter(pk=_pk(pk)).first() if _pk(pk) else None
+    if job is None:
+        raise Http404("No such task.")
     if job.requested_by_id != user.pk and not user.is_manager:
         raise Http404("No such task.")
     return job

@@ -44,10 +44,10 @@ from metrics.models import (
     SourceWatermark,
     Target,
 )
-from supportdesk import extensions
 from supportdesk.errors import ApplicationError, Conflict
 from supportdesk.models import Team, User
 from supportdesk.services import notification_create, outbox_enqueue
+from surveys.models import SurveyResponse
 from tickets.models import Conversation, Event, Message
 from tickets.services import conversation_reply
 
@@ -759,8 +759,8 @@ def checkin_rule_update(
 def checkins_create_due(*, now: datetime | None = None) -> int:
     """Create the check-ins the active rules call for; returns how many were created.
 
-    - not_resolved: ``days_after`` days after a solve whose customer answered *no* or *partly*
-      (the surveys app's ``conversation.outcome`` annotation);
+    - not_resolved: ``days_after`` days after the customer answered the resolution survey *no* or
+      *partly* (to the agent the survey is about);
     - high_effort: ``days_after`` days after a solve with 3 contacts counted or more;
     - saved: ``days_after`` days after a cancellation was saved.
     Each cause gives one check-in (unique per conversation and trigger), to the agent who solved
@@ -773,20 +773,28 @@ def checkins_create_due(*, now: datetime | None = None) -> int:
         until = now - timedelta(days=rule.days_after)
         since = until - timedelta(days=CHECKIN_LOOKBACK_DAYS)
         causes: dict[int, tuple[int, datetime]] = {}
-        if rule.trigger in (CheckInRule.Trigger.NOT_RESOLVED, CheckInRule.Trigger.HIGH_EFFORT):
+        if rule.trigger == CheckInRule.Trigger.NOT_RESOLVED:
+            answers = SurveyResponse.objects.filter(
+                resolved__in=[SurveyResponse.Resolved.NO, SurveyResponse.Resolved.PARTLY],
+                answered_at__gt=since,
+                answered_at__lte=until,
+                survey__agent__isnull=False,
+            ).order_by("answered_at", "id")
+            for conversation_id, agent_id, at in answers.values_list(
+                "survey__conversation_id", "survey__agent_id", "answered_at"
+            ):
+                causes[conversation_id] = (agent_id, at)
+        elif rule.trigger == CheckInRule.Trigger.HIGH_EFFORT:
             solves = Event.objects.filter(
                 kind=Event.Kind.SOLVED,
                 occurred_at__gt=since,
                 occurred_at__lte=until,
                 agent__isnull=False,
+                data__contacts_counted__gte=HIGH_EFFORT_CONTACTS,
             ).order_by("occurred_at", "id")
-            if rule.trigger == CheckInRule.Trigger.HIGH_EFFORT:
-                solves = solves.filter(data__contacts_counted__gte=HIGH_EFFORT_CONTACTS)
-            rows = list(solves.values_list("conversation_id", "agent_id", "occurred_at"))
-            if rule.trigger == CheckInRule.Trigger.NOT_RESOLVED:
-                outcomes = extensions.annotate("conversation.outcome", [r[0] for r in rows])
-                rows = [r for r in rows if outcomes.get(r[0]) in ("not_resolved", "partly")]
-            for conversation_id, agent_id, at in rows:
+            for conversation_id, agent_id, at in solves.values_list(
+                "conversation_id", "agent_id", "occurred_at"
+            ):
                 causes[conversation_id] = (agent_id, at)
         else:
             for conversation_id, agent_id, at in Cancellation.objects.filter(
@@ -1212,3 +1220,24 @@ def target_set(
     existing.set_by = actor
     existing.save(update_fields=["value", "set_by", "updated_at"])
     return existing
+
+
+def facts_seed(*, rng: Any = None, stdout: Any = None) -> int:
+    """``seed_demo``'s last step: compute the facts of every seeded day (within the retention
+    window) so the dashboard has figures at once. Returns the fact rows written."""
+    first = Event.objects.order_by("occurred_at").values_list("occurred_at", flat=True).first()
+    if first is None:
+        return 0
+    today = local_today()
+    day_from = max(
+        timezone.localdate(first), today - timedelta(days=settings.METRICS_RETENTION_DAYS - 1)
+    )
+    written = 0
+    day = day_from
+    while day <= today:
+        chunk_end = min(day + timedelta(days=JOB_CHUNK_DAYS), today + timedelta(days=1))
+        written += facts_compute(day_from=day, day_to=chunk_end)
+        day = chunk_end
+    if stdout is not None:
+        stdout.write(f"Computed {written} scorecard fact rows from {day_from} to {today}.")
+    return written

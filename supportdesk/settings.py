@@ -332,6 +332,16 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(hours=1),
         "options": {"expires": 3600},
     },
+    # metrics (scorecards): debounced recompute of the days events changed; nightly full window.
+    "recompute-dirty-facts": {
+        "task": "metrics.tasks.facts_recompute_dirty_task",
+        "schedule": timedelta(seconds=3),
+        "options": {"expires": 3},
+    },
+    "recompute-facts-nightly": {
+        "task": "metrics.tasks.facts_recompute_nightly_task",
+        "schedule": crontab(hour=2, minute=30),
+    },
     "prune-outbox": {
         "task": "supportdesk.tasks.outbox_prune_task",
         "schedule": crontab(hour=3, minute=17),

@@ -71,7 +71,8 @@
         label: data.labels[key],
         data: data.trend.series[key].map(pct),
         borderColor: BLUE,
-        backgroundColor: pointColours(ns, BLUE),
+        backgroundColor: BLUE,
+        pointBackgroundColor: pointColours(ns, BLUE),
         pointBorderColor: pointColours(ns, BLUE),
         pointRadius: 4,
         spanGaps: true,
@@ -127,7 +128,8 @@
             label: "Customer FCR (their word)",
             data: data.trend.gap.customer_fcr.map(pct),
             borderColor: PURPLE,
-            backgroundColor: pointColours(data.trend.gap.n, PURPLE),
+            backgroundColor: PURPLE,
+            pointBackgroundColor: pointColours(data.trend.gap.n, PURPLE),
             spanGaps: true
           }
         ]

@@ -64,20 +64,6 @@ def week_solves(channels, agent_a, peer_a, manager_a):
     return convs
 
 
-@pytest.fixture
-def outcomes(monkeypatch):
-    """Stands in for the surveys app's ``conversation.outcome`` annotation: fill the dict."""
-    from supportdesk import extensions
-
-    answers: dict[int, str] = {}
-    monkeypatch.setitem(
-        extensions._annotators,
-        "conversation.outcome",
-        lambda ids: {pk: answers.get(pk, "no_survey") for pk in ids},
-    )
-    return answers
-
-
 def full_marks(review) -> dict[int, int]:
     return {c.pk: c.bounds[1] for c in review.rubric.criteria.all()}
 
@@ -90,3 +76,27 @@ def marks(review, **by_position) -> dict[int, int | None]:
         if key in by_position:
             values[c.pk] = by_position[key]
     return values
+
+
+def answer_survey(conversation, resolved: str, *, answered_at: datetime):
+    """The customer answers the resolution survey of the conversation's latest solve."""
+    from surveys.services import Answer, survey_record_past
+    from tickets.models import Event, Identity
+    from tickets.services import identity_link
+
+    customer = conversation.customer
+    if not Identity.objects.filter(customer=customer, kind="email").exists():
+        # a chat customer: surveys go by email, so they gave their address
+        identity_link(
+            customer=customer, kind="email", value=f"c{customer.pk}@example.org", actor=None
+        )
+
+    event = Event.objects.filter(kind="conversation.solved", conversation=conversation).latest(
+        "occurred_at"
+    )
+    return survey_record_past(
+        event=event,
+        sent_at=event.occurred_at + timedelta(hours=1),
+        answer=Answer(resolved=resolved),
+        answered_at=answered_at,
+    )

@@ -16,7 +16,7 @@ from metrics.services import (
 )
 from supportdesk.errors import ApplicationError, Conflict
 from tests.factories import make_staff
-from tests.metrics.qa.conftest import WEEK, full_marks, marks
+from tests.metrics.qa.conftest import WEEK, answer_survey, full_marks, marks
 
 pytestmark = pytest.mark.django_db
 
@@ -155,12 +155,12 @@ def test_calibration_needs_two_reviewers(week_solves, manager_a, agent_a):
         )
 
 
-def test_disagreements_list_both_directions(reviewed, outcomes, agent_a, manager_a, settings):
+def test_disagreements_list_both_directions(reviewed, agent_a, manager_a, settings):
     settings.QA_PASS_SCORE = 90  # 100 passes, 81.25 fails
     passed, failed_review = reviewed
     failed = qa_review_dispute(review=failed_review, agent=agent_a, comment="no")  # still counts
-    outcomes[passed.conversation_id] = "not_resolved"
-    outcomes[failed_review.conversation_id] = "resolved"
+    answer_survey(passed.conversation, "no", answered_at=passed.solved_at)
+    answer_survey(failed_review.conversation, "yes", answered_at=passed.solved_at)
 
     result = qa_disagreements(user=manager_a)
 
@@ -169,9 +169,9 @@ def test_disagreements_list_both_directions(reviewed, outcomes, agent_a, manager
     assert failed.state == "pending"
 
 
-def test_disagreements_ignore_agreement(reviewed, outcomes, manager_a):
-    outcomes[reviewed[0].conversation_id] = "resolved"
-    outcomes[reviewed[1].conversation_id] = "partly"
+def test_disagreements_ignore_agreement(reviewed, manager_a):
+    answer_survey(reviewed[0].conversation, "yes", answered_at=reviewed[0].solved_at)
+    answer_survey(reviewed[1].conversation, "partly", answered_at=reviewed[0].solved_at)
 
     assert qa_disagreements(user=manager_a) == {"passed_not_resolved": [], "failed_resolved": []}
 
