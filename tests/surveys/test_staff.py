@@ -12,6 +12,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from supportdesk import extensions
+from surveys import panels
 from surveys.models import FollowUp, Survey, SurveyResponse
 from surveys.services import Answer, survey_answer
 from tests.factories import TEST_PASSWORD, make_staff, send_email
@@ -184,11 +185,8 @@ def test_sidebar_panel_shows_this_survey_and_the_customers_latest(
     request.user = agent_a
     conversation = Conversation.objects.select_related("customer").get(pk=survey.conversation_id)
     with django_assert_num_queries(3):
-        (html,) = extensions.render_panels(
-            "conversation.sidebar",
-            request,
-            conversation=conversation,
-            customer=conversation.customer,
+        html = panels.conversation_sidebar(
+            request, conversation=conversation, customer=conversation.customer
         )
     assert "Not resolved" in html
     assert "CSAT 1" in html
@@ -198,11 +196,11 @@ def test_sidebar_panel_shows_this_survey_and_the_customers_latest(
 def test_agent_home_panel_shows_the_agents_own_shout_outs(three_answers, agent_a, agent_b, rf):
     request = rf.get("/")
     request.user = agent_a
-    (html,) = extensions.render_panels("agent.home", request, user=agent_a)
+    html = panels.agent_home(request, user=agent_a)
     assert "Shout-out" in html
     assert "Lovely" in html
     request.user = agent_b
-    (other,) = extensions.render_panels("agent.home", request, user=agent_b)
+    other = panels.agent_home(request, user=agent_b)
     assert "Lovely" not in other
 
 
