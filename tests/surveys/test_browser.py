@@ -105,7 +105,7 @@ def test_a_customer_answers_yes_with_a_shout_out_and_the_agent_sees_it(
     response = SurveyResponse.objects.get(survey=survey)
     assert (response.resolved, response.csat, response.shout_out) == ("yes", 5, True)
     conversation.refresh_from_db()
-    assert conversation.status == "solved"
+    assert conversation.status == "closed"  # the customer confirmed it
 
     login(page, live_server, agent_a)
     page.get_by_role("link", name="My feedback").click()
