@@ -63,6 +63,8 @@ def test_a_customer_answers_no_and_the_agent_finds_the_conversation_reopened(
     page.get_by_label("Anything you would like to tell us?").fill("It is still not here.")
     page.get_by_role("button", name="Send my answer").click()
     expect(page.get_by_role("status")).to_contain_text("your answer is saved")
+    expect(page.get_by_role("status")).to_contain_text("Your request is open again")
+    page.screenshot(path=str(SHOTS / "survey-thanks.png"), full_page=False)
 
     # The conversation is open again and its agent was told
     conversation.refresh_from_db()
