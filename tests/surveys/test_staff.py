@@ -322,3 +322,34 @@ def test_survey_settings_are_validated_and_editable_in_the_admin(admin_user):
         "/admin/surveys/followup/",
     ):
         assert client.get(url).status_code == 200
+
+
+@pytest.mark.parametrize("url", ["/surveys/me/", "/surveys/responses/", "/surveys/follow-ups/"])
+def test_staff_pages_run_a_constant_number_of_queries(sent, manager_a, url):
+    from django.db import connection
+
+    from supportdesk.services import team_get_or_create
+
+    def answer(day: int) -> None:
+        survey = sent(
+            at=SOLVED_AT + timedelta(days=day * 8),
+            sender=f"C{day} <c{day}@example.com>",
+            subject=f"Question {day}",
+        )
+        # Manager Mia solved these (so they are on her own feedback page too).
+        Survey.objects.filter(pk=survey.pk).update(agent=manager_a)
+        survey.refresh_from_db()
+        _answer(survey, resolved="no", csat=1, shout_out=True, comment=f"Comment {day}")
+
+    team_get_or_create(name="Team A")
+    client = _logged_in(manager_a)
+    answer(0)
+    with CaptureQueriesContext(connection) as one:
+        assert client.get(url).status_code == 200
+    for day in range(1, 4):
+        answer(day)
+    with CaptureQueriesContext(connection) as four:
+        page = client.get(url)
+    assert page.status_code == 200
+    assert page.content.decode().count("Comment ") >= 4
+    assert len(four.captured_queries) == len(one.captured_queries)
