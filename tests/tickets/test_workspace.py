@@ -783,3 +783,23 @@ def test_supportdesk_does_not_import_tickets():
         )
     ]
     assert offenders == []
+
+
+def test_create_channel_sets_the_webhook_url(channels):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command(
+        "create_channel",
+        "chat",
+        "chat A",
+        "--webhook-url",
+        "https://hooks.example.com/c",
+        stdout=out,
+    )
+
+    channels["chat"].refresh_from_db()
+    assert channels["chat"].webhook_url == "https://hooks.example.com/c"
+    assert "replies POSTed to https://hooks.example.com/c" in out.getvalue()
