@@ -1169,13 +1169,14 @@ def conversation_reply(
     ``deliver=False`` records history that was delivered elsewhere (imports, the demo seed):
     the message is stored as sent at ``at`` and nothing goes out.
     ``seen_up_to``: the newest message id the agent had on screen. If the customer wrote after
-    it, nothing is stored and ``ReplyHeld`` is raised so that the agent reads it first.
+    it, nothing is stored and ``ReplyHeld`` is raised so that the agent reads it first (public
+    replies only: an internal note never reaches the customer).
     """
     body = (body or "").strip()
     if not body:
         raise ApplicationError("A reply needs a body.")
     conversation = _locked(conversation)
-    if seen_up_to is not None:
+    if seen_up_to is not None and not internal:
         newer = Message.objects.filter(
             conversation=conversation, direction=Direction.INBOUND, pk__gt=seen_up_to
         ).count()

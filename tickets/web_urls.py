@@ -23,6 +23,7 @@ urlpatterns = [
     ),
     path("messages/<int:pk>/move/", views.message_move, name="message-move"),
     path("messages/<int:pk>/html/", views.message_html, name="message-html"),
+    path("attachments/<int:pk>/", views.attachment_download, name="attachment"),
     path(
         "customers/<int:pk>/identities/",
         views.customer_link_identity,

@@ -803,3 +803,88 @@ def test_create_channel_sets_the_webhook_url(channels):
     channels["chat"].refresh_from_db()
     assert channels["chat"].webhook_url == "https://hooks.example.com/c"
     assert "replies POSTed to https://hooks.example.com/c" in out.getvalue()
+
+
+def test_another_teams_agent_gets_404_on_every_action_and_nothing_changes(
+    channels, agent_a, agent_b
+):
+    # Given: a team A conversation with a second one of the same customer
+    result = send_email(channels["email"], sender="jane@example.com", subject="First")
+    other = send_email(channels["email"], sender="jane@example.com", subject="Second")
+    social = conversation_of(send_chat(channels["chat"], visitor_id="v-other"))
+    conversation = conversation_of(result)
+    before = (conversation.status, conversation.assignee_id, conversation.version)
+    bob = web(agent_b)
+    pk = conversation.pk
+
+    # When: Bob (team B) tries everything
+    responses = [
+        bob.get(f"/conversations/{pk}/"),
+        bob.post(f"/conversations/{pk}/reply/", {"body": "hi", "channel": "email"}),
+        bob.post(f"/conversations/{pk}/take/"),
+        bob.post(f"/conversations/{pk}/pending/"),
+        bob.post(f"/conversations/{pk}/solve/"),
+        bob.post(f"/conversations/{pk}/assign/", {"agent": str(agent_b.pk)}),
+        bob.post(f"/conversations/{pk}/presence/", {"seen_up_to": 0}),
+        bob.post(
+            f"/messages/{result.message_id}/move/", {"to_conversation": other.conversation_id}
+        ),
+        bob.get(f"/messages/{result.message_id}/html/"),
+        bob.post(
+            f"/customers/{conversation.customer_id}/identities/",
+            {"kind": "email", "value": "bob@example.com", "conversation": pk},
+        ),
+        bob.post(
+            f"/customers/{conversation.customer_id}/merge/",
+            {"other": social.customer_id, "conversation": pk},
+        ),
+    ]
+
+    # Then
+    assert [r.status_code for r in responses] == [404] * len(responses)
+    conversation.refresh_from_db()
+    assert (conversation.status, conversation.assignee_id, conversation.version) == before
+    assert Message.objects.exclude(direction="inbound").count() == 0
+    assert Message.objects.get(pk=result.message_id).conversation_id == pk
+    assert Identity.objects.filter(value="bob@example.com").count() == 0
+    assert CustomerMerge.objects.count() == 0
+    assert ConversationViewer.objects.filter(user=agent_b).count() == 0
+
+
+def test_a_post_without_csrf_token_is_refused(channels, agent_a):
+    result = send_email(channels["email"], sender="jane@example.com")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(agent_a)
+
+    response = client.post(f"/conversations/{result.conversation_id}/reply/", {"body": "Hello"})
+
+    assert response.status_code == 403
+    assert Message.objects.exclude(direction="inbound").count() == 0
+
+
+def test_an_internal_note_is_never_held(channels, agent_a):
+    result = send_email(channels["email"], sender="jane@example.com")
+
+    response = web(agent_a).post(
+        f"/conversations/{result.conversation_id}/reply/",
+        {"body": "Customer is VIP", "internal": "1", "seen_up_to": 0},
+    )
+
+    assert response.status_code == 302
+    assert Message.objects.filter(direction="note").count() == 1
+
+
+def test_attachments_download_as_files_for_the_team_only(channels, agent_a, agent_b):
+    raw = (Path(__file__).parent / "emails" / "attachments.eml").read_bytes()
+    result = inbound_email_raw(channel=channels["email"], raw=raw)
+    attachment = Message.objects.get(pk=result.message_id).attachments.first()
+
+    page = web(agent_a).get(f"/conversations/{result.conversation_id}/").content.decode()
+    response = web(agent_a).get(f"/attachments/{attachment.pk}/")
+
+    assert f'href="/attachments/{attachment.pk}/" download' in page
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/octet-stream"
+    assert response["Content-Disposition"].startswith("attachment;")
+    assert b"".join(response.streaming_content) == attachment.file.open("rb").read()
+    assert web(agent_b).get(f"/attachments/{attachment.pk}/").status_code == 404
