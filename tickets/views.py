@@ -337,6 +337,15 @@ def conversation_presence(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "tickets/conversation.html#presence", context)
 
 
+@login_required
+@require_POST
+def conversation_presence_leave(request: HttpRequest, pk: int) -> HttpResponse:
+    """The page was closed (sent by ``navigator.sendBeacon``): others stop seeing this agent."""
+    conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
+    services.conversation_presence_leave(conversation=conversation, user=request.user)
+    return HttpResponse(status=204)
+
+
 # --- Messages -------------------------------------------------------------------------------------
 
 

@@ -588,6 +588,11 @@ def test_presence_shows_other_viewers_and_who_is_replying(channels, agent_a, man
         later = alice.post(f"/conversations/{conversation.pk}/presence/", {"seen_up_to": 0})
     assert "Mia Manager" not in later.content.decode()
     assert "The customer wrote 1 new message" in later.content.decode()
+    # Closing the page removes the agent at once
+    assert mia.post(f"/conversations/{conversation.pk}/presence/leave/").status_code == 204
+    assert list(ConversationViewer.objects.values_list("user__email", flat=True)) == [
+        "alice@desk.example"
+    ]
 
 
 # --- Email HTML ----------------------------------------------------------------------------------
