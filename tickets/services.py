@@ -60,6 +60,7 @@ from tickets.models import (
     QuarantinedMessage,
     SavedReply,
 )
+from tickets.saved_reply_defaults import DEFAULT_SAVED_REPLIES
 
 logger = logging.getLogger(__name__)
 
@@ -1750,6 +1751,15 @@ def saved_reply_create_or_update(*, title: str, body: str, is_active: bool = Tru
         title=title, defaults={"body": body, "is_active": is_active}
     )
     return reply
+
+
+def saved_replies_seed_defaults() -> int:
+    """Create the default saved replies that are missing (by title); returns how many."""
+    created = 0
+    for title, body in DEFAULT_SAVED_REPLIES:
+        _, was_created = SavedReply.objects.get_or_create(title=title, defaults={"body": body})
+        created += was_created
+    return created
 
 
 def saved_reply_render(*, saved_reply: SavedReply, customer: Customer, agent: User) -> str:

@@ -35,6 +35,7 @@ from tickets.services import (
     conversation_solve,
     inbound_email_raw,
     message_webhook_send,
+    saved_replies_seed_defaults,
     webhook_signature,
 )
 
@@ -371,6 +372,9 @@ def test_conversation_page_runs_a_constant_number_of_queries(
 
 
 def test_saved_replies_are_seeded_filled_in_and_end_with_an_invitation(channels, agent_a):
+    # Given: the defaults (the migration seeds them; a flushed test database may have lost them)
+    saved_replies_seed_defaults()
+    assert saved_replies_seed_defaults() == 0  # idempotent
     conversation = email_and_chat_conversation(channels, agent_a)
 
     response = web(agent_a).get(f"/conversations/{conversation.pk}/")
