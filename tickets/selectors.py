@@ -436,34 +436,23 @@ def message_get_for_user_detail(*, user: User, pk: Any) -> Message:
 
 
 def chat_transcript(*, channel: Channel, session_id: str) -> list[Message]:
-    """The public messages of the visitor's chat session: theirs and the agents' chat replies."""
-    conversation_ids = list(
-        Message.objects.filter(channel=channel, thread_key=session_id, direction="inbound")
-        .values_list("conversation_id", flat=True)
-        .distinct()
-    )
-    if not conversation_ids:
+    """What the visitor of one chat session may read: their messages in it, and the agents' chat
+    replies in the same conversation sent since the session began (a visitor who typed someone
+    else's email address never reads that person's earlier chats)."""
+    session = Message.objects.filter(channel=channel, thread_key=session_id, direction="inbound")
+    first = session.order_by("sent_at", "id").values("conversation_id", "sent_at").first()
+    if first is None:
         return []
     return list(
-        Message.objects.filter(conversation_id__in=conversation_ids)
-        .filter(
+        Message.objects.filter(
             Q(channel=channel, thread_key=session_id, direction="inbound")
-            | Q(direction="outbound", channel_kind="chat")
+            | Q(
+                conversation_id=first["conversation_id"],
+                direction="outbound",
+                channel_kind="chat",
+                sent_at__gte=first["sent_at"],
+            )
         )
         .select_related("author")
         .order_by("sent_at", "id")
     )
-
-
-def attachment_get_for_user(*, user: User, pk: Any) -> Attachment:
-    """An attachment of a message in a conversation the user may open; Http404 otherwise."""
-    attachment = (
-        Attachment.objects.filter(
-            visible_conversations_q(user, prefix="message__conversation__"), pk=pk
-        )
-        .select_related("message")
-        .first()
-    )
-    if attachment is None:
-        raise Http404("No such attachment.")
-    return attachment

@@ -897,3 +897,31 @@ def test_attachments_download_as_files_for_the_team_only(channels, agent_a, agen
     assert response["Content-Disposition"].startswith("attachment;")
     assert b"".join(response.streaming_content) == attachment.file.open("rb").read()
     assert web(agent_b).get(f"/attachments/{attachment.pk}/").status_code == 404
+
+
+def test_chat_visitor_using_someones_email_does_not_read_their_earlier_chat(channels, agent_a):
+    # Given: Jane chatted earlier (her own session) and an agent answered on chat
+    earlier = send_chat(
+        channels["chat"], visitor_id="v-jane", session_id="jane-1", email="jane@example.com"
+    )
+    with time_machine.travel(timezone.now() + timedelta(minutes=5)):
+        conversation_reply(
+            conversation=conversation_of(earlier),
+            author=agent_a,
+            body="Your new PIN is 4821",
+            channel_kind="chat",
+        )
+
+    # When: someone else opens /chat/ giving Jane's address
+    with time_machine.travel(timezone.now() + timedelta(minutes=10)):
+        visitor = Client()
+        visitor.post("/chat/", {"start": "1", "email": "jane@example.com"})
+        visitor.post("/chat/", {"body": "What was my PIN again?"})
+        body = visitor.get("/chat/transcript/").content.decode()
+
+    # Then: the same conversation, but only what happened since this session began
+    assert Message.objects.get(body_text="What was my PIN again?").conversation_id == (
+        earlier.conversation_id
+    )
+    assert "What was my PIN again?" in body
+    assert "4821" not in body
