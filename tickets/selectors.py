@@ -456,3 +456,17 @@ def chat_transcript(*, channel: Channel, session_id: str) -> list[Message]:
         .select_related("author")
         .order_by("sent_at", "id")
     )
+
+
+def attachment_get_for_user(*, user: User, pk: Any) -> Attachment:
+    """An attachment of a message in a conversation the user may open; Http404 otherwise."""
+    attachment = (
+        Attachment.objects.filter(
+            visible_conversations_q(user, prefix="message__conversation__"), pk=pk
+        )
+        .select_related("message")
+        .first()
+    )
+    if attachment is None:
+        raise Http404("No such attachment.")
+    return attachment

@@ -122,7 +122,8 @@ def _conversation_context(request: HttpRequest, conversation: Conversation) -> d
         for kind, label in (("email", "Email"), ("chat", "Chat"), ("social", "Social"))
         if kind in identity_kinds
     ]
-    default_channel = last_inbound.channel_kind if last_inbound else "email"
+    last_used = last_inbound.channel_kind if last_inbound else ""
+    default_channel = last_used or "email"
     if default_channel == ChannelKind.PHONE or default_channel not in identity_kinds:
         default_channel = reply_channels[0][0] if reply_channels else "email"
     outcomes = extensions.annotate(
@@ -147,6 +148,7 @@ def _conversation_context(request: HttpRequest, conversation: Conversation) -> d
         "seen_up_to": max(message_ids, default=0),
         "reply_channels": reply_channels,
         "default_channel": default_channel,
+        "last_used_channel": last_used,
         "saved_replies": saved_replies,
         "viewers": selectors.conversation_viewers(conversation=conversation, exclude=request.user),
         "agents": selectors.conversation_assignable_agents(conversation=conversation),
