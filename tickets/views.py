@@ -7,13 +7,11 @@ with the HTTP status the error carries; nothing is half-stored because each serv
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.http import (
     FileResponse,
     Http404,
@@ -29,7 +27,6 @@ from django_ratelimit.decorators import ratelimit
 
 from supportdesk import extensions
 from supportdesk.errors import ApplicationError
-from supportdesk.models import User
 from tickets import selectors, services
 from tickets.emails import sanitize_html
 from tickets.forms import (
@@ -42,8 +39,7 @@ from tickets.forms import (
     QueueFilterForm,
     ReplyForm,
 )
-from tickets.identities import normalise_email, normalise_phone, normalise_social
-from tickets.models import Channel, ChannelKind, Conversation, Identity, Message
+from tickets.models import Channel, ChannelKind, Conversation, Message
 
 OUTCOME_LABELS = {
     "resolved": "Customer said resolved",
@@ -290,8 +286,8 @@ def conversation_assign(request: HttpRequest, pk: int) -> HttpResponse:
     agent_ref, team_id = form.cleaned_data["agent"], form.cleaned_data["team"]
     agent = None
     if agent_ref and agent_ref != "none":
-        agent = User.objects.filter(pk=int(agent_ref), is_active=True).first()
-        if agent is None:
+        agent = selectors.staff_get_by_ref(ref=agent_ref)
+        if agent is None or not agent.is_active:
             return HttpResponseBadRequest("No such agent.")
     team = None
     if team_id is not None:
@@ -328,13 +324,12 @@ def conversation_presence(request: HttpRequest, pk: int) -> HttpResponse:
         seen_up_to = int(request.POST.get("seen_up_to", "0"))
     except ValueError:
         return HttpResponseBadRequest("seen_up_to must be a message id.")
-    newer = Message.objects.filter(
-        conversation=conversation, direction=Message.Direction.INBOUND, pk__gt=seen_up_to
-    ).count()
     context = {
         "conversation": conversation,
         "viewers": selectors.conversation_viewers(conversation=conversation, exclude=request.user),
-        "new_inbound": newer,
+        "new_inbound": selectors.conversation_inbound_count_after(
+            conversation=conversation, message_id=seen_up_to
+        ),
     }
     return render(request, "tickets/conversation.html#presence", context)
 
@@ -441,25 +436,6 @@ def customer_link_identity(request: HttpRequest, pk: int) -> HttpResponse:
     return _back(int(conversation_id))
 
 
-def _customer_by_handle(handle: str) -> int | None:
-    handle = handle.strip()
-    candidates: list[tuple[str, str]] = []
-    for kind, fn in (("email", normalise_email), ("phone", normalise_phone)):
-        with contextlib.suppress(ValidationError):
-            candidates.append((kind, fn(handle)))
-    network, sep, name = handle.partition(":")
-    if sep:
-        with contextlib.suppress(ValidationError):
-            candidates.append(("social", normalise_social(network, name)))
-    for kind, value in candidates:
-        identity = Identity.objects.filter(kind=kind, value=value).first()
-        if identity is not None:
-            return identity.customer_id
-    if handle.lstrip("#").isdigit():
-        return int(handle.lstrip("#"))
-    return None
-
-
 @login_required
 def customer_merge(request: HttpRequest, pk: int) -> HttpResponse:
     """GET: the confirmation (both customers side by side). POST: merge, then offer an undo."""
@@ -481,7 +457,7 @@ def customer_merge(request: HttpRequest, pk: int) -> HttpResponse:
         )
         return _back(int(conversation_id))
     ref = request.GET.get("other", "") or request.GET.get("handle", "")
-    other_id = _customer_by_handle(ref) if ref else None
+    other_id = selectors.customer_id_by_handle(handle=ref) if ref else None
     if other_id is None:
         messages.error(request, f"No customer has the handle {ref!r}." if ref else "Say who.")
         return _back(int(conversation_id))
@@ -520,7 +496,7 @@ CHAT_SESSION_KEY = "chat_visitor"
 
 
 def _chat_channel() -> Channel:
-    channel = Channel.objects.filter(kind=ChannelKind.CHAT, is_active=True).order_by("pk").first()
+    channel = selectors.chat_channel_for_page()
     if channel is None:
         raise Http404("Chat is not set up on this desk.")
     return channel
