@@ -927,3 +927,27 @@ def test_chat_visitor_using_someones_email_does_not_read_their_earlier_chat(chan
     )
     assert "What was my PIN again?" in body
     assert "4821" not in body
+
+
+def test_chat_transcript_poll_runs_a_constant_number_of_queries(
+    channels, agent_a, django_assert_num_queries
+):
+    visitor = Client()
+    visitor.post("/chat/", {"start": "1"})
+    visitor.post("/chat/", {"body": "First"})
+    conversation = Message.objects.get().conversation
+    conversation_reply(conversation=conversation, author=agent_a, body="Hi", channel_kind="chat")
+
+    def poll():
+        # session, chat channel, the session's first message, the transcript (+authors),
+        # mark the new replies delivered
+        with django_assert_num_queries(5):
+            return visitor.get("/chat/transcript/")
+
+    assert poll().content.decode().count('class="chat-line') == 2
+    for i in range(6):
+        visitor.post("/chat/", {"body": f"more {i}"})
+        conversation_reply(
+            conversation=conversation, author=agent_a, body=f"answer {i}", channel_kind="chat"
+        )
+    assert poll().content.decode().count('class="chat-line') == 14
