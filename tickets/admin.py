@@ -11,6 +11,7 @@ from tickets.models import (
     Identity,
     Message,
     QuarantinedMessage,
+    SavedReply,
 )
 
 
@@ -51,7 +52,7 @@ class IdentityAdmin(admin.ModelAdmin):
 
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "team", "address", "is_active"]
+    list_display = ["name", "kind", "team", "address", "webhook_url", "is_active"]
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "address"]
 
@@ -137,3 +138,12 @@ class EventAdmin(ReadOnlyAdmin):
 @admin.register(CustomerMerge)
 class CustomerMergeAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "merged", "target", "actor", "undone_at"]
+
+
+@admin.register(SavedReply)
+class SavedReplyAdmin(admin.ModelAdmin):
+    """Macros for the composer: ``{customer_first_name}`` and ``{agent_first_name}`` are filled in."""
+
+    list_display = ["title", "is_active", "updated_at"]
+    list_filter = ["is_active"]
+    search_fields = ["title", "body"]

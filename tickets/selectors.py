@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from supportdesk.errors import ApplicationError
 from supportdesk.models import Team, User
-from tickets.identities import normalise_phone
+from tickets.identities import normalise_email, normalise_phone, normalise_social
 from tickets.models import (
     Attachment,
     Channel,
@@ -436,20 +436,73 @@ def message_get_for_user_detail(*, user: User, pk: Any) -> Message:
 
 
 def chat_transcript(*, channel: Channel, session_id: str) -> list[Message]:
-    """The public messages of the visitor's chat session: theirs and the agents' chat replies."""
-    conversation_ids = list(
-        Message.objects.filter(channel=channel, thread_key=session_id, direction="inbound")
-        .values_list("conversation_id", flat=True)
-        .distinct()
-    )
-    if not conversation_ids:
+    """What the visitor of one chat session may read: their messages in it, and the agents' chat
+    replies in the same conversation sent since the session began (a visitor who typed someone
+    else's email address never reads that person's earlier chats)."""
+    session = Message.objects.filter(channel=channel, thread_key=session_id, direction="inbound")
+    first = session.order_by("sent_at", "id").values("conversation_id", "sent_at").first()
+    if first is None:
         return []
     return list(
-        Message.objects.filter(conversation_id__in=conversation_ids)
-        .filter(
+        Message.objects.filter(
             Q(channel=channel, thread_key=session_id, direction="inbound")
-            | Q(direction="outbound", channel_kind="chat")
+            | Q(
+                conversation_id=first["conversation_id"],
+                direction="outbound",
+                channel_kind="chat",
+                sent_at__gte=first["sent_at"],
+            )
         )
         .select_related("author")
         .order_by("sent_at", "id")
     )
+
+
+def attachment_get_for_user(*, user: User, pk: Any) -> Attachment:
+    """An attachment of a message in a conversation the user may open; Http404 otherwise."""
+    attachment = (
+        Attachment.objects.filter(
+            visible_conversations_q(user, prefix="message__conversation__"), pk=pk
+        )
+        .select_related("message")
+        .first()
+    )
+    if attachment is None:
+        raise Http404("No such attachment.")
+    return attachment
+
+
+def conversation_inbound_count_after(*, conversation: Conversation, message_id: int) -> int:
+    """How many customer messages arrived after ``message_id`` (the collision check)."""
+    return Message.objects.filter(
+        conversation=conversation, direction=Message.Direction.INBOUND, pk__gt=message_id
+    ).count()
+
+
+def customer_id_by_handle(*, handle: str) -> int | None:
+    """The customer holding an email, phone number (any format) or ``network:handle``; a bare
+    number or ``#id`` is taken as a customer id. The caller checks it may open that customer."""
+    handle = handle.strip()
+    candidates: list[tuple[str, str]] = []
+    for kind, normalise in (("email", normalise_email), ("phone", normalise_phone)):
+        with contextlib.suppress(ValidationError):
+            candidates.append((kind, normalise(handle)))
+    network, sep, name = handle.partition(":")
+    if sep:
+        with contextlib.suppress(ValidationError):
+            candidates.append(("social", normalise_social(network, name)))
+    if candidates:
+        query = Q(pk__in=[])
+        for kind, value in candidates:
+            query |= Q(kind=kind, value=value)
+        found = Identity.objects.filter(query).values_list("customer_id", flat=True).first()
+        if found is not None:
+            return found
+    if handle.lstrip("#").isdigit() and len(handle.lstrip("#")) < 12:
+        return int(handle.lstrip("#"))
+    return None
+
+
+def chat_channel_for_page() -> Channel | None:
+    """The channel the built-in /chat/ page feeds: the first active chat channel."""
+    return Channel.objects.filter(kind="chat", is_active=True).order_by("pk").first()

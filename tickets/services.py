@@ -60,6 +60,7 @@ from tickets.models import (
     QuarantinedMessage,
     SavedReply,
 )
+from tickets.saved_reply_defaults import DEFAULT_SAVED_REPLIES
 
 logger = logging.getLogger(__name__)
 
@@ -1174,13 +1175,14 @@ def conversation_reply(
     ``deliver=False`` records history that was delivered elsewhere (imports, the demo seed):
     the message is stored as sent at ``at`` and nothing goes out.
     ``seen_up_to``: the newest message id the agent had on screen. If the customer wrote after
-    it, nothing is stored and ``ReplyHeld`` is raised so that the agent reads it first.
+    it, nothing is stored and ``ReplyHeld`` is raised so that the agent reads it first (public
+    replies only: an internal note never reaches the customer).
     """
     body = (body or "").strip()
     if not body:
         raise ApplicationError("A reply needs a body.")
     conversation = _locked(conversation)
-    if seen_up_to is not None:
+    if seen_up_to is not None and not internal:
         newer = Message.objects.filter(
             conversation=conversation, direction=Direction.INBOUND, pk__gt=seen_up_to
         ).count()
@@ -1777,6 +1779,15 @@ def saved_reply_create_or_update(*, title: str, body: str, is_active: bool = Tru
         title=title, defaults={"body": body, "is_active": is_active}
     )
     return reply
+
+
+def saved_replies_seed_defaults() -> int:
+    """Create the default saved replies that are missing (by title); returns how many."""
+    created = 0
+    for title, body in DEFAULT_SAVED_REPLIES:
+        _, was_created = SavedReply.objects.get_or_create(title=title, defaults={"body": body})
+        created += was_created
+    return created
 
 
 def saved_reply_render(*, saved_reply: SavedReply, customer: Customer, agent: User) -> str:

@@ -7,14 +7,18 @@ with the HTTP status the error carries; nothing is half-stored because each serv
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+)
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -23,7 +27,6 @@ from django_ratelimit.decorators import ratelimit
 
 from supportdesk import extensions
 from supportdesk.errors import ApplicationError
-from supportdesk.models import User
 from tickets import selectors, services
 from tickets.emails import sanitize_html
 from tickets.forms import (
@@ -36,8 +39,7 @@ from tickets.forms import (
     QueueFilterForm,
     ReplyForm,
 )
-from tickets.identities import normalise_email, normalise_phone, normalise_social
-from tickets.models import Channel, ChannelKind, Conversation, Identity, Message
+from tickets.models import Channel, ChannelKind, Conversation, Message
 
 OUTCOME_LABELS = {
     "resolved": "Customer said resolved",
@@ -116,7 +118,8 @@ def _conversation_context(request: HttpRequest, conversation: Conversation) -> d
         for kind, label in (("email", "Email"), ("chat", "Chat"), ("social", "Social"))
         if kind in identity_kinds
     ]
-    default_channel = last_inbound.channel_kind if last_inbound else "email"
+    last_used = last_inbound.channel_kind if last_inbound else ""
+    default_channel = last_used or "email"
     if default_channel == ChannelKind.PHONE or default_channel not in identity_kinds:
         default_channel = reply_channels[0][0] if reply_channels else "email"
     outcomes = extensions.annotate(
@@ -141,6 +144,7 @@ def _conversation_context(request: HttpRequest, conversation: Conversation) -> d
         "seen_up_to": max(message_ids, default=0),
         "reply_channels": reply_channels,
         "default_channel": default_channel,
+        "last_used_channel": last_used,
         "saved_replies": saved_replies,
         "viewers": selectors.conversation_viewers(conversation=conversation, exclude=request.user),
         "agents": selectors.conversation_assignable_agents(conversation=conversation),
@@ -282,8 +286,8 @@ def conversation_assign(request: HttpRequest, pk: int) -> HttpResponse:
     agent_ref, team_id = form.cleaned_data["agent"], form.cleaned_data["team"]
     agent = None
     if agent_ref and agent_ref != "none":
-        agent = User.objects.filter(pk=int(agent_ref), is_active=True).first()
-        if agent is None:
+        agent = selectors.staff_get_by_ref(ref=agent_ref)
+        if agent is None or not agent.is_active:
             return HttpResponseBadRequest("No such agent.")
     team = None
     if team_id is not None:
@@ -320,15 +324,23 @@ def conversation_presence(request: HttpRequest, pk: int) -> HttpResponse:
         seen_up_to = int(request.POST.get("seen_up_to", "0"))
     except ValueError:
         return HttpResponseBadRequest("seen_up_to must be a message id.")
-    newer = Message.objects.filter(
-        conversation=conversation, direction=Message.Direction.INBOUND, pk__gt=seen_up_to
-    ).count()
     context = {
         "conversation": conversation,
         "viewers": selectors.conversation_viewers(conversation=conversation, exclude=request.user),
-        "new_inbound": newer,
+        "new_inbound": selectors.conversation_inbound_count_after(
+            conversation=conversation, message_id=seen_up_to
+        ),
     }
     return render(request, "tickets/conversation.html#presence", context)
+
+
+@login_required
+@require_POST
+def conversation_presence_leave(request: HttpRequest, pk: int) -> HttpResponse:
+    """The page was closed (sent by ``navigator.sendBeacon``): others stop seeing this agent."""
+    conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
+    services.conversation_presence_leave(conversation=conversation, user=request.user)
+    return HttpResponse(status=204)
 
 
 # --- Messages -------------------------------------------------------------------------------------
@@ -376,6 +388,26 @@ def message_html(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
+@login_required
+@require_GET
+def attachment_download(request: HttpRequest, pk: int) -> FileResponse:
+    """Always a download, never rendered by the browser: the customer chose its name and type."""
+    attachment = selectors.attachment_get_for_user(user=request.user, pk=pk)
+    try:
+        handle = attachment.file.open("rb")
+    except FileNotFoundError as exc:
+        raise Http404("The file of this attachment is missing.") from exc
+    response = FileResponse(
+        handle,
+        as_attachment=True,
+        filename=attachment.filename or f"attachment-{attachment.pk}",
+        content_type="application/octet-stream",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
 # --- Customers: link a handle, merge, undo ---------------------------------------------------------
 
 
@@ -404,25 +436,6 @@ def customer_link_identity(request: HttpRequest, pk: int) -> HttpResponse:
     return _back(int(conversation_id))
 
 
-def _customer_by_handle(handle: str) -> int | None:
-    handle = handle.strip()
-    candidates: list[tuple[str, str]] = []
-    for kind, fn in (("email", normalise_email), ("phone", normalise_phone)):
-        with contextlib.suppress(ValidationError):
-            candidates.append((kind, fn(handle)))
-    network, sep, name = handle.partition(":")
-    if sep:
-        with contextlib.suppress(ValidationError):
-            candidates.append(("social", normalise_social(network, name)))
-    for kind, value in candidates:
-        identity = Identity.objects.filter(kind=kind, value=value).first()
-        if identity is not None:
-            return identity.customer_id
-    if handle.lstrip("#").isdigit():
-        return int(handle.lstrip("#"))
-    return None
-
-
 @login_required
 def customer_merge(request: HttpRequest, pk: int) -> HttpResponse:
     """GET: the confirmation (both customers side by side). POST: merge, then offer an undo."""
@@ -444,7 +457,7 @@ def customer_merge(request: HttpRequest, pk: int) -> HttpResponse:
         )
         return _back(int(conversation_id))
     ref = request.GET.get("other", "") or request.GET.get("handle", "")
-    other_id = _customer_by_handle(ref) if ref else None
+    other_id = selectors.customer_id_by_handle(handle=ref) if ref else None
     if other_id is None:
         messages.error(request, f"No customer has the handle {ref!r}." if ref else "Say who.")
         return _back(int(conversation_id))
@@ -483,7 +496,7 @@ CHAT_SESSION_KEY = "chat_visitor"
 
 
 def _chat_channel() -> Channel:
-    channel = Channel.objects.filter(kind=ChannelKind.CHAT, is_active=True).order_by("pk").first()
+    channel = selectors.chat_channel_for_page()
     if channel is None:
         raise Http404("Chat is not set up on this desk.")
     return channel

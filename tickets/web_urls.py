@@ -21,8 +21,14 @@ urlpatterns = [
         views.conversation_presence,
         name="conversation-presence",
     ),
+    path(
+        "conversations/<int:pk>/presence/leave/",
+        views.conversation_presence_leave,
+        name="conversation-presence-leave",
+    ),
     path("messages/<int:pk>/move/", views.message_move, name="message-move"),
     path("messages/<int:pk>/html/", views.message_html, name="message-html"),
+    path("attachments/<int:pk>/", views.attachment_download, name="attachment"),
     path(
         "customers/<int:pk>/identities/",
         views.customer_link_identity,

@@ -11,6 +11,26 @@
   document.body.addEventListener("htmx:afterSwap", scrollDown);
 
   var body = document.getElementById("chat-body");
+  document.body.addEventListener("htmx:afterRequest", function (event) {
+    // A message sent through htmx: clear the box for the next one
+    if (body && event.detail.elt === body.form && event.detail.successful) {
+      body.value = "";
+      body.focus();
+    }
+  });
+  document.body.addEventListener("htmx:responseError", function (event) {
+    var error = document.getElementById("chat-error");
+    if (!error || !body || event.detail.elt !== body.form) return;
+    error.textContent =
+      event.detail.xhr.status === 403
+        ? "You are sending messages very quickly. Please wait a minute and try again."
+        : "Your message could not be sent. Please try again.";
+    error.hidden = false;
+  });
+  document.body.addEventListener("htmx:beforeRequest", function (event) {
+    var error = document.getElementById("chat-error");
+    if (error && body && event.detail.elt === body.form) error.hidden = true;
+  });
   if (body) {
     body.focus();
     body.addEventListener("keydown", function (event) {

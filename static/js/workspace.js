@@ -36,4 +36,15 @@
       event.detail.parameters.replying = writing ? "1" : "0";
     });
   }
+
+  // Leaving the page: tell the server at once, so nobody sees a ghost viewer for 40 seconds.
+  var state = document.getElementById("presence-state");
+  var composer = document.getElementById("composer");
+  if (state && composer && navigator.sendBeacon) {
+    window.addEventListener("pagehide", function () {
+      var data = new FormData();
+      data.append("csrfmiddlewaretoken", composer.elements.csrfmiddlewaretoken.value);
+      navigator.sendBeacon(state.getAttribute("data-leave-url"), data);
+    });
+  }
 })();

@@ -35,6 +35,7 @@ from tickets.services import (
     conversation_solve,
     inbound_email_raw,
     message_webhook_send,
+    saved_replies_seed_defaults,
     webhook_signature,
 )
 
@@ -371,6 +372,9 @@ def test_conversation_page_runs_a_constant_number_of_queries(
 
 
 def test_saved_replies_are_seeded_filled_in_and_end_with_an_invitation(channels, agent_a):
+    # Given: the defaults (the migration seeds them; a flushed test database may have lost them)
+    saved_replies_seed_defaults()
+    assert saved_replies_seed_defaults() == 0  # idempotent
     conversation = email_and_chat_conversation(channels, agent_a)
 
     response = web(agent_a).get(f"/conversations/{conversation.pk}/")
@@ -588,6 +592,11 @@ def test_presence_shows_other_viewers_and_who_is_replying(channels, agent_a, man
         later = alice.post(f"/conversations/{conversation.pk}/presence/", {"seen_up_to": 0})
     assert "Mia Manager" not in later.content.decode()
     assert "The customer wrote 1 new message" in later.content.decode()
+    # Closing the page removes the agent at once
+    assert mia.post(f"/conversations/{conversation.pk}/presence/leave/").status_code == 204
+    assert list(ConversationViewer.objects.values_list("user__email", flat=True)) == [
+        "alice@desk.example"
+    ]
 
 
 # --- Email HTML ----------------------------------------------------------------------------------
@@ -761,8 +770,10 @@ def test_chat_bad_email_is_a_400_and_another_visitor_sees_nothing(channels):
 
 def test_chat_posting_is_rate_limited(channels):
     visitor = Client()
-    visitor.post("/chat/", {"start": "1"})
-    statuses = [visitor.post("/chat/", {"body": f"spam {i}"}).status_code for i in range(31)]
+    # One fixed instant: the limit counts per clock minute, the posts must not straddle two
+    with time_machine.travel(timezone.now().replace(second=5), tick=False):
+        visitor.post("/chat/", {"start": "1"})
+        statuses = [visitor.post("/chat/", {"body": f"spam {i}"}).status_code for i in range(31)]
     # The start counts too: 30 posts a minute from one address, then 403
     assert statuses == [302] * 29 + [403] * 2
     assert Message.objects.count() == 29
@@ -783,3 +794,160 @@ def test_supportdesk_does_not_import_tickets():
         )
     ]
     assert offenders == []
+
+
+def test_create_channel_sets_the_webhook_url(channels):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command(
+        "create_channel",
+        "chat",
+        "chat A",
+        "--webhook-url",
+        "https://hooks.example.com/c",
+        stdout=out,
+    )
+
+    channels["chat"].refresh_from_db()
+    assert channels["chat"].webhook_url == "https://hooks.example.com/c"
+    assert "replies POSTed to https://hooks.example.com/c" in out.getvalue()
+
+
+def test_another_teams_agent_gets_404_on_every_action_and_nothing_changes(
+    channels, agent_a, agent_b
+):
+    # Given: a team A conversation with a second one of the same customer
+    result = send_email(channels["email"], sender="jane@example.com", subject="First")
+    other = send_email(channels["email"], sender="jane@example.com", subject="Second")
+    social = conversation_of(send_chat(channels["chat"], visitor_id="v-other"))
+    conversation = conversation_of(result)
+    before = (conversation.status, conversation.assignee_id, conversation.version)
+    bob = web(agent_b)
+    pk = conversation.pk
+
+    # When: Bob (team B) tries everything
+    responses = [
+        bob.get(f"/conversations/{pk}/"),
+        bob.post(f"/conversations/{pk}/reply/", {"body": "hi", "channel": "email"}),
+        bob.post(f"/conversations/{pk}/take/"),
+        bob.post(f"/conversations/{pk}/pending/"),
+        bob.post(f"/conversations/{pk}/solve/"),
+        bob.post(f"/conversations/{pk}/assign/", {"agent": str(agent_b.pk)}),
+        bob.post(f"/conversations/{pk}/presence/", {"seen_up_to": 0}),
+        bob.post(
+            f"/messages/{result.message_id}/move/", {"to_conversation": other.conversation_id}
+        ),
+        bob.get(f"/messages/{result.message_id}/html/"),
+        bob.post(
+            f"/customers/{conversation.customer_id}/identities/",
+            {"kind": "email", "value": "bob@example.com", "conversation": pk},
+        ),
+        bob.post(
+            f"/customers/{conversation.customer_id}/merge/",
+            {"other": social.customer_id, "conversation": pk},
+        ),
+    ]
+
+    # Then
+    assert [r.status_code for r in responses] == [404] * len(responses)
+    conversation.refresh_from_db()
+    assert (conversation.status, conversation.assignee_id, conversation.version) == before
+    assert Message.objects.exclude(direction="inbound").count() == 0
+    assert Message.objects.get(pk=result.message_id).conversation_id == pk
+    assert Identity.objects.filter(value="bob@example.com").count() == 0
+    assert CustomerMerge.objects.count() == 0
+    assert ConversationViewer.objects.filter(user=agent_b).count() == 0
+
+
+def test_a_post_without_csrf_token_is_refused(channels, agent_a):
+    result = send_email(channels["email"], sender="jane@example.com")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(agent_a)
+
+    response = client.post(f"/conversations/{result.conversation_id}/reply/", {"body": "Hello"})
+
+    assert response.status_code == 403
+    assert Message.objects.exclude(direction="inbound").count() == 0
+
+
+def test_an_internal_note_is_never_held(channels, agent_a):
+    result = send_email(channels["email"], sender="jane@example.com")
+
+    response = web(agent_a).post(
+        f"/conversations/{result.conversation_id}/reply/",
+        {"body": "Customer is VIP", "internal": "1", "seen_up_to": 0},
+    )
+
+    assert response.status_code == 302
+    assert Message.objects.filter(direction="note").count() == 1
+
+
+def test_attachments_download_as_files_for_the_team_only(channels, agent_a, agent_b):
+    raw = (Path(__file__).parent / "emails" / "attachments.eml").read_bytes()
+    result = inbound_email_raw(channel=channels["email"], raw=raw)
+    attachment = Message.objects.get(pk=result.message_id).attachments.first()
+
+    page = web(agent_a).get(f"/conversations/{result.conversation_id}/").content.decode()
+    response = web(agent_a).get(f"/attachments/{attachment.pk}/")
+
+    assert f'href="/attachments/{attachment.pk}/" download' in page
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/octet-stream"
+    assert response["Content-Disposition"].startswith("attachment;")
+    assert b"".join(response.streaming_content) == attachment.file.open("rb").read()
+    assert web(agent_b).get(f"/attachments/{attachment.pk}/").status_code == 404
+
+
+def test_chat_visitor_using_someones_email_does_not_read_their_earlier_chat(channels, agent_a):
+    # Given: Jane chatted earlier (her own session) and an agent answered on chat
+    earlier = send_chat(
+        channels["chat"], visitor_id="v-jane", session_id="jane-1", email="jane@example.com"
+    )
+    with time_machine.travel(timezone.now() + timedelta(minutes=5)):
+        conversation_reply(
+            conversation=conversation_of(earlier),
+            author=agent_a,
+            body="Your new PIN is 4821",
+            channel_kind="chat",
+        )
+
+    # When: someone else opens /chat/ giving Jane's address
+    with time_machine.travel(timezone.now() + timedelta(minutes=10)):
+        visitor = Client()
+        visitor.post("/chat/", {"start": "1", "email": "jane@example.com"})
+        visitor.post("/chat/", {"body": "What was my PIN again?"})
+        body = visitor.get("/chat/transcript/").content.decode()
+
+    # Then: the same conversation, but only what happened since this session began
+    assert Message.objects.get(body_text="What was my PIN again?").conversation_id == (
+        earlier.conversation_id
+    )
+    assert "What was my PIN again?" in body
+    assert "4821" not in body
+
+
+def test_chat_transcript_poll_runs_a_constant_number_of_queries(
+    channels, agent_a, django_assert_num_queries
+):
+    visitor = Client()
+    visitor.post("/chat/", {"start": "1"})
+    visitor.post("/chat/", {"body": "First"})
+    conversation = Message.objects.get().conversation
+    conversation_reply(conversation=conversation, author=agent_a, body="Hi", channel_kind="chat")
+
+    def poll():
+        # session, chat channel, the session's first message, the transcript (+authors),
+        # mark the new replies delivered
+        with django_assert_num_queries(5):
+            return visitor.get("/chat/transcript/")
+
+    assert poll().content.decode().count('class="chat-line') == 2
+    for i in range(6):
+        visitor.post("/chat/", {"body": f"more {i}"})
+        conversation_reply(
+            conversation=conversation, author=agent_a, body=f"answer {i}", channel_kind="chat"
+        )
+    assert poll().content.decode().count('class="chat-line') == 14

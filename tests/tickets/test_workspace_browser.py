@@ -11,13 +11,14 @@ from django.core.cache import cache
 from playwright.sync_api import expect
 
 from tests.browser import login, screenshot, watch_console
-from tests.factories import send_call, send_chat, send_email
+from tests.factories import send_call, send_chat, send_email, send_social
 from tickets.models import Conversation, Message
 from tickets.services import (
     conversation_reply,
     conversation_solve,
     identity_link,
     inbound_email_raw,
+    saved_replies_seed_defaults,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -84,6 +85,7 @@ def test_agent_finds_customer_by_phone_replies_by_email_and_solves(
     page, live_server, agent_a, manager_a, channels
 ):
     problems = watch_console(page)
+    saved_replies_seed_defaults()
     conversation = jane_history(channels, agent_a, manager_a)
 
     # Log in, find the customer by their phone number typed another way
@@ -239,4 +241,39 @@ def test_chat_page_visitor_writes_and_sees_the_agent_reply(page, live_server, ag
     screenshot(page, "chat")
     reply = Message.objects.get(direction="outbound")
     assert reply.delivery_state == "sent"
+    assert problems == []
+
+
+def test_queue_shows_a_new_conversation_without_a_reload(
+    page, live_server, agent_a, manager_a, channels
+):
+    problems = watch_console(page)
+    jane_history(channels, agent_a, manager_a)
+    send_social(channels["social"], handle="@marco_r", body="@acme my discount code fails")
+    send_call(channels["phone"], from_number="+1 212 555 0187", notes="Wants to change plan")
+    waiting = send_email(
+        channels["email"], sender="Priya Nair <priya@example.org>", subject="Export to CSV"
+    )
+    conversation_reply(
+        conversation=Conversation.objects.get(pk=waiting.conversation_id),
+        author=agent_a,
+        body="Which report do you need?",
+    )
+    login(page, live_server, agent_a)
+    open_tab = page.get_by_role("link", name="All open")
+    expect(open_tab).to_contain_text("4")
+
+    # A customer writes while the agent looks at the queue
+    send_chat(
+        channels["chat"],
+        visitor_id="v-lee",
+        session_id="s-lee",
+        name="Lee Wong",
+        body="My invoice is wrong",
+    )
+
+    expect(page.locator("#queue")).to_contain_text("Lee Wong", timeout=25_000)
+    expect(open_tab).to_contain_text("5")
+    expect(page.get_by_role("link", name="Unassigned")).to_contain_text("4")
+    screenshot(page, "queue")
     assert problems == []

@@ -1,45 +1,19 @@
-"""The saved replies every desk starts with; each ends by inviting the customer to continue."""
+"""Seed the default saved replies (tickets/saved_reply_defaults.py) on a new desk."""
 
 from django.db import migrations
 
-SAVED_REPLIES = [
-    (
-        "Greeting and first answer",
-        "Hi {customer_first_name},\n\nThanks for getting in touch. \n\n"
-        "If anything is still unclear, just reply here and we'll keep going together.\n\n"
-        "{agent_first_name}",
-    ),
-    (
-        "Refund issued",
-        "Hi {customer_first_name},\n\nI've issued your refund just now; it usually reaches your "
-        "account within 3 to 5 business days.\n\nIf it hasn't arrived by then, or anything else "
-        "comes up, reply to this message and I'll look into it right away.\n\n{agent_first_name}",
-    ),
-    (
-        "Need more details",
-        "Hi {customer_first_name},\n\nTo look into this properly I need a little more detail: "
-        "could you tell me when it started and what you see on your screen?\n\n"
-        "Whatever you can share helps, and we'll take it from there together.\n\n"
-        "{agent_first_name}",
-    ),
-    (
-        "Check it is fixed",
-        "Hi {customer_first_name},\n\nI believe this is fixed now. Could you try once more and "
-        "let me know how it goes?\n\nIf it still isn't working the way you expect, just reply "
-        "and we'll continue from here.\n\n{agent_first_name}",
-    ),
-]
+from tickets.saved_reply_defaults import DEFAULT_SAVED_REPLIES
 
 
 def seed(apps, schema_editor):
     SavedReply = apps.get_model("tickets", "SavedReply")
-    for title, body in SAVED_REPLIES:
+    for title, body in DEFAULT_SAVED_REPLIES:
         SavedReply.objects.get_or_create(title=title, defaults={"body": body})
 
 
 def unseed(apps, schema_editor):
     SavedReply = apps.get_model("tickets", "SavedReply")
-    SavedReply.objects.filter(title__in=[title for title, _ in SAVED_REPLIES]).delete()
+    SavedReply.objects.filter(title__in=[title for title, _ in DEFAULT_SAVED_REPLIES]).delete()
 
 
 class Migration(migrations.Migration):

@@ -1,4 +1,4 @@
-"""``manage.py create_channel email|chat|social|phone NAME [--team NAME] [--address EMAIL]``.
+"""``manage.py create_channel KIND NAME [--team NAME] [--address EMAIL] [--webhook-url URL]``.
 
 Creates or updates an inbound channel through ``channel_create_or_update`` (the secret is kept
 across updates) and prints the secret alone on the last line.
@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from supportdesk.errors import ApplicationError
 from tickets.models import Channel, ChannelKind
-from tickets.services import channel_create_or_update
+from tickets.services import channel_create_or_update, channel_set_webhook
 
 KINDS = ", ".join(ChannelKind.values)
 
@@ -28,6 +28,11 @@ class Command(BaseCommand):
             "--team", help="new conversations from this channel go to this team (created if new)"
         )
         parser.add_argument("--address", help="email channels: the mailbox address mail arrives at")
+        parser.add_argument(
+            "--webhook-url",
+            help="chat and social channels: where agent replies are POSTed as signed webhooks "
+            '("" clears it)',
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         kind = options["kind"].strip().lower()
@@ -47,9 +52,16 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from exc
         except ValidationError as exc:  # an invalid --address
             raise CommandError(" ".join(exc.messages)) from exc
+        if options["webhook_url"] is not None:
+            try:
+                channel = channel_set_webhook(channel=channel, webhook_url=options["webhook_url"])
+            except ApplicationError as exc:
+                raise CommandError(exc.message) from exc
         verb = "Updated" if existed else "Created"
         team = channel.team.name if channel.team else "no team"
         address = f" at {channel.address}" if channel.address else ""
+        if channel.webhook_url:
+            address += f", replies POSTed to {channel.webhook_url}"
         self.stdout.write(
             f"{verb} {channel.kind} channel {channel.name!r}{address} (team: {team}). "
             "Secret (send it as X-Channel-Token):"

@@ -50,6 +50,7 @@ from tickets.services import (
     inbound_email_raw,
     inbound_phone,
     inbound_social,
+    saved_replies_seed_defaults,
 )
 
 DEMO_PASSWORD = "demo-password-123"
@@ -569,6 +570,7 @@ class Command(BaseCommand):
         self._current_at = self.now
 
         self._create_staff_and_channels()
+        saved_replies_seed_defaults()  # the macros of the composer, if someone deleted them
         personas = self._personas(customers)
         steps = self._plan(personas, conversations, days)
         skipped = self._replay(steps, show_progress=options["verbosity"] > 0)
