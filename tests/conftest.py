@@ -144,3 +144,18 @@ def browser_type_launch_args(browser_type_launch_args):
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args):
     return {**browser_context_args, "viewport": {"width": 1280, "height": 900}}
+
+
+@pytest.fixture
+def without_higher_apps(monkeypatch):
+    """The page as its own app renders it: no panels or annotations of the apps above it.
+
+    A lower app's query-count tests use this so their exact counts are about their own queries;
+    tests/test_pages_integrated.py counts the whole page with every app plugged in.
+    """
+    from collections import defaultdict
+
+    from supportdesk import extensions
+
+    monkeypatch.setattr(extensions, "_panels", defaultdict(list))
+    monkeypatch.setattr(extensions, "_annotators", {})

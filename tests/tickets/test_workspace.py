@@ -210,7 +210,7 @@ def test_queue_poll_returns_only_the_queue_fragment(channels, agent_a):
 
 
 def test_queue_runs_a_constant_number_of_queries(
-    channels, agent_a, manager_a, django_assert_num_queries
+    channels, agent_a, manager_a, django_assert_num_queries, without_higher_apps
 ):
     client = web(agent_a)
 
@@ -351,7 +351,7 @@ def test_customer_panel_shows_a_dash_when_no_app_knows_outcomes(
 
 
 def test_conversation_page_runs_a_constant_number_of_queries(
-    channels, agent_a, django_assert_num_queries
+    channels, agent_a, django_assert_num_queries, without_higher_apps
 ):
     conversation = email_and_chat_conversation(channels, agent_a)
     client = web(agent_a)
