@@ -298,3 +298,49 @@ def test_sidebar_and_home_panels_run_a_fixed_number_of_queries(
     with django_assert_num_queries(4):  # reviews to answer, to do, check-ins, pulse week
         home = panels_qa.agent_home(request, user=agent_a)
     assert f"Your conversation #{conversation.pk} was reviewed: 100/100" in home
+
+
+def test_send_a_checkin_from_the_page(
+    client, channels, agent_a, agent_b, django_capture_on_commit_callbacks
+):
+    from datetime import UTC, datetime
+
+    from metrics.models import CheckIn
+    from metrics.services import checkins_create_due
+    from tests.metrics.qa.conftest import answer_survey, solve_one
+
+    at = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
+    conversation = solve_one(channels, agent_a, at=at, sender="Ann <ann@example.com>")
+    answer_survey(conversation, "no", answered_at=at)
+    checkins_create_due(now=datetime(2026, 11, 7, tzinfo=UTC))
+    checkin = CheckIn.objects.get()
+    url = reverse("metrics:checkin_act", args=[checkin.pk])
+
+    _login(client, agent_b)
+    assert client.post(url, {"body": "Hi"}).status_code == 404
+    _login(client, agent_a)
+    assert "Check in with" not in client.get(reverse("metrics:checkins")).content.decode()
+    assert client.post(url, {"action": "send", "body": "  "}).status_code == 400
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(url, {"action": "send", "body": "All good now, Ann?"}).status_code == 302
+
+    checkin.refresh_from_db()
+    assert checkin.state == "sent"
+    assert checkin.message.body_text == "All good now, Ann?"
+    assert "All good now" not in client.get(reverse("metrics:checkins")).content.decode()
+    assert "Sent" in client.get(reverse("metrics:checkins"), {"state": "sent"}).content.decode()
+
+
+def test_bad_form_input_is_a_4xx_not_a_5xx(client, manager_a, agent_a):
+    cancellation_reasons_ensure_default()
+    _login(client, manager_a)
+
+    huge = client.post(reverse("metrics:qa_rubric"), {"rows": "100000000", "name_0": "x"})
+    negative = client.post(
+        reverse("metrics:cancellation_reasons"), {"name": "New", "position": "-3"}
+    )
+    missing = client.post(reverse("metrics:cancellation_reasons"), {"pk": "999999", "name": "x"})
+    rule = client.post(reverse("metrics:checkin_rule", args=[999]), {"days_after": "3"})
+
+    assert huge.status_code == 302  # one criterion "x" published, the rest ignored
+    assert (negative.status_code, missing.status_code, rule.status_code) == (400, 404, 404)
