@@ -344,3 +344,39 @@ def test_bad_form_input_is_a_4xx_not_a_5xx(client, manager_a, agent_a):
 
     assert huge.status_code == 302  # one criterion "x" published, the rest ignored
     assert (negative.status_code, missing.status_code, rule.status_code) == (400, 404, 404)
+
+
+def test_replace_from_the_review_page(client, sample, manager_a, agent_a):
+    review = sample.reviews.filter(agent=agent_a, channel_kind="email").first()
+    url = reverse("metrics:qa_review_replace", args=[review.pk])
+    _login(client, manager_a)
+
+    assert client.post(url, {"reason": ""}).status_code == 400
+    response = client.post(url, {"reason": "Internal test conversation"})
+
+    review.refresh_from_db()
+    assert response["Location"] == reverse("metrics:qa_review", args=[review.replacement_id])
+    home = client.get(reverse("metrics:qa_home")).content.decode()
+    assert "“Internal test conversation” (Mia Manager)" in home
+
+
+def test_manager_tells_customers_from_the_idea_page(
+    client, inbound, agent_a, manager_a, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+
+    from metrics.services import idea_set_status
+
+    idea = idea_create(message=inbound("Jane <jane@example.com>"), actor=agent_a, title="CSV")
+    url = reverse("metrics:idea_notify", args=[idea.pk])
+    _login(client, agent_a)
+    assert client.post(url, {"body": "Shipped!"}).status_code == 403
+    _login(client, manager_a)
+    assert client.post(url, {"body": "Shipped!"}).status_code == 400  # not shipped yet
+    idea_set_status(idea=idea, actor=manager_a, status="shipped")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, {"body": "Shipped!"}, follow=True)
+
+    assert "Told 1 customer." in response.content.decode()
+    assert [m.to for m in mail.outbox] == [["jane@example.com"]]
