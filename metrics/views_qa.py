@@ -103,6 +103,7 @@ def _review_page(request: HttpRequest, pk: int) -> HttpResponse:
             "can_respond": review.state == QAReview.State.SUBMITTED
             and review.agent_id == request.user.pk
             and review.kind != QAReview.Kind.CALIBRATION,
+            "can_dispute": review.kind == QAReview.Kind.SAMPLE,
             "can_replace": review.state == QAReview.State.PENDING
             and review.kind == QAReview.Kind.SAMPLE
             and (review.reviewer_id == request.user.pk or request.user.is_manager),

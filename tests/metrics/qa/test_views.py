@@ -380,3 +380,24 @@ def test_manager_tells_customers_from_the_idea_page(
 
     assert "Told 1 customer." in response.content.decode()
     assert [m.to for m in mail.outbox] == [["jane@example.com"]]
+
+
+def test_second_reviewer_sees_the_dispute_and_the_agent_cannot_dispute_twice(
+    client, sample, manager_a, agent_a, peer_a
+):
+    from metrics.services import qa_review_dispute
+
+    review = sample.reviews.filter(agent=agent_a).first()
+    qa_review_submit(review=review, reviewer=manager_a, values=full_marks(review))
+    second = qa_review_dispute(review=review, agent=agent_a, comment="The refund was approved")
+
+    _login(client, second.reviewer)
+    page = client.get(reverse("metrics:qa_review", args=[second.pk])).content.decode()
+    assert "“The refund was approved”" in page
+    assert "Submit review" in page
+
+    qa_review_submit(review=second, reviewer=second.reviewer, values=full_marks(second))
+    _login(client, agent_a)
+    page = client.get(reverse("metrics:qa_review", args=[second.pk])).content.decode()
+    assert "Acknowledge" in page
+    assert ">Dispute</button>" not in page
