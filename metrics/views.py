@@ -393,7 +393,12 @@ FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_safe(value: Any) -> str:
-    """A cell a spreadsheet will not run: text starting like a formula gets a leading quote."""
+    """A cell a spreadsheet will not run: text starting like a formula gets a leading quote.
+
+    Numbers are ours, not user input, and stay numbers (a negative gap keeps its minus sign).
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
     text = "" if value is None else str(value)
     if text.startswith(FORMULA_TRIGGERS):
         return "'" + text

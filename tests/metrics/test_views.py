@@ -208,6 +208,8 @@ def test_scorecard_csv_is_streamed_by_agent(desk, admin_user):
     assert rows[0]["resolution_rate"] == "0.5"
     assert rows[0]["resolution_rate_n"] == "4"
     assert rows[1]["system_disconnect_rate"] == "0.5"
+    # Numbers stay numbers: a negative interval bound is not mistaken for a formula.
+    assert rows[1]["resolution_gap_ci_low"].startswith("-0.")
 
 
 def test_drill_csv_neutralises_formulas(desk, admin_user, channels):
@@ -279,3 +281,22 @@ def test_nav_links_by_role(desk, manager_a, agent_a):
     home = get(agent_a, "/").content
     assert b'href="/scorecard/"' in home
     assert b'href="/dashboard/"' not in home
+
+
+def test_agent_page_and_integrity_query_counts_do_not_grow(
+    desk, admin_user, agent_a, django_assert_max_num_queries
+):
+    """Constant queries whatever the number of rows (the desk has several of each)."""
+    client = browser(agent_a)
+    with time_machine.travel(NOW, tick=False):
+        client.get(f"/dashboard/agents/{agent_a.pk}/?{WEEK}")
+        # session, user, teams; my card (3); team card (3); targets; voices; QA reviews; badge.
+        with django_assert_max_num_queries(14):
+            assert client.get(f"/dashboard/agents/{agent_a.pk}/?{WEEK}").status_code == 200
+    client = browser(admin_user)
+    with time_machine.travel(NOW, tick=False):
+        client.get(f"/dashboard/integrity/?{WEEK}")
+        # session, user; gaps (4); dropped; solicitations; not sent; reassigned; opened;
+        # pickers (2); badge.
+        with django_assert_max_num_queries(14):
+            assert client.get(f"/dashboard/integrity/?{WEEK}").status_code == 200
