@@ -437,14 +437,11 @@ def checkin_list_for_user(*, user: User, state: str = "due") -> QuerySet[CheckIn
         qs = qs.filter(visible_conversations_q(user, prefix="conversation__"))
     if state:
         qs = qs.filter(state=state)
-    return qs.order_by("due_at", "id")[:100]
+    return qs.order_by("due_at", "id")
 
 
 def checkin_get_for_user(*, user: User, pk: Any) -> CheckIn:
-    checkin = checkin_list_for_user(user=user, state="").filter(pk=pk if str(pk).isdigit() else 0)
-    found = (
-        CheckIn.objects.filter(pk__in=checkin.values("pk")).select_related("conversation").first()
-    )
+    found = checkin_list_for_user(user=user, state="").filter(pk=int(pk)).first()
     if found is None:
         raise Http404("No such check-in.")
     return found

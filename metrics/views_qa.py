@@ -492,7 +492,7 @@ def _checkins_page(request: HttpRequest) -> HttpResponse:
         request,
         "metrics/qa/checkins.html",
         {
-            "checkins": list(sel.checkin_list_for_user(user=request.user, state=state)),
+            "checkins": list(sel.checkin_list_for_user(user=request.user, state=state)[:100]),
             "state": state,
             "rules": list(CheckInRule.objects.all()) if request.user.is_manager else [],
         },

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.db.models import F
 
 from metrics.models import QAReview, QASample
 from metrics.services import qa_review_replace, qa_sample_draw
@@ -82,15 +83,9 @@ def test_nobody_ever_reviews_themselves(channels, agent_a, peer_a, manager_a):
     for i in range(25):
         sample = _redraw(f"self-{i}", size=4)
         assert sample.reviews.count() == 12
-        assert not sample.reviews.filter(reviewer=models_f("agent")).exists()
+        assert not sample.reviews.filter(reviewer=F("agent")).exists()
         reviewers = set(sample.reviews.values_list("reviewer_id", flat=True))
         assert reviewers <= {agent_a.pk, peer_a.pk, manager_a.pk}
-
-
-def models_f(name):
-    from django.db.models import F
-
-    return F(name)
 
 
 def test_an_agent_alone_in_a_team_is_reviewed_by_an_admin_not_themselves(
