@@ -117,7 +117,8 @@ def conversation_outcomes(ids: list[int]) -> dict[int, str]:
     """``conversation.outcome``: what the customer said about each conversation's latest solve.
 
     "resolved", "partly", "not_resolved" from the answer; "no_answer" when the survey went out
-    and has no resolution answer (yet, or ever); "no_survey" otherwise. Two queries.
+    and has no resolution answer (yet, or ever); "no_survey" otherwise (not sent yet, cancelled,
+    skipped, or bounced unanswered). Two queries.
     """
     latest: dict[int, Survey] = {}
     for survey in (
@@ -134,12 +135,13 @@ def conversation_outcomes(ids: list[int]) -> dict[int, str]:
     outcomes: dict[int, str] = {}
     for conversation_id in ids:
         survey = latest.get(conversation_id)
-        if survey is None or survey.status not in (Survey.Status.SENT, Survey.Status.BOUNCED):
+        answer = OUTCOME_BY_ANSWER.get(answers.get(survey.pk, "")) if survey else None
+        if answer is not None:
+            outcomes[conversation_id] = answer
+        elif survey is not None and survey.status == Survey.Status.SENT:
+            outcomes[conversation_id] = "no_answer"
+        else:  # never sent (scheduled, cancelled, skipped) or bounced without an answer
             outcomes[conversation_id] = "no_survey"
-        else:
-            outcomes[conversation_id] = OUTCOME_BY_ANSWER.get(
-                answers.get(survey.pk) or "", "no_answer"
-            )
     return outcomes
 
 

@@ -38,7 +38,7 @@ from supportdesk.services import notification_create, outbox_enqueue
 from surveys.models import FollowUp, Survey, SurveyResponse, SurveySettings, SurveyUnsubscribe
 from tickets import tokens
 from tickets.models import Conversation, Event, Identity, Message
-from tickets.services import conversation_reopen
+from tickets.services import conversation_close, conversation_reopen
 
 logger = logging.getLogger(__name__)
 
@@ -536,6 +536,12 @@ def _needs_follow_up_by_agent(answer: Answer) -> bool:
     )
 
 
+def _confirms_resolution(answer: Answer) -> bool:
+    return answer.resolved == Resolved.YES or (
+        answer.resolved == Resolved.PARTLY and answer.needs_nothing_more
+    )
+
+
 def _validate(answer: Answer, survey: Survey) -> Answer:
     errors: dict[str, str] = {}
     if answer.resolved not in ("", *Resolved.values):
@@ -592,6 +598,8 @@ def survey_answer(*, survey: Survey, answer: Answer, now: datetime | None = None
     Side effects, each at most once per survey:
     - resolved *no* (or *partly* without "I need nothing more") reopens the conversation if it is
       solved or closed and notifies its agent in the workspace and by email;
+    - resolved *yes* (or *partly* with "I need nothing more") closes the conversation if it is
+      still solved by this survey's solve (the customer confirmed it);
     - CSAT 1-2 or NPS 0-6 opens a close-the-loop FollowUp for the team's manager, notified;
     - a shout-out notifies the agent who solved it;
     - every answer queues the ``survey.answered`` subscribers (metrics recompute) after commit.
@@ -667,6 +675,20 @@ def _answer_effects(
                 ),
                 url=conversation_url,
                 email=True,
+            )
+    elif response.escalated_at is None and _confirms_resolution(answer):
+        # The customer confirmed it (API.md: closed = "survey window over or customer
+        # confirmed"), if this survey is about the conversation's current solve.
+        conversation = Conversation.objects.select_for_update().get(pk=survey.conversation_id)
+        if (
+            conversation.status == Conversation.Status.SOLVED
+            and conversation.solved_at == survey.solved_at
+        ):
+            conversation_close(
+                conversation=conversation,
+                actor=None,
+                reason=f"Survey: the customer answered resolved = {answer.resolved}.",
+                at=now,
             )
     low_csat = answer.csat is not None and answer.csat <= 2
     detractor = answer.nps is not None and answer.nps <= 6

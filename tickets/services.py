@@ -1536,6 +1536,29 @@ def message_move(*, message: Message, to_conversation: Conversation, actor: User
     return message
 
 
+@transaction.atomic
+def conversation_close(
+    *, conversation: Conversation, actor: User | None, reason: str = "", at: datetime | None = None
+) -> Event:
+    """Close a solved conversation before the survey window ends (the customer confirmed it)."""
+    conversation = _locked(conversation)
+    if conversation.status != Status.SOLVED:
+        raise Conflict(
+            f"Only solved conversations can be closed; this one is {conversation.status}."
+        )
+    at = at or timezone.now()
+    event = _set_status(
+        conversation,
+        Status.CLOSED,
+        actor=actor,
+        at=at,
+        kind=Event.Kind.CLOSED,
+        data={"by": "agent" if actor else "system", "reason": reason[:500]},
+    )
+    _save_conversation(conversation, "status", "closed_at")
+    return event
+
+
 def conversations_close_solved(*, now: datetime | None = None) -> int:
     """Close conversations solved longer than the survey window ago (no reopen since)."""
     now = now or timezone.now()

@@ -63,6 +63,8 @@ def test_a_customer_answers_no_and_the_agent_finds_the_conversation_reopened(
     page.get_by_label("Anything you would like to tell us?").fill("It is still not here.")
     page.get_by_role("button", name="Send my answer").click()
     expect(page.get_by_role("status")).to_contain_text("your answer is saved")
+    expect(page.get_by_role("status")).to_contain_text("Your request is open again")
+    page.screenshot(path=str(SHOTS / "survey-thanks.png"), full_page=False)
 
     # The conversation is open again and its agent was told
     conversation.refresh_from_db()
@@ -105,7 +107,7 @@ def test_a_customer_answers_yes_with_a_shout_out_and_the_agent_sees_it(
     response = SurveyResponse.objects.get(survey=survey)
     assert (response.resolved, response.csat, response.shout_out) == ("yes", 5, True)
     conversation.refresh_from_db()
-    assert conversation.status == "solved"
+    assert conversation.status == "closed"  # the customer confirmed it
 
     login(page, live_server, agent_a)
     page.get_by_role("link", name="My feedback").click()

@@ -143,16 +143,33 @@ def test_partly_reopens_unless_the_customer_needs_nothing_more(
     _post(survey, at, {"resolved": "partly", "needs_nothing_more": nothing_more})
 
     status = Conversation.objects.get(pk=survey.conversation_id).status
-    assert status == ("open" if reopened else "solved")
+    assert status == ("open" if reopened else "closed")
     assert Notification.objects.filter(kind="survey.not_resolved").count() == int(reopened)
     assert SurveyResponse.objects.get().needs_nothing_more is (not reopened)
 
 
-def test_yes_leaves_the_conversation_solved(answered_at):
+def test_yes_closes_the_conversation_the_customer_confirmed(answered_at):
     survey, at = answered_at
     _post(survey, at, {"resolved": "yes", "csat": "5"})
-    assert Conversation.objects.get(pk=survey.conversation_id).status == "solved"
+    conversation = Conversation.objects.get(pk=survey.conversation_id)
+    assert (conversation.status, conversation.closed_at) == ("closed", at)
+    closed = Event.objects.get(kind="conversation.closed")
+    assert closed.data["reason"] == "Survey: the customer answered resolved = yes."
     assert Notification.objects.count() == 0
+    # Changing the answer to "no" reopens it after all.
+    _post(survey, at + timedelta(minutes=1), {"resolved": "no"})
+    assert Conversation.objects.get(pk=survey.conversation_id).status == "open"
+
+
+def test_yes_about_an_older_solve_does_not_close_a_later_one(answered_at, agent_a):
+    from tickets.services import conversation_reopen, conversation_solve
+
+    survey, at = answered_at
+    conversation = Conversation.objects.get(pk=survey.conversation_id)
+    conversation_reopen(conversation=conversation, actor=agent_a, at=at - timedelta(minutes=30))
+    conversation_solve(conversation=conversation, actor=agent_a, at=at - timedelta(minutes=10))
+    _post(survey, at, {"resolved": "yes"})
+    assert Conversation.objects.get(pk=survey.conversation_id).status == "solved"
 
 
 @pytest.mark.parametrize(

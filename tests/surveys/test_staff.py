@@ -150,12 +150,18 @@ def test_a_manager_of_another_team_cannot_close_a_follow_up(three_answers, team_
 
 
 def test_outcome_annotator_answers_for_many_conversations_in_two_queries(
-    three_answers, solve, django_assert_num_queries
+    three_answers, solve, sent, django_assert_num_queries
 ):
-    scheduled = solve(at=SOLVED_AT + timedelta(days=10), sender="New <new@example.com>")
+    bounced = sent(at=SOLVED_AT + timedelta(days=10), sender="B <b@example.com>", subject="B")
+    Survey.objects.filter(pk=bounced.pk).update(status="bounced")
+    scheduled = solve(at=SOLVED_AT + timedelta(days=11), sender="New <new@example.com>")
     unanswered = three_answers[0]
     SurveyResponse.objects.filter(survey=unanswered).delete()
-    ids = [s.conversation_id for s in three_answers] + [scheduled.conversation_id, 999999]
+    ids = [s.conversation_id for s in three_answers] + [
+        scheduled.conversation_id,
+        bounced.conversation_id,
+        999999,
+    ]
 
     with django_assert_num_queries(2):
         outcomes = extensions.annotate("conversation.outcome", ids)
@@ -165,6 +171,7 @@ def test_outcome_annotator_answers_for_many_conversations_in_two_queries(
         three_answers[1].conversation_id: "partly",
         three_answers[2].conversation_id: "not_resolved",
         scheduled.conversation_id: "no_survey",
+        bounced.conversation_id: "no_survey",
         999999: "no_survey",
     }
 
@@ -317,3 +324,34 @@ def test_survey_settings_are_validated_and_editable_in_the_admin(admin_user):
         "/admin/surveys/followup/",
     ):
         assert client.get(url).status_code == 200
+
+
+@pytest.mark.parametrize("url", ["/surveys/me/", "/surveys/responses/", "/surveys/follow-ups/"])
+def test_staff_pages_run_a_constant_number_of_queries(sent, manager_a, url):
+    from django.db import connection
+
+    from supportdesk.services import team_get_or_create
+
+    def answer(day: int) -> None:
+        survey = sent(
+            at=SOLVED_AT + timedelta(days=day * 8),
+            sender=f"C{day} <c{day}@example.com>",
+            subject=f"Question {day}",
+        )
+        # Manager Mia solved these (so they are on her own feedback page too).
+        Survey.objects.filter(pk=survey.pk).update(agent=manager_a)
+        survey.refresh_from_db()
+        _answer(survey, resolved="no", csat=1, shout_out=True, comment=f"Comment {day}")
+
+    team_get_or_create(name="Team A")
+    client = _logged_in(manager_a)
+    answer(0)
+    with CaptureQueriesContext(connection) as one:
+        assert client.get(url).status_code == 200
+    for day in range(1, 4):
+        answer(day)
+    with CaptureQueriesContext(connection) as four:
+        page = client.get(url)
+    assert page.status_code == 200
+    assert page.content.decode().count("Comment ") >= 4
+    assert len(four.captured_queries) == len(one.captured_queries)
