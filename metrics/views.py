@@ -597,7 +597,10 @@ def integrity(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def my_scorecard(request: HttpRequest) -> HttpResponse:
-    return redirect("metrics:agent", pk=request.user.pk)
+    """The top bar's "My scorecard": the user's own agent page, keeping the chosen period."""
+    url = reverse("metrics:agent", args=[request.user.pk])
+    query = request.GET.urlencode()
+    return redirect(f"{url}?{query}" if query else url)
 
 
 @login_required
