@@ -1166,13 +1166,20 @@ def recompute_job_run(*, job_id: int) -> RecomputeJob | None:
     return job
 
 
+@transaction.atomic
 def facts_recompute_retention(*, requested_by: User | None = None) -> RecomputeJob:
-    """The nightly job: every day of the retention window up to and including today."""
+    """The nightly job: every day of the retention window up to and including today.
+
+    Side effects: deletes the facts of days older than the window (nobody can ask for them:
+    periods are limited to the window) and queues the recompute job.
+    """
     today = local_today()
+    first = today - timedelta(days=settings.METRICS_RETENTION_DAYS - 1)
+    DailyFact.objects.filter(day__lt=first).delete()
+    DurationBucket.objects.filter(day__lt=first).delete()
+    FactDay.objects.filter(day__lt=first).delete()
     return recompute_job_create(
-        day_from=today - timedelta(days=settings.METRICS_RETENTION_DAYS - 1),
-        day_to=today + timedelta(days=1),
-        requested_by=requested_by,
+        day_from=first, day_to=today + timedelta(days=1), requested_by=requested_by
     )
 
 
