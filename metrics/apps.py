@@ -1,8 +1,9 @@
 from django.apps import AppConfig
 
-# Domain events that change daily facts. Surveys and QA reviews mark their days through
-# metrics.services.facts_mark_dirty_days when their apps record them.
+# Domain events that change daily facts. "survey.answered" is the surveys app's own kind (its
+# event_id is the solve's); survey sends and bounces and QA reviews are found by beat's watermark.
 FACT_EVENTS = (
+    "survey.answered",
     "conversation.solved",
     "conversation.reopened",
     "message.inbound",

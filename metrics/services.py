@@ -1015,12 +1015,6 @@ def facts_mark_dirty_for_event(*, event_id: int) -> int:
     return facts_mark_dirty(days=_affected_days(event))
 
 
-def facts_mark_dirty_days(*, days: Iterable[date]) -> int:
-    """Mark days dirty for changes recorded outside the tickets event log (survey answers,
-    QA reviews): the surveys and QA reactions call this with the solve's day."""
-    return facts_mark_dirty(days=days)
-
-
 # A row committed this long after its timestamp could be missed by the watermark; the nightly
 # recompute catches it.
 SOURCE_LAG = timedelta(seconds=2)
