@@ -213,3 +213,35 @@ def test_nightly_job_covers_the_retention_window_and_drops_older_facts(settings,
         30,
     )
     assert not DailyFact.objects.filter(day=DAY).exists()
+
+
+@pytest.mark.django_db
+def test_a_customer_coming_back_marks_the_earlier_solve_day_by_watermark(channels, agent_a):
+    with time_machine.travel(T0, tick=False):
+        _solved(channels, agent_a)
+        assert facts_mark_dirty_from_sources() == 0  # first look: sets the watermark
+        DirtyDay.objects.all().delete()
+    # Kim writes again two days later: a new conversation, a repeat contact of Tuesday's solve.
+    later = T0 + timedelta(days=2)
+    with time_machine.travel(later, tick=False):
+        send_email(channels["email"], sender="Kim <kim@example.com>", subject="Again")
+    with time_machine.travel(later + timedelta(seconds=5), tick=False):
+        assert facts_mark_dirty_from_sources() == 2
+    assert set(DirtyDay.objects.values_list("day", flat=True)) == {DAY, later.date()}
+
+
+@pytest.mark.django_db
+def test_a_late_reply_marks_the_day_of_the_contact_it_answers(
+    channels, agent_a, django_capture_on_commit_callbacks
+):
+    from tickets.services import conversation_reply
+
+    with time_machine.travel(T0, tick=False):
+        conversation = Conversation.objects.get(
+            pk=send_email(channels["email"], sender="Kim <kim@example.com>").conversation_id
+        )
+    later = T0 + timedelta(days=2)
+    with time_machine.travel(later, tick=False), django_capture_on_commit_callbacks(execute=True):
+        conversation_reply(conversation=conversation, author=agent_a, body="Sorry for the wait.")
+    # First response belongs to Tuesday's contact: Tuesday is recomputed, not only Thursday.
+    assert set(DirtyDay.objects.values_list("day", flat=True)) == {DAY, later.date()}
