@@ -1,13 +1,12 @@
 from django.apps import AppConfig
 
 # Domain events that change daily facts. "survey.answered" is the surveys app's own kind (its
-# event_id is the solve's). Customer messages, survey sends and bounces and QA reviews are found
+# event_id is the solve's). Messages, survey sends and bounces and QA reviews are found
 # by beat's watermark (metrics.services.facts_mark_dirty_from_sources).
 FACT_EVENTS = (
     "survey.answered",
     "conversation.solved",
     "conversation.reopened",
-    "message.replied",
     "message.moved",
     "customer.merged",
     "customer.merge_undone",

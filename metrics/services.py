@@ -999,10 +999,8 @@ def _affected_days(event: Event) -> set[date]:
     """The local days whose facts an event can change.
 
     The event's own day; for anything about a customer, the days of their solves in the window
-    before it (a reopen, a new conversation or a survey answer changes an earlier solve's
-    figures); for a reply, the start days of the conversation's recent contacts (first response
-    belongs to the contact's day). Merges and moves carry the days they touched
-    (``data.affected_dates``).
+    before it (a reopen or a survey answer changes an earlier solve's figures). Merges and
+    moves carry the days they touched (``data.affected_dates``).
     """
     tz = timezone.get_current_timezone()
     days = {event.occurred_at.astimezone(tz).date()}
@@ -1018,13 +1016,6 @@ def _affected_days(event: Event) -> set[date]:
         days |= _solve_days(
             [customer_id], since=event.occurred_at - FACT_WINDOW, until=event.occurred_at
         )
-    if event.kind == Event.Kind.REPLIED and event.conversation_id:
-        starts = Contact.objects.filter(
-            conversation_id=event.conversation_id,
-            started_at__gte=event.occurred_at - REPLY_LOOKBACK,
-            started_at__lte=event.occurred_at,
-        ).values_list("started_at", flat=True)
-        days |= {stamp.astimezone(tz).date() for stamp in starts}
     return days
 
 
@@ -1046,8 +1037,9 @@ def facts_mark_dirty_from_sources() -> int:
     """Mark the days changed since the last look by what records no event for metrics.
 
     - customer messages (calls included): their day, and the customer's solves in the window
-      before (a new conversation is a repeat contact of an earlier solve). Polled rather than
-      subscribed: one query per tick instead of one task per message;
+      before (a new conversation is a repeat contact of an earlier solve);
+    - agent replies: their day and the start days of their conversation's recent contacts;
+      messages are polled rather than subscribed to: a query per tick, not a task per message;
     - surveys sent, bounced, cancelled or answered, and QA reviews submitted: their solve's day.
 
     The watermark row is locked while it moves, so concurrent beats look at each interval once.
@@ -1080,6 +1072,11 @@ def facts_mark_dirty_from_sources() -> int:
                 direction=Message.Direction.INBOUND, created_at__gt=since, created_at__lte=until
             ).values_list("sent_at", "conversation__customer_id")
         )
+        replies = list(
+            Message.objects.filter(
+                direction=Message.Direction.OUTBOUND, created_at__gt=since, created_at__lte=until
+            ).values_list("sent_at", "conversation_id")
+        )
         days = {stamp.astimezone(tz).date() for stamp in [*changed, *reviewed]}
         days |= {sent_at.astimezone(tz).date() for sent_at, _ in inbound}
         if inbound:
@@ -1088,6 +1085,15 @@ def facts_mark_dirty_from_sources() -> int:
                 since=min(sent_at for sent_at, _ in inbound) - FACT_WINDOW,
                 until=max(sent_at for sent_at, _ in inbound),
             )
+        if replies:
+            # First response and chat session length belong to the day of the contact replied to.
+            days |= {sent_at.astimezone(tz).date() for sent_at, _ in replies}
+            starts = Contact.objects.filter(
+                conversation_id__in={conversation for _, conversation in replies},
+                started_at__gte=min(sent_at for sent_at, _ in replies) - REPLY_LOOKBACK,
+                started_at__lte=max(sent_at for sent_at, _ in replies),
+            ).values_list("started_at", flat=True)
+            days |= {stamp.astimezone(tz).date() for stamp in starts}
         mark.seen_until = until
         mark.save(update_fields=["seen_until"])
     return facts_mark_dirty(days=days)
