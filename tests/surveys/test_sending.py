@@ -353,3 +353,28 @@ def test_mail_is_counted_once_per_survey_even_if_beat_overlaps(solve, mailoutbox
         assert surveys_send_due() == 1
         assert surveys_send_due() == 0
     assert len(mail.outbox) == 1
+
+
+def test_beat_runs_the_survey_tasks_and_every_subscriber_task_is_registered():
+    from datetime import timedelta as td
+
+    from supportdesk import events
+    from supportdesk.celery import app as celery_app
+
+    celery_app.loader.import_default_modules()
+    schedule = celery_app.conf.beat_schedule
+    assert schedule["send-due-surveys"]["task"] == "surveys.tasks.surveys_send_due_task"
+    assert schedule["send-due-surveys"]["schedule"] <= td(minutes=1)
+    assert schedule["send-survey-reminders"]["task"] == "surveys.tasks.surveys_remind_due_task"
+    names = {
+        *events.subscribers_for("conversation.solved"),
+        *events.subscribers_for("message.inbound"),
+        *events.subscribers_for("identity.undeliverable"),
+        *events.subscribers_for("customer.merged"),
+        *events.subscribers_for("customer.merge_undone"),
+        schedule["send-due-surveys"]["task"],
+        schedule["send-survey-reminders"]["task"],
+    }
+    surveys_tasks = {name for name in names if name.startswith("surveys.")}
+    assert len(surveys_tasks) == 6  # one task handles both merge events
+    assert surveys_tasks <= set(celery_app.tasks)
