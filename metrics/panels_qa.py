@@ -71,7 +71,7 @@ def agent_home(request: HttpRequest, *, user: Any, **_: Any) -> str:
         .order_by("-submitted_at")[:10]
     )
     week = pulse_current_week()
-    return render_to_string(
+    return render_to_string(  # "" when there is nothing for the agent
         "metrics/qa/panel_home.html",
         {
             "to_answer": to_answer,
@@ -80,7 +80,7 @@ def agent_home(request: HttpRequest, *, user: Any, **_: Any) -> str:
             "pulse_open": week is not None and not pulse_has_answered(user=user, week=week),
         },
         request=request,
-    )
+    ).strip()
 
 
 def register() -> None:

@@ -412,7 +412,14 @@ def cancellation_report(*, start: date, end: date, bucket: str = "month") -> dic
         "rows": [{**row, "channel_kind": row["channel_kind"] or "unknown"} for row in rows],
         "channels": sorted(channels),
         "by_reason": sorted(
-            ({"reason": name, **counts} for name, counts in by_reason.items()),
+            (
+                {
+                    "reason": name,
+                    **counts,
+                    "cells": [counts.get(channel, 0) for channel in sorted(channels)],
+                }
+                for name, counts in by_reason.items()
+            ),
             key=lambda item: -item["total"],
         ),
     }

@@ -668,6 +668,8 @@ def cancellation_reason_save(
     name = (name or "").strip()
     if not name:
         raise ApplicationError("A reason needs a name.")
+    if not 0 <= position <= 1000:
+        raise ApplicationError("The order is a number from 0 to 1000.")
     reason = CancellationReason() if pk is None else CancellationReason.objects.get(pk=pk)
     reason.name = name[:100]
     reason.is_active = is_active

@@ -103,6 +103,7 @@ def _review_page(request: HttpRequest, pk: int) -> HttpResponse:
             "can_respond": review.state == QAReview.State.SUBMITTED
             and review.agent_id == request.user.pk
             and review.kind != QAReview.Kind.CALIBRATION,
+            "can_dispute": review.kind == QAReview.Kind.SAMPLE,
             "can_replace": review.state == QAReview.State.PENDING
             and review.kind == QAReview.Kind.SAMPLE
             and (review.reviewer_id == request.user.pk or request.user.is_manager),
@@ -200,7 +201,8 @@ def qa_rubric(request: HttpRequest) -> HttpResponse:
         return _rubric_page(request)
     _manager(request)
     rows = []
-    for index in range(_int(request.POST.get("rows")) or 0):
+    # at most 50 criteria: the row count comes from the form and is not trusted beyond that
+    for index in range(min(max(_int(request.POST.get("rows")) or 0, 0), 50)):
         rows.append(
             {
                 "name": request.POST.get(f"name_{index}", ""),
@@ -212,7 +214,7 @@ def qa_rubric(request: HttpRequest) -> HttpResponse:
             }
         )
     try:
-        rubric = services.rubric_publish(criteria=rows[:50], actor=request.user)
+        rubric = services.rubric_publish(criteria=rows, actor=request.user)
     except ApplicationError as exc:
         return _refused(request, exc, _rubric_page)
     messages.success(request, f"Published version {rubric.version}; earlier reviews keep theirs.")

@@ -105,8 +105,23 @@ def test_report_by_reason_channel_and_month(channels, agent_a, reasons, django_a
 
     assert report["channels"] == ["chat", "email"]
     assert report["by_reason"] == [
-        {"reason": "Too expensive", "email": 1, "chat": 1, "total": 2, "saved": 1, "cancelled": 1},
-        {"reason": "Missing a feature", "email": 1, "total": 1, "saved": 0, "cancelled": 0},
+        {
+            "reason": "Too expensive",
+            "email": 1,
+            "chat": 1,
+            "total": 2,
+            "saved": 1,
+            "cancelled": 1,
+            "cells": [1, 1],
+        },
+        {
+            "reason": "Missing a feature",
+            "email": 1,
+            "total": 1,
+            "saved": 0,
+            "cancelled": 0,
+            "cells": [0, 1],
+        },
     ]
     assert [
         (r["period"].date(), r["reason__name"], r["channel_kind"], r["total"])

@@ -298,3 +298,106 @@ def test_sidebar_and_home_panels_run_a_fixed_number_of_queries(
     with django_assert_num_queries(4):  # reviews to answer, to do, check-ins, pulse week
         home = panels_qa.agent_home(request, user=agent_a)
     assert f"Your conversation #{conversation.pk} was reviewed: 100/100" in home
+
+
+def test_send_a_checkin_from_the_page(
+    client, channels, agent_a, agent_b, django_capture_on_commit_callbacks
+):
+    from datetime import UTC, datetime
+
+    from metrics.models import CheckIn
+    from metrics.services import checkins_create_due
+    from tests.metrics.qa.conftest import answer_survey, solve_one
+
+    at = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
+    conversation = solve_one(channels, agent_a, at=at, sender="Ann <ann@example.com>")
+    answer_survey(conversation, "no", answered_at=at)
+    checkins_create_due(now=datetime(2026, 11, 7, tzinfo=UTC))
+    checkin = CheckIn.objects.get()
+    url = reverse("metrics:checkin_act", args=[checkin.pk])
+
+    _login(client, agent_b)
+    assert client.post(url, {"body": "Hi"}).status_code == 404
+    _login(client, agent_a)
+    assert "Check in with" not in client.get(reverse("metrics:checkins")).content.decode()
+    assert client.post(url, {"action": "send", "body": "  "}).status_code == 400
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(url, {"action": "send", "body": "All good now, Ann?"}).status_code == 302
+
+    checkin.refresh_from_db()
+    assert checkin.state == "sent"
+    assert checkin.message.body_text == "All good now, Ann?"
+    assert "All good now" not in client.get(reverse("metrics:checkins")).content.decode()
+    assert "Sent" in client.get(reverse("metrics:checkins"), {"state": "sent"}).content.decode()
+
+
+def test_bad_form_input_is_a_4xx_not_a_5xx(client, manager_a, agent_a):
+    cancellation_reasons_ensure_default()
+    _login(client, manager_a)
+
+    huge = client.post(reverse("metrics:qa_rubric"), {"rows": "100000000", "name_0": "x"})
+    negative = client.post(
+        reverse("metrics:cancellation_reasons"), {"name": "New", "position": "-3"}
+    )
+    missing = client.post(reverse("metrics:cancellation_reasons"), {"pk": "999999", "name": "x"})
+    rule = client.post(reverse("metrics:checkin_rule", args=[999]), {"days_after": "3"})
+
+    assert huge.status_code == 302  # one criterion "x" published, the rest ignored
+    assert (negative.status_code, missing.status_code, rule.status_code) == (400, 404, 404)
+
+
+def test_replace_from_the_review_page(client, sample, manager_a, agent_a):
+    review = sample.reviews.filter(agent=agent_a, channel_kind="email").first()
+    url = reverse("metrics:qa_review_replace", args=[review.pk])
+    _login(client, manager_a)
+
+    assert client.post(url, {"reason": ""}).status_code == 400
+    response = client.post(url, {"reason": "Internal test conversation"})
+
+    review.refresh_from_db()
+    assert response["Location"] == reverse("metrics:qa_review", args=[review.replacement_id])
+    home = client.get(reverse("metrics:qa_home")).content.decode()
+    assert "“Internal test conversation” (Mia Manager)" in home
+
+
+def test_manager_tells_customers_from_the_idea_page(
+    client, inbound, agent_a, manager_a, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+
+    from metrics.services import idea_set_status
+
+    idea = idea_create(message=inbound("Jane <jane@example.com>"), actor=agent_a, title="CSV")
+    url = reverse("metrics:idea_notify", args=[idea.pk])
+    _login(client, agent_a)
+    assert client.post(url, {"body": "Shipped!"}).status_code == 403
+    _login(client, manager_a)
+    assert client.post(url, {"body": "Shipped!"}).status_code == 400  # not shipped yet
+    idea_set_status(idea=idea, actor=manager_a, status="shipped")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, {"body": "Shipped!"}, follow=True)
+
+    assert "Told 1 customer." in response.content.decode()
+    assert [m.to for m in mail.outbox] == [["jane@example.com"]]
+
+
+def test_second_reviewer_sees_the_dispute_and_the_agent_cannot_dispute_twice(
+    client, sample, manager_a, agent_a, peer_a
+):
+    from metrics.services import qa_review_dispute
+
+    review = sample.reviews.filter(agent=agent_a).first()
+    qa_review_submit(review=review, reviewer=manager_a, values=full_marks(review))
+    second = qa_review_dispute(review=review, agent=agent_a, comment="The refund was approved")
+
+    _login(client, second.reviewer)
+    page = client.get(reverse("metrics:qa_review", args=[second.pk])).content.decode()
+    assert "“The refund was approved”" in page
+    assert "Submit review" in page
+
+    qa_review_submit(review=second, reviewer=second.reviewer, values=full_marks(second))
+    _login(client, agent_a)
+    page = client.get(reverse("metrics:qa_review", args=[second.pk])).content.decode()
+    assert "Acknowledge" in page
+    assert ">Dispute</button>" not in page
