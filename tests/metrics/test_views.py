@@ -153,6 +153,7 @@ def test_reassigned_after_bad_rating_and_opened_unanswered(desk, admin_user, man
     from datetime import timedelta
 
     from surveys.models import Survey
+    from surveys.services import survey_mark_opened
     from tests.factories import make_staff as staff
     from tickets.services import conversation_assign
 
@@ -165,7 +166,10 @@ def test_reassigned_after_bad_rating_and_opened_unanswered(desk, admin_user, man
         tick=False,
     ):
         conversation_assign(conversation=c3, actor=manager_a, agent=carol)
-    Survey.objects.filter(event=desk.solves["s4"]).update(opened_at=NOW - timedelta(days=15))
+    # Pat opened the survey page (its script says so) and never answered.
+    survey_mark_opened(
+        survey=Survey.objects.get(event=desk.solves["s4"]), now=NOW - timedelta(days=15)
+    )
     context = get(admin_user, f"/dashboard/integrity/?{WEEK}").context
     assert [r["survey__conversation_id"] for r in context["reassigned"]] == [c3.pk]
     assert [s.conversation_id for s in context["opened"]] == [desk.conversations["c4"].pk]
