@@ -6,7 +6,12 @@ from typing import Any
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
@@ -164,3 +169,14 @@ class TaskDetailApi(APIView):
     def get(self, request: Request, pk: int) -> Response:
         job = recompute_job_get_for_user(user=request.user, pk=pk)
         return Response(self.OutputSerializer(job).data)
+
+
+# Every view nests Input/Output serializers: name their schema components after the view
+# (``ScorecardListApi.OutputSerializer`` -> ``ScorecardListOutput``), as the tickets API does.
+for _view in (ScorecardListApi, ScorecardRecomputeApi, TaskDetailApi):
+    for _role in ("Input", "Output", "Rate", "Group"):
+        _serializer = _view.__dict__.get(f"{_role}Serializer")
+        if _serializer is not None:
+            extend_schema_serializer(component_name=_view.__name__.removesuffix("Api") + _role)(
+                _serializer
+            )

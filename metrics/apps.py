@@ -1,12 +1,12 @@
 from django.apps import AppConfig
 
-# Domain events that change daily facts. Surveys and QA reviews mark their days through
-# metrics.services.facts_mark_dirty_days when their apps record them.
+# Domain events that change daily facts. "survey.answered" is the surveys app's own kind (its
+# event_id is the solve's). Messages, survey sends and bounces and QA reviews are found
+# by beat's watermark (metrics.services.facts_mark_dirty_from_sources).
 FACT_EVENTS = (
+    "survey.answered",
     "conversation.solved",
     "conversation.reopened",
-    "message.inbound",
-    "message.replied",
     "message.moved",
     "customer.merged",
     "customer.merge_undone",
@@ -26,9 +26,6 @@ class MetricsConfig(AppConfig):
             "Dashboard", "metrics:dashboard", roles={"manager", "admin"}, order=20
         )
         extensions.register_nav("My scorecard", "metrics:my_scorecard", roles={"agent"}, order=20)
-        from metrics import panels
-
-        extensions.register_panel("agent.home", panels.agent_home_panel)
 
         # --- QA, ideas, cancellations, check-ins, pulse (issue 6)
         from metrics import panels_qa

@@ -48,7 +48,7 @@ from supportdesk.errors import ApplicationError, Conflict
 from supportdesk.models import Team, User
 from supportdesk.services import notification_create, outbox_enqueue
 from surveys.models import SurveyResponse
-from tickets.models import Conversation, Event, Message
+from tickets.models import Contact, Conversation, Event, Message
 from tickets.services import conversation_reply
 
 # --- QA, ideas, cancellations, check-ins, pulse ----------------------------------------------------
@@ -978,12 +978,30 @@ def facts_mark_dirty(*, days: Iterable[date]) -> int:
     return len(days)
 
 
+FACT_WINDOW = timedelta(days=8)  # reopen/repeat windows (7 days) plus a day of time zones
+REPLY_LOOKBACK = timedelta(days=30)  # a reply changes the first-response day of its contacts
+
+
+def _solve_days(customer_ids: Iterable[int], *, since: datetime, until: datetime) -> set[date]:
+    """Local days of the customers' solves in ``[since, until]`` (one query)."""
+    customer_ids = list(customer_ids)
+    if not customer_ids:
+        return set()
+    tz = timezone.get_current_timezone()
+    stamps = Event.objects.filter(
+        kind=Event.Kind.SOLVED,
+        conversation__customer_id__in=customer_ids,
+        occurred_at__gte=since,
+        occurred_at__lte=until,
+    ).values_list("occurred_at", flat=True)
+    return {stamp.astimezone(tz).date() for stamp in stamps}
+
+
 def _affected_days(event: Event) -> set[date]:
     """The local days whose facts an event can change.
 
-    The event's own day (speed and contact facts), and for anything about a conversation or a
-    customer the days of that customer's solves in the window before it: a reopen, a new
-    conversation or a survey answer changes the solve-based facts of an earlier day. Merges and
+    The event's own day; for anything about a customer, the days of their solves in the window
+    before it (a reopen or a survey answer changes an earlier solve's figures). Merges and
     moves carry the days they touched (``data.affected_dates``).
     """
     tz = timezone.get_current_timezone()
@@ -997,14 +1015,9 @@ def _affected_days(event: Event) -> set[date]:
         event.conversation.customer_id if event.conversation_id else None
     )
     if customer_id is not None:
-        window = timedelta(days=max(7, settings.SURVEY_WINDOW_DAYS) + 1)
-        stamps = Event.objects.filter(
-            kind=Event.Kind.SOLVED,
-            conversation__customer_id=customer_id,
-            occurred_at__gte=event.occurred_at - window,
-            occurred_at__lte=event.occurred_at,
-        ).values_list("occurred_at", flat=True)
-        days |= {stamp.astimezone(tz).date() for stamp in stamps}
+        days |= _solve_days(
+            [customer_id], since=event.occurred_at - FACT_WINDOW, until=event.occurred_at
+        )
     return days
 
 
@@ -1017,34 +1030,33 @@ def facts_mark_dirty_for_event(*, event_id: int) -> int:
     return facts_mark_dirty(days=_affected_days(event))
 
 
-def facts_mark_dirty_days(*, days: Iterable[date]) -> int:
-    """Mark days dirty for changes recorded outside the tickets event log (survey answers,
-    QA reviews): the surveys and QA reactions call this with the solve's day."""
-    return facts_mark_dirty(days=days)
-
-
 # A row committed this long after its timestamp could be missed by the watermark; the nightly
 # recompute catches it.
 SOURCE_LAG = timedelta(seconds=2)
 
 
 def facts_mark_dirty_from_sources() -> int:
-    """Mark the solve days of surveys sent, bounced or answered, and of QA reviews submitted,
-    since the last look.
+    """Mark the days changed since the last look by what records no event for metrics.
 
-    Neither records a tickets event (surveys must not import metrics), so beat
-    polls them by timestamp. The watermark row is locked while it moves, so concurrent beats
-    look at each interval once. Returns how many days were marked.
+    - customer messages (calls included): their day, and the customer's solves in the window
+      before (a new conversation is a repeat contact of an earlier solve);
+    - agent replies: their day and the start days of their conversation's recent contacts;
+      messages are polled rather than subscribed to: a query per tick, not a task per message;
+    - surveys sent, bounced, cancelled or answered, and QA reviews submitted: their solve's day.
+
+    The watermark row is locked while it moves, so concurrent beats look at each interval once.
+    Returns how many days were marked.
     """
     from surveys.models import Survey
 
     now = timezone.now()
     until = now - SOURCE_LAG
+    tz = timezone.get_current_timezone()
     with transaction.atomic():
         SourceWatermark.objects.bulk_create(
-            [SourceWatermark(name="surveys", seen_until=until)], ignore_conflicts=True
+            [SourceWatermark(name="sources", seen_until=until)], ignore_conflicts=True
         )
-        mark = SourceWatermark.objects.select_for_update().get(name="surveys")
+        mark = SourceWatermark.objects.select_for_update().get(name="sources")
         since = mark.seen_until
         if since >= until:
             return 0
@@ -1057,8 +1069,33 @@ def facts_mark_dirty_from_sources() -> int:
         reviewed = QAReview.objects.filter(
             submitted_at__gt=since, submitted_at__lte=until
         ).values_list("solved_at", flat=True)
-        tz = timezone.get_current_timezone()
+        inbound = list(
+            Message.objects.filter(
+                direction=Message.Direction.INBOUND, created_at__gt=since, created_at__lte=until
+            ).values_list("sent_at", "conversation__customer_id")
+        )
+        replies = list(
+            Message.objects.filter(
+                direction=Message.Direction.OUTBOUND, created_at__gt=since, created_at__lte=until
+            ).values_list("sent_at", "conversation_id")
+        )
         days = {stamp.astimezone(tz).date() for stamp in [*changed, *reviewed]}
+        days |= {sent_at.astimezone(tz).date() for sent_at, _ in inbound}
+        if inbound:
+            days |= _solve_days(
+                {customer for _, customer in inbound},
+                since=min(sent_at for sent_at, _ in inbound) - FACT_WINDOW,
+                until=max(sent_at for sent_at, _ in inbound),
+            )
+        if replies:
+            # First response and chat session length belong to the day of the contact replied to.
+            days |= {sent_at.astimezone(tz).date() for sent_at, _ in replies}
+            starts = Contact.objects.filter(
+                conversation_id__in={conversation for _, conversation in replies},
+                started_at__gte=min(sent_at for sent_at, _ in replies) - REPLY_LOOKBACK,
+                started_at__lte=max(sent_at for sent_at, _ in replies),
+            ).values_list("started_at", flat=True)
+            days |= {stamp.astimezone(tz).date() for stamp in starts}
         mark.seen_until = until
         mark.save(update_fields=["seen_until"])
     return facts_mark_dirty(days=days)
@@ -1168,13 +1205,20 @@ def recompute_job_run(*, job_id: int) -> RecomputeJob | None:
     return job
 
 
+@transaction.atomic
 def facts_recompute_retention(*, requested_by: User | None = None) -> RecomputeJob:
-    """The nightly job: every day of the retention window up to and including today."""
+    """The nightly job: every day of the retention window up to and including today.
+
+    Side effects: deletes the facts of days older than the window (nobody can ask for them:
+    periods are limited to the window) and queues the recompute job.
+    """
     today = local_today()
+    first = today - timedelta(days=settings.METRICS_RETENTION_DAYS - 1)
+    DailyFact.objects.filter(day__lt=first).delete()
+    DurationBucket.objects.filter(day__lt=first).delete()
+    FactDay.objects.filter(day__lt=first).delete()
     return recompute_job_create(
-        day_from=today - timedelta(days=settings.METRICS_RETENTION_DAYS - 1),
-        day_to=today + timedelta(days=1),
-        requested_by=requested_by,
+        day_from=first, day_to=today + timedelta(days=1), requested_by=requested_by
     )
 
 

@@ -393,7 +393,12 @@ FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_safe(value: Any) -> str:
-    """A cell a spreadsheet will not run: text starting like a formula gets a leading quote."""
+    """A cell a spreadsheet will not run: text starting like a formula gets a leading quote.
+
+    Numbers are ours, not user input, and stay numbers (a negative gap keeps its minus sign).
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
     text = "" if value is None else str(value)
     if text.startswith(FORMULA_TRIGGERS):
         return "'" + text
@@ -592,7 +597,10 @@ def integrity(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def my_scorecard(request: HttpRequest) -> HttpResponse:
-    return redirect("metrics:agent", pk=request.user.pk)
+    """The top bar's "My scorecard": the user's own agent page, keeping the chosen period."""
+    url = reverse("metrics:agent", args=[request.user.pk])
+    query = request.GET.urlencode()
+    return redirect(f"{url}?{query}" if query else url)
 
 
 @login_required

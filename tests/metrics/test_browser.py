@@ -59,6 +59,10 @@ def test_manager_sees_quadrants_and_charts_and_drills_down(
     page.wait_for_function("() => window.Chart && Chart.getChart('chart-trend') !== undefined")
     page.select_option("#trend-metric", "csat")
     assert page.evaluate("Chart.getChart('chart-trend').data.datasets[0].label") == "CSAT"
+
+    # Recompute the period from the page: htmx posts, then follows the job's progress.
+    page.get_by_role("button", name="Recompute").click()
+    page.locator("#recompute-status").get_by_text("done, 7 of 7 days").wait_for()
     assert problems == []
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import time_machine
 
-from metrics.models import DailyFact, DirtyDay, FactDay
+from metrics.models import DailyFact, DirtyDay, FactDay, RecomputeJob
 from metrics.services import (
     facts_compute,
     facts_mark_dirty,
@@ -17,7 +17,11 @@ from metrics.services import (
     recompute_job_create,
     recompute_job_run,
 )
-from metrics.tasks import facts_recompute_dirty_task, recompute_job_run_task
+from metrics.tasks import (
+    facts_recompute_dirty_task,
+    facts_recompute_nightly_task,
+    recompute_job_run_task,
+)
 from tests.factories import send_email
 from tests.metrics.desk import record_survey
 from tickets.models import Conversation
@@ -192,3 +196,55 @@ def test_worker_turns_a_solve_into_figures(channels, agent_a):
             assert (fact.numerator, fact.agent_id) == (1, agent_a.pk)
     finally:
         redis_delete_queue(broker_url, queue)
+
+
+@pytest.mark.django_db
+def test_nightly_job_covers_the_retention_window_and_drops_older_facts(settings, channels, agent_a):
+    settings.METRICS_RETENTION_DAYS = 30
+    _solved(channels, agent_a)
+    facts_compute(day_from=DAY, day_to=DAY + timedelta(days=1))
+    assert DailyFact.objects.filter(day=DAY).exists()
+    with time_machine.travel(T0 + timedelta(days=45), tick=False):
+        job_id = facts_recompute_nightly_task()
+    job = RecomputeJob.objects.get(pk=job_id)
+    assert (job.date_from, job.date_to, job.days_total) == (
+        date(2026, 11, 26),
+        date(2026, 12, 26),
+        30,
+    )
+    assert not DailyFact.objects.filter(day=DAY).exists()
+
+
+@pytest.mark.django_db
+def test_a_customer_coming_back_marks_the_earlier_solve_day_by_watermark(channels, agent_a):
+    with time_machine.travel(T0, tick=False):
+        _solved(channels, agent_a)
+        assert facts_mark_dirty_from_sources() == 0  # first look: sets the watermark
+        DirtyDay.objects.all().delete()
+    # Kim writes again two days later: a new conversation, a repeat contact of Tuesday's solve.
+    later = T0 + timedelta(days=2)
+    with time_machine.travel(later, tick=False):
+        send_email(channels["email"], sender="Kim <kim@example.com>", subject="Again")
+    with time_machine.travel(later + timedelta(seconds=5), tick=False):
+        assert facts_mark_dirty_from_sources() == 2
+    assert set(DirtyDay.objects.values_list("day", flat=True)) == {DAY, later.date()}
+
+
+@pytest.mark.django_db
+def test_a_late_reply_marks_the_day_of_the_contact_it_answers(channels, agent_a):
+    from tickets.services import conversation_reply
+
+    with time_machine.travel(T0, tick=False):
+        conversation = Conversation.objects.get(
+            pk=send_email(channels["email"], sender="Kim <kim@example.com>").conversation_id
+        )
+    later = T0 + timedelta(days=2)
+    with time_machine.travel(later - timedelta(seconds=5), tick=False):
+        facts_mark_dirty_from_sources()  # the watermark, after Kim's message
+        DirtyDay.objects.all().delete()
+    with time_machine.travel(later, tick=False):
+        conversation_reply(conversation=conversation, author=agent_a, body="Sorry for the wait.")
+    with time_machine.travel(later + timedelta(seconds=5), tick=False):
+        facts_mark_dirty_from_sources()
+    # First response belongs to Tuesday's contact: Tuesday is recomputed, not only Thursday.
+    assert set(DirtyDay.objects.values_list("day", flat=True)) == {DAY, later.date()}

@@ -153,6 +153,7 @@ def test_reassigned_after_bad_rating_and_opened_unanswered(desk, admin_user, man
     from datetime import timedelta
 
     from surveys.models import Survey
+    from surveys.services import survey_mark_opened
     from tests.factories import make_staff as staff
     from tickets.services import conversation_assign
 
@@ -165,7 +166,10 @@ def test_reassigned_after_bad_rating_and_opened_unanswered(desk, admin_user, man
         tick=False,
     ):
         conversation_assign(conversation=c3, actor=manager_a, agent=carol)
-    Survey.objects.filter(event=desk.solves["s4"]).update(opened_at=NOW - timedelta(days=15))
+    # Pat opened the survey page (its script says so) and never answered.
+    survey_mark_opened(
+        survey=Survey.objects.get(event=desk.solves["s4"]), now=NOW - timedelta(days=15)
+    )
     context = get(admin_user, f"/dashboard/integrity/?{WEEK}").context
     assert [r["survey__conversation_id"] for r in context["reassigned"]] == [c3.pk]
     assert [s.conversation_id for s in context["opened"]] == [desk.conversations["c4"].pk]
@@ -208,6 +212,8 @@ def test_scorecard_csv_is_streamed_by_agent(desk, admin_user):
     assert rows[0]["resolution_rate"] == "0.5"
     assert rows[0]["resolution_rate_n"] == "4"
     assert rows[1]["system_disconnect_rate"] == "0.5"
+    # Numbers stay numbers: a negative interval bound is not mistaken for a formula.
+    assert rows[1]["resolution_gap_ci_low"].startswith("-0.")
 
 
 def test_drill_csv_neutralises_formulas(desk, admin_user, channels):
@@ -279,3 +285,22 @@ def test_nav_links_by_role(desk, manager_a, agent_a):
     home = get(agent_a, "/").content
     assert b'href="/scorecard/"' in home
     assert b'href="/dashboard/"' not in home
+
+
+def test_agent_page_and_integrity_query_counts_do_not_grow(
+    desk, admin_user, agent_a, django_assert_max_num_queries
+):
+    """Constant queries whatever the number of rows (the desk has several of each)."""
+    client = browser(agent_a)
+    with time_machine.travel(NOW, tick=False):
+        client.get(f"/dashboard/agents/{agent_a.pk}/?{WEEK}")
+        # session, user, teams; my card (3); team card (3); targets; voices; QA reviews; badge.
+        with django_assert_max_num_queries(14):
+            assert client.get(f"/dashboard/agents/{agent_a.pk}/?{WEEK}").status_code == 200
+    client = browser(admin_user)
+    with time_machine.travel(NOW, tick=False):
+        client.get(f"/dashboard/integrity/?{WEEK}")
+        # session, user; gaps (4); dropped; solicitations; not sent; reassigned; opened;
+        # pickers (2); badge.
+        with django_assert_max_num_queries(14):
+            assert client.get(f"/dashboard/integrity/?{WEEK}").status_code == 200
