@@ -87,9 +87,9 @@ def register() -> None:
     extensions.register_nav("QA", "metrics:qa_home", order=40)
     extensions.register_nav("Ideas", "metrics:ideas", order=41)
     extensions.register_nav("Check-ins", "metrics:checkins", order=42)
-    extensions.register_nav("Pulse", "metrics:pulse", order=43)
+    extensions.register_nav("Pulse", "metrics:pulse", order=43, more=True)
     extensions.register_nav(
-        "Cancellations", "metrics:cancellations", roles={"manager", "admin"}, order=44
+        "Cancellations", "metrics:cancellations", roles={"manager", "admin"}, order=44, more=True
     )
     extensions.register_panel("conversation.sidebar", conversation_sidebar)
     extensions.register_panel("message.actions", message_actions)

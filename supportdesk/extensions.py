@@ -17,7 +17,8 @@ Panels
     - ``agent.home`` (``user``): blocks on the agent's start page (their scorecard, shout-outs...).
 
 Navigation
-    ``register_nav(label, url_name, *, roles=None, order=100)``: a link in the top bar.
+    ``register_nav(label, url_name, *, roles=None, order=100, more=False)``: a link in the top
+    bar; ``more=True`` puts it in the bar's "More" menu (pages used weekly, not hourly).
 
 Seeding
     ``register_seeder(name, seed)``: ``seed(*, rng, stdout) -> None`` runs at the end of
@@ -42,6 +43,7 @@ class NavLink:
     url_name: str
     roles: frozenset[str] | None
     order: int
+    more: bool = False
 
 
 _nav: dict[str, NavLink] = {}
@@ -63,9 +65,14 @@ def render_panels(slot: str, request: Any, **context: Any) -> list[str]:
 
 
 def register_nav(
-    label: str, url_name: str, *, roles: set[str] | None = None, order: int = 100
+    label: str,
+    url_name: str,
+    *,
+    roles: set[str] | None = None,
+    order: int = 100,
+    more: bool = False,
 ) -> None:
-    _nav[url_name] = NavLink(label, url_name, frozenset(roles) if roles else None, order)
+    _nav[url_name] = NavLink(label, url_name, frozenset(roles) if roles else None, order, more)
 
 
 def nav_links_for(user: Any) -> list[NavLink]:

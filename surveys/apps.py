@@ -17,8 +17,8 @@ class SurveysConfig(AppConfig):
         extensions.register_annotator("conversation.outcome", selectors.conversation_outcomes)
         extensions.register_panel("conversation.sidebar", panels.conversation_sidebar)
         extensions.register_panel("agent.home", panels.agent_home)
-        extensions.register_nav("My feedback", "surveys:my_feedback", order=39)
-        extensions.register_nav("Survey responses", "surveys:responses", order=40)
+        extensions.register_nav("My feedback", "surveys:my_feedback", order=39, more=True)
+        extensions.register_nav("Survey responses", "surveys:responses", order=40, more=True)
         extensions.register_nav(
             "Follow-ups", "surveys:follow_ups", roles={"manager", "admin"}, order=41
         )

@@ -649,7 +649,7 @@ def _answer_effects(
     survey: Survey, response: SurveyResponse, answer: Answer, *, now: datetime
 ) -> None:
     """The effects of an answer, each once per survey (the survey row is locked by the caller)."""
-    conversation_url = f"/conversations/{survey.conversation_id}/"
+    conversation_url = reverse("workspace:conversation", args=[survey.conversation_id])
     if response.escalated_at is None and _needs_follow_up_by_agent(answer):
         response.escalated_at = now
         conversation = Conversation.objects.select_for_update().get(pk=survey.conversation_id)

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 from django import template
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 register = template.Library()
 
-# The workspace's conversation page (tickets/web_urls.py); names tried in order.
-CONVERSATION_URL_NAMES = ("workspace:conversation", "workspace:conversation_detail")
-
-
 @register.simple_tag
 def conversation_url(pk: int) -> str:
-    """The staff page of a conversation, or the API's when the workspace page is not there."""
-    for name in CONVERSATION_URL_NAMES:
-        try:
-            return reverse(name, args=[pk])
-        except NoReverseMatch:
-            continue
-    return f"/api/v1/conversations/{pk}/"
+    """The workspace's page of a conversation (tickets/web_urls.py)."""
+    return reverse("workspace:conversation", args=[pk])
 
 
 @register.filter
