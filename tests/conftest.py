@@ -134,9 +134,17 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
+    executable = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+    if not os.path.exists(executable):
+        from tests.services import _missing
+
+        _missing(
+            f"Browser tests need Chromium at {executable}",
+            "Install Debian's: apt-get install -y chromium (or set CHROMIUM_PATH).",
+        )
     return {
         **browser_type_launch_args,
-        "executable_path": os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"),
+        "executable_path": executable,
         "args": CHROMIUM_ARGS,
     }
 
