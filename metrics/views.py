@@ -332,10 +332,12 @@ def _drill_scope(request: HttpRequest) -> Scope:
     raise Http404("No such dashboard.")
 
 
-@login_required
-@require_GET
-def drill(request: HttpRequest) -> HttpResponse:
-    """The conversations behind one figure."""
+def _drill_request(
+    request: HttpRequest,
+) -> tuple[Scope, str, date, date, bool] | HttpResponse:
+    """The scope, metric, period and flagged-only switch of a drill-down (page or CSV), or the
+    400 page saying what is wrong with them. Lower-is-better figures list the flagged
+    conversations unless ``all=1``."""
     scope = _drill_scope(request)
     metric = request.GET.get("metric", "")
     if metric not in DRILLABLE:
@@ -344,9 +346,19 @@ def drill(request: HttpRequest) -> HttpResponse:
         _period, date_from, date_to = period_from_request(request)
     except BadPeriod as exc:
         return _bad_request(request, str(exc))
+    only_flagged = request.GET.get("all") != "1" and not BY_KEY[metric].higher_is_better
+    return scope, metric, date_from, date_to, only_flagged
+
+
+@login_required
+@require_GET
+def drill(request: HttpRequest) -> HttpResponse:
+    """The conversations behind one figure."""
+    parsed = _drill_request(request)
+    if isinstance(parsed, HttpResponse):
+        return parsed
+    scope, metric, date_from, date_to, only_flagged = parsed
     info = BY_KEY[metric]
-    show_all = request.GET.get("all") == "1"
-    only_flagged = not show_all and not info.higher_is_better
     bucket = request.GET.get("bucket", "")
     rows = drill_down(
         user=request.user,
@@ -428,15 +440,10 @@ def _stream_csv(
 @login_required
 @require_GET
 def drill_csv(request: HttpRequest) -> HttpResponse:
-    scope = _drill_scope(request)
-    metric = request.GET.get("metric", "")
-    if metric not in DRILLABLE:
-        return _bad_request(request, "That figure has no list of conversations behind it.")
-    try:
-        _period, date_from, date_to = period_from_request(request)
-    except BadPeriod as exc:
-        return _bad_request(request, str(exc))
-    only_flagged = request.GET.get("all") != "1" and not BY_KEY[metric].higher_is_better
+    parsed = _drill_request(request)
+    if isinstance(parsed, HttpResponse):
+        return parsed
+    scope, metric, date_from, date_to, only_flagged = parsed
     rows = drill_down(
         user=request.user,
         metric=metric,

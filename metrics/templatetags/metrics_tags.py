@@ -7,6 +7,7 @@ from django.urls import reverse
 
 register = template.Library()
 
+
 @register.simple_tag
 def conversation_url(pk: int) -> str:
     """The workspace's page of a conversation (tickets/web_urls.py)."""
