@@ -203,6 +203,21 @@ if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 
+# --- Cache: rate limits (django-ratelimit) and presence counters --------------------------------
+# Unset: per-process memory, right for bin/dev. With several web workers set CACHE_URL to Redis
+# (redis://host:6379/1) so a rate limit counts across all of them.
+CACHE_URL = env("CACHE_URL", "")
+if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://")):
+    raise ImproperlyConfigured(f"CACHE_URL must be a redis:// URL, not {CACHE_URL!r}")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+
 # --- Email -----------------------------------------------------------------------------------
 def _email_settings(url: str) -> dict[str, object]:
     """EMAIL_URL: unset -> files under var/mail; smtp://user:pass@host:port[?tls=1|ssl=1]."""
