@@ -110,7 +110,8 @@ def test_a_customer_answers_yes_with_a_shout_out_and_the_agent_sees_it(
     assert conversation.status == "closed"  # the customer confirmed it
 
     login(page, live_server, agent_a)
-    page.get_by_role("link", name="My feedback").click()
+    page.get_by_text("More", exact=True).click()  # the top bar's menu of weekly pages
+    page.get_by_role("link", name="My feedback", exact=True).click()
     shout_outs = page.get_by_role("region", name="Shout-outs")
     expect(shout_outs).to_contain_text("Shout-out")
     expect(shout_outs).to_contain_text("Alice was brilliant.")

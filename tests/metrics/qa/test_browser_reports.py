@@ -55,7 +55,8 @@ def test_calibration_pulse_and_cancellations(page, live_server, channels, agent_
             has_what_needed="partly" if i else "no",
             comment="More training on refunds" if i == 2 else "",
         )
-    page.get_by_role("link", name="Pulse").click()
+    page.get_by_text("More", exact=True).click()  # the top bar's menu of weekly pages
+    page.get_by_role("link", name="Pulse", exact=True).click()
     team_row = page.get_by_role("row", name="Team A")
     expect(team_row).to_contain_text("3.6")
     expect(page.get_by_text("More training on refunds").first).to_be_visible()
@@ -79,7 +80,8 @@ def test_calibration_pulse_and_cancellations(page, live_server, channels, agent_
         reason=reasons[0],
         outcome="cancelled",
     )
-    page.get_by_role("link", name="Cancellations").click()
+    page.get_by_text("More", exact=True).click()  # the top bar's menu of weekly pages
+    page.get_by_role("link", name="Cancellations", exact=True).click()
     row = page.locator("#by-reason").get_by_role("row", name="Too expensive")
     expect(row).to_contain_text("3")
     screenshot(page, "cancellations")
