@@ -38,7 +38,7 @@ from metrics.scorecards import build_metrics
 from metrics.services import PULSE_MIN_ANSWERS, local_day_start
 from supportdesk import extensions
 from supportdesk.models import Team, User
-from tickets.models import ChannelKind
+from tickets.models import ChannelKind, Message
 from tickets.selectors import visible_conversations_q
 
 # --- QA, ideas, cancellations, check-ins, pulse ----------------------------------------------------
@@ -72,6 +72,16 @@ def qa_review_get_for_user(*, user: User, pk: Any) -> QAReview:
         )
     except (QAReview.DoesNotExist, ValueError, TypeError) as exc:
         raise Http404("No such review.") from exc
+
+
+def qa_review_timeline(*, review: QAReview) -> list[Message]:
+    """The reviewed conversation's messages in time order, with their authors (one query); the
+    caller already holds the review through ``qa_review_get_for_user``."""
+    return list(
+        Message.objects.filter(conversation_id=review.conversation_id)
+        .select_related("author")
+        .order_by("sent_at", "id")
+    )
 
 
 def qa_review_answers(*, review: QAReview) -> list[QAAnswer]:

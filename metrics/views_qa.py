@@ -24,7 +24,6 @@ from metrics import services
 from metrics.models import Cancellation, CancellationReason, CheckInRule, Criterion, Idea, QAReview
 from supportdesk.errors import ApplicationError
 from supportdesk.models import User
-from tickets.models import Message
 from tickets.selectors import conversation_get_for_user, message_get_for_user
 
 
@@ -57,14 +56,6 @@ def _date(value: str | None, default: date) -> date:
         return default
 
 
-def _timeline(conversation_id: int) -> list[Message]:
-    return list(
-        Message.objects.filter(conversation_id=conversation_id)
-        .select_related("author")
-        .order_by("sent_at", "id")
-    )
-
-
 # --- QA ---------------------------------------------------------------------------------------------
 
 
@@ -94,7 +85,7 @@ def _review_page(request: HttpRequest, pk: int) -> HttpResponse:
         "metrics/qa/review.html",
         {
             "review": review,
-            "timeline": _timeline(review.conversation_id),
+            "timeline": sel.qa_review_timeline(review=review),
             "answers": answers,
             "criteria": criteria,
             "second": sel.qa_second_review(review=review),
