@@ -157,3 +157,32 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.recipient}: {self.title}"
+
+
+class IdempotencyKey(models.Model):
+    """The first answer to a POST sent with an ``Idempotency-Key`` header, replayed to retries.
+
+    Written in the same transaction as the change the request makes, under a unique constraint:
+    a racing retry waits for the first request's commit, then replays its answer; if the first
+    request rolled back, the retry runs instead. Pruned after ``IDEMPOTENCY_KEY_HOURS``.
+    """
+
+    user = models.ForeignKey("supportdesk.User", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # sha256 of method, path and body: the same key with another request is refused.
+    fingerprint = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="supportdesk_idempotencykey_once"),
+        ]
+        indexes = [
+            # Used by idempotency_keys_prune: the expired rows.
+            models.Index(fields=["created_at"], name="supportdesk_idemkey_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.key}"

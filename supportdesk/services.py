@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from supportdesk.models import Notification, OutboxItem, Team, User
+from supportdesk.models import IdempotencyKey, Notification, OutboxItem, Team, User
 
 logger = logging.getLogger(__name__)
 
@@ -209,3 +209,11 @@ def notifications_mark_read(*, recipient: User, ids: Iterable[int] | None = None
     if ids is not None:
         unread = unread.filter(pk__in=list(ids))
     return unread.update(read_at=timezone.now())
+
+
+def idempotency_keys_prune(*, older_than_hours: int | None = None) -> int:
+    """Delete Idempotency-Key answers past their lifetime; returns how many."""
+    hours = settings.IDEMPOTENCY_KEY_HOURS if older_than_hours is None else older_than_hours
+    cutoff = timezone.now() - timedelta(hours=hours)
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -103,6 +103,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # faults: a database outage answers 503 + Retry-After (supportdesk/outage.py)
+    "supportdesk.outage.DatabaseOutageMiddleware",
 ]
 
 ROOT_URLCONF = "supportdesk.urls"
@@ -285,6 +287,11 @@ QA_PEER_REVIEW = env_bool("QA_PEER_REVIEW", True)
 # A review scoring at least this "passes" (the QA-versus-customer disagreement view).
 QA_PASS_SCORE = env_int("QA_PASS_SCORE", 80, minimum=0)
 
+# faults: first retry of a failed email/webhook delivery after this many seconds, doubling each
+# time (capped at 30 minutes); Idempotency-Key answers are kept this long.
+DELIVERY_RETRY_SECONDS = env_int("DELIVERY_RETRY_SECONDS", 30, minimum=1)
+IDEMPOTENCY_KEY_HOURS = env_int("IDEMPOTENCY_KEY_HOURS", 24, minimum=1)
+
 # Tests set this so a test that needs PostgreSQL, Redis or a worker fails instead of skipping.
 REQUIRE_SERVICES = env_bool("REQUIRE_SERVICES", False)
 
@@ -301,11 +308,17 @@ def celery_broker_transport_options(broker_url: str) -> dict[str, object]:
             "store_processed": False,
         }
     # Fail fast when the broker is down: the outbox keeps the work and beat relays it later.
-    return {
+    # faults: a task whose worker died unacknowledged is delivered again after this many seconds
+    # (kombu restores it); it must exceed the longest task and retry countdown.
+    visibility = env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=1)
+    options: dict[str, object] = {
         "socket_connect_timeout": 2,
         "socket_timeout": 5,
-        "visibility_timeout": 3600,
+        "visibility_timeout": visibility,
     }
+    if visibility < 60:  # tests: sweep for lost tasks every second, not every 100 s
+        options.update(unacked_restore_interval=1, unacked_restore_throttle=1)
+    return options
 
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
@@ -356,6 +369,11 @@ CELERY_BEAT_SCHEDULE = {
     "recompute-facts-nightly": {
         "task": "metrics.tasks.facts_recompute_nightly_task",
         "schedule": crontab(hour=2, minute=30),
+    },
+    "prune-idempotency-keys": {  # faults
+        "task": "supportdesk.tasks.idempotency_keys_prune_task",
+        "schedule": timedelta(hours=1),
+        "options": {"expires": 3600},
     },
     "prune-outbox": {
         "task": "supportdesk.tasks.outbox_prune_task",

@@ -1,6 +1,11 @@
 from celery import shared_task
 
-from supportdesk.services import notification_email_send, outbox_prune, outbox_relay_pending
+from supportdesk.services import (
+    idempotency_keys_prune,
+    notification_email_send,
+    outbox_prune,
+    outbox_relay_pending,
+)
 
 
 @shared_task(ignore_result=True)
@@ -18,3 +23,8 @@ def outbox_prune_task() -> int:
 )
 def notification_email_task(notification_id: int) -> bool:
     return notification_email_send(notification_id=notification_id)
+
+
+@shared_task(ignore_result=True)
+def idempotency_keys_prune_task() -> int:
+    return idempotency_keys_prune()

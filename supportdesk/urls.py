@@ -5,6 +5,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from supportdesk import views
 
+# faults: a database outage outside a view answers 503, not a 500 page
+handler500 = "supportdesk.outage.server_error"
+
 urlpatterns = [
     path("", include("tickets.home_urls")),
     path("healthz", views.healthz, name="healthz"),

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
@@ -31,6 +32,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from supportdesk.errors import ApplicationError, PayloadTooLarge
+from supportdesk.idempotency import idempotent
 from supportdesk.models import Team, User
 from tickets.authentication import ChannelTokenAuthentication, InboundThrottle, IsChannel
 from tickets.models import (
@@ -60,6 +62,7 @@ from tickets.services import (
     conversation_reply,
     conversation_set_pending,
     conversation_solve,
+    conversation_take_next,
     customer_merge,
     customer_merge_undo,
     identity_link,
@@ -137,6 +140,50 @@ class _StaffApi(_BodyLimitMixin, APIView):
     parser_classes = [BoundedJSONParser]
 
 
+# --- Optimistic concurrency and idempotency ------------------------------------------------------
+
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Any unique string (a UUID). A retry with the same key within 24 h gets the "
+    "first answer (header `Idempotent-Replayed: true`) and changes nothing more; the same key "
+    "with a different body answers 422.",
+)
+IF_MATCH_PARAMETER = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description='The conversation\'s ETag (`"<version>"`) as you read it. If the conversation '
+    "changed since, the answer is 409 and nothing is applied. Without it the change applies "
+    "to whatever the conversation is now.",
+)
+
+
+def _etag(conversation: Conversation) -> str:
+    return f'"{conversation.version}"'
+
+
+def _if_match_version(request: Request) -> int | None:
+    """The version named by ``If-Match`` (``"7"``, ``W/"7"`` or ``7``); None if absent or ``*``."""
+    raw = request.headers.get("If-Match")
+    if raw is None or raw.strip() == "*":
+        return None
+    value = raw.strip().removeprefix("W/").strip('"')
+    if not value.isdigit() or len(value) > 18:
+        raise ApplicationError(
+            'If-Match must be the conversation\'s ETag, e.g. "7" (its "version").'
+        )
+    return int(value)
+
+
+def _with_etag(response: Response, conversation: Conversation) -> Response:
+    response["ETag"] = _etag(conversation)
+    return response
+
+
 # --- Shared output shapes ----------------------------------------------------------------------------
 
 
@@ -153,9 +200,11 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
         401: "Missing or invalid credentials.",
         403: "Authenticated, but not allowed.",
         404: "No such object, or not visible to you.",
-        409: "Conflicts with the current state.",
+        409: "Conflicts with the current state (or If-Match names an older version: someone "
+        "changed it meanwhile; nothing was applied).",
         413: "Body or attachment too large; nothing was stored.",
         415: "Unsupported Content-Type.",
+        422: "This Idempotency-Key was already used for a different request.",
     }
     return {
         code: OpenApiResponse(ErrorOutputSerializer, description=descriptions[code])
@@ -238,8 +287,12 @@ class MessageOutputSerializer(serializers.Serializer):
     automated = serializers.CharField(
         help_text="Non-empty for auto-replies, bounces and list mail."
     )
-    delivery_state = serializers.CharField()
-    delivery_error = serializers.CharField()
+    delivery_state = serializers.CharField(
+        help_text="queued (not delivered yet; retrying when delivery_error is set), sending, "
+        "sent, failed (gave up: see delivery_error), not_sent; empty for inbound and notes."
+    )
+    delivery_error = serializers.CharField(help_text="Why the last delivery attempt failed.")
+    delivery_attempts = serializers.IntegerField()
     contact = ContactRefSerializer(allow_null=True)
     call = serializers.SerializerMethodField()
     attachments = AttachmentOutputSerializer(many=True)
@@ -511,7 +564,7 @@ class ConversationDetailApi(_StaffApi):
     )
     def get(self, request: Request, pk: int) -> Response:
         conversation = conversation_get_for_user(user=request.user, pk=pk, for_detail=True)
-        return Response(self.OutputSerializer(conversation).data)
+        return _with_etag(Response(self.OutputSerializer(conversation).data), conversation)
 
 
 class ConversationReplyApi(_StaffApi):
@@ -531,23 +584,29 @@ class ConversationReplyApi(_StaffApi):
     @extend_schema(
         tags=["conversations"],
         summary="Reply or add an internal note",
-        description="A public reply on email sends a threaded email (queued, sent after commit).",
+        description="A public reply on email sends a threaded email (queued, sent after commit). "
+        "Send an `Idempotency-Key` so that a retry after a lost answer creates no second reply.",
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
         request=InputSerializer,
-        responses={201: OutputSerializer, **_errors(400, 401, 403, 404, 413)},
+        responses={201: OutputSerializer, **_errors(400, 401, 403, 404, 413, 422)},
     )
     def post(self, request: Request, pk: int) -> Response:
         conversation = conversation_get_for_user(user=request.user, pk=pk)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        message = conversation_reply(
-            conversation=conversation,
-            author=request.user,
-            body=data["body"],
-            channel_kind=data.get("channel"),
-            internal=data["internal"],
-        )
-        return Response(self.OutputSerializer(message).data, status=status.HTTP_201_CREATED)
+
+        def reply() -> Response:
+            message = conversation_reply(
+                conversation=conversation,
+                author=request.user,
+                body=data["body"],
+                channel_kind=data.get("channel"),
+                internal=data["internal"],
+            )
+            return Response(self.OutputSerializer(message).data, status=status.HTTP_201_CREATED)
+
+        return idempotent(request, reply)
 
 
 class _ConversationStatusApi(_StaffApi):
@@ -559,12 +618,20 @@ class _ConversationStatusApi(_StaffApi):
 
     def post(self, request: Request, pk: int) -> Response:
         conversation = conversation_get_for_user(user=request.user, pk=pk)
-        type(self).service(conversation=conversation, actor=request.user)
-        conversation = conversation_get_for_user(user=request.user, pk=pk)
-        return Response(self.OutputSerializer(conversation).data)
+        expected_version = _if_match_version(request)
+
+        def change() -> Response:
+            type(self).service(
+                conversation=conversation, actor=request.user, expected_version=expected_version
+            )
+            changed = conversation_get_for_user(user=request.user, pk=pk)
+            return _with_etag(Response(self.OutputSerializer(changed).data), changed)
+
+        return idempotent(request, change)
 
 
-_STATUS_RESPONSES = {200: ConversationOutputSerializer, **_errors(401, 403, 404, 409)}
+_STATUS_RESPONSES = {200: ConversationOutputSerializer, **_errors(400, 401, 403, 404, 409, 422)}
+_STATUS_PARAMETERS = [IF_MATCH_PARAMETER, IDEMPOTENCY_KEY_PARAMETER]
 
 
 @extend_schema(
@@ -572,6 +639,7 @@ _STATUS_RESPONSES = {200: ConversationOutputSerializer, **_errors(401, 403, 404,
     summary="Solve",
     description="Records a solve event; the resolution survey is scheduled. 409 if already solved.",
     request=None,
+    parameters=_STATUS_PARAMETERS,
     responses=_STATUS_RESPONSES,
 )
 class ConversationSolveApi(_ConversationStatusApi):
@@ -582,6 +650,7 @@ class ConversationSolveApi(_ConversationStatusApi):
     tags=["conversations"],
     summary="Reopen a solved or closed conversation",
     request=None,
+    parameters=_STATUS_PARAMETERS,
     responses=_STATUS_RESPONSES,
 )
 class ConversationReopenApi(_ConversationStatusApi):
@@ -592,6 +661,7 @@ class ConversationReopenApi(_ConversationStatusApi):
     tags=["conversations"],
     summary="Wait on the customer (pending)",
     request=None,
+    parameters=_STATUS_PARAMETERS,
     responses=_STATUS_RESPONSES,
 )
 class ConversationPendingApi(_ConversationStatusApi):
@@ -632,8 +702,9 @@ class ConversationAssignApi(_StaffApi):
     @extend_schema(
         tags=["conversations"],
         summary="Assign to an agent and/or a team",
+        parameters=_STATUS_PARAMETERS,
         request=InputSerializer,
-        responses={200: OutputSerializer, **_errors(400, 401, 403, 404, 413)},
+        responses={200: OutputSerializer, **_errors(400, 401, 403, 404, 409, 413, 422)},
     )
     def post(self, request: Request, pk: int) -> Response:
         conversation = conversation_get_for_user(user=request.user, pk=pk)
@@ -641,14 +712,52 @@ class ConversationAssignApi(_StaffApi):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         agent_ref = data.get("agent")
-        conversation = conversation_assign(
-            conversation=conversation,
-            actor=request.user,
-            agent=_agent_by_ref(agent_ref) if agent_ref else None,
-            team=_team_by_ref(data["team"]) if data.get("team") else None,
-            unassign="agent" in data and not agent_ref,
-        )
-        return Response(self.OutputSerializer(conversation).data)
+        agent = _agent_by_ref(agent_ref) if agent_ref else None
+        team = _team_by_ref(data["team"]) if data.get("team") else None
+        expected_version = _if_match_version(request)
+
+        def assign() -> Response:
+            changed = conversation_assign(
+                conversation=conversation,
+                actor=request.user,
+                agent=agent,
+                team=team,
+                unassign="agent" in data and not agent_ref,
+                expected_version=expected_version,
+            )
+            return _with_etag(Response(self.OutputSerializer(changed).data), changed)
+
+        return idempotent(request, assign)
+
+
+class ConversationTakeNextApi(_StaffApi):
+    OutputSerializer = ConversationOutputSerializer
+
+    @extend_schema(
+        tags=["conversations"],
+        summary="Take the next conversation",
+        description="Assigns you the oldest unassigned new or open conversation of your teams "
+        "and returns it. Concurrent callers never get the same one. 404 when there is nothing "
+        "to take.",
+        request=None,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={200: OutputSerializer, **_errors(401, 403, 404, 422)},
+    )
+    def post(self, request: Request) -> Response:
+        def take() -> Response:
+            taken = conversation_take_next(agent=request.user)
+            if taken is None:
+                raise NothingToTake(
+                    "Nothing to take: no unassigned new or open conversation in your teams."
+                )
+            taken = conversation_get_for_user(user=request.user, pk=taken.pk)
+            return _with_etag(Response(self.OutputSerializer(taken).data), taken)
+
+        return idempotent(request, take)
+
+
+class NothingToTake(ApplicationError):
+    status = 404
 
 
 class MessageMoveApi(_StaffApi):

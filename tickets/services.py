@@ -1146,12 +1146,40 @@ def _valid(fn: Any, *args: Any) -> str:
 # --- Agent actions ----------------------------------------------------------------------------------
 
 
-def _locked(conversation: Conversation) -> Conversation:
-    return (
+class StaleVersion(Conflict):
+    """The conversation changed since the caller read it (optimistic concurrency)."""
+
+
+def _locked(conversation: Conversation, *, expected_version: int | None = None) -> Conversation:
+    """The conversation, row-locked for this transaction.
+
+    ``expected_version``: the ``version`` the caller read (the workspace's hidden field, the
+    API's ``If-Match``). If someone changed the conversation since, nothing is applied and
+    ``StaleVersion`` (409) says who and what it is now.
+    """
+    locked = (
         Conversation.objects.select_for_update(of=("self",))
         .select_related("customer", "team", "assignee")
         .get(pk=conversation.pk)
     )
+    if expected_version is not None and locked.version != expected_version:
+        last = Event.objects.filter(conversation=locked).select_related("actor").order_by("-id")
+        event = last.first()
+        if event is not None and event.actor is not None:
+            who = event.actor.full_name or event.actor.email
+        elif event is not None and event.kind == Event.Kind.INBOUND:
+            who = "The customer"
+        else:
+            who = "Someone"
+        assignee = (
+            (locked.assignee.full_name or locked.assignee.email) if locked.assignee else "nobody"
+        )
+        raise StaleVersion(
+            f"{who} changed this conversation meanwhile: it is now {locked.status}, assigned to "
+            f"{assignee}. Nothing was changed; reload it and try again.",
+            extra={"version": locked.version, "status": locked.status},
+        )
+    return locked
 
 
 @transaction.atomic
@@ -1421,10 +1449,14 @@ def _header_safe(value: str) -> str:
 
 @transaction.atomic
 def conversation_solve(
-    *, conversation: Conversation, actor: User, at: datetime | None = None
+    *,
+    conversation: Conversation,
+    actor: User,
+    at: datetime | None = None,
+    expected_version: int | None = None,
 ) -> Event:
     """Record a solve event; the surveys app reacts to it by scheduling the survey."""
-    conversation = _locked(conversation)
+    conversation = _locked(conversation, expected_version=expected_version)
     if conversation.status in (Status.SOLVED, Status.CLOSED):
         raise Conflict(f"The conversation is already {conversation.status}.")
     at = at or timezone.now()
@@ -1452,9 +1484,14 @@ def conversation_solve(
 
 @transaction.atomic
 def conversation_reopen(
-    *, conversation: Conversation, actor: User | None, reason: str = "", at: datetime | None = None
+    *,
+    conversation: Conversation,
+    actor: User | None,
+    reason: str = "",
+    at: datetime | None = None,
+    expected_version: int | None = None,
 ) -> Event:
-    conversation = _locked(conversation)
+    conversation = _locked(conversation, expected_version=expected_version)
     if conversation.status not in (Status.SOLVED, Status.CLOSED):
         raise Conflict(
             f"Only solved or closed conversations can be reopened; this one is {conversation.status}."
@@ -1475,8 +1512,10 @@ def conversation_reopen(
 
 
 @transaction.atomic
-def conversation_set_pending(*, conversation: Conversation, actor: User) -> Event:
-    conversation = _locked(conversation)
+def conversation_set_pending(
+    *, conversation: Conversation, actor: User, expected_version: int | None = None
+) -> Event:
+    conversation = _locked(conversation, expected_version=expected_version)
     if conversation.status not in (Status.NEW, Status.OPEN):
         raise Conflict(
             f"Only new or open conversations can wait on the customer; this one is {conversation.status}."
@@ -1494,9 +1533,10 @@ def conversation_assign(
     agent: User | None = None,
     team: Team | None = None,
     unassign: bool = False,
+    expected_version: int | None = None,
 ) -> Conversation:
     """Move to a team and/or an agent. The agent must be a member of the resulting team."""
-    conversation = _locked(conversation)
+    conversation = _locked(conversation, expected_version=expected_version)
     new_team = team if team is not None else conversation.team
     new_agent = None if unassign else (agent if agent is not None else conversation.assignee)
     if (
@@ -1532,6 +1572,29 @@ def conversation_assign(
         },
     )
     return conversation
+
+
+@transaction.atomic
+def conversation_take_next(*, agent: User) -> Conversation | None:
+    """Assign the caller the oldest unassigned new/open conversation of their teams.
+
+    ``SELECT ... FOR UPDATE SKIP LOCKED``: concurrent takers each lock a different row, so one
+    conversation is never handed to two agents. None when there is nothing to take.
+    """
+    teams = Team.objects.all() if agent.is_admin else agent.teams.all()
+    candidate = (
+        Conversation.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(
+            assignee__isnull=True,
+            status__in=[Status.NEW, Status.OPEN],
+            team__in=teams,
+        )
+        .order_by("created_at", "id")
+        .first()
+    )
+    if candidate is None:
+        return None
+    return conversation_assign(conversation=candidate, actor=agent, agent=agent)
 
 
 @transaction.atomic

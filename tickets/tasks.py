@@ -4,6 +4,7 @@ import logging
 import smtplib
 
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 
 from tickets.services import (
@@ -15,6 +16,12 @@ from tickets.services import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def _backoff(retries: int) -> int:
+    """Seconds before the next delivery attempt: DELIVERY_RETRY_SECONDS, doubling, max 30 min."""
+    return min(settings.DELIVERY_RETRY_SECONDS * 2**retries, 1800)
+
 
 _TRANSIENT = (smtplib.SMTPException, ConnectionError, TimeoutError, OSError, OperationalError)
 
@@ -28,7 +35,7 @@ def message_email_send_task(self, message_id: int) -> None:  # type: ignore[no-u
             message_delivery_failed(message_id=message_id, error=f"gave up after retries: {exc}")
             return
         # 30 s, 60 s, 2 min, ... capped at 30 min: the SMTP server gets time to come back.
-        raise self.retry(exc=exc, countdown=min(30 * 2**self.request.retries, 1800)) from exc
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
 
 
 @shared_task(ignore_result=True)
@@ -47,4 +54,4 @@ def message_webhook_send_task(self, message_id: int) -> None:  # type: ignore[no
         if self.request.retries >= self.max_retries:
             message_delivery_failed(message_id=message_id, error=f"gave up after retries: {exc}")
             return
-        raise self.retry(exc=exc, countdown=min(30 * 2**self.request.retries, 1800)) from exc
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc

@@ -13,6 +13,11 @@ urlpatterns = [
     path("inbound/phone/", api.InboundPhoneApi.as_view(), name="inbound-phone"),
     path("conversations/", api.ConversationListApi.as_view(), name="conversation-list"),
     path(
+        "conversations/take-next/",
+        api.ConversationTakeNextApi.as_view(),
+        name="conversation-take-next",
+    ),
+    path(
         "conversations/<int:pk>/", api.ConversationDetailApi.as_view(), name="conversation-detail"
     ),
     path(

@@ -230,22 +230,41 @@ def _reply_refused(
     return render(request, "tickets/conversation.html", context, status=status)
 
 
+def _posted_version(request: HttpRequest) -> int | None:
+    """The conversation ``version`` the page was rendered with (every action form sends it).
+
+    A change made by someone else since then makes the service refuse with 409 (StaleVersion).
+    """
+    raw = request.POST.get("version", "")
+    return int(raw) if raw.isdigit() and len(raw) <= 18 else None
+
+
 def _status_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
+    version = _posted_version(request)
     try:
         if action == "take":
             services.conversation_assign(
-                conversation=conversation, actor=request.user, agent=request.user
+                conversation=conversation,
+                actor=request.user,
+                agent=request.user,
+                expected_version=version,
             )
             messages.success(request, "You took this conversation.")
         elif action == "pending":
-            services.conversation_set_pending(conversation=conversation, actor=request.user)
+            services.conversation_set_pending(
+                conversation=conversation, actor=request.user, expected_version=version
+            )
             messages.success(request, "Waiting on the customer.")
         elif action == "solve":
-            services.conversation_solve(conversation=conversation, actor=request.user)
+            services.conversation_solve(
+                conversation=conversation, actor=request.user, expected_version=version
+            )
             messages.success(request, "Solved. The customer will be asked whether it is.")
         elif action == "reopen":
-            services.conversation_reopen(conversation=conversation, actor=request.user)
+            services.conversation_reopen(
+                conversation=conversation, actor=request.user, expected_version=version
+            )
             messages.success(request, "Reopened.")
     except ApplicationError as exc:
         return _refused(request, pk, exc)
@@ -302,11 +321,24 @@ def conversation_assign(request: HttpRequest, pk: int) -> HttpResponse:
             agent=agent,
             team=team,
             unassign=agent_ref == "none",
+            expected_version=_posted_version(request),
         )
     except ApplicationError as exc:
         return _refused(request, pk, exc)
     messages.success(request, "Assignment saved.")
     return _back(pk)
+
+
+@login_required
+@require_POST
+def conversation_take_next(request: HttpRequest) -> HttpResponse:
+    """The queue's "Take next": the oldest unassigned new/open conversation of your teams."""
+    taken = services.conversation_take_next(agent=request.user)
+    if taken is None:
+        messages.info(request, "Nothing to take: every new or open conversation has an agent.")
+        return redirect("home")
+    messages.success(request, "You took this conversation: it was next in your teams' queue.")
+    return _back(taken.pk)
 
 
 @login_required

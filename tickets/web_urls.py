@@ -7,6 +7,7 @@ from tickets import views
 app_name = "workspace"
 
 urlpatterns = [
+    path("conversations/take-next/", views.conversation_take_next, name="take-next"),
     path("conversations/<int:pk>/", views.conversation_detail, name="conversation"),
     path("conversations/<int:pk>/reply/", views.conversation_reply, name="conversation-reply"),
     path("conversations/<int:pk>/take/", views.conversation_take, name="conversation-take"),
