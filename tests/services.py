@@ -11,9 +11,11 @@ import os
 import shutil
 import signal
 import socket
+import socketserver
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -304,7 +306,10 @@ class CeleryWorker:
 
 @contextmanager
 def celery_worker(
-    broker_url: str, env_extra: dict[str, str] | None = None
+    broker_url: str,
+    env_extra: dict[str, str] | None = None,
+    *,
+    database_url: str | None = None,
 ) -> Iterator[CeleryWorker]:
     """Start ``celery -A supportdesk worker`` as a separate process on the test database.
 
@@ -318,7 +323,7 @@ def celery_worker(
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "supportdesk.settings",
-        "DATABASE_URL": worker_database_url(),
+        "DATABASE_URL": database_url or worker_database_url(),
         "CELERY_BROKER_URL": broker_url,
         "CELERY_TASK_ALWAYS_EAGER": "0",
         "EMAIL_URL": f"file://{mail_dir}",
@@ -364,3 +369,239 @@ def celery_worker(
     finally:
         _stop(process, grace=15)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- An SMTP server that a test controls ------------------------------------------------------------
+
+
+class _SmtpHandler(socketserver.StreamRequestHandler):
+    """Just enough SMTP for Django's backend. A message counts as delivered once the sink has
+    answered 250 to its final dot; while ``hold`` is set, the sink never answers it."""
+
+    def _reply(self, line: str) -> None:
+        self.wfile.write(f"{line}\r\n".encode())
+        self.wfile.flush()
+
+    def handle(self) -> None:
+        sink: SmtpSink = self.server.sink  # type: ignore[attr-defined]
+        self._reply("220 sink ESMTP")
+        while True:
+            line = self.rfile.readline()
+            if not line:
+                return
+            command = line.decode(errors="replace").strip().upper()
+            if command.startswith(("EHLO", "HELO")):
+                self._reply("250 sink")
+            elif command.startswith("DATA"):
+                self._reply("354 go ahead")
+                data = []
+                while True:
+                    chunk = self.rfile.readline()
+                    if not chunk:
+                        return  # the client went away mid-message: nothing delivered
+                    if chunk == b".\r\n":
+                        break
+                    data.append(chunk)
+                if sink.hold.is_set():
+                    sink.holding.set()
+                    # The sender dies while waiting here; its connection closing ends this.
+                    self.rfile.readline()
+                    return
+                sink.delivered.append(b"".join(data).decode(errors="replace"))
+                self._reply("250 queued")
+            elif command.startswith("QUIT"):
+                self._reply("221 bye")
+                return
+            else:
+                self._reply("250 OK")
+
+
+class SmtpSink(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, port: int) -> None:
+        super().__init__(("127.0.0.1", port), _SmtpHandler)
+        self.sink = self
+        self.hold = threading.Event()
+        self.holding = threading.Event()
+        self.delivered: list[str] = []
+
+
+@contextmanager
+def smtp_sink(port: int | None = None) -> Iterator[SmtpSink]:
+    """Run an SmtpSink on ``port`` (a free one by default) for the block."""
+    sink = SmtpSink(port or free_port())
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    try:
+        yield sink
+    finally:
+        sink.shutdown()
+        sink.server_close()
+
+
+# --- A webhook receiver that a test controls ----------------------------------------------------------
+
+
+class WebhookReceiver(socketserver.ThreadingTCPServer):
+    """Records each POST; answers 200 unless ``hold`` is set, then never answers (the sender
+    dies waiting). ``accepted`` holds the bodies it confirmed with a 200."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, port: int) -> None:
+        super().__init__(("127.0.0.1", port), _WebhookHandler)
+        self.hold = threading.Event()
+        self.holding = threading.Event()
+        self.received: list[bytes] = []
+        self.accepted: list[bytes] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
+class _WebhookHandler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        server: WebhookReceiver = self.server  # type: ignore[assignment]
+        length = 0
+        while True:
+            line = self.rfile.readline()
+            if not line or line in (b"\r\n", b"\n"):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value.strip())
+        body = self.rfile.read(length)
+        server.received.append(body)
+        if server.hold.is_set():
+            server.holding.set()
+            self.rfile.read(1)  # returns when the sender's connection closes
+            return
+        server.accepted.append(body)
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver(free_port())
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        yield receiver
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+
+
+# --- A private PostgreSQL cluster that a test may restart ----------------------------------------------
+
+
+@dataclass
+class PostgresCluster:
+    """``initdb`` in a temporary folder, run as the ``postgres`` user on a free port.
+
+    Fault tests stop and restart this one, never the machine's shared server on 5432.
+    """
+
+    port: int
+    datadir: Path
+    bindir: Path
+
+    def _run(self, *args: str, timeout: float = 120) -> str:
+        done = subprocess.run(
+            ["runuser", "-u", "postgres", "--", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            pytest.fail(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}", pytrace=False)
+        return done.stdout
+
+    def url(self, db: str = "postgres") -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{db}"
+
+    def pg_ctl(self, *args: str) -> None:
+        options = f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.datadir / "data"),
+            "-l",
+            str(self.datadir / "postgres.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            *args,
+        )
+
+    def start(self) -> None:
+        self.pg_ctl("start")
+
+    def stop(self) -> None:
+        self.pg_ctl("stop", "-m", "fast")
+
+    def log(self) -> str:
+        path = self.datadir / "postgres.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def postgres_bindir() -> Path:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not candidates or shutil.which("runuser") is None or os.geteuid() != 0:
+        _missing(
+            "This test starts its own PostgreSQL cluster: it needs /usr/lib/postgresql/*/bin, "
+            "runuser and root (to run initdb as the postgres user)",
+            "Run CI as root in the Debian image with the postgresql package.",
+        )
+    return candidates[-1].parent
+
+
+@contextmanager
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A private PostgreSQL for the block (trust auth on 127.0.0.1), removed afterwards."""
+    bindir = postgres_bindir()
+    datadir = Path(tempfile.mkdtemp(prefix="sd-pg-"))
+    shutil.chown(datadir, "postgres", "postgres")
+    cluster = PostgresCluster(port=free_port(), datadir=datadir, bindir=bindir)
+    try:
+        cluster._run(
+            str(bindir / "initdb"),
+            "-D",
+            str(datadir / "data"),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
+        cluster.start()
+        yield cluster
+    except BaseException:
+        print(f"----- PostgreSQL log -----\n{cluster.log()}\n----- end -----")
+        raise
+    finally:
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(datadir / "data"),
+                "stop",
+                "-m",
+                "immediate",
+                "-w",
+            ],
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+        shutil.rmtree(datadir, ignore_errors=True)

@@ -7,7 +7,6 @@ and starts real ``celery worker`` processes (tests/services.py).
 from __future__ import annotations
 
 import socket
-import socketserver
 import threading
 from datetime import timedelta
 
@@ -24,6 +23,7 @@ from surveys.services import SEND_LEASE, survey_token
 from surveys.tasks import surveys_send_due_task
 from tests.factories import send_email
 from tests.services import (
+    SmtpSink,
     broker_url_for_tests,
     celery_publishing_to,
     celery_worker,
@@ -77,60 +77,6 @@ def test_twenty_concurrent_submissions_leave_one_response(sent, agent_a):
     reopens = Event.objects.filter(kind="conversation.reopened").count()
     assert reopens == 1
     assert Notification.objects.filter(kind="survey.not_resolved").count() == 1
-
-
-class _SmtpHandler(socketserver.StreamRequestHandler):
-    """Just enough SMTP for Django's backend. A message counts as delivered once the sink has
-    answered 250 to its final dot; while ``hold`` is set, the sink never answers it."""
-
-    def _reply(self, line: str) -> None:
-        self.wfile.write(f"{line}\r\n".encode())
-        self.wfile.flush()
-
-    def handle(self) -> None:
-        sink: SmtpSink = self.server.sink  # type: ignore[attr-defined]
-        self._reply("220 sink ESMTP")
-        while True:
-            line = self.rfile.readline()
-            if not line:
-                return
-            command = line.decode(errors="replace").strip().upper()
-            if command.startswith(("EHLO", "HELO")):
-                self._reply("250 sink")
-            elif command.startswith("DATA"):
-                self._reply("354 go ahead")
-                data = []
-                while True:
-                    chunk = self.rfile.readline()
-                    if not chunk:
-                        return  # the client went away mid-message: nothing delivered
-                    if chunk == b".\r\n":
-                        break
-                    data.append(chunk)
-                if sink.hold.is_set():
-                    sink.holding.set()
-                    # The sender dies while waiting here; its connection closing ends this.
-                    self.rfile.readline()
-                    return
-                sink.delivered.append(b"".join(data).decode(errors="replace"))
-                self._reply("250 queued")
-            elif command.startswith("QUIT"):
-                self._reply("221 bye")
-                return
-            else:
-                self._reply("250 OK")
-
-
-class SmtpSink(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, port: int) -> None:
-        super().__init__(("127.0.0.1", port), _SmtpHandler)
-        self.sink = self
-        self.hold = threading.Event()
-        self.holding = threading.Event()
-        self.delivered: list[str] = []
 
 
 def _survey_mails(sink: SmtpSink, survey: Survey) -> int:
