@@ -30,4 +30,4 @@ def handle_tracking_event(
     from tickets.services import identity_mark_undeliverable
 
     if event.event_type in UNDELIVERABLE_EVENTS and event.recipient:
-        identity_mark_undeliverable(address=event.recipient, source=f"provider:{esp_name}")
+        identity_mark_undeliverable(address=event.recipient, source=f"provider:{esp_name.lower()}")

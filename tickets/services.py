@@ -662,6 +662,7 @@ def _ingest_once(data: _Inbound) -> InboundResult:
         identity is not None
         and identity.undeliverable_at is not None
         and data.channel.kind == ChannelKind.EMAIL
+        and not automated
     ):
         # A person wrote from a bounced address (auto-replies never get here): the mailbox works
         # again, so surveys and replies may go to it.
