@@ -186,3 +186,41 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.key}"
+
+
+class SentMail(models.Model):
+    """One email the desk sent to someone outside: a reply, a survey, a reminder.
+
+    Two rules read it. The per-address cap on *automatic* mail (``automatic_mail_claim``) counts
+    these rows, so a loop with another auto-responder, or a flood of solves, cannot make the desk
+    mail one address without end. And a bounce marks an address undeliverable only when it names
+    a message the desk really sent to that address (``sent_mail_exists``), so a forged DSN cannot
+    silence a customer's surveys.
+    """
+
+    class Kind(models.TextChoices):
+        REPLY = "reply", "Agent reply"
+        SURVEY = "survey", "Survey"
+        SURVEY_REMINDER = "survey_reminder", "Survey reminder"
+
+    address = models.CharField(max_length=254)  # lower-cased
+    message_id = models.CharField(max_length=998, blank=True)  # without angle brackets
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    automatic = models.BooleanField()
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+        indexes = [
+            # Used by automatic_mail_claim: automatic mail to one address in the last day.
+            models.Index(
+                fields=["address", "sent_at"],
+                condition=Q(automatic=True),
+                name="supportdesk_sentmail_auto",
+            ),
+            # Used by sent_mail_exists: does a bounce name a message we sent to that address?
+            models.Index(fields=["message_id"], name="supportdesk_sentmail_msgid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.address} at {self.sent_at:%Y-%m-%d %H:%M}"

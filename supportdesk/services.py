@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from supportdesk.models import IdempotencyKey, Notification, OutboxItem, Team, User
+from supportdesk.models import IdempotencyKey, Notification, OutboxItem, SentMail, Team, User
 
 logger = logging.getLogger(__name__)
 
@@ -217,3 +217,54 @@ def idempotency_keys_prune(*, older_than_hours: int | None = None) -> int:
     cutoff = timezone.now() - timedelta(hours=hours)
     deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
     return deleted
+# --- Mail the desk sends: the per-address cap on automatic mail, and what bounces may refer to ---
+
+
+def sent_mail_record(*, address: str, message_id: str, kind: str, automatic: bool) -> SentMail:
+    """Records one email sent (or about to be sent) to ``address``."""
+    return SentMail.objects.create(
+        address=address.strip().lower(),
+        message_id=message_id.strip().strip("<>")[:998],
+        kind=kind,
+        automatic=automatic,
+    )
+
+
+def automatic_mail_claim(*, address: str, message_id: str, kind: str) -> SentMail | None:
+    """Claims one automatic email to ``address`` under the per-address cap; None when over it.
+
+    The cap (``AUTO_MAIL_MAX_PER_HOUR`` and ``AUTO_MAIL_MAX_PER_DAY``) holds whatever sends the
+    mail (surveys, reminders) and however many solves, reopen loops or auto-responders ask for it.
+    The claim is written and committed first, then every claim in the window is counted, ours
+    included: two concurrent senders may both back off, but never both exceed the cap. A caller
+    whose send then fails calls ``automatic_mail_release`` so the retry can claim again.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        claim = sent_mail_record(address=address, message_id=message_id, kind=kind, automatic=True)
+    recent = SentMail.objects.filter(
+        address=claim.address, automatic=True, sent_at__gt=now - timedelta(days=1)
+    )
+    last_hour = recent.filter(sent_at__gt=now - timedelta(hours=1)).count()
+    if (
+        last_hour > settings.AUTO_MAIL_MAX_PER_HOUR
+        or recent.count() > settings.AUTO_MAIL_MAX_PER_DAY
+    ):
+        claim.delete()
+        logger.warning("automatic %s to %s held back: per-address cap reached", kind, claim.address)
+        return None
+    return claim
+
+
+def automatic_mail_release(*, claim: SentMail) -> None:
+    """Gives a claim back (the send failed and will be retried)."""
+    SentMail.objects.filter(pk=claim.pk).delete()
+
+
+def sent_mail_exists(*, address: str, message_ids: Iterable[str]) -> bool:
+    """Whether the desk sent one of ``message_ids`` to ``address`` (a bounce's proof)."""
+    ids = [mid.strip().strip("<>") for mid in message_ids if mid.strip()]
+    return (
+        bool(ids)
+        and SentMail.objects.filter(address=address.strip().lower(), message_id__in=ids).exists()
+    )

@@ -105,6 +105,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     # faults: a database outage answers 503 + Retry-After (supportdesk/outage.py)
     "supportdesk.outage.DatabaseOutageMiddleware",
+    # Mail integrity (hostile branch): provider webhooks refuse everything without a secret.
+    "supportdesk.middleware.anymail_webhook_gate",
 ]
 
 ROOT_URLCONF = "supportdesk.urls"
@@ -279,6 +281,9 @@ SURVEY_REMINDER_DAYS = env_int("SURVEY_REMINDER_DAYS", 3, minimum=1)
 # surveys: requests per client address on the public survey links (django-ratelimit syntax).
 SURVEY_RATE_LIMIT = env("SURVEY_RATE_LIMIT", "60/m")
 METRICS_RETENTION_DAYS = env_int("METRICS_RETENTION_DAYS", 400, minimum=1)
+# --- Mail integrity (hostile branch): automatic mail (surveys, reminders) one address may get ---
+AUTO_MAIL_MAX_PER_HOUR = env_int("AUTO_MAIL_MAX_PER_HOUR", 3, minimum=1)
+AUTO_MAIL_MAX_PER_DAY = env_int("AUTO_MAIL_MAX_PER_DAY", 10, minimum=1)
 # Outbox rows older than this that were not handed to the broker yet are relayed by beat.
 OUTBOX_RELAY_AFTER_SECONDS = env_int("OUTBOX_RELAY_AFTER_SECONDS", 5, minimum=0)
 # QA sample: conversations per agent per week; peers review as well as managers.

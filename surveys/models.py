@@ -93,6 +93,7 @@ class Survey(models.Model):
         SAMPLED_OUT = "sampled_out", "Not in the sample"
         STALE = "stale", "Solve older than the survey window"
         REOPENED = "reopened", "Reopened before the send"
+        MAIL_CAP = "mail_cap", "Too much automatic mail to this address"
 
     event = models.OneToOneField("tickets.Event", on_delete=models.PROTECT, related_name="survey")
     conversation = models.ForeignKey(

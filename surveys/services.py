@@ -33,8 +33,13 @@ from django.utils import timezone
 
 from supportdesk import events as event_bus
 from supportdesk.errors import ApplicationError
-from supportdesk.models import User
-from supportdesk.services import notification_create, outbox_enqueue
+from supportdesk.models import SentMail, User
+from supportdesk.services import (
+    automatic_mail_claim,
+    automatic_mail_release,
+    notification_create,
+    outbox_enqueue,
+)
 from surveys.models import FollowUp, Survey, SurveyResponse, SurveySettings, SurveyUnsubscribe
 from tickets import tokens
 from tickets.models import Conversation, Event, Identity, Message
@@ -386,9 +391,18 @@ def survey_send(*, survey_id: int) -> bool:
         expires_at=survey.expires_at,
         message_id=survey.message_id,
     )
+    claim = automatic_mail_claim(
+        address=survey.email, message_id=survey.message_id, kind=SentMail.Kind.SURVEY
+    )
+    if claim is None:
+        Survey.objects.filter(pk=survey_id, status=Status.SCHEDULED).update(
+            status=Status.SKIPPED, skip_reason=Skip.MAIL_CAP, send_claimed_at=None
+        )
+        return False
     try:
         _survey_email(survey, reminder=False).send(fail_silently=False)
     except Exception:
+        automatic_mail_release(claim=claim)
         Survey.objects.filter(pk=survey_id).update(send_claimed_at=None)
         raise
     Survey.objects.filter(pk=survey_id, status=Status.SCHEDULED).update(
@@ -442,9 +456,26 @@ def survey_remind(*, survey_id: int) -> bool:
     if not claimed:
         return False
     survey = Survey.objects.select_related("conversation", "agent").get(pk=survey_id)
+    if Identity.objects.filter(
+        kind=Identity.Kind.EMAIL, value=survey.email, undeliverable_at__isnull=False
+    ).exists():
+        return False  # the address bounced since; the claim stays, so no later retry either
+    message_id = make_msgid(
+        domain=settings.SUPPORT_EMAIL.rpartition("@")[2] or "supportdesk.localhost"
+    ).strip("<>")
+    claim = automatic_mail_claim(
+        address=survey.email, message_id=message_id, kind=SentMail.Kind.SURVEY_REMINDER
+    )
+    if claim is None:
+        # Over the per-address cap: the claim stays until its lease ends, then a later beat
+        # tries again (the reminder is late, never doubled).
+        return False
     try:
-        _survey_email(survey, reminder=True).send(fail_silently=False)
+        email = _survey_email(survey, reminder=True)
+        email.extra_headers["Message-ID"] = f"<{message_id}>"  # what a bounce of it names
+        email.send(fail_silently=False)
     except Exception:
+        automatic_mail_release(claim=claim)
         Survey.objects.filter(pk=survey_id).update(reminder_claimed_at=None)
         raise
     Survey.objects.filter(pk=survey_id).update(reminded_at=timezone.now())

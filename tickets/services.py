@@ -35,8 +35,13 @@ from django.utils import timezone
 
 from supportdesk import events as event_bus
 from supportdesk.errors import ApplicationError, Conflict, PayloadTooLarge
-from supportdesk.models import Team, User
-from supportdesk.services import outbox_enqueue, team_get_or_create
+from supportdesk.models import SentMail, Team, User
+from supportdesk.services import (
+    outbox_enqueue,
+    sent_mail_exists,
+    sent_mail_record,
+    team_get_or_create,
+)
 from tickets import tokens
 from tickets.emails import EmailParseError, ParsedEmail, parse_inbound_message, parse_raw_email
 from tickets.identities import (
@@ -653,6 +658,15 @@ def _ingest_once(data: _Inbound) -> InboundResult:
     if identity is not None and not identity.verified and data.channel.kind != ChannelKind.CHAT:
         # Writing from an address or number is proof enough that it is theirs.
         Identity.objects.filter(pk=identity.pk).update(verified=True)
+    if (
+        identity is not None
+        and identity.undeliverable_at is not None
+        and data.channel.kind == ChannelKind.EMAIL
+        and not automated
+    ):
+        # A person wrote from a bounced address (auto-replies never get here): the mailbox works
+        # again, so surveys and replies may go to it.
+        Identity.objects.filter(pk=identity.pk).update(undeliverable_at=None)
 
     message = Message.objects.create(
         conversation=conversation,
@@ -779,21 +793,51 @@ class _Quarantine(Exception):
 
 
 def _mark_bounced(data: _Inbound) -> None:
-    now = timezone.now()
+    """A DSN marks a failed recipient undeliverable only when it names a message the desk sent
+    to that very address: anyone can mail us a forged DSN, and a forged one must not stop a
+    customer's surveys."""
     for address in data.bounce_recipients:
         try:
             value = normalise_email(address)
         except ValidationError:
             continue
-        for identity in Identity.objects.filter(
-            kind=Identity.Kind.EMAIL, value=value, undeliverable_at__isnull=True
+        original_ids = list(data.bounce_original_ids)
+        if sent_mail_exists(address=value, message_ids=original_ids) or (
+            original_ids
+            and Message.objects.filter(
+                direction=Direction.OUTBOUND,
+                message_id__in=original_ids,
+                identity__kind=Identity.Kind.EMAIL,
+                identity__value=value,
+            ).exists()
         ):
-            Identity.objects.filter(pk=identity.pk).update(undeliverable_at=now)
-            event_record(
-                kind=Event.Kind.IDENTITY_UNDELIVERABLE,
-                customer=identity.customer,
-                data={"identity": identity.pk, "value": value},
-            )
+            identity_mark_undeliverable(address=value, source="dsn")
+        else:
+            logger.info("bounce for %s names no message we sent there; address kept", value)
+
+
+def identity_mark_undeliverable(*, address: str, source: str) -> int:
+    """Marks every email identity with ``address`` undeliverable (no more surveys or automatic
+    mail; the customer panel shows "bounced"). ``source`` is "dsn" or "provider:<esp>".
+    Returns how many identities changed. A later mail the customer writes from it clears it."""
+    try:
+        value = normalise_email(address)
+    except ValidationError:
+        return 0
+    now = timezone.now()
+    changed = 0
+    for identity in Identity.objects.filter(
+        kind=Identity.Kind.EMAIL, value=value, undeliverable_at__isnull=True
+    ).select_related("customer"):
+        changed += Identity.objects.filter(pk=identity.pk, undeliverable_at__isnull=True).update(
+            undeliverable_at=now
+        )
+        event_record(
+            kind=Event.Kind.IDENTITY_UNDELIVERABLE,
+            customer=identity.customer,
+            data={"identity": identity.pk, "value": value, "source": source},
+        )
+    return changed
 
 
 def _conversation_create(
@@ -861,8 +905,16 @@ def _thread_conversation(data: _Inbound) -> Conversation | None:
             for m in Message.objects.filter(message_id__in=ids).select_related("conversation")
         }
         for message_id in ids:
-            if message_id in by_id:
-                return by_id[message_id].conversation
+            found_message = by_id.get(message_id)
+            if found_message is None:
+                continue
+            # A Message-ID the desk issued (random, sent only to the conversation's people) is
+            # proof of having received our mail. A customer's own Message-ID is not a secret
+            # (it went to whoever they copied), so it threads only their own follow-ups.
+            if found_message.direction == Direction.OUTBOUND or _takes_part(
+                data, found_message.conversation
+            ):
+                return found_message.conversation
     if data.bounce_original_ids:
         original = (
             Message.objects.filter(message_id__in=list(data.bounce_original_ids))
@@ -880,16 +932,25 @@ def _thread_conversation(data: _Inbound) -> Conversation | None:
     # can inject a message into someone else's conversation by copying its subject.
     conversation_id = tokens.conversation_id_from_subject(data.subject)
     if conversation_id is not None and data.handles:
-        kind, value, _ = data.handles[0]
         found = Conversation.objects.filter(pk=conversation_id).first()
-        if found is not None and (
-            Identity.objects.filter(kind=kind, value=value, customer_id=found.customer_id).exists()
-            or Message.objects.filter(
-                conversation=found, identity__kind=kind, identity__value=value
-            ).exists()
-        ):
+        if found is not None and _takes_part(data, found):
             return found
     return None
+
+
+def _takes_part(data: _Inbound, conversation: Conversation) -> bool:
+    """The sender is one of the conversation customer's handles, or already wrote in it."""
+    if not data.handles:
+        return False
+    kind, value, _ = data.handles[0]
+    return (
+        Identity.objects.filter(
+            kind=kind, value=value, customer_id=conversation.customer_id
+        ).exists()
+        or Message.objects.filter(
+            conversation=conversation, identity__kind=kind, identity__value=value
+        ).exists()
+    )
 
 
 def _store_attachments(message: Message, attachments: Iterable[Any]) -> None:
@@ -1396,6 +1457,13 @@ def message_email_send(*, message_id: int) -> bool:
             delivery_state=Message.Delivery.QUEUED, delivery_error=str(exc)[:2000]
         )
         raise
+    # What a later bounce must name before it marks this address undeliverable.
+    sent_mail_record(
+        address=email.to[0],
+        message_id=message.message_id,
+        kind=SentMail.Kind.REPLY,
+        automatic=False,
+    )
     Message.objects.filter(pk=message_id).update(
         delivery_state=Message.Delivery.SENT, delivered_at=timezone.now(), delivery_error=""
     )

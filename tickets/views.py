@@ -50,6 +50,7 @@ OUTCOME_LABELS = {
 }
 # The frame that shows an email's HTML: nothing in it may run, load or navigate.
 EMAIL_FRAME_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+ATTACHMENT_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'"
 
 
 # --- Queue ------------------------------------------------------------------------------------------
@@ -437,6 +438,10 @@ def attachment_download(request: HttpRequest, pk: int) -> FileResponse:
     )
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
+    # Were it ever rendered (a browser ignoring the headers above, or a proxy rewriting them),
+    # an HTML or SVG file would run as a unique, script-less origin that loads nothing.
+    response["Content-Security-Policy"] = ATTACHMENT_CSP
+    response._csp_exempt = True  # django-csp must not replace the stricter policy above
     return response
 
 
