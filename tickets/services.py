@@ -35,8 +35,8 @@ from django.utils import timezone
 
 from supportdesk import events as event_bus
 from supportdesk.errors import ApplicationError, Conflict, PayloadTooLarge
-from supportdesk.models import Team, User
-from supportdesk.services import outbox_enqueue, team_get_or_create
+from supportdesk.models import AuditEntry, Team, User
+from supportdesk.services import audit_record, outbox_enqueue, team_get_or_create
 from tickets import tokens
 from tickets.emails import EmailParseError, ParsedEmail, parse_inbound_message, parse_raw_email
 from tickets.identities import (
@@ -59,6 +59,7 @@ from tickets.models import (
     Message,
     QuarantinedMessage,
     SavedReply,
+    _new_channel_secret,
 )
 from tickets.saved_reply_defaults import DEFAULT_SAVED_REPLIES
 
@@ -82,7 +83,12 @@ class InboundResult:
 
 @transaction.atomic
 def channel_create_or_update(
-    *, kind: str, name: str, team_name: str | None = None, address: str | None = None
+    *,
+    kind: str,
+    name: str,
+    team_name: str | None = None,
+    address: str | None = None,
+    actor: User | None = None,
 ) -> Channel:
     """Create or update an inbound channel by name; its secret is kept across updates."""
     if kind not in ChannelKind.values:
@@ -95,7 +101,32 @@ def channel_create_or_update(
         channel.team = team_get_or_create(name=team_name)
     if address is not None:
         channel.address = normalise_email(address) if address else ""
+    created = channel.pk is None
     channel.save()
+    if created:
+        audit_record(
+            action=AuditEntry.Action.CHANNEL_SECRET_CREATED,
+            target=channel,
+            actor=actor,
+            team=channel.team,
+            summary=f"Channel {channel.name!r} ({channel.kind}) created with a new secret",
+        )
+    return channel
+
+
+@transaction.atomic
+def channel_rotate_secret(*, channel: Channel, actor: User | None = None) -> Channel:
+    """Give the channel a new secret: the old one stops working at once."""
+    channel = Channel.objects.select_for_update().get(pk=channel.pk)
+    channel.secret = _new_channel_secret()
+    channel.save(update_fields=["secret", "updated_at"])
+    audit_record(
+        action=AuditEntry.Action.CHANNEL_SECRET_ROTATED,
+        target=channel,
+        actor=actor,
+        team=channel.team,
+        summary=f"Secret of channel {channel.name!r} rotated",
+    )
     return channel
 
 
@@ -333,6 +364,18 @@ def customer_merge(*, target: Customer, other: Customer, actor: User | None) -> 
             "affected_dates": affected_dates,
         },
     )
+    audit_record(
+        action=AuditEntry.Action.CUSTOMER_MERGED,
+        target=target,
+        actor=actor,
+        summary=f"Customer #{other.pk} merged into #{target.pk}",
+        details={
+            "merge": merge.pk,
+            "merged": other.pk,
+            "identity_ids": identity_ids,
+            "conversation_ids": conversation_ids,
+        },
+    )
     return merge
 
 
@@ -365,6 +408,18 @@ def customer_merge_undo(*, merge: CustomerMerge, actor: User | None) -> Customer
             "identity_ids": merge.identity_ids,
             "conversation_ids": merge.conversation_ids,
             "affected_dates": _solve_dates(merge.conversation_ids),
+        },
+    )
+    audit_record(
+        action=AuditEntry.Action.CUSTOMER_MERGE_UNDONE,
+        target=("tickets.customer", merge.target_id),
+        actor=actor,
+        summary=f"Merge of customer #{merge.merged_id} into #{merge.target_id} undone",
+        details={
+            "merge": merge.pk,
+            "merged": merge.merged_id,
+            "identity_ids": merge.identity_ids,
+            "conversation_ids": merge.conversation_ids,
         },
     )
     return merge
