@@ -53,3 +53,38 @@ class RequestContextMiddleware:
             _current.reset(token)
         response["X-Request-ID"] = request_id
         return response
+
+
+class RequestSizeLimitMiddleware:
+    """413 for any request whose Content-Length exceeds DATA_UPLOAD_MAX_MEMORY_SIZE, before reading.
+
+    Django bounds form fields and raw bodies itself but not multipart file parts, so without this
+    a provider webhook or an admin form could stream gigabytes to disk. A body sent without a
+    Content-Length (chunked) is not read at all by Django's WSGI request: it arrives empty.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from django.conf import settings
+        from django.http import JsonResponse
+        from django.template.loader import render_to_string
+
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if limit is not None and length > limit:
+            text = (
+                f"The request body has {length} bytes; the limit is {limit} bytes. "
+                "Nothing was stored."
+            )
+            if request.path.startswith(("/api/", "/anymail/")):
+                return JsonResponse({"detail": text}, status=413)
+            html = render_to_string(
+                "error.html", {"status": 413, "title": "Too large", "text": text}
+            )
+            return HttpResponse(html, status=413)
+        return self.get_response(request)

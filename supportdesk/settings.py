@@ -149,6 +149,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "supportdesk.request_context.RequestContextMiddleware",  # limits: request id, audit address
     "django.middleware.security.SecurityMiddleware",
+    "supportdesk.request_context.RequestSizeLimitMiddleware",  # limits: 413 before reading
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

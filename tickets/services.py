@@ -13,6 +13,7 @@ Rules that hold throughout:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -1067,11 +1068,32 @@ def inbound_email_from_anymail(
             error=error or "no active email channel to receive this message",
         )
     try:
-        return _email_inbound(parsed, channel=channel, raw=raw)
+        return _email_inbound(_without_oversized_attachments(parsed), channel=channel, raw=raw)
     except _Quarantine as exc:
         return quarantine_store(
             channel=channel, source=f"anymail:{esp_name}", raw=raw, error=str(exc)
         )
+
+
+def _without_oversized_attachments(parsed: ParsedEmail) -> ParsedEmail:
+    """Provider webhooks: keep the message, drop attachments over ATTACHMENT_MAX_BYTES with a note.
+
+    A provider cannot act on a 413 (it retries, then drops the mail), so the customer's words are
+    kept and the agent sees which file did not come through. The raw API answers 413 instead: the
+    sender's own MTA can bounce the message to the customer.
+    """
+    limit = settings.ATTACHMENT_MAX_BYTES
+    kept = tuple(a for a in parsed.attachments if len(a.content) <= limit)
+    if len(kept) == len(parsed.attachments):
+        return parsed
+    notes = [
+        f"[Attachment {a.filename!r} ({len(a.content)} bytes) was not kept: "
+        f"the limit is {limit} bytes.]"
+        for a in parsed.attachments
+        if len(a.content) > limit
+    ]
+    text = "\n\n".join([parsed.text.rstrip(), *notes]) if parsed.text.strip() else "\n".join(notes)
+    return dataclasses.replace(parsed, attachments=kept, text=text)
 
 
 def _channel_for_recipients(recipients: Iterable[str]) -> Channel | None:
