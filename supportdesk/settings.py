@@ -67,7 +67,7 @@ DEBUG = env_bool("DEBUG", False)
 # Production (DEBUG off) refuses to start without a strong SECRET_KEY. Development needs no
 # configuration: without SECRET_KEY a random key is generated once into DATA_DIR/secret_key
 # (git-ignored, var/) and reused by the web server, the worker and manage.py. The test suite sets
-# its own key (tests/keys.py, a pytest plugin loaded before the settings).
+# its own key (supportdesk/pytest_keys.py, a pytest plugin loaded before the settings).
 SECRET_KEY_FILE = DATA_DIR / "secret_key"
 # Keys that must never sign anything: this project's former development default and Django's
 # "insecure" prefix.
