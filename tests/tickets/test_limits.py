@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from tests.factories import email_bytes, send_email
 from tests.tickets.test_api import counts, email_with_attachment, post_email
@@ -327,3 +330,35 @@ def test_list_apis_and_pages_cap_the_page_size(api_a, agent_a, many_conversation
     assert responses.json()["results"] == []
     assert queue.status_code == 200  # pages have a fixed size: 25 in the queue
     assert queue.content.decode().count('<td class="num" data-label="#">') == 25
+
+
+# --- Properties ---------------------------------------------------------------------------------------
+
+
+@given(
+    depth=st.integers(min_value=0, max_value=1500),
+    parts=st.integers(min_value=0, max_value=3000),
+    line=st.integers(min_value=0, max_value=2 * MAX_BODY_CHARS),
+)
+@hypothesis_settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_shape_parses_within_the_caps(depth, parts, line):
+    raw = nested_multipart(depth) if depth else many_parts(parts)
+    if line:
+        raw = raw.replace(b"hello", b"z" * line, 1)
+
+    parsed = parse_raw_email(raw)
+
+    assert parsed.from_email == "jane@example.com"
+    assert len(parsed.attachments) <= MAX_MIME_PARTS
+    assert len(parsed.text) <= MAX_BODY_CHARS + 200
+    assert len(parsed.html) <= MAX_BODY_CHARS
+
+
+def test_an_already_parsed_message_is_walked_only_so_deep():
+    # 80 levels pass the raw pre-check (fewer than 100 containers) but not the walk's depth cap:
+    # the leaf below level 50 is not read (the raw message is stored whole, as always).
+    parsed = parse_raw_email(nested_multipart(80))
+
+    assert parsed.subject == "Deep"
+    assert parsed.text == ""
+    assert parsed.attachments == ()
