@@ -2,7 +2,11 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from supportdesk.models import AuditEntry, OutboxItem, Team, User
+from supportdesk.security import rate_limited_admin_login
 from supportdesk.services import audit_record, staff_audit_changes, staff_snapshot
+
+# limits: the admin's login form counts against the same login rate limits as /login/.
+admin.site.login = rate_limited_admin_login(admin.site.login)  # type: ignore[method-assign]
 
 
 @admin.register(User)

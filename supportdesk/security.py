@@ -100,6 +100,19 @@ class LoginView(auth_views.LoginView):
 login = LoginView.as_view()
 
 
+def rate_limited_admin_login(view: Any) -> Any:
+    """Wrap the Django admin's login (a second login form) in the same rate limits."""
+
+    def admin_login(request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        if request.method == "POST":
+            rate = _login_limited(request)
+            if rate is not None:
+                return too_many_requests(request, retry_after=_period_seconds(rate))
+        return view(request, extra_context)
+
+    return admin_login
+
+
 # --- Error handlers ------------------------------------------------------------------------------
 
 

@@ -201,3 +201,14 @@ def test_inbound_throttle_counts_per_channel_in_redis_and_stores_nothing_beyond(
     assert _redis_keys(redis_cache) == [
         f"{redis_cache}:1:throttle_inbound_channel-{channels['chat'].pk}"
     ]
+
+
+@override_settings(LOGIN_RATE_LIMIT_IP="2/m")
+def test_the_admin_login_form_shares_the_rate_limits_and_axes_counts_it(admin_user, one_minute):
+    client = Client(REMOTE_ADDR="10.0.2.1")
+    data = {"username": "root@desk.example", "password": "wrong", "next": "/admin/"}
+
+    statuses = [client.post("/admin/login/", data).status_code for _ in range(3)]
+
+    assert statuses == [200, 200, 429]
+    assert AccessAttempt.objects.get().failures_since_start == 2
