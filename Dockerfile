@@ -25,8 +25,10 @@ RUN pip install .
 COPY manage.py ./
 COPY templates ./templates
 COPY static ./static
-# collectstatic only reads settings; the throwaway key and SQLite path are never used at runtime.
-RUN SECRET_KEY=collectstatic-only DATA_DIR=/tmp/build python manage.py collectstatic --noinput -v 0 \
+# collectstatic only reads settings; the throwaway random key and SQLite path are never used at
+# runtime (production settings refuse a missing or weak SECRET_KEY, so the build brings its own).
+RUN SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+    DATA_DIR=/tmp/build python manage.py collectstatic --noinput -v 0 \
     && rm -rf /tmp/build
 
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin supportdesk \

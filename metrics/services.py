@@ -45,8 +45,8 @@ from metrics.models import (
     Target,
 )
 from supportdesk.errors import ApplicationError, Conflict
-from supportdesk.models import Team, User
-from supportdesk.services import notification_create, outbox_enqueue
+from supportdesk.models import AuditEntry, Team, User
+from supportdesk.services import audit_record, notification_create, outbox_enqueue
 from surveys.models import SurveyResponse
 from tickets.models import Contact, Conversation, Event, Message
 from tickets.services import conversation_reply
@@ -1159,6 +1159,14 @@ def recompute_job_create(
         next_day=day_from,
         days_total=(day_to - day_from).days,
     )
+    if requested_by is not None:  # the nightly run is routine, not somebody's decision
+        audit_record(
+            action=AuditEntry.Action.SCORECARDS_RECOMPUTE,
+            target=job,
+            actor=requested_by,
+            summary=f"Scorecards recompute of [{day_from}, {day_to}) requested",
+            details={"from": day_from.isoformat(), "to": day_to.isoformat()},
+        )
     outbox_enqueue(task_name="metrics.tasks.recompute_job_run_task", kwargs={"job_id": job.pk})
     return job
 
@@ -1245,8 +1253,10 @@ def target_set(
     if team is not None and not actor.is_admin and not actor.teams.filter(pk=team.pk).exists():
         raise ApplicationError("You manage other teams than this one.")
     existing = Target.objects.select_for_update().filter(metric=metric, team=team).first()
+    scope = team.name if team is not None else "the desk"
     if value is None:
         if existing is not None:
+            _audit_target(metric, team, existing.value, None, actor, f"{metric} of {scope}")
             existing.delete()
         return None
     if metric == "nps":
@@ -1260,12 +1270,33 @@ def target_set(
             raise ApplicationError("A resolution gap target lies between -100% and 100%.")
     elif not 0 <= value <= 1:
         raise ApplicationError("A rate target lies between 0% and 100%.")
+    _audit_target(
+        metric, team, existing.value if existing else None, value, actor, f"{metric} of {scope}"
+    )
     if existing is None:
         return Target.objects.create(metric=metric, team=team, value=value, set_by=actor)
     existing.value = value
     existing.set_by = actor
     existing.save(update_fields=["value", "set_by", "updated_at"])
     return existing
+
+
+def _audit_target(
+    metric: str,
+    team: Team | None,
+    old: float | None,
+    new: float | None,
+    actor: User,
+    label: str,
+) -> None:
+    audit_record(
+        action=AuditEntry.Action.TARGET_CHANGED,
+        target=("metrics.target", f"{metric}:{team.pk if team else 'desk'}"),
+        actor=actor,
+        team=team,
+        summary=f"Target {label}: {old} -> {new}",
+        details={"metric": metric, "team": team.pk if team else None, "from": old, "to": new},
+    )
 
 
 def facts_seed(*, rng: Any = None, stdout: Any = None) -> int:

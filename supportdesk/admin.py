@@ -1,7 +1,12 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from supportdesk.models import OutboxItem, Team, User
+from supportdesk.models import AuditEntry, OutboxItem, Team, User
+from supportdesk.security import rate_limited_admin_login
+from supportdesk.services import audit_record, staff_audit_changes, staff_snapshot
+
+# limits: the admin's login form counts against the same login rate limits as /login/.
+admin.site.login = rate_limited_admin_login(admin.site.login)  # type: ignore[method-assign]
 
 
 @admin.register(User)
@@ -23,6 +28,50 @@ class UserAdmin(DjangoUserAdmin):
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("email", "role", "password1", "password2")}),
     )
+
+    # Audit: role, team and access changes made here are recorded in the admin's transaction
+    # (changeform_view is atomic), compared after the teams (a many-to-many) are saved.
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        if change:
+            request._audit_staff_before = staff_snapshot(User.objects.get(pk=obj.pk))
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):  # type: ignore[no-untyped-def]
+        super().save_related(request, form, formsets, change)
+        user = form.instance
+        before = getattr(request, "_audit_staff_before", None)
+        if before is None:
+            audit_record(
+                action=AuditEntry.Action.STAFF_CREATED,
+                target=user,
+                actor=request.user,
+                summary=f"{user.email} created as {user.role} (admin)",
+                details=staff_snapshot(user),
+            )
+        else:
+            staff_audit_changes(user=user, before=before, actor=request.user)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Read-only: entries are written by supportdesk.services.audit_record only."""
+
+    list_display = ["at", "action", "actor_email", "summary", "ip"]
+    list_filter = ["action", "team"]
+    search_fields = ["summary", "actor_email", "target_id", "request_id"]
+    date_hierarchy = "at"
+
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
 
 
 @admin.register(Team)

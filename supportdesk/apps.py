@@ -8,6 +8,12 @@ class SupportdeskConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
+        from supportdesk import extensions
+
+        extensions.register_nav(
+            "Audit log", "audit-log", roles={"manager", "admin"}, order=90, more=True
+        )
+
         # Directories the embedded defaults write to (SQLite, filesystem broker, mail files).
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
         for key in ("data_folder_in", "processed_folder"):

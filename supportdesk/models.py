@@ -224,3 +224,59 @@ class SentMail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} to {self.address} at {self.sent_at:%Y-%m-%d %H:%M}"
+
+
+class AuditEntry(models.Model):
+    """One security-relevant change: who did what to which object, when and from where.
+
+    Written by ``supportdesk.services.audit_record`` inside the transaction of the change itself,
+    so a change that rolls back leaves no entry and a committed change always has one. Rows are
+    never edited: the admin shows them read-only.
+    """
+
+    class Action(models.TextChoices):
+        CUSTOMER_MERGED = "customer.merged", "Customers merged"
+        CUSTOMER_MERGE_UNDONE = "customer.merge_undone", "Customer merge undone"
+        STAFF_CREATED = "staff.created", "Staff account created"
+        STAFF_ROLE_CHANGED = "staff.role_changed", "Staff role changed"
+        STAFF_TEAMS_CHANGED = "staff.teams_changed", "Staff teams changed"
+        STAFF_ACCESS_CHANGED = "staff.access_changed", "Staff access changed"
+        STAFF_PASSWORD_SET = "staff.password_set", "Staff password set"
+        API_TOKEN_CREATED = "api_token.created", "API token created"
+        API_TOKEN_ROTATED = "api_token.rotated", "API token rotated"
+        CHANNEL_SECRET_CREATED = "channel.secret_created", "Channel secret created"
+        CHANNEL_SECRET_ROTATED = "channel.secret_rotated", "Channel secret rotated"
+        SURVEY_SETTINGS_CHANGED = "survey_settings.changed", "Survey settings changed"
+        SCORECARDS_RECOMPUTE = "scorecards.recompute", "Scorecard recompute requested"
+        TARGET_CHANGED = "target.changed", "Target changed"
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The actor's email is kept beside the link: an entry outlives a deleted account.
+    actor = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_email = models.CharField(max_length=254, blank=True)
+    action = models.CharField(max_length=40, choices=Action.choices)
+    target_type = models.CharField(max_length=60)
+    target_id = models.CharField(max_length=64, blank=True)
+    # The team the change concerns, when there is one: managers see their teams' entries.
+    team = models.ForeignKey(
+        Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    summary = models.CharField(max_length=500)
+    details = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "audit entries"
+        indexes = [
+            # Used by audit_list_for_user: one object's history, newest first.
+            models.Index(
+                fields=["target_type", "target_id", "-at"], name="supportdesk_audit_target"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.action} {self.summary}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from supportdesk.models import Notification, User
+from supportdesk.models import AuditEntry, Notification, User
 
 
 def notification_unread_count(*, user: User) -> int:
@@ -13,3 +13,15 @@ def notification_unread_count(*, user: User) -> int:
 
 def notification_list_for_user(*, user: User, limit: int = 100) -> QuerySet[Notification]:
     return Notification.objects.filter(recipient=user)[:limit]
+
+
+def audit_list_for_user(*, user: User, action: str = "") -> QuerySet[AuditEntry]:
+    """Admins see every entry; managers the entries about their teams; agents none."""
+    entries = AuditEntry.objects.select_related("team").order_by("-at", "-id")
+    if action:
+        entries = entries.filter(action=action)
+    if user.is_admin:
+        return entries
+    if user.is_manager:
+        return entries.filter(team__in=user.teams.all())
+    return entries.none()

@@ -16,7 +16,16 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from supportdesk.models import IdempotencyKey, Notification, OutboxItem, SentMail, Team, User
+from supportdesk import request_context
+from supportdesk.models import (
+    AuditEntry,
+    IdempotencyKey,
+    Notification,
+    OutboxItem,
+    SentMail,
+    Team,
+    User,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,16 +43,19 @@ def staff_create_or_update(
     team_names: Iterable[str] = (),
     password: str | None = None,
     full_name: str | None = None,
+    actor: User | None = None,
 ) -> tuple[User, Token]:
     """Create or update a staff account and return it with its API token.
 
     The role decides Django admin access (admins only). Teams are added, never removed, so that
     running the command twice with different teams is additive; an unknown team is created.
+    Account creation, role and team changes, a password set and a new token are audited.
     """
     if role not in User.Role.values:
         raise ValueError(f"role must be one of {', '.join(User.Role.values)}")
     email = email.strip().lower()
     user = User.objects.select_for_update().filter(email=email).first()
+    before = staff_snapshot(user) if user is not None else None
     if user is None:
         user = User.objects.create_user(email, password)
     elif password:
@@ -58,8 +70,131 @@ def staff_create_or_update(
     user.save()
     for name in team_names:
         user.teams.add(team_get_or_create(name=name))
-    token, _ = Token.objects.get_or_create(user=user)
+    token, token_created = Token.objects.get_or_create(user=user)
+    if before is None:
+        audit_record(
+            action=AuditEntry.Action.STAFF_CREATED,
+            target=user,
+            actor=actor,
+            summary=f"{user.email} created as {user.role}",
+            details=staff_snapshot(user),
+        )
+    else:
+        staff_audit_changes(user=user, before=before, actor=actor)
+        if password:
+            audit_record(
+                action=AuditEntry.Action.STAFF_PASSWORD_SET,
+                target=user,
+                actor=actor,
+                summary=f"Password of {user.email} set",
+            )
+    if token_created:
+        audit_record(
+            action=AuditEntry.Action.API_TOKEN_CREATED,
+            target=user,
+            actor=actor,
+            summary=f"API token of {user.email} created",
+        )
     return user, token
+
+
+@transaction.atomic
+def staff_token_rotate(*, user: User, actor: User | None = None) -> Token:
+    """Replace the account's API token: the old key stops working at once."""
+    Token.objects.filter(user=user).delete()
+    token = Token.objects.create(user=user)
+    audit_record(
+        action=AuditEntry.Action.API_TOKEN_ROTATED,
+        target=user,
+        actor=actor,
+        summary=f"API token of {user.email} rotated",
+    )
+    return token
+
+
+# --- Audit log ----------------------------------------------------------------------------------
+
+
+def staff_snapshot(user: User) -> dict[str, Any]:
+    """What the audit log compares for a staff account (never the password hash)."""
+    return {
+        "role": user.role,
+        "teams": sorted(user.teams.values_list("name", flat=True)),
+        "is_active": user.is_active,
+        "is_staff": user.is_staff,
+        "is_superuser": user.is_superuser,
+    }
+
+
+def staff_audit_changes(*, user: User, before: dict[str, Any], actor: User | None) -> None:
+    """Record role, team and access changes of ``user`` since the ``before`` snapshot."""
+    after = staff_snapshot(user)
+    if before["role"] != after["role"]:
+        audit_record(
+            action=AuditEntry.Action.STAFF_ROLE_CHANGED,
+            target=user,
+            actor=actor,
+            summary=f"{user.email}: role {before['role']} -> {after['role']}",
+            details={"from": before["role"], "to": after["role"]},
+        )
+    if before["teams"] != after["teams"]:
+        added = sorted(set(after["teams"]) - set(before["teams"]))
+        removed = sorted(set(before["teams"]) - set(after["teams"]))
+        parts = [f"+{name}" for name in added] + [f"-{name}" for name in removed]
+        audit_record(
+            action=AuditEntry.Action.STAFF_TEAMS_CHANGED,
+            target=user,
+            actor=actor,
+            summary=f"{user.email}: teams {' '.join(parts)}",
+            details={"added": added, "removed": removed, "teams": after["teams"]},
+        )
+    access = ("is_active", "is_staff", "is_superuser")
+    changed = {key: after[key] for key in access if before[key] != after[key]}
+    if changed:
+        audit_record(
+            action=AuditEntry.Action.STAFF_ACCESS_CHANGED,
+            target=user,
+            actor=actor,
+            summary=f"{user.email}: "
+            + ", ".join(f"{key} {before[key]} -> {value}" for key, value in changed.items()),
+            details={key: {"from": before[key], "to": value} for key, value in changed.items()},
+        )
+
+
+def audit_record(
+    *,
+    action: str,
+    target: Any,
+    summary: str,
+    actor: User | None = None,
+    team: Team | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Append an audit entry. Call it inside the transaction of the change it describes.
+
+    ``target`` is a model instance or a ``(type, id)`` pair. The client address and request id
+    come from the current request, if any (``supportdesk.request_context``).
+    """
+    if isinstance(target, tuple):
+        target_type, target_id = target
+    else:
+        target_type = f"{target._meta.app_label}.{target._meta.model_name}"
+        target_id = target.pk
+    context = request_context.current()
+    if actor is not None and not getattr(actor, "is_authenticated", False):
+        actor = None
+    return AuditEntry.objects.create(
+        actor=actor,
+        actor_email=actor.email if actor is not None else "",
+        action=action,
+        target_type=target_type,
+        target_id="" if target_id is None else str(target_id),
+        team=team,
+        summary=summary[:500],
+        details=details or {},
+        ip=context.ip,
+        request_id=context.request_id,
+    )
 
 
 def outbox_enqueue(*, task_name: str, kwargs: dict[str, Any]) -> OutboxItem:
@@ -217,6 +352,8 @@ def idempotency_keys_prune(*, older_than_hours: int | None = None) -> int:
     cutoff = timezone.now() - timedelta(hours=hours)
     deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
     return deleted
+
+
 # --- Mail the desk sends: the per-address cap on automatic mail, and what bounces may refer to ---
 
 

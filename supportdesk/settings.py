@@ -60,8 +60,61 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 DATA_DIR = Path(env("DATA_DIR", str(BASE_DIR / "var")))
 
-SECRET_KEY = env("SECRET_KEY", "dev-only-insecure-secret-key-change-me-in-production-0123456789")
 DEBUG = env_bool("DEBUG", False)
+
+
+# --- limits: the secret key ----------------------------------------------------------------------
+# Production (DEBUG off) refuses to start without a strong SECRET_KEY. Development needs no
+# configuration: without SECRET_KEY a random key is generated once into DATA_DIR/secret_key
+# (git-ignored, var/) and reused by the web server, the worker and manage.py. The test suite sets
+# its own key (supportdesk/pytest_keys.py, a pytest plugin loaded before the settings).
+SECRET_KEY_FILE = DATA_DIR / "secret_key"
+# Keys that must never sign anything: this project's former development default and Django's
+# "insecure" prefix.
+KNOWN_INSECURE_KEYS = {"dev-only-insecure-secret-key-change-me-in-production-0123456789"}
+SECRET_KEY_MIN_LENGTH = 50
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why ``key`` is unfit for production, or None when it is fine."""
+    if key in KNOWN_INSECURE_KEYS or key.startswith("django-insecure"):
+        return "is a published default"
+    if len(key) < SECRET_KEY_MIN_LENGTH:
+        return f"has {len(key)} characters; use at least {SECRET_KEY_MIN_LENGTH}"
+    if len(set(key)) < 5:
+        return "has fewer than 5 different characters"
+    return None
+
+
+def _secret_key() -> str:
+    key = env("SECRET_KEY").strip()
+    how = (
+        "Set SECRET_KEY to 50+ random characters, e.g. the output of "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(50))' "
+        "(for development, DEBUG=1 generates one into var/secret_key)."
+    )
+    if key:
+        problem = secret_key_problem(key)
+        if problem and not DEBUG:
+            raise ImproperlyConfigured(f"SECRET_KEY {problem}. {how}")
+        return key
+    if SECRET_KEY_FILE.is_file():
+        key = SECRET_KEY_FILE.read_text().strip()
+        if key and not secret_key_problem(key):
+            return key
+    if not DEBUG:
+        raise ImproperlyConfigured(f"SECRET_KEY is not set. {how}")
+    import secrets
+
+    SECRET_KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    fd = os.open(SECRET_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = env("SITE_URL", "http://localhost:8000").rstrip("/")
@@ -86,6 +139,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "csp",
+    "axes",
     "supportdesk",
     "tickets",
     "surveys",
@@ -93,7 +147,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "supportdesk.request_context.RequestContextMiddleware",  # limits: request id, audit address
     "django.middleware.security.SecurityMiddleware",
+    "supportdesk.request_context.RequestSizeLimitMiddleware",  # limits: 413 before reading
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -107,6 +163,7 @@ MIDDLEWARE = [
     "supportdesk.outage.DatabaseOutageMiddleware",
     # Mail integrity (hostile branch): provider webhooks refuse everything without a secret.
     "supportdesk.middleware.anymail_webhook_gate",
+    "axes.middleware.AxesMiddleware",  # limits: turns a login lockout into the lockout page
 ]
 
 ROOT_URLCONF = "supportdesk.urls"
@@ -144,7 +201,11 @@ IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "supportdesk.User"
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = [
+    # limits: django-axes refuses logins of a locked-out username and address first.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -182,7 +243,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("INBOUND_MAX_BYTES", 25 * 1024 * 1024, min
 # Security headers that hold in every environment.
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-X_FRAME_OPTIONS = "SAMEORIGIN"  # the sanitised email HTML iframe is same-origin
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# limits: no page may be framed, except the sanitised email HTML (its view says SAMEORIGIN).
+X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", SITE_URL.startswith("https://"))
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -197,14 +260,41 @@ CONTENT_SECURITY_POLICY = {
         "font-src": ["'self'"],
         "connect-src": ["'self'"],
         "frame-src": ["'self'"],
-        "frame-ancestors": ["'self'"],
+        "frame-ancestors": ["'none'"],
         "object-src": ["'none'"],
         "base-uri": ["'self'"],
         "form-action": ["'self'"],
     }
 }
-if env_bool("BEHIND_TLS_PROXY", False):
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # limits: TLS is guaranteed only behind the proxy, so only then HSTS and the redirect to https
+    # (the proxy's plain-http health probe of /healthz is exempt).
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
+    # Subdomains of the desk's own host name; "preload" only matters once the domain is
+    # submitted to the browsers' preload list (SECURE_HSTS_PRELOAD=0 to leave it out).
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+
+# --- limits: login brute force (django-axes) and login rate limits (django-ratelimit) ------------
+# Five wrong passwords for one username from one address lock that pair out for 15 minutes (a page
+# says so, with the time); an admin unlocks at /admin/axes/ or with `manage.py axes_reset`.
+# The login form is also rate-limited per address and per username: 429 beyond the rate.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "supportdesk.security.axes_username"
+AXES_CLIENT_IP_CALLABLE = "supportdesk.security.axes_client_ip"
+AXES_SENSITIVE_PARAMETERS = ["password"]
+AXES_VERBOSE = False
+LOGIN_RATE_LIMIT_IP = env("LOGIN_RATE_LIMIT_IP", "20/m")
+LOGIN_RATE_LIMIT_USERNAME = env("LOGIN_RATE_LIMIT_USERNAME", "10/m")
 
 
 # --- Cache: rate limits (django-ratelimit) and presence counters --------------------------------

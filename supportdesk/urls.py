@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from supportdesk import views
+from supportdesk import security, views
 
 # faults: a database outage outside a view answers 503, not a 500 page
 handler500 = "supportdesk.outage.server_error"
@@ -12,7 +12,8 @@ urlpatterns = [
     path("", include("tickets.home_urls")),
     path("healthz", views.healthz, name="healthz"),
     path("notifications/", views.notifications, name="notifications"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("audit/", views.audit_log, name="audit-log"),
+    path("login/", security.login, name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -25,3 +26,7 @@ urlpatterns = [
     path("", include("metrics.urls")),
     path("anymail/", include("anymail.urls")),
 ]
+
+# limits: 429 for rate-limited views, and 500 pages that reveal nothing but a request id.
+handler403 = security.handler403
+handler500 = security.handler500

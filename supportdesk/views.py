@@ -1,10 +1,13 @@
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
-from supportdesk.selectors import notification_list_for_user
+from supportdesk.models import AuditEntry
+from supportdesk.selectors import audit_list_for_user, notification_list_for_user
 from supportdesk.services import notifications_mark_read
 
 
@@ -24,3 +27,24 @@ def notifications(request: HttpRequest) -> HttpResponse:
         return redirect("notifications")
     items = list(notification_list_for_user(user=request.user))
     return render(request, "notifications.html", {"notifications": items})
+
+
+AUDIT_PAGE_SIZE = 50
+
+
+@login_required
+@require_GET
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """Who changed what: merges, roles and teams, secrets and tokens, settings, recomputes."""
+    if not request.user.is_manager:
+        raise PermissionDenied("Only managers and admins see the audit log.")
+    action = request.GET.get("action", "")
+    if action not in AuditEntry.Action.values:
+        action = ""
+    entries = audit_list_for_user(user=request.user, action=action)
+    page = Paginator(entries, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "audit.html",
+        {"page": page, "actions": AuditEntry.Action.choices, "action": action},
+    )

@@ -27,7 +27,9 @@ class SurveySettingsAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
         # The one home for this write (surveys.services), so the admin and code validate alike.
-        row = survey_settings_update(**{name: form.cleaned_data[name] for name in self.fields})
+        row = survey_settings_update(
+            actor=request.user, **{name: form.cleaned_data[name] for name in self.fields}
+        )
         obj.pk = row.pk
 
 

@@ -33,8 +33,9 @@ from django.utils import timezone
 
 from supportdesk import events as event_bus
 from supportdesk.errors import ApplicationError
-from supportdesk.models import SentMail, User
+from supportdesk.models import AuditEntry, SentMail, User
 from supportdesk.services import (
+    audit_record,
     automatic_mail_claim,
     automatic_mail_release,
     notification_create,
@@ -102,9 +103,9 @@ def survey_policy() -> SurveyPolicy:
 
 
 @transaction.atomic
-def survey_settings_update(**values: Any) -> SurveySettings:
+def survey_settings_update(*, actor: User | None = None, **values: Any) -> SurveySettings:
     """Creates or updates the singleton settings row; invalid values (ValidationError) or unknown
-    keys (ValueError) change nothing."""
+    keys (ValueError) change nothing. Changed values are audited."""
     allowed = {
         "delay_minutes",
         "min_days_between",
@@ -118,12 +119,35 @@ def survey_settings_update(**values: Any) -> SurveySettings:
     unknown = set(values) - allowed
     if unknown:
         raise ValueError(f"unknown survey settings: {', '.join(sorted(unknown))}")
-    row, _ = SurveySettings.objects.get_or_create(pk=1)
+    row, _ = SurveySettings.objects.select_for_update().get_or_create(pk=1)
+    before = {key: getattr(row, key) for key in values}
     for key, value in values.items():
         setattr(row, key, value)
     row.full_clean()
     row.save()
+    changed = {
+        key: {"from": _jsonable(before[key]), "to": _jsonable(value)}
+        for key, value in values.items()
+        if before[key] != value
+    }
+    if changed:
+        audit_record(
+            action=AuditEntry.Action.SURVEY_SETTINGS_CHANGED,
+            target=row,
+            actor=actor,
+            summary="Survey settings: "
+            + ", ".join(f"{key} {v['from']} -> {v['to']}" for key, v in changed.items()),
+            details=changed,
+        )
     return row
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, int | float | str | bool | type(None)):
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    return str(value)
 
 
 # --- Tokens ---------------------------------------------------------------------------------------

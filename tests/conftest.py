@@ -27,8 +27,18 @@ def _eager_tasks_and_tmp_media(settings, tmp_path):
         **django_settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+    _clear_local_cache()  # rate-limit counters (login, chat, surveys) never leak between tests
     yield
     celery_app.conf.task_always_eager = False
+
+
+def _clear_local_cache() -> None:
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    backend = caches["default"]
+    if isinstance(backend, LocMemCache):
+        backend.clear()  # never a shared Redis: clearing it would flush other people's data
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.http import HttpRequest
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -68,7 +69,7 @@ def test_queue_and_conversation_page_queries_do_not_grow_with_history(
 ):
     user = agent_a if role == "agent" else manager_a
     client = Client()
-    assert client.login(username=user.email, password=TEST_PASSWORD)
+    assert client.login(request=HttpRequest(), username=user.email, password=TEST_PASSWORD)
     small = _history(channels, agent_a, n=2, tag="small")
     small_counts = (_count(client, "/"), _count(client, f"/conversations/{small.pk}/"))
 

@@ -44,6 +44,14 @@ __all__ = [
 
 MAX_SUBJECT_LENGTH = 998  # RFC 5322 line limit; also bounds the Ticket.subject column.
 MAX_FILENAME_LENGTH = 200
+# limits: structure and size caps. Real mail has a handful of parts a few levels deep; hostile mail
+# has thousands, and the stdlib parser is superlinear in nesting depth (1,000 levels: minutes).
+# Beyond the caps only the headers are parsed and the body is kept as text (the raw message is
+# stored as always). Stored text and HTML are cut at MAX_BODY_CHARS with a note.
+MAX_MIME_PARTS = 1000  # boundary lines ("--...") in a raw message; leaves walked in any message
+MAX_MIME_CONTAINERS = 100  # "multipart/" declarations in a raw message (bounds nesting depth)
+MAX_MIME_DEPTH = 50  # levels walked in an already parsed message (provider webhooks)
+MAX_BODY_CHARS = 1_000_000
 
 # Exceptions the stdlib email and codec machinery raise on hostile input. We catch these (and not
 # Exception) so that genuine programming errors in this module still surface in tests.
@@ -106,6 +114,12 @@ def parse_raw_email(raw: bytes, *, own_addresses: Iterable[str] = ()) -> ParsedE
     Parsing goes through anymail's `AnymailInboundMessage` so that raw bytes and ESP webhook
     payloads take exactly the same path through `parse_inbound_message`.
     """
+    if _structure_exceeds_caps(raw):
+        # limits: too many MIME parts or levels to parse; the headers, and the body as text.
+        message = BytesParser(AnymailInboundMessage, policy=compat32).parsebytes(
+            raw, headersonly=True
+        )
+        return parse_inbound_message(message, raw=raw, own_addresses=own_addresses)
     try:
         message = AnymailInboundMessage.parse_raw_mime_bytes(raw)
     except _DECODE_ERRORS:
@@ -118,6 +132,23 @@ def parse_raw_email(raw: bytes, *, own_addresses: Iterable[str] = ()) -> ParsedE
         except _DECODE_ERRORS:
             message = parser.parsebytes(raw, headersonly=True)
     return parse_inbound_message(message, raw=raw, own_addresses=own_addresses)
+
+
+def _structure_exceeds_caps(raw: bytes) -> bool:
+    """A cheap look at the raw bytes before the (superlinear) MIME parser sees them."""
+    return (
+        raw.count(b"\n--") > MAX_MIME_PARTS
+        or raw.lower().count(b"multipart/") > MAX_MIME_CONTAINERS
+    )
+
+
+def _cap_body(value: str) -> str:
+    if len(value) <= MAX_BODY_CHARS:
+        return value
+    return (
+        value[:MAX_BODY_CHARS]
+        + f"\n\n[Cut at {MAX_BODY_CHARS} characters of {len(value)}; the original is kept.]"
+    )
 
 
 def parse_inbound_message(
@@ -148,9 +179,11 @@ def parse_inbound_message(
         message_id = f"sha256-{digest}@missing-message-id.invalid"
 
     body = _collect_body(message)
+    body.html = body.html[:MAX_BODY_CHARS]
     text = body.text
     if not text.strip() and body.html:
         text = html_to_text(body.html)
+    text = _cap_body(text)
 
     automated = is_automated(
         headers,
@@ -820,16 +853,19 @@ def _leaves(root: Message) -> Iterator[_Leaf]:
     message/* parts count as leaves: a quoted or bounced original is an attachment, not part of
     this message's body. Iterative, so absurd nesting cannot hit the recursion limit.
     """
-    stack: list[tuple[Message, str]] = [(root, "")]
-    while stack:
-        part, parent = stack.pop()
+    stack: list[tuple[Message, str, int]] = [(root, "", 0)]
+    leaves = 0
+    while stack and leaves < MAX_MIME_PARTS:
+        part, parent, depth = stack.pop()
         headers = _header_items(part)
         view = _mime_view(part, headers)
         children = _children(part)
         if children is not None and view.get_content_maintype() != "message":
-            subtype = view.get_content_subtype()
-            stack.extend((child, subtype) for child in reversed(children))
+            if depth < MAX_MIME_DEPTH:  # limits: deeper levels are not walked
+                subtype = view.get_content_subtype()
+                stack.extend((child, subtype, depth + 1) for child in reversed(children))
         else:
+            leaves += 1
             yield _Leaf(part=part, parent_subtype=parent, headers=headers, view=view)
 
 

@@ -13,6 +13,7 @@ Rules that hold throughout:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -35,8 +36,9 @@ from django.utils import timezone
 
 from supportdesk import events as event_bus
 from supportdesk.errors import ApplicationError, Conflict, PayloadTooLarge
-from supportdesk.models import SentMail, Team, User
+from supportdesk.models import AuditEntry, SentMail, Team, User
 from supportdesk.services import (
+    audit_record,
     outbox_enqueue,
     sent_mail_exists,
     sent_mail_record,
@@ -64,6 +66,7 @@ from tickets.models import (
     Message,
     QuarantinedMessage,
     SavedReply,
+    _new_channel_secret,
 )
 from tickets.saved_reply_defaults import DEFAULT_SAVED_REPLIES
 
@@ -87,7 +90,12 @@ class InboundResult:
 
 @transaction.atomic
 def channel_create_or_update(
-    *, kind: str, name: str, team_name: str | None = None, address: str | None = None
+    *,
+    kind: str,
+    name: str,
+    team_name: str | None = None,
+    address: str | None = None,
+    actor: User | None = None,
 ) -> Channel:
     """Create or update an inbound channel by name; its secret is kept across updates."""
     if kind not in ChannelKind.values:
@@ -100,7 +108,32 @@ def channel_create_or_update(
         channel.team = team_get_or_create(name=team_name)
     if address is not None:
         channel.address = normalise_email(address) if address else ""
+    created = channel.pk is None
     channel.save()
+    if created:
+        audit_record(
+            action=AuditEntry.Action.CHANNEL_SECRET_CREATED,
+            target=channel,
+            actor=actor,
+            team=channel.team,
+            summary=f"Channel {channel.name!r} ({channel.kind}) created with a new secret",
+        )
+    return channel
+
+
+@transaction.atomic
+def channel_rotate_secret(*, channel: Channel, actor: User | None = None) -> Channel:
+    """Give the channel a new secret: the old one stops working at once."""
+    channel = Channel.objects.select_for_update().get(pk=channel.pk)
+    channel.secret = _new_channel_secret()
+    channel.save(update_fields=["secret", "updated_at"])
+    audit_record(
+        action=AuditEntry.Action.CHANNEL_SECRET_ROTATED,
+        target=channel,
+        actor=actor,
+        team=channel.team,
+        summary=f"Secret of channel {channel.name!r} rotated",
+    )
     return channel
 
 
@@ -338,6 +371,18 @@ def customer_merge(*, target: Customer, other: Customer, actor: User | None) -> 
             "affected_dates": affected_dates,
         },
     )
+    audit_record(
+        action=AuditEntry.Action.CUSTOMER_MERGED,
+        target=target,
+        actor=actor,
+        summary=f"Customer #{other.pk} merged into #{target.pk}",
+        details={
+            "merge": merge.pk,
+            "merged": other.pk,
+            "identity_ids": identity_ids,
+            "conversation_ids": conversation_ids,
+        },
+    )
     return merge
 
 
@@ -370,6 +415,18 @@ def customer_merge_undo(*, merge: CustomerMerge, actor: User | None) -> Customer
             "identity_ids": merge.identity_ids,
             "conversation_ids": merge.conversation_ids,
             "affected_dates": _solve_dates(merge.conversation_ids),
+        },
+    )
+    audit_record(
+        action=AuditEntry.Action.CUSTOMER_MERGE_UNDONE,
+        target=("tickets.customer", merge.target_id),
+        actor=actor,
+        summary=f"Merge of customer #{merge.merged_id} into #{merge.target_id} undone",
+        details={
+            "merge": merge.pk,
+            "merged": merge.merged_id,
+            "identity_ids": merge.identity_ids,
+            "conversation_ids": merge.conversation_ids,
         },
     )
     return merge
@@ -1073,11 +1130,32 @@ def inbound_email_from_anymail(
             error=error or "no active email channel to receive this message",
         )
     try:
-        return _email_inbound(parsed, channel=channel, raw=raw)
+        return _email_inbound(_without_oversized_attachments(parsed), channel=channel, raw=raw)
     except _Quarantine as exc:
         return quarantine_store(
             channel=channel, source=f"anymail:{esp_name}", raw=raw, error=str(exc)
         )
+
+
+def _without_oversized_attachments(parsed: ParsedEmail) -> ParsedEmail:
+    """Provider webhooks: keep the message, drop attachments over ATTACHMENT_MAX_BYTES with a note.
+
+    A provider cannot act on a 413 (it retries, then drops the mail), so the customer's words are
+    kept and the agent sees which file did not come through. The raw API answers 413 instead: the
+    sender's own MTA can bounce the message to the customer.
+    """
+    limit = settings.ATTACHMENT_MAX_BYTES
+    kept = tuple(a for a in parsed.attachments if len(a.content) <= limit)
+    if len(kept) == len(parsed.attachments):
+        return parsed
+    notes = [
+        f"[Attachment {a.filename!r} ({len(a.content)} bytes) was not kept: "
+        f"the limit is {limit} bytes.]"
+        for a in parsed.attachments
+        if len(a.content) > limit
+    ]
+    text = "\n\n".join([parsed.text.rstrip(), *notes]) if parsed.text.strip() else "\n".join(notes)
+    return dataclasses.replace(parsed, attachments=kept, text=text)
 
 
 def _channel_for_recipients(recipients: Iterable[str]) -> Channel | None:

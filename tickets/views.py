@@ -22,6 +22,7 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 from django_ratelimit.decorators import ratelimit
 
@@ -399,6 +400,7 @@ def message_move(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
+@xframe_options_sameorigin  # the one page framed by our own pages (everything else: DENY)
 def message_html(request: HttpRequest, pk: int) -> HttpResponse:
     """An email's HTML, sanitised again, for a ``sandbox=""`` iframe with a CSP of its own that
     forbids every script, every load (no remote images) and every form."""

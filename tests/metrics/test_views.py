@@ -7,6 +7,7 @@ import io
 
 import pytest
 import time_machine
+from django.http import HttpRequest
 from django.test import Client
 
 from metrics.models import RecomputeJob, Target
@@ -20,7 +21,7 @@ WEEK = "period=custom&from=2026-11-02&to=2026-11-09"
 
 def browser(user) -> Client:
     client = Client()
-    assert client.login(email=user.email, password=TEST_PASSWORD)
+    assert client.login(request=HttpRequest(), email=user.email, password=TEST_PASSWORD)
     return client
 
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.http import HttpRequest
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
@@ -98,7 +99,7 @@ def test_api_paginates(three_answers, api_a):
 
 def _logged_in(user) -> Client:
     client = Client()
-    assert client.login(username=user.email, password=TEST_PASSWORD)
+    assert client.login(request=HttpRequest(), username=user.email, password=TEST_PASSWORD)
     return client
 
 

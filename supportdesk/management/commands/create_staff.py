@@ -1,4 +1,5 @@
-"""``manage.py create_staff EMAIL --role agent|manager|admin --team NAME [--password P]``.
+"""``manage.py create_staff EMAIL --role agent|manager|admin --team NAME [--password P]
+[--rotate-token]``.
 
 Creates or updates a staff account through ``staff_create_or_update`` and prints its API token
 alone on the last line, so that scripts can take it with ``| tail -n 1``.
@@ -14,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import validate_email
 
 from supportdesk.models import User
-from supportdesk.services import staff_create_or_update
+from supportdesk.services import staff_create_or_update, staff_token_rotate
 
 ROLES = ", ".join(User.Role.values)
 
@@ -38,6 +39,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--password", help="set this password (default: keep / none)")
         parser.add_argument("--name", dest="full_name", help='full name, e.g. "Ada Lovelace"')
+        parser.add_argument(
+            "--rotate-token",
+            action="store_true",
+            help="replace the account's API token; the old one stops working at once",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         email = options["email"].strip().lower()
@@ -66,6 +72,8 @@ class Command(BaseCommand):
             password=password or None,
             full_name=options["full_name"],
         )
+        if options["rotate_token"] and existing is not None:
+            token = staff_token_rotate(user=user)
         team_list = ", ".join(user.teams.order_by("name").values_list("name", flat=True)) or "none"
         verb = "Updated" if existing else "Created"
         self.stdout.write(f"{verb} {user.role} {user.email} (teams: {team_list}). API token:")

@@ -1,7 +1,8 @@
-"""``manage.py create_channel KIND NAME [--team NAME] [--address EMAIL] [--webhook-url URL]``.
+"""``manage.py create_channel KIND NAME [--team NAME] [--address EMAIL] [--webhook-url URL]
+[--rotate-secret]``.
 
 Creates or updates an inbound channel through ``channel_create_or_update`` (the secret is kept
-across updates) and prints the secret alone on the last line.
+across updates unless ``--rotate-secret``) and prints the secret alone on the last line.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from supportdesk.errors import ApplicationError
 from tickets.models import Channel, ChannelKind
-from tickets.services import channel_create_or_update, channel_set_webhook
+from tickets.services import (
+    channel_create_or_update,
+    channel_rotate_secret,
+    channel_set_webhook,
+)
 
 KINDS = ", ".join(ChannelKind.values)
 
@@ -32,6 +37,11 @@ class Command(BaseCommand):
             "--webhook-url",
             help="chat and social channels: where agent replies are POSTed as signed webhooks "
             '("" clears it)',
+        )
+        parser.add_argument(
+            "--rotate-secret",
+            action="store_true",
+            help="give an existing channel a new secret; the old one stops working at once",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -57,6 +67,8 @@ class Command(BaseCommand):
                 channel = channel_set_webhook(channel=channel, webhook_url=options["webhook_url"])
             except ApplicationError as exc:
                 raise CommandError(exc.message) from exc
+        if options["rotate_secret"] and existed:
+            channel = channel_rotate_secret(channel=channel)
         verb = "Updated" if existed else "Created"
         team = channel.team.name if channel.team else "no team"
         address = f" at {channel.address}" if channel.address else ""

@@ -1,0 +1,152 @@
+"""Login protection, rate-limit answers and error pages that reveal nothing.
+
+- ``login``: Django's login view behind two rate limits (per client address and per username,
+  django-ratelimit on the cache) and django-axes (``AxesStandaloneBackend`` first in
+  AUTHENTICATION_BACKENDS locks a username+address pair out after AXES_FAILURE_LIMIT failures).
+- ``handler403`` answers django-ratelimit's ``Ratelimited`` with 429 and ``Retry-After``.
+- ``handler500`` answers with a plain page, or JSON under /api/, carrying only the
+  request id to quote: no traceback, settings or SQL, whatever DEBUG says elsewhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.views import defaults
+from django_ratelimit.core import is_ratelimited
+from django_ratelimit.exceptions import Ratelimited
+
+from supportdesk import request_context
+
+RATE_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _period_seconds(rate: str) -> int:
+    """``"10/m"`` -> 60, ``"5/15m"`` -> 900 (django-ratelimit's syntax)."""
+    _, _, period = rate.partition("/")
+    digits = "".join(ch for ch in period if ch.isdigit())
+    unit = period[len(digits) :] or "s"
+    return int(digits or 1) * RATE_PERIODS.get(unit[0], 1)
+
+
+# --- django-axes callables ------------------------------------------------------------------------
+
+
+def axes_username(request: HttpRequest, credentials: dict[str, Any] | None) -> str:
+    """The login as the account stores it: emails are compared lower-cased and trimmed."""
+    raw = ""
+    if credentials:
+        raw = credentials.get("username") or credentials.get("email") or ""
+    if not raw and request is not None and request.method == "POST":
+        raw = request.POST.get("username", "")
+    return str(raw).strip().lower()
+
+
+def axes_client_ip(request: HttpRequest) -> str | None:
+    """REMOTE_ADDR (the proxy in front, or gunicorn's forwarded-allow-ips, sets it)."""
+    return request_context.client_ip(request)
+
+
+# --- Login ---------------------------------------------------------------------------------------
+
+
+def _login_username_key(group: str, request: HttpRequest) -> str:
+    return axes_username(request, None) or "-"
+
+
+def _login_limited(request: HttpRequest) -> str | None:
+    """The rate that the login POST exceeds, if any (both counters always advance)."""
+    exceeded = None
+    checks = [
+        ("ip", settings.LOGIN_RATE_LIMIT_IP),
+        (_login_username_key, settings.LOGIN_RATE_LIMIT_USERNAME),
+    ]
+    for key, rate in checks:
+        if is_ratelimited(
+            request, group="login", key=key, rate=rate, method="POST", increment=True
+        ):
+            exceeded = exceeded or rate
+    return exceeded
+
+
+def too_many_requests(request: HttpRequest, *, retry_after: int) -> HttpResponse:
+    if _wants_json(request):
+        response: HttpResponse = JsonResponse(
+            {"detail": f"Too many requests. Try again in {retry_after} seconds."}, status=429
+        )
+    else:
+        response = render(
+            request, "too_many_requests.html", {"retry_after": retry_after}, status=429
+        )
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
+class LoginView(auth_views.LoginView):
+    redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        rate = _login_limited(request)
+        if rate is not None:
+            return too_many_requests(request, retry_after=_period_seconds(rate))
+        return super().post(request, *args, **kwargs)
+
+
+login = LoginView.as_view()
+
+
+def rate_limited_admin_login(view: Any) -> Any:
+    """Wrap the Django admin's login (a second login form) in the same rate limits."""
+
+    def admin_login(request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        if request.method == "POST":
+            rate = _login_limited(request)
+            if rate is not None:
+                return too_many_requests(request, retry_after=_period_seconds(rate))
+        return view(request, extra_context)
+
+    return admin_login
+
+
+# --- Error handlers ------------------------------------------------------------------------------
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/") or "application/json" in request.headers.get(
+        "Accept", ""
+    )
+
+
+def _error(request: HttpRequest, status: int, title: str, text: str) -> HttpResponse:
+    request_id = getattr(request, "request_id", "") or request_context.current().request_id
+    if _wants_json(request):
+        return JsonResponse({"detail": text, "request_id": request_id}, status=status)
+    # No request context: nothing that touches the database or the session (which may be what
+    # failed) and nothing about the user.
+    html = render_to_string(
+        "error.html", {"status": status, "title": title, "text": text, "request_id": request_id}
+    )
+    return HttpResponse(html, status=status)
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if isinstance(exception, Ratelimited):
+        # Views decorated with @ratelimit(block=True) (the customer chat): a minute's window.
+        return too_many_requests(request, retry_after=60)
+    return defaults.permission_denied(request, exception)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    # Only static text: the template gets no exception, settings or request data.
+    return _error(
+        request,
+        500,
+        "Something went wrong",
+        "The error was recorded. If it keeps happening, tell your administrator "
+        "and quote the request id.",
+    )
