@@ -382,7 +382,8 @@ def survey_send(*, survey_id: int) -> bool:
     """Sends a due survey email exactly once; returns whether this call sent it.
 
     Side effects: claims the send (lease), then either marks the survey ``skipped`` with a reason
-    (throttled, unsubscribed, bounced, no email, auto-reply, reopened) or emails the customer's
+    (throttled, unsubscribed, bounced, no email, auto-reply, reopened, or over the per-address
+    cap on automatic mail) or emails the customer's
     email identity and marks it ``sent`` with its link's expiry. A failed send releases the lease
     and raises (the task retries).
     """
@@ -483,7 +484,7 @@ def survey_remind(*, survey_id: int) -> bool:
     if Identity.objects.filter(
         kind=Identity.Kind.EMAIL, value=survey.email, undeliverable_at__isnull=False
     ).exists():
-        return False  # the address bounced since; the claim stays, so no later retry either
+        return False  # the address bounced since (beat looks again only after the lease)
     message_id = make_msgid(
         domain=settings.SUPPORT_EMAIL.rpartition("@")[2] or "supportdesk.localhost"
     ).strip("<>")
