@@ -70,15 +70,17 @@ NETWORKS = ("x", "instagram", "facebook")
 
 # A customer's channels (first one first) and how common each mix is.
 MIXES = (
-    (("email",), 30),
+    (("email",), 22),
     (("chat",), 8),
-    (("social",), 5),
-    (("phone",), 5),
-    (("email", "chat"), 14),
-    (("email", "phone"), 14),
-    (("email", "chat", "phone"), 12),
-    (("email", "social"), 7),
-    (("chat", "email"), 5),
+    (("social",), 7),
+    (("phone",), 8),
+    (("email", "chat"), 12),
+    (("email", "phone"), 13),
+    (("phone", "email"), 6),
+    (("email", "chat", "phone"), 11),
+    (("email", "social"), 6),
+    (("social", "email"), 3),
+    (("chat", "email"), 4),
 )
 
 SUBJECTS = (
@@ -177,7 +179,7 @@ N = "\\N"
 
 @dataclass
 class Tables:
-    """Where rows go: ``write(table, line)``; ``columns`` says each table's COPY columns."""
+    """Where rows go: ``write(table, text)`` gets newline-terminated COPY text lines."""
 
     write: Callable[[str, str], None]
 
@@ -337,6 +339,9 @@ class Stamp:
 
     def __init__(self) -> None:
         self._days: dict[int, str] = {}
+        self._times = [
+            f" {sec // 3600:02d}:{sec % 3600 // 60:02d}:{sec % 60:02d}+00" for sec in range(DAY)
+        ]
 
     def __call__(self, ts: int | None) -> str:
         if ts is None:
@@ -345,7 +350,7 @@ class Stamp:
         text = self._days.get(day)
         if text is None:
             text = self._days[day] = (date(1970, 1, 1) + timedelta(days=day)).isoformat()
-        return f"{text} {sec // 3600:02d}:{sec % 3600 // 60:02d}:{sec % 60:02d}+00"
+        return text + self._times[sec]
 
 
 @dataclass
@@ -407,6 +412,7 @@ class Generator:
         self.n = conversations
         self.rng = random.Random(seed)
         self.out = out
+        self.buffers: dict[str, list[str]] = {table: [] for table in TABLES}
         self.stamp = Stamp()
         self.ids = dict.fromkeys(TABLES, 0)
         self.result = Result()
@@ -429,7 +435,15 @@ class Generator:
         return self.ids[table]
 
     def _row(self, table: str, *values: Any) -> None:
-        self.out.write(table, "\t".join(values) + "\n")
+        self.buffers[table].append("\t".join(values))
+
+    def flush(self) -> None:
+        """Hand the buffered rows to ``out``, one chunk of text per table."""
+        for table, lines in self.buffers.items():
+            if lines:
+                lines.append("")
+                self.out.write(table, "\n".join(lines))
+                lines.clear()
 
     # --- planning ----------------------------------------------------------------------------
 
@@ -572,8 +586,11 @@ class Generator:
             if index == 1:
                 self.result.search_phone = customer.phone_display
                 self.result.search_email = customer.email
-            if progress is not None and done % 1000 == 0:
-                progress(1000)
+            if done % 1000 == 0:
+                self.flush()
+                if progress is not None:
+                    progress(1000)
+        self.flush()
         if progress is not None:
             progress(len(plan) % 1000)
         self.result.conversations = self.ids["tickets_conversation"]
@@ -1217,14 +1234,14 @@ class Conversation:
         if kind == "phone":
             call = self._call()
             self.inbound("phone", t, call=call)
-            if rng.random() < 0.3 and "email" in self.c.identity:
+            if rng.random() < 0.45 and "email" in self.c.identity:
                 self.reply(self.t + self._gap(30 * 60), kind="email")
             return
         if kind == "chat":
             self.inbound("chat", t, new_session=new_session)
-            for _ in range(rng.choice((1, 1, 2, 2, 3))):
+            for _ in range(rng.choice((1, 2, 2, 3, 3))):
                 self.reply(self.t + self._frt("chat"), kind="chat")
-                if rng.random() < 0.6:
+                if rng.random() < 0.7:
                     self.inbound("chat", self.t + self._gap(60, 0.7, 5))
             return
         self.inbound(kind, t)
@@ -1244,7 +1261,7 @@ class Conversation:
             if rng.random() < 0.05:
                 self.note(self.t + self._gap(600))
             rounds = 0
-            while rounds < 3 and rng.random() < (0.45 if rounds == 0 else 0.25):
+            while rounds < 3 and rng.random() < (0.65 if rounds == 0 else 0.35):
                 rounds += 1
                 if self.kind != "phone" and rng.random() < 0.1:
                     self.pending(self.t + 60)
