@@ -26,6 +26,7 @@ Conversation ids follow the start time of the conversations, like a live desk.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from collections.abc import Callable, Iterator
@@ -493,7 +494,7 @@ class Generator:
             plan.append((ts, 0, 0))
         plan.append((self.s.now - 6 * DAY + 9 * HOUR, 0, 1))  # flag 1: heavy
         plan.append((self.s.now - 30 * DAY + 14 * HOUR, 1, 0))
-        plan.append((self.s.now - 3 * DAY + 11 * HOUR, 1, 0))
+        plan.append((self.s.now - 40 * 60, 1, 2))  # flag 2: still open (the search finds it)
         remaining = max(self.n - reserved, 0)
         while remaining > 0:
             # Conversations per customer: mostly one or two, a long tail of regulars.
@@ -578,6 +579,8 @@ class Generator:
             sim = Conversation(self, customer, ts)
             if flags & 1:
                 sim.heavy()
+            elif flags & 2:
+                sim.open_only()
             else:
                 sim.simulate()
             sim.finish()
@@ -1271,6 +1274,11 @@ class Conversation:
             self._solve_cycle(self.t + self._gap(15 * 60, 1.0, 30), reopens_left=1)
         except _Stop:
             pass
+
+    def open_only(self) -> None:
+        """The customer wrote and was answered; not solved yet."""
+        with contextlib.suppress(_Stop):
+            self._exchange(self.kind)
 
     def _solve_cycle(self, at: int, *, reopens_left: int) -> None:
         rng = self.rng
