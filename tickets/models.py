@@ -186,6 +186,9 @@ class Conversation(TimeStampedModel):
                 condition=Q(status__in=["new", "open", "pending"]),
                 name="tickets_conv_active_activity",
             ),
+            # The queue's "Recently solved" count: a week of solves, per team and desk-wide.
+            models.Index(fields=["team", "solved_at"], name="tickets_conv_team_solved"),
+            models.Index(fields=["solved_at"], name="tickets_conv_solved_any"),
         ]
         constraints = [
             models.CheckConstraint(
