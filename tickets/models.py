@@ -180,6 +180,15 @@ class Conversation(TimeStampedModel):
             ),
             # Unfiltered desk queue for admins, newest activity first.
             models.Index(fields=["-last_activity_at", "-id"], name="tickets_conv_activity"),
+            # The queue's open views: a few thousand active conversations among millions.
+            models.Index(
+                fields=["-last_activity_at", "-id"],
+                condition=Q(status__in=["new", "open", "pending"]),
+                name="tickets_conv_active_activity",
+            ),
+            # The queue's "Recently solved" count: a week of solves, per team and desk-wide.
+            models.Index(fields=["team", "solved_at"], name="tickets_conv_team_solved"),
+            models.Index(fields=["solved_at"], name="tickets_conv_solved_any"),
         ]
         constraints = [
             models.CheckConstraint(
