@@ -311,10 +311,18 @@ class Bench:
                 f"stopped waiting at {seconds:.0f} s ({data.get('state')}, {progress:.0%} done): "
                 f"about {estimate:.0f} s in all at that rate, misses by ~{estimate - 120:.0f} s"
             )
+            # Stop the chain so the rest of the run does not share the worker with it.
+            with psycopg.connect(self.dsn, autocommit=True) as conn:
+                conn.execute(
+                    "UPDATE metrics_recomputejob SET state = 'failed',"
+                    " error = 'bench: stopped waiting' WHERE id = %s AND state <> 'done'",
+                    (job["job"],),
+                )
             self.notes.append(
                 f"W6: the recompute had done {progress:.0%} of the {job['days']} days when the "
                 f"harness stopped waiting ({seconds:.0f} s); W5 then read the facts that existed "
-                "(those bench_seed computed, if it computed them)."
+                "(those bench_seed computed, if it computed them). The harness then marked the job "
+                "failed so that its next chunks do not run during the rest of the benchmark."
             )
         elif seconds > 120:
             problems.append(f"misses by {seconds - 120:.0f} s")
