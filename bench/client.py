@@ -199,6 +199,7 @@ class InboundSource:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     sent_email: int = 0
     sent_chat: int = 0
+    acknowledged: list[str] = field(default_factory=list, repr=False)
     _last_msgid: dict[int, str] = field(default_factory=dict, repr=False)
     _n: int = 0
 
@@ -235,6 +236,7 @@ class InboundSource:
         if response.status_code == 201:
             with self.lock:
                 self.sent_email += 1
+                self.acknowledged.append(msgid.strip("<>"))
         return response
 
     def chat(self, session: requests.Session) -> requests.Response:
@@ -258,6 +260,7 @@ class InboundSource:
         if response.status_code == 201:
             with self.lock:
                 self.sent_chat += 1
+                self.acknowledged.append(payload["external_id"])
         return response
 
     def one(self, session: requests.Session, n: int) -> requests.Response:
@@ -267,12 +270,12 @@ class InboundSource:
     def sent(self) -> int:
         return self.sent_email + self.sent_chat
 
-    def stored_sql(self) -> tuple[str, tuple[str, ...]]:
-        """SQL counting (rows, distinct external ids) this source stored."""
+    def stored_sql(self) -> tuple[str, tuple[object, ...]]:
+        """SQL giving (rows, distinct ids) stored for the acknowledged (201) messages."""
         return (
-            "SELECT count(*), count(DISTINCT (channel_id, external_id)) FROM tickets_message "
-            "WHERE direction = 'inbound' AND (external_id LIKE %s OR external_id LIKE %s)",
-            (f"%{self.tag}.%@inbound.bench.example%", f"w1-{self.tag}-chat-%"),
+            "SELECT count(*), count(DISTINCT external_id) FROM tickets_message "
+            "WHERE direction = 'inbound' AND external_id = ANY(%s)",
+            (list(self.acknowledged),),
         )
 
 

@@ -251,13 +251,16 @@ class Bench:
         problems = []
         if throughput < 200:
             problems.append(f"misses by {200 - throughput:.0f} msg/s ({throughput:.0f} msg/s)")
-        if lost or distinct != stored or stats.errors:
+        if lost or distinct != stored:
             problems.append(
-                f"LOST {lost}, stored {stored} ({distinct} distinct) of {sent} acknowledged, "
-                f"{len(stats.errors)} failed requests"
+                f"LOST {lost}: {stored} stored ({distinct} distinct) of {sent} acknowledged"
             )
+        if stats.errors:
+            problems.append(f"{len(stats.errors)} failed requests (first: {stats.errors[0][:80]})")
         row.verdict = "PASS" if not problems else "; ".join(problems)
-        row.value = f"{sent} acknowledged, {stored} stored, {stats.count + len(stats.errors)} sent"
+        row.value = (
+            f"{sent} acknowledged, {stored} of them stored, {stats.count + len(stats.errors)} sent"
+        )
         self.w1 = {
             "sent": sent,
             "stored": stored,
@@ -566,8 +569,9 @@ class Bench:
         web_peak = max((r.rss_web for r in self.rows if not math.isnan(r.rss_web)), default=0)
         lines += [
             "",
-            f"W1: {self.w1['sent']} messages acknowledged (201), {self.w1['stored']} stored "
-            f"({self.w1['distinct']} distinct), {self.w1['errors']} failed requests. "
+            f"W1: {self.w1['sent']} messages acknowledged (201), {self.w1['stored']} of them stored "
+            f"({self.w1['distinct']} distinct), {self.w1['errors']} failed requests (a request "
+            "that timed out on the client may still have been stored). "
             f"Peak RSS of one web worker over the run: {web_peak:.0f} MB (budget 250 MB: "
             f"{'PASS' if web_peak < 250 else f'misses by {web_peak - 250:.0f} MB'}).",
         ]
