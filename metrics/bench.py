@@ -26,6 +26,7 @@ Conversation ids follow the start time of the conversations, like a live desk.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from collections.abc import Callable, Iterator
@@ -70,15 +71,17 @@ NETWORKS = ("x", "instagram", "facebook")
 
 # A customer's channels (first one first) and how common each mix is.
 MIXES = (
-    (("email",), 30),
+    (("email",), 22),
     (("chat",), 8),
-    (("social",), 5),
-    (("phone",), 5),
-    (("email", "chat"), 14),
-    (("email", "phone"), 14),
-    (("email", "chat", "phone"), 12),
-    (("email", "social"), 7),
-    (("chat", "email"), 5),
+    (("social",), 7),
+    (("phone",), 8),
+    (("email", "chat"), 12),
+    (("email", "phone"), 13),
+    (("phone", "email"), 6),
+    (("email", "chat", "phone"), 11),
+    (("email", "social"), 6),
+    (("social", "email"), 3),
+    (("chat", "email"), 4),
 )
 
 SUBJECTS = (
@@ -177,7 +180,7 @@ N = "\\N"
 
 @dataclass
 class Tables:
-    """Where rows go: ``write(table, line)``; ``columns`` says each table's COPY columns."""
+    """Where rows go: ``write(table, text)`` gets newline-terminated COPY text lines."""
 
     write: Callable[[str, str], None]
 
@@ -337,6 +340,9 @@ class Stamp:
 
     def __init__(self) -> None:
         self._days: dict[int, str] = {}
+        self._times = [
+            f" {sec // 3600:02d}:{sec % 3600 // 60:02d}:{sec % 60:02d}+00" for sec in range(DAY)
+        ]
 
     def __call__(self, ts: int | None) -> str:
         if ts is None:
@@ -345,7 +351,7 @@ class Stamp:
         text = self._days.get(day)
         if text is None:
             text = self._days[day] = (date(1970, 1, 1) + timedelta(days=day)).isoformat()
-        return f"{text} {sec // 3600:02d}:{sec % 3600 // 60:02d}:{sec % 60:02d}+00"
+        return text + self._times[sec]
 
 
 @dataclass
@@ -407,6 +413,7 @@ class Generator:
         self.n = conversations
         self.rng = random.Random(seed)
         self.out = out
+        self.buffers: dict[str, list[str]] = {table: [] for table in TABLES}
         self.stamp = Stamp()
         self.ids = dict.fromkeys(TABLES, 0)
         self.result = Result()
@@ -429,7 +436,15 @@ class Generator:
         return self.ids[table]
 
     def _row(self, table: str, *values: Any) -> None:
-        self.out.write(table, "\t".join(values) + "\n")
+        self.buffers[table].append("\t".join(values))
+
+    def flush(self) -> None:
+        """Hand the buffered rows to ``out``, one chunk of text per table."""
+        for table, lines in self.buffers.items():
+            if lines:
+                lines.append("")
+                self.out.write(table, "\n".join(lines))
+                lines.clear()
 
     # --- planning ----------------------------------------------------------------------------
 
@@ -479,7 +494,7 @@ class Generator:
             plan.append((ts, 0, 0))
         plan.append((self.s.now - 6 * DAY + 9 * HOUR, 0, 1))  # flag 1: heavy
         plan.append((self.s.now - 30 * DAY + 14 * HOUR, 1, 0))
-        plan.append((self.s.now - 3 * DAY + 11 * HOUR, 1, 0))
+        plan.append((self.s.now - 40 * 60, 1, 2))  # flag 2: still open (the search finds it)
         remaining = max(self.n - reserved, 0)
         while remaining > 0:
             # Conversations per customer: mostly one or two, a long tail of regulars.
@@ -564,6 +579,8 @@ class Generator:
             sim = Conversation(self, customer, ts)
             if flags & 1:
                 sim.heavy()
+            elif flags & 2:
+                sim.open_only()
             else:
                 sim.simulate()
             sim.finish()
@@ -572,8 +589,11 @@ class Generator:
             if index == 1:
                 self.result.search_phone = customer.phone_display
                 self.result.search_email = customer.email
-            if progress is not None and done % 1000 == 0:
-                progress(1000)
+            if done % 1000 == 0:
+                self.flush()
+                if progress is not None:
+                    progress(1000)
+        self.flush()
         if progress is not None:
             progress(len(plan) % 1000)
         self.result.conversations = self.ids["tickets_conversation"]
@@ -1217,14 +1237,14 @@ class Conversation:
         if kind == "phone":
             call = self._call()
             self.inbound("phone", t, call=call)
-            if rng.random() < 0.3 and "email" in self.c.identity:
+            if rng.random() < 0.45 and "email" in self.c.identity:
                 self.reply(self.t + self._gap(30 * 60), kind="email")
             return
         if kind == "chat":
             self.inbound("chat", t, new_session=new_session)
-            for _ in range(rng.choice((1, 1, 2, 2, 3))):
+            for _ in range(rng.choice((1, 2, 2, 3, 3))):
                 self.reply(self.t + self._frt("chat"), kind="chat")
-                if rng.random() < 0.6:
+                if rng.random() < 0.7:
                     self.inbound("chat", self.t + self._gap(60, 0.7, 5))
             return
         self.inbound(kind, t)
@@ -1244,7 +1264,7 @@ class Conversation:
             if rng.random() < 0.05:
                 self.note(self.t + self._gap(600))
             rounds = 0
-            while rounds < 3 and rng.random() < (0.45 if rounds == 0 else 0.25):
+            while rounds < 3 and rng.random() < (0.65 if rounds == 0 else 0.35):
                 rounds += 1
                 if self.kind != "phone" and rng.random() < 0.1:
                     self.pending(self.t + 60)
@@ -1254,6 +1274,11 @@ class Conversation:
             self._solve_cycle(self.t + self._gap(15 * 60, 1.0, 30), reopens_left=1)
         except _Stop:
             pass
+
+    def open_only(self) -> None:
+        """The customer wrote and was answered; not solved yet."""
+        with contextlib.suppress(_Stop):
+            self._exchange(self.kind)
 
     def _solve_cycle(self, at: int, *, reopens_left: int) -> None:
         rng = self.rng

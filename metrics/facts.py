@@ -13,7 +13,7 @@ Duration histograms (``DurationBucket``): ``first_response_time``, ``handle_time
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -23,6 +23,7 @@ from django.db.models import (
     CharField,
     Count,
     DateTimeField,
+    DecimalField,
     Exists,
     ExpressionWrapper,
     F,
@@ -245,11 +246,52 @@ def interactions_fact(bucket: str) -> str:
 
 _BUCKET_KEYS = (("1", "i1"), ("2-4", "i2"), ("5-9", "i5"), ("10+", "i10"))
 
+# The facts of a solve cell: (fact, numerator alias, denominator alias) of ``_solve_grouped``.
+SOLVE_FACTS: tuple[tuple[str, str, str], ...] = (
+    ("internal_fcr", "fcr", "solves"),
+    ("reopen_rate", "reopened_n", "solves"),
+    ("repeat_contact_rate", "repeat_n", "solves"),
+    ("dropped_rate", "dropped_n", "solves"),
+    ("resolution_rate", "yes_n", "answered_n"),
+    ("partial_resolution_rate", "partly_n", "answered_n"),
+    ("customer_fcr", "customer_fcr_n", "answered_n"),
+    ("gap_internal_fcr", "gap_internal_n", "answered_n"),
+    ("survey_response_rate", "responded_n", "delivered_n"),
+    ("unconfirmed_rate", "unconfirmed_n", "decided_n"),
+    ("comment_rate", "comments_n", "responses_n"),
+    ("shout_outs", "shout_outs_n", "responses_n"),
+    ("csat", "csat_good", "csat_n"),
+    ("csat_mean", "csat_sum", "csat_n"),
+    ("nps", "nps_net", "nps_n"),
+    *(
+        fact
+        for bucket, key in _BUCKET_KEYS
+        for fact in (
+            (interactions_fact(bucket), key, "solves"),
+            ("csat_" + interactions_fact(bucket), f"csat_{key}_good", f"csat_{key}_n"),
+        )
+    ),
+)
 
-def _solve_rows(start: datetime, end: datetime) -> Iterator[tuple[dict[str, Any], str, int, int]]:
-    grouped = (
-        solve_source(start, end)
-        .values("day", "team_id", "agent_id", "channel_kind")
+
+def _cells(qs: QuerySet, *, team: str, agent: str) -> QuerySet:
+    """Name a grouped query's cell columns alike (``cell_day``, ``cell_team``, ``cell_agent``,
+    ``cell_channel``), so a fact query is read the same in Python and wrapped in SQL."""
+    return qs.annotate(
+        cell_day=F("day"),
+        cell_team=F(team),
+        cell_agent=F(agent),
+        cell_channel=Coalesce(F("channel_kind"), Value(""), output_field=CharField()),
+    )
+
+
+CELL_FIELDS = ("cell_day", "cell_team", "cell_agent", "cell_channel")
+
+
+def _solve_grouped(start: datetime, end: datetime) -> QuerySet:
+    return (
+        _cells(solve_source(start, end), team="team_id", agent="agent_id")
+        .values(*CELL_FIELDS)
         .annotate(
             solves=Count("pk"),
             fcr=Count("pk", filter=Q(contacts=1)),
@@ -296,44 +338,9 @@ def _solve_rows(start: datetime, end: datetime) -> Iterator[tuple[dict[str, Any]
                 for bucket, key in _BUCKET_KEYS
             },
         )
+        .annotate(nps_net=F("nps_promoters") - F("nps_detractors"))
         .order_by()
     )
-    for row in grouped:
-        cell = _cell(row)
-        solves = row["solves"]
-        yield cell, "internal_fcr", row["fcr"], solves
-        yield cell, "reopen_rate", row["reopened_n"], solves
-        yield cell, "repeat_contact_rate", row["repeat_n"], solves
-        yield cell, "dropped_rate", row["dropped_n"], solves
-        answered = row["answered_n"]
-        yield cell, "resolution_rate", row["yes_n"], answered
-        yield cell, "partial_resolution_rate", row["partly_n"], answered
-        yield cell, "customer_fcr", row["customer_fcr_n"], answered
-        yield cell, "gap_internal_fcr", row["gap_internal_n"], answered
-        yield cell, "survey_response_rate", row["responded_n"], row["delivered_n"]
-        yield cell, "unconfirmed_rate", row["unconfirmed_n"], row["decided_n"]
-        yield cell, "comment_rate", row["comments_n"], row["responses_n"]
-        yield cell, "shout_outs", row["shout_outs_n"], row["responses_n"]
-        yield cell, "csat", row["csat_good"], row["csat_n"]
-        yield cell, "csat_mean", row["csat_sum"], row["csat_n"]
-        yield cell, "nps", row["nps_promoters"] - row["nps_detractors"], row["nps_n"]
-        for bucket, key in _BUCKET_KEYS:
-            yield cell, interactions_fact(bucket), row[key], solves
-            yield (
-                cell,
-                "csat_" + interactions_fact(bucket),
-                row[f"csat_{key}_good"],
-                row[f"csat_{key}_n"],
-            )
-
-
-def _cell(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "day": row["day"],
-        "team_id": row["team_id"],
-        "agent_id": row["agent_id"],
-        "channel_kind": row["channel_kind"] or "",
-    }
 
 
 # --- Contacts: first response, handle time, system disconnects ---------------------------------
@@ -451,85 +458,157 @@ def solicitation_source(start: datetime, end: datetime) -> QuerySet[Message]:
     )
 
 
-def _histogram_rows(
-    qs: QuerySet, metric: str, *, team: str, agent: str
-) -> Iterator[tuple[dict[str, Any], str, int, int]]:
-    grouped = (
-        qs.annotate(bucket=_bucket_expr("seconds"), cell_team=F(team), cell_agent=F(agent))
-        .values("day", "cell_team", "cell_agent", "channel_kind", "bucket")
+def _histogram_grouped(qs: QuerySet, *, team: str, agent: str) -> QuerySet:
+    return (
+        _cells(qs.annotate(bucket=_bucket_expr("seconds")), team=team, agent=agent)
+        .values(*CELL_FIELDS, "bucket")
         .annotate(n=Count("pk"))
         .order_by()
     )
-    for row in grouped:
-        cell = {
-            "day": row["day"],
-            "team_id": row["cell_team"],
-            "agent_id": row["cell_agent"],
-            "channel_kind": row["channel_kind"] or "",
-        }
-        yield cell, metric, int(row["bucket"]), row["n"]
 
 
-def fact_rows(day_from: date, day_to: date) -> tuple[list[tuple], list[tuple]]:
-    """All fact rows and histogram rows for local days ``[day_from, day_to)``.
+@dataclass(frozen=True)
+class FactQuery:
+    """One grouped query of the computation and the fact rows each of its rows gives.
 
-    Returns ``(facts, durations)``: facts are ``(cell, metric, numerator, denominator)``,
-    durations ``(cell, metric, bucket, count)``. A constant number of grouped queries, whatever
-    the number of source rows.
+    ``facts``: ``(fact, numerator alias, denominator alias)`` for ``DailyFact`` rows, or, for a
+    duration histogram, ``metric`` names the ``DurationBucket`` metric of its ``bucket``/``n``.
     """
-    start, end = day_bounds(day_from, day_to)
-    facts = list(_solve_rows(start, end))
 
+    qs: QuerySet
+    facts: tuple[tuple[str, str, str], ...] = ()
+    metric: str = ""
+
+
+def fact_queries(day_from: date, day_to: date) -> list[FactQuery]:
+    """The grouped queries behind the facts of local days ``[day_from, day_to)``: a constant
+    number, whatever the number of source rows."""
+    start, end = day_bounds(day_from, day_to)
     calls = (
-        calls_source(start, end)
-        .values("day", "conversation__team_id", "agent_id", "channel_kind")
+        _cells(calls_source(start, end), team="conversation__team_id", agent="agent_id")
+        .values(*CELL_FIELDS)
         .annotate(calls=Count("pk"), system=Count("pk", filter=Q(ended_by="system")))
         .order_by()
     )
-    for row in calls:
-        cell = _cell({**row, "team_id": row["conversation__team_id"]})
-        facts.append((cell, "system_disconnect_rate", row["system"], row["calls"]))
-
     messages = (
-        solicitation_source(start, end)
-        .values("day", "conversation__team_id", "author_id", "channel_kind")
+        _cells(solicitation_source(start, end), team="conversation__team_id", agent="author_id")
+        .values(*CELL_FIELDS)
         .annotate(sent=Count("pk"), flagged=Count("pk", filter=Q(solicits=True)))
         .order_by()
-    )
-    for row in messages:
-        cell = _cell({**row, "team_id": row["conversation__team_id"], "agent_id": row["author_id"]})
-        facts.append((cell, "survey_solicitation_flags", row["flagged"], row["sent"]))
-
-    durations = list(
-        _histogram_rows(
-            first_response_source(start, end),
-            "first_response_time",
-            team="reply_team",
-            agent="reply_agent",
-        )
-    )
-    durations += _histogram_rows(
-        handle_source(start, end).filter(seconds__isnull=False),
-        "handle_time",
-        team="conversation__team_id",
-        agent="handler",
     )
     confirmed = (
         solve_source(start, end)
         .filter(resolved="yes", conversation__first_inbound_at__isnull=False)
         .annotate(seconds=Epoch("occurred_at") - Epoch("conversation__first_inbound_at"))
     )
-    durations += _histogram_rows(confirmed, "time_to_resolution", team="team_id", agent="agent_id")
-
-    for row in (
-        qa_source(start, end)
-        .values("day", "team_id", "agent_id", "channel_kind")
-        .annotate(total=Sum("score"), n=Count("pk"))
-        .order_by()
-    ):
+    qa = (
+        _cells(qa_source(start, end), team="team_id", agent="agent_id")
+        .values(*CELL_FIELDS)
         # Sum of scores in hundredths of a point: integer facts, exact means.
-        facts.append((_cell(row), "qa_score", round(row["total"] * 100), row["n"]))
+        .annotate(total=Sum("score"), n=Count("pk"))
+        .annotate(
+            hundredths=Func(
+                ExpressionWrapper(
+                    F("total") * Value(100),
+                    output_field=DecimalField(max_digits=12, decimal_places=2),
+                ),
+                function="ROUND",
+                output_field=IntegerField(),
+            )
+        )
+        .order_by()
+    )
+    return [
+        FactQuery(_solve_grouped(start, end), facts=SOLVE_FACTS),
+        FactQuery(calls, facts=(("system_disconnect_rate", "system", "calls"),)),
+        FactQuery(messages, facts=(("survey_solicitation_flags", "flagged", "sent"),)),
+        FactQuery(
+            _histogram_grouped(
+                first_response_source(start, end), team="reply_team", agent="reply_agent"
+            ),
+            metric="first_response_time",
+        ),
+        FactQuery(
+            _histogram_grouped(
+                handle_source(start, end).filter(seconds__isnull=False),
+                team="conversation__team_id",
+                agent="handler",
+            ),
+            metric="handle_time",
+        ),
+        FactQuery(
+            _histogram_grouped(confirmed, team="team_id", agent="agent_id"),
+            metric="time_to_resolution",
+        ),
+        FactQuery(qa, facts=(("qa_score", "hundredths", "n"),)),
+    ]
+
+
+def _cell(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "day": row["cell_day"],
+        "team_id": row["cell_team"],
+        "agent_id": row["cell_agent"],
+        "channel_kind": row["cell_channel"] or "",
+    }
+
+
+def fact_rows(day_from: date, day_to: date) -> tuple[list[tuple], list[tuple]]:
+    """All fact rows and histogram rows for local days ``[day_from, day_to)``, in Python.
+
+    Returns ``(facts, durations)``: facts are ``(cell, metric, numerator, denominator)``,
+    durations ``(cell, metric, bucket, count)``. A fact that is 0 of 0 is left out: a sum
+    never misses it. ``facts_insert`` writes the same rows with ``INSERT ... SELECT``.
+    """
+    facts: list[tuple] = []
+    durations: list[tuple] = []
+    for query in fact_queries(day_from, day_to):
+        for row in query.qs:
+            cell = _cell(row)
+            if query.metric:
+                durations.append((cell, query.metric, int(row["bucket"]), row["n"]))
+                continue
+            for metric, num, den in query.facts:
+                numerator, denominator = int(row[num] or 0), int(row[den] or 0)
+                if numerator or denominator:
+                    facts.append((cell, metric, numerator, denominator))
     return facts, durations
+
+
+def facts_insert(day_from: date, day_to: date, *, connection: Any) -> int:
+    """Write the rows of ``fact_rows`` with one ``INSERT ... SELECT`` per fact query, on
+    PostgreSQL: the rows never travel to Python. Returns how many were written."""
+    written = 0
+    cells = "g.cell_day, g.cell_team, g.cell_agent, g.cell_channel"
+    with connection.cursor() as cursor:
+        for query in fact_queries(day_from, day_to):
+            sql, params = query.qs.query.sql_with_params()
+            if query.metric:
+                cursor.execute(
+                    "INSERT INTO metrics_durationbucket "
+                    "(day, team_id, agent_id, channel_kind, metric, bucket, count) "
+                    f"SELECT {cells}, %s, g.bucket, g.n FROM ({sql}) AS g",
+                    [query.metric, *params],
+                )
+            else:
+                values = ", ".join(
+                    f"(%s, g.{_quoted(num)}, g.{_quoted(den)})" for _m, num, den in query.facts
+                )
+                cursor.execute(
+                    "INSERT INTO metrics_dailyfact "
+                    "(day, team_id, agent_id, channel_kind, metric, numerator, denominator) "
+                    f"SELECT {cells}, v.metric, v.n, v.d FROM ({sql}) AS g "
+                    f"CROSS JOIN LATERAL (VALUES {values}) AS v(metric, n, d) "
+                    "WHERE v.n <> 0 OR v.d <> 0",
+                    [*params, *(metric for metric, _n, _d in query.facts)],
+                )
+            written += cursor.rowcount
+    return written
+
+
+def _quoted(alias: str) -> str:
+    assert alias.replace("_", "").isalnum()
+    return f'"{alias}"'
 
 
 def qa_source(start: datetime, end: datetime) -> QuerySet:

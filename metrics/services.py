@@ -13,12 +13,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from metrics.facts import fact_rows
+from metrics.facts import fact_rows, facts_insert
 from metrics.models import (
     TARGETABLE_METRICS,
     Calibration,
@@ -938,25 +938,30 @@ def facts_compute(*, day_from: date, day_to: date) -> int:
         .order_by("day")
         .values_list("pk", flat=True)
     )
-    facts, durations = fact_rows(day_from, day_to)
     DailyFact.objects.filter(day__gte=day_from, day__lt=day_to).delete()
     DurationBucket.objects.filter(day__gte=day_from, day__lt=day_to).delete()
-    DailyFact.objects.bulk_create(
-        [
-            DailyFact(**cell, metric=metric, numerator=numerator, denominator=denominator)
-            for cell, metric, numerator, denominator in facts
-        ],
-        batch_size=1000,
-    )
-    DurationBucket.objects.bulk_create(
-        [
-            DurationBucket(**cell, metric=metric, bucket=bucket, count=count)
-            for cell, metric, bucket, count in durations
-        ],
-        batch_size=1000,
-    )
+    if connection.vendor == "postgresql":
+        # Set-based: INSERT ... SELECT per fact query, nothing loaded into Python.
+        written = facts_insert(day_from, day_to, connection=connection)
+    else:
+        facts, durations = fact_rows(day_from, day_to)
+        DailyFact.objects.bulk_create(
+            [
+                DailyFact(**cell, metric=metric, numerator=numerator, denominator=denominator)
+                for cell, metric, numerator, denominator in facts
+            ],
+            batch_size=1000,
+        )
+        DurationBucket.objects.bulk_create(
+            [
+                DurationBucket(**cell, metric=metric, bucket=bucket, count=count)
+                for cell, metric, bucket, count in durations
+            ],
+            batch_size=1000,
+        )
+        written = len(facts) + len(durations)
     FactDay.objects.filter(day__gte=day_from, day__lt=day_to).update(computed_at=timezone.now())
-    return len(facts) + len(durations)
+    return written
 
 
 # --- Dirty days: debounced recompute after events ------------------------------------------------

@@ -180,6 +180,12 @@ class Conversation(TimeStampedModel):
             ),
             # Unfiltered desk queue for admins, newest activity first.
             models.Index(fields=["-last_activity_at", "-id"], name="tickets_conv_activity"),
+            # The queue's open views: a few thousand active conversations among millions.
+            models.Index(
+                fields=["-last_activity_at", "-id"],
+                condition=Q(status__in=["new", "open", "pending"]),
+                name="tickets_conv_active_activity",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

@@ -27,17 +27,17 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from metrics import bench
-from metrics.models import QAReview
+from metrics.models import Criterion, QAAnswer, QAReview
 from metrics.services import (
     JOB_CHUNK_DAYS,
     facts_compute,
+    local_day_start,
     local_today,
-    qa_review_submit,
     qa_sample_draw,
+    review_score,
     rubric_ensure_default,
     week_start_of,
 )
-from supportdesk.errors import ApplicationError
 from supportdesk.models import Team, User
 from supportdesk.services import staff_create_or_update
 from surveys.models import FollowUp, Survey, SurveyResponse, SurveyUnsubscribe
@@ -61,6 +61,7 @@ WIPE = (
     "metrics_factday",
     "metrics_dirtyday",
     "metrics_recomputejob",
+    "metrics_qasample",
     "supportdesk_notification",
     "supportdesk_outboxitem",
 )
@@ -111,10 +112,10 @@ class CopyStreams:
             self._buffers[table] = []
             self._sizes[table] = 0
 
-    def write(self, table: str, line: str) -> None:
+    def write(self, table: str, text: str) -> None:
         buffer = self._buffers[table]
-        buffer.append(line)
-        self._sizes[table] += len(line)
+        buffer.append(text)
+        self._sizes[table] += len(text)
         if self._sizes[table] >= self.FLUSH_BYTES:
             self._flush(table)
 
@@ -176,17 +177,17 @@ class Command(BaseCommand):
             f"{result.customers} customers, {result.events} events, {result.surveys} surveys "
             f"in {load_seconds:.1f}s."
         )
+        t0 = time.monotonic()
+        reviews = self._qa(seed=options["seed"])
+        qa_seconds = time.monotonic() - t0
+        self._log(f"QA: {reviews} reviews submitted in {qa_seconds:.1f}s.")
+
         facts_seconds = 0.0
         if not options["no_facts"]:
             t0 = time.monotonic()
             rows = self._facts(days=options["days"])
             facts_seconds = time.monotonic() - t0
             self._log(f"Full facts recompute: {rows} rows in {facts_seconds:.1f}s.")
-        t0 = time.monotonic()
-        reviews = self._qa(seed=options["seed"])
-        qa_seconds = time.monotonic() - t0
-        self._log(f"QA: {reviews} reviews submitted in {qa_seconds:.1f}s.")
-
         today = local_today()
         first_day = datetime.fromtimestamp(setup.now - setup.days * bench.DAY + bench.DAY, UTC)
         manifest = {
@@ -329,7 +330,9 @@ class Command(BaseCommand):
                 result = generator.run(progress=bar.update)
             ok = True
         finally:
+            t0 = time.monotonic()
             streams.close(ok=ok)
+            self._log(f"COPY finished {time.monotonic() - t0:.1f}s after the generator.")
             t0 = time.monotonic()
             with connection.cursor() as cursor:
                 cursor.execute("SET maintenance_work_mem = '512MB'")
@@ -365,35 +368,54 @@ class Command(BaseCommand):
                 bar.update(1)
         return written
 
-    def _qa(self, *, seed: int) -> int:
-        """Two weeks of QA samples, most of them reviewed (through the QA services)."""
+    def _qa(self, *, seed: int, weeks: int = 6) -> int:
+        """Weekly QA samples of the last weeks, drawn by ``qa_sample_draw``; most of the reviews
+        scored, as ``qa_review_submit`` scores them (``review_score``), in bulk and without the
+        notifications (history, like ``survey_record_past``). This week's sample stays to do."""
         rng = random.Random(seed)
         this_week = week_start_of(local_today())
+        now = timezone.now()
         submitted = 0
-        for weeks_back in (2, 1):
+        for weeks_back in range(weeks, -1, -1):
             week: date = this_week - timedelta(days=7 * weeks_back)
             sample = qa_sample_draw(week_start=week, seed=f"bench-{week.isoformat()}")
-            pending = list(
+            if weeks_back == 0:
+                continue
+            reviews = list(
                 sample.reviews.filter(state=QAReview.State.PENDING)
-                .select_related("reviewer", "rubric")
+                .select_related("rubric")
                 .order_by("pk")
             )
-            for index, review in enumerate(pending):
-                if index % 4 == 0:
-                    continue  # some left to do
-                values = {}
-                for criterion in review.rubric.criteria.all():
+            criteria: dict[int, list[Criterion]] = {}
+            answers: list[QAAnswer] = []
+            done: list[QAReview] = []
+            for review in reviews:
+                if rng.random() < 0.15:
+                    continue  # never got to it
+                if review.rubric_id not in criteria:
+                    criteria[review.rubric_id] = list(review.rubric.criteria.all())
+                values: list[tuple[Criterion, int | None]] = []
+                for criterion in criteria[review.rubric_id]:
                     low, high = criterion.bounds
                     roll = rng.random()
                     if criterion.allow_na and roll < 0.08:
-                        values[criterion.pk] = None
+                        value = None
                     elif roll < 0.75:
-                        values[criterion.pk] = high
+                        value = high
                     else:
-                        values[criterion.pk] = rng.randint(low, high)
-                try:
-                    qa_review_submit(review=review, reviewer=review.reviewer, values=values)
-                except ApplicationError:
-                    continue
-                submitted += 1
+                        value = rng.randint(low, high)
+                    values.append((criterion, value))
+                    answers.append(QAAnswer(review=review, criterion=criterion, value=value))
+                review.score, review.critical_failed = review_score(values)
+                review.submitted_at = min(
+                    now, local_day_start(week) + timedelta(days=7, hours=rng.randrange(8, 120))
+                )
+                review.state = QAReview.State.SUBMITTED
+                done.append(review)
+            with transaction.atomic():
+                QAAnswer.objects.bulk_create(answers, batch_size=2000)
+                QAReview.objects.bulk_update(
+                    done, ["score", "critical_failed", "submitted_at", "state"], batch_size=1000
+                )
+            submitted += len(done)
         return submitted
