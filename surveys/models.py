@@ -224,6 +224,17 @@ class SurveyResponse(models.Model):
         indexes = [
             # The responses list (API, staff pages) by answer time.
             models.Index(fields=["-answered_at"], name="surveys_response_answered"),
+            # The agent's home panels: latest shout-outs and latest comments (rare rows).
+            models.Index(
+                fields=["-answered_at", "-id"],
+                condition=Q(shout_out=True),
+                name="surveys_response_shout_outs",
+            ),
+            models.Index(
+                fields=["-answered_at", "-id"],
+                condition=~Q(comment=""),
+                name="surveys_response_comments",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

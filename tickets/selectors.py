@@ -239,10 +239,11 @@ def queue_search_q(query: str) -> Q:
     digits = re.sub(r"\D", "", query)
     if len(digits) >= 4 and not re.search(r"[a-zA-Z@]", query):
         # A partial number ("555 0100") matches inside the stored E.164 value.
-        identity_q |= Q(kind=Identity.Kind.PHONE, value__contains=digits)
+        # (icontains on digits is contains, and the trigram index serves it on PostgreSQL.)
+        identity_q |= Q(kind=Identity.Kind.PHONE, value__icontains=digits)
     matches = (
         Q(subject__icontains=query)
-        | Q(customer__name__icontains=query)
+        | Q(customer_id__in=Customer.objects.filter(name__icontains=query).values("pk"))
         # Uncorrelated: the matching identities are found once (trigram index on PostgreSQL).
         | Q(customer_id__in=Identity.objects.filter(identity_q).values("customer_id"))
     )
