@@ -348,7 +348,7 @@ def main(argv: list[str]) -> int:
     f = machine_facts(dsn, a.broker)
     context = (
         f"Run {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC with `bench/load --db {a.db}` "
-        f"on a database seeded by `bench_seed` ({manifest['conversations']:,} conversations): "
+        f"on a seeded database ({manifest['conversations']:,} conversations): "
         f"gunicorn -w 2, a Celery worker (--concurrency=2) and beat, DEBUG=0, on {f['nproc']} "
         f"cores ({f['cpu']}), PostgreSQL {f['postgresql']}, Redis {f['redis']}, loopback only. "
         f"Load average at the end: {load}. Peak RSS: web worker "
