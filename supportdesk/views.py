@@ -2,6 +2,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.views import defaults
 from django.views.decorators.http import require_GET
 
 from supportdesk.selectors import notification_list_for_user
@@ -24,3 +25,11 @@ def notifications(request: HttpRequest) -> HttpResponse:
         return redirect("notifications")
     items = list(notification_list_for_user(user=request.user))
     return render(request, "notifications.html", {"notifications": items})
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """404 for a URL no route matches: JSON under /api/ (API.md: errors are JSON), a page
+    elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)

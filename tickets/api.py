@@ -30,6 +30,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from supportdesk.api import error_responses
 from supportdesk.errors import ApplicationError, PayloadTooLarge
 from supportdesk.models import Team, User
 from tickets.authentication import ChannelTokenAuthentication, InboundThrottle, IsChannel
@@ -140,27 +141,8 @@ class _StaffApi(_BodyLimitMixin, APIView):
 # --- Shared output shapes ----------------------------------------------------------------------------
 
 
-class ErrorOutputSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    errors = serializers.DictField(
-        required=False, help_text="Per-field messages (validation errors)."
-    )
-
-
 def _errors(*codes: int) -> dict[int, OpenApiResponse]:
-    descriptions = {
-        400: "Invalid input, or the domain refuses the request.",
-        401: "Missing or invalid credentials.",
-        403: "Authenticated, but not allowed.",
-        404: "No such object, or not visible to you.",
-        409: "Conflicts with the current state.",
-        413: "Body or attachment too large; nothing was stored.",
-        415: "Unsupported Content-Type.",
-    }
-    return {
-        code: OpenApiResponse(ErrorOutputSerializer, description=descriptions[code])
-        for code in codes
-    }
+    return error_responses(*codes)
 
 
 class UserRefSerializer(serializers.Serializer):
@@ -297,7 +279,7 @@ class QuarantinedOutputSerializer(serializers.Serializer):
 _INBOUND_RESPONSES = {
     201: OpenApiResponse(InboundOutputSerializer, description="Stored."),
     200: OpenApiResponse(InboundOutputSerializer, description="Already stored (same external id)."),
-    **_errors(400, 401, 413),
+    **_errors(400, 401, 413, 415, 429),
 }
 
 
@@ -351,7 +333,6 @@ class InboundEmailApi(_InboundApi):
         responses={
             **_INBOUND_RESPONSES,
             202: OpenApiResponse(QuarantinedOutputSerializer, description="Kept in quarantine."),
-            **_errors(415),
         },
     )
     def post(self, request: Request) -> Response:

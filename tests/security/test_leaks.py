@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from django.test import Client
 from django.utils import timezone
 
 from tests.conftest import client_for
-from tests.security.world import MARK_A, MARK_B, World, build_world
+from tests.security.world import MARK_A, MARK_B, World, build_world, marks
 
 pytestmark = pytest.mark.django_db
 
@@ -136,11 +137,13 @@ def test_nothing_of_team_b_reaches_team_a(world):
             response = c.get(url, follow=url.startswith("/customers/"))
             fetched[role][url] = (response.status_code, _body(response))
 
+    # A search for Team B's marker echoes the query back; the texts of B's objects must not show.
     leaks = [
-        f"{role} {url} ({status})"
+        f"{role} {url} ({status}): {text!r}"
         for role, pages in fetched.items()
         for url, (status, body) in pages.items()
-        if MARK_B in body.lower()
+        for text in marks(MARK_B)
+        if text in body.lower() and text not in unquote(url).lower()
     ]
     errors = [
         f"{role} {url} ({status})"
@@ -194,6 +197,7 @@ def test_filters_naming_team_b_give_exactly_team_a_results(world):
 
 
 def test_queue_counters_are_team_a_numbers_exactly(world):
+    from tickets.models import Conversation
     from tickets.selectors import queue_page_for_user
 
     a, b = world.a, world.b
@@ -207,9 +211,19 @@ def test_queue_counters_are_team_a_numbers_exactly(world):
         assert response.status_code == 200
         return {view.key: n for view, n in response.context["views"]}
 
-    assert counts("agent_a") == team_a_only
+    def mine(role: str) -> int:
+        user = world.users[role]
+        return Conversation.objects.filter(
+            assignee=user, status__in=Conversation.ACTIVE_STATUSES
+        ).count()
+
+    # "Mine" is the caller's own; every other view is a count of the team's conversations.
+    assert counts("agent_a") == {**team_a_only, "mine": mine("agent_a")}
     # Managers also see the unrouted pool (docs/security/authz.md), nothing of Team B.
-    assert counts("manager_a") == {k: team_a_only[k] + unrouted[k] for k in team_a_only}
+    assert counts("manager_a") == {
+        **{k: team_a_only[k] + unrouted[k] for k in team_a_only},
+        "mine": mine("manager_a"),
+    }
     zero = dict.fromkeys(team_a_only, 0)
     assert counts("agent_a", f"team={b.team.pk}") == zero
     assert counts("agent_a", f"assignee={b.agent.pk}") == zero

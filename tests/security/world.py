@@ -23,6 +23,27 @@ MARK_A = "zqalpha"
 MARK_B = "zqbravo"
 
 
+def marks(mark: str) -> list[str]:
+    """The texts of one team's objects that carry its marker (lower case)."""
+    return [
+        f"{what} {mark}"
+        for what in (
+            "customer",
+            "subject",
+            "body",
+            "html",
+            "attachment",
+            "other",
+            "solved",
+            "chat",
+            "comment",
+            "idea",
+            "quote",
+            "note",
+        )
+    ] + [f"{mark}@example.com", f"{mark}.other@example.com", f"{mark}.solved@example.com"]
+
+
 @dataclass
 class Side:
     """One team's objects; attributes are the path parameters of the routes."""
