@@ -97,9 +97,9 @@ def _staff_urls(world: World) -> list[str]:
         f"customer__identities__value={MARK_B}@example.com",
         f"search={MARK_B}",
     ):
-        urls.append(f"/api/v1/conversations/?{query}")
+        urls.append("/api/v1/conversations/" + (f"?{query}" if query else ""))
     for query in ("", f"team={b.team.pk}", f"conversation={b.solved.pk}", f"agent={b.agent.pk}"):
-        urls.append(f"/api/v1/surveys/responses/?{query}")
+        urls.append("/api/v1/surveys/responses/" + (f"?{query}" if query else ""))
     return urls
 
 
