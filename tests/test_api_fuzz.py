@@ -111,7 +111,7 @@ def _aim(case, ids) -> None:
 
 @schema.parametrize()
 @hypothesis_settings(
-    max_examples=25,
+    max_examples=15,
     deadline=None,
     suppress_health_check=list(HealthCheck),
     derandomize=True,
