@@ -8,7 +8,6 @@ from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
     extend_schema_serializer,
 )
@@ -28,6 +27,7 @@ from metrics.selectors import (
     scorecard_groups,
 )
 from metrics.services import recompute_job_create
+from supportdesk.api import error_responses
 from supportdesk.permissions import IsManager
 
 
@@ -90,7 +90,7 @@ class ScorecardListApi(APIView):
                 description="narrow to team:<id>, agent:<id> or channel:<kind> (managers)",
             ),
         ],
-        responses={200: OutputSerializer, 400: OpenApiResponse(description="bad period")},
+        responses={200: OutputSerializer, **error_responses(400, 401, 403, 404)},
     )
     def get(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.query_params)
@@ -137,7 +137,7 @@ class ScorecardRecomputeApi(APIView):
     @extend_schema(
         operation_id="scorecards_recompute",
         request=InputSerializer,
-        responses={202: OutputSerializer, 400: OpenApiResponse(description="bad period")},
+        responses={202: OutputSerializer, **error_responses(400, 401, 403)},
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
@@ -165,7 +165,10 @@ class TaskDetailApi(APIView):
         created_at = serializers.DateTimeField()
         finished_at = serializers.DateTimeField(allow_null=True)
 
-    @extend_schema(operation_id="tasks_retrieve", responses={200: OutputSerializer})
+    @extend_schema(
+        operation_id="tasks_retrieve",
+        responses={200: OutputSerializer, **error_responses(401, 403, 404)},
+    )
     def get(self, request: Request, pk: int) -> Response:
         job = recompute_job_get_for_user(user=request.user, pk=pk)
         return Response(self.OutputSerializer(job).data)

@@ -36,7 +36,7 @@ def conversation_sidebar(
         {
             "conversation": conversation,
             "reviews": reviews,
-            "ideas": ideas_for_customer(customer_id=customer_id),
+            "ideas": ideas_for_customer(customer_id=customer_id, user=user),
             "cancellation": cancellation_for_conversation(conversation_id=conversation.pk),
             "reasons": list(CancellationReason.objects.filter(is_active=True)),
         },

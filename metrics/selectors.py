@@ -38,7 +38,7 @@ from metrics.scorecards import build_metrics
 from metrics.services import PULSE_MIN_ANSWERS, local_day_start
 from supportdesk import extensions
 from supportdesk.models import Team, User
-from tickets.models import ChannelKind, Message
+from tickets.models import ChannelKind, Conversation, Message
 from tickets.selectors import visible_conversations_q
 
 # --- QA, ideas, cancellations, check-ins, pulse ----------------------------------------------------
@@ -140,7 +140,14 @@ def calibration_get_for_user(*, user: User, pk: Any) -> Calibration:
     )
     if calibration is None:
         raise Http404("No such calibration.")
-    if not user.is_manager and not calibration.reviews.filter(reviewer=user).exists():
+    if calibration.reviews.filter(reviewer=user).exists():
+        return calibration  # a reviewer asked to score it
+    if (
+        not user.is_manager
+        or not Conversation.objects.filter(
+            visible_conversations_q(user), pk=calibration.conversation_id
+        ).exists()
+    ):
         raise Http404("No such calibration.")
     return calibration
 
@@ -189,6 +196,12 @@ def calibration_list(*, user: User) -> QuerySet[Calibration]:
     )
     if not user.is_manager:
         qs = qs.filter(reviews__reviewer=user)
+    else:
+        # Managers: calibrations on conversations they may open, and those they review.
+        qs = qs.filter(
+            Q(visible_conversations_q(user, prefix="conversation__"))
+            | Q(pk__in=QAReview.objects.filter(reviewer=user).values("calibration_id"))
+        )
     return qs.order_by("-created_at", "-id")[:50]
 
 
@@ -338,16 +351,32 @@ def qa_disagreements(*, user: User, limit: int = 200) -> dict[str, list[QAReview
 # --- Ideas -----------------------------------------------------------------------------------------
 
 
-def idea_list(*, status: str = "", q: str = "") -> QuerySet[Idea]:
-    """The board: each idea with its distinct customers and mentions counted. One query."""
+def _visible_mentions_q(user: User | None, prefix: str = "") -> Q:
+    """Idea mentions on conversations the user may open (every mention when no user is given)."""
+    if user is None:
+        return Q()
+    return visible_conversations_q(user, prefix=f"{prefix}conversation__")
+
+
+def idea_list(*, status: str = "", q: str = "", user: User | None = None) -> QuerySet[Idea]:
+    """The board: each idea with its distinct customers and mentions counted. One query.
+
+    With ``user``, only ideas behind which the user can open at least one customer message,
+    counted and searched over those messages only: another team's customers never show, not
+    even as a number (docs/security/authz.md).
+    """
+    visible = _visible_mentions_q(user, prefix="mentions__")
     qs = Idea.objects.select_related("created_by").annotate(
-        customers=Count("mentions__customer", distinct=True),
-        mention_count=Count("mentions", distinct=True),
+        customers=Count("mentions__customer", distinct=True, filter=visible),
+        mention_count=Count("mentions", distinct=True, filter=visible),
     )
+    if user is not None and not user.is_admin:
+        qs = qs.filter(mention_count__gt=0)
     if status in Idea.Status.values:
         qs = qs.filter(status=status)
     if q:
-        qs = qs.filter(Q(title__icontains=q) | Q(mentions__quote__icontains=q)).distinct()
+        quote_ids = IdeaMention.objects.filter(_visible_mentions_q(user), quote__icontains=q)
+        qs = qs.filter(Q(title__icontains=q) | Q(pk__in=quote_ids.values("idea_id")))
     return qs.order_by("-customers", "-created_at", "-id")
 
 
@@ -363,9 +392,15 @@ def idea_credits(*, ideas: list[Idea]) -> dict[int, list[User]]:
     return {idea_id: list(users.values()) for idea_id, users in credits.items()}
 
 
-def idea_get(*, pk: Any) -> Idea:
+def idea_get(*, pk: Any, user: User | None = None) -> Idea:
+    """An idea; with ``user``, only one behind which the user can open a message (Http404)."""
+    qs = Idea.objects.select_related("created_by")
+    if user is not None and not user.is_admin:
+        qs = qs.filter(
+            pk__in=IdeaMention.objects.filter(_visible_mentions_q(user)).values("idea_id")
+        )
     try:
-        return Idea.objects.select_related("created_by").get(pk=int(pk))
+        return qs.get(pk=int(pk))
     except (Idea.DoesNotExist, ValueError, TypeError) as exc:
         raise Http404("No such idea.") from exc
 
@@ -379,25 +414,30 @@ def idea_mentions(*, idea: Idea, user: User) -> list[IdeaMention]:
     )
 
 
-def ideas_for_customer(*, customer_id: int) -> list[Idea]:
-    """Open ideas this customer is behind (the conversation sidebar). One query."""
+def ideas_for_customer(*, customer_id: int, user: User | None = None) -> list[Idea]:
+    """Open ideas this customer is behind (the conversation sidebar). One query. With ``user``,
+    only through mentions on conversations the user may open."""
+    mentions = IdeaMention.objects.filter(_visible_mentions_q(user), customer_id=customer_id)
     return list(
-        Idea.objects.filter(mentions__customer_id=customer_id, status__in=Idea.OPEN_STATUSES)
-        .distinct()
-        .order_by("-created_at")[:10]
+        Idea.objects.filter(
+            pk__in=mentions.values("idea_id"), status__in=Idea.OPEN_STATUSES
+        ).order_by("-created_at")[:10]
     )
 
 
 # --- Cancellations -----------------------------------------------------------------------------------
 
 
-def cancellation_report(*, start: date, end: date, bucket: str = "month") -> dict[str, Any]:
+def cancellation_report(
+    *, start: date, end: date, bucket: str = "month", user: User | None = None
+) -> dict[str, Any]:
     """Cancellation requests of ``[start, end)`` by reason, channel and period bucket, with
-    outcomes. One query."""
+    outcomes. One query. With ``user``, only those on conversations the user may open."""
     trunc = {"week": TruncWeek, "month": TruncMonth}[bucket]
+    visible = Q() if user is None else visible_conversations_q(user, prefix="conversation__")
     rows = list(
         Cancellation.objects.filter(
-            created_at__gte=local_day_start(start), created_at__lt=local_day_start(end)
+            visible, created_at__gte=local_day_start(start), created_at__lt=local_day_start(end)
         )
         .annotate(period=trunc("created_at", tzinfo=timezone.get_current_timezone()))
         .values("period", "reason__name", "channel_kind")

@@ -49,6 +49,7 @@ from supportdesk.models import AuditEntry, Team, User
 from supportdesk.services import audit_record, notification_create, outbox_enqueue
 from surveys.models import SurveyResponse
 from tickets.models import Contact, Conversation, Event, Message
+from tickets.selectors import visible_conversations_q
 from tickets.services import conversation_reply
 
 # --- QA, ideas, cancellations, check-ins, pulse ----------------------------------------------------
@@ -615,22 +616,27 @@ def idea_set_status(*, idea: Idea, actor: User, status: str) -> Idea:
     return idea
 
 
-def idea_notify_customers(*, idea: Idea, actor: User, body: str) -> tuple[int, list[str]]:
+def idea_notify_customers(
+    *, idea: Idea, actor: User, body: str, visible_to: User | None = None
+) -> tuple[int, list[str]]:
     """Tell every customer behind a shipped idea, once, by a reply on their latest conversation.
 
     Each reply is a real outbound message (``tickets.services.conversation_reply``), in its own
     transaction; a customer already told is skipped, so a second click sends nothing twice.
     Returns how many were told and the problems of those who could not be (no address...).
+    With ``visible_to``, only the customers of conversations that user may open are told (a
+    manager never writes into another team's conversations).
     """
     body = (body or "").strip()
     if not body:
         raise ApplicationError("Write the message the customers will get.")
     if idea.status != Idea.Status.SHIPPED:
         raise ApplicationError("Customers are told once the idea has shipped.")
+    mentions = idea.mentions.filter(notified_message__isnull=True)
+    if visible_to is not None:
+        mentions = mentions.filter(visible_conversations_q(visible_to, prefix="conversation__"))
     latest: dict[int, IdeaMention] = {}
-    for mention in idea.mentions.filter(notified_message__isnull=True).select_related(
-        "conversation"
-    ):
+    for mention in mentions.select_related("conversation"):
         current = latest.get(mention.customer_id)
         if current is None or mention.created_at >= current.created_at:
             latest[mention.customer_id] = mention

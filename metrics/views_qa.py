@@ -287,7 +287,7 @@ def qa_disagreements(request: HttpRequest) -> HttpResponse:
 def ideas(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     q = request.GET.get("q", "").strip()[:100]
-    items = list(sel.idea_list(status=status, q=q)[:200])
+    items = list(sel.idea_list(status=status, q=q, user=request.user)[:200])
     credits = sel.idea_credits(ideas=items)
     for idea in items:
         idea.credited = credits.get(idea.pk, [])
@@ -299,7 +299,7 @@ def ideas(request: HttpRequest) -> HttpResponse:
 
 
 def _idea_page(request: HttpRequest, pk: int) -> HttpResponse:
-    idea = sel.idea_get(pk=pk)
+    idea = sel.idea_get(pk=pk, user=request.user)
     mentions = sel.idea_mentions(idea=idea, user=request.user)
     return render(
         request,
@@ -323,7 +323,7 @@ def idea_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def idea_status(request: HttpRequest, pk: int) -> HttpResponse:
-    idea = sel.idea_get(pk=pk)
+    idea = sel.idea_get(pk=pk, user=request.user)
     try:
         services.idea_set_status(
             idea=idea, actor=request.user, status=request.POST.get("status", "")
@@ -336,11 +336,14 @@ def idea_status(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def idea_notify(request: HttpRequest, pk: int) -> HttpResponse:
-    idea = sel.idea_get(pk=pk)
+    idea = sel.idea_get(pk=pk, user=request.user)
     try:
         _manager(request)
         told, problems = services.idea_notify_customers(
-            idea=idea, actor=request.user, body=request.POST.get("body", "")
+            idea=idea,
+            actor=request.user,
+            body=request.POST.get("body", ""),
+            visible_to=request.user,
         )
     except ApplicationError as exc:
         return _refused(request, exc, _idea_page, pk=pk)
@@ -353,11 +356,13 @@ def idea_notify(request: HttpRequest, pk: int) -> HttpResponse:
 def _idea_log_page(request: HttpRequest, message_id: int) -> HttpResponse:
     message = message_get_for_user(user=request.user, pk=message_id)
     q = request.GET.get("q", "").strip()[:100]
-    matches = list(sel.idea_list(q=q)[:10]) if q else []
+    matches = list(sel.idea_list(q=q, user=request.user)[:10]) if q else []
     context = {"message": message, "q": q, "matches": matches}
     if request.htmx and request.GET.get("partial") == "matches":
         return render(request, "metrics/qa/idea_log.html#matches", context)
-    context["open_ideas"] = list(sel.idea_list().filter(status__in=Idea.OPEN_STATUSES)[:8])
+    context["open_ideas"] = list(
+        sel.idea_list(user=request.user).filter(status__in=Idea.OPEN_STATUSES)[:8]
+    )
     return render(request, "metrics/qa/idea_log.html", context)
 
 
@@ -372,7 +377,7 @@ def idea_log(request: HttpRequest, message_id: int) -> HttpResponse:
         idea_id = _int(request.POST.get("idea"))
         if idea_id:
             try:
-                idea = sel.idea_get(pk=idea_id)
+                idea = sel.idea_get(pk=idea_id, user=request.user)
             except Http404 as exc:
                 raise ApplicationError("That idea no longer exists.") from exc
             services.idea_attach(idea=idea, message=message, actor=request.user, quote=quote)
@@ -403,7 +408,9 @@ def _cancellations_page(request: HttpRequest) -> HttpResponse:
         request,
         "metrics/qa/cancellations.html",
         {
-            "report": sel.cancellation_report(start=start, end=end, bucket=bucket),
+            "report": sel.cancellation_report(
+                start=start, end=end, bucket=bucket, user=request.user
+            ),
             "start": start,
             "end": end,
             "bucket": bucket,

@@ -1,9 +1,10 @@
-"""API plumbing shared by every app: the exception handler."""
+"""API plumbing shared by every app: the exception handler and the documented error shape."""
 
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import exceptions
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -25,3 +26,35 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         elif isinstance(data, list):
             response.data = {"detail": " ".join(str(item) for item in data), "errors": data}
     return response
+
+
+class ErrorOutputSerializer(serializers.Serializer):
+    """Every 4xx of the API: ``{"detail": "...", ...}`` (API.md)."""
+
+    detail = serializers.CharField()
+    errors = serializers.DictField(
+        required=False, help_text="Per-field messages (validation errors)."
+    )
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Invalid input, or the domain refuses the request.",
+    401: "Missing or invalid credentials.",
+    403: "Authenticated, but not allowed.",
+    404: "No such object, or not visible to you.",
+    409: "Conflicts with the current state (or If-Match names an older version: someone changed "
+    "it meanwhile; nothing was applied).",
+    410: "Gone: the link or object has expired.",
+    413: "Body or attachment too large; nothing was stored.",
+    415: "Unsupported Content-Type.",
+    422: "This Idempotency-Key was already used for a different request.",
+    429: "Too many requests; retry after the Retry-After header's seconds.",
+}
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    """The schema's description of the given 4xx answers (JSON ``ErrorOutput``)."""
+    return {
+        code: OpenApiResponse(ErrorOutputSerializer, description=ERROR_DESCRIPTIONS[code])
+        for code in codes
+    }

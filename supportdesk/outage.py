@@ -10,12 +10,10 @@ next request after the database is back simply works: no restart of the web serv
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views import defaults
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +60,3 @@ class DatabaseOutageMiddleware:
             "database unavailable for %s %s: %s", request.method, request.path, exception
         )
         return database_unavailable_response(request)
-
-
-def server_error(request: HttpRequest) -> HttpResponse:
-    """``handler500``: database errors raised outside a view (sessions, middleware) answer 503."""
-    if is_database_outage(sys.exc_info()[1]):
-        return database_unavailable_response(request)
-    return defaults.server_error(request)

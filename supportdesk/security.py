@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +23,7 @@ from django_ratelimit.core import is_ratelimited
 from django_ratelimit.exceptions import Ratelimited
 
 from supportdesk import request_context
+from supportdesk.outage import database_unavailable_response, is_database_outage
 
 RATE_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -142,6 +144,10 @@ def handler403(request: HttpRequest, exception: Exception | None = None) -> Http
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
+    # A database outage outside a view (sessions, middleware) answers 503 + Retry-After, so that
+    # providers retry (faults: supportdesk.outage).
+    if is_database_outage(sys.exc_info()[1]):
+        return database_unavailable_response(request)
     # Only static text: the template gets no exception, settings or request data.
     return _error(
         request,

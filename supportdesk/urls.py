@@ -3,10 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from supportdesk import security, views
-
-# faults: a database outage outside a view answers 503, not a 500 page
-handler500 = "supportdesk.outage.server_error"
+from supportdesk import security, views, webhooks
 
 urlpatterns = [
     path("", include("tickets.home_urls")),
@@ -24,9 +21,13 @@ urlpatterns = [
     path("", include("tickets.web_urls")),
     path("", include("surveys.urls")),
     path("", include("metrics.urls")),
-    path("anymail/", include("anymail.urls")),
+    # Anymail's provider webhooks; a provider that is not set up answers 404, not 500.
+    path("anymail/", include((webhooks.urlpatterns(), "anymail"))),
 ]
 
-# limits: 429 for rate-limited views, and 500 pages that reveal nothing but a request id.
+# limits: 429 for rate-limited views, and 500 pages that reveal nothing but a request id; a
+# database outage outside a view answers 503 instead (faults: supportdesk.outage).
 handler403 = security.handler403
 handler500 = security.handler500
+# A URL under /api/ that matches no route answers JSON like every other API error.
+handler404 = "supportdesk.views.page_not_found"

@@ -4,6 +4,7 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.views import defaults
 from django.views.decorators.http import require_GET
 
 from supportdesk.models import AuditEntry
@@ -48,3 +49,11 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         "audit.html",
         {"page": page, "actions": AuditEntry.Action.choices, "action": action},
     )
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """404 for a URL no route matches: JSON under /api/ (API.md: errors are JSON), a page
+    elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from supportdesk.api import ErrorOutputSerializer, error_responses
 from surveys.selectors import response_list_for_user
 from tickets.selectors import staff_get_by_ref
 
@@ -22,11 +23,6 @@ class ResponseCursorPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
-
-
-class _ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    errors = serializers.DictField(required=False)
 
 
 class SurveyResponseListApi(GenericAPIView):
@@ -83,9 +79,8 @@ class SurveyResponseListApi(GenericAPIView):
         parameters=[FilterSerializer],
         responses={
             200: OutputSerializer(many=True),
-            400: OpenApiResponse(_ErrorSerializer, description="Invalid filter."),
-            401: OpenApiResponse(_ErrorSerializer, description="Missing or invalid credentials."),
-            403: OpenApiResponse(_ErrorSerializer, description="Not a staff member."),
+            **error_responses(401, 403, 404),
+            400: OpenApiResponse(ErrorOutputSerializer, description="Invalid filter."),
         },
     )
     def get(self, request: Request) -> Response:
@@ -110,3 +105,10 @@ class SurveyResponseListApi(GenericAPIView):
         )
         page = self.paginate_queryset(responses)
         return self.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+
+# Nested serializers get names of their own in the schema (``SurveyResponseListOutput``...).
+for _role in ("Filter", "Output"):
+    extend_schema_serializer(component_name=f"SurveyResponseList{_role}")(
+        SurveyResponseListApi.__dict__[f"{_role}Serializer"]
+    )

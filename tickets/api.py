@@ -31,6 +31,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from supportdesk.api import error_responses
 from supportdesk.errors import ApplicationError, PayloadTooLarge
 from supportdesk.idempotency import idempotent
 from supportdesk.models import Team, User
@@ -187,29 +188,8 @@ def _with_etag(response: Response, conversation: Conversation) -> Response:
 # --- Shared output shapes ----------------------------------------------------------------------------
 
 
-class ErrorOutputSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    errors = serializers.DictField(
-        required=False, help_text="Per-field messages (validation errors)."
-    )
-
-
 def _errors(*codes: int) -> dict[int, OpenApiResponse]:
-    descriptions = {
-        400: "Invalid input, or the domain refuses the request.",
-        401: "Missing or invalid credentials.",
-        403: "Authenticated, but not allowed.",
-        404: "No such object, or not visible to you.",
-        409: "Conflicts with the current state (or If-Match names an older version: someone "
-        "changed it meanwhile; nothing was applied).",
-        413: "Body or attachment too large; nothing was stored.",
-        415: "Unsupported Content-Type.",
-        422: "This Idempotency-Key was already used for a different request.",
-    }
-    return {
-        code: OpenApiResponse(ErrorOutputSerializer, description=descriptions[code])
-        for code in codes
-    }
+    return error_responses(*codes)
 
 
 class UserRefSerializer(serializers.Serializer):
@@ -350,7 +330,7 @@ class QuarantinedOutputSerializer(serializers.Serializer):
 _INBOUND_RESPONSES = {
     201: OpenApiResponse(InboundOutputSerializer, description="Stored."),
     200: OpenApiResponse(InboundOutputSerializer, description="Already stored (same external id)."),
-    **_errors(400, 401, 413),
+    **_errors(400, 401, 413, 415, 429),
 }
 
 
@@ -404,7 +384,6 @@ class InboundEmailApi(_InboundApi):
         responses={
             **_INBOUND_RESPONSES,
             202: OpenApiResponse(QuarantinedOutputSerializer, description="Kept in quarantine."),
-            **_errors(415),
         },
     )
     def post(self, request: Request) -> Response:

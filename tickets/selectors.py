@@ -32,11 +32,20 @@ from tickets.models import (
 
 
 def visible_conversations_q(user: User, prefix: str = "") -> Q:
-    """Admins see everything; others see their teams' conversations and unrouted ones."""
+    """What a member of staff may open (docs/security/authz.md, "Who sees a conversation").
+
+    Admins: everything. Everyone else: the conversations of their teams. An *unrouted*
+    conversation (no team: its channel has none) is a triage pool: managers see it (they route
+    it), agents who belong to no team see it (a desk without teams is one shared queue), and the
+    agent it is assigned to sees it. An agent of a team never sees another team's pool.
+    """
     if user.is_admin:
         return Q()
     team_ids = list(user.teams.values_list("pk", flat=True))
-    return Q(**{f"{prefix}team__in": team_ids}) | Q(**{f"{prefix}team__isnull": True})
+    unrouted = Q(**{f"{prefix}team__isnull": True})
+    if not (user.is_manager or not team_ids):
+        unrouted &= Q(**{f"{prefix}assignee": user})
+    return Q(**{f"{prefix}team__in": team_ids}) | unrouted
 
 
 def conversation_list_for_user(

@@ -7,6 +7,7 @@ with the HTTP status the error carries; nothing is half-stored because each serv
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from typing import Any
 
@@ -497,10 +498,14 @@ def customer_merge(request: HttpRequest, pk: int) -> HttpResponse:
         return _back(int(conversation_id))
     ref = request.GET.get("other", "") or request.GET.get("handle", "")
     other_id = selectors.customer_id_by_handle(handle=ref) if ref else None
-    if other_id is None:
+    other = None
+    if other_id is not None:
+        # A customer the caller may not open answers exactly like no customer: no oracle.
+        with contextlib.suppress(Http404):
+            other = selectors.customer_get_for_user(user=request.user, pk=other_id)
+    if other is None:
         messages.error(request, f"No customer has the handle {ref!r}." if ref else "Say who.")
         return _back(int(conversation_id))
-    other = selectors.customer_get_for_user(user=request.user, pk=other_id)
     if other.pk == target.pk:
         messages.info(request, "That handle already belongs to this customer.")
         return _back(int(conversation_id))

@@ -13,7 +13,8 @@ import pytest
 from django.db import InterfaceError, OperationalError
 from django.test import Client, RequestFactory
 
-from supportdesk.outage import DETAIL, server_error
+from supportdesk.outage import DETAIL
+from supportdesk.urls import handler500 as server_error
 
 
 @pytest.mark.django_db

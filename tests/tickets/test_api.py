@@ -1258,7 +1258,7 @@ def test_openapi_schema_documents_every_operation(api):
     email = schema["paths"]["/api/v1/inbound/email/"]["post"]
     assert list(email["requestBody"]["content"]) == ["message/rfc822"]
     assert email["security"] == [{"channelToken": []}]
-    assert sorted(email["responses"]) == ["200", "201", "202", "400", "401", "413", "415"]
+    assert sorted(email["responses"]) == ["200", "201", "202", "400", "401", "413", "415", "429"]
     chat_input = schema["components"]["schemas"]["InboundChatInputRequest"]
     assert set(chat_input["required"]) == {"external_id", "session_id", "visitor_id", "body"}
 

@@ -291,7 +291,9 @@ def test_sidebar_and_home_panels_run_a_fixed_number_of_queries(
     conversation = review.conversation
     customer = conversation.customer
 
-    with django_assert_num_queries(4):  # reviews, ideas, cancellation, reasons
+    # reviews, the user's teams (ideas only through mentions they may open), ideas, cancellation,
+    # reasons
+    with django_assert_num_queries(5):
         html = panels_qa.conversation_sidebar(request, conversation=conversation, customer=customer)
     assert "100/100" in html
 

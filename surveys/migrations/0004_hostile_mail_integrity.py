@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('surveys', '0002_response_effect_markers'),
+        ('surveys', '0003_bseed_response_panel_indexes'),
     ]
 
     operations = [

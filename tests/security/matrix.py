@@ -1,0 +1,215 @@
+"""The authorisation matrix as data: every URL pattern and API operation, who may call it.
+
+``OPS`` lists each (route, method) of the root URLconf with a rule (``who``), the status when the
+caller may (``ok``) and when a signed-in member of staff may not (``denied``; 404 for objects, so
+that no one learns whether another team's object exists). Anonymous callers and customers get
+the login redirect (pages) or 401 (API). ``tests/security/test_authz_matrix.py`` walks it for six
+callers against Team A's and Team B's objects and fails on any route the matrix does not list.
+
+Rules (``who``):
+  public        anyone (login page, health check, chat page, API schema and docs)
+  token         the holder of a survey link: the link is the authorisation (customer role)
+  channel       an inbound channel's X-Channel-Token (or provider webhook secret); staff tokens
+                do not work
+  staff         any signed-in agent, manager or admin
+  team          who may open the object: staff of its team (agents, managers), admins
+  own           the object is one agent's (scorecard, QA review, recompute job, check-in): that
+                agent, managers of their team (any manager for jobs), admins
+  manager       managers and admins (desk-wide configuration and dashboards scoped inside)
+  manager_team  managers of the object's team, admins
+  job           a recompute job: the staff member who asked for it, any manager, admins
+  admin         admins only (the Django admin)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+ROLES = ("anon", "customer", "agent_a", "agent_b", "manager_a", "admin")
+ROLE_TEAM = {"agent_a": "A", "agent_b": "B", "manager_a": "A"}
+
+
+@dataclass(frozen=True)
+class Op:
+    route: str  # the URL pattern as the resolver spells it (prefixes joined)
+    method: str
+    who: str
+    obj: str | None = None  # attribute of tests.security.world.Side filling the path
+    ok: int | dict[str, int] = 200  # status when allowed (per role when a dict)
+    denied: int = 404  # signed-in staff who may not
+    # manager_team: staff of the object's team who may see it but lack the role (default: denied)
+    denied_role: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    # Tables a safe (GET) request may write when allowed: e.g. presence on the conversation page.
+    writes: tuple[str, ...] = ()
+    api: bool = False
+    note: str = ""
+
+
+def _api(route: str, method: str, who: str, obj: str | None = None, **kw: Any) -> Op:
+    return Op(route=route, method=method, who=who, obj=obj, api=True, **kw)
+
+
+def _page(route: str, method: str, who: str, obj: str | None = None, **kw: Any) -> Op:
+    return Op(route=route, method=method, who=who, obj=obj, **kw)
+
+
+C = "api/v1/conversations/<int:pk>/"
+W = "conversations/<int:pk>/"
+PRESENCE = ("tickets.conversationviewer",)
+
+OPS: list[Op] = [
+    # --- Public pages ------------------------------------------------------------------------------
+    _page("healthz", "GET", "public"),
+    _page("login/", "GET", "public", ok={"anon": 200, "customer": 200, "*": 302}),
+    _page("logout/", "POST", "public", ok=302, note="ends the caller's own session only"),
+    _page("api/schema/", "GET", "public"),
+    _page("api/docs/", "GET", "public"),
+    _page("chat/", "GET", "public"),
+    _page("chat/", "POST", "public", ok=302, note="no session yet: back to the start form"),
+    _page("chat/transcript/", "GET", "public", ok=204, note="no chat session: nothing"),
+    _page("chat/end/", "POST", "public", ok=302),
+    # --- Survey links (customer) -------------------------------------------------------------------
+    _page("s/<str:token>/", "GET", "token", obj="token"),
+    _page("s/<str:token>/", "POST", "token", obj="token", ok=302, data={"resolved": "yes"}),
+    _page("s/<str:token>/opened/", "POST", "token", obj="token", ok=204),
+    _page("s/<str:token>/unsubscribe/", "GET", "token", obj="token"),
+    _page("s/<str:token>/unsubscribe/", "POST", "token", obj="token"),
+    # --- Inbound API (channels) --------------------------------------------------------------------
+    _api("api/v1/inbound/email/", "POST", "channel"),
+    _api("api/v1/inbound/chat/", "POST", "channel"),
+    _api("api/v1/inbound/social/", "POST", "channel"),
+    _api("api/v1/inbound/phone/", "POST", "channel"),
+    # --- Staff API ---------------------------------------------------------------------------------
+    _api("api/v1/conversations/", "GET", "staff"),
+    _api(C, "GET", "team", "conversation"),
+    _api(C + "replies/", "POST", "team", "conversation", ok=400),
+    _api(C + "solve/", "POST", "team", "conversation"),
+    _api(C + "reopen/", "POST", "team", "conversation", ok=409, note="not solved: refused"),
+    _api(C + "pending/", "POST", "team", "conversation"),
+    _api(C + "assign/", "POST", "team", "conversation", ok=400),
+    _api("api/v1/messages/<int:pk>/move/", "POST", "team", "message", ok=400),
+    _api("api/v1/customers/<int:pk>/", "GET", "team", "customer"),
+    _api("api/v1/customers/<int:pk>/merge/", "POST", "team", "customer", ok=400),
+    _api("api/v1/customers/<int:pk>/identities/", "POST", "team", "customer", ok=400),
+    _api("api/v1/merges/<int:pk>/undo/", "POST", "team", "merge"),
+    _api("api/v1/surveys/responses/", "GET", "staff"),
+    _api("api/v1/scorecards/", "GET", "staff", ok={"*": 400}, note="from/to are required"),
+    _api("api/v1/scorecards/recompute/", "POST", "manager", ok=400, denied=403),
+    _api("api/v1/tasks/<int:pk>/", "GET", "job", "job"),
+    # --- Workspace pages ---------------------------------------------------------------------------
+    _page("", "GET", "staff"),
+    _page("notifications/", "GET", "staff"),
+    _page("notifications/", "POST", "staff", ok=302, note="marks the caller's own as read"),
+    _page(W, "GET", "team", "conversation", writes=PRESENCE),
+    _page(W + "reply/", "POST", "team", "conversation", ok=400),
+    _page(
+        W + "take/",
+        "POST",
+        "team",
+        "conversation",
+        ok={"admin": 400, "*": 302},
+        note="admins are in no team",
+    ),
+    _page(W + "pending/", "POST", "team", "conversation", ok=302),
+    _page(W + "solve/", "POST", "team", "conversation", ok=302),
+    _page(W + "reopen/", "POST", "team", "conversation", ok=409, note="not solved: refused"),
+    _page(W + "assign/", "POST", "team", "conversation", ok=302, note="nothing chosen: no change"),
+    _page(W + "presence/", "POST", "team", "conversation"),
+    _page(W + "presence/leave/", "POST", "team", "conversation", ok=204),
+    _page("messages/<int:pk>/move/", "POST", "team", "message", ok=400),
+    _page("messages/<int:pk>/html/", "GET", "team", "message"),
+    _page("attachments/<int:pk>/", "GET", "team", "attachment"),
+    _page("customers/<int:pk>/identities/", "POST", "team", "customer", ok=400),
+    _page("customers/<int:pk>/merge/", "GET", "team", "customer", ok=400),
+    _page("customers/<int:pk>/merge/", "POST", "team", "customer", ok=400),
+    _page("merges/<int:pk>/undo/", "POST", "team", "merge", ok=400),
+    # --- Survey pages for staff --------------------------------------------------------------------
+    _page("surveys/responses/", "GET", "staff"),
+    _page("surveys/me/", "GET", "staff"),
+    _page("surveys/follow-ups/", "GET", "manager"),
+    _page("surveys/follow-ups/<int:pk>/close/", "POST", "manager_team", "follow_up", ok=302),
+    # --- Dashboards and scorecards -----------------------------------------------------------------
+    _page("dashboard/", "GET", "manager"),
+    _page("dashboard/drill/", "GET", "manager", ok=400, note="which metric: required"),
+    _page("dashboard/drill.csv", "GET", "manager", ok=400),
+    _page("dashboard/export.csv", "GET", "manager"),
+    _page("dashboard/integrity/", "GET", "manager"),
+    _page("dashboard/targets/", "POST", "manager", ok=400),
+    _page("dashboard/recompute/", "POST", "manager", ok=400),
+    _page("dashboard/recompute/<int:pk>/", "GET", "job", "job"),
+    _page("dashboard/agents/<int:pk>/", "GET", "own", "agent"),
+    _page("scorecard/", "GET", "staff", ok=302, note="redirects to the caller's own agent page"),
+    # --- QA, ideas, cancellations, check-ins, pulse ------------------------------------------------
+    _page("qa/", "GET", "staff"),
+    _page("qa/reviews/<int:pk>/", "GET", "own", "review", note="agent, reviewer, team managers"),
+    _page("qa/reviews/<int:pk>/submit/", "POST", "own", "review", ok=400),
+    _page("qa/reviews/<int:pk>/respond/", "POST", "own", "review", ok=400),
+    _page("qa/reviews/<int:pk>/replace/", "POST", "own", "review", ok=400),
+    _page("qa/rubric/", "GET", "manager", denied=403),
+    _page("qa/rubric/", "POST", "manager", ok=400, denied=403),
+    _page("qa/calibrations/", "GET", "staff"),
+    _page("qa/calibrations/", "POST", "manager", ok=400, denied=403),
+    _page("qa/calibrations/<int:pk>/", "GET", "manager_team", "calibration"),
+    _page("qa/disagreements/", "GET", "manager", denied=403),
+    _page("ideas/", "GET", "staff"),
+    _page("ideas/<int:pk>/", "GET", "team", "idea"),
+    _page("ideas/<int:pk>/status/", "POST", "team", "idea", ok=400),
+    _page("ideas/<int:pk>/notify/", "POST", "manager_team", "idea", ok=400, denied_role=403),
+    _page("ideas/log/<int:message_id>/", "GET", "team", "message"),
+    _page("ideas/log/<int:message_id>/", "POST", "team", "message", ok=400),
+    _page("cancellations/", "GET", "manager", denied=403),
+    _page("cancellations/reasons/", "POST", "manager", ok=400, denied=403),
+    _page("conversations/<int:conversation_id>/cancellation/", "GET", "team", "conversation"),
+    _page(
+        "conversations/<int:conversation_id>/cancellation/", "POST", "team", "conversation", ok=400
+    ),
+    _page("checkins/", "GET", "staff"),
+    _page("checkins/<int:pk>/", "POST", "own", "checkin", ok=400),
+    _page("checkins/rules/<int:pk>/", "POST", "manager", "rule", ok=400, denied=403),
+    _page("pulse/", "GET", "staff"),
+    _page("pulse/", "POST", "staff", ok=404, note="no pulse week open: 404 for everyone"),
+]
+
+# Django's admin: every route is admin-only (AdminSite.admin_view); checked by rule, GET only.
+ADMIN_PREFIX = "admin/"
+# django-anymail's provider webhooks: authenticated by the provider's secret (basic auth).
+ANYMAIL_PREFIX = "anymail/"
+
+
+def op_key(op: Op) -> tuple[str, str]:
+    return (op.route, op.method)
+
+
+def allowed(who: str, role: str, team: str | None) -> bool:
+    """Whether ``role`` may use a route of rule ``who`` on an object of ``team``."""
+    if who == "public":
+        return True
+    if who == "token":
+        return role != "anon" and (role != "customer" or team == "A")
+    if who == "channel":
+        return False  # no user role holds a channel token; checked separately
+    if role in ("anon", "customer"):
+        return False
+    if who == "staff":
+        return True
+    if who == "admin":
+        return role == "admin"
+    if who == "manager":
+        return role in ("manager_a", "admin")
+    if role == "admin":
+        return True
+    if who == "team":
+        return ROLE_TEAM[role] == team
+    if who == "manager_team":
+        return role == "manager_a" and team == "A"
+    if who == "job":
+        return role in ("manager_a", f"agent_{team.lower()}")
+    if who == "own":
+        return (
+            (role == "agent_a" and team == "A")
+            or (role == "agent_b" and team == "B")
+            or (role == "manager_a" and team == "A")
+        )
+    raise AssertionError(f"unknown rule {who!r}")
