@@ -1727,7 +1727,8 @@ def conversation_take_next(*, agent: User) -> Conversation | None:
     ``SELECT ... FOR UPDATE SKIP LOCKED``: concurrent takers each lock a different row, so one
     conversation is never handed to two agents. None when there is nothing to take.
     """
-    teams = Team.objects.all() if agent.is_admin else agent.teams.all()
+    # Only the caller's own teams, admins included: an assignee must be a member of the team.
+    teams = agent.teams.all()
     candidate = (
         Conversation.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(

@@ -83,6 +83,13 @@ OPS: list[Op] = [
     _api("api/v1/inbound/phone/", "POST", "channel"),
     # --- Staff API ---------------------------------------------------------------------------------
     _api("api/v1/conversations/", "GET", "staff"),
+    _api(
+        "api/v1/conversations/take-next/",
+        "POST",
+        "staff",
+        ok=200,
+        note="assigns the caller the oldest unassigned conversation of their own teams",
+    ),
     _api(C, "GET", "team", "conversation"),
     _api(C + "replies/", "POST", "team", "conversation", ok=400),
     _api(C + "solve/", "POST", "team", "conversation"),
@@ -102,6 +109,8 @@ OPS: list[Op] = [
     _page("", "GET", "staff"),
     _page("notifications/", "GET", "staff"),
     _page("notifications/", "POST", "staff", ok=302, note="marks the caller's own as read"),
+    _page("audit/", "GET", "manager", denied=403, note="managers: entries about their teams"),
+    _page("conversations/take-next/", "POST", "staff", ok=302),
     _page(W, "GET", "team", "conversation", writes=PRESENCE),
     _page(W + "reply/", "POST", "team", "conversation", ok=400),
     _page(
