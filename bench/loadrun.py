@@ -141,8 +141,9 @@ class Agent:
             if queue is None:
                 continue
             ids = [int(i) for i in CONVERSATION_LINK.findall(queue.text)]
-            # Agents of a team split its queue (id modulo 10), so two never race for one.
-            mine = [i for i in ids if i % 10 == self.index % 10] or ids
+            # Agents of a team split its queue (id modulo 10), so two never race for one: a
+            # colleague's solve would answer 409 "already solved" (a designed conflict, not a fault).
+            mine = [i for i in ids if i % 10 == self.index % 10]
             if not mine or not keep_going():
                 continue
             cid = self.rng.choice(mine)

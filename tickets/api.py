@@ -720,7 +720,7 @@ class ConversationTakeNextApi(_StaffApi):
         "to take.",
         request=None,
         parameters=[IDEMPOTENCY_KEY_PARAMETER],
-        responses={200: OutputSerializer, **_errors(401, 403, 404, 422)},
+        responses={200: OutputSerializer, **_errors(400, 401, 403, 404, 422)},
     )
     def post(self, request: Request) -> Response:
         def take() -> Response:
