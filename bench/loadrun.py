@@ -31,6 +31,8 @@ from bench.client import InboundSource, RequestFailed, Stats, csrf_post, login, 
 
 CONVERSATION_LINK = re.compile(r'href="/conversations/(\d+)/"')
 SEEN_UP_TO = re.compile(r'name="seen_up_to" value="(\d+)"')
+# The page offers "Solve" only while the conversation is not solved or closed.
+SOLVE_FORM = re.compile(r'action="/conversations/\d+/solve/"')
 EMAIL_OPTION = re.compile(
     r'<select id="reply-channel" name="channel">[^<]*(?:<option[^>]*>[^<]*</option>)*?<option value="email"'
 )
@@ -181,6 +183,10 @@ class Agent:
                         self.result.notes_added += 1
             time.sleep(self.rng.uniform(0, think))
             if reply is None or reply.status_code == 409 or not keep_going():
+                continue
+            if not SOLVE_FORM.search(page.text):
+                # Opened from a panel on the queue page (a survey follow-up, a check-in...): an
+                # agent does not solve what the page shows as already solved or closed.
                 continue
             solved = self._step(
                 "solve",
