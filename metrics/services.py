@@ -1071,12 +1071,17 @@ def facts_mark_dirty_from_sources() -> int:
         since = mark.seen_until
         if since >= until:
             return 0
-        changed = Survey.objects.filter(
-            Q(sent_at__gt=since, sent_at__lte=until)
-            | Q(bounced_at__gt=since, bounced_at__lte=until)
-            | Q(cancelled_at__gt=since, cancelled_at__lte=until)
-            | Q(responses__answered_at__gt=since, responses__answered_at__lte=until)
-        ).values_list("solved_at", flat=True)
+        # One indexed range per kind of change (an OR of them scans every survey and response).
+        changed = [
+            stamp
+            for window in (
+                Q(sent_at__gt=since, sent_at__lte=until),
+                Q(bounced_at__gt=since, bounced_at__lte=until),
+                Q(cancelled_at__gt=since, cancelled_at__lte=until),
+                Q(responses__answered_at__gt=since, responses__answered_at__lte=until),
+            )
+            for stamp in Survey.objects.filter(window).values_list("solved_at", flat=True)
+        ]
         reviewed = QAReview.objects.filter(
             submitted_at__gt=since, submitted_at__lte=until
         ).values_list("solved_at", flat=True)

@@ -166,6 +166,19 @@ class Survey(models.Model):
             # Responses per agent / team by solve date (selectors, metrics).
             models.Index(fields=["agent", "-solved_at"], name="surveys_survey_agent_solved"),
             models.Index(fields=["team", "-solved_at"], name="surveys_survey_team_solved"),
+            # perf: facts_mark_dirty_from_sources (beat): surveys sent, bounced or cancelled since
+            # its watermark.
+            models.Index(fields=["sent_at"], name="surveys_survey_sent"),
+            models.Index(
+                fields=["bounced_at"],
+                condition=Q(bounced_at__isnull=False),
+                name="surveys_survey_bounced",
+            ),
+            models.Index(
+                fields=["cancelled_at"],
+                condition=Q(cancelled_at__isnull=False),
+                name="surveys_survey_cancelled",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

@@ -248,6 +248,8 @@ class Contact(models.Model):
         indexes = [
             # Timeline contact boundaries and recounts, per conversation in time order.
             models.Index(fields=["conversation", "started_at"], name="tickets_contact_conv_time"),
+            # perf: the facts compute reads a range of days' contacts (metrics.facts).
+            models.Index(fields=["started_at"], name="tickets_contact_started"),
         ]
 
     def __str__(self) -> str:
@@ -331,6 +333,15 @@ class Message(models.Model):
                 fields=["channel", "thread_key"],
                 condition=~Q(thread_key=""),
                 name="tickets_msg_thread_key",
+            ),
+            # perf: facts_mark_dirty_from_sources (beat) reads the messages stored since its
+            # watermark.
+            models.Index(fields=["created_at"], name="tickets_msg_created"),
+            # perf: the facts compute reads a range of days' agent replies (metrics.facts).
+            models.Index(
+                fields=["sent_at"],
+                condition=Q(direction="outbound"),
+                name="tickets_msg_outbound_sent",
             ),
         ]
         constraints = [
