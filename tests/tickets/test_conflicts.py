@@ -314,7 +314,7 @@ def test_take_next_is_in_the_openapi_schema(api_a):
     assert schema.status_code == 200
     paths = schema.json()["paths"]
     operation = paths["/api/v1/conversations/take-next/"]["post"]
-    assert set(operation["responses"]) == {"200", "401", "403", "404", "422"}
+    assert set(operation["responses"]) == {"200", "400", "401", "403", "404", "422"}
     reply = paths["/api/v1/conversations/{id}/replies/"]["post"]
     assert "Idempotency-Key" in [p["name"] for p in reply["parameters"]]
     solve = paths["/api/v1/conversations/{id}/solve/"]["post"]
