@@ -10,16 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import timedelta
 
-from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.db import transaction
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from supportdesk.errors import ApplicationError
 from supportdesk.models import IdempotencyKey
+from supportdesk.services import idempotency_key_claim, idempotency_key_store
 
 HEADER = "Idempotency-Key"
 KEY_MAX_CHARS = 255
@@ -48,23 +46,12 @@ def idempotent(request: Request, handler: Callable[[], Response]) -> Response:
             f"{HEADER} must be 1 to {KEY_MAX_CHARS} printable characters (a UUID is a good key)."
         )
     fingerprint = _fingerprint(request)
-    cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
     with transaction.atomic():
-        IdempotencyKey.objects.filter(user=request.user, key=key, created_at__lt=cutoff).delete()
-        try:
-            with transaction.atomic():
-                # A concurrent request with this key blocks here until the first one commits
-                # (then IntegrityError: replay its answer) or rolls back (then this one runs).
-                record = IdempotencyKey.objects.create(
-                    user=request.user, key=key, fingerprint=fingerprint
-                )
-        except IntegrityError:
-            record = IdempotencyKey.objects.get(user=request.user, key=key)
-            return _replay(record, fingerprint)
+        record = idempotency_key_claim(user=request.user, key=key, fingerprint=fingerprint)
+        if record is None:
+            return _replay(IdempotencyKey.objects.get(user=request.user, key=key), fingerprint)
         response = handler()
-        record.response_status = response.status_code
-        record.response_body = response.data
-        record.save(update_fields=["response_status", "response_body"])
+        idempotency_key_store(record=record, status=response.status_code, body=response.data)
     return response
 
 

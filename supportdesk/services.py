@@ -12,7 +12,7 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -344,6 +344,29 @@ def notifications_mark_read(*, recipient: User, ids: Iterable[int] | None = None
     if ids is not None:
         unread = unread.filter(pk__in=list(ids))
     return unread.update(read_at=timezone.now())
+
+
+def idempotency_key_claim(*, user: User, key: str, fingerprint: str) -> IdempotencyKey | None:
+    """Claims ``key`` for ``user``'s request; None when another request holds it (replay that).
+
+    Call inside the transaction of the change: a concurrent claim of the same key blocks on the
+    unique constraint until the first commits (then None) or rolls back (then it claims). An
+    expired claim of the same key is replaced.
+    """
+    cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
+    IdempotencyKey.objects.filter(user=user, key=key, created_at__lt=cutoff).delete()
+    try:
+        with transaction.atomic():
+            return IdempotencyKey.objects.create(user=user, key=key, fingerprint=fingerprint)
+    except IntegrityError:
+        return None
+
+
+def idempotency_key_store(*, record: IdempotencyKey, status: int, body: Any) -> None:
+    """Stores the first answer to a claimed key, replayed to retries."""
+    record.response_status = status
+    record.response_body = body
+    record.save(update_fields=["response_status", "response_body"])
 
 
 def idempotency_keys_prune(*, older_than_hours: int | None = None) -> int:
