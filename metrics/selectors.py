@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Avg, Count, Max, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
 from django.http import Http404
@@ -611,7 +613,7 @@ def visible_facts_q(user: User) -> Q:
     if user.is_admin:
         return Q()
     if user.is_manager:
-        team_ids = list(user.teams.values_list("pk", flat=True))
+        team_ids = list(user.teams.order_by("pk").values_list("pk", flat=True))
         return Q(team_id__in=team_ids) | Q(team_id__isnull=True)
     return Q(agent_id=user.pk)
 
@@ -674,9 +676,9 @@ def _sums(
     fields = [group_field, "metric"] if group_field else ["metric"]
     result: dict[Any, dict[str, tuple[int, int]]] = defaultdict(dict)
     rows = qs.values(*fields).annotate(n=Sum("numerator"), d=Sum("denominator")).order_by()
-    for row in rows:
-        key = row[group_field] if group_field else "desk"
-        result[key][row["metric"]] = (int(row["n"] or 0), int(row["d"] or 0))
+    for *cell, n, d in rows.values_list(*fields, "n", "d"):
+        key = cell[0] if group_field else "desk"
+        result[key][cell[-1]] = (int(n or 0), int(d or 0))
     return result
 
 
@@ -685,10 +687,43 @@ def _histograms(
 ) -> dict[Any, dict[str, dict[int, int]]]:
     fields = [group_field, "metric", "bucket"] if group_field else ["metric", "bucket"]
     result: dict[Any, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
-    for row in qs.values(*fields).annotate(c=Sum("count")).order_by():
-        key = row[group_field] if group_field else "desk"
-        result[key][row["metric"]][row["bucket"]] = int(row["c"])
+    rows = qs.values(*fields).annotate(c=Sum("count")).order_by().values_list(*fields, "c")
+    for *cell, c in rows:
+        key = cell[0] if group_field else "desk"
+        result[key][cell[-2]][cell[-1]] = int(c)
     return result
+
+
+def facts_version(date_from: date, date_to: date) -> tuple[Any, str]:
+    """When the facts of ``[date_from, date_to)`` were last computed, and a token that changes
+    with every recompute of any of those days (1 query).
+
+    ``facts_compute`` bumps each day's ``FactDay.version``; versions only grow, so the count,
+    sum and latest ``computed_at`` of the period's days change whenever one of them is recomputed,
+    even twice within one clock tick.
+    """
+    row = FactDay.objects.filter(day__gte=date_from, day__lt=date_to).aggregate(
+        last=Max("computed_at"), versions=Sum("version"), days=Count("pk")
+    )
+    last = row["last"]
+    token = f"{row['days']}.{row['versions'] or 0}.{last.isoformat() if last else '-'}"
+    return last, token
+
+
+def _cache_key(kind: str, *parts: Any) -> str:
+    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=16).hexdigest()
+    return f"metrics:{kind}:v2:{digest}"
+
+
+def facts_cache_key(
+    *, user: User, scope: Scope, date_from: date, date_to: date, extra: str = ""
+) -> str:
+    """A cache key for a fragment rendered from ``scope``'s facts over ``[date_from, date_to)``
+    and staff names: it changes with every recompute of those days and every rename (2 queries,
+    3 for a manager)."""
+    where = Q(day__gte=date_from, day__lt=date_to) & visible_facts_q(user) & scope.fact_q()
+    names = list(User.objects.order_by("pk").values_list("pk", "full_name", "email"))
+    return _cache_key("fragment", where, facts_version(date_from, date_to)[1], names, extra)
 
 
 def scorecard_groups(
@@ -702,29 +737,31 @@ def scorecard_groups(
 ) -> dict[str, Any]:
     """The API's scorecard: ``{"computed_at", "groups": [{"key", "label", "metrics"}]}``.
 
-    Reads facts only: 3 queries, plus one for the labels of team or agent groups.
+    Reads facts only. The built metrics are cached (``SCORECARD_CACHE_SECONDS``) under the
+    filter and the facts' version (``facts_version``), so any recompute of one of the period's
+    days is read at once: a warm read is 2 queries plus one for team or agent labels, a cold one
+    adds the 2 fact sums.
     """
     where = Q(day__gte=date_from, day__lt=date_to)
     where &= visible if visible is not None else visible_facts_q(user)
     if scope is not None:
         where &= scope.fact_q()
     group_field = _GROUP_FIELD[group_by]
-    sums = _sums(DailyFact.objects.filter(where), group_field)
-    histograms = _histograms(DurationBucket.objects.filter(where), group_field)
-    computed_at = FactDay.objects.filter(day__gte=date_from, day__lt=date_to).aggregate(
-        last=Max("computed_at")
-    )["last"]
-    keys = set(sums) | set(histograms)
-    if group_by == "desk":
-        keys = {"desk"}
-    labels = _labels(group_by, keys)
+    computed_at, version = facts_version(date_from, date_to)
+    key = _cache_key("scorecard", where, group_field, version)
+    built: dict[Any, dict] | None = cache.get(key)
+    if built is None:
+        sums = _sums(DailyFact.objects.filter(where), group_field)
+        histograms = _histograms(DurationBucket.objects.filter(where), group_field)
+        keys = {"desk"} if group_by == "desk" else set(sums) | set(histograms)
+        built = {k: build_metrics(sums.get(k, {}), histograms.get(k, {})) for k in keys}
+        cache.set(key, built, settings.SCORECARD_CACHE_SECONDS)
+    labels = _labels(group_by, set(built))
     groups = [
-        {
-            "key": key,
-            "label": labels.get(key, key),
-            "metrics": build_metrics(sums.get(key, {}), histograms.get(key, {})),
-        }
-        for key in sorted(keys, key=lambda k: (k is None, str(labels.get(k, k)).lower()))
+        {"key": key, "label": labels.get(key, key), "metrics": metrics}
+        for key, metrics in sorted(
+            built.items(), key=lambda kv: (kv[0] is None, str(labels.get(kv[0], kv[0])).lower())
+        )
     ]
     return {"computed_at": computed_at, "groups": groups}
 
@@ -824,35 +861,46 @@ TREND_METRICS = (
 
 
 def weekly_trend(*, user: User, scope: Scope, end: date, weeks: int = 12) -> dict[str, Any]:
-    """The last ``weeks`` Monday-to-Sunday weeks up to ``end``: rates per week (2 queries).
+    """The last ``weeks`` Monday-to-Sunday weeks up to ``end``: rates per week.
 
     ``{"weeks": ["2026-09-07", ...], "series": {key: [value|None, ...]},
-    "n": {key: [n, ...]}, "first_response_time": [median|None, ...]}``.
+    "n": {key: [n, ...]}, "first_response_time": [median|None, ...]}``. Cached like
+    ``scorecard_groups`` (1 query when warm, 3 when the facts changed).
     """
     last_monday = end - timedelta(days=end.weekday())
     first = last_monday - timedelta(weeks=weeks - 1)
     stop = last_monday + timedelta(days=7)
     where = Q(day__gte=first, day__lt=stop) & visible_facts_q(user) & scope.fact_q()
+    key = _cache_key("trend", where, weeks, facts_version(first, stop)[1])
+    trend: dict[str, Any] | None = cache.get(key)
+    if trend is None:
+        trend = _weekly_trend(where, first, weeks)
+        cache.set(key, trend, settings.SCORECARD_CACHE_SECONDS)
+    return trend
+
+
+def _weekly_trend(where: Q, first: date, weeks: int) -> dict[str, Any]:
     weekly: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     rows = (
         DailyFact.objects.filter(where)
         .values("day", "metric")
         .annotate(n=Sum("numerator"), d=Sum("denominator"))
         .order_by()
+        .values_list("day", "metric", "n", "d")
     )
-    for row in rows:
-        index = (row["day"] - first).days // 7
-        cell = weekly[index][row["metric"]]
-        cell[0] += int(row["n"] or 0)
-        cell[1] += int(row["d"] or 0)
+    for day, metric, n, d in rows:
+        cell = weekly[(day - first).days // 7][metric]
+        cell[0] += int(n or 0)
+        cell[1] += int(d or 0)
     buckets: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for row in (
+    for day, bucket, c in (
         DurationBucket.objects.filter(where, metric="first_response_time")
         .values("day", "bucket")
         .annotate(c=Sum("count"))
         .order_by()
+        .values_list("day", "bucket", "c")
     ):
-        buckets[(row["day"] - first).days // 7][row["bucket"]] += int(row["c"])
+        buckets[(day - first).days // 7][bucket] += int(c)
     series: dict[str, list] = {}
     counts: dict[str, list] = {}
     built = [

@@ -8,6 +8,7 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -931,7 +932,8 @@ def facts_compute(*, day_from: date, day_to: date) -> int:
     """Rebuild the facts of local days ``[day_from, day_to)``; returns the rows written.
 
     Side effects: replaces the ``DailyFact`` and ``DurationBucket`` rows of those days and
-    stamps their ``FactDay.computed_at``. Idempotent. Locks the days' ``FactDay`` rows (in day
+    stamps their ``FactDay.computed_at`` and bumps their ``version`` (the scorecard cache key).
+    Idempotent. Locks the days' ``FactDay`` rows (in day
     order, so two overlapping ranges cannot deadlock) for the length of the transaction.
     """
     if day_to <= day_from:
@@ -966,7 +968,60 @@ def facts_compute(*, day_from: date, day_to: date) -> int:
             batch_size=1000,
         )
         written = len(facts) + len(durations)
-    FactDay.objects.filter(day__gte=day_from, day__lt=day_to).update(computed_at=timezone.now())
+    FactDay.objects.filter(day__gte=day_from, day__lt=day_to).update(
+        computed_at=timezone.now(), version=F("version") + 1
+    )
+    return written
+
+
+def _split_days(day_from: date, day_to: date, parts: int) -> list[tuple[date, date]]:
+    """``[day_from, day_to)`` cut into ``parts`` contiguous ranges of (almost) equal length."""
+    days = (day_to - day_from).days
+    parts = max(1, min(parts, days))
+    ranges, start = [], day_from
+    for i in range(parts):
+        end = start + timedelta(days=days // parts + (1 if i < days % parts else 0))
+        ranges.append((start, end))
+        start = end
+    return ranges
+
+
+def _facts_compute_on_own_connection(day_from: date, day_to: date) -> int:
+    try:
+        return facts_compute(day_from=day_from, day_to=day_to)
+    finally:
+        connection.close()  # this thread's connection, not the caller's
+
+
+def facts_compute_chunk(*, day_from: date, day_to: date) -> int:
+    """``facts_compute`` of ``[day_from, day_to)`` on up to ``METRICS_RECOMPUTE_CONNECTIONS``
+    database connections at once; returns the rows written.
+
+    The fact queries are set-based ``INSERT ... SELECT`` statements: one connection keeps one
+    PostgreSQL backend (one core) busy while the others idle, so the nightly recompute splits
+    each chunk into contiguous day ranges. The first range is computed in the caller's
+    transaction; each other range in its own thread, connection and transaction (disjoint days:
+    their ``FactDay`` locks never meet). All ranges finish before this returns; the first error
+    is raised after that (a range that committed stays computed: facts are idempotent).
+    """
+    ranges = _split_days(day_from, day_to, settings.METRICS_RECOMPUTE_CONNECTIONS)
+    if len(ranges) <= 1 or connection.vendor != "postgresql":
+        return facts_compute(day_from=day_from, day_to=day_to)
+    with ThreadPoolExecutor(max_workers=len(ranges) - 1) as pool:
+        futures = [pool.submit(_facts_compute_on_own_connection, *r) for r in ranges[1:]]
+        error: BaseException | None = None
+        written = 0
+        try:
+            written += facts_compute(day_from=ranges[0][0], day_to=ranges[0][1])
+        except BaseException as exc:  # wait for the threads before raising
+            error = exc
+        for future in futures:
+            try:
+                written += future.result()
+            except BaseException as exc:
+                error = error or exc
+    if error is not None:
+        raise error
     return written
 
 
@@ -1209,7 +1264,7 @@ def recompute_job_run(*, job_id: int) -> RecomputeJob | None:
             return None
         try:
             with transaction.atomic():
-                facts_compute(day_from=start, day_to=end)
+                facts_compute_chunk(day_from=start, day_to=end)
         except Exception as exc:
             RecomputeJob.objects.filter(pk=job.pk).update(
                 state=RecomputeJob.State.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
@@ -1329,7 +1384,7 @@ def facts_seed(*, rng: Any = None, stdout: Any = None) -> int:
     day = day_from
     while day <= today:
         chunk_end = min(day + timedelta(days=JOB_CHUNK_DAYS), today + timedelta(days=1))
-        written += facts_compute(day_from=day, day_to=chunk_end)
+        written += facts_compute_chunk(day_from=day, day_to=chunk_end)
         day = chunk_end
     if stdout is not None:
         stdout.write(f"Computed {written} scorecard fact rows from {day_from} to {today}.")

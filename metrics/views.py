@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
@@ -28,6 +29,7 @@ from metrics.selectors import (
     DRILLABLE,
     Scope,
     agent_get_for_user,
+    facts_cache_key,
     drill_down,
     format_seconds,
     integrity_opened_not_answered,
@@ -277,9 +279,17 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "last_day": date_to - timedelta(days=1),
         "computed_at": card["computed_at"],
         "quadrants": _quadrants(metrics, targets, drill),
-        "comparison": _comparison(request, scope, date_from, date_to, sort)
+        # The agents' table is the page's biggest part: rendered once per facts version, sort
+        # and staff names (a template fragment cache), computed only when that cache misses.
+        "comparison": (lambda: _comparison(request, scope, date_from, date_to, sort))
         if scope.kind != "agent"
         else [],
+        "comparison_key": facts_cache_key(
+            user=request.user, scope=scope, date_from=date_from, date_to=date_to, extra=sort
+        )
+        if scope.kind != "agent"
+        else "",
+        "comparison_seconds": settings.SCORECARD_CACHE_SECONDS,
         "sortable": [(key, BY_KEY[key].label) for key in SORTABLE],
         "sort": sort,
         "base_query": base,

@@ -371,6 +371,10 @@ SURVEY_REMINDER_DAYS = env_int("SURVEY_REMINDER_DAYS", 3, minimum=1)
 # surveys: requests per client address on the public survey links (django-ratelimit syntax).
 SURVEY_RATE_LIMIT = env("SURVEY_RATE_LIMIT", "60/m")
 METRICS_RETENTION_DAYS = env_int("METRICS_RETENTION_DAYS", 400, minimum=1)
+# Database connections a recompute chunk runs on at once (each keeps one PostgreSQL core busy).
+METRICS_RECOMPUTE_CONNECTIONS = env_int("METRICS_RECOMPUTE_CONNECTIONS", 2, minimum=1)
+# How long a computed scorecard is kept; a recompute of any of its days replaces it at once.
+SCORECARD_CACHE_SECONDS = env_int("SCORECARD_CACHE_SECONDS", 600, minimum=0)
 # --- Mail integrity (hostile branch): automatic mail (surveys, reminders) one address may get ---
 AUTO_MAIL_MAX_PER_HOUR = env_int("AUTO_MAIL_MAX_PER_HOUR", 3, minimum=1)
 AUTO_MAIL_MAX_PER_DAY = env_int("AUTO_MAIL_MAX_PER_DAY", 10, minimum=1)

@@ -23,6 +23,9 @@ def _eager_tasks_and_tmp_media(settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.SUPPORT_EMAIL = "support@desk.example"
+    # Recompute threads open their own connections, which cannot see a test's transaction;
+    # tests/metrics/test_parallel_recompute.py runs them on committed data.
+    settings.METRICS_RECOMPUTE_CONNECTIONS = 1
     settings.STORAGES = {
         **django_settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

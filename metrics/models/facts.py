@@ -44,6 +44,8 @@ class DailyFact(models.Model):
             models.Index(fields=["day", "metric"], name="metrics_fact_day_metric"),
             # Agent pages: one agent's facts over a period.
             models.Index(fields=["agent", "day"], name="metrics_fact_agent_day"),
+            # Team scorecards and a manager's dashboard: the team's facts over a period.
+            models.Index(fields=["team", "day"], name="metrics_fact_team_day"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -80,6 +82,7 @@ class DurationBucket(models.Model):
         indexes = [
             # scorecard_assemble: the histogram of each duration metric over a period.
             models.Index(fields=["day", "metric"], name="metrics_duration_day_metric"),
+            models.Index(fields=["team", "day"], name="metrics_duration_team_day"),
         ]
 
     def __str__(self) -> str:
@@ -92,6 +95,9 @@ class FactDay(models.Model):
 
     day = models.DateField(unique=True)
     computed_at = models.DateTimeField(null=True, blank=True)
+    # Bumped by every recompute of the day: cached scorecards are keyed by the versions of
+    # their days, so two recomputes within one clock tick still invalidate them.
+    version = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["day"]

@@ -114,3 +114,25 @@ def test_every_metrics_key_is_in_the_api(desk, admin_user):
 def test_agent_pulse_is_never_per_agent(desk, admin_user):
     groups = get(admin_user, f"/api/v1/scorecards/?{WEEK}&group_by=agent").json()["groups"]
     assert {str(g["metrics"]["agent_pulse"]) for g in groups} == {"{'value': None, 'n': 0}"}
+
+
+def test_a_cached_scorecard_follows_every_recompute_even_in_the_same_instant(desk, admin_user):
+    """Scorecards are cached under their days' ``FactDay.version``, not ``computed_at``: a
+    recompute in the same clock tick as the cached read still shows at once."""
+    from datetime import date
+
+    from metrics.services import facts_compute
+    from surveys.models import Survey
+    from surveys.services import Answer, survey_answer
+    from tests.metrics.desk import at
+
+    url = f"/api/v1/scorecards/?{WEEK}"
+    before = get(admin_user, url).json()["groups"][0]["metrics"]
+    assert before["csat"] == get(admin_user, url).json()["groups"][0]["metrics"]["csat"]
+    with time_machine.travel(NOW, tick=False):
+        survey = Survey.objects.get(event=desk.solves["s4"])
+        survey_answer(survey=survey, answer=Answer(resolved="yes", csat=5), now=at(4, 11))
+        facts_compute(day_from=date(2026, 11, 2), day_to=date(2026, 11, 9))
+    after = get(admin_user, url).json()["groups"][0]["metrics"]
+    assert (before["csat"]["value"], before["csat"]["n"]) == (0.6, 5)
+    assert (after["csat"]["value"], after["csat"]["n"]) == (0.666667, 6)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 import time_machine
@@ -49,16 +50,31 @@ def test_dashboard_shows_the_quadrants_with_n_and_intervals(desk, admin_user):
     assert "<script>" not in html  # no inline script: the CSP forbids it
 
 
+def _without_csrf(html: str) -> str:
+    html = re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", html)
+    return re.sub(r'"X-CSRFToken": "[^"]*"', "", html)
+
+
 def test_dashboard_reads_only_facts(desk, admin_user, manager_a, django_assert_num_queries):
+    from django.core.cache import cache
+
     client = browser(admin_user)
     with time_machine.travel(NOW, tick=False):
         client.get(f"/dashboard/?{WEEK}")  # warm the session
-        # session + user (2); scorecard: facts, histograms, computed_at (3); targets (1);
-        # trend: facts, histograms (2); agents: facts, histograms, computed_at, names (4);
-        # pickers: teams, agents (2); notification badge (1).
-        with django_assert_num_queries(15):
-            response = client.get(f"/dashboard/?{WEEK}")
-    assert response.status_code == 200
+        cache.clear()
+        # Cold: session + user (2); scorecard: facts version, facts, histograms (3); targets (1);
+        # trend: facts version, facts, histograms (3); agents' table key: facts version, staff
+        # names (2), table: facts version, facts, histograms, agent names (4); pickers: teams,
+        # agents (2); notification badge (1).
+        with django_assert_num_queries(18):
+            cold = client.get(f"/dashboard/?{WEEK}")
+        # Warm: every figure and the agents' table come from the cache, keyed by the facts'
+        # version: session + user, 3 versions, staff names, targets, pickers, badge.
+        with django_assert_num_queries(10):
+            warm = client.get(f"/dashboard/?{WEEK}")
+    assert cold.status_code == warm.status_code == 200
+    assert _without_csrf(warm.content.decode()) == _without_csrf(cold.content.decode())
+    assert "Agents</h2>" in warm.content.decode()
 
 
 def test_scorecard_api_reads_only_facts(desk, admin_user, django_assert_num_queries):

@@ -30,7 +30,7 @@ from metrics import bench
 from metrics.models import Criterion, QAAnswer, QAReview
 from metrics.services import (
     JOB_CHUNK_DAYS,
-    facts_compute,
+    facts_compute_chunk,
     local_day_start,
     local_today,
     qa_sample_draw,
@@ -354,7 +354,8 @@ class Command(BaseCommand):
 
     def _facts(self, *, days: int) -> int:
         """The nightly recompute's work (``facts_recompute_retention`` runs the same chunks of
-        ``JOB_CHUNK_DAYS`` in the worker), run here in the foreground and timed."""
+        ``JOB_CHUNK_DAYS`` in the worker, on ``METRICS_RECOMPUTE_CONNECTIONS`` connections), run
+        here in the foreground and timed."""
         today = local_today()
         first = today - timedelta(days=min(days, settings.METRICS_RETENTION_DAYS) - 1)
         written = 0
@@ -363,7 +364,7 @@ class Command(BaseCommand):
         with tqdm(total=chunks, desc="facts", unit="chunk", file=sys.stderr) as bar:
             while day <= today:
                 end = min(day + timedelta(days=JOB_CHUNK_DAYS), today + timedelta(days=1))
-                written += facts_compute(day_from=day, day_to=end)
+                written += facts_compute_chunk(day_from=day, day_to=end)
                 day = end
                 bar.update(1)
         return written
