@@ -13,7 +13,7 @@ import time_machine
 from django.db import connection, transaction
 
 from metrics import services
-from metrics.models import DailyFact, DurationBucket, FactDay, RecomputeJob
+from metrics.models import DailyFact, DurationBucket, FactDay
 from tests.metrics.desk import NOW
 
 pytestmark = [
@@ -86,8 +86,11 @@ def test_an_error_in_one_connection_fails_the_chunk_after_every_range_ended(
 
     monkeypatch.setattr(services, "facts_insert", failing_insert)
     before_rows, before_versions = _rows(), _versions()
-    with time_machine.travel(NOW, tick=False), pytest.raises(RuntimeError, match="disk full"):
-        with transaction.atomic():
-            services.facts_compute_chunk(day_from=FIRST, day_to=STOP)
+    with (
+        time_machine.travel(NOW, tick=False),
+        pytest.raises(RuntimeError, match="disk full"),
+        transaction.atomic(),
+    ):
+        services.facts_compute_chunk(day_from=FIRST, day_to=STOP)
     assert _rows() == before_rows
     assert _versions() == before_versions
