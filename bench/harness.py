@@ -182,6 +182,8 @@ class Bench:
 
     # --- workloads ---------------------------------------------------------------------------------
 
+    COLD_READS = 5
+
     def page(
         self,
         workload: str,
@@ -191,17 +193,24 @@ class Bench:
         statements: list[floor.Statement] | None,
         budget_ms: float,
         sampler: RssSampler,
+        *,
+        cold: bool = False,
     ) -> Row:
-        users, seconds = self.args.users, self.args.seconds
+        """``--users`` closed-loop users requesting ``url`` for ``--seconds``; or, ``cold``,
+        ``COLD_READS`` requests each right after the facts changed (``_cold_reads``)."""
         stats = Stats(what)
-        with sampler:
-            closed_loop(
-                stats,
-                users,
-                lambda s, n: s.get(self.stack.base_url + url, timeout=30),
-                seconds=seconds,
-                setup=lambda i: session_factory(),
-            )
+        if cold:
+            self._cold_reads(stats, url, session_factory(), sampler)
+            what = f"{what}: cache cold (first read after the facts changed)"
+        else:
+            with sampler:
+                closed_loop(
+                    stats,
+                    self.args.users,
+                    lambda s, n: s.get(self.stack.base_url + url, timeout=30),
+                    seconds=self.args.seconds,
+                    setup=lambda i: session_factory(),
+                )
         floor_stats = (
             floor.time_floor(self.dsn, what, statements, stats.count or 1) if statements else None
         )
@@ -225,26 +234,15 @@ class Bench:
         print(self._row_line(row), flush=True)
         return row
 
-    COLD_READS = 5
-
-    def cold_page(
-        self,
-        workload: str,
-        what: str,
-        url: str,
-        session_factory: Any,
-        statements: list[floor.Statement] | None,
-        budget_ms: float,
-        sampler: RssSampler,
-    ) -> Row:
+    def _cold_reads(
+        self, stats: Stats, url: str, session: requests.Session, sampler: RssSampler
+    ) -> None:
         """A scorecard page read right after its facts changed: the cache misses every time.
 
         Before each of ``COLD_READS`` requests the last computed day's ``FactDay.version`` is
-        bumped, as a recompute of that day would bump it, so every cached scorecard, trend and
-        agents' table of a period that contains it is stale and read from the facts again.
+        bumped, as a recompute of that day bumps it, so every cached scorecard, trend and
+        agents' table of a period that contains the day is stale and read from the facts again.
         """
-        stats = Stats(what)
-        session = session_factory()
         with sampler, psycopg.connect(self.dsn, autocommit=True) as conn:
             started = time.monotonic()
             for _ in range(self.COLD_READS):
@@ -255,24 +253,6 @@ class Bench:
                 with contextlib.suppress(RequestFailed):
                     timed(stats, lambda: session.get(self.stack.base_url + url, timeout=30), 200)
             stats.seconds = time.monotonic() - started
-        floor_stats = (
-            floor.time_floor(self.dsn, what, statements, self.COLD_READS) if statements else None
-        )
-        row = Row(
-            workload,
-            f"{what}: cache cold (first read after the facts changed)",
-            stats,
-            floor_stats,
-            sampler.peak.get("web", float("nan")),
-            sampler.peak.get("celery", float("nan")),
-            budget=f"p95 < {budget_ms:.0f} ms",
-        )
-        row.verdict = _latency_verdict(stats.p95, budget_ms, None)
-        if stats.errors:
-            row.verdict = f"{len(stats.errors)} errors (first: {stats.errors[0]}); " + row.verdict
-        self.rows.append(row)
-        print(self._row_line(row), flush=True)
-        return row
 
     def w1_inbound(self, sampler: RssSampler) -> None:
         m = self.manifest
@@ -534,46 +514,49 @@ class Bench:
         self.note_load("after W6 recompute")
         period = f"from={d90_from}&to={d90_to}"
         team = m["team01_id"]
-        for read in (self.cold_page, self.page):
-            read(
-                "W5 scorecard",
+        scorecards = [
+            (
                 "API: 90 days by agent, one team",
                 f"/api/v1/scorecards/?{period}&group_by=agent&scope=team:{team}",
                 lambda: api_session(m["tokens"]["manager01"]),
                 floor.scorecard(d90_from, d90_to, team),
                 100,
-                sampler,
-            )
-        for read in (self.cold_page, self.page):
-            read(
-                "W5 scorecard",
+            ),
+            (
                 "API: 90 days by agent, whole desk",
                 f"/api/v1/scorecards/?{period}&group_by=agent",
                 lambda: api_session(m["tokens"]["admin"]),
                 floor.scorecard(d90_from, d90_to, None),
                 100,
-                sampler,
-            )
-        for read in (self.cold_page, self.page):
-            read(
-                "W5 scorecard",
+            ),
+            (
                 "dashboard page: 90 days, one team",
                 f"/dashboard/?scope=team:{team}&period=custom&{period}",
                 manager,
                 floor.dashboard(d90_from, d90_to, team),
                 150,
-                sampler,
-            )
-        for read in (self.cold_page, self.page):
-            read(
-                "W5 scorecard",
+            ),
+            (
                 "dashboard page: 90 days, whole desk",
                 f"/dashboard/?period=custom&{period}",
                 admin,
                 floor.scorecard(d90_from, d90_to, None),
                 150,
-                sampler,
-            )
+            ),
+        ]
+        for what, url, session_factory, statements, budget_ms in scorecards:
+            # First right after the facts changed (every cache misses), then as usually read.
+            for cold in (True, False):
+                self.page(
+                    "W5 scorecard",
+                    what,
+                    url,
+                    session_factory,
+                    statements,
+                    budget_ms,
+                    sampler,
+                    cold=cold,
+                )
         self.note_load("after W5")
         self.w6_survey(sampler)
         self.note_load("end")
