@@ -76,6 +76,12 @@ def recompute_job_run_task(job_id: int) -> None:
     services.recompute_job_run(job_id=job_id)
 
 
+@shared_task(ignore_result=True, acks_late=True)
+def facts_vacuum_task() -> bool:
+    """After a recompute of many days: reclaim the replaced fact rows (see ``facts_vacuum``)."""
+    return services.facts_vacuum()
+
+
 @shared_task(ignore_result=True)
 def facts_recompute_nightly_task() -> int:
     """Beat, nightly: recompute the whole retention window (a chained job)."""

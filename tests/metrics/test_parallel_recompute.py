@@ -14,6 +14,7 @@ from django.db import connection, transaction
 
 from metrics import services
 from metrics.models import DailyFact, DurationBucket, FactDay
+from supportdesk.models import OutboxItem
 from tests.metrics.desk import NOW
 
 pytestmark = [
@@ -69,6 +70,15 @@ def test_a_recompute_job_runs_its_chunks_on_three_connections(desk, settings, ad
     assert (job.state, job.days_done, job.days_total, job.error) == ("done", 21, 21, "")
     assert _rows() == expected
     assert FactDay.objects.filter(day__gte=date(2026, 10, 19), day__lt=STOP).count() == 21
+    # More than one chunk of days replaced: the fact tables are vacuumed after the last one.
+    vacuums = OutboxItem.objects.filter(task_name="metrics.tasks.facts_vacuum_task")
+    assert list(vacuums.values_list("kwargs", flat=True)) == [{}]
+
+
+def test_the_fact_tables_are_vacuumed_outside_a_transaction_only():
+    assert services.facts_vacuum() is True
+    with transaction.atomic():
+        assert services.facts_vacuum() is False  # VACUUM cannot run in a transaction block
 
 
 def test_an_error_in_one_connection_fails_the_chunk_after_every_range_ended(
