@@ -1,8 +1,8 @@
 """The floor: hand-written SQL that reads what each page reads, timed on the same data.
 
 Each function returns the statements (SQL, params) one request of the page needs at the least;
-``time_floor`` runs them in one connection, as many times as the page was requested, and keeps
-the per-repetition wall time. No ORM, no templates, no HTTP: what is left when all of that is free.
+``time_floor`` runs them in one connection, as many times as the page was requested (at most 40),
+and keeps the per-repetition wall time. No ORM, no templates, no HTTP: what is left when all of that is free.
 """
 
 from __future__ import annotations

@@ -628,7 +628,7 @@ class Bench:
             "",
             f"Client: {a.users} closed-loop users per page for {a.seconds:.0f} s; W1 "
             f"{a.inbound_users} senders for {a.inbound_seconds:.0f} s. The floor runs the page's "
-            "hand-written SQL in one psycopg connection as many times as the page was served.",
+            "hand-written SQL in one psycopg connection as many times as the page was served (at most 40).",
             "",
             "| workload | what | p50 ms | p95 ms | throughput | n | peak web RSS MB | "
             "peak worker RSS MB | floor p50 / p95 ms | p95 ÷ floor p95 | budget | verdict |",
