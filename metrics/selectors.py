@@ -715,13 +715,23 @@ def _cache_key(kind: str, *parts: Any) -> str:
     return f"metrics:{kind}:v2:{digest}"
 
 
+def _facts_q(
+    user: User, date_from: date, date_to: date, scope: Scope | None, visible: Q | None = None
+) -> Q:
+    """The facts of ``[date_from, date_to)`` the user may read (``visible`` replaces the user's
+    visibility), narrowed to ``scope``."""
+    where = Q(day__gte=date_from, day__lt=date_to)
+    where &= visible if visible is not None else visible_facts_q(user)
+    return where & scope.fact_q() if scope is not None else where
+
+
 def facts_cache_key(
     *, user: User, scope: Scope, date_from: date, date_to: date, extra: str = ""
 ) -> str:
     """A cache key for a fragment rendered from ``scope``'s facts over ``[date_from, date_to)``
     and staff names: it changes with every recompute of those days and every rename (2 queries,
     3 for a manager)."""
-    where = Q(day__gte=date_from, day__lt=date_to) & visible_facts_q(user) & scope.fact_q()
+    where = _facts_q(user, date_from, date_to, scope)
     names = list(User.objects.order_by("pk").values_list("pk", "full_name", "email"))
     return _cache_key("fragment", where, facts_version(date_from, date_to)[1], names, extra)
 
@@ -742,10 +752,7 @@ def scorecard_groups(
     days is read at once: a warm read is 2 queries plus one for team or agent labels, a cold one
     adds the 2 fact sums.
     """
-    where = Q(day__gte=date_from, day__lt=date_to)
-    where &= visible if visible is not None else visible_facts_q(user)
-    if scope is not None:
-        where &= scope.fact_q()
+    where = _facts_q(user, date_from, date_to, scope, visible)
     group_field = _GROUP_FIELD[group_by]
     computed_at, version = facts_version(date_from, date_to)
     key = _cache_key("scorecard", where, group_field, version)
@@ -870,7 +877,7 @@ def weekly_trend(*, user: User, scope: Scope, end: date, weeks: int = 12) -> dic
     last_monday = end - timedelta(days=end.weekday())
     first = last_monday - timedelta(weeks=weeks - 1)
     stop = last_monday + timedelta(days=7)
-    where = Q(day__gte=first, day__lt=stop) & visible_facts_q(user) & scope.fact_q()
+    where = _facts_q(user, first, stop, scope)
     key = _cache_key("trend", where, weeks, facts_version(first, stop)[1])
     trend: dict[str, Any] | None = cache.get(key)
     if trend is None:

@@ -933,8 +933,8 @@ def facts_compute(*, day_from: date, day_to: date) -> int:
 
     Side effects: replaces the ``DailyFact`` and ``DurationBucket`` rows of those days and
     stamps their ``FactDay.computed_at`` and bumps their ``version`` (the scorecard cache key).
-    Idempotent. Locks the days' ``FactDay`` rows (in day
-    order, so two overlapping ranges cannot deadlock) for the length of the transaction.
+    Idempotent. Locks the days' ``FactDay`` rows (in day order, so two overlapping ranges cannot
+    deadlock) for the length of the transaction.
     """
     if day_to <= day_from:
         return 0

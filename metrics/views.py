@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -257,6 +258,15 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "ranking on its own.",
         )
     card = scorecard_for_scope(user=request.user, scope=scope, date_from=date_from, date_to=date_to)
+    # The agents' table is the page's biggest part: rendered once per facts version, sort and
+    # staff names (a template fragment cache), computed only when that cache misses.
+    comparison: Any = []
+    comparison_key = ""
+    if scope.kind != "agent":
+        comparison = partial(_comparison, request, scope, date_from, date_to, sort)
+        comparison_key = facts_cache_key(
+            user=request.user, scope=scope, date_from=date_from, date_to=date_to, extra=sort
+        )
     targets = targets_for_scope(scope=scope)
     base = _query(scope=scope.key, **{"from": date_from.isoformat(), "to": date_to.isoformat()})
     drill = reverse("metrics:drill") + "?" + base
@@ -279,16 +289,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "last_day": date_to - timedelta(days=1),
         "computed_at": card["computed_at"],
         "quadrants": _quadrants(metrics, targets, drill),
-        # The agents' table is the page's biggest part: rendered once per facts version, sort
-        # and staff names (a template fragment cache), computed only when that cache misses.
-        "comparison": (lambda: _comparison(request, scope, date_from, date_to, sort))
-        if scope.kind != "agent"
-        else [],
-        "comparison_key": facts_cache_key(
-            user=request.user, scope=scope, date_from=date_from, date_to=date_to, extra=sort
-        )
-        if scope.kind != "agent"
-        else "",
+        "comparison": comparison,
+        "comparison_key": comparison_key,
         "comparison_seconds": settings.SCORECARD_CACHE_SECONDS,
         "sortable": [(key, BY_KEY[key].label) for key in SORTABLE],
         "sort": sort,
