@@ -23,7 +23,6 @@ from pathlib import Path
 
 from importlinter import Contract, ContractCheck, fields, output
 
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
