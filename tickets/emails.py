@@ -52,6 +52,10 @@ MAX_MIME_PARTS = 1000  # boundary lines ("--...") in a raw message; leaves walke
 MAX_MIME_CONTAINERS = 100  # "multipart/" declarations in a raw message (bounds nesting depth)
 MAX_MIME_DEPTH = 50  # levels walked in an already parsed message (provider webhooks)
 MAX_BODY_CHARS = 1_000_000
+# Text a pattern searches for structure (quoted headers of a bounce, DSN field groups) is cut here
+# first: every pattern in this module is linear in its input (tests/tickets/test_regex_linear.py),
+# and the cut bounds the constant as well.
+MAX_SCANNED_CHARS = 200_000
 
 # Exceptions the stdlib email and codec machinery raise on hostile input. We catch these (and not
 # Exception) so that genuine programming errors in this module still surface in tests.
@@ -200,7 +204,7 @@ def parse_inbound_message(
             # Non-DSN bounces (qmail, old Exim) quote the original headers in the body text.
             bounce_ids = _dedupe(
                 mid
-                for match in _QUOTED_MESSAGE_ID.finditer(text)
+                for match in _QUOTED_MESSAGE_ID.finditer(text[:MAX_SCANNED_CHARS])
                 for mid in _message_ids(match.group(1))
             )
 
@@ -580,6 +584,39 @@ class _TextExtractor(HTMLParser):
         self._emit(text)
 
 
+def _strip_tags(html: str) -> str:
+    """A crude tag strip in one pass: script and style elements dropped, every other tag a space.
+
+    The fallback when html.parser gives up; a scan with str.find, so no input makes it slower
+    than linear (an unclosed "<" or "<script" ends the text instead of being searched again).
+    """
+    out: list[str] = []
+    lower = html.lower()
+    position = 0
+    while True:
+        start = html.find("<", position)
+        if start < 0:
+            out.append(html[position:])
+            break
+        out.append(html[position:start])
+        out.append(" ")
+        for element in ("script", "style"):
+            if lower.startswith(element, start + 1):
+                after = start + 1 + len(element)
+                if after < len(lower) and (lower[after].isalnum() or lower[after] in "-_:"):
+                    continue  # "<scripted>" is another tag
+                close = lower.find("</" + element, after)
+                end = lower.find(">", close) if close >= 0 else -1
+                position = end + 1 if end >= 0 else len(html)
+                break
+        else:
+            end = html.find(">", start + 1)
+            position = end + 1 if end >= 0 else len(html)
+        if position >= len(html):
+            break
+    return "".join(out)
+
+
 def html_to_text(html: str) -> str:
     """Derive readable plain text from an HTML body (for HTML-only mail, previews and search).
 
@@ -595,8 +632,7 @@ def html_to_text(html: str) -> str:
     except _DECODE_ERRORS:
         # html.parser raises AssertionError on some malformed declarations; a crude strip beats
         # losing the message.
-        stripped = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>|<[^>]*>", " ", html)
-        text = html_module.unescape(stripped)
+        text = html_module.unescape(_strip_tags(html))
     text = text.replace("\xa0", " ").replace("\r", "")
     lines = [line.rstrip() for line in text.split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
@@ -760,7 +796,9 @@ def _addresses(values: list[str]) -> list[tuple[str, str]]:
 
 
 _ID_TOKEN = re.compile(r"<([^<>]*)>|([^\s<>,;]+)")
-_QUOTED_MESSAGE_ID = re.compile(r"(?im)^\s*>?\s*message-id:\s*(\S.*)$")
+# Horizontal whitespace only, possessive runs on either side of the one optional ">": a line of
+# blanks or newlines can never be split between the runs, so the scan stays linear in the text.
+_QUOTED_MESSAGE_ID = re.compile(r"(?im)^[ \t]*+>?[ \t]*+message-id:[ \t]*+(\S[^\r\n]*)")
 
 
 def _message_ids(value: str) -> list[str]:
@@ -1049,10 +1087,11 @@ def _dsn_blocks(part: Message, view: Message) -> list[list[tuple[str, str]]]:
     text = _part_text(part, view)
     return [
         _header_items(HeaderParser(policy=compat32).parsestr(chunk))
-        for chunk in re.split(r"\n\s*\n", text)
+        for chunk in _BLANK_LINE.split(text[:MAX_SCANNED_CHARS])
     ]
 
 
+_BLANK_LINE = re.compile(r"\n(?:[ \t\r]*+\n)++")
 _NOT_FAILED = frozenset({"delayed", "delivered", "relayed", "expanded"})
 
 
