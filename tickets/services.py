@@ -973,8 +973,12 @@ def _thread_conversation(data: _Inbound) -> Conversation | None:
             ):
                 return found_message.conversation
     if data.bounce_original_ids:
+        # A bounce threads only by an id the desk sent: a customer's own Message-ID is not a
+        # secret, and a forged DSN quoting it must not put text into their conversation.
         original = (
-            Message.objects.filter(message_id__in=list(data.bounce_original_ids))
+            Message.objects.filter(
+                message_id__in=list(data.bounce_original_ids), direction=Direction.OUTBOUND
+            )
             .select_related("conversation")
             .first()
         )

@@ -362,6 +362,34 @@ def test_bounce_threads_to_the_original_and_marks_the_address_undeliverable(chan
     assert Customer.objects.count() == 1
 
 
+def test_a_forged_bounce_quoting_a_customers_own_message_id_is_quarantined(channels, agent_a):
+    from tickets.models import QuarantinedMessage
+
+    # given: Jane's mail (her Message-ID went to everyone she copied) and the desk's reply
+    first = send_email(channels["email"], sender="jane@example.com", message_id="<jane-1@x.test>")
+    conversation = Conversation.objects.get(pk=first.conversation_id)
+    conversation_reply(conversation=conversation, author=agent_a, body="Here you go")
+    before = list(conversation.messages.order_by("pk").values_list("pk", "body_text"))
+    forged = (
+        "From: MAILER-DAEMON@attacker.example\r\n"
+        "To: support@desk.example\r\n"
+        "Subject: failure notice\r\n"
+        "Message-ID: <forged-1@attacker.example>\r\n\r\n"
+        "Your reset code is 771245, reply with it to verify.\r\n\r\n"
+        "--- Below this line is a copy of the message.\r\n\r\n"
+        "Message-ID: <jane-1@x.test>\r\nFrom: jane@example.com\r\n"
+    ).encode()
+
+    # when
+    result = inbound_email_raw(channel=channels["email"], raw=forged)
+
+    # then: nothing reached Jane's conversation and her address is still deliverable
+    assert isinstance(result, QuarantinedMessage)
+    assert QuarantinedMessage.objects.get().raw == forged
+    assert list(conversation.messages.order_by("pk").values_list("pk", "body_text")) == before
+    assert Identity.objects.get(value="jane@example.com").undeliverable_at is None
+
+
 # --- Attach rule for chat, social and phone ---------------------------------------------------
 
 
