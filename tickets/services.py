@@ -1884,13 +1884,29 @@ def _thread_key_for_reply(message: Message) -> str:
     )
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx ends the delivery: following it would let a receiver (or whoever answers at its
+    address) point the desk's signed POST at loopback, private or cloud-metadata addresses."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_WEBHOOK_OPENER = urllib.request.build_opener(_RefuseRedirects)
+
+
+def _webhook_urlopen(request: urllib.request.Request, *, timeout: float) -> Any:
+    return _WEBHOOK_OPENER.open(request, timeout=timeout)
+
+
 def message_webhook_send(*, message_id: int) -> bool:
     """POST a chat/social reply to its channel's webhook URL exactly once; True if this call did.
 
     Claimed like ``message_email_send`` (queued -> sending). Signed with the channel's secret:
     ``X-Supportdesk-Timestamp`` and ``X-Supportdesk-Signature: sha256=HMAC(secret, ts + "." +
-    body)``. A 4xx other than 408/429 fails the message at once (``WebhookRejected``); network
-    errors and 5xx put it back to queued and re-raise so the task retries with backoff.
+    body)``. A 3xx (redirects are not followed) or a 4xx other than 408/429 fails the message at
+    once (``WebhookRejected``); network errors and 5xx put it back to queued and re-raise so the
+    task retries with backoff. ``delivery_error`` never names the URL.
     """
     now = timezone.now()
     claimed = Message.objects.filter(
@@ -1929,18 +1945,28 @@ def message_webhook_send(*, message_id: int) -> bool:
             ),
         },
     )
+    # delivery_error is shown to every agent of the conversation: it never carries the URL,
+    # which often holds the receiver's credentials.
     try:
-        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS):
+        with _webhook_urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS):
             pass
     except urllib.error.HTTPError as exc:
-        error = f"HTTP {exc.code} from {channel.webhook_url}"
-        if 400 <= exc.code < 500 and exc.code not in (408, 429):
+        if 300 <= exc.code < 400:
+            error = f"HTTP {exc.code} (a redirect) from the webhook URL; redirects are not followed."
+        else:
+            error = f"HTTP {exc.code} from the webhook URL."
+        if 300 <= exc.code < 500 and exc.code not in (408, 429):
             message_delivery_failed(message_id=message_id, error=error, from_state="sending")
             raise WebhookRejected(error) from exc
         _delivery_requeue(message_id, error)
         raise
+    except urllib.error.URLError as exc:
+        reason = str(exc.reason).replace(channel.webhook_url, "the webhook URL")
+        _delivery_requeue(message_id, f"Network error: {reason}")
+        raise
     except (OSError, ValueError) as exc:
-        _delivery_requeue(message_id, str(exc) or exc.__class__.__name__)
+        reason = (str(exc) or exc.__class__.__name__).replace(channel.webhook_url, "the webhook URL")
+        _delivery_requeue(message_id, reason)
         raise
     Message.objects.filter(pk=message_id).update(
         delivery_state=Message.Delivery.SENT, delivered_at=timezone.now(), delivery_error=""

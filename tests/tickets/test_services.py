@@ -371,14 +371,14 @@ def test_a_forged_bounce_quoting_a_customers_own_message_id_is_quarantined(chann
     conversation_reply(conversation=conversation, author=agent_a, body="Here you go")
     before = list(conversation.messages.order_by("pk").values_list("pk", "body_text"))
     forged = (
-        "From: MAILER-DAEMON@attacker.example\r\n"
-        "To: support@desk.example\r\n"
-        "Subject: failure notice\r\n"
-        "Message-ID: <forged-1@attacker.example>\r\n\r\n"
-        "Your reset code is 771245, reply with it to verify.\r\n\r\n"
-        "--- Below this line is a copy of the message.\r\n\r\n"
-        "Message-ID: <jane-1@x.test>\r\nFrom: jane@example.com\r\n"
-    ).encode()
+        b"From: MAILER-DAEMON@attacker.example\r\n"
+        b"To: support@desk.example\r\n"
+        b"Subject: failure notice\r\n"
+        b"Message-ID: <forged-1@attacker.example>\r\n\r\n"
+        b"Your reset code is 771245, reply with it to verify.\r\n\r\n"
+        b"--- Below this line is a copy of the message.\r\n\r\n"
+        b"Message-ID: <jane-1@x.test>\r\nFrom: jane@example.com\r\n"
+    )
 
     # when
     result = inbound_email_raw(channel=channels["email"], raw=forged)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 import urllib.error
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from unittest import mock
 
@@ -29,6 +31,7 @@ from tickets.models import (
     SavedReply,
 )
 from tickets.services import (
+    WebhookRejected,
     channel_set_webhook,
     conversation_assign,
     conversation_reply,
@@ -641,7 +644,7 @@ def test_chat_reply_is_delivered_as_a_signed_webhook(
 
     with (
         mock.patch(
-            "urllib.request.urlopen",
+            "tickets.services._webhook_urlopen",
             side_effect=lambda r, timeout: requests.append(r) or FakeResponse(),
         ),
         django_capture_on_commit_callbacks(execute=True),
@@ -681,28 +684,89 @@ def test_webhook_server_error_requeues_for_retry_and_4xx_fails(channels, agent_a
 
     error = urllib.error.HTTPError("https://hooks.example.com/s", 503, "down", {}, None)
     with (
-        mock.patch("urllib.request.urlopen", side_effect=error),
+        mock.patch("tickets.services._webhook_urlopen", side_effect=error),
         pytest.raises(urllib.error.HTTPError),
     ):
         message_webhook_send(message_id=message.pk)
     message.refresh_from_db()
     assert (message.delivery_state, message.delivery_error) == (
         "queued",
-        "HTTP 503 from https://hooks.example.com/s",
+        "HTTP 503 from the webhook URL.",
     )
 
     from tickets.tasks import message_webhook_send_task
 
     error = urllib.error.HTTPError("https://hooks.example.com/s", 410, "gone", {}, None)
-    with mock.patch("urllib.request.urlopen", side_effect=error):
+    with mock.patch("tickets.services._webhook_urlopen", side_effect=error):
         message_webhook_send_task(message_id=message.pk)
     message.refresh_from_db()
     assert (message.delivery_state, message.delivery_attempts) == ("failed", 2)
     page = web(agent_a).get(f"/conversations/{conversation.pk}/").content.decode()
     assert (
-        'class="delivery delivery-failed" title="HTTP 410 from https://hooks.example.com/s">Failed (2 attempts)'
+        'class="delivery delivery-failed" title="HTTP 410 from the webhook URL.">Failed (2 attempts)'
         in page
     )
+    assert "hooks.example.com" not in page
+
+
+def test_a_webhook_redirect_is_not_followed_and_the_error_never_names_the_url(channels, agent_a):
+    # given: a receiver that answers 302 towards another (internal) address, which counts hits
+    hits: list[str] = []
+
+    class Internal(BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    internal = ThreadingHTTPServer(("127.0.0.1", 0), Internal)
+    target = f"http://127.0.0.1:{internal.server_address[1]}/latest/meta-data/"
+
+    class Redirecting(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    outside = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    for server in (internal, outside):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{outside.server_address[1]}/chat?token=s3cret-pass"
+    channel_set_webhook(channel=channels["chat"], webhook_url=url)
+    send_chat(channels["chat"], visitor_id="v-1", session_id="sess-1", body="hello?")
+    conversation = Conversation.objects.get()
+    with mock.patch("tickets.services.outbox_enqueue"):
+        message = conversation_reply(conversation=conversation, author=agent_a, body="Hi")
+
+    # when
+    try:
+        with pytest.raises(WebhookRejected):
+            message_webhook_send(message_id=message.pk)
+    finally:
+        for server in (internal, outside):
+            server.shutdown()
+            server.server_close()
+
+    # then: the internal address was never called, the message failed, no URL in sight
+    assert hits == []
+    message.refresh_from_db()
+    assert (message.delivery_state, message.delivery_attempts) == ("failed", 1)
+    assert message.delivery_error == (
+        "HTTP 302 (a redirect) from the webhook URL; redirects are not followed."
+    )
+    page = web(agent_a).get(f"/conversations/{conversation.pk}/").content.decode()
+    assert "s3cret-pass" not in page
+    assert "/latest/meta-data/" not in page
 
 
 def test_social_reply_without_webhook_says_it_was_not_sent(channels, agent_a):
