@@ -318,6 +318,9 @@ class Message(models.Model):
     delivery_error = models.TextField(blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     delivery_attempts = models.PositiveIntegerField(default=0)
+    # When a sender last claimed the message (queued -> sending): the lease a stuck send is taken
+    # over from runs from here, not from created_at (an old message may be being sent right now).
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["sent_at", "id"]

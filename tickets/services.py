@@ -1509,6 +1509,44 @@ def _reply_subject(conversation: Conversation) -> str:
     return subject if tag in subject else f"{subject} {tag}"
 
 
+# A claimed send that has not finished after this long is taken to be abandoned (worker died).
+SEND_LEASE = timedelta(minutes=15)
+
+
+def _message_claim_for_sending(*, message_id: int, kinds: Sequence[str] | None) -> bool:
+    """Claim an outbound message for one sender (queued -> sending, or a stale sending lease).
+
+    A conditional UPDATE, so two workers never both send; the lease counts from the claim
+    (``claimed_at``), never from when the message was written.
+    """
+    now = timezone.now()
+    claimable = Message.objects.filter(
+        Q(delivery_state=Message.Delivery.QUEUED)
+        | Q(
+            delivery_state=Message.Delivery.SENDING,
+            delivered_at__isnull=True,
+            claimed_at__lt=now - SEND_LEASE,
+        )
+        | Q(
+            delivery_state=Message.Delivery.SENDING,
+            delivered_at__isnull=True,
+            claimed_at__isnull=True,
+            created_at__lt=now - SEND_LEASE,
+        ),
+        pk=message_id,
+        direction=Direction.OUTBOUND,
+    )
+    if kinds is not None:
+        claimable = claimable.filter(channel_kind__in=list(kinds))
+    return bool(
+        claimable.update(
+            delivery_state=Message.Delivery.SENDING,
+            delivery_attempts=F("delivery_attempts") + 1,
+            claimed_at=now,
+        )
+    )
+
+
 def message_email_send(*, message_id: int) -> bool:
     """Send an outbound email message exactly once; returns True if this call sent it.
 
@@ -1516,17 +1554,7 @@ def message_email_send(*, message_id: int) -> bool:
     twice sends once. A send that fails puts it back to queued (the task retries); the caller
     marks it failed when retries run out.
     """
-    now = timezone.now()
-    stale = now - timedelta(minutes=15)
-    claimed = Message.objects.filter(
-        Q(delivery_state=Message.Delivery.QUEUED)
-        | Q(
-            delivery_state=Message.Delivery.SENDING, delivered_at__isnull=True, created_at__lt=stale
-        ),
-        pk=message_id,
-        direction=Direction.OUTBOUND,
-    ).update(delivery_state=Message.Delivery.SENDING, delivery_attempts=F("delivery_attempts") + 1)
-    if not claimed:
+    if not _message_claim_for_sending(message_id=message_id, kinds=None):
         return False
     message = Message.objects.select_related("conversation", "identity", "author").get(
         pk=message_id
@@ -1909,18 +1937,9 @@ def message_webhook_send(*, message_id: int) -> bool:
     task retries with backoff. ``delivery_error`` never names the URL.
     """
     now = timezone.now()
-    claimed = Message.objects.filter(
-        Q(delivery_state=Message.Delivery.QUEUED)
-        | Q(
-            delivery_state=Message.Delivery.SENDING,
-            delivered_at__isnull=True,
-            created_at__lt=now - timedelta(minutes=15),
-        ),
-        pk=message_id,
-        direction=Direction.OUTBOUND,
-        channel_kind__in=[ChannelKind.CHAT, ChannelKind.SOCIAL],
-    ).update(delivery_state=Message.Delivery.SENDING, delivery_attempts=F("delivery_attempts") + 1)
-    if not claimed:
+    if not _message_claim_for_sending(
+        message_id=message_id, kinds=[ChannelKind.CHAT, ChannelKind.SOCIAL]
+    ):
         return False
     message = Message.objects.select_related("channel", "identity", "author").get(pk=message_id)
     channel = message.channel

@@ -684,3 +684,43 @@ def test_solve_event_is_attributed_to_the_last_contact_channel_agent_and_team(
         "contacts_counted": 2,
         "channel": "chat",
     }
+
+
+# --- Sending ------------------------------------------------------------------------------------
+
+
+def test_a_stuck_send_is_taken_over_by_the_age_of_its_claim_not_of_the_message(channels, agent_a):
+    from unittest import mock
+
+    from tickets.services import message_email_send
+
+    # given: a reply written two hours ago that a worker claimed a minute ago and is sending now
+    first = send_email(channels["email"], sender="jane@example.com")
+    conversation = Conversation.objects.get(pk=first.conversation_id)
+    with mock.patch("tickets.services.outbox_enqueue"):
+        reply = conversation_reply(conversation=conversation, author=agent_a, body="On its way")
+    Message.objects.filter(pk=reply.pk).update(
+        created_at=ago(hours=2),
+        delivery_state="sending",
+        delivery_attempts=1,
+        claimed_at=ago(minutes=1),
+    )
+    mail.outbox.clear()
+
+    # when: the task is delivered again
+    sent = message_email_send(message_id=reply.pk)
+
+    # then: it is not claimed twice, nobody is mailed twice
+    assert sent is False
+    assert mail.outbox == []
+    assert Message.objects.filter(pk=reply.pk).values_list(
+        "delivery_state", "delivery_attempts"
+    ).get() == ("sending", 1)
+
+    # when: the claim is 16 minutes old (its worker died), the send is taken over once
+    Message.objects.filter(pk=reply.pk).update(claimed_at=ago(minutes=16))
+    assert message_email_send(message_id=reply.pk) is True
+    assert [m.to for m in mail.outbox] == [["jane@example.com"]]
+    assert Message.objects.filter(pk=reply.pk).values_list(
+        "delivery_state", "delivery_attempts"
+    ).get() == ("sent", 2)
