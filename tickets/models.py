@@ -321,6 +321,9 @@ class Message(models.Model):
     # When a sender last claimed the message (queued -> sending): the lease a stuck send is taken
     # over from runs from here, not from created_at (an old message may be being sent right now).
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # An address the sender typed (the built-in /chat/ page) but never proved: shown to agents as
+    # unverified, never used to find a customer or a conversation.
+    claimed_email = models.EmailField(max_length=320, blank=True)
 
     class Meta:
         ordering = ["sent_at", "id"]

@@ -456,22 +456,18 @@ def message_get_for_user_detail(*, user: User, pk: Any) -> Message:
 
 
 def chat_transcript(*, channel: Channel, session_id: str) -> list[Message]:
-    """What the visitor of one chat session may read: their messages in it, and the agents' chat
-    replies in the same conversation sent since the session began (a visitor who typed someone
-    else's email address never reads that person's earlier chats)."""
-    session = Message.objects.filter(channel=channel, thread_key=session_id, direction="inbound")
-    first = session.order_by("sent_at", "id").values("conversation_id", "sent_at").first()
-    if first is None:
-        return []
+    """What the visitor of one chat session may read: what was written in that session only.
+
+    The visitor's messages carry the session as their thread key, and so do the agents' chat
+    replies to it (``conversation_reply`` stamps them), so nothing written before the session,
+    in another session of the same conversation, or after a message was moved elsewhere shows.
+    """
     return list(
         Message.objects.filter(
-            Q(channel=channel, thread_key=session_id, direction="inbound")
-            | Q(
-                conversation_id=first["conversation_id"],
-                direction="outbound",
-                channel_kind="chat",
-                sent_at__gte=first["sent_at"],
-            )
+            channel=channel,
+            thread_key=session_id,
+            channel_kind="chat",
+            direction__in=["inbound", "outbound"],
         )
         .select_related("author")
         .order_by("sent_at", "id")

@@ -621,6 +621,7 @@ class _Inbound:
     call_agent_email: str = ""
     bounce_recipients: tuple[str, ...] = ()
     bounce_original_ids: tuple[str, ...] = ()
+    claimed_email: str = ""
 
 
 # Customer-side times before this are a broken clock or a bad integration, not history.
@@ -742,6 +743,7 @@ def _ingest_once(data: _Inbound) -> InboundResult:
         raw=data.raw,
         automated=automated,
         sent_at=data.sent_at,
+        claimed_email=data.claimed_email,
     )
     _store_attachments(message, data.attachments)
 
@@ -1180,14 +1182,25 @@ def inbound_chat(
     body: str,
     sent_at: datetime | None = None,
     email: str = "",
+    email_verified: bool = True,
     name: str = "",
     raw: bytes = b"",
 ) -> InboundResult:
-    """A chat message. The email the visitor gives (if any) finds the customer first."""
+    """A chat message.
+
+    An email a chat provider vouches for (``email_verified``: its visitor signed in) finds the
+    customer first. An email the visitor merely typed (the built-in /chat/ page) is a hint: it is
+    stored on the message for the agent to check, and never finds a customer or joins an
+    existing conversation, so nobody reads or writes another person's chat by typing their
+    address.
+    """
     _require_kind(channel, ChannelKind.CHAT)
     handles: list[tuple[str, str, str]] = []
-    if email:
+    claimed_email = ""
+    if email and email_verified:
         handles.append(("email", _valid(normalise_email, email), email))
+    elif email:
+        claimed_email = _valid(normalise_email, email)
     handles.append(("chat", _valid(normalise_identity, "chat", visitor_id), visitor_id))
     return _ingest(
         _Inbound(
@@ -1199,6 +1212,7 @@ def inbound_chat(
             sent_at=_clamp(sent_at),
             raw=raw,
             thread_key=session_id[:255],
+            claimed_email=claimed_email,
         )
     )
 
@@ -1393,6 +1407,8 @@ def conversation_reply(
         direction=Direction.OUTBOUND,
         author=author,
         identity=identity,
+        # A chat reply belongs to the session it answers: only that session's transcript shows it.
+        thread_key=_latest_session(conversation, channel) if kind == ChannelKind.CHAT else "",
         body_text=body,
         sent_at=at,
         delivery_state=_initial_delivery_state(channel, kind, deliver=deliver),
@@ -1887,7 +1903,7 @@ def _webhook_payload(message: Message) -> bytes:
             "message_id": message.pk,
             "conversation_id": message.conversation_id,
             "channel": message.channel_kind,
-            "thread_key": _thread_key_for_reply(message),
+            "thread_key": message.thread_key or _thread_key_for_reply(message),
             "to": {"kind": identity.kind, "value": identity.value} if identity else None,
             "author": {"name": author.full_name or author.first_name} if author else None,
             "body": message.body_text,
@@ -1895,6 +1911,22 @@ def _webhook_payload(message: Message) -> bytes:
         },
         sort_keys=True,
     ).encode()
+
+
+def _latest_session(conversation: Conversation, channel: Channel | None) -> str:
+    """The thread key (chat session) of the customer's latest message on ``channel``."""
+    if channel is None:
+        return ""
+    return (
+        Message.objects.filter(
+            conversation_id=conversation.pk, channel_id=channel.pk, direction=Direction.INBOUND
+        )
+        .exclude(thread_key="")
+        .order_by("-sent_at", "-id")
+        .values_list("thread_key", flat=True)
+        .first()
+        or ""
+    )
 
 
 def _thread_key_for_reply(message: Message) -> str:

@@ -24,7 +24,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.clickjacking import xframe_options_sameorigin
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_ratelimit.decorators import ratelimit
 
 from supportdesk import extensions
@@ -585,6 +585,7 @@ def chat_page(request: HttpRequest) -> HttpResponse:
                 visitor_id=state["visitor"],
                 body=form.cleaned_data["body"],
                 email=state.get("email", ""),
+                email_verified=False,  # typed on a public page: a hint for the agent only
                 name=state.get("name", ""),
             )
         except ApplicationError as exc:
@@ -608,29 +609,43 @@ def _chat_render(
     *,
     status: int = 200,
     partial: bool = False,
+    acknowledge: bool = False,
 ) -> HttpResponse:
     transcript = selectors.chat_transcript(channel=channel, session_id=state["session"])
-    services.chat_replies_mark_delivered(
-        message_ids=[
-            m.pk
-            for m in transcript
-            if m.direction == Message.Direction.OUTBOUND
-            and m.delivery_state == Message.Delivery.QUEUED
-        ]
-    )
+    if acknowledge:
+        # Only the page's own POST poll is a read receipt; a GET never changes anything.
+        services.chat_replies_mark_delivered(
+            message_ids=[
+                m.pk
+                for m in transcript
+                if m.direction == Message.Direction.OUTBOUND
+                and m.delivery_state == Message.Delivery.QUEUED
+            ]
+        )
     context = {"transcript": transcript, "form": form, "state": state, "now": timezone.now()}
     template = "tickets/chat.html#transcript" if partial else "tickets/chat.html"
     return render(request, template, context, status=status)
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 def chat_transcript(request: HttpRequest) -> HttpResponse:
-    """The polled transcript (htmx partial)."""
+    """The transcript of this visitor's session (htmx partial).
+
+    The page polls with POST (CSRF-protected): the replies it shows count as delivered. A GET
+    shows the same and changes nothing.
+    """
     state = _chat_state(request)
     if state is None:
         return HttpResponse(status=204)
     channel = _chat_channel()
-    return _chat_render(request, channel, state, ChatMessageForm(), partial=True)
+    return _chat_render(
+        request,
+        channel,
+        state,
+        ChatMessageForm(),
+        partial=True,
+        acknowledge=request.method == "POST",
+    )
 
 
 @require_POST
