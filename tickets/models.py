@@ -54,7 +54,8 @@ class Identity(TimeStampedModel):
     # Lower-cased email, E.164 phone, "network:handle" for social; see identity_normalise().
     value = models.CharField(max_length=320)
     display_value = models.CharField(max_length=320, blank=True)
-    # Verified: the customer proved control (they wrote from it, or an agent linked it).
+    # Verified: the customer proved control (they wrote from it). A handle an agent links or a
+    # visitor types stays unverified until then.
     verified = models.BooleanField(default=False)
     # Set by a bounce: no automatic mail (surveys) goes to this address any more.
     undeliverable_at = models.DateTimeField(null=True, blank=True)

@@ -114,6 +114,15 @@ def conversation_get_for_user(*, user: User, pk: Any, for_detail: bool = False) 
         raise Http404("No such conversation.") from exc
 
 
+def customer_visible_to(*, user: User, pk: int) -> bool:
+    """Whether the user may open customer ``pk`` (the rule of ``customer_get_for_user``)."""
+    try:
+        customer_get_for_user(user=user, pk=pk)
+    except Http404:
+        return False
+    return True
+
+
 def customer_get_for_user(*, user: User, pk: Any) -> Customer:
     """A customer the user may open: one with a conversation they can see (admins: any)."""
     try:

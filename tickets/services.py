@@ -283,9 +283,19 @@ def _live_customer(customer: Customer) -> Customer:
     return customer
 
 
+class HandleTaken(Conflict):
+    """The handle belongs to another customer. The holder's id stays on the exception for a
+    caller that checks the viewer may see that customer; it is never part of the answer."""
+
+    def __init__(self, *, holder_id: int) -> None:
+        super().__init__("This handle belongs to another customer; merge the customers instead.")
+        self.holder_id = holder_id
+
+
 @transaction.atomic
 def identity_link(*, customer: Customer, kind: str, value: str, actor: User | None) -> Identity:
-    """Link a handle to ``customer``. Raises Conflict when it belongs to another customer."""
+    """Link a handle to ``customer`` (unverified). Raises HandleTaken when another customer
+    holds it, with the same answer whether or not the actor may see that customer."""
     try:
         normalised = normalise_identity(kind, value)
     except ValidationError as exc:
@@ -296,10 +306,7 @@ def identity_link(*, customer: Customer, kind: str, value: str, actor: User | No
     if existing is not None:
         if existing.customer_id == customer.pk:
             return existing
-        raise Conflict(
-            "This handle belongs to another customer; merge the customers instead.",
-            extra={"customer": existing.customer_id},
-        )
+        raise HandleTaken(holder_id=existing.customer_id)
     try:
         with transaction.atomic():
             identity = Identity.objects.create(
@@ -307,7 +314,9 @@ def identity_link(*, customer: Customer, kind: str, value: str, actor: User | No
                 kind=kind,
                 value=normalised,
                 display_value=value.strip(),
-                verified=True,
+                # An agent typing a handle proves nothing: it is verified when the customer
+                # writes from it.
+                verified=False,
             )
     except IntegrityError as exc:
         # Linked by someone else between our check and the insert (the unique constraint).

@@ -462,15 +462,17 @@ def customer_link_identity(request: HttpRequest, pk: int) -> HttpResponse:
     kind, value = form.cleaned_data["kind"], form.cleaned_data["value"]
     try:
         services.identity_link(customer=customer, kind=kind, value=value, actor=request.user)
-    except ApplicationError as exc:
-        other = (exc.extra or {}).get("customer")
-        if other:
+    except services.HandleTaken as exc:
+        if selectors.customer_visible_to(user=request.user, pk=exc.holder_id):
+            other = exc.holder_id
             messages.warning(
                 request,
                 f"{value} belongs to another customer (#{other}). Review and merge them below.",
             )
             url = reverse("workspace:customer-merge", args=[customer.pk])
             return redirect(f"{url}?other={other}&conversation={conversation_id}")
+        return _refused(request, int(conversation_id), exc)
+    except ApplicationError as exc:
         return _refused(request, int(conversation_id), exc)
     messages.success(request, f"Linked {value} to {customer}.")
     return _back(int(conversation_id))

@@ -991,7 +991,7 @@ def test_customer_detail_query_count_does_not_grow(api_a, channels, django_asser
 
 def test_link_identity_201_then_200_then_409_for_another_customer(api_a, channels):
     jane = send_email(channels["email"])
-    john = send_email(channels["email"], sender="John <john@example.com>")
+    send_email(channels["email"], sender="John <john@example.com>")
     url = f"/api/v1/customers/{jane.customer_id}/identities/"
 
     linked = api_a.post(url, {"kind": "phone", "value": "+1 415 555 0100"}, format="json")
@@ -1006,15 +1006,37 @@ def test_link_identity_201_then_200_then_409_for_another_customer(api_a, channel
         "kind": "phone",
         "value": "+14155550100",
         "display_value": "+1 415 555 0100",
-        "verified": True,
+        "verified": False,  # an agent typed it; the customer has not written from it yet
         "undeliverable_at": None,
     }
     assert again.status_code == 200
     assert again.json()["id"] == identity.pk
     assert theirs.status_code == 409
     assert theirs.json() == {
-        "detail": "This handle belongs to another customer; merge the customers instead.",
-        "customer": john.customer_id,
+        "detail": "This handle belongs to another customer; merge the customers instead."
+    }
+    assert counts() == before
+
+
+def test_link_identity_held_by_another_teams_customer_is_the_same_409_without_its_id(
+    api_a, channels, channels_b
+):
+    # given: Jane (team A) and a team B customer who holds john@example.com
+    jane = send_email(channels["email"])
+    send_email(channels_b["email"], sender="John <john@example.com>")
+    before = counts()
+
+    # when: team A tries to link John's address to Jane
+    response = api_a.post(
+        f"/api/v1/customers/{jane.customer_id}/identities/",
+        {"kind": "email", "value": "john@example.com"},
+        format="json",
+    )
+
+    # then: a 409 that names nobody, and nothing changed
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": "This handle belongs to another customer; merge the customers instead."
     }
     assert counts() == before
 

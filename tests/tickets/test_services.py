@@ -524,7 +524,9 @@ def test_linking_a_handle_of_another_customer_is_a_conflict(channels, agent_a):
             value="+442079460958",
             actor=agent_a,
         )
-    assert info.value.extra == {"customer": bob.customer_id}
+    # the holder is known to the caller (who checks visibility), never part of the answer
+    assert info.value.holder_id == bob.customer_id
+    assert info.value.extra == {}
     assert Identity.objects.get(kind="phone").customer_id == bob.customer_id
 
 
