@@ -702,10 +702,10 @@ def _quoted(alias: str) -> str:
 
 def qa_source(start: datetime, end: datetime) -> QuerySet:
     """QA reviews that count in ``qa_score`` (the QA selectors' rule), by their solve's day."""
-    from metrics.selectors import _scored_reviews
+    from metrics.selectors import scored_reviews
 
     return (
-        _scored_reviews()
+        scored_reviews()
         .filter(solved_at__gte=start, solved_at__lt=end)
         .annotate(day=_local_day("solved_at"))
     )

@@ -18,14 +18,14 @@ def conversation_sidebar(
     """The conversation's QA reviews, the customer's open ideas, the cancellation form. 4 queries."""
     from metrics.models import CancellationReason, QAReview
     from metrics.selectors import (
-        _visible_review_q,
         cancellation_for_conversation,
         ideas_for_customer,
+        visible_review_q,
     )
 
     user = request.user
     reviews = list(
-        QAReview.objects.filter(_visible_review_q(user), conversation_id=conversation.pk)
+        QAReview.objects.filter(visible_review_q(user), conversation_id=conversation.pk)
         .exclude(state=QAReview.State.REPLACED)
         .select_related("reviewer")
         .order_by("-created_at")[:5]

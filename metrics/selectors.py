@@ -46,7 +46,7 @@ from tickets.selectors import visible_conversations_q
 # --- QA, ideas, cancellations, check-ins, pulse ----------------------------------------------------
 
 
-def _visible_review_q(user: User) -> Q:
+def visible_review_q(user: User) -> Q:
     """Reviews a user may open: their own (given or received); managers: their teams' too."""
     own = Q(agent=user) | Q(reviewer=user)
     if user.is_admin:
@@ -59,7 +59,7 @@ def _visible_review_q(user: User) -> Q:
 def qa_review_get_for_user(*, user: User, pk: Any) -> QAReview:
     try:
         return (
-            QAReview.objects.filter(_visible_review_q(user))
+            QAReview.objects.filter(visible_review_q(user))
             .select_related(
                 "conversation__customer",
                 "agent",
@@ -128,7 +128,7 @@ def qa_sample_reviews(*, user: User, week_start: date | None = None) -> tuple[An
     reviews = list(
         _review_list()
         .select_related("replaced_by", "replacement")
-        .filter(_visible_review_q(user), sample=sample)
+        .filter(visible_review_q(user), sample=sample)
         .order_by("agent__email", "channel_kind", "conversation_id")
     )
     return sample, reviews
@@ -207,7 +207,7 @@ def calibration_list(*, user: User) -> QuerySet[Calibration]:
     return qs.order_by("-created_at", "-id")[:50]
 
 
-def _scored_reviews() -> QuerySet[QAReview]:
+def scored_reviews() -> QuerySet[QAReview]:
     """Reviews that count in ``qa_score``: submitted sample and second reviews; calibration never;
     a disputed review whose second review is in counts through the second review only."""
     return QAReview.objects.filter(
@@ -231,7 +231,7 @@ def qa_scores(*, start: date, end: date, group_by: str = "agent") -> list[dict[s
         "channel": ["channel_kind"],
         "day": ["day"],
     }[group_by]
-    qs = _scored_reviews().filter(
+    qs = scored_reviews().filter(
         solved_at__gte=local_day_start(start), solved_at__lt=local_day_start(end)
     )
     if group_by == "desk":
@@ -331,8 +331,8 @@ def qa_disagreements(*, user: User, limit: int = 200) -> dict[str, list[QAReview
     customer said were resolved. The customer's word comes from the surveys app's
     ``conversation.outcome`` annotation."""
     reviews = list(
-        _scored_reviews()
-        .filter(_visible_review_q(user))
+        scored_reviews()
+        .filter(visible_review_q(user))
         .select_related("conversation__customer", "agent", "reviewer")
         .order_by("-solved_at", "-id")[:limit]
     )

@@ -46,6 +46,7 @@ from metrics.selectors import (
 )
 from metrics.services import local_today, recompute_job_create, target_set
 from supportdesk.errors import ApplicationError
+from tickets.selectors import visible_conversations_q
 
 PERIODS = (
     ("week", "This week"),
@@ -637,8 +638,14 @@ def agent_page(request: HttpRequest, pk: int) -> HttpResponse:
     except BadPeriod as exc:
         return _bad_request(request, str(exc))
     scope = Scope("agent", agent=agent)
-    mine = scorecard_for_scope(user=agent, scope=scope, date_from=date_from, date_to=date_to)
-    team = agent.teams.order_by("name").first()
+    # Everything on the page is read with the viewer's visibility, not the agent's: a manager of
+    # team A looking at an agent who also works in team B sees only the team A part.
+    viewer = request.user
+    mine = scorecard_for_scope(user=viewer, scope=scope, date_from=date_from, date_to=date_to)
+    teams = agent.teams.order_by("name")
+    if not viewer.is_admin and viewer.pk != agent.pk:
+        teams = teams.filter(pk__in=viewer.teams.values("pk"))
+    team = teams.first()
     team_card = None
     if team is not None:
         # The team's total (never a list of colleagues), whoever is looking.
@@ -680,7 +687,10 @@ def agent_page(request: HttpRequest, pk: int) -> HttpResponse:
     start, end = _bounds(date_from, date_to)
     voices = list(
         SurveyResponse.objects.filter(
-            survey__agent=agent, survey__solved_at__gte=start, survey__solved_at__lt=end
+            visible_conversations_q(viewer, prefix="survey__conversation__"),
+            survey__agent=agent,
+            survey__solved_at__gte=start,
+            survey__solved_at__lt=end,
         )
         .exclude(comment="", shout_out=False)
         .select_related("survey__conversation")
@@ -699,7 +709,7 @@ def agent_page(request: HttpRequest, pk: int) -> HttpResponse:
         "rows": rows,
         "shout_outs": [v for v in voices if v.shout_out],
         "comments": [v for v in voices if v.comment],
-        "qa_reviews": _qa_feedback(agent, start, end),
+        "qa_reviews": _qa_feedback(viewer, agent, start, end),
         "small_n": SMALL_N,
     }
     return render(request, "metrics/agent.html", context)
@@ -711,13 +721,14 @@ def _bounds(date_from: date, date_to: date) -> tuple[Any, Any]:
     return day_bounds(date_from, date_to)
 
 
-def _qa_feedback(agent: Any, start: Any, end: Any) -> list[Any]:
-    """The agent's reviews that count in qa_score, solved in the period, newest first."""
-    from metrics.selectors import _scored_reviews
+def _qa_feedback(viewer: Any, agent: Any, start: Any, end: Any) -> list[Any]:
+    """The agent's reviews that count in qa_score, solved in the period, that the viewer may
+    open, newest first."""
+    from metrics.selectors import scored_reviews, visible_review_q
 
     return list(
-        _scored_reviews()
-        .filter(agent=agent, solved_at__gte=start, solved_at__lt=end)
+        scored_reviews()
+        .filter(visible_review_q(viewer), agent=agent, solved_at__gte=start, solved_at__lt=end)
         .order_by("-submitted_at")[:20]
     )
 

@@ -22,7 +22,7 @@ def conversation_sidebar(request: HttpRequest, **context: Any) -> str:
     survey = selectors.survey_latest_for_conversation(conversation_id=conversation.pk)
     response = next(iter(survey.responses.all()), None) if survey is not None else None
     latest = (
-        selectors.latest_response_for_customer(customer_id=customer.pk)
+        selectors.latest_response_for_customer(user=request.user, customer_id=customer.pk)
         if customer is not None
         else None
     )

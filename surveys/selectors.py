@@ -74,10 +74,19 @@ def responses_for_team(*, team_id: int) -> QuerySet[SurveyResponse]:
     return _responses().filter(survey__team_id=team_id).order_by("-answered_at", "-id")
 
 
-def latest_response_for_customer(*, customer_id: int) -> SurveyResponse | None:
-    """The customer's most recent answer, whatever the conversation."""
+def latest_response_for_customer(*, user: User, customer_id: int) -> SurveyResponse | None:
+    """The customer's most recent answer in a conversation the user may see.
+
+    A customer shared by two teams has answers in both: each team reads only its own.
+    """
     return (
-        _responses().filter(survey__customer_id=customer_id).order_by("-answered_at", "-id").first()
+        _responses()
+        .filter(
+            visible_conversations_q(user, prefix="survey__conversation__"),
+            survey__customer_id=customer_id,
+        )
+        .order_by("-answered_at", "-id")
+        .first()
     )
 
 

@@ -13,7 +13,13 @@ from supportdesk.models import TimeStampedModel
 
 
 def _new_channel_secret() -> str:
+    # The field default; historical migrations name this function, so it keeps its name.
     return secrets.token_urlsafe(32)
+
+
+def new_channel_secret() -> str:
+    """A fresh random channel secret (URL-safe, 43 characters)."""
+    return _new_channel_secret()
 
 
 class ChannelKind(models.TextChoices):

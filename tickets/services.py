@@ -66,7 +66,7 @@ from tickets.models import (
     Message,
     QuarantinedMessage,
     SavedReply,
-    _new_channel_secret,
+    new_channel_secret,
 )
 from tickets.saved_reply_defaults import DEFAULT_SAVED_REPLIES
 
@@ -125,7 +125,7 @@ def channel_create_or_update(
 def channel_rotate_secret(*, channel: Channel, actor: User | None = None) -> Channel:
     """Give the channel a new secret: the old one stops working at once."""
     channel = Channel.objects.select_for_update().get(pk=channel.pk)
-    channel.secret = _new_channel_secret()
+    channel.secret = new_channel_secret()
     channel.save(update_fields=["secret", "updated_at"])
     audit_record(
         action=AuditEntry.Action.CHANNEL_SECRET_ROTATED,

@@ -863,23 +863,6 @@ def test_chat_posting_is_rate_limited(channels):
     assert Message.objects.count() == 29
 
 
-# --- Architecture ---------------------------------------------------------------------------------
-
-
-def test_supportdesk_does_not_import_tickets():
-    root = Path(__file__).resolve().parents[2] / "supportdesk"
-    offenders = [
-        str(path.relative_to(root))
-        for path in root.rglob("*.py")
-        if "migrations" not in path.parts
-        and any(
-            line.startswith(("from tickets", "import tickets"))
-            for line in path.read_text().splitlines()
-        )
-    ]
-    assert offenders == []
-
-
 def test_create_channel_sets_the_webhook_url(channels):
     from io import StringIO
 
