@@ -57,6 +57,7 @@ from tickets.selectors import (
     team_get_by_ref,
 )
 from tickets.services import (
+    TEAM_NOT_YOURS,
     InboundResult,
     conversation_assign,
     conversation_reopen,
@@ -657,7 +658,8 @@ def _agent_by_ref(ref: str) -> User:
 def _team_by_ref(ref: str) -> Team:
     team = team_get_by_ref(ref=ref)
     if team is None:
-        raise serializers.ValidationError({"team": [f"No team {ref!r}."]})
+        # The same answer as for another team's name (the service's rule): no probing.
+        raise ApplicationError(TEAM_NOT_YOURS)
     return team
 
 

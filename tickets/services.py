@@ -1728,6 +1728,11 @@ def conversation_set_pending(
     return event
 
 
+# The one answer to a move into a team that is not the actor's, and to a team that does not
+# exist: the two cannot be told apart, so team names cannot be probed.
+TEAM_NOT_YOURS = "You can only move conversations to your own teams."
+
+
 @transaction.atomic
 def conversation_assign(
     *,
@@ -1738,8 +1743,17 @@ def conversation_assign(
     unassign: bool = False,
     expected_version: int | None = None,
 ) -> Conversation:
-    """Move to a team and/or an agent. The agent must be a member of the resulting team."""
+    """Move to a team and/or an agent. The agent must be a member of the resulting team, and
+    a conversation moves only into one of the actor's own teams (admins: any), whether the move
+    comes from the page, the API or anywhere else."""
     conversation = _locked(conversation, expected_version=expected_version)
+    if (
+        team is not None
+        and team.pk != conversation.team_id
+        and not actor.is_admin
+        and not actor.teams.filter(pk=team.pk).exists()
+    ):
+        raise ApplicationError(TEAM_NOT_YOURS)
     new_team = team if team is not None else conversation.team
     new_agent = None if unassign else (agent if agent is not None else conversation.assignee)
     if (

@@ -316,7 +316,7 @@ def conversation_assign(request: HttpRequest, pk: int) -> HttpResponse:
         teams = {t.pk: t for t in selectors.team_list_for_user(user=request.user)}
         team = teams.get(team_id)
         if team is None:
-            return HttpResponseBadRequest("You can only move conversations to your own teams.")
+            return HttpResponseBadRequest(services.TEAM_NOT_YOURS)
     try:
         services.conversation_assign(
             conversation=conversation,

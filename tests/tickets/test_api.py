@@ -842,10 +842,34 @@ def test_assign_by_email_by_id_and_unassign(api_a, agent_a, manager_a, channels)
     assert Event.objects.filter(kind="conversation.assigned").count() == 3
 
 
-def test_assign_to_another_team_by_name(api_a, channels, team_b):
+def test_assign_into_a_team_that_is_not_yours_is_the_same_400_as_an_unknown_team(
+    api_a, channels, team_b
+):
+    result = send_email(channels["email"])
+    state = conversation_state(result.conversation_id)
+    events = Event.objects.count()
+    url = f"/api/v1/conversations/{result.conversation_id}/assign/"
+
+    # when: Alice (Team A) moves her conversation into Team B, and into a team that isn't there
+    forbidden = api_a.post(url, {"team": "Team B"}, format="json")
+    by_id = api_a.post(url, {"team": str(team_b.pk)}, format="json")
+    unknown = api_a.post(url, {"team": "No Such Team"}, format="json")
+
+    # then: one answer for all three, and nothing moved
+    answer = {"detail": "You can only move conversations to your own teams."}
+    assert [r.status_code for r in (forbidden, by_id, unknown)] == [400, 400, 400]
+    assert [r.json() for r in (forbidden, by_id, unknown)] == [answer] * 3
+    assert conversation_state(result.conversation_id) == state
+    assert Event.objects.count() == events
+
+
+def test_assign_to_another_of_your_teams_by_name(channels, team_b):
+    from tests.factories import make_staff
+
+    pat = make_staff("pat@desk.example", role="agent", teams=["Team A", "Team B"])
     result = send_email(channels["email"])
 
-    response = api_a.post(
+    response = client_for(pat).post(
         f"/api/v1/conversations/{result.conversation_id}/assign/", {"team": "Team B"}, format="json"
     )
 
@@ -859,10 +883,9 @@ def test_assign_to_another_team_by_name(api_a, channels, team_b):
     [
         ({"agent": "nobody@desk.example"}, "agent"),
         ({"agent": 999999}, "agent"),
-        ({"team": "No Such Team"}, "team"),
     ],
 )
-def test_assign_unknown_agent_or_team_is_400(api_a, channels, payload, field):
+def test_assign_unknown_agent_is_400(api_a, channels, payload, field):
     result = send_email(channels["email"])
     state = conversation_state(result.conversation_id)
 
