@@ -489,11 +489,11 @@ def cancellation_for_conversation(*, conversation_id: int) -> Cancellation | Non
 
 
 def checkin_list_for_user(*, user: User, state: str = "due") -> QuerySet[CheckIn]:
-    qs = CheckIn.objects.select_related("conversation__customer", "agent", "message")
+    qs = CheckIn.objects.select_related("conversation__customer", "agent", "message").filter(
+        visible_conversations_q(user, prefix="conversation__")
+    )
     if not user.is_manager:
         qs = qs.filter(agent=user)
-    else:
-        qs = qs.filter(visible_conversations_q(user, prefix="conversation__"))
     if state:
         qs = qs.filter(state=state)
     return qs.order_by("due_at", "id")

@@ -288,6 +288,14 @@ def qa_sample_draw(
     solves = _solves_in(start, local_day_start(week_start + timedelta(days=7)))
     load: dict[int, int] = defaultdict(int)
     reviews = []
+    # A reviewer must be able to open what they review: pools follow each conversation's team
+    # now (it may have moved since the solve), never the agent's other teams.
+    current_team = dict(
+        Conversation.objects.filter(
+            pk__in={cid for events in solves.values() for cid in events}
+        ).values_list("pk", "team_id")
+    )
+    pools: dict[tuple[int, int | None], list[User]] = {}
     for agent_id in sorted(solves):
         events = solves[agent_id]
         agent = next(iter(events.values())).agent
@@ -295,16 +303,18 @@ def qa_sample_draw(
         for conversation_id in sorted(events):
             strata[events[conversation_id].channel_kind or "unknown"].append(conversation_id)
         quota = _allocate(strata, size)
-        team_ids = {e.team_id for e in events.values() if e.team_id} or set(
-            agent.teams.values_list("pk", flat=True)
-        )
-        pool = _reviewer_pool(agent, team_ids)
-        if not pool:
-            continue
         picks_rng = random.Random(f"{seed}:{agent_id}:reviewers")
         for channel in sorted(strata):
             rng = random.Random(f"{seed}:{agent_id}:{channel}")
             for conversation_id in sorted(rng.sample(strata[channel], quota[channel])):
+                team_id = current_team.get(conversation_id)
+                if (agent_id, team_id) not in pools:
+                    pools[agent_id, team_id] = _reviewer_pool(
+                        agent, {team_id} if team_id else set()
+                    )
+                pool = pools[agent_id, team_id]
+                if not pool:
+                    continue
                 reviewer = _least_loaded(pool, load, picks_rng)
                 load[reviewer.pk] += 1
                 reviews.append(_sample_review(sample, events[conversation_id], reviewer, rubric))
@@ -837,6 +847,11 @@ def checkin_send(*, checkin: CheckIn, actor: User, body: str) -> CheckIn:
         raise Conflict("This check-in was already sent or dismissed.")
     if actor.pk != checkin.agent_id and not actor.is_manager:
         raise ApplicationError("This check-in belongs to another agent.")
+    if not Conversation.objects.filter(
+        visible_conversations_q(actor), pk=checkin.conversation_id
+    ).exists():
+        # The conversation moved to a team the actor is not in: it is theirs to answer now.
+        raise ApplicationError("This conversation has moved to another team.")
     message = conversation_reply(conversation=checkin.conversation, author=actor, body=body)
     checkin.state = CheckIn.State.SENT
     checkin.message = message
@@ -852,6 +867,11 @@ def checkin_dismiss(*, checkin: CheckIn, actor: User) -> CheckIn:
         raise Conflict("This check-in was already sent or dismissed.")
     if actor.pk != checkin.agent_id and not actor.is_manager:
         raise ApplicationError("This check-in belongs to another agent.")
+    if not Conversation.objects.filter(
+        visible_conversations_q(actor), pk=checkin.conversation_id
+    ).exists():
+        # The conversation moved to a team the actor is not in: it is theirs to answer now.
+        raise ApplicationError("This conversation has moved to another team.")
     checkin.state = CheckIn.State.DISMISSED
     checkin.done_at = timezone.now()
     checkin.save(update_fields=["state", "done_at"])

@@ -154,3 +154,26 @@ def test_the_daily_task_is_idempotent(channels, agent_a, time_machine):
     assert checkins_create_due_task() == 1
     assert checkins_create_due_task() == 0
     assert CheckIn.objects.count() == 1
+
+
+def test_a_checkin_of_a_conversation_moved_to_another_team_is_neither_listed_nor_sent(
+    channels, agent_a, team_b
+):
+    from metrics.selectors import checkin_list_for_user
+
+    # given: Alice's check-in is due, then the conversation moved to Team B
+    no = solve_one(channels, agent_a, at=SOLVED_AT)
+    answer_survey(no, "no", answered_at=SOLVED_AT)
+    checkins_create_due(now=SOLVED_AT + timedelta(days=3))
+    checkin = CheckIn.objects.get()
+    assert list(checkin_list_for_user(user=agent_a)) == [checkin]
+    Conversation.objects.filter(pk=no.pk).update(team=team_b)
+    outbound = Message.objects.filter(direction="outbound").count()
+
+    # when / then: not in her list, and no customer-facing reply goes out through it
+    assert list(checkin_list_for_user(user=agent_a)) == []
+    with pytest.raises(ApplicationError, match="moved to another team"):
+        checkin_send(checkin=checkin, actor=agent_a, body="How is it going?")
+    checkin.refresh_from_db()
+    assert (checkin.state, checkin.message_id) == ("due", None)
+    assert Message.objects.filter(direction="outbound").count() == outbound

@@ -178,3 +178,25 @@ def test_an_agent_not_reviewer_cannot_replace(week_solves, agent_a, team_a):
         qa_review_replace(review=review, actor=other, reason="I do not like it")
 
     assert QAReview.objects.filter(state="replaced").count() == 0
+
+
+def test_an_agent_in_two_teams_is_reviewed_per_conversation_by_its_current_team(
+    channels, channels_b, manager_a, team_b
+):
+    # given: Pat works in both teams and solved two conversations in each; Team B's manager
+    # and Team A's manager review; one Team A conversation has since moved to Team B
+    pat = make_staff("pat@desk.example", role="agent", teams=["Team A", "Team B"])
+    manager_b = make_staff("max@desk.example", role="manager", teams=["Team B"])
+    at = datetime(2026, 11, 4, 9, 0, tzinfo=UTC)
+    in_a = [solve_one(channels, pat, at=at + timedelta(minutes=i)) for i in range(2)]
+    in_b = [solve_one(channels_b, pat, at=at + timedelta(minutes=5 + i)) for i in range(2)]
+    in_a[1].__class__.objects.filter(pk=in_a[1].pk).update(team=team_b)
+
+    for i in range(10):
+        sample = _redraw(f"two-teams-{i}", size=4)
+
+        # then: every conversation goes to a reviewer of the team it is in now
+        assert sorted(sample.reviews.values_list("conversation_id", "reviewer_id")) == sorted(
+            [(in_a[0].pk, manager_a.pk), (in_a[1].pk, manager_b.pk)]
+            + [(c.pk, manager_b.pk) for c in in_b]
+        )
