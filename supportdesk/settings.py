@@ -98,12 +98,16 @@ def _secret_key() -> str:
         if problem and not DEBUG:
             raise ImproperlyConfigured(f"SECRET_KEY {problem}. {how}")
         return key
+    if not DEBUG:
+        # A development key left in a production data folder is never picked up silently.
+        found = " (var/secret_key is a development key, used only with DEBUG=1)"
+        raise ImproperlyConfigured(
+            f"SECRET_KEY is not set{found if SECRET_KEY_FILE.is_file() else ''}. {how}"
+        )
     if SECRET_KEY_FILE.is_file():
         key = SECRET_KEY_FILE.read_text().strip()
         if key and not secret_key_problem(key):
             return key
-    if not DEBUG:
-        raise ImproperlyConfigured(f"SECRET_KEY is not set. {how}")
     import secrets
 
     SECRET_KEY_FILE.parent.mkdir(parents=True, exist_ok=True)

@@ -112,8 +112,6 @@ def test_development_generates_a_private_key_once_and_reuses_it(tmp_path):
 
     first = run(list(SHOW), env)
     second = run(list(SHOW), env)
-    # Once the file exists, manage.py without DEBUG (a shell in the dev checkout) uses it too.
-    without_debug = run(list(SHOW), {**env, "DEBUG": "0"})
 
     key_file = tmp_path / "data" / "secret_key"
     assert first.returncode == 0, first.stderr
@@ -122,7 +120,26 @@ def test_development_generates_a_private_key_once_and_reuses_it(tmp_path):
     assert oct(key_file.stat().st_mode & 0o777) == "0o600"
     assert first.stdout.splitlines()[0] == key
     assert second.stdout.splitlines()[0] == key
-    assert without_debug.stdout.splitlines()[0] == key
+
+
+def test_production_refuses_a_development_key_left_in_the_data_folder(tmp_path):
+    # given: var/secret_key from a development run, and production settings without SECRET_KEY
+    env = production_env(tmp_path)
+    del env["SECRET_KEY"]
+    key_file = tmp_path / "data" / "secret_key"
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_text("dev-" + "k3y-" * 20 + "\n")
+
+    # when
+    result = run(["manage.py", "check"], env)
+
+    # then: start-up stops and says why; the file is left as it was
+    assert result.returncode != 0
+    assert (
+        "django.core.exceptions.ImproperlyConfigured: SECRET_KEY is not set (var/secret_key is "
+        "a development key, used only with DEBUG=1)." in result.stderr
+    )
+    assert key_file.read_text() == "dev-" + "k3y-" * 20 + "\n"
 
 
 def test_the_var_folder_holding_the_development_key_is_git_ignored():
