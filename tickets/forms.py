@@ -13,6 +13,10 @@ REPLY_CHANNELS = [
 ]
 
 
+# Ids beyond bigint are no id at all; a bound makes them a form error (SQLite would raise).
+PK_MAX = 2**63 - 1
+
+
 class QueueFilterForm(forms.Form):
     view = forms.CharField(required=False)
     q = forms.CharField(required=False, max_length=200, label="Search")
@@ -24,7 +28,7 @@ class QueueFilterForm(forms.Form):
         choices=[("", "Any status"), *Conversation.Status.choices],
         label="Status",
     )
-    team = forms.IntegerField(required=False, min_value=1, label="Team")
+    team = forms.IntegerField(required=False, min_value=1, label="Team", max_value=PK_MAX)
     assignee = forms.RegexField(
         required=False, regex=r"^(none|\d{1,12})$", label="Assignee", max_length=12
     )
@@ -35,16 +39,18 @@ class ReplyForm(forms.Form):
     body = forms.CharField(max_length=50_000, label="Reply", strip=True)
     channel = forms.ChoiceField(choices=REPLY_CHANNELS, required=False, label="Reply on")
     internal = forms.BooleanField(required=False)
-    seen_up_to = forms.IntegerField(min_value=0, required=False)
+    seen_up_to = forms.IntegerField(min_value=0, required=False, max_value=PK_MAX)
 
 
 class AssignForm(forms.Form):
     agent = forms.RegexField(regex=r"^(none|\d{1,12})$", required=False, label="Agent")
-    team = forms.IntegerField(required=False, min_value=1, label="Team")
+    team = forms.IntegerField(required=False, min_value=1, label="Team", max_value=PK_MAX)
 
 
 class MoveForm(forms.Form):
-    to_conversation = forms.IntegerField(min_value=1, label="Move to conversation")
+    to_conversation = forms.IntegerField(
+        min_value=1, label="Move to conversation", max_value=PK_MAX
+    )
 
 
 class LinkIdentityForm(forms.Form):
@@ -57,12 +63,12 @@ class LinkIdentityForm(forms.Form):
         label="Kind",
     )
     value = forms.CharField(max_length=320, label="Handle")
-    conversation = forms.IntegerField(min_value=1, required=False)
+    conversation = forms.IntegerField(min_value=1, required=False, max_value=PK_MAX)
 
 
 class MergeForm(forms.Form):
-    other = forms.IntegerField(min_value=1, label="Customer to merge in")
-    conversation = forms.IntegerField(min_value=1, required=False)
+    other = forms.IntegerField(min_value=1, label="Customer to merge in", max_value=PK_MAX)
+    conversation = forms.IntegerField(min_value=1, required=False, max_value=PK_MAX)
 
 
 class ChatStartForm(forms.Form):

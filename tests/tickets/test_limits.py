@@ -362,3 +362,21 @@ def test_an_already_parsed_message_is_walked_only_so_deep():
     assert parsed.subject == "Deep"
     assert parsed.text == ""
     assert parsed.attachments == ()
+
+
+@pytest.mark.parametrize(
+    ("path", "data"),
+    [
+        ("/", {"team": "9" * 30}),
+        ("/", {"team": str(2**63)}),
+    ],
+)
+def test_an_id_beyond_bigint_in_a_filter_is_a_400_not_a_500(agent_a, channels, path, data):
+    # SQLite raises OverflowError on such a parameter; the form stops it before any query.
+    client = Client()
+    client.force_login(agent_a)
+
+    response = client.get(path, data)
+
+    assert response.status_code == 400
+    assert response.content.decode().startswith("Invalid queue filter: * team")
