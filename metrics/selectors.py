@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import statistics
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -1037,10 +1038,66 @@ def drill_down(
     ``only_flagged``: only the numerator (reopened, dropped...); otherwise the whole
     denominator with the flag shown. A constant number of queries.
     """
+    return list(
+        drill_rows(
+            user=user,
+            metric=metric,
+            scope=scope,
+            date_from=date_from,
+            date_to=date_to,
+            only_flagged=only_flagged,
+            bucket=bucket,
+            limit=limit,
+        )
+    )
+
+
+def drill_rows(
+    *,
+    user: User,
+    metric: str,
+    scope: Scope,
+    date_from: date,
+    date_to: date,
+    only_flagged: bool = True,
+    bucket: str = "",
+    limit: int | None = None,
+) -> Iterator[DrillRow]:
+    """``drill_down`` as a stream: without ``limit`` the rows are read in chunks from a cursor
+    and never held in memory all at once (the CSV export of a whole quarter)."""
     if metric not in DRILLABLE:
         raise Http404("That figure has no drill-down.")
+    return _drill_rows(
+        user=user,
+        metric=metric,
+        scope=scope,
+        date_from=date_from,
+        date_to=date_to,
+        only_flagged=only_flagged,
+        bucket=bucket,
+        limit=limit,
+    )
+
+
+DRILL_CHUNK = 2000
+
+
+def _take(qs: QuerySet[Any], limit: int | None) -> Iterable[Any]:
+    return qs[:limit] if limit else qs.iterator(chunk_size=DRILL_CHUNK)
+
+
+def _drill_rows(
+    *,
+    user: User,
+    metric: str,
+    scope: Scope,
+    date_from: date,
+    date_to: date,
+    only_flagged: bool,
+    bucket: str,
+    limit: int | None,
+) -> Iterator[DrillRow]:
     start, end = source.day_bounds(date_from, date_to)
-    rows: list[DrillRow] = []
     if metric in SOLVE_DRILLS:
         population, numerator = SOLVE_DRILLS[metric]
         qs = (
@@ -1056,11 +1113,9 @@ def drill_down(
             qs = qs.filter(interactions_bucket=bucket)
         elif only_flagged:
             qs = qs.filter(flagged=True)
-        for event in qs[:limit] if limit else qs:
-            rows.append(
-                _row(event.conversation, event.team, event.agent, event, _solve_detail(event))
-            )
-        return rows
+        for event in _take(qs, limit):
+            yield (_row(event.conversation, event.team, event.agent, event, _solve_detail(event)))
+        return
     if metric == "system_disconnect_rate":
         qs = (
             source.calls_source(start, end)
@@ -1071,8 +1126,8 @@ def drill_down(
         )
         if only_flagged:
             qs = qs.filter(ended_by="system")
-        for call in qs[:limit] if limit else qs:
-            rows.append(
+        for call in _take(qs, limit):
+            yield (
                 DrillRow(
                     call.conversation_id,
                     call.conversation.subject,
@@ -1085,7 +1140,7 @@ def drill_down(
                     call.ended_by == "system",
                 )
             )
-        return rows
+        return
     if metric == "survey_solicitation_flags":
         qs = (
             source.solicitation_source(start, end)
@@ -1096,8 +1151,8 @@ def drill_down(
         )
         if only_flagged:
             qs = qs.filter(solicits=True)
-        for message in qs[:limit] if limit else qs:
-            rows.append(
+        for message in _take(qs, limit):
+            yield (
                 DrillRow(
                     message.conversation_id,
                     message.conversation.subject,
@@ -1110,7 +1165,7 @@ def drill_down(
                     message.solicits,
                 )
             )
-        return rows
+        return
     if metric == "qa_score":
         qs = (
             source.qa_source(start, end)
@@ -1119,8 +1174,8 @@ def drill_down(
             .select_related("conversation__customer", "team", "agent")
             .order_by("score", "-solved_at")
         )
-        for review in qs[:limit] if limit else qs:
-            rows.append(
+        for review in _take(qs, limit):
+            yield (
                 DrillRow(
                     review.conversation_id,
                     review.conversation.subject,
@@ -1134,7 +1189,7 @@ def drill_down(
                     True,
                 )
             )
-        return rows
+        return
     if metric in {"first_response_time", "handle_time"}:
         if metric == "first_response_time":
             qs = (
@@ -1150,8 +1205,8 @@ def drill_down(
                 .filter(_scope_filter(scope, team="conversation__team_id", agent="handler"))
             )
         qs = qs.select_related("conversation__customer", "conversation__team").order_by("-seconds")
-        for contact in qs[:limit] if limit else qs:
-            rows.append(
+        for contact in _take(qs, limit):
+            yield (
                 DrillRow(
                     contact.conversation_id,
                     contact.conversation.subject,
@@ -1164,8 +1219,7 @@ def drill_down(
                     True,
                 )
             )
-        return rows
-    raise Http404("That figure has no drill-down.")
+        return
 
 
 def _solve_detail(event: Any) -> str:

@@ -31,6 +31,7 @@ from metrics.selectors import (
     Scope,
     agent_get_for_user,
     drill_down,
+    drill_rows,
     facts_cache_key,
     format_seconds,
     integrity_opened_not_answered,
@@ -457,7 +458,7 @@ def drill_csv(request: HttpRequest) -> HttpResponse:
     if isinstance(parsed, HttpResponse):
         return parsed
     scope, metric, date_from, date_to, only_flagged = parsed
-    rows = drill_down(
+    rows = drill_rows(
         user=request.user,
         metric=metric,
         scope=scope,
@@ -465,7 +466,6 @@ def drill_csv(request: HttpRequest) -> HttpResponse:
         date_to=date_to,
         only_flagged=only_flagged,
         bucket=request.GET.get("bucket", ""),
-        limit=None,
     )
     return _stream_csv(
         f"{metric}-{date_from}-{date_to}.csv",

@@ -244,6 +244,28 @@ def test_drill_csv_neutralises_formulas(desk, admin_user, channels):
     assert rows[1][1] == '\'=HYPERLINK("http://x")'
 
 
+def test_drill_csv_reads_its_rows_while_streaming_in_chunks(desk, admin_user, monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    url = f"/dashboard/drill.csv?{WEEK}&metric=resolution_rate&all=1"
+    whole = b"".join(get(admin_user, url).streaming_content).decode()
+    monkeypatch.setattr("metrics.selectors.DRILL_CHUNK", 1)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = get(admin_user, url)
+        before_streaming = len(queries)
+        body = b"".join(response.streaming_content).decode()
+
+    # the rows are read from the database only as the response streams, a chunk at a time
+    assert response.streaming
+    assert len(queries) > before_streaming
+    assert not any("tickets_event" in q["sql"] for q in queries.captured_queries[:before_streaming])
+    # and the file is the same whatever the chunk size
+    assert body == whole
+    assert len(list(csv.reader(io.StringIO(body)))) > 2
+
+
 def test_targets_only_on_outcome_and_connection(desk, manager_a):
     team = manager_a.teams.get()
     client = browser(manager_a)
