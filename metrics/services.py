@@ -95,6 +95,12 @@ DEFAULT_CANCELLATION_REASONS = (
 PULSE_MIN_ANSWERS = 5
 
 
+
+def bounded_text(value: str, *, what: str, limit: int) -> None:
+    """Refuse free text longer than ``limit`` characters (a clear 400; nothing is stored)."""
+    if value and len(value) > limit:
+        raise ApplicationError(f"{what} is too long: at most {limit:,} characters.")
+
 def local_day_start(day: date) -> datetime:
     """The aware datetime at which ``day`` starts in the desk's time zone."""
     return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
@@ -364,6 +370,7 @@ def qa_review_replace(*, review: QAReview, actor: User, reason: str) -> QAReview
     by a generator seeded from the sample's seed and the replaced review. The replaced review keeps
     its reason, who replaced it, when, and which review replaced it.
     """
+    bounded_text(reason, what="The reason", limit=500)
     review = (
         QAReview.objects.select_for_update(of=("self",)).select_related("sample").get(pk=review.pk)
     )
@@ -412,6 +419,7 @@ def qa_review_submit(
     """Score a pending review: ``values`` maps every criterion id of its rubric to a value or None
     (N/A, only where the criterion allows it). Tells the agent (not for calibration reviews).
     """
+    bounded_text(comment, what="The comment", limit=5000)
     review = QAReview.objects.select_for_update().get(pk=review.pk)
     if review.reviewer_id != reviewer.pk:
         raise ApplicationError("This review is assigned to someone else.")
@@ -454,6 +462,7 @@ def qa_review_submit(
 @transaction.atomic
 def qa_review_acknowledge(*, review: QAReview, agent: User, comment: str = "") -> QAReview:
     """The reviewed agent has read the review and accepts it."""
+    bounded_text(comment, what="The comment", limit=5000)
     review = QAReview.objects.select_for_update().get(pk=review.pk)
     if review.agent_id != agent.pk:
         raise ApplicationError("Only the reviewed agent acknowledges a review.")
@@ -474,6 +483,7 @@ def qa_review_dispute(*, review: QAReview, agent: User, comment: str) -> QARevie
     the agent (any other manager or admin when the team has none, else a peer of the team). Once the second review is
     submitted, it counts in ``qa_score`` instead of the first one. Returns the second review.
     """
+    bounded_text(comment, what="The comment", limit=5000)
     review = QAReview.objects.select_for_update().select_related("reviewer").get(pk=review.pk)
     comment = (comment or "").strip()
     if review.agent_id != agent.pk:
@@ -584,6 +594,8 @@ def _customer_message(message: Message) -> Message:
 @transaction.atomic
 def idea_create(*, message: Message, actor: User, title: str, quote: str = "") -> Idea:
     """A new idea on the board, with this customer message behind it."""
+    bounded_text(title, what="The title", limit=200)
+    bounded_text(quote, what="The quote", limit=5000)
     title = (title or "").strip()
     if not title:
         raise ApplicationError("Give the idea a short title.")
@@ -596,6 +608,7 @@ def idea_create(*, message: Message, actor: User, title: str, quote: str = "") -
 @transaction.atomic
 def idea_attach(*, idea: Idea, message: Message, actor: User, quote: str = "") -> IdeaMention:
     """Put one more customer message behind an existing idea (once per message)."""
+    bounded_text(quote, what="The quote", limit=5000)
     _customer_message(message)
     quote = (quote or "").strip() or message.body_text.strip()[:500]
     if not quote:
@@ -638,6 +651,7 @@ def idea_notify_customers(
     With ``visible_to``, only the customers of conversations that user may open are told (a
     manager never writes into another team's conversations).
     """
+    bounded_text(body, what="The message", limit=50000)
     body = (body or "").strip()
     if not body:
         raise ApplicationError("Write the message the customers will get.")
@@ -718,6 +732,7 @@ def cancellation_record(
     One record per conversation. Moving to *saved* starts the saved-cancellation check-in rule's
     clock (``outcome_at``).
     """
+    bounded_text(note, what="The note", limit=5000)
     if outcome not in Cancellation.Outcome.values:
         raise ApplicationError("The outcome is cancelled, saved or pending.")
     if not reason.is_active:
@@ -842,6 +857,7 @@ def checkins_create_due(*, now: datetime | None = None) -> int:
 @transaction.atomic
 def checkin_send(*, checkin: CheckIn, actor: User, body: str) -> CheckIn:
     """Send the check-in as a real reply on the conversation (no survey in it) and track it."""
+    bounded_text(body, what="The message", limit=50000)
     checkin = CheckIn.objects.select_for_update().select_related("conversation").get(pk=checkin.pk)
     if checkin.state != CheckIn.State.DUE:
         raise Conflict("This check-in was already sent or dismissed.")
@@ -905,6 +921,7 @@ def pulse_answer(
     The answer is stored once for the desk and once per team of the agent, with no user and no
     time on it. A second answer for the same week is a Conflict.
     """
+    bounded_text(comment, what="The comment", limit=5000)
     if not 1 <= int(week_rating) <= 5:
         raise ApplicationError("Rate your week from 1 to 5.")
     if has_what_needed not in PulseAnswer.Need.values:

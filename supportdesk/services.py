@@ -315,12 +315,30 @@ def notification_create(
 def notification_email_send(*, notification_id: int) -> bool:
     """Sends a notification's email once: claimed by a conditional UPDATE, so a retry or a second
     relay of the same outbox row sends nothing more. Returns whether this call sent it."""
+    now = timezone.now()
     claimed = Notification.objects.filter(pk=notification_id, emailed_at__isnull=True).update(
-        emailed_at=timezone.now()
+        emailed_at=now
     )
     if not claimed:
         return False
     notification = Notification.objects.select_related("recipient").get(pk=notification_id)
+    recent = (
+        Notification.objects.filter(
+            recipient_id=notification.recipient_id, emailed_at__gt=now - timedelta(hours=1)
+        )
+        .exclude(pk=notification_id)
+        .count()
+    )
+    if recent >= settings.STAFF_NOTIFICATION_EMAILS_PER_HOUR:
+        # A flood (a burst of samples, mentions, check-ins) never floods a mailbox: past the
+        # hourly cap the notification stays in the workspace only.
+        logger.warning(
+            "notification %s not emailed: %s already had %s emails this hour",
+            notification_id,
+            notification.recipient_id,
+            recent,
+        )
+        return False
     link = f"{settings.SITE_URL}{notification.url}" if notification.url else settings.SITE_URL
     body = f"{notification.body}\n\n{link}\n" if notification.body else f"{link}\n"
     message = EmailMessage(

@@ -374,6 +374,8 @@ SURVEY_WINDOW_DAYS = env_int("SURVEY_WINDOW_DAYS", 7, minimum=1)
 SURVEY_REMINDER_DAYS = env_int("SURVEY_REMINDER_DAYS", 3, minimum=1)
 # surveys: requests per client address on the public survey links (django-ratelimit syntax).
 SURVEY_RATE_LIMIT = env("SURVEY_RATE_LIMIT", "60/m")
+# Emails one member of staff gets for notifications in any hour; beyond it, workspace only.
+STAFF_NOTIFICATION_EMAILS_PER_HOUR = env_int("STAFF_NOTIFICATION_EMAILS_PER_HOUR", 30, minimum=0)
 METRICS_RETENTION_DAYS = env_int("METRICS_RETENTION_DAYS", 400, minimum=1)
 # Database connections a recompute chunk runs on at once (each keeps one PostgreSQL core busy).
 METRICS_RECOMPUTE_CONNECTIONS = env_int("METRICS_RECOMPUTE_CONNECTIONS", 2, minimum=1)

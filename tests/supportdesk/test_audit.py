@@ -360,3 +360,24 @@ def test_make_staff_fixture_leaves_the_expected_entries(db):
     start = mark()
     make_staff("new@desk.example", role="admin", teams=[])
     assert [s[0] for s in since(start)] == ["staff.created", "api_token.created"]
+
+
+def test_staff_notification_email_is_capped_per_hour_the_rest_stays_in_the_workspace(
+    agent_a, settings, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+
+    from supportdesk.models import Notification
+    from supportdesk.services import notification_create
+
+    settings.STAFF_NOTIFICATION_EMAILS_PER_HOUR = 3
+    mail.outbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        for i in range(5):
+            notification_create(
+                recipient=agent_a, kind="qa.sample", title=f"Note {i}", url="/qa/", email=True
+            )
+
+    assert [m.subject for m in mail.outbox] == ["Note 0", "Note 1", "Note 2"]
+    assert Notification.objects.filter(recipient=agent_a).count() == 5

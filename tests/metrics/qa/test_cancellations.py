@@ -131,3 +131,27 @@ def test_report_by_reason_channel_and_month(channels, agent_a, reasons, django_a
         (date(2026, 11, 1), "Missing a feature", "email", 1),
         (date(2026, 11, 1), "Too expensive", "chat", 1),
     ]
+
+
+def test_a_note_over_the_cap_is_a_400_and_nothing_is_stored(channels, agent_a, reasons):
+    from django.test import Client
+
+    conversation = _conv(send_email(channels["email"]))
+    client = Client()
+    client.force_login(agent_a)
+    reason = reasons["Too expensive"]
+
+    too_long = client.post(
+        f"/conversations/{conversation.pk}/cancellation/",
+        {"reason": reason.pk, "outcome": "pending", "note": "x" * 5001},
+    )
+    with pytest.raises(ApplicationError, match=r"The note is too long: at most 5,000 characters\."):
+        cancellation_record(
+            conversation=conversation, actor=agent_a, reason=reason, note="y" * 5001
+        )
+
+    assert too_long.status_code == 400
+    assert "The note is too long: at most 5,000 characters." in too_long.content.decode()
+    assert Cancellation.objects.count() == 0
+    cancellation_record(conversation=conversation, actor=agent_a, reason=reason, note="z" * 5000)
+    assert Cancellation.objects.get().note == "z" * 5000
