@@ -514,6 +514,15 @@ def pulse_current_week() -> PulseWeek | None:
     return PulseWeek.objects.order_by("-week_start").first()
 
 
+def pulse_last_closed_week() -> PulseWeek | None:
+    """The latest week whose pulse has closed (a newer week has opened since).
+
+    Results are shown for closed weeks only: a summary that changed with every answer would let
+    anyone watching it between two answers tell who wrote which comment.
+    """
+    return PulseWeek.objects.order_by("-week_start")[1:2].first()
+
+
 def pulse_has_answered(*, user: User, week: PulseWeek) -> bool:
     return PulseResponse.objects.filter(week=week, user=user).exists()
 

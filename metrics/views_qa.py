@@ -547,13 +547,15 @@ def checkin_rule(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _pulse_page(request: HttpRequest) -> HttpResponse:
     week = sel.pulse_current_week()
+    closed = sel.pulse_last_closed_week()
     return render(
         request,
         "metrics/qa/pulse.html",
         {
             "week": week,
             "answered": sel.pulse_has_answered(user=request.user, week=week) if week else False,
-            "summary": sel.pulse_summary(week=week) if week else [],
+            "closed_week": closed,
+            "summary": sel.pulse_summary(week=closed) if closed else [],
             "min_answers": services.PULSE_MIN_ANSWERS,
         },
     )

@@ -55,6 +55,8 @@ def test_calibration_pulse_and_cancellations(page, live_server, channels, agent_
             has_what_needed="partly" if i else "no",
             comment="More training on refunds" if i == 2 else "",
         )
+    # results show once the week has closed: the next week's pulse opens
+    pulse_week_open(week_start=datetime(2026, 11, 9).date())
     page.get_by_text("More", exact=True).click()  # the top bar's menu of weekly pages
     page.get_by_role("link", name="Pulse", exact=True).click()
     team_row = page.get_by_role("row", name="Team A")

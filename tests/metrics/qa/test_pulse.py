@@ -158,3 +158,33 @@ def test_weekly_task_opens_this_week(team_a, agent_a, time_machine):
 
     assert list(PulseWeek.objects.values_list("week_start", flat=True)) == [WEEK]
     assert agent_a.notifications.filter(kind="pulse.open").count() == 1
+
+
+def test_the_page_shows_a_weeks_results_only_after_the_week_has_closed(team_a):
+    from datetime import timedelta
+
+    from django.test import Client
+
+    # given: five agents answered this week, one with a comment
+    agents = _agents(5, "Team A")
+    this_week, _ = pulse_week_open(week_start=WEEK)
+    _answer(agents[:4], this_week, rating=4)
+    _answer(agents[4:], this_week, rating=2, comment="Too many tickets on Mondays")
+    client = Client()
+    client.force_login(agents[0])
+
+    # when: they look while the week is open
+    open_page = client.get("/pulse/").content.decode()
+
+    # then: no figure and no comment of the open week
+    assert "Too many tickets on Mondays" not in open_page
+    assert "appear here once its pulse has closed" in open_page
+    assert "<td class=\"num\">3.6</td>" not in open_page
+
+    # when: the next week opens, the first one is closed and shown
+    pulse_week_open(week_start=WEEK + timedelta(days=7))
+    closed_page = client.get("/pulse/").content.decode()
+
+    assert "Results of the week of 2 Nov 2026" in closed_page
+    assert "Too many tickets on Mondays" in closed_page
+    assert "<td class=\"num\">3.6</td>" in closed_page

@@ -261,6 +261,9 @@ def test_pulse_page_answers_anonymously(client, team_a, agent_a, manager_a):
     assert PulseAnswer.objects.count() == 2
     _login(client, manager_a)
     page = client.get(reverse("metrics:pulse")).content.decode()
+    assert "Hidden: shown once at least 5" not in page  # the week is still open: nothing yet
+    pulse_week_open(week_start=date(2026, 11, 9))
+    page = client.get(reverse("metrics:pulse")).content.decode()
     assert "Hidden: shown once at least 5" in page
 
 
@@ -297,7 +300,9 @@ def test_sidebar_and_home_panels_run_a_fixed_number_of_queries(
         html = panels_qa.conversation_sidebar(request, conversation=conversation, customer=customer)
     assert "100/100" in html
 
-    with django_assert_num_queries(4):  # reviews to answer, to do, check-ins, pulse week
+    # reviews to answer, to do, the user's teams (check-ins follow the conversations they may
+    # see, not who solved them), check-ins, pulse week
+    with django_assert_num_queries(5):
         home = panels_qa.agent_home(request, user=agent_a)
     assert f"Your conversation #{conversation.pk} was reviewed: 100/100" in home
 
