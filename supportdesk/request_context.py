@@ -7,12 +7,14 @@ request (commands, Celery tasks) sees an empty context.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 
@@ -32,10 +34,47 @@ def current() -> RequestContext:
     return _current.get() or _EMPTY
 
 
+def _trusted_networks() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in settings.TRUSTED_PROXIES)
+
+
+def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    value = value.strip()
+    if value.startswith("[") and "]" in value:  # "[2001:db8::1]:443"
+        value = value[1 : value.index("]")]
+    elif value.count(":") == 1:  # "203.0.113.7:51234"
+        value = value.partition(":")[0]
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        return None
+
+
 def client_ip(request: HttpRequest) -> str | None:
-    """REMOTE_ADDR: behind a proxy, the proxy (or gunicorn's forwarded-allow-ips) sets it."""
-    value = (request.META.get("REMOTE_ADDR") or "").strip()
-    return value or None
+    """The client's address: REMOTE_ADDR, unless that is one of ``TRUSTED_PROXIES``.
+
+    From a trusted proxy, X-Forwarded-For is read right to left, past every trusted hop, and the
+    first address that is not a trusted proxy is the client (what a client writes at the left of
+    the header itself is never believed). A malformed header leaves the proxy's address.
+    """
+    remote = (request.META.get("REMOTE_ADDR") or "").strip()
+    networks = _trusted_networks()
+    peer = _parse_ip(remote)
+    if not networks or peer is None or not any(peer in n for n in networks):
+        return remote or None
+    hops = [h for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        address = _parse_ip(hop)
+        if address is None:
+            return remote
+        if not any(address in n for n in networks):
+            return str(address)
+    return str(_parse_ip(hops[0])) if hops else remote
+
+
+def ratelimit_ip(request: HttpRequest) -> str:
+    """``client_ip`` for django-ratelimit's ``key="ip"`` (RATELIMIT_IP_META_KEY)."""
+    return client_ip(request) or "0.0.0.0"
 
 
 class RequestContextMiddleware:

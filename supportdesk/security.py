@@ -1,7 +1,7 @@
 """Login protection, rate-limit answers and error pages that reveal nothing.
 
-- ``login``: Django's login view behind two rate limits (per client address and per username,
-  django-ratelimit on the cache) and django-axes (``AxesStandaloneBackend`` first in
+- ``login``: Django's login view behind two rate limits (per client address, and per username
+  from that address; django-ratelimit on the cache) and django-axes (``AxesStandaloneBackend`` first in
   AUTHENTICATION_BACKENDS locks a username+address pair out after AXES_FAILURE_LIMIT failures).
 - ``handler403`` answers django-ratelimit's ``Ratelimited`` with 429 and ``Retry-After``.
 - ``handler500`` answers with a plain page, or JSON under /api/, carrying only the
@@ -50,7 +50,7 @@ def axes_username(request: HttpRequest, credentials: dict[str, Any] | None) -> s
 
 
 def axes_client_ip(request: HttpRequest) -> str | None:
-    """REMOTE_ADDR (the proxy in front, or gunicorn's forwarded-allow-ips, sets it)."""
+    """The client's address, through TRUSTED_PROXIES (see ``request_context.client_ip``)."""
     return request_context.client_ip(request)
 
 
@@ -58,7 +58,10 @@ def axes_client_ip(request: HttpRequest) -> str | None:
 
 
 def _login_username_key(group: str, request: HttpRequest) -> str:
-    return axes_username(request, None) or "-"
+    # Per username *and* address: a stranger posting someone's login from elsewhere slows down
+    # only their own address, never the owner's (who would otherwise be kept at 429).
+    username = axes_username(request, None) or "-"
+    return f"{username}|{request_context.client_ip(request) or '-'}"
 
 
 def _login_limited(request: HttpRequest) -> str | None:

@@ -8,6 +8,7 @@ process), and outgoing mail written to files in ``var/mail/``. ``DATABASE_URL``,
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -271,6 +272,19 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+# Addresses or networks (comma-separated, e.g. "172.16.0.0/12,10.0.0.5") of the proxies in front
+# of the app. Only a request arriving from one of them has its X-Forwarded-For read for the
+# client's address (rate limits, login lockout, audit log); everyone else's header is ignored.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(
+            f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or network."
+        ) from _exc
+# django-ratelimit's key="ip" uses the same client address.
+RATELIMIT_IP_META_KEY = "supportdesk.request_context.ratelimit_ip"
 if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     # limits: TLS is guaranteed only behind the proxy, so only then HSTS and the redirect to https

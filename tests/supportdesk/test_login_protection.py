@@ -119,14 +119,91 @@ def test_login_is_rate_limited_per_address_with_retry_after(agent_a, agent_b, on
 
 
 @override_settings(LOGIN_RATE_LIMIT_USERNAME="2/m")
-def test_login_is_rate_limited_per_username_across_addresses(agent_a, one_minute):
-    statuses = [
-        login("alice@desk.example", "wrong", ip=f"10.0.1.{i}").status_code for i in range(3)
-    ]
-    other_user = login("bob@desk.example", "wrong", ip="10.0.1.9")
+def test_a_username_is_rate_limited_per_address_never_for_its_owner_elsewhere(agent_a, one_minute):
+    # given: a stranger posts Alice's login again and again from one address
+    statuses = [login("alice@desk.example", "wrong", ip="10.0.1.1").status_code for _ in range(3)]
+    rotating = [login("alice@desk.example", "wrong", ip=f"10.0.2.{i}").status_code for i in (1, 2)]
 
+    # when: Alice logs in from her own address
+    owner = login("alice@desk.example", TEST_PASSWORD, ip="10.0.3.3")
+
+    # then: the stranger's address slows down; Alice is never kept out by someone else's posts
     assert statuses == [200, 200, 429]
-    assert other_user.status_code == 200
+    assert rotating == [200, 200]
+    assert owner.status_code == 302
+
+
+# --- Behind a proxy: the client's address comes from X-Forwarded-For, through trusted proxies only ---
+
+PROXY = "172.18.0.2"
+
+
+def via_proxy(client_address: str, username: str, password: str, *, proxy: str = PROXY) -> object:
+    return Client(REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR=client_address).post(
+        "/login/", {"username": username, "password": password}
+    )
+
+
+@override_settings(TRUSTED_PROXIES=["172.18.0.0/16"], LOGIN_RATE_LIMIT_IP="3/m")
+def test_clients_behind_a_trusted_proxy_have_their_own_budgets(agent_a, one_minute):
+    # given: one client behind the proxy uses up its budget
+    noisy = [via_proxy("203.0.113.7", f"x{i}@x.example", "wrong").status_code for i in range(4)]
+
+    # when: another client behind the same proxy logs in
+    other = via_proxy("198.51.100.4", "alice@desk.example", TEST_PASSWORD)
+
+    # then
+    assert noisy == [200, 200, 200, 429]
+    assert other.status_code == 302
+
+
+@override_settings(TRUSTED_PROXIES=["172.18.0.0/16"], LOGIN_RATE_LIMIT_IP="3/m")
+def test_a_forwarded_for_header_from_an_untrusted_peer_is_ignored(agent_a, one_minute):
+    # given: a client not behind the proxy rotates a forged X-Forwarded-For
+    forged = [
+        via_proxy(f"192.0.2.{i}", f"x{i}@x.example", "wrong", proxy="203.0.113.9").status_code
+        for i in range(4)
+    ]
+    # and a forged left-most entry through the proxy counts as the proxy saw it
+    spoofed = [
+        via_proxy(f"192.0.2.{i}, 198.51.100.77", f"y{i}@x.example", "wrong").status_code
+        for i in range(4)
+    ]
+
+    # then: both are counted on the real address
+    assert forged == [200, 200, 200, 429]
+    assert spoofed == [200, 200, 200, 429]
+
+
+@override_settings(TRUSTED_PROXIES=["172.18.0.0/16"])
+def test_behind_the_proxy_five_wrong_passwords_lock_out_only_the_attackers_address(
+    agent_a, one_minute
+):
+    attempts = [
+        via_proxy("203.0.113.7", "alice@desk.example", "wrong").status_code for _ in range(5)
+    ]
+
+    owner = via_proxy("198.51.100.4", "alice@desk.example", TEST_PASSWORD)
+
+    assert attempts == [200, 200, 200, 200, 429]
+    assert owner.status_code == 302
+    assert list(AccessAttempt.objects.values_list("ip_address", "failures_since_start")) == [
+        ("203.0.113.7", 5)
+    ]
+
+
+@override_settings(TRUSTED_PROXIES=["172.18.0.0/16"], LOGIN_RATE_LIMIT_USERNAME="10/m")
+def test_behind_the_proxy_eleven_posts_of_a_victims_login_never_keep_the_victim_out(
+    agent_a, one_minute
+):
+    attacker = [
+        via_proxy("203.0.113.7", "alice@desk.example", "wrong").status_code for _ in range(11)
+    ]
+
+    owner = via_proxy("198.51.100.4", "alice@desk.example", TEST_PASSWORD)
+
+    assert attacker[-1] == 429
+    assert owner.status_code == 302
 
 
 # --- Rate limits on the real Redis cache ---------------------------------------------------------------
