@@ -15,6 +15,7 @@ from metrics.services import (
     qa_sample_draw,
     week_start_of,
 )
+from supportdesk.events import REACTION_TASK_OPTIONS
 
 # --- QA, ideas, cancellations, check-ins, pulse ----------------------------------------------------
 
@@ -52,7 +53,7 @@ def checkins_create_due_task() -> int:
 # --- Scorecards, facts and the dashboard (issue 5) ----------------------------------------
 
 
-@shared_task(ignore_result=True, acks_late=True)
+@shared_task(**REACTION_TASK_OPTIONS)
 def facts_mark_dirty_task(event_id: int) -> int:
     """Subscribed to the domain events that change facts (see MetricsConfig.ready)."""
     return services.facts_mark_dirty_for_event(event_id=event_id)

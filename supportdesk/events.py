@@ -7,6 +7,23 @@ subscriber, so a lower app never imports a higher one.
 """
 
 from collections import defaultdict
+from typing import Any
+
+from django.db import InterfaceError, OperationalError
+
+# How every reaction task (a subscriber below) is declared: its outbox row is marked relayed once
+# the broker has the message, so the task itself must not give up while the database is away.
+# It is acknowledged only after it ran (acks_late) and retries with backoff, without a limit,
+# on the errors of an unreachable database; reactions are idempotent, so a retry is harmless.
+REACTION_TASK_OPTIONS: dict[str, Any] = {
+    "ignore_result": True,
+    "acks_late": True,
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 2,
+    "retry_backoff_max": 120,
+    "retry_jitter": False,
+    "max_retries": None,
+}
 
 _subscribers: dict[str, list[str]] = defaultdict(list)
 

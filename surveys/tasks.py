@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 
+from supportdesk.events import REACTION_TASK_OPTIONS
 from surveys import services
 from tickets.models import Event
 
@@ -19,7 +20,7 @@ def _event(event_id: int) -> Event | None:
     return event
 
 
-@shared_task(ignore_result=True, acks_late=True)
+@shared_task(**REACTION_TASK_OPTIONS)
 def survey_schedule_task(event_id: int) -> None:
     """conversation.solved: schedule the survey (a database row; beat sends it when due)."""
     event = _event(event_id)
@@ -27,7 +28,7 @@ def survey_schedule_task(event_id: int) -> None:
         services.survey_schedule(event=event)
 
 
-@shared_task(ignore_result=True, acks_late=True)
+@shared_task(**REACTION_TASK_OPTIONS)
 def survey_cancel_for_inbound_task(event_id: int) -> None:
     """message.inbound: the customer wrote again before the survey went out."""
     event = _event(event_id)
@@ -35,7 +36,7 @@ def survey_cancel_for_inbound_task(event_id: int) -> None:
         services.survey_cancel_for_inbound(event=event)
 
 
-@shared_task(ignore_result=True, acks_late=True)
+@shared_task(**REACTION_TASK_OPTIONS)
 def survey_mark_bounced_task(event_id: int) -> None:
     """identity.undeliverable: surveys sent to that address bounced."""
     event = _event(event_id)
@@ -43,7 +44,7 @@ def survey_mark_bounced_task(event_id: int) -> None:
         services.survey_mark_bounced(identity_id=int(event.data["identity"]))
 
 
-@shared_task(ignore_result=True, acks_late=True)
+@shared_task(**REACTION_TASK_OPTIONS)
 def surveys_customer_merged_task(event_id: int) -> None:
     """customer.merged / customer.merge_undone: survey history follows the customer."""
     event = _event(event_id)

@@ -43,7 +43,7 @@ from supportdesk.services import outbox_relay_pending
 from supportdesk.tasks import notification_email_task, outbox_prune_task
 from surveys.models import Survey
 from surveys.services import survey_token, surveys_send_due
-from surveys.tasks import surveys_send_due_task
+from surveys.tasks import survey_schedule_task, surveys_send_due_task
 from tests.conftest import client_for
 from tests.factories import email_bytes, send_chat, send_email
 from tests.services import (
@@ -608,3 +608,54 @@ def test_postgres_restart_under_load_answers_503_recovers_and_stores_each_messag
                 web.kill()
                 web.wait(timeout=10)
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- A reaction task while PostgreSQL is away ------------------------------------------------------
+
+SETUP_SOLVE = """
+from tests.factories import make_staff, send_email
+from tickets.models import Channel, Conversation, Event
+from tickets.services import conversation_solve
+agent = make_staff("ria@desk.example", role="agent", teams=["Support"])
+result = send_email(Channel.objects.get(), sender="Kim <kim@example.com>")
+conversation_solve(conversation=Conversation.objects.get(pk=result.conversation_id), actor=agent)
+print(Event.objects.get(kind="conversation.solved").pk)
+"""
+
+
+def test_a_solve_keeps_its_survey_when_the_reaction_runs_while_postgres_is_down():
+    require_postgres()  # the app runs on a private cluster that this test stops and starts
+    queue = unique_queue_name()
+    with postgres_cluster() as cluster, redis_server() as redis_srv:
+        with psycopg.connect(cluster.url(), autocommit=True) as admin:
+            admin.execute("CREATE DATABASE sd")
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("CELERY_")},
+            "DATABASE_URL": cluster.url("sd"),
+            "CELERY_TASK_DEFAULT_QUEUE": queue,
+            "DATA_DIR": tempfile.mkdtemp(prefix="sd-react-"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        _run(["migrate", "--no-input", "-v", "0"], env)
+        _run(["create_channel", "email", "Mailbox", "--team", "Support"], env)
+        # Given: a solve whose outbox hand-over found no broker (the row waits, nothing queued)
+        offline = {**env, "CELERY_BROKER_URL": "redis://127.0.0.1:1/0"}
+        event_id = int(_run(["shell", "-c", SETUP_SOLVE], offline).strip().splitlines()[-1])
+
+        with celery_worker(redis_srv.url(), env, database_url=cluster.url("sd")) as worker:
+            # When: PostgreSQL is down as the survey's reaction task runs
+            cluster.stop()
+            with celery_publishing_to(redis_srv.url(), queue=queue):
+                task = survey_schedule_task.delay(event_id)
+            worker.wait_for_log(f"[{task.id}] retry: Retry in", timeout=EFFECT_TIMEOUT)
+            cluster.start()
+
+            # Then: it waits the outage out, runs once the database is back, and the survey is there
+            worker.wait_for_log(f"[{task.id}] succeeded", timeout=EFFECT_TIMEOUT)
+        with psycopg.connect(cluster.url("sd")) as db:
+            surveys = db.execute(
+                "SELECT count(*) FROM surveys_survey s JOIN tickets_event e "
+                "ON e.conversation_id = s.conversation_id WHERE e.id = %s",
+                [event_id],
+            ).fetchone()
+        assert surveys == (1,)
