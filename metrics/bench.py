@@ -257,6 +257,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "delivery_error",
         "delivered_at",
         "delivery_attempts",
+        "claimed_at",
+        "claimed_email",
     ),
     "tickets_event": (
         "id",
@@ -856,6 +858,8 @@ class Conversation:
             "",
             N,
             "0",
+            N,
+            "",
         )
         self.prev_kind = kind
         self.prev_t = ts
@@ -945,6 +949,8 @@ class Conversation:
             "",
             st,
             "0",
+            N,
+            "",
         )
         self._touch(kind, ts)
         if self.status == "new":
@@ -988,6 +994,8 @@ class Conversation:
             "",
             N,
             "0",
+            N,
+            "",
         )
         self.last_activity = max(self.last_activity, ts)
         self.version += 1
