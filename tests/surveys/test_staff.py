@@ -185,7 +185,8 @@ def test_sidebar_panel_shows_this_survey_and_the_customers_latest(
     request = rf.get("/")
     request.user = agent_a
     conversation = Conversation.objects.select_related("customer").get(pk=survey.conversation_id)
-    with django_assert_num_queries(3):
+    # This survey, the agent's teams (the customer's latest answer is scoped to them), that answer.
+    with django_assert_num_queries(4):
         html = panels.conversation_sidebar(
             request, conversation=conversation, customer=conversation.customer
         )

@@ -226,7 +226,9 @@ def test_chat_page_visitor_writes_and_sees_the_agent_reply(page, live_server, ag
     expect(page.locator("#transcript")).to_contain_text("Hello, is my order 5521 shipped?")
 
     inbound = Message.objects.get(channel_kind="chat")
-    assert inbound.conversation.customer.identities.filter(value="sam@example.com").exists()
+    # A typed email is an unverified hint: kept on the message, never an identity of the customer
+    assert inbound.claimed_email == "sam@example.com"
+    assert not inbound.conversation.customer.identities.filter(value="sam@example.com").exists()
     conversation_reply(
         conversation=inbound.conversation,
         author=agent_a,
