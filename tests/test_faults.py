@@ -206,7 +206,9 @@ def test_worker_killed_while_sending_a_reply_email_sends_it_once(channels, agent
             assert _message_state(message_id)[:2] == ("sending", 1)
 
             # When the lease of the dead send has run out and a worker runs again
-            Message.objects.filter(pk=message_id).update(created_at=timezone.now() - SENDING_LEASE)
+            Message.objects.filter(pk=message_id).update(
+                created_at=timezone.now() - SENDING_LEASE, claimed_at=timezone.now() - SENDING_LEASE
+            )
             sink.hold.clear()
             with celery_worker(broker_url, env) as second:
                 # Then the broker redelivers the task and the mail goes out once
@@ -249,7 +251,9 @@ def test_worker_killed_while_posting_a_chat_webhook_delivers_it_once(channels, a
             assert receiver.accepted == []
             assert _message_state(message_id)[:2] == ("sending", 1)
 
-            Message.objects.filter(pk=message_id).update(created_at=timezone.now() - SENDING_LEASE)
+            Message.objects.filter(pk=message_id).update(
+                created_at=timezone.now() - SENDING_LEASE, claimed_at=timezone.now() - SENDING_LEASE
+            )
             receiver.hold.clear()
             with celery_worker(broker_url, env) as second:
                 wait_for(
