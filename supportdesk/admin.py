@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from rest_framework.authtoken.models import TokenProxy
 
 from supportdesk.models import AuditEntry, OutboxItem, Team, User
 from supportdesk.security import rate_limited_admin_login
@@ -7,6 +8,11 @@ from supportdesk.services import audit_record, staff_audit_changes, staff_snapsh
 
 # limits: the admin's login form counts against the same login rate limits as /login/.
 admin.site.login = rate_limited_admin_login(admin.site.login)  # type: ignore[method-assign]
+
+# DRF's token table is empty (API tokens live in supportdesk.ApiToken, digested and sealed);
+# staff tokens are created and rotated with `manage.py create_staff`, never edited by hand.
+if admin.site.is_registered(TokenProxy):
+    admin.site.unregister(TokenProxy)
 
 
 @admin.register(User)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from supportdesk.sealing import seal, secret_digest, unseal
 
 
 class TimeStampedModel(models.Model):
@@ -94,6 +97,41 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def is_manager(self) -> bool:
         return self.role in {self.Role.MANAGER, self.Role.ADMIN}
+
+
+def new_api_token() -> str:
+    """A fresh random API token: 40 hex characters, the shape clients already store."""
+    return secrets.token_hex(20)
+
+
+class ApiToken(models.Model):
+    """A staff member's API token (``Authorization: Token <key>``), never stored in clear.
+
+    The digest finds it, the sealed copy lets ``create_staff`` print it again
+    (supportdesk/sealing.py). Set and read the token through ``key``; a new row gets a random one.
+    """
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="api_token")
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    sealed = models.TextField(editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"API token of {self.user}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.digest:
+            self.key = new_api_token()
+        super().save(*args, **kwargs)
+
+    @property
+    def key(self) -> str:
+        return unseal(self.sealed)
+
+    @key.setter
+    def key(self, value: str) -> None:
+        self.digest = secret_digest(value)
+        self.sealed = seal(value)
 
 
 class OutboxItem(models.Model):

@@ -14,10 +14,10 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from supportdesk import request_context
 from supportdesk.models import (
+    ApiToken,
     AuditEntry,
     IdempotencyKey,
     Notification,
@@ -44,7 +44,7 @@ def staff_create_or_update(
     password: str | None = None,
     full_name: str | None = None,
     actor: User | None = None,
-) -> tuple[User, Token]:
+) -> tuple[User, ApiToken]:
     """Create or update a staff account and return it with its API token.
 
     The role decides Django admin access (admins only). Teams are added, never removed, so that
@@ -70,7 +70,7 @@ def staff_create_or_update(
     user.save()
     for name in team_names:
         user.teams.add(team_get_or_create(name=name))
-    token, token_created = Token.objects.get_or_create(user=user)
+    token, token_created = ApiToken.objects.get_or_create(user=user)
     if before is None:
         audit_record(
             action=AuditEntry.Action.STAFF_CREATED,
@@ -99,10 +99,10 @@ def staff_create_or_update(
 
 
 @transaction.atomic
-def staff_token_rotate(*, user: User, actor: User | None = None) -> Token:
+def staff_token_rotate(*, user: User, actor: User | None = None) -> ApiToken:
     """Replace the account's API token: the old key stops working at once."""
-    Token.objects.filter(user=user).delete()
-    token = Token.objects.create(user=user)
+    ApiToken.objects.filter(user=user).delete()
+    token = ApiToken.objects.create(user=user)
     audit_record(
         action=AuditEntry.Action.API_TOKEN_ROTATED,
         target=user,

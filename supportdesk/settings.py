@@ -120,6 +120,8 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+# Former keys, comma-separated, while sessions, signed links and sealed secrets move to the new one.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = env("SITE_URL", "http://localhost:8000").rstrip("/")
@@ -516,7 +518,7 @@ CELERY_BEAT_SCHEDULE = {
 # --- API ---------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "supportdesk.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["supportdesk.permissions.IsStaffMember"],

@@ -115,10 +115,10 @@ def api():
 
 
 def client_for(user) -> APIClient:
-    from rest_framework.authtoken.models import Token
+    from supportdesk.models import ApiToken
 
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
+    token, _ = ApiToken.objects.get_or_create(user=user)
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client
 

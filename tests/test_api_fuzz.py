@@ -65,9 +65,8 @@ def _keep_test_connection():
 @pytest.fixture
 def desk(db, channels, channels_b, agent_a, agent_b, manager_a):
     """Conversations of both teams, a merge, a recompute job; ids to aim the fuzzer at."""
-    from rest_framework.authtoken.models import Token
-
     from metrics.services import recompute_job_create
+    from supportdesk.models import ApiToken
     from tickets.models import Customer
     from tickets.services import customer_merge
 
@@ -86,8 +85,8 @@ def desk(db, channels, channels_b, agent_a, agent_b, manager_a):
         day_to=date(2026, 1, 3),
         requested_by=agent_a,
     )
-    token, _ = Token.objects.get_or_create(user=agent_a)
-    manager_token, _ = Token.objects.get_or_create(user=manager_a)
+    token, _ = ApiToken.objects.get_or_create(user=agent_a)
+    manager_token, _ = ApiToken.objects.get_or_create(user=manager_a)
     ids = {
         "conversations": [jane.conversation_id, bob.conversation_id],
         "messages": [jane.message_id, bob.message_id],

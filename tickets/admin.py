@@ -53,6 +53,8 @@ class IdentityAdmin(admin.ModelAdmin):
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "team", "address", "webhook_url", "is_active"]
+    # Shown to admins on the change page; rotated with `manage.py create_channel ... --rotate-secret`.
+    readonly_fields = ["secret"]
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "address"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -10,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from supportdesk.models import TimeStampedModel
+from supportdesk.sealing import seal, secret_digest, unseal
 
 
 def _new_channel_secret() -> str:
@@ -98,8 +100,11 @@ class Channel(TimeStampedModel):
         on_delete=models.SET_NULL,
         related_name="channels",
     )
-    # Presented by the channel's integration as X-Channel-Token.
-    secret = models.CharField(max_length=64, unique=True, default=_new_channel_secret)
+    # The secret the channel's integration presents as X-Channel-Token, held only as a digest (to
+    # find the channel) and a sealed copy (to sign outbound webhooks): supportdesk/sealing.py.
+    # Set and read it through the ``secret`` property; a new channel gets a random one.
+    secret_digest = models.CharField(max_length=64, unique=True, editable=False)
+    secret_sealed = models.TextField(editable=False)
     # Email channels: the mailbox address mail arrives at (used to route provider webhooks).
     address = models.EmailField(blank=True)
     # Chat and social channels: where agent replies are delivered as signed webhooks.
@@ -117,6 +122,21 @@ class Channel(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.secret_digest:
+            self.secret = new_channel_secret()
+        super().save(*args, **kwargs)
+
+    @property
+    def secret(self) -> str:
+        """The channel secret in clear (unsealed with SECRET_KEY); "" before the first save."""
+        return unseal(self.secret_sealed) if self.secret_sealed else ""
+
+    @secret.setter
+    def secret(self, value: str) -> None:
+        self.secret_digest = secret_digest(value)
+        self.secret_sealed = seal(value)
 
 
 class Conversation(TimeStampedModel):

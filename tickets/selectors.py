@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from supportdesk.errors import ApplicationError
 from supportdesk.models import Team, User
+from supportdesk.sealing import digests_match, secret_digest
 from tickets.identities import normalise_email, normalise_phone, normalise_social
 from tickets.models import (
     Attachment,
@@ -159,9 +160,17 @@ def customer_detail_data(*, user: User, customer: Customer) -> dict[str, Any]:
 
 
 def channel_get_by_secret(*, secret: str) -> Channel | None:
+    """The active channel whose secret this is: found by digest, compared in constant time."""
     if not secret:
         return None
-    return Channel.objects.select_related("team").filter(secret=secret, is_active=True).first()
+    channel = (
+        Channel.objects.select_related("team")
+        .filter(secret_digest=secret_digest(secret), is_active=True)
+        .first()
+    )
+    if channel is None or not digests_match(channel.secret_digest, secret):
+        return None
+    return channel
 
 
 def message_get_for_user(*, user: User, pk: Any) -> Message:

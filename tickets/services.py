@@ -126,7 +126,7 @@ def channel_rotate_secret(*, channel: Channel, actor: User | None = None) -> Cha
     """Give the channel a new secret: the old one stops working at once."""
     channel = Channel.objects.select_for_update().get(pk=channel.pk)
     channel.secret = new_channel_secret()
-    channel.save(update_fields=["secret", "updated_at"])
+    channel.save(update_fields=["secret_digest", "secret_sealed", "updated_at"])
     audit_record(
         action=AuditEntry.Action.CHANNEL_SECRET_ROTATED,
         target=channel,

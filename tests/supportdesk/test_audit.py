@@ -14,10 +14,9 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import transaction
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
 from metrics.services import recompute_job_create, target_set
-from supportdesk.models import AuditEntry, User
+from supportdesk.models import ApiToken, AuditEntry, User
 from supportdesk.services import audit_record, staff_create_or_update, staff_token_rotate
 from surveys.services import survey_settings_update
 from tests.conftest import client_for
@@ -136,10 +135,10 @@ def test_create_staff_command_audits_creation_role_team_and_token_changes(team_a
         "create_staff", "sam@desk.example", "--role", "manager", "--team", "Team B", stdout=out
     )
     call_command("create_staff", "sam@desk.example", stdout=out)  # no change: no entry
-    old_key = Token.objects.get(user__email="sam@desk.example").key
+    old_key = ApiToken.objects.get(user__email="sam@desk.example").key
     call_command("create_staff", "sam@desk.example", "--rotate-token", stdout=out)
 
-    new_key = Token.objects.get(user__email="sam@desk.example").key
+    new_key = ApiToken.objects.get(user__email="sam@desk.example").key
     assert new_key != old_key
     assert out.getvalue().splitlines()[-1] == new_key
     assert since(start) == [
@@ -178,7 +177,7 @@ def test_token_rotation_is_audited_and_the_old_token_stops_working(agent_a, admi
     token = staff_token_rotate(user=agent_a, actor=admin_user)
 
     assert old.get("/api/v1/conversations/").status_code == 401
-    assert Token.objects.get(user=agent_a) == token
+    assert ApiToken.objects.get(user=agent_a) == token
     assert since(start) == [
         (
             "api_token.rotated",

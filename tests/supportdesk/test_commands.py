@@ -8,9 +8,8 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from rest_framework.authtoken.models import Token
 
-from supportdesk.models import Team, User
+from supportdesk.models import ApiToken, Team, User
 from tests.factories import make_staff, send_chat, send_email
 from tickets.models import Channel, Conversation, Customer, Message
 
@@ -69,7 +68,7 @@ def test_create_staff_creates_the_account_and_prints_its_token_last(settings):
     assert user.is_staff is False
     assert user.check_password("a-long-pass-phrase-1")
     assert sorted(user.teams.values_list("name", flat=True)) == ["Billing", "Technical"]
-    assert lines[-1] == Token.objects.get(user=user).key
+    assert lines[-1] == ApiToken.objects.get(user=user).key
     assert "Created manager ann.lee@desk.example" in lines[0]
 
 
@@ -98,7 +97,7 @@ def test_create_staff_updates_an_existing_account_and_keeps_its_token(settings):
     assert user.check_password("x-new-pass-99")
     # Teams are added, never removed.
     assert sorted(user.teams.values_list("name", flat=True)) == ["Billing", "Technical"]
-    assert first[-1] == second[-1] == Token.objects.get(user=user).key
+    assert first[-1] == second[-1] == ApiToken.objects.get(user=user).key
     assert second[0].startswith("Updated admin bo@desk.example")
 
 
@@ -126,7 +125,7 @@ def test_create_staff_with_a_bad_role_fails_and_creates_nothing(monkeypatch, cap
     assert "--role must be one of agent, manager, admin" in capsys.readouterr().err
     assert User.objects.count() == 0
     assert Team.objects.count() == 0
-    assert Token.objects.count() == 0
+    assert ApiToken.objects.count() == 0
 
 
 @pytest.mark.django_db
