@@ -426,6 +426,8 @@ def celery_broker_transport_options(broker_url: str) -> dict[str, object]:
             "data_folder_in": str(broker_dir / "queue"),
             "data_folder_out": str(broker_dir / "queue"),
             "processed_folder": str(broker_dir / "processed"),
+            # Exchange tables (kombu's default is ./control, which dirtied the checkout).
+            "control_folder": str(broker_dir / "control"),
             "store_processed": False,
         }
     # Fail fast when the broker is down: the outbox keeps the work and beat relays it later.

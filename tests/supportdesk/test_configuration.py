@@ -268,3 +268,34 @@ def test_a_request_id_from_the_proxy_is_kept_when_it_looks_like_one():
     assert kept["X-Request-ID"] == "abc-123-def-456"
     assert replaced["X-Request-ID"] != "<script>x</script>"
     assert len(replaced["X-Request-ID"]) == 16
+
+
+def test_the_embedded_broker_keeps_every_folder_under_the_data_folder():
+    """bin/dev's filesystem broker wrote ./control into the checkout (kombu's default)."""
+    from supportdesk.settings import DATA_DIR, celery_broker_transport_options
+
+    options = celery_broker_transport_options("filesystem://")
+
+    folders = {
+        key: Path(value)
+        for key, value in options.items()
+        if key.endswith("_folder") or key.startswith("data_folder")
+    }
+    assert set(folders) == {
+        "data_folder_in",
+        "data_folder_out",
+        "processed_folder",
+        "control_folder",
+    }
+    for folder in folders.values():
+        assert folder.is_relative_to(DATA_DIR / "broker")
+
+
+def test_the_browser_tests_write_screenshots_outside_the_checkout_unless_asked():
+    from tests.browser import SHOTS
+
+    root = Path(__file__).resolve().parents[2]
+    if os.environ.get("SCREENSHOTS_DIR"):
+        assert Path(os.environ["SCREENSHOTS_DIR"]) == SHOTS
+    else:
+        assert not SHOTS.resolve().is_relative_to(root)
