@@ -1,9 +1,15 @@
-"""Admin: survey settings (delays, throttle, channels, sampling) and read-mostly survey records."""
+"""Admin: survey settings (through the service) and the survey records, read-only.
 
-from django.contrib import admin
+Closing a follow-up is an admin action calling surveys.services.follow_up_close, so it is
+recorded as the page records it.
+"""
 
+from django.contrib import admin, messages
+
+from supportdesk.admin import ReadOnlyAdmin
+from supportdesk.errors import ApplicationError
 from surveys.models import FollowUp, Survey, SurveyResponse, SurveySettings, SurveyUnsubscribe
-from surveys.services import survey_settings_update
+from surveys.services import follow_up_close, survey_settings_update
 
 
 @admin.register(SurveySettings)
@@ -34,7 +40,7 @@ class SurveySettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(Survey)
-class SurveyAdmin(admin.ModelAdmin):
+class SurveyAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "conversation",
@@ -48,32 +54,37 @@ class SurveyAdmin(admin.ModelAdmin):
     list_filter = ["status", "skip_reason", "channel_kind"]
     list_select_related = ["conversation", "customer", "agent"]
     search_fields = ["email", "conversation__subject"]
-    readonly_fields = [field.name for field in Survey._meta.fields]
-
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
-        return False
 
 
 @admin.register(SurveyResponse)
-class SurveyResponseAdmin(admin.ModelAdmin):
+class SurveyResponseAdmin(ReadOnlyAdmin):
     list_display = ["id", "survey", "resolved", "csat", "nps", "shout_out", "answered_at"]
     list_filter = ["resolved", "csat", "shout_out"]
     list_select_related = ["survey"]
-    readonly_fields = [field.name for field in SurveyResponse._meta.fields]
-
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
-        return False
 
 
 @admin.register(SurveyUnsubscribe)
-class SurveyUnsubscribeAdmin(admin.ModelAdmin):
+class SurveyUnsubscribeAdmin(ReadOnlyAdmin):
     list_display = ["email", "customer", "created_at"]
     search_fields = ["email"]
-    raw_id_fields = ["customer", "survey"]
 
 
 @admin.register(FollowUp)
-class FollowUpAdmin(admin.ModelAdmin):
+class FollowUpAdmin(ReadOnlyAdmin):
     list_display = ["id", "survey", "team", "assignee", "reason", "status", "created_at"]
     list_filter = ["status", "reason"]
-    raw_id_fields = ["survey", "assignee", "closed_by"]
+    list_select_related = ["survey", "team", "assignee"]
+    actions = ["close"]
+
+    @admin.action(description="Close (as you)")
+    def close(self, request, queryset):  # type: ignore[no-untyped-def]
+        closed = 0
+        for follow_up in queryset:
+            try:
+                follow_up_close(follow_up=follow_up, actor=request.user)
+            except ApplicationError as exc:
+                self.message_user(request, f"#{follow_up.pk}: {exc.message}", messages.ERROR)
+            else:
+                closed += 1
+        if closed:
+            self.message_user(request, f"Closed: {closed}.", messages.SUCCESS)

@@ -1,8 +1,27 @@
-from django.contrib import admin
+"""Admin: the desk's records, read-only; changes go through admin actions that call the services.
 
+A direct edit of a conversation's status or assignee, a customer's merge or an identity's customer
+would record no event, bump no version, write no audit entry and reach no outbox, so scorecards
+and surveys would silently disagree with the page. Channels and saved replies keep a change form
+whose save calls the service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from supportdesk.admin import ReadOnlyAdmin, ReadOnlyInline
+from supportdesk.errors import ApplicationError
 from tickets.models import (
     Attachment,
     Channel,
+    ChannelKind,
     Contact,
     Conversation,
     Customer,
@@ -13,55 +32,126 @@ from tickets.models import (
     QuarantinedMessage,
     SavedReply,
 )
+from tickets.services import (
+    channel_create_or_update,
+    channel_rotate_secret,
+    channel_set_webhook,
+    conversation_assign,
+    conversation_close,
+    conversation_reopen,
+    conversation_solve,
+    saved_reply_create_or_update,
+)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Audit and log records: visible, never edited by hand."""
+def _each(
+    modeladmin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    rows: QuerySet[Any],
+    verb: str,
+    change: Callable[[Any], object],
+) -> None:
+    """Apply one service call per selected row; report what was done and what was refused."""
+    done, refused = 0, []
+    for row in rows:
+        try:
+            change(row)
+        except ApplicationError as exc:
+            refused.append(f"#{row.pk}: {exc.message}")
+        else:
+            done += 1
+    if done:
+        modeladmin.message_user(request, f"{verb}: {done}.", messages.SUCCESS)
+    for line in refused:
+        modeladmin.message_user(request, line, messages.ERROR)
 
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
-        return False
 
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-
-class IdentityInline(admin.TabularInline):
+class IdentityInline(ReadOnlyInline):
     model = Identity
-    extra = 0
     fields = ["kind", "value", "display_value", "verified", "undeliverable_at"]
+    readonly_fields = fields
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(ReadOnlyAdmin):
+    """Merges and their undo happen on the customer page, which records and can undo them."""
+
     list_display = ["id", "name", "merged_into", "created_at"]
     search_fields = ["name", "identities__value"]
-    raw_id_fields = ["merged_into"]
     inlines = [IdentityInline]
 
 
 @admin.register(Identity)
-class IdentityAdmin(admin.ModelAdmin):
+class IdentityAdmin(ReadOnlyAdmin):
     list_display = ["kind", "value", "customer", "verified", "undeliverable_at"]
     list_filter = ["kind", "verified"]
     search_fields = ["value", "display_value"]
-    raw_id_fields = ["customer"]
+    list_select_related = ["customer"]
+
+
+class ChannelForm(forms.ModelForm):
+    webhook_url = forms.URLField(required=False, assume_scheme="https", max_length=200)
+
+    class Meta:
+        model = Channel
+        fields = ["name", "kind", "team", "address", "webhook_url"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        kind = data.get("kind") or self.instance.kind
+        if data.get("webhook_url") and kind not in (ChannelKind.CHAT, ChannelKind.SOCIAL):
+            self.add_error("webhook_url", "Only chat and social channels deliver by webhook.")
+        return data
 
 
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
+    """Saved through channel_create_or_update and channel_set_webhook (audited, validated)."""
+
+    form = ChannelForm
     list_display = ["name", "kind", "team", "address", "webhook_url", "is_active"]
-    # Shown to admins on the change page; rotated with `manage.py create_channel ... --rotate-secret`.
-    readonly_fields = ["secret"]
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "address"]
+    # Admins see the secret on the change page; the action below rotates it.
+    readonly_fields = ["secret", "is_active"]
+    actions = ["rotate_secret"]
+
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        # The name is the channel's key in channel_create_or_update; kind and name are fixed once made.
+        fixed = ["name", "kind"] if obj is not None else []
+        return [*fixed, *self.readonly_fields]
+
+    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False  # conversations and messages keep pointing at it
+
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        data = form.cleaned_data
+        channel = channel_create_or_update(
+            kind=data.get("kind") or obj.kind,
+            name=data.get("name") or obj.name,
+            team_name=data["team"].name if data.get("team") else None,
+            address=data.get("address", ""),
+            actor=request.user,
+        )
+        if (data.get("webhook_url") or "") != channel.webhook_url:
+            channel = channel_set_webhook(
+                channel=channel, webhook_url=data.get("webhook_url") or ""
+            )
+        obj.pk = channel.pk
+
+    @admin.action(description="Rotate the secret (the old one stops working at once)")
+    def rotate_secret(self, request, queryset):  # type: ignore[no-untyped-def]
+        _each(
+            self,
+            request,
+            queryset,
+            "Secrets rotated",
+            lambda channel: channel_rotate_secret(channel=channel, actor=request.user),
+        )
 
 
-class MessageInline(admin.TabularInline):
+class MessageInline(ReadOnlyInline):
     model = Message
-    extra = 0
     fields = [
         "sent_at",
         "direction",
@@ -72,12 +162,10 @@ class MessageInline(admin.TabularInline):
         "delivery_state",
     ]
     readonly_fields = fields
-    can_delete = False
-    show_change_link = True
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "subject",
@@ -89,14 +177,60 @@ class ConversationAdmin(admin.ModelAdmin):
         "last_activity_at",
     ]
     list_filter = ["status", "team"]
+    list_select_related = ["customer", "team", "assignee"]
     search_fields = ["subject", "customer__name", "customer__identities__value"]
-    raw_id_fields = ["customer", "assignee", "follow_up_of"]
-    readonly_fields = ["contacts_counted", "channels", "version"]
     inlines = [MessageInline]
+    actions = ["solve", "reopen", "close", "unassign"]
+
+    @admin.action(description="Solve (as you; schedules the survey)")
+    def solve(self, request, queryset):  # type: ignore[no-untyped-def]
+        _each(
+            self,
+            request,
+            queryset,
+            "Solved",
+            lambda conversation: conversation_solve(conversation=conversation, actor=request.user),
+        )
+
+    @admin.action(description="Reopen")
+    def reopen(self, request, queryset):  # type: ignore[no-untyped-def]
+        _each(
+            self,
+            request,
+            queryset,
+            "Reopened",
+            lambda conversation: conversation_reopen(
+                conversation=conversation, actor=request.user, reason="Reopened in the admin"
+            ),
+        )
+
+    @admin.action(description="Close")
+    def close(self, request, queryset):  # type: ignore[no-untyped-def]
+        _each(
+            self,
+            request,
+            queryset,
+            "Closed",
+            lambda conversation: conversation_close(
+                conversation=conversation, actor=request.user, reason="Closed in the admin"
+            ),
+        )
+
+    @admin.action(description="Unassign (back to the team's queue)")
+    def unassign(self, request, queryset):  # type: ignore[no-untyped-def]
+        _each(
+            self,
+            request,
+            queryset,
+            "Unassigned",
+            lambda conversation: conversation_assign(
+                conversation=conversation, actor=request.user, unassign=True
+            ),
+        )
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "conversation",
@@ -108,7 +242,6 @@ class MessageAdmin(admin.ModelAdmin):
     ]
     list_filter = ["direction", "channel_kind", "delivery_state"]
     search_fields = ["external_id", "message_id", "subject"]
-    raw_id_fields = ["conversation", "contact", "author", "identity", "channel"]
 
 
 @admin.register(Contact)
@@ -118,16 +251,14 @@ class ContactAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Attachment)
-class AttachmentAdmin(admin.ModelAdmin):
+class AttachmentAdmin(ReadOnlyAdmin):
     list_display = ["filename", "content_type", "size", "message"]
-    raw_id_fields = ["message"]
 
 
 @admin.register(QuarantinedMessage)
-class QuarantinedMessageAdmin(admin.ModelAdmin):
+class QuarantinedMessageAdmin(ReadOnlyAdmin):
     list_display = ["id", "source", "channel", "error", "created_at", "resolved_at"]
     list_filter = ["source"]
-    readonly_fields = ["channel", "source", "error", "created_at"]
 
 
 @admin.register(Event)
@@ -142,10 +273,30 @@ class CustomerMergeAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "merged", "target", "actor", "undone_at"]
 
 
+class SavedReplyForm(forms.ModelForm):
+    class Meta:
+        model = SavedReply
+        fields = ["title", "body", "is_active"]
+
+
 @admin.register(SavedReply)
 class SavedReplyAdmin(admin.ModelAdmin):
-    """Macros for the composer: ``{customer_first_name}`` and ``{agent_first_name}`` are filled in."""
+    """Macros for the composer: ``{customer_first_name}`` and ``{agent_first_name}`` are filled in.
 
+    Saved through saved_reply_create_or_update (keyed by title, trimmed and validated there).
+    """
+
+    form = SavedReplyForm
     list_display = ["title", "is_active", "updated_at"]
     list_filter = ["is_active"]
     search_fields = ["title", "body"]
+
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return ["title"] if obj is not None else []
+
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        data = form.cleaned_data
+        reply = saved_reply_create_or_update(
+            title=data.get("title") or obj.title, body=data["body"], is_active=data["is_active"]
+        )
+        obj.pk = reply.pk
