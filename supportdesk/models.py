@@ -13,6 +13,21 @@ from django.utils import timezone
 from supportdesk.sealing import seal, secret_digest, unseal
 
 
+def choices_check(
+    field: str, choices: type[models.Choices], *, name: str, blank: bool = False
+) -> models.CheckConstraint:
+    """A CHECK that ``field`` holds one of the enum's values ("" too when ``blank``).
+
+    Built from the enum itself, so a value added to the enum changes the constraint and
+    ``makemigrations`` writes the migration: the database never refuses a value the code writes,
+    and never accepts one it does not know.
+    """
+    values = list(choices.values)
+    if blank and "" not in values:
+        values = ["", *values]
+    return models.CheckConstraint(condition=Q(**{f"{field}__in": values}), name=name)
+
+
 class TimeStampedModel(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -51,13 +66,16 @@ class UserManager(BaseUserManager["User"]):
         return self.create_user(email, password, **extra)
 
 
+class UserRole(models.TextChoices):
+    AGENT = "agent", "Agent"
+    MANAGER = "manager", "Manager"
+    ADMIN = "admin", "Admin"
+
+
 class User(AbstractBaseUser, PermissionsMixin):
     """A member of staff. Customers never have an account; they answer by signed links."""
 
-    class Role(models.TextChoices):
-        AGENT = "agent", "Agent"
-        MANAGER = "manager", "Manager"
-        ADMIN = "admin", "Admin"
+    Role = UserRole
 
     email = models.EmailField(unique=True)
     full_name = models.CharField(max_length=150, blank=True)
@@ -77,10 +95,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     class Meta:
         ordering = ["email"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(role__in=["agent", "manager", "admin"]),
-                name="supportdesk_user_role_valid",
-            ),
+            choices_check("role", UserRole, name="supportdesk_user_role_valid"),
         ]
 
     def __str__(self) -> str:
@@ -226,6 +241,12 @@ class IdempotencyKey(models.Model):
         return f"{self.user_id}:{self.key}"
 
 
+class SentMailKind(models.TextChoices):
+    REPLY = "reply", "Agent reply"
+    SURVEY = "survey", "Survey"
+    SURVEY_REMINDER = "survey_reminder", "Survey reminder"
+
+
 class SentMail(models.Model):
     """One email the desk sent to someone outside: a reply, a survey, a reminder.
 
@@ -236,10 +257,7 @@ class SentMail(models.Model):
     silence a customer's surveys.
     """
 
-    class Kind(models.TextChoices):
-        REPLY = "reply", "Agent reply"
-        SURVEY = "survey", "Survey"
-        SURVEY_REMINDER = "survey_reminder", "Survey reminder"
+    Kind = SentMailKind
 
     address = models.CharField(max_length=254)  # lower-cased
     message_id = models.CharField(max_length=998, blank=True)  # without angle brackets
@@ -248,6 +266,9 @@ class SentMail(models.Model):
     sent_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        constraints = [
+            choices_check("kind", SentMailKind, name="supportdesk_sentmail_kind_valid"),
+        ]
         ordering = ["-sent_at", "-id"]
         indexes = [
             # Used by automatic_mail_claim: automatic mail to one address in the last day.
@@ -264,6 +285,23 @@ class SentMail(models.Model):
         return f"{self.kind} to {self.address} at {self.sent_at:%Y-%m-%d %H:%M}"
 
 
+class AuditAction(models.TextChoices):
+    CUSTOMER_MERGED = "customer.merged", "Customers merged"
+    CUSTOMER_MERGE_UNDONE = "customer.merge_undone", "Customer merge undone"
+    STAFF_CREATED = "staff.created", "Staff account created"
+    STAFF_ROLE_CHANGED = "staff.role_changed", "Staff role changed"
+    STAFF_TEAMS_CHANGED = "staff.teams_changed", "Staff teams changed"
+    STAFF_ACCESS_CHANGED = "staff.access_changed", "Staff access changed"
+    STAFF_PASSWORD_SET = "staff.password_set", "Staff password set"
+    API_TOKEN_CREATED = "api_token.created", "API token created"
+    API_TOKEN_ROTATED = "api_token.rotated", "API token rotated"
+    CHANNEL_SECRET_CREATED = "channel.secret_created", "Channel secret created"
+    CHANNEL_SECRET_ROTATED = "channel.secret_rotated", "Channel secret rotated"
+    SURVEY_SETTINGS_CHANGED = "survey_settings.changed", "Survey settings changed"
+    SCORECARDS_RECOMPUTE = "scorecards.recompute", "Scorecard recompute requested"
+    TARGET_CHANGED = "target.changed", "Target changed"
+
+
 class AuditEntry(models.Model):
     """One security-relevant change: who did what to which object, when and from where.
 
@@ -272,21 +310,7 @@ class AuditEntry(models.Model):
     never edited: the admin shows them read-only.
     """
 
-    class Action(models.TextChoices):
-        CUSTOMER_MERGED = "customer.merged", "Customers merged"
-        CUSTOMER_MERGE_UNDONE = "customer.merge_undone", "Customer merge undone"
-        STAFF_CREATED = "staff.created", "Staff account created"
-        STAFF_ROLE_CHANGED = "staff.role_changed", "Staff role changed"
-        STAFF_TEAMS_CHANGED = "staff.teams_changed", "Staff teams changed"
-        STAFF_ACCESS_CHANGED = "staff.access_changed", "Staff access changed"
-        STAFF_PASSWORD_SET = "staff.password_set", "Staff password set"
-        API_TOKEN_CREATED = "api_token.created", "API token created"
-        API_TOKEN_ROTATED = "api_token.rotated", "API token rotated"
-        CHANNEL_SECRET_CREATED = "channel.secret_created", "Channel secret created"
-        CHANNEL_SECRET_ROTATED = "channel.secret_rotated", "Channel secret rotated"
-        SURVEY_SETTINGS_CHANGED = "survey_settings.changed", "Survey settings changed"
-        SCORECARDS_RECOMPUTE = "scorecards.recompute", "Scorecard recompute requested"
-        TARGET_CHANGED = "target.changed", "Target changed"
+    Action = AuditAction
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     # The actor's email is kept beside the link: an entry outlives a deleted account.
@@ -307,6 +331,9 @@ class AuditEntry(models.Model):
     request_id = models.CharField(max_length=64, blank=True)
 
     class Meta:
+        constraints = [
+            choices_check("action", AuditAction, name="supportdesk_auditentry_action_valid"),
+        ]
         ordering = ["-at", "-id"]
         verbose_name_plural = "audit entries"
         indexes = [

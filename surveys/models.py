@@ -13,6 +13,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from supportdesk.models import choices_check
+
 
 def _new_token_key() -> str:
     return secrets.token_urlsafe(24)
@@ -72,28 +74,34 @@ class SurveySettings(models.Model):
             )
 
 
+class SurveyStatus(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    SENT = "sent", "Sent"
+    CANCELLED = "cancelled", "Cancelled (the customer wrote again)"
+    SKIPPED = "skipped", "Skipped"
+    BOUNCED = "bounced", "Bounced"
+
+
+class SurveySkipReason(models.TextChoices):
+    NONE = "", "—"
+    THROTTLED = "throttled", "Surveyed recently"
+    UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+    BOUNCED = "bounced", "Address bounced"
+    AUTO_REPLY = "auto_reply", "Last contact was an auto-reply"
+    NO_EMAIL = "no_email", "Customer has no email address"
+    CHANNEL = "channel", "Channel not surveyed"
+    SAMPLED_OUT = "sampled_out", "Not in the sample"
+    STALE = "stale", "Solve older than the survey window"
+    REOPENED = "reopened", "Reopened before the send"
+    MAIL_CAP = "mail_cap", "Too much automatic mail to this address"
+
+
 class Survey(models.Model):
     """The resolution survey of one solve event (at most one per solve event)."""
 
-    class Status(models.TextChoices):
-        SCHEDULED = "scheduled", "Scheduled"
-        SENT = "sent", "Sent"
-        CANCELLED = "cancelled", "Cancelled (the customer wrote again)"
-        SKIPPED = "skipped", "Skipped"
-        BOUNCED = "bounced", "Bounced"
+    Status = SurveyStatus
 
-    class SkipReason(models.TextChoices):
-        NONE = "", "—"
-        THROTTLED = "throttled", "Surveyed recently"
-        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
-        BOUNCED = "bounced", "Address bounced"
-        AUTO_REPLY = "auto_reply", "Last contact was an auto-reply"
-        NO_EMAIL = "no_email", "Customer has no email address"
-        CHANNEL = "channel", "Channel not surveyed"
-        SAMPLED_OUT = "sampled_out", "Not in the sample"
-        STALE = "stale", "Solve older than the survey window"
-        REOPENED = "reopened", "Reopened before the send"
-        MAIL_CAP = "mail_cap", "Too much automatic mail to this address"
+    SkipReason = SurveySkipReason
 
     event = models.OneToOneField("tickets.Event", on_delete=models.PROTECT, related_name="survey")
     conversation = models.ForeignKey(
@@ -181,10 +189,6 @@ class Survey(models.Model):
             ),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=["scheduled", "sent", "cancelled", "skipped", "bounced"]),
-                name="surveys_survey_status_valid",
-            ),
             # A skipped survey says why; no other status carries a reason.
             models.CheckConstraint(
                 condition=(Q(status="skipped") & ~Q(skip_reason=""))
@@ -195,6 +199,8 @@ class Survey(models.Model):
                 condition=~Q(status="sent") | Q(sent_at__isnull=False),
                 name="surveys_survey_sent_has_sent_at",
             ),
+            choices_check("status", SurveyStatus, name="surveys_survey_status_valid"),
+            choices_check("skip_reason", SurveySkipReason, name="surveys_survey_skip_reason_valid"),
         ]
 
     def __str__(self) -> str:
@@ -205,13 +211,16 @@ class Survey(models.Model):
         return self.expires_at is not None and timezone.now() >= self.expires_at
 
 
+class SurveyResolved(models.TextChoices):
+    YES = "yes", "Yes"
+    PARTLY = "partly", "Partly"
+    NO = "no", "No"
+
+
 class SurveyResponse(models.Model):
     """The customer's answer to one survey; answering again replaces it (one per survey)."""
 
-    class Resolved(models.TextChoices):
-        YES = "yes", "Yes"
-        PARTLY = "partly", "Partly"
-        NO = "no", "No"
+    Resolved = SurveyResolved
 
     survey = models.ForeignKey(Survey, on_delete=models.CASCADE, related_name="responses")
     resolved = models.CharField(max_length=10, choices=Resolved.choices, blank=True)
@@ -254,10 +263,6 @@ class SurveyResponse(models.Model):
                 fields=["survey"], name="surveys_surveyresponse_one_per_survey"
             ),
             models.CheckConstraint(
-                condition=Q(resolved__in=["", "yes", "partly", "no"]),
-                name="surveys_surveyresponse_resolved_valid",
-            ),
-            models.CheckConstraint(
                 condition=Q(csat__isnull=True) | (Q(csat__gte=1) & Q(csat__lte=5)),
                 name="surveys_surveyresponse_csat_range",
             ),
@@ -269,6 +274,9 @@ class SurveyResponse(models.Model):
                 condition=Q(contacts_declared__isnull=True)
                 | (Q(contacts_declared__gte=1) & Q(contacts_declared__lte=5)),
                 name="surveys_surveyresponse_contacts_declared_range",
+            ),
+            choices_check(
+                "resolved", SurveyResolved, name="surveys_surveyresponse_resolved_valid", blank=True
             ),
         ]
 
@@ -304,16 +312,22 @@ class SurveyUnsubscribe(models.Model):
         return self.email
 
 
+class FollowUpReason(models.TextChoices):
+    LOW_CSAT = "low_csat", "CSAT 1 to 2"
+    DETRACTOR = "detractor", "NPS 0 to 6"
+
+
+class FollowUpStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    DONE = "done", "Done"
+
+
 class FollowUp(models.Model):
     """Close the loop: a manager calls back a customer who gave a low CSAT or NPS."""
 
-    class Reason(models.TextChoices):
-        LOW_CSAT = "low_csat", "CSAT 1 to 2"
-        DETRACTOR = "detractor", "NPS 0 to 6"
+    Reason = FollowUpReason
 
-    class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        DONE = "done", "Done"
+    Status = FollowUpStatus
 
     survey = models.ForeignKey(Survey, on_delete=models.CASCADE, related_name="follow_ups")
     team = models.ForeignKey(
@@ -348,9 +362,8 @@ class FollowUp(models.Model):
         constraints = [
             # One follow-up per survey (answering again does not add another).
             models.UniqueConstraint(fields=["survey"], name="surveys_followup_one_per_survey"),
-            models.CheckConstraint(
-                condition=Q(status__in=["open", "done"]), name="surveys_followup_status_valid"
-            ),
+            choices_check("reason", FollowUpReason, name="surveys_followup_reason_valid"),
+            choices_check("status", FollowUpStatus, name="surveys_followup_status_valid"),
         ]
 
     def __str__(self) -> str:

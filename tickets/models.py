@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from supportdesk.models import TimeStampedModel
+from supportdesk.models import TimeStampedModel, choices_check
 from supportdesk.sealing import seal, secret_digest, unseal
 
 
@@ -47,15 +47,18 @@ class Customer(TimeStampedModel):
         return self.name or f"Customer #{self.pk}"
 
 
+class IdentityKind(models.TextChoices):
+    EMAIL = "email", "Email address"
+    PHONE = "phone", "Phone number"
+    CHAT = "chat", "Chat visitor id"
+    SOCIAL = "social", "Social handle"
+    EXTERNAL = "external", "External id"
+
+
 class Identity(TimeStampedModel):
     """A handle on a channel, normalised so that an exact match finds the customer."""
 
-    class Kind(models.TextChoices):
-        EMAIL = "email", "Email address"
-        PHONE = "phone", "Phone number"
-        CHAT = "chat", "Chat visitor id"
-        SOCIAL = "social", "Social handle"
-        EXTERNAL = "external", "External id"
+    Kind = IdentityKind
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="identities")
     kind = models.CharField(max_length=10, choices=Kind.choices)
@@ -75,10 +78,7 @@ class Identity(TimeStampedModel):
             models.UniqueConstraint(
                 fields=["kind", "value"], name="tickets_identity_unique_kind_value"
             ),
-            models.CheckConstraint(
-                condition=Q(kind__in=["email", "phone", "chat", "social", "external"]),
-                name="tickets_identity_kind_valid",
-            ),
+            choices_check("kind", IdentityKind, name="tickets_identity_kind_valid"),
         ]
 
     def __str__(self) -> str:
@@ -114,10 +114,7 @@ class Channel(TimeStampedModel):
     class Meta:
         ordering = ["kind", "name"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(kind__in=["email", "chat", "social", "phone"]),
-                name="tickets_channel_kind_valid",
-            ),
+            choices_check("kind", ChannelKind, name="tickets_channel_kind_valid"),
         ]
 
     def __str__(self) -> str:
@@ -139,15 +136,18 @@ class Channel(TimeStampedModel):
         self.secret_sealed = seal(value)
 
 
+class ConversationStatus(models.TextChoices):
+    NEW = "new", "New"
+    OPEN = "open", "Open"
+    PENDING = "pending", "Pending on customer"
+    SOLVED = "solved", "Solved"
+    CLOSED = "closed", "Closed"
+
+
 class Conversation(TimeStampedModel):
     """One customer issue (a ticket); it may span several channels."""
 
-    class Status(models.TextChoices):
-        NEW = "new", "New"
-        OPEN = "open", "Open"
-        PENDING = "pending", "Pending on customer"
-        SOLVED = "solved", "Solved"
-        CLOSED = "closed", "Closed"
+    Status = ConversationStatus
 
     ACTIVE_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
 
@@ -218,10 +218,7 @@ class Conversation(TimeStampedModel):
             models.Index(fields=["solved_at"], name="tickets_conv_solved_any"),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=["new", "open", "pending", "solved", "closed"]),
-                name="tickets_conversation_status_valid",
-            ),
+            choices_check("status", ConversationStatus, name="tickets_conversation_status_valid"),
         ]
 
     def __str__(self) -> str:
@@ -232,21 +229,27 @@ class Conversation(TimeStampedModel):
         return self.status in self.ACTIVE_STATUSES
 
 
+class ContactReason(models.TextChoices):
+    FIRST = "first", "First inbound message"
+    CHANNEL_CHANGE = "channel_change", "Another channel"
+    REOPEN = "reopen", "Wrote after a solve or while pending"
+    CHASER = "chaser", "Chased an unanswered message"
+    CALL = "call", "Phone call"
+    CHAT_SESSION = "chat_session", "New chat session"
+
+
+class ContactEndedBy(models.TextChoices):
+    CUSTOMER = "customer", "Customer"
+    AGENT = "agent", "Agent"
+    SYSTEM = "system", "System"
+
+
 class Contact(models.Model):
     """A customer-initiated touch about a conversation (METRICS.md, "Counting contacts")."""
 
-    class Reason(models.TextChoices):
-        FIRST = "first", "First inbound message"
-        CHANNEL_CHANGE = "channel_change", "Another channel"
-        REOPEN = "reopen", "Wrote after a solve or while pending"
-        CHASER = "chaser", "Chased an unanswered message"
-        CALL = "call", "Phone call"
-        CHAT_SESSION = "chat_session", "New chat session"
+    Reason = ContactReason
 
-    class EndedBy(models.TextChoices):
-        CUSTOMER = "customer", "Customer"
-        AGENT = "agent", "Agent"
-        SYSTEM = "system", "System"
+    EndedBy = ContactEndedBy
 
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="contacts"
@@ -271,6 +274,13 @@ class Contact(models.Model):
     )
 
     class Meta:
+        constraints = [
+            choices_check("channel_kind", ChannelKind, name="tickets_contact_channel_kind_valid"),
+            choices_check("reason", ContactReason, name="tickets_contact_reason_valid"),
+            choices_check(
+                "ended_by", ContactEndedBy, name="tickets_contact_ended_by_valid", blank=True
+            ),
+        ]
         ordering = ["started_at", "id"]
         indexes = [
             # Timeline contact boundaries and recounts, per conversation in time order.
@@ -283,21 +293,27 @@ class Contact(models.Model):
         return f"{self.channel_kind} contact on #{self.conversation_id}"
 
 
+class MessageDirection(models.TextChoices):
+    INBOUND = "inbound", "Inbound"
+    OUTBOUND = "outbound", "Outbound"
+    NOTE = "note", "Internal note"
+
+
+class MessageDelivery(models.TextChoices):
+    NONE = "", "Not applicable"
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    NOT_SENT = "not_sent", "Not sent (no delivery route)"
+
+
 class Message(models.Model):
     """One entry of a conversation: inbound (customer), outbound (agent) or an internal note."""
 
-    class Direction(models.TextChoices):
-        INBOUND = "inbound", "Inbound"
-        OUTBOUND = "outbound", "Outbound"
-        NOTE = "note", "Internal note"
+    Direction = MessageDirection
 
-    class Delivery(models.TextChoices):
-        NONE = "", "Not applicable"
-        QUEUED = "queued", "Queued"
-        SENDING = "sending", "Sending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
-        NOT_SENT = "not_sent", "Not sent (no delivery route)"
+    Delivery = MessageDelivery
 
     conversation = models.ForeignKey(
         Conversation, on_delete=models.PROTECT, related_name="messages"
@@ -384,9 +400,12 @@ class Message(models.Model):
                 condition=Q(external_id__isnull=False),
                 name="tickets_message_unique_external_id",
             ),
-            models.CheckConstraint(
-                condition=Q(direction__in=["inbound", "outbound", "note"]),
-                name="tickets_message_direction_valid",
+            choices_check(
+                "channel_kind", ChannelKind, name="tickets_message_channel_kind_valid", blank=True
+            ),
+            choices_check("direction", MessageDirection, name="tickets_message_direction_valid"),
+            choices_check(
+                "delivery_state", MessageDelivery, name="tickets_message_delivery_state_valid"
             ),
         ]
 
@@ -439,23 +458,26 @@ class QuarantinedMessage(models.Model):
         return f"{self.source}: {self.error[:60]}"
 
 
+class EventKind(models.TextChoices):
+    CONVERSATION_CREATED = "conversation.created", "Conversation created"
+    STATUS_CHANGED = "conversation.status_changed", "Status changed"
+    ASSIGNED = "conversation.assigned", "Assigned"
+    SOLVED = "conversation.solved", "Solved"
+    REOPENED = "conversation.reopened", "Reopened"
+    CLOSED = "conversation.closed", "Closed"
+    INBOUND = "message.inbound", "Customer wrote"
+    REPLIED = "message.replied", "Agent replied"
+    MESSAGE_MOVED = "message.moved", "Message moved"
+    CUSTOMER_MERGED = "customer.merged", "Customers merged"
+    CUSTOMER_MERGE_UNDONE = "customer.merge_undone", "Merge undone"
+    IDENTITY_LINKED = "identity.linked", "Identity linked"
+    IDENTITY_UNDELIVERABLE = "identity.undeliverable", "Address bounced"
+
+
 class Event(models.Model):
     """Append-only log of what happened; higher apps react to it (see supportdesk.events)."""
 
-    class Kind(models.TextChoices):
-        CONVERSATION_CREATED = "conversation.created", "Conversation created"
-        STATUS_CHANGED = "conversation.status_changed", "Status changed"
-        ASSIGNED = "conversation.assigned", "Assigned"
-        SOLVED = "conversation.solved", "Solved"
-        REOPENED = "conversation.reopened", "Reopened"
-        CLOSED = "conversation.closed", "Closed"
-        INBOUND = "message.inbound", "Customer wrote"
-        REPLIED = "message.replied", "Agent replied"
-        MESSAGE_MOVED = "message.moved", "Message moved"
-        CUSTOMER_MERGED = "customer.merged", "Customers merged"
-        CUSTOMER_MERGE_UNDONE = "customer.merge_undone", "Merge undone"
-        IDENTITY_LINKED = "identity.linked", "Identity linked"
-        IDENTITY_UNDELIVERABLE = "identity.undeliverable", "Address bounced"
+    Kind = EventKind
 
     kind = models.CharField(max_length=40, choices=Kind.choices)
     occurred_at = models.DateTimeField(default=timezone.now)
@@ -490,6 +512,12 @@ class Event(models.Model):
     data = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        constraints = [
+            choices_check("kind", EventKind, name="tickets_event_kind_valid"),
+            choices_check(
+                "channel_kind", ChannelKind, name="tickets_event_channel_kind_valid", blank=True
+            ),
+        ]
         ordering = ["occurred_at", "id"]
         indexes = [
             # Contact recounts and the timeline read a conversation's events in order.
