@@ -110,6 +110,14 @@ def channels_b(team_b):
 
 
 @pytest.fixture
+def webhook_auth(settings):
+    """The Authorization header that passes the email provider's webhook secret."""
+    from tests.helpers import provider_webhook_headers
+
+    return provider_webhook_headers(settings)
+
+
+@pytest.fixture
 def api():
     return APIClient()
 

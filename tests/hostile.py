@@ -16,7 +16,8 @@ from email.utils import make_msgid
 
 import time_machine
 from django.utils import timezone
-from rest_framework.test import APIClient
+
+from tests.helpers import post_email
 
 # Every marker sets window.__pwned or opens a dialog if it ever runs; every URL points outside.
 H = (
@@ -94,13 +95,8 @@ def hostile_email(*, name: str, address: str, subject: str) -> bytes:
     return message.as_bytes()
 
 
-def post_email(channel, raw: bytes) -> dict:
-    response = APIClient().post(
-        "/api/v1/inbound/email/",
-        raw,
-        content_type="message/rfc822",
-        headers={"X-Channel-Token": channel.secret},
-    )
+def post_email_accepted(channel, raw: bytes) -> dict:
+    response = post_email(channel, raw)
     assert response.status_code in (200, 201), response.content
     return response.json()
 
@@ -146,7 +142,7 @@ def hostile_desk(*, channels, agent, manager) -> HostileDesk:
     with time_machine.travel(
         datetime.combine(monday, datetime.min.time(), UTC) + timedelta(hours=33)
     ):
-        qa = post_email(
+        qa = post_email_accepted(
             channels["email"],
             hostile_email(name=H_LINE, address="qa-victim@example.com", subject=f"QA {H_LINE}"),
         )
@@ -166,7 +162,7 @@ def hostile_desk(*, channels, agent, manager) -> HostileDesk:
     qa_review_dispute(review=review, agent=agent, comment=H)
 
     # Today: an email with everything hostile, answered, solved, surveyed and answered.
-    first = post_email(
+    first = post_email_accepted(
         channels["email"],
         hostile_email(name=H_LINE, address="victim@example.com", subject=f"Order {H_LINE}"),
     )

@@ -46,6 +46,7 @@ from surveys.services import survey_token, surveys_send_due
 from surveys.tasks import survey_schedule_task, surveys_send_due_task
 from tests.conftest import client_for
 from tests.factories import email_bytes, send_chat, send_email
+from tests.helpers import web
 from tests.services import (
     BASE_DIR,
     broker_url_for_tests,
@@ -80,12 +81,6 @@ def _conversation(channel, sender: str = "Jane Doe <jane@example.com>") -> Conve
     return Conversation.objects.get(pk=result.conversation_id)
 
 
-def _web(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def _message_state(message_id: int) -> tuple[str, int, str]:
     message = Message.objects.get(pk=message_id)
     return message.delivery_state, message.delivery_attempts, message.delivery_error
@@ -111,11 +106,11 @@ def test_smtp_down_reply_stored_at_once_shown_retrying_then_sent_once(channels, 
         "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
         "DELIVERY_RETRY_SECONDS": "1",
     }
-    web = _web(agent_a)
+    agent_web = web(agent_a)
     try:
         with celery_publishing_to(broker_url, queue=queue), celery_worker(broker_url, env):
             # When an agent replies while SMTP refuses connections
-            response = web.post(
+            response = agent_web.post(
                 f"/conversations/{conversation.pk}/reply/",
                 {"body": "It ships tomorrow.", "channel": "email"},
             )
@@ -132,7 +127,7 @@ def test_smtp_down_reply_stored_at_once_shown_retrying_then_sent_once(channels, 
                 what="two failed delivery attempts",
             )
             assert "Connection refused" in state[2]
-            page = web.get(f"/conversations/{conversation.pk}/").content.decode()
+            page = agent_web.get(f"/conversations/{conversation.pk}/").content.decode()
             shown = re.search(
                 r'class="delivery delivery-retrying"[^>]*>Not delivered yet, retrying '
                 r"\((\d+) attempts failed: ([^)]*)\)",
@@ -159,7 +154,7 @@ def test_smtp_down_reply_stored_at_once_shown_retrying_then_sent_once(channels, 
                 header = f"Message-ID: <{message.message_id}>"
                 assert sum(header in mail for mail in sink.delivered) == 1
                 assert message.delivery_error == ""
-                page = web.get(f"/conversations/{conversation.pk}/").content.decode()
+                page = agent_web.get(f"/conversations/{conversation.pk}/").content.decode()
                 assert (
                     f'class="delivery delivery-sent" title="">Sent '
                     f"({message.delivery_attempts} attempts)</span>"
@@ -350,7 +345,7 @@ def test_redis_down_every_request_succeeds_and_each_mail_goes_out_once_after(cha
     queue = unique_queue_name()
     conversation = _conversation(channels["email"])
     survey = _answered_survey_ready(channels, agent_a)
-    web, api = _web(agent_a), client_for(agent_a)
+    agent_web, api = web(agent_a), client_for(agent_a)
     statuses = []
     with redis_server() as redis_srv, celery_publishing_to(redis_srv.url(), queue=queue):
         # Given Redis went down
@@ -368,7 +363,7 @@ def test_redis_down_every_request_succeeds_and_each_mail_goes_out_once_after(cha
         new_conversation = inbound.json()["conversation"]
         # And agents reply through the workspace and the API, and solve the new conversation
         statuses.append(
-            web.post(
+            agent_web.post(
                 f"/conversations/{conversation.pk}/reply/",
                 {"body": "From the workspace.", "channel": "email"},
             ).status_code

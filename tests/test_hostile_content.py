@@ -7,19 +7,15 @@ import io
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
+from tests.helpers import web
 from tests.hostile import hostile_desk
 from tickets.models import Attachment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def web(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

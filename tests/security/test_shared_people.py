@@ -10,20 +10,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from tests.factories import make_staff, send_email
+from tests.helpers import web
 from tickets.models import Conversation, Event
 from tickets.services import conversation_solve
 
 pytestmark = pytest.mark.django_db
 
 
-def _web(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _solve_with_answer(conversation: Conversation, agent, comment: str) -> None:
@@ -52,8 +48,8 @@ def test_the_sidebar_shows_a_shared_customers_latest_answer_only_from_my_team(
     )
 
     # when
-    page_a = _web(agent_a).get(f"/conversations/{mine.conversation_id}/").content.decode()
-    page_b = _web(agent_b).get(f"/conversations/{theirs.conversation_id}/").content.decode()
+    page_a = web(agent_a).get(f"/conversations/{mine.conversation_id}/").content.decode()
+    page_b = web(agent_b).get(f"/conversations/{theirs.conversation_id}/").content.decode()
 
     # then: each team sees its own answer as the latest, never the other's
     assert "A-comment" in page_a
@@ -77,8 +73,8 @@ def test_an_agent_in_two_teams_shows_a_manager_only_the_managers_team(
     facts_compute(day_from=today - timedelta(days=2), day_to=today + timedelta(days=1))
 
     # when: Team A's manager and Pat open Pat's scorecard page
-    as_manager = _web(manager_a).get(f"/dashboard/agents/{pat.pk}/?period=week")
-    as_pat = _web(pat).get(f"/dashboard/agents/{pat.pk}/?period=week")
+    as_manager = web(manager_a).get(f"/dashboard/agents/{pat.pk}/?period=week")
+    as_pat = web(pat).get(f"/dashboard/agents/{pat.pk}/?period=week")
 
     # then: the manager reads Team A's part only; Pat reads both
     assert as_manager.status_code == 200

@@ -16,11 +16,12 @@ from django.db import transaction
 from django.test import Client
 
 from metrics.services import recompute_job_create, target_set
-from supportdesk.models import ApiToken, AuditEntry, User
+from supportdesk.models import ApiToken, AuditEntry
 from supportdesk.services import audit_record, staff_create_or_update, staff_token_rotate
 from surveys.services import survey_settings_update
 from tests.conftest import client_for
 from tests.factories import make_staff, send_email
+from tests.helpers import web
 from tickets.models import Channel, CustomerMerge
 from tickets.services import channel_create_or_update, channel_rotate_secret
 
@@ -39,10 +40,6 @@ def since(start: int) -> list[tuple[str, str, str, str]]:
     ]
 
 
-def web(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 # --- Customer merges ------------------------------------------------------------------------------

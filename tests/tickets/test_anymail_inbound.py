@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
 import pytest
@@ -15,11 +14,6 @@ pytestmark = pytest.mark.django_db
 URL = "/anymail/postmark/inbound/"
 
 
-@pytest.fixture
-def webhook_auth(settings):
-    settings.ANYMAIL = {"WEBHOOK_SECRET": "provider:s3cret"}
-    token = base64.b64encode(b"provider:s3cret").decode()
-    return {"HTTP_AUTHORIZATION": f"Basic {token}"}
 
 
 def postmark_payload(**overrides) -> dict:

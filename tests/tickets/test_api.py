@@ -12,6 +12,7 @@ from rest_framework import serializers
 
 from tests.conftest import client_for
 from tests.factories import email_bytes, make_staff, send_call, send_chat, send_email
+from tests.helpers import post_email
 from tickets import tokens
 from tickets.models import (
     Attachment,
@@ -53,14 +54,6 @@ def conversation_state(conversation_id: int) -> dict[str, Any]:
     return Conversation.objects.filter(pk=conversation_id).values().get()
 
 
-def post_email(api, channel, raw: bytes, *, token: str | None = None):
-    secret = channel.secret if token is None else token
-    return api.post(
-        INBOUND.format(kind="email"),
-        raw,
-        content_type="message/rfc822",
-        headers={"X-Channel-Token": secret},
-    )
 
 
 def post_inbound(api, channel, kind: str, payload: dict[str, Any], *, token: str | None = None):
@@ -118,7 +111,7 @@ def test_inbound_email_creates_customer_conversation_and_message(api, channels):
     raw = email_bytes(message_id="<first@mail.example.com>")
 
     # when the email channel posts it
-    response = post_email(api, channels["email"], raw)
+    response = post_email(channels["email"], raw)
 
     # then everything is stored once and the ids come back
     assert response.status_code == 201, response.content
@@ -136,10 +129,10 @@ def test_inbound_email_creates_customer_conversation_and_message(api, channels):
 
 def test_inbound_email_posted_twice_returns_200_with_same_ids(api, channels):
     raw = email_bytes(message_id="<dup@mail.example.com>")
-    first = post_email(api, channels["email"], raw)
+    first = post_email(channels["email"], raw)
     before = counts()
 
-    second = post_email(api, channels["email"], raw)
+    second = post_email(channels["email"], raw)
 
     assert (first.status_code, second.status_code) == (201, 200)
     assert second.json() == {**first.json(), "new_contact": False}
@@ -147,7 +140,7 @@ def test_inbound_email_posted_twice_returns_200_with_same_ids(api, channels):
 
 
 def test_inbound_email_with_attachment_lists_it_on_the_message(api, channels, api_a):
-    response = post_email(api, channels["email"], email_with_attachment(1000))
+    response = post_email(channels["email"], email_with_attachment(1000))
 
     assert response.status_code == 201, response.content
     detail = api_a.get(f"/api/v1/conversations/{response.json()['conversation']}/").json()
@@ -158,7 +151,7 @@ def test_inbound_email_with_attachment_lists_it_on_the_message(api, channels, ap
 
 
 def test_inbound_email_that_cannot_be_attributed_is_quarantined_with_202(api, channels):
-    response = post_email(api, channels["email"], b"this is not an email at all")
+    response = post_email(channels["email"], b"this is not an email at all")
 
     assert response.status_code == 202
     quarantined = QuarantinedMessage.objects.get()
@@ -171,7 +164,7 @@ def test_inbound_email_that_cannot_be_attributed_is_quarantined_with_202(api, ch
 
 
 def test_inbound_email_with_empty_body_is_400(api, channels):
-    response = post_email(api, channels["email"], b"")
+    response = post_email(channels["email"], b"")
 
     assert response.status_code == 400
     assert "raw RFC 822" in response.json()["detail"]
@@ -316,7 +309,7 @@ def test_inbound_on_a_channel_of_another_kind_is_400(api, channels):
     before = counts()
 
     chat_on_email = post_inbound(api, channels["email"], "chat", chat_payload())
-    email_on_chat = post_email(api, channels["chat"], email_bytes())
+    email_on_chat = post_email(channels["chat"], email_bytes())
 
     assert (chat_on_email.status_code, email_on_chat.status_code) == (400, 400)
     assert chat_on_email.json() == {"detail": "This channel is a email channel, not chat."}
@@ -342,7 +335,7 @@ def test_inbound_without_token_is_401_and_stores_nothing(api, channels):
 def test_inbound_with_wrong_token_is_401_and_stores_nothing(api, channels):
     before = counts()
 
-    email = post_email(api, channels["email"], email_bytes(), token="not-the-secret")
+    email = post_email(channels["email"], email_bytes(), token="not-the-secret")
     chat = post_inbound(api, channels["chat"], "chat", chat_payload(), token="not-the-secret")
 
     assert (email.status_code, chat.status_code) == (401, 401)
@@ -356,7 +349,7 @@ def test_inbound_on_an_inactive_channel_is_401(api, channels):
     channel.save(update_fields=["is_active"])
     before = counts()
 
-    response = post_email(api, channel, email_bytes())
+    response = post_email(channel, email_bytes())
 
     assert response.status_code == 401
     assert counts() == before
@@ -424,7 +417,7 @@ def test_inbound_email_with_too_big_attachment_is_413_and_stores_nothing(api, ch
     settings.ATTACHMENT_MAX_BYTES = 500
     before = counts()
 
-    response = post_email(api, channels["email"], email_with_attachment(2000))
+    response = post_email(channels["email"], email_with_attachment(2000))
 
     assert response.status_code == 413
     assert response.json() == {
@@ -437,7 +430,7 @@ def test_inbound_body_over_upload_limit_is_413_and_stores_nothing(api, channels,
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2048
     before = counts()
 
-    email = post_email(api, channels["email"], email_bytes(body="x" * 5000))
+    email = post_email(channels["email"], email_bytes(body="x" * 5000))
     chat = post_inbound(api, channels["chat"], "chat", chat_payload(body="x" * 5000))
 
     assert (email.status_code, chat.status_code) == (413, 413)
@@ -1231,7 +1224,7 @@ def test_admin_sees_every_team(channels_b, admin_user):
 
 def test_one_customer_one_conversation_across_email_chat_and_phone(api, api_a, channels):
     # given an email from Jane
-    email = post_email(api, channels["email"], email_bytes(sender="Jane Doe <jane@example.com>"))
+    email = post_email(channels["email"], email_bytes(sender="Jane Doe <jane@example.com>"))
     # and a chat in which the visitor gives the same email
     chat = post_inbound(
         api, channels["chat"], "chat", chat_payload(email="jane@example.com", sent_at=None)

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.db import connection, connections
-from django.test import Client
 
 from tests.factories import email_bytes
+from tests.helpers import post_email
 from tickets.models import Conversation, Customer, Identity, Message
 from tickets.services import channel_create_or_update
 
@@ -55,13 +55,6 @@ def run_together(post: Callable[[int], Any]) -> list[tuple[int, dict[str, Any]]]
     return results  # type: ignore[return-value]
 
 
-def post_email(secret: str, raw: bytes) -> Any:
-    return Client().post(
-        "/api/v1/inbound/email/",
-        raw,
-        content_type="message/rfc822",
-        headers={"X-Channel-Token": secret},
-    )
 
 
 @pytest.mark.django_db(transaction=True)

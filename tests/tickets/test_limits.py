@@ -21,7 +21,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from tests.factories import email_bytes, send_email
-from tests.tickets.test_api import counts, email_with_attachment, post_email
+from tests.helpers import post_email
+from tests.tickets.test_api import counts, email_with_attachment
 from tickets.emails import MAX_BODY_CHARS, MAX_MIME_PARTS, parse_raw_email
 from tickets.models import Attachment, Message, QuarantinedMessage
 
@@ -134,7 +135,7 @@ def test_a_few_hundred_parts_are_still_parsed_normally():
 
 
 def test_a_20_mb_line_is_stored_cut_with_a_note(api, channels):
-    response = post_email(api, channels["email"], long_line(20 * 1024 * 1024))
+    response = post_email(channels["email"], long_line(20 * 1024 * 1024))
 
     assert response.status_code == 201, response.content[:500]
     message = Message.objects.get()
@@ -151,7 +152,7 @@ def test_a_20_mb_line_is_stored_cut_with_a_note(api, channels):
     ids=["nested-1000", "parts-10000", "headers-20MB"],
 )
 def test_hostile_structure_through_the_api_is_stored_once(api, channels, raw):
-    response = post_email(api, channels["email"], raw)
+    response = post_email(channels["email"], raw)
 
     assert response.status_code == 201, response.content[:500]
     assert Message.objects.count() == 1
@@ -222,11 +223,6 @@ def test_a_form_post_over_the_limit_gets_a_friendly_413_page(channels, settings)
 WEBHOOK = "/anymail/postmark/inbound/"
 
 
-@pytest.fixture
-def webhook_auth(settings):
-    settings.ANYMAIL = {"WEBHOOK_SECRET": "provider:s3cret"}
-    token = base64.b64encode(b"provider:s3cret").decode()
-    return {"HTTP_AUTHORIZATION": f"Basic {token}"}
 
 
 def postmark(attachments: list[dict]) -> str:
@@ -301,7 +297,7 @@ def test_the_raw_api_refuses_an_oversized_attachment_whole(api, channels, settin
     settings.ATTACHMENT_MAX_BYTES = 500
     before = counts()
 
-    response = post_email(api, channels["email"], email_with_attachment(2000))
+    response = post_email(channels["email"], email_with_attachment(2000))
 
     assert response.status_code == 413
     assert counts() == before

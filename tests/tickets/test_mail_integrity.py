@@ -342,11 +342,6 @@ def test_a_real_bounce_stops_surveys_shows_in_the_workspace_and_a_new_mail_clear
     assert Identity.objects.get(value="jane@example.com").undeliverable_at is None
 
 
-def webhook_auth(settings) -> dict:
-    settings.ANYMAIL = {"WEBHOOK_SECRET": "provider:s3cret"}
-    return {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(b"provider:s3cret").decode()}
-
-
 def postmark_bounce(email_address: str) -> str:
     return json.dumps(
         {
@@ -362,8 +357,8 @@ def postmark_bounce(email_address: str) -> str:
     )
 
 
-def test_a_provider_bounce_event_marks_the_address_undeliverable(client, settings, channels):
-    auth = webhook_auth(settings)
+def test_a_provider_bounce_event_marks_the_address_undeliverable(client, webhook_auth, channels):
+    auth = webhook_auth
     inbound(channels["email"], sender="jane@example.com")
 
     response = client.post(

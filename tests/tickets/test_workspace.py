@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from supportdesk import extensions
 from tests.factories import send_call, send_chat, send_email
+from tests.helpers import web
 from tickets.models import (
     Conversation,
     ConversationViewer,
@@ -54,10 +55,6 @@ def _fresh_rate_limits():
     cache.clear()
 
 
-def web(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def at(minutes_ago: int):
