@@ -16,8 +16,6 @@ from tickets.models import Attachment
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-
-
 @pytest.fixture
 def desk(channels, agent_a, manager_a, settings):
     settings.QA_PEER_REVIEW = False

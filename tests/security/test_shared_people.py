@@ -20,8 +20,6 @@ from tickets.services import conversation_solve
 pytestmark = pytest.mark.django_db
 
 
-
-
 def _solve_with_answer(conversation: Conversation, agent, comment: str) -> None:
     from surveys.services import Answer, survey_record_past
 

@@ -40,8 +40,6 @@ def since(start: int) -> list[tuple[str, str, str, str]]:
     ]
 
 
-
-
 # --- Customer merges ------------------------------------------------------------------------------
 
 

@@ -14,8 +14,6 @@ pytestmark = pytest.mark.django_db
 URL = "/anymail/postmark/inbound/"
 
 
-
-
 def postmark_payload(**overrides) -> dict:
     payload = {
         "FromFull": {"Email": "jane@example.com", "Name": "Jane Doe"},

@@ -54,8 +54,6 @@ def conversation_state(conversation_id: int) -> dict[str, Any]:
     return Conversation.objects.filter(pk=conversation_id).values().get()
 
 
-
-
 def post_inbound(api, channel, kind: str, payload: dict[str, Any], *, token: str | None = None):
     secret = channel.secret if token is None else token
     return api.post(

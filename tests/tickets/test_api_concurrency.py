@@ -55,8 +55,6 @@ def run_together(post: Callable[[int], Any]) -> list[tuple[int, dict[str, Any]]]
     return results  # type: ignore[return-value]
 
 
-
-
 @pytest.mark.django_db(transaction=True)
 def test_five_simultaneous_deliveries_of_one_email_store_it_once():
     require_postgres()

@@ -223,8 +223,6 @@ def test_a_form_post_over_the_limit_gets_a_friendly_413_page(channels, settings)
 WEBHOOK = "/anymail/postmark/inbound/"
 
 
-
-
 def postmark(attachments: list[dict]) -> str:
     return json.dumps(
         {

@@ -55,8 +55,6 @@ def _fresh_rate_limits():
     cache.clear()
 
 
-
-
 def at(minutes_ago: int):
     return timezone.now() - timedelta(minutes=minutes_ago)
 
@@ -965,9 +963,7 @@ def test_attachments_download_as_files_for_the_team_only(channels, agent_a, agen
     assert web(agent_b).get(f"/attachments/{attachment.pk}/").status_code == 404
 
 
-def test_a_visitor_typing_someones_email_never_reads_or_writes_their_live_chat(
-    channels, agent_a
-):
+def test_a_visitor_typing_someones_email_never_reads_or_writes_their_live_chat(channels, agent_a):
     from surveys.models import Survey
 
     # Given: Jane chats through the provider (signed in there), an agent answered; her earlier
@@ -981,9 +977,7 @@ def test_a_visitor_typing_someones_email_never_reads_or_writes_their_live_chat(
         channels["chat"], visitor_id="v-jane", session_id="jane-1", email="jane@example.com"
     )
     assert live.conversation_id != solved.conversation_id
-    conversation_reply(
-        conversation=conversation_of(live), author=agent_a, body="Your PIN is 4821"
-    )
+    conversation_reply(conversation=conversation_of(live), author=agent_a, body="Your PIN is 4821")
 
     # When: someone else opens /chat/ giving Jane's address, writes, and keeps polling
     visitor = Client()
