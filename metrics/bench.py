@@ -7,7 +7,7 @@ and writes the rows the services would have written, straight into the tables:
 - each conversation is simulated step by step (customer messages, agent replies, notes, pending,
   solves, reopens, closes, surveys and their answers) in its own time order, and every step after
   "now" is dropped, so the recent conversations are naturally still open;
-- contacts are opened by the rules of ``tickets.services._contact_reason`` (METRICS.md,
+- contacts are opened by the rules of ``tickets.services.contacts.contact_reason`` (METRICS.md,
   "Counting contacts"), so ``conversation_recount_contacts`` finds the same counts;
 - events carry the attribution and ``data`` the services record (``status_from``/``status_to``,
   ``contacts_counted``, ``new_contact``...), because the metrics and the recount read them;
@@ -644,7 +644,7 @@ class Conversation:
         self.closed_at: int | None = None
         self.version = 1
         self.updated = start
-        # Contact counting state (tickets.services._contact_reason).
+        # Contact counting state (tickets.services.contacts.contact_reason).
         self.prev_kind = ""
         self.prev_t = 0
         self.prev_talk = 0
@@ -768,7 +768,7 @@ class Conversation:
             self.session_no += 1
             self.session = f"s-{self.id}-{self.session_no}"
         thread_key = self.session if kind == "chat" else ""
-        # tickets.services._contact_reason
+        # tickets.services.contacts.contact_reason
         if kind == "phone":
             reason = "call"
         elif not self.prev_kind:

@@ -6,7 +6,10 @@ Fixtures live in tests/conftest.py; data builders (staff, inbound messages) in t
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+from unittest import mock
 
 from django.test import Client
 from rest_framework.test import APIClient
@@ -40,3 +43,13 @@ def provider_webhook_headers(settings: Any) -> dict[str, str]:
     settings.ANYMAIL = {"WEBHOOK_SECRET": PROVIDER_WEBHOOK_SECRET}
     token = base64.b64encode(PROVIDER_WEBHOOK_SECRET.encode()).decode()
     return {"HTTP_AUTHORIZATION": f"Basic {token}"}
+
+
+@contextmanager
+def outbox_held() -> Iterator[None]:
+    """Nothing the tickets services write reaches the outbox: a reply stays queued, no reaction runs."""
+    with (
+        mock.patch("tickets.services.events.outbox_enqueue"),
+        mock.patch("tickets.services.conversations.outbox_enqueue"),
+    ):
+        yield

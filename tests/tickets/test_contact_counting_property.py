@@ -1,6 +1,6 @@
 """Property: the contact count at ingestion equals a full recount from the stored history.
 
-``_contact_reason`` decides both live (one message at a time, against the live status) and in
+``tickets.services.contacts.contact_reason`` decides both live (one message at a time, against the live status) and in
 ``conversation_recount_contacts`` (replaying messages against the event log after a move). If
 the two ever disagreed, moving a message back and forth would change a conversation's count.
 """

@@ -11,6 +11,7 @@ from django.utils import timezone
 from supportdesk.errors import ApplicationError, Conflict
 from supportdesk.models import OutboxItem
 from tests.factories import email_bytes, send_call, send_chat, send_email, send_social
+from tests.helpers import outbox_held
 from tickets import tokens
 from tickets.models import Contact, Conversation, Customer, CustomerMerge, Event, Identity, Message
 from tickets.services import (
@@ -692,14 +693,13 @@ def test_solve_event_is_attributed_to_the_last_contact_channel_agent_and_team(
 
 
 def test_a_stuck_send_is_taken_over_by_the_age_of_its_claim_not_of_the_message(channels, agent_a):
-    from unittest import mock
 
     from tickets.services import message_email_send
 
     # given: a reply written two hours ago that a worker claimed a minute ago and is sending now
     first = send_email(channels["email"], sender="jane@example.com")
     conversation = Conversation.objects.get(pk=first.conversation_id)
-    with mock.patch("tickets.services.outbox_enqueue"):
+    with outbox_held():
         reply = conversation_reply(conversation=conversation, author=agent_a, body="On its way")
     Message.objects.filter(pk=reply.pk).update(
         created_at=ago(hours=2),

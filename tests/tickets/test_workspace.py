@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from supportdesk import extensions
 from tests.factories import send_call, send_chat, send_email
-from tests.helpers import web
+from tests.helpers import outbox_held, web
 from tickets.models import (
     Conversation,
     ConversationViewer,
@@ -639,7 +639,7 @@ def test_chat_reply_is_delivered_as_a_signed_webhook(
 
     with (
         mock.patch(
-            "tickets.services._webhook_urlopen",
+            "tickets.services.delivery._webhook_urlopen",
             side_effect=lambda r, timeout: requests.append(r) or FakeResponse(),
         ),
         django_capture_on_commit_callbacks(execute=True),
@@ -673,13 +673,13 @@ def test_webhook_server_error_requeues_for_retry_and_4xx_fails(channels, agent_a
 
     send_social(channels["social"], handle="@jane")
     conversation = Conversation.objects.get()
-    with mock.patch("tickets.services.outbox_enqueue"):
+    with outbox_held():
         message = conversation_reply(conversation=conversation, author=agent_a, body="On it")
     assert message.delivery_state == "queued"
 
     error = urllib.error.HTTPError("https://hooks.example.com/s", 503, "down", {}, None)
     with (
-        mock.patch("tickets.services._webhook_urlopen", side_effect=error),
+        mock.patch("tickets.services.delivery._webhook_urlopen", side_effect=error),
         pytest.raises(urllib.error.HTTPError),
     ):
         message_webhook_send(message_id=message.pk)
@@ -692,7 +692,7 @@ def test_webhook_server_error_requeues_for_retry_and_4xx_fails(channels, agent_a
     from tickets.tasks import message_webhook_send_task
 
     error = urllib.error.HTTPError("https://hooks.example.com/s", 410, "gone", {}, None)
-    with mock.patch("tickets.services._webhook_urlopen", side_effect=error):
+    with mock.patch("tickets.services.delivery._webhook_urlopen", side_effect=error):
         message_webhook_send_task(message_id=message.pk)
     message.refresh_from_db()
     assert (message.delivery_state, message.delivery_attempts) == ("failed", 2)
@@ -740,7 +740,7 @@ def test_a_webhook_redirect_is_not_followed_and_the_error_never_names_the_url(ch
     channel_set_webhook(channel=channels["chat"], webhook_url=url)
     send_chat(channels["chat"], visitor_id="v-1", session_id="sess-1", body="hello?")
     conversation = Conversation.objects.get()
-    with mock.patch("tickets.services.outbox_enqueue"):
+    with outbox_held():
         message = conversation_reply(conversation=conversation, author=agent_a, body="Hi")
 
     # when

@@ -1,0 +1,156 @@
+"""Every write of the tickets app, by sub-domain; import from here (``tickets.services``).
+
+- ``channels``: channels, their secrets and webhook URLs
+- ``events``: the event log, and the conversation row's status and version
+- ``customers``: customers and identities, linking, merges and their undo
+- ``contacts``: contact counting (docs/metrics.md, "Counting contacts"), the one place that decides
+- ``ingest``: inbound email, chat, social and phone
+- ``conversations``: agent actions (reply, solve, reopen, pending, assign, take next, move, close)
+- ``delivery``: outbound email and signed webhooks, one claim so a message is sent once
+- ``saved_replies``, ``presence``
+
+Rules that hold throughout:
+
+- Each public function is one state change, in one transaction. Side effects (mail, the
+  reactions of higher apps) are written to the outbox in that transaction and run after commit.
+- Ingestion is idempotent on ``(channel, external_id)`` by a unique constraint, not by
+  check-then-insert: a concurrent duplicate rolls its whole transaction back and returns the row
+  the winner stored.
+- Contacts are counted by ``contacts.contact_reason`` only, for ingestion and recounts alike.
+"""
+
+from tickets.services.channels import (
+    channel_create_or_update,
+    channel_rotate_secret,
+    channel_set_webhook,
+)
+from tickets.services.contacts import (
+    contact_open,
+    contact_reason,
+    conversation_is_answered,
+    conversation_recount_contacts,
+    counted_inbound,
+)
+from tickets.services.conversations import (
+    TEAM_NOT_YOURS,
+    ReplyHeld,
+    StaleVersion,
+    conversation_assign,
+    conversation_close,
+    conversation_reopen,
+    conversation_reply,
+    conversation_set_pending,
+    conversation_solve,
+    conversation_take_next,
+    conversations_close_solved,
+    message_move,
+)
+from tickets.services.customers import (
+    HandleTaken,
+    customer_for_handles,
+    customer_merge,
+    customer_merge_undo,
+    identity_link,
+    solve_dates,
+)
+from tickets.services.delivery import (
+    SEND_LEASE,
+    WEBHOOK_SIGNATURE_HEADER,
+    WEBHOOK_TIMEOUT_SECONDS,
+    WEBHOOK_TIMESTAMP_HEADER,
+    WebhookRejected,
+    chat_replies_mark_delivered,
+    chat_session_latest,
+    message_claim_for_sending,
+    message_delivery_failed,
+    message_email_send,
+    message_webhook_send,
+    webhook_signature,
+)
+from tickets.services.events import (
+    conversation_save,
+    conversation_set_status,
+    event_record,
+)
+from tickets.services.ingest import (
+    EARLIEST_MESSAGE_TIME,
+    InboundResult,
+    identity_mark_undeliverable,
+    inbound_chat,
+    inbound_email_from_anymail,
+    inbound_email_raw,
+    inbound_phone,
+    inbound_social,
+    quarantine_store,
+)
+from tickets.services.presence import (
+    PRESENCE_TTL_SECONDS,
+    conversation_presence_leave,
+    conversation_presence_touch,
+)
+from tickets.services.saved_replies import (
+    SAVED_REPLY_VARIABLES,
+    saved_replies_seed_defaults,
+    saved_reply_create_or_update,
+    saved_reply_render,
+)
+
+__all__ = [
+    "EARLIEST_MESSAGE_TIME",
+    "PRESENCE_TTL_SECONDS",
+    "SAVED_REPLY_VARIABLES",
+    "SEND_LEASE",
+    "TEAM_NOT_YOURS",
+    "WEBHOOK_SIGNATURE_HEADER",
+    "WEBHOOK_TIMEOUT_SECONDS",
+    "WEBHOOK_TIMESTAMP_HEADER",
+    "HandleTaken",
+    "InboundResult",
+    "ReplyHeld",
+    "StaleVersion",
+    "WebhookRejected",
+    "channel_create_or_update",
+    "channel_rotate_secret",
+    "channel_set_webhook",
+    "chat_replies_mark_delivered",
+    "chat_session_latest",
+    "contact_open",
+    "contact_reason",
+    "conversation_assign",
+    "conversation_close",
+    "conversation_is_answered",
+    "conversation_presence_leave",
+    "conversation_presence_touch",
+    "conversation_recount_contacts",
+    "conversation_reopen",
+    "conversation_reply",
+    "conversation_save",
+    "conversation_set_pending",
+    "conversation_set_status",
+    "conversation_solve",
+    "conversation_take_next",
+    "conversations_close_solved",
+    "counted_inbound",
+    "customer_for_handles",
+    "customer_merge",
+    "customer_merge_undo",
+    "event_record",
+    "identity_link",
+    "identity_mark_undeliverable",
+    "inbound_chat",
+    "inbound_email_from_anymail",
+    "inbound_email_raw",
+    "inbound_phone",
+    "inbound_social",
+    "message_claim_for_sending",
+    "message_delivery_failed",
+    "message_email_send",
+    "message_move",
+    "message_webhook_send",
+    "quarantine_store",
+    "saved_replies_seed_defaults",
+    "saved_reply_create_or_update",
+    "saved_reply_render",
+    "solve_dates",
+    "webhook_signature",
+]

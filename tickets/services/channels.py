@@ -1,0 +1,72 @@
+"""Channels: creating and updating them, their secrets and webhook URLs."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from supportdesk.errors import ApplicationError
+from supportdesk.models import AuditEntry, User
+from supportdesk.services import audit_record, team_get_or_create
+from tickets.identities import normalise_email
+from tickets.models import Channel, ChannelKind, new_channel_secret
+
+
+@transaction.atomic
+def channel_create_or_update(
+    *,
+    kind: str,
+    name: str,
+    team_name: str | None = None,
+    address: str | None = None,
+    actor: User | None = None,
+) -> Channel:
+    """Create or update an inbound channel by name; its secret is kept across updates."""
+    if kind not in ChannelKind.values:
+        raise ApplicationError(f"kind must be one of {', '.join(ChannelKind.values)}")
+    channel = Channel.objects.select_for_update().filter(name=name).first()
+    if channel is None:
+        channel = Channel(name=name)
+    channel.kind = kind
+    if team_name:
+        channel.team = team_get_or_create(name=team_name)
+    if address is not None:
+        channel.address = normalise_email(address) if address else ""
+    created = channel.pk is None
+    channel.save()
+    if created:
+        audit_record(
+            action=AuditEntry.Action.CHANNEL_SECRET_CREATED,
+            target=channel,
+            actor=actor,
+            team=channel.team,
+            summary=f"Channel {channel.name!r} ({channel.kind}) created with a new secret",
+        )
+    return channel
+
+
+@transaction.atomic
+def channel_rotate_secret(*, channel: Channel, actor: User | None = None) -> Channel:
+    """Give the channel a new secret: the old one stops working at once."""
+    channel = Channel.objects.select_for_update().get(pk=channel.pk)
+    channel.secret = new_channel_secret()
+    channel.save(update_fields=["secret_digest", "secret_sealed", "updated_at"])
+    audit_record(
+        action=AuditEntry.Action.CHANNEL_SECRET_ROTATED,
+        target=channel,
+        actor=actor,
+        team=channel.team,
+        summary=f"Secret of channel {channel.name!r} rotated",
+    )
+    return channel
+
+
+@transaction.atomic
+def channel_set_webhook(*, channel: Channel, webhook_url: str) -> Channel:
+    """Set (or clear with "") where replies on a chat or social channel are delivered."""
+    if webhook_url and channel.kind not in (ChannelKind.CHAT, ChannelKind.SOCIAL):
+        raise ApplicationError("Only chat and social channels deliver by webhook.")
+    if webhook_url and not webhook_url.startswith(("https://", "http://")):
+        raise ApplicationError("The webhook URL must start with https:// or http://.")
+    channel.webhook_url = webhook_url
+    channel.save(update_fields=["webhook_url", "updated_at"])
+    return channel

@@ -1,0 +1,250 @@
+"""Customers and their identities: finding, linking, merging and undoing merges."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from supportdesk.errors import ApplicationError, Conflict
+from supportdesk.models import AuditEntry, User
+from supportdesk.services import audit_record
+from tickets.identities import normalise_identity
+from tickets.models import Conversation, Customer, CustomerMerge, Event, Identity
+from tickets.services.events import event_record
+
+
+def _identity_get_or_create(
+    *, kind: str, value: str, customer: Customer, display: str = "", verified: bool = False
+) -> Identity:
+    """Attach a handle to ``customer`` unless another customer already holds it (then that one)."""
+    identity, _ = Identity.objects.get_or_create(
+        kind=kind,
+        value=value,
+        defaults={"customer": customer, "display_value": display or value, "verified": verified},
+    )
+    return identity
+
+
+def customer_for_handles(
+    handles: Sequence[tuple[str, str, str]], *, name: str = ""
+) -> tuple[Customer, dict[str, Identity]]:
+    """Find the customer by an exact identity match, or create one.
+
+    ``handles`` are ``(kind, normalised value, display)`` in order of strength: the first that
+    already exists decides the customer; the others are attached to that customer if nobody
+    holds them yet (never taken from another customer: that takes a merge).
+    """
+    existing = {
+        (identity.kind, identity.value): identity
+        for identity in Identity.objects.select_related("customer").filter(_handles_q(handles))
+    }
+    customer: Customer | None = None
+    for kind, value, _display in handles:
+        identity = existing.get((kind, value))
+        if identity is not None:
+            customer = _live_customer(identity.customer)
+            break
+    created = customer is None
+    if customer is None:
+        customer = Customer.objects.create(name=name[:200])
+    elif name and not customer.name:
+        customer.name = name[:200]
+        customer.save(update_fields=["name", "updated_at"])
+    identities: dict[str, Identity] = {}
+    for kind, value, display in handles:
+        identity = existing.get((kind, value)) or _identity_get_or_create(
+            kind=kind, value=value, customer=customer, display=display
+        )
+        if created and identity.customer_id != customer.pk:
+            # A concurrent first message from the same new handle created its customer after
+            # our lookup. Keeping ours would split the person in two: roll the whole ingestion
+            # back; _ingest retries and then finds the winner's customer.
+            raise IntegrityError(f"concurrent first contact from {kind}:{value}")
+        identities[kind] = identity
+    return customer, identities
+
+
+def _handles_q(handles: Sequence[tuple[str, str, str]]) -> Q:
+    query = Q(pk__in=[])
+    for kind, value, _ in handles:
+        query |= Q(kind=kind, value=value)
+    return query
+
+
+def _live_customer(customer: Customer) -> Customer:
+    """Follow merges: a handle still pointing at a merged-away customer means its target."""
+    seen = set()
+    while customer.merged_into_id is not None and customer.pk not in seen:
+        seen.add(customer.pk)
+        customer = Customer.objects.get(pk=customer.merged_into_id)
+    return customer
+
+
+class HandleTaken(Conflict):
+    """The handle belongs to another customer. The holder's id stays on the exception for a
+    caller that checks the viewer may see that customer; it is never part of the answer."""
+
+    def __init__(self, *, holder_id: int) -> None:
+        super().__init__("This handle belongs to another customer; merge the customers instead.")
+        self.holder_id = holder_id
+
+
+@transaction.atomic
+def identity_link(*, customer: Customer, kind: str, value: str, actor: User | None) -> Identity:
+    """Link a handle to ``customer`` (unverified). Raises HandleTaken when another customer
+    holds it, with the same answer whether or not the actor may see that customer."""
+    try:
+        normalised = normalise_identity(kind, value)
+    except ValidationError as exc:
+        raise ApplicationError(exc.messages[0]) from exc
+    existing = (
+        Identity.objects.select_related("customer").filter(kind=kind, value=normalised).first()
+    )
+    if existing is not None:
+        if existing.customer_id == customer.pk:
+            return existing
+        raise HandleTaken(holder_id=existing.customer_id)
+    try:
+        with transaction.atomic():
+            identity = Identity.objects.create(
+                customer=customer,
+                kind=kind,
+                value=normalised,
+                display_value=value.strip(),
+                # An agent typing a handle proves nothing: it is verified when the customer
+                # writes from it.
+                verified=False,
+            )
+    except IntegrityError as exc:
+        # Linked by someone else between our check and the insert (the unique constraint).
+        raise Conflict("This handle was just linked to a customer; reload and try again.") from exc
+    event_record(
+        kind=Event.Kind.IDENTITY_LINKED,
+        customer=customer,
+        actor=actor,
+        data={"identity": identity.pk, "kind": kind, "value": normalised},
+    )
+    return identity
+
+
+@transaction.atomic
+def customer_merge(*, target: Customer, other: Customer, actor: User | None) -> CustomerMerge:
+    """Merge ``other`` into ``target``: identities and conversations move to ``target``.
+
+    ``other`` is kept, marked ``merged_into``, so that ``customer_merge_undo`` can move back
+    exactly what moved (recorded in the CustomerMerge row). Survey history moves by the surveys
+    app's reaction to the ``customer.merged`` event. The event carries the local dates of the
+    affected solves so the metrics app can recompute those periods.
+    """
+    if target.pk == other.pk:
+        raise ApplicationError("A customer cannot be merged into itself.")
+    locked = {
+        c.pk: c for c in Customer.objects.select_for_update().filter(pk__in=[target.pk, other.pk])
+    }
+    target, other = locked[target.pk], locked[other.pk]
+    if other.merged_into_id is not None:
+        raise Conflict("That customer was already merged into another one.")
+    if target.merged_into_id is not None:
+        raise Conflict("The target customer was itself merged; merge into its successor instead.")
+    identity_ids = list(other.identities.values_list("pk", flat=True))
+    conversation_ids = list(other.conversations.values_list("pk", flat=True))
+    affected_dates = solve_dates(conversation_ids)
+    other.identities.update(customer=target)
+    other.conversations.update(customer=target)
+    other.merged_into = target
+    other.save(update_fields=["merged_into", "updated_at"])
+    if not target.name and other.name:
+        target.name = other.name
+        target.save(update_fields=["name", "updated_at"])
+    merge = CustomerMerge.objects.create(
+        target=target,
+        merged=other,
+        actor=actor,
+        identity_ids=identity_ids,
+        conversation_ids=conversation_ids,
+        merged_name=other.name,
+    )
+    event_record(
+        kind=Event.Kind.CUSTOMER_MERGED,
+        customer=target,
+        actor=actor,
+        data={
+            "merge": merge.pk,
+            "target": target.pk,
+            "merged": other.pk,
+            "identity_ids": identity_ids,
+            "conversation_ids": conversation_ids,
+            "affected_dates": affected_dates,
+        },
+    )
+    audit_record(
+        action=AuditEntry.Action.CUSTOMER_MERGED,
+        target=target,
+        actor=actor,
+        summary=f"Customer #{other.pk} merged into #{target.pk}",
+        details={
+            "merge": merge.pk,
+            "merged": other.pk,
+            "identity_ids": identity_ids,
+            "conversation_ids": conversation_ids,
+        },
+    )
+    return merge
+
+
+@transaction.atomic
+def customer_merge_undo(*, merge: CustomerMerge, actor: User | None) -> CustomerMerge:
+    """Move back what a merge moved. Identities linked or conversations opened since stay."""
+    merge = CustomerMerge.objects.select_for_update().get(pk=merge.pk)
+    if merge.undone_at is not None:
+        raise Conflict("This merge was already undone.")
+    other = Customer.objects.select_for_update().get(pk=merge.merged_id)
+    Identity.objects.filter(pk__in=merge.identity_ids, customer_id=merge.target_id).update(
+        customer=other
+    )
+    Conversation.objects.filter(pk__in=merge.conversation_ids, customer_id=merge.target_id).update(
+        customer=other
+    )
+    other.merged_into = None
+    other.save(update_fields=["merged_into", "updated_at"])
+    merge.undone_at = timezone.now()
+    merge.undone_by = actor
+    merge.save(update_fields=["undone_at", "undone_by"])
+    event_record(
+        kind=Event.Kind.CUSTOMER_MERGE_UNDONE,
+        customer=merge.target,
+        actor=actor,
+        data={
+            "merge": merge.pk,
+            "target": merge.target_id,
+            "merged": merge.merged_id,
+            "identity_ids": merge.identity_ids,
+            "conversation_ids": merge.conversation_ids,
+            "affected_dates": solve_dates(merge.conversation_ids),
+        },
+    )
+    audit_record(
+        action=AuditEntry.Action.CUSTOMER_MERGE_UNDONE,
+        target=("tickets.customer", merge.target_id),
+        actor=actor,
+        summary=f"Merge of customer #{merge.merged_id} into #{merge.target_id} undone",
+        details={
+            "merge": merge.pk,
+            "merged": merge.merged_id,
+            "identity_ids": merge.identity_ids,
+            "conversation_ids": merge.conversation_ids,
+        },
+    )
+    return merge
+
+
+def solve_dates(conversation_ids: Iterable[int]) -> list[str]:
+    tz = timezone.get_current_timezone()
+    stamps = Event.objects.filter(
+        conversation_id__in=list(conversation_ids), kind=Event.Kind.SOLVED
+    ).values_list("occurred_at", flat=True)
+    return sorted({stamp.astimezone(tz).date().isoformat() for stamp in stamps})

@@ -1,0 +1,89 @@
+"""The event log and the conversation row's status and version (every write goes through here)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import F
+from django.utils import timezone
+
+from supportdesk import events as event_bus
+from supportdesk.models import Team, User
+from supportdesk.services import outbox_enqueue
+from tickets.models import Conversation, Customer, Event, Message
+
+Status = Conversation.Status
+
+
+def event_record(
+    *,
+    kind: str,
+    conversation: Conversation | None = None,
+    customer: Customer | None = None,
+    message: Message | None = None,
+    actor: User | None = None,
+    agent: User | None = None,
+    team: Team | None = None,
+    channel_kind: str = "",
+    data: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
+) -> Event:
+    """Append an event and queue the reactions of the apps subscribed to its kind."""
+    if customer is None and conversation is not None:
+        customer = conversation.customer
+    if team is None and conversation is not None:
+        team = conversation.team
+    event = Event.objects.create(
+        kind=kind,
+        occurred_at=occurred_at or timezone.now(),
+        conversation=conversation,
+        customer=customer,
+        message=message,
+        actor=actor,
+        agent=agent,
+        team=team,
+        channel_kind=channel_kind,
+        data=data or {},
+    )
+    for task_name in event_bus.subscribers_for(kind):
+        outbox_enqueue(task_name=task_name, kwargs={"event_id": event.pk})
+    return event
+
+
+def conversation_set_status(
+    conversation: Conversation,
+    status: str,
+    *,
+    actor: User | None,
+    at: datetime,
+    kind: str = Event.Kind.STATUS_CHANGED,
+    message: Message | None = None,
+    data: dict[str, Any] | None = None,
+    agent: User | None = None,
+    channel_kind: str = "",
+) -> Event:
+    previous = conversation.status
+    conversation.status = status
+    if status == Status.SOLVED:
+        conversation.solved_at = at
+    if status == Status.CLOSED:
+        conversation.closed_at = at
+    if status in Conversation.ACTIVE_STATUSES:
+        conversation.closed_at = None
+    return event_record(
+        kind=kind,
+        conversation=conversation,
+        message=message,
+        actor=actor,
+        agent=agent,
+        channel_kind=channel_kind,
+        occurred_at=at,
+        data={"status_from": previous, "status_to": status, **(data or {})},
+    )
+
+
+def conversation_save(conversation: Conversation, *fields: str) -> None:
+    conversation.version = F("version") + 1
+    conversation.save(update_fields=[*fields, "version", "updated_at"])
+    conversation.refresh_from_db(fields=["version"])

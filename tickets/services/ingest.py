@@ -1,0 +1,768 @@
+"""Ingestion: inbound email, chat, social and phone become customers, conversations and contacts."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from supportdesk.errors import ApplicationError, Conflict, PayloadTooLarge
+from supportdesk.models import User
+from supportdesk.services import sent_mail_exists
+from tickets import tokens
+from tickets.emails import EmailParseError, ParsedEmail, parse_inbound_message, parse_raw_email
+from tickets.identities import (
+    normalise_email,
+    normalise_identity,
+    normalise_phone,
+    normalise_social,
+)
+from tickets.models import (
+    Attachment,
+    Channel,
+    ChannelKind,
+    Contact,
+    Conversation,
+    Customer,
+    Event,
+    Identity,
+    Message,
+    QuarantinedMessage,
+)
+from tickets.services.contacts import (
+    contact_open,
+    contact_reason,
+    conversation_is_answered,
+    counted_inbound,
+)
+from tickets.services.customers import customer_for_handles
+from tickets.services.events import conversation_save, conversation_set_status, event_record
+
+logger = logging.getLogger(__name__)
+
+Status = Conversation.Status
+Direction = Message.Direction
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    customer_id: int
+    conversation_id: int
+    message_id: int
+    new_contact: bool
+    created: bool
+
+
+@dataclass
+class _Inbound:
+    """What every channel hands to the one ingestion path."""
+
+    channel: Channel
+    external_id: str
+    handles: list[tuple[str, str, str]]  # (kind, normalised value, display), strongest first
+    name: str
+    body_text: str
+    sent_at: datetime
+    raw: bytes
+    subject: str = ""
+    body_html: str = ""
+    thread_key: str = ""
+    message_id: str = ""
+    in_reply_to: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    recipients: tuple[str, ...] = ()
+    automated: str = ""
+    attachments: tuple[Any, ...] = ()
+    call: dict[str, Any] | None = None
+    call_agent_email: str = ""
+    bounce_recipients: tuple[str, ...] = ()
+    bounce_original_ids: tuple[str, ...] = ()
+    claimed_email: str = ""
+
+
+# Customer-side times before this are a broken clock or a bad integration, not history.
+EARLIEST_MESSAGE_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _clamp(at: datetime | None) -> datetime:
+    """A message time: now if missing, never in the future, and refused if absurdly old."""
+    now = timezone.now()
+    if at is None:
+        return now
+    try:
+        if timezone.is_naive(at):
+            at = timezone.make_aware(at, timezone.get_current_timezone())
+        at = at.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise ApplicationError(f"The time {at.isoformat()} is out of range.") from exc
+    if at < EARLIEST_MESSAGE_TIME:
+        raise ApplicationError(
+            f"The time {at.isoformat()} is before {EARLIEST_MESSAGE_TIME.date()}; check the clock."
+        )
+    return min(at, now)
+
+
+def _existing_result(channel: Channel, external_id: str) -> InboundResult | None:
+    message = (
+        Message.objects.filter(channel=channel, external_id=external_id)
+        .select_related("conversation")
+        .first()
+    )
+    if message is None:
+        return None
+    return InboundResult(
+        customer_id=message.conversation.customer_id,
+        conversation_id=message.conversation_id,
+        message_id=message.pk,
+        new_contact=False,
+        created=False,
+    )
+
+
+def _ingest(data: _Inbound) -> InboundResult:
+    """Store one inbound message exactly once; see the module docstring."""
+    for _attempt in range(3):
+        existing = _existing_result(data.channel, data.external_id)
+        if existing is not None:
+            return existing
+        try:
+            with transaction.atomic():
+                return _ingest_once(data)
+        except _Quarantine:
+            if data.automated == "bounce":
+                # The bounce itself is quarantined, but the address stays marked undeliverable.
+                with transaction.atomic():
+                    _mark_bounced(data)
+            raise
+        except IntegrityError:
+            # A concurrent delivery of the same message (or of the same new handle) won the
+            # race; our transaction rolled back whole. Look again: usually it is now stored.
+            logger.info("inbound race on %s/%s, retrying", data.channel.pk, data.external_id)
+    existing = _existing_result(data.channel, data.external_id)
+    if existing is not None:
+        return existing
+    raise Conflict("The message could not be stored because of concurrent changes; retry.")
+
+
+def _ingest_once(data: _Inbound) -> InboundResult:
+    automated = data.automated
+    conversation = _thread_conversation(data) if data.channel.kind == ChannelKind.EMAIL else None
+
+    if automated and conversation is None and automated in {"bounce", "own_address"}:
+        raise _Quarantine(f"{automated} mail that matches no conversation")
+
+    identities: dict[str, Identity]
+    if automated and conversation is not None:
+        customer, identities = conversation.customer, {}
+    elif automated and not data.handles:
+        customer, identities = Customer.objects.create(name=data.name[:200]), {}
+    else:
+        customer, identities = customer_for_handles(data.handles, name=data.name)
+
+    if conversation is None and data.channel.kind != ChannelKind.EMAIL:
+        conversation = _attach_conversation(customer, data)
+    if conversation is not None:
+        conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if conversation.status == Status.CLOSED and not automated:
+            conversation = _conversation_create(customer, data, follow_up_of=conversation)
+    else:
+        conversation = _conversation_create(customer, data)
+
+    identity = identities.get(data.handles[0][0]) if data.handles and identities else None
+    if identity is not None and not identity.verified and data.channel.kind != ChannelKind.CHAT:
+        # Writing from an address or number is proof enough that it is theirs.
+        Identity.objects.filter(pk=identity.pk).update(verified=True)
+    if (
+        identity is not None
+        and identity.undeliverable_at is not None
+        and data.channel.kind == ChannelKind.EMAIL
+        and not automated
+    ):
+        # A person wrote from a bounced address (auto-replies never get here): the mailbox works
+        # again, so surveys and replies may go to it.
+        Identity.objects.filter(pk=identity.pk).update(undeliverable_at=None)
+
+    message = Message.objects.create(
+        conversation=conversation,
+        channel=data.channel,
+        channel_kind=data.channel.kind,
+        direction=Direction.INBOUND,
+        identity=identity,
+        external_id=data.external_id,
+        message_id=data.message_id,
+        in_reply_to=" ".join(data.in_reply_to),
+        references=" ".join(data.references),
+        thread_key=data.thread_key,
+        subject=data.subject[:998],
+        body_text=data.body_text,
+        body_html=data.body_html,
+        raw=data.raw,
+        automated=automated,
+        sent_at=data.sent_at,
+        claimed_email=data.claimed_email,
+    )
+    _store_attachments(message, data.attachments)
+
+    new_contact = False
+    status_before = conversation.status
+    if not automated:
+        previous = (
+            counted_inbound(conversation.pk)
+            .exclude(pk=message.pk)
+            .filter(Q(sent_at__lt=message.sent_at) | Q(sent_at=message.sent_at, pk__lt=message.pk))
+            .select_related("contact")
+            .order_by("-sent_at", "-id")
+            .first()
+        )
+        previous_contact = previous.contact if previous is not None else None
+        answered = previous is not None and conversation_is_answered(
+            previous,
+            previous_contact=previous_contact,
+            replied=Message.objects.filter(
+                conversation_id=conversation.pk,
+                direction=Direction.OUTBOUND,
+                sent_at__gte=previous.sent_at,
+                sent_at__lte=message.sent_at,
+            ).exists(),
+        )
+        reason = contact_reason(
+            kind=message.channel_kind,
+            session=message.thread_key,
+            at=message.sent_at,
+            previous=previous,
+            previous_contact=previous_contact,
+            answered=answered,
+            status=status_before,
+        )
+        call = dict(data.call or {})
+        if call and data.call_agent_email:
+            call["agent"] = User.objects.filter(email=data.call_agent_email.lower()).first()
+        contact = contact_open(
+            message, reason=reason, previous_contact=previous_contact, call=call or None
+        )
+        if contact is not None:
+            Message.objects.filter(pk=message.pk).update(contact=contact)
+            message.contact = contact
+        new_contact = reason is not None
+        if new_contact:
+            conversation.contacts_counted += 1
+        if conversation.first_inbound_at is None:
+            conversation.first_inbound_at = message.sent_at
+        conversation.last_inbound_at = max(
+            conversation.last_inbound_at or message.sent_at, message.sent_at
+        )
+        if status_before == Status.SOLVED:
+            conversation_set_status(
+                conversation,
+                Status.OPEN,
+                actor=None,
+                at=message.sent_at,
+                kind=Event.Kind.REOPENED,
+                message=message,
+                data={"by": "customer"},
+                agent=conversation.assignee,
+            )
+        elif status_before == Status.PENDING:
+            conversation_set_status(
+                conversation, Status.OPEN, actor=None, at=message.sent_at, message=message
+            )
+        if call and call.get("agent") is not None and conversation.assignee_id is None:
+            agent = call["agent"]
+            if conversation.team_id is None or agent.teams.filter(pk=conversation.team_id).exists():
+                conversation.assignee = agent
+    elif automated == "bounce":
+        _mark_bounced(data)
+
+    if message.channel_kind not in conversation.channels:
+        conversation.channels = [*conversation.channels, message.channel_kind]
+    conversation.last_activity_at = max(conversation.last_activity_at, message.sent_at)
+    conversation_save(
+        conversation,
+        "contacts_counted",
+        "first_inbound_at",
+        "last_inbound_at",
+        "status",
+        "solved_at",
+        "closed_at",
+        "channels",
+        "last_activity_at",
+        "assignee",
+    )
+    event_record(
+        kind=Event.Kind.INBOUND,
+        conversation=conversation,
+        message=message,
+        channel_kind=message.channel_kind,
+        occurred_at=message.sent_at,
+        data={"new_contact": new_contact, "automated": automated},
+    )
+    return InboundResult(
+        customer_id=conversation.customer_id,
+        conversation_id=conversation.pk,
+        message_id=message.pk,
+        new_contact=new_contact,
+        created=True,
+    )
+
+
+class _Quarantine(Exception):
+    pass
+
+
+def _mark_bounced(data: _Inbound) -> None:
+    """A DSN marks a failed recipient undeliverable only when it names a message the desk sent
+    to that very address: anyone can mail us a forged DSN, and a forged one must not stop a
+    customer's surveys."""
+    for address in data.bounce_recipients:
+        try:
+            value = normalise_email(address)
+        except ValidationError:
+            continue
+        original_ids = list(data.bounce_original_ids)
+        if sent_mail_exists(address=value, message_ids=original_ids) or (
+            original_ids
+            and Message.objects.filter(
+                direction=Direction.OUTBOUND,
+                message_id__in=original_ids,
+                identity__kind=Identity.Kind.EMAIL,
+                identity__value=value,
+            ).exists()
+        ):
+            identity_mark_undeliverable(address=value, source="dsn")
+        else:
+            logger.info("bounce for %s names no message we sent there; address kept", value)
+
+
+def identity_mark_undeliverable(*, address: str, source: str) -> int:
+    """Marks every email identity with ``address`` undeliverable (no more surveys or automatic
+    mail; the customer panel shows "bounced"). ``source`` is "dsn" or "provider:<esp>".
+    Returns how many identities changed. A later mail the customer writes from it clears it."""
+    try:
+        value = normalise_email(address)
+    except ValidationError:
+        return 0
+    now = timezone.now()
+    changed = 0
+    for identity in Identity.objects.filter(
+        kind=Identity.Kind.EMAIL, value=value, undeliverable_at__isnull=True
+    ).select_related("customer"):
+        changed += Identity.objects.filter(pk=identity.pk, undeliverable_at__isnull=True).update(
+            undeliverable_at=now
+        )
+        event_record(
+            kind=Event.Kind.IDENTITY_UNDELIVERABLE,
+            customer=identity.customer,
+            data={"identity": identity.pk, "value": value, "source": source},
+        )
+    return changed
+
+
+def _conversation_create(
+    customer: Customer, data: _Inbound, *, follow_up_of: Conversation | None = None
+) -> Conversation:
+    subject = (
+        data.subject
+        or _subject_from_body(data.body_text)
+        or f"{data.channel.get_kind_display()} contact"
+    )
+    conversation = Conversation.objects.create(
+        customer=customer,
+        team=data.channel.team
+        if follow_up_of is None
+        else (follow_up_of.team or data.channel.team),
+        subject=subject[:998],
+        status=Status.NEW,
+        channels=[],
+        last_activity_at=data.sent_at,
+        follow_up_of=follow_up_of,
+    )
+    event_record(
+        kind=Event.Kind.CONVERSATION_CREATED,
+        conversation=conversation,
+        channel_kind=data.channel.kind,
+        occurred_at=data.sent_at,
+        data={"status_to": Status.NEW, "follow_up_of": follow_up_of.pk if follow_up_of else None},
+    )
+    return conversation
+
+
+def _subject_from_body(body: str) -> str:
+    first_line = next((line.strip() for line in body.splitlines() if line.strip()), "")
+    return first_line[:80] + ("…" if len(first_line) > 80 else "")
+
+
+def _attach_conversation(customer: Customer, data: _Inbound) -> Conversation | None:
+    """Chat, social and phone: continue a session/thread, else the one active conversation."""
+    if data.thread_key:
+        threaded = (
+            Message.objects.filter(channel=data.channel, thread_key=data.thread_key)
+            .select_related("conversation")
+            .order_by("-sent_at")
+            .first()
+        )
+        if threaded is not None:
+            return threaded.conversation
+    since = data.sent_at - timedelta(days=settings.ATTACH_WINDOW_DAYS)
+    active = list(
+        Conversation.objects.filter(
+            customer=customer,
+            status__in=Conversation.ACTIVE_STATUSES,
+            last_activity_at__gte=since,
+        ).order_by("-last_activity_at")[:2]
+    )
+    return active[0] if len(active) == 1 else None
+
+
+def _thread_conversation(data: _Inbound) -> Conversation | None:
+    """Email threading, strongest evidence first (osTicket's order; see FEATURES.md 2.1)."""
+    ids = [*data.in_reply_to, *reversed(data.references)]
+    if ids:
+        by_id = {
+            m.message_id: m
+            for m in Message.objects.filter(message_id__in=ids).select_related("conversation")
+        }
+        for message_id in ids:
+            found_message = by_id.get(message_id)
+            if found_message is None:
+                continue
+            # A Message-ID the desk issued (random, sent only to the conversation's people) is
+            # proof of having received our mail. A customer's own Message-ID is not a secret
+            # (it went to whoever they copied), so it threads only their own follow-ups.
+            if found_message.direction == Direction.OUTBOUND or _takes_part(
+                data, found_message.conversation
+            ):
+                return found_message.conversation
+    if data.bounce_original_ids:
+        # A bounce threads only by an id the desk sent: a customer's own Message-ID is not a
+        # secret, and a forged DSN quoting it must not put text into their conversation.
+        original = (
+            Message.objects.filter(
+                message_id__in=list(data.bounce_original_ids), direction=Direction.OUTBOUND
+            )
+            .select_related("conversation")
+            .first()
+        )
+        if original is not None:
+            return original.conversation
+    conversation_id = tokens.conversation_id_from_addresses(data.recipients)
+    if conversation_id is not None:
+        found = Conversation.objects.filter(pk=conversation_id).first()
+        if found is not None:
+            return found
+    # Last resort: a subject tag, and only when the sender already takes part, so that nobody
+    # can inject a message into someone else's conversation by copying its subject.
+    conversation_id = tokens.conversation_id_from_subject(data.subject)
+    if conversation_id is not None and data.handles:
+        found = Conversation.objects.filter(pk=conversation_id).first()
+        if found is not None and _takes_part(data, found):
+            return found
+    return None
+
+
+def _takes_part(data: _Inbound, conversation: Conversation) -> bool:
+    """The sender is one of the conversation customer's handles, or already wrote in it."""
+    if not data.handles:
+        return False
+    kind, value, _ = data.handles[0]
+    return (
+        Identity.objects.filter(
+            kind=kind, value=value, customer_id=conversation.customer_id
+        ).exists()
+        or Message.objects.filter(
+            conversation=conversation, identity__kind=kind, identity__value=value
+        ).exists()
+    )
+
+
+def _store_attachments(message: Message, attachments: Iterable[Any]) -> None:
+    for attachment in attachments:
+        record = Attachment(
+            message=message,
+            filename=attachment.filename[:255],
+            content_type=attachment.content_type[:255],
+            size=len(attachment.content),
+            content_id=getattr(attachment, "content_id", "")[:255],
+            inline=getattr(attachment, "inline", False),
+        )
+        record.file.save(
+            attachment.filename or "attachment", ContentFile(attachment.content), save=False
+        )
+        record.save()
+
+
+def _check_attachment_sizes(attachments: Iterable[Any]) -> None:
+    limit = settings.ATTACHMENT_MAX_BYTES
+    for attachment in attachments:
+        if len(attachment.content) > limit:
+            raise PayloadTooLarge(
+                f"Attachment {attachment.filename!r} has {len(attachment.content)} bytes; "
+                f"the limit is {limit} bytes. Nothing was stored.",
+            )
+
+
+def quarantine_store(
+    *, channel: Channel | None, source: str, raw: bytes, error: str
+) -> QuarantinedMessage:
+    """Keep input we could not process, with the reason, for an admin to look at."""
+    return QuarantinedMessage.objects.create(
+        channel=channel, source=source, raw=raw, error=error[:5000]
+    )
+
+
+def _email_inbound(
+    parsed: ParsedEmail, *, channel: Channel, raw: bytes, received_at: datetime | None = None
+) -> InboundResult:
+    _check_attachment_sizes(parsed.attachments)
+    handles: list[tuple[str, str, str]] = []
+    if parsed.from_email and parsed.automated not in {"bounce", "own_address"}:
+        try:
+            handles.append(("email", normalise_email(parsed.from_email), parsed.from_email))
+        except ValidationError:
+            handles = []
+    if not handles and not parsed.automated:
+        raise _Quarantine(f"no usable sender address: {parsed.from_email!r}")
+    return _ingest(
+        _Inbound(
+            channel=channel,
+            external_id=parsed.message_id[:998],
+            handles=handles,
+            name=parsed.from_name,
+            subject=parsed.subject,
+            body_text=parsed.text,
+            body_html=parsed.html,
+            # The receipt time orders the timeline: senders' Date headers are often wrong.
+            sent_at=_clamp(received_at),
+            raw=raw,
+            message_id=parsed.message_id[:998],
+            in_reply_to=parsed.in_reply_to,
+            references=parsed.references,
+            recipients=parsed.recipients,
+            automated=parsed.automated,
+            attachments=parsed.attachments,
+            bounce_recipients=parsed.bounce_recipients,
+            bounce_original_ids=parsed.bounce_original_message_ids,
+        )
+    )
+
+
+def _own_addresses() -> list[str]:
+    addresses = [settings.SUPPORT_EMAIL]
+    addresses += list(
+        Channel.objects.filter(kind=ChannelKind.EMAIL)
+        .exclude(address="")
+        .values_list("address", flat=True)
+    )
+    return addresses
+
+
+def inbound_email_raw(
+    *, channel: Channel, raw: bytes, source: str = "api", received_at: datetime | None = None
+) -> InboundResult | QuarantinedMessage:
+    """Ingest a raw RFC 822 message. Unparseable input is quarantined, never dropped.
+
+    ``received_at`` (default now) is for importers and the demo seed, which replay history.
+    """
+    if channel.kind != ChannelKind.EMAIL:
+        raise ApplicationError("This channel does not take email.")
+    try:
+        parsed = parse_raw_email(raw, own_addresses=_own_addresses())
+    except EmailParseError as exc:
+        return quarantine_store(channel=channel, source=source, raw=raw, error=str(exc))
+    try:
+        return _email_inbound(parsed, channel=channel, raw=raw, received_at=received_at)
+    except _Quarantine as exc:
+        return quarantine_store(channel=channel, source=source, raw=raw, error=str(exc))
+
+
+def inbound_email_from_anymail(
+    *, message: Any, esp_name: str
+) -> InboundResult | QuarantinedMessage:
+    """Ingest a provider webhook's message (anymail's normalised AnymailInboundMessage)."""
+    raw = message.as_bytes()
+    parsed: ParsedEmail | None = None
+    error = ""
+    try:
+        parsed = parse_inbound_message(message, raw=raw, own_addresses=_own_addresses())
+    except EmailParseError as exc:
+        error = str(exc)
+    channel = _channel_for_recipients(parsed.recipients if parsed else ())
+    if parsed is None or channel is None:
+        return quarantine_store(
+            channel=channel,
+            source=f"anymail:{esp_name}",
+            raw=raw,
+            error=error or "no active email channel to receive this message",
+        )
+    try:
+        return _email_inbound(_without_oversized_attachments(parsed), channel=channel, raw=raw)
+    except _Quarantine as exc:
+        return quarantine_store(
+            channel=channel, source=f"anymail:{esp_name}", raw=raw, error=str(exc)
+        )
+
+
+def _without_oversized_attachments(parsed: ParsedEmail) -> ParsedEmail:
+    """Provider webhooks: keep the message, drop attachments over ATTACHMENT_MAX_BYTES with a note.
+
+    A provider cannot act on a 413 (it retries, then drops the mail), so the customer's words are
+    kept and the agent sees which file did not come through. The raw API answers 413 instead: the
+    sender's own MTA can bounce the message to the customer.
+    """
+    limit = settings.ATTACHMENT_MAX_BYTES
+    kept = tuple(a for a in parsed.attachments if len(a.content) <= limit)
+    if len(kept) == len(parsed.attachments):
+        return parsed
+    notes = [
+        f"[Attachment {a.filename!r} ({len(a.content)} bytes) was not kept: "
+        f"the limit is {limit} bytes.]"
+        for a in parsed.attachments
+        if len(a.content) > limit
+    ]
+    text = "\n\n".join([parsed.text.rstrip(), *notes]) if parsed.text.strip() else "\n".join(notes)
+    return dataclasses.replace(parsed, attachments=kept, text=text)
+
+
+def _channel_for_recipients(recipients: Iterable[str]) -> Channel | None:
+    channels = list(Channel.objects.filter(kind=ChannelKind.EMAIL, is_active=True).order_by("pk"))
+    recipients = {r.lower() for r in recipients}
+    for channel in channels:
+        if channel.address and channel.address.lower() in recipients:
+            return channel
+    return channels[0] if channels else None
+
+
+def inbound_chat(
+    *,
+    channel: Channel,
+    external_id: str,
+    session_id: str,
+    visitor_id: str,
+    body: str,
+    sent_at: datetime | None = None,
+    email: str = "",
+    email_verified: bool = True,
+    name: str = "",
+    raw: bytes = b"",
+) -> InboundResult:
+    """A chat message.
+
+    An email a chat provider vouches for (``email_verified``: its visitor signed in) finds the
+    customer first. An email the visitor merely typed (the built-in /chat/ page) is a hint: it is
+    stored on the message for the agent to check, and never finds a customer or joins an
+    existing conversation, so nobody reads or writes another person's chat by typing their
+    address.
+    """
+    _require_kind(channel, ChannelKind.CHAT)
+    handles: list[tuple[str, str, str]] = []
+    claimed_email = ""
+    if email and email_verified:
+        handles.append(("email", _valid(normalise_email, email), email))
+    elif email:
+        claimed_email = _valid(normalise_email, email)
+    handles.append(("chat", _valid(normalise_identity, "chat", visitor_id), visitor_id))
+    return _ingest(
+        _Inbound(
+            channel=channel,
+            external_id=external_id,
+            handles=handles,
+            name=name,
+            body_text=body,
+            sent_at=_clamp(sent_at),
+            raw=raw,
+            thread_key=session_id[:255],
+            claimed_email=claimed_email,
+        )
+    )
+
+
+def inbound_social(
+    *,
+    channel: Channel,
+    external_id: str,
+    network: str,
+    handle: str,
+    body: str,
+    sent_at: datetime | None = None,
+    thread_id: str = "",
+    raw: bytes = b"",
+) -> InboundResult:
+    _require_kind(channel, ChannelKind.SOCIAL)
+    value = _valid(normalise_social, network, handle)
+    return _ingest(
+        _Inbound(
+            channel=channel,
+            external_id=external_id,
+            handles=[("social", value, f"{network}:{handle}")],
+            name=handle.lstrip("@"),
+            body_text=body,
+            sent_at=_clamp(sent_at),
+            raw=raw,
+            thread_key=thread_id[:255],
+        )
+    )
+
+
+def inbound_phone(
+    *,
+    channel: Channel,
+    external_id: str,
+    from_number: str,
+    started_at: datetime | None,
+    wait_seconds: int,
+    talk_seconds: int,
+    hold_seconds: int,
+    wrap_seconds: int,
+    ended_by: str,
+    agent_email: str = "",
+    notes: str = "",
+    raw: bytes = b"",
+) -> InboundResult:
+    """A call log: one call is exactly one contact, dropped calls included."""
+    _require_kind(channel, ChannelKind.PHONE)
+    number = _valid(normalise_phone, from_number)
+    if ended_by not in Contact.EndedBy.values:
+        raise ApplicationError("ended_by must be customer, agent or system.")
+    minutes, seconds = divmod(talk_seconds, 60)
+    summary = f"Phone call from {number}: waited {wait_seconds}s, talked {minutes}m {seconds}s, ended by {ended_by}."
+    return _ingest(
+        _Inbound(
+            channel=channel,
+            external_id=external_id,
+            handles=[("phone", number, from_number)],
+            name="",
+            subject=_subject_from_body(notes) or f"Phone call from {number}",
+            body_text=f"{summary}\n\n{notes}".strip(),
+            sent_at=_clamp(started_at),
+            raw=raw,
+            call={
+                "wait_seconds": wait_seconds,
+                "talk_seconds": talk_seconds,
+                "hold_seconds": hold_seconds,
+                "wrap_seconds": wrap_seconds,
+                "ended_by": ended_by,
+            },
+            call_agent_email=agent_email,
+        )
+    )
+
+
+def _require_kind(channel: Channel, kind: str) -> None:
+    if channel.kind != kind:
+        raise ApplicationError(f"This channel is a {channel.kind} channel, not {kind}.")
+
+
+def _valid(fn: Any, *args: Any) -> str:
+    try:
+        return fn(*args)
+    except ValidationError as exc:
+        raise ApplicationError(exc.messages[0]) from exc
