@@ -8,6 +8,7 @@ process), and outgoing mail written to files in ``var/mail/``. ``DATABASE_URL``,
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 from datetime import timedelta
@@ -152,6 +153,9 @@ INSTALLED_APPS = [
     "surveys",
     "metrics",
 ]
+# Development: `manage.py bench_seed` (bench/seed), present in a checkout, absent from the image.
+if importlib.util.find_spec("bench") is not None and (BASE_DIR / "bench" / "seed").is_dir():
+    INSTALLED_APPS.append("bench.seed")
 
 MIDDLEWARE = [
     "supportdesk.request_context.RequestContextMiddleware",  # limits: request id, audit address

@@ -1,620 +1,41 @@
-"""``bench_seed``'s generator: a large, realistic desk written with PostgreSQL ``COPY``.
-
-``seed_demo`` replays history through the services, which is right for a demo of a thousand
-conversations but far too slow for a million. This module simulates the same history in memory
-and writes the rows the services would have written, straight into the tables:
-
-- each conversation is simulated step by step (customer messages, agent replies, notes, pending,
-  solves, reopens, closes, surveys and their answers) in its own time order, and every step after
-  "now" is dropped, so the recent conversations are naturally still open;
-- contacts are opened by the rules of ``tickets.services.contacts.contact_reason`` (METRICS.md,
-  "Counting contacts"), so ``conversation_recount_contacts`` finds the same counts;
-- events carry the attribution and ``data`` the services record (``status_from``/``status_to``,
-  ``contacts_counted``, ``new_contact``...), because the metrics and the recount read them;
-- surveys follow ``survey_schedule``/``survey_send``/``survey_answer``: one per solve event,
-  cancelled when the customer writes before the send, skipped when throttled, unsubscribed or
-  without an email address, sent with a link that expires, answered at a realistic rate; an
-  answer *no* reopens the conversation, *yes* closes it, a low score opens a follow-up;
-- identities are normalised as ``tickets.identities`` does (lower-case email, E.164 phone,
-  ``network:handle``).
-
-Rows are streamed to one ``COPY`` per table, each on its own connection with foreign-key
-triggers off (``session_replication_role = replica``): the generator gives consistent ids
-itself. Secondary indexes of the big tables are dropped before the load and rebuilt after it.
-Conversation ids follow the start time of the conversations, like a live desk.
-"""
+"""One conversation's history, simulated step by step in time order with the services' rules."""
 
 from __future__ import annotations
 
 import contextlib
 import math
-import random
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import date, timedelta
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-DAY = 86400
-HOUR = 3600
-TEAMS = 20
-AGENTS_PER_TEAM = 10
-AGENT_EMAIL = "agent{:03d}@bench.example"
-MANAGER_EMAIL = "manager{:02d}@bench.example"
-ADMIN_EMAIL = "admin@bench.example"
-PASSWORD = "bench-pass"
-KINDS = ("email", "chat", "social", "phone")
-SUPPORT_DOMAIN = "supportdesk.localhost"
-
-CHASER_AFTER = 4 * HOUR  # CONTACT_CHASER_HOURS
-SURVEY_DELAY = 60 * 60  # SURVEY_DELAY_MINUTES
-SURVEY_WINDOW = 7 * DAY  # SURVEY_WINDOW_DAYS
-SURVEY_MIN_BETWEEN = 7 * DAY  # SURVEY_MIN_DAYS_BETWEEN
-SURVEY_REMINDER = 3 * DAY  # SURVEY_REMINDER_DAYS
-NPS_INTERVAL = 90 * DAY  # SurveySettings.nps_interval_days
-CLOSE_AFTER = 7 * DAY  # CLOSE_SOLVED_AFTER_DAYS
-
-FIRST_NAMES = (  # noqa: SIM905
-    "Olivia Liam Emma Noah Ava Mateo Sofia Lucas Amara Ethan Chloe Yusuf Hannah Diego Mei Oscar "
-    "Isabel Kwame Freya Arjun Zoe Tobias Leila Marcus Ingrid Rafael Nora Dmitri Grace Samuel "
-    "Aaliyah Jonas Clara Hiroshi Fatima Elijah Maya Pedro Sienna Omar Julia Felix Anaya Victor "
-    "Elena Kofi Ruby Andrei Lucia Benjamin Priyanka Theo Camille Ibrahim Wren Carlos Astrid Jin"
-).split()
-LAST_NAMES = (  # noqa: SIM905
-    "Johnson Garcia Okafor Nguyen Muller Rossi Kowalski Haddad Silva Andersson Patel Dubois "
-    "Obrien Kim Fernandez Novak Schmidt Tanaka Mensah Larsen Costa Ivanova Walsh Ahmed Moreau "
-    "Lindqvist Reyes Bianchi Chen Murphy Yilmaz Hughes Santos Virtanen Abebe Kaur Petrov Jensen "
-    "Alvarez Brennan Dimitrou Hoffmann Nakamura Osei Lambert Castillo Sato Eriksen Romero Baker"
-).split()
-DOMAINS = ("example.com", "example.org", "example.net", "mail.example.com", "globex.example")
-US_AREAS = (212, 310, 312, 415, 617, 646, 702, 713, 303, 206, 404, 503, 512, 602, 718, 305)
-NETWORKS = ("x", "instagram", "facebook")
-
-# A customer's channels (first one first) and how common each mix is.
-MIXES = (
-    (("email",), 22),
-    (("chat",), 8),
-    (("social",), 7),
-    (("phone",), 8),
-    (("email", "chat"), 12),
-    (("email", "phone"), 13),
-    (("phone", "email"), 6),
-    (("email", "chat", "phone"), 11),
-    (("email", "social"), 6),
-    (("social", "email"), 3),
-    (("chat", "email"), 4),
-)
-
-SUBJECTS = (
-    "Refund for order {n}",
-    "Charged twice this month",
-    "Invoice {n} needs our VAT number",
-    "Cannot log in after password reset",
-    "Parcel {n} has not arrived",
-    "App crashes when I open settings",
-    "How do I change my plan?",
-    "Wrong item in order {n}",
-    "Two-factor codes never arrive",
-    "Cancel my subscription",
-    "Discount code {n} does not work",
-    "Export my data",
-)
-CUSTOMER_BODIES = {
-    "email": (
-        "Hello,\n\nI returned order {n} two weeks ago and still have no refund. Could you check "
-        "what is happening?\n\nThanks",
-        "Hi there,\n\nMy card was charged twice on the same day. Please refund the duplicate "
-        "charge.\n\nRegards",
-        "Hello support,\n\nSince the last update the app closes as soon as I open the settings "
-        "page. I tried reinstalling it. Any idea?\n\nBest",
-        "Hi,\n\nThe tracking page for parcel {n} has not moved for six days. Where is it?",
-        "Hello,\n\nCould you re-issue invoice {n} with our company name and VAT number?",
-        "Hi,\n\nI reset my password but the login page still says the password is wrong.",
-        "Thanks, but it still does not work. I tried again this morning.",
-        "Any news on this? I have not heard back.",
-    ),
-    "chat": (
-        "Hi, I'm waiting on a refund for order {n}",
-        "The return was delivered last week",
-        "hello? is anyone there",
-        "I can't log in, it says my password is wrong",
-        "ok thanks",
-        "It still crashes on the settings page",
-        "My parcel {n} is stuck",
-    ),
-    "social": (
-        "@benchdesk returned order {n} weeks ago and still no refund. Anyone there?",
-        "@benchdesk why was I charged twice this month?",
-        "@benchdesk your app keeps crashing since the update",
-        "still waiting for an answer...",
-    ),
-}
-AGENT_BODIES = {
-    "email": (
-        "Hello,\n\nI'm sorry for the wait. The refund for order {n} was held for inspection; I "
-        "released it now, so it should reach your card within 3 to 5 business days.\n\nBest "
-        "regards",
-        "Hi,\n\nYou're right, the renewal ran twice. I've refunded the duplicate charge; it will "
-        "show on your statement in a few days.",
-        "Hello,\n\nThanks for the details. Could you tell me which version of the app you have "
-        "(Settings > About)?",
-        "Hi,\n\nI've re-issued invoice {n} with your company details. You'll find it under "
-        "Billing > Invoices.",
-        "Hello,\n\nThe carrier lost parcel {n}; I've sent a replacement by express delivery.",
-        "Hi,\n\nThis is fixed now. If you're happy with my help, please rate us 10 out of 10 in "
-        "the survey!",
-    ),
-    "chat": (
-        "Hi! Let me look at that for you.",
-        "Thanks, one moment please.",
-        "I've released the refund now, it takes 3 to 5 business days.",
-        "Could you try logging out and in again?",
-        "Is there anything else I can help with?",
-    ),
-    "social": (
-        "Sorry about that! Could you DM us your order number?",
-        "Thanks, we've refunded the duplicate charge.",
-        "We're on it: a fix for the crash ships tomorrow.",
-    ),
-}
-NOTES = (
-    "Checked with the warehouse, return scanned on Monday.",
-    "Customer is a VIP, handle with care.",
-    "Escalated to billing team lead.",
-)
-COMMENTS = (
-    "Quick and friendly, thanks!",
-    "Took far too long to get an answer.",
-    "The agent was great but the problem came back.",
-    "Solved on the first try.",
-    "I had to explain everything twice.",
+if TYPE_CHECKING:
+    from bench.seed.generator import Generator
+from bench.seed.tables import CustomerPlan, N, copy_text
+from bench.seed.vocabulary import (
+    CHASER_AFTER,
+    CLOSE_AFTER,
+    CUSTOMER_BODIES,
+    DAY,
+    DOMAINS,
+    HOUR,
+    KINDS,
+    NPS_INTERVAL,
+    SUBJECTS,
+    SUPPORT_DOMAIN,
+    SURVEY_DELAY,
+    SURVEY_MIN_BETWEEN,
+    SURVEY_REMINDER,
+    SURVEY_WINDOW,
 )
 
 
-def _esc(text: str) -> str:
-    """A value for COPY's text format."""
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
-N = "\\N"
-
-
-@dataclass
-class Tables:
-    """Where rows go: ``write(table, text)`` gets newline-terminated COPY text lines."""
-
-    write: Callable[[str, str], None]
-
-
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "tickets_customer": ("id", "created_at", "updated_at", "name", "merged_into_id"),
-    "tickets_identity": (
-        "id",
-        "created_at",
-        "updated_at",
-        "customer_id",
-        "kind",
-        "value",
-        "display_value",
-        "verified",
-        "undeliverable_at",
-    ),
-    "tickets_conversation": (
-        "id",
-        "created_at",
-        "updated_at",
-        "customer_id",
-        "team_id",
-        "assignee_id",
-        "subject",
-        "status",
-        "channels",
-        "contacts_counted",
-        "first_inbound_at",
-        "last_inbound_at",
-        "last_activity_at",
-        "solved_at",
-        "closed_at",
-        "follow_up_of_id",
-        "version",
-    ),
-    "tickets_contact": (
-        "id",
-        "conversation_id",
-        "channel_id",
-        "channel_kind",
-        "reason",
-        "started_at",
-        "session_id",
-        "wait_seconds",
-        "talk_seconds",
-        "hold_seconds",
-        "wrap_seconds",
-        "ended_by",
-        "agent_id",
-    ),
-    "tickets_message": (
-        "id",
-        "conversation_id",
-        "contact_id",
-        "channel_id",
-        "channel_kind",
-        "direction",
-        "author_id",
-        "identity_id",
-        "external_id",
-        "message_id",
-        "in_reply_to",
-        "references",
-        "thread_key",
-        "subject",
-        "body_text",
-        "body_html",
-        "raw",
-        "automated",
-        "sent_at",
-        "created_at",
-        "delivery_state",
-        "delivery_error",
-        "delivered_at",
-        "delivery_attempts",
-        "claimed_at",
-        "claimed_email",
-    ),
-    "tickets_event": (
-        "id",
-        "kind",
-        "occurred_at",
-        "conversation_id",
-        "customer_id",
-        "message_id",
-        "actor_id",
-        "team_id",
-        "agent_id",
-        "channel_kind",
-        "data",
-    ),
-    "surveys_survey": (
-        "id",
-        "event_id",
-        "conversation_id",
-        "customer_id",
-        "agent_id",
-        "team_id",
-        "channel_kind",
-        "solved_at",
-        "contacts_counted",
-        "status",
-        "skip_reason",
-        "due_at",
-        "identity_id",
-        "email",
-        "asks_nps",
-        "send_claimed_at",
-        "send_attempts",
-        "sent_at",
-        "message_id",
-        "reminder_claimed_at",
-        "reminded_at",
-        "opened_at",
-        "bounced_at",
-        "cancelled_at",
-        "token_key",
-        "expires_at",
-        "created_at",
-    ),
-    "surveys_surveyresponse": (
-        "id",
-        "survey_id",
-        "resolved",
-        "contacts_declared",
-        "contacts_counted",
-        "csat",
-        "nps",
-        "comment",
-        "shout_out",
-        "needs_nothing_more",
-        "first_answered_at",
-        "answered_at",
-        "times_answered",
-        "escalated_at",
-        "shout_out_notified_at",
-    ),
-    "surveys_followup": (
-        "id",
-        "survey_id",
-        "team_id",
-        "assignee_id",
-        "reason",
-        "status",
-        "note",
-        "created_at",
-        "closed_at",
-        "closed_by_id",
-    ),
-    "surveys_surveyunsubscribe": ("id", "email", "customer_id", "survey_id", "created_at"),
-}
-# Bulk-loaded tables in an order that respects their foreign keys.
-TABLES = tuple(COLUMNS)
-
-
-class Stamp:
-    """Fast ``timestamptz`` text for integer epoch seconds (UTC)."""
-
-    def __init__(self) -> None:
-        self._days: dict[int, str] = {}
-        self._times = [
-            f" {sec // 3600:02d}:{sec % 3600 // 60:02d}:{sec % 60:02d}+00" for sec in range(DAY)
-        ]
-
-    def __call__(self, ts: int | None) -> str:
-        if ts is None:
-            return N
-        day, sec = divmod(ts, DAY)
-        text = self._days.get(day)
-        if text is None:
-            text = self._days[day] = (date(1970, 1, 1) + timedelta(days=day)).isoformat()
-        return text + self._times[sec]
-
-
-@dataclass
-class Setup:
-    """What exists before the bulk load: staff, teams, channels (ids from the ORM)."""
-
-    team_ids: list[int]
-    agent_ids: list[list[int]]  # per team
-    manager_ids: list[int]  # per team
-    channel_ids: dict[tuple[int, str], int]  # (team index, kind) -> channel id
-    now: int  # epoch seconds
-    days: int
-
-
-@dataclass
-class CustomerPlan:
-    team: int
-    mix: tuple[str, ...]
-    first: int
-    last: int
-    domain: int
-    uk_phone: bool
-    network: int
-    conversations: int = 0
-    id: int = 0
-    identity: dict[str, int] = field(default_factory=dict)
-    name: str = ""
-    email: str = ""
-    phone: str = ""
-    phone_display: str = ""
-    social: str = ""
-    chat: str = ""
-    last_survey_sent: int = -(10**12)
-    last_nps: int = -(10**12)
-    unsubscribed: bool = False
-
-
-@dataclass
-class Result:
-    conversations: int = 0
-    messages: int = 0
-    customers: int = 0
-    contacts: int = 0
-    events: int = 0
-    surveys: int = 0
-    responses: int = 0
-    heavy_conversation_id: int = 0
-    heavy_customer_id: int = 0
-    search_phone: str = ""
-    search_email: str = ""
-    by_status: dict[str, int] = field(default_factory=dict)
-
-
-class Generator:
-    """Plans customers and conversations, then simulates each conversation into rows."""
-
-    def __init__(self, *, setup: Setup, conversations: int, seed: int, out: Tables) -> None:
-        self.s = setup
-        self.n = conversations
-        self.rng = random.Random(seed)
-        self.out = out
-        self.buffers: dict[str, list[str]] = {table: [] for table in TABLES}
-        self.stamp = Stamp()
-        self.ids = dict.fromkeys(TABLES, 0)
-        self.result = Result()
-        self.first_ts = setup.now - setup.days * DAY
-        # First day's midnight: conversations start from there.
-        self.first_ts -= self.first_ts % DAY
-        self.first_ts += DAY
-        mixes, weights = zip(*MIXES, strict=True)
-        self._mixes = mixes
-        self._mix_cum = list(_cumulative(weights))
-        self._customer_bodies = {k: [_esc(b) for b in v] for k, v in CUSTOMER_BODIES.items()}
-        self._agent_bodies = {k: [_esc(b) for b in v] for k, v in AGENT_BODIES.items()}
-        self._notes = [_esc(b) for b in NOTES]
-        self._comments = [_esc(b) for b in COMMENTS]
-
-    # --- ids and rows ----------------------------------------------------------------------
-
-    def _id(self, table: str) -> int:
-        self.ids[table] += 1
-        return self.ids[table]
-
-    def _row(self, table: str, *values: Any) -> None:
-        self.buffers[table].append("\t".join(values))
-
-    def flush(self) -> None:
-        """Hand the buffered rows to ``out``, one chunk of text per table."""
-        for table, lines in self.buffers.items():
-            if lines:
-                lines.append("")
-                self.out.write(table, "\n".join(lines))
-                lines.clear()
-
-    # --- planning ----------------------------------------------------------------------------
-
-    def _mix(self) -> tuple[str, ...]:
-        roll = self.rng.random() * self._mix_cum[-1]
-        for mix, bound in zip(self._mixes, self._mix_cum, strict=True):
-            if roll < bound:
-                return mix
-        return self._mixes[-1]
-
-    def _start_time(self) -> int:
-        rng = self.rng
-        while True:
-            day = rng.randrange(self.s.days)
-            ts = self.first_ts + day * DAY
-            weekday = (ts // DAY + 3) % 7  # 0 = Monday
-            if weekday >= 5 and rng.random() < 0.55:
-                continue
-            sec = int(rng.triangular(5 * HOUR, 23 * HOUR, 13 * HOUR))
-            ts += sec
-            if ts < self.s.now - 60:
-                return ts
-
-    def plan(self) -> list[tuple[int, int, int]]:
-        """(start time, customer index, flags) of every conversation, in time order."""
-        rng = self.rng
-        self.customers: list[CustomerPlan] = []
-        # Customer 0: the heavy customer (Team 01, email+chat+phone): 20 past conversations and
-        # the heavy one. Customer 1: the one searched by phone and email (Team 01).
-        heavy = CustomerPlan(
-            team=0,
-            mix=("email", "chat", "phone"),
-            first=3,
-            last=7,
-            domain=0,
-            uk_phone=True,
-            network=0,
-        )
-        searched = CustomerPlan(
-            team=0, mix=("email", "phone"), first=11, last=23, domain=2, uk_phone=True, network=0
-        )
-        self.customers += [heavy, searched]
-        plan: list[tuple[int, int, int]] = []
-        reserved = 21 + 2
-        for k in range(20):
-            ts = self.first_ts + int((k + 0.5) * (self.s.days - 12) * DAY / 20) + 10 * HOUR
-            plan.append((ts, 0, 0))
-        plan.append((self.s.now - 6 * DAY + 9 * HOUR, 0, 1))  # flag 1: heavy
-        plan.append((self.s.now - 30 * DAY + 14 * HOUR, 1, 0))
-        plan.append((self.s.now - 40 * 60, 1, 2))  # flag 2: still open (the search finds it)
-        remaining = max(self.n - reserved, 0)
-        while remaining > 0:
-            # Conversations per customer: mostly one or two, a long tail of regulars.
-            k = 1
-            while k < 40 and rng.random() < 0.52:
-                k += 1
-            k = min(k, remaining)
-            remaining -= k
-            index = len(self.customers)
-            self.customers.append(
-                CustomerPlan(
-                    team=rng.randrange(TEAMS),
-                    mix=self._mix(),
-                    first=rng.randrange(len(FIRST_NAMES)),
-                    last=rng.randrange(len(LAST_NAMES)),
-                    domain=rng.randrange(len(DOMAINS)),
-                    uk_phone=rng.random() < 0.2,
-                    network=rng.randrange(len(NETWORKS)),
-                )
-            )
-            for _ in range(k):
-                plan.append((self._start_time(), index, 0))
-        if self.n < reserved:
-            plan = plan[-self.n :] if self.n else []
-        plan.sort()
-        return plan
-
-    # --- customers -----------------------------------------------------------------------------
-
-    def _customer(self, index: int, ts: int) -> CustomerPlan:
-        c = self.customers[index]
-        if c.id:
-            return c
-        c.id = self._id("tickets_customer")
-        first, last = FIRST_NAMES[c.first], LAST_NAMES[c.last]
-        c.email = f"{first}.{last}.{c.id}@{DOMAINS[c.domain]}".lower()
-        if c.uk_phone:
-            digits = f"{c.id % 10000:04d}"
-            block = 7946 if c.id < 10000 else 7000 + c.id // 10000 % 1000
-            c.phone = f"+4420{block:04d}{digits}"
-            c.phone_display = f"+44 20 {block:04d} {digits}"
-        else:
-            area = US_AREAS[c.id % len(US_AREAS)]
-            rest = c.id // len(US_AREAS)
-            exchange = 200 + rest // 10000 % 800
-            line = rest % 10000
-            c.phone = f"+1{area}{exchange:03d}{line:04d}"
-            c.phone_display = f"({area}) {exchange:03d}-{line:04d}"
-        c.social = f"{NETWORKS[c.network]}:{first}_{last}{c.id}".lower()
-        c.chat = f"visitor-{c.id:08x}"
-        kinds = set(c.mix)
-        if "chat" in kinds and "email" not in kinds and self.rng.random() < 0.5:
-            kinds.add("email")  # many chat visitors give their email
-        if kinds == {"social"}:
-            c.name = f"{first}_{last}{c.id}".lower()
-        elif kinds == {"phone"}:
-            c.name = ""
-        else:
-            c.name = f"{first} {last}"
-        st = self.stamp(ts)
-        self._row("tickets_customer", str(c.id), st, st, c.name, N)
-        for kind in ("email", "phone", "social", "chat"):
-            if kind not in kinds:
-                continue
-            value = {"email": c.email, "phone": c.phone, "social": c.social, "chat": c.chat}[kind]
-            display = {"phone": c.phone_display, "social": c.social}.get(kind, value)
-            ident = self._id("tickets_identity")
-            c.identity[kind] = ident
-            verified = "f" if kind == "chat" else "t"
-            self._row(
-                "tickets_identity", str(ident), st, st, str(c.id), kind, value, display, verified, N
-            )
-        self.result.customers += 1
-        return c
-
-    # --- the run ---------------------------------------------------------------------------------
-
-    def run(self, progress: Callable[[int], None] | None = None) -> Result:
-        plan = self.plan()
-        for done, (ts, index, flags) in enumerate(plan, 1):
-            customer = self._customer(index, ts)
-            sim = Conversation(self, customer, ts)
-            if flags & 1:
-                sim.heavy()
-            elif flags & 2:
-                sim.open_only()
-            else:
-                sim.simulate()
-            sim.finish()
-            if index == 0:
-                self.result.heavy_customer_id = customer.id
-            if index == 1:
-                self.result.search_phone = customer.phone_display
-                self.result.search_email = customer.email
-            if done % 1000 == 0:
-                self.flush()
-                if progress is not None:
-                    progress(1000)
-        self.flush()
-        if progress is not None:
-            progress(len(plan) % 1000)
-        self.result.conversations = self.ids["tickets_conversation"]
-        self.result.messages = self.ids["tickets_message"]
-        self.result.contacts = self.ids["tickets_contact"]
-        self.result.events = self.ids["tickets_event"]
-        self.result.surveys = self.ids["surveys_survey"]
-        self.result.responses = self.ids["surveys_surveyresponse"]
-        return self.result
-
-
-def _cumulative(weights: Any) -> Iterator[float]:
+def cumulative(weights: Any) -> Iterator[float]:
     total = 0.0
     for weight in weights:
         total += weight
         yield total
 
 
-class _Stop(Exception):
+class Stop(Exception):
     """The simulation reached "now": later steps have not happened yet."""
 
 
@@ -658,7 +79,7 @@ class Conversation:
         self.last_email_mid = ""
         self.solves = 0
         n = self.rng.randrange(10000, 99999)
-        self.subject = _esc(SUBJECTS[self.rng.randrange(len(SUBJECTS))].format(n=n))
+        self.subject = copy_text(SUBJECTS[self.rng.randrange(len(SUBJECTS))].format(n=n))
         self.n = n
         self.cust_id = str(customer.id)
         self.sid = str(self.id)
@@ -672,7 +93,7 @@ class Conversation:
 
     def _at(self, ts: int) -> int:
         if ts > self.now:
-            raise _Stop
+            raise Stop
         self.t = ts
         return ts
 
@@ -898,7 +319,7 @@ class Conversation:
             self.subject = f"Phone call from {self.c.phone}"
         elif kind in ("chat", "social"):
             body = CUSTOMER_BODIES[kind][self.rng.randrange(len(CUSTOMER_BODIES[kind]))]
-            self.subject = _esc(body.replace("{n}", str(self.n)).splitlines()[0][:80])
+            self.subject = copy_text(body.replace("{n}", str(self.n)).splitlines()[0][:80])
         self._event(
             "conversation.created",
             ts,
@@ -1280,12 +701,12 @@ class Conversation:
                 self.t += self._gap(5 * HOUR, 1.2, 120)
                 self._exchange(kind, new_session=True)
             self._solve_cycle(self.t + self._gap(15 * 60, 1.0, 30), reopens_left=1)
-        except _Stop:
+        except Stop:
             pass
 
     def open_only(self) -> None:
         """The customer wrote and was answered; not solved yet."""
-        with contextlib.suppress(_Stop):
+        with contextlib.suppress(Stop):
             self._exchange(self.kind)
 
     def _solve_cycle(self, at: int, *, reopens_left: int) -> None:

@@ -1,7 +1,7 @@
 """``manage.py bench_seed --conversations N``: a large generated desk for the benchmarks.
 
 20 teams, 200 agents, 20 managers and an admin (password ``bench-pass``), four channels per team,
-then N conversations over 400 days written with PostgreSQL ``COPY`` (see ``metrics.bench``), the
+then N conversations over 400 days written with PostgreSQL ``COPY`` (see ``bench.seed``), the
 scorecard facts of the whole period computed as the nightly recompute does, and a small QA sample
 reviewed. Writes a JSON manifest for ``bench/`` (``--manifest``, default
 ``var/bench_manifest.json``). Refuses a database that already has conversations unless
@@ -26,7 +26,18 @@ from django.db import connection, transaction
 from django.utils import timezone
 from tqdm import tqdm
 
-from metrics import bench
+from bench.seed.generator import Generator
+from bench.seed.tables import COLUMNS, Result, Setup, Tables
+from bench.seed.vocabulary import (
+    ADMIN_EMAIL,
+    AGENT_EMAIL,
+    AGENTS_PER_TEAM,
+    DAY,
+    KINDS,
+    MANAGER_EMAIL,
+    PASSWORD,
+    TEAMS,
+)
 from metrics.models import Criterion, QAAnswer, QAReview
 from metrics.services import (
     JOB_CHUNK_DAYS,
@@ -189,7 +200,7 @@ class Command(BaseCommand):
             facts_seconds = time.monotonic() - t0
             self._log(f"Full facts recompute: {rows} rows in {facts_seconds:.1f}s.")
         today = local_today()
-        first_day = datetime.fromtimestamp(setup.now - setup.days * bench.DAY + bench.DAY, UTC)
+        first_day = datetime.fromtimestamp(setup.now - setup.days * DAY + DAY, UTC)
         manifest = {
             "conversations": result.conversations,
             "messages": result.messages,
@@ -206,7 +217,7 @@ class Command(BaseCommand):
             "facts_seconds": round(facts_seconds, 1),
             "qa_seconds": round(qa_seconds, 1),
             "total_seconds": round(time.monotonic() - started, 1),
-            "password": bench.PASSWORD,
+            "password": PASSWORD,
             "tokens": staff["tokens"],
             "channels": staff["channels"],
             "team01_id": setup.team_ids[0],
@@ -240,17 +251,17 @@ class Command(BaseCommand):
         self._log("Wiped the desk's tables.")
 
     @transaction.atomic
-    def _setup(self, *, days: int) -> tuple[bench.Setup, dict[str, Any]]:
-        team_names = [f"Team {i + 1:02d}" for i in range(bench.TEAMS)]
+    def _setup(self, *, days: int) -> tuple[Setup, dict[str, Any]]:
+        team_names = [f"Team {i + 1:02d}" for i in range(TEAMS)]
         agent_ids: list[list[int]] = []
         manager_ids: list[int] = []
         tokens: dict[str, str] = {}
         for t, team in enumerate(team_names):
             ids = []
-            for a in range(bench.AGENTS_PER_TEAM):
-                number = t * bench.AGENTS_PER_TEAM + a
+            for a in range(AGENTS_PER_TEAM):
+                number = t * AGENTS_PER_TEAM + a
                 user, token = staff_create_or_update(
-                    email=bench.AGENT_EMAIL.format(number),
+                    email=AGENT_EMAIL.format(number),
                     role="agent",
                     team_names=[team],
                     full_name=f"Agent {number:03d}",
@@ -260,7 +271,7 @@ class Command(BaseCommand):
                     tokens["agent000"] = token.key
             agent_ids.append(ids)
             manager, token = staff_create_or_update(
-                email=bench.MANAGER_EMAIL.format(t + 1),
+                email=MANAGER_EMAIL.format(t + 1),
                 role="manager",
                 team_names=[team],
                 full_name=f"Manager {t + 1:02d}",
@@ -269,18 +280,18 @@ class Command(BaseCommand):
             if t == 0:
                 tokens["manager01"] = token.key
         _admin, token = staff_create_or_update(
-            email=bench.ADMIN_EMAIL, role="admin", team_names=team_names, full_name="Bench Admin"
+            email=ADMIN_EMAIL, role="admin", team_names=team_names, full_name="Bench Admin"
         )
         tokens["admin"] = token.key
         # One hash for every account: hashing 221 passwords one by one takes a minute.
         User.objects.filter(email__endswith="@bench.example").update(
-            password=make_password(bench.PASSWORD)
+            password=make_password(PASSWORD)
         )
         teams = {team.name: team.pk for team in Team.objects.filter(name__in=team_names)}
         channel_ids: dict[tuple[int, str], int] = {}
         channels: dict[str, Any] = {}
         for t, team in enumerate(team_names):
-            for kind in bench.KINDS:
+            for kind in KINDS:
                 channel = channel_create_or_update(
                     kind=kind,
                     name=f"{team} {kind}",
@@ -291,7 +302,7 @@ class Command(BaseCommand):
                 if t == 0:
                     channels[kind] = {"id": channel.pk, "secret": channel.secret, "team": team}
         rubric_ensure_default()
-        setup = bench.Setup(
+        setup = Setup(
             team_ids=[teams[name] for name in team_names],
             agent_ids=agent_ids,
             manager_ids=manager_ids,
@@ -315,16 +326,16 @@ class Command(BaseCommand):
             )
             return list(cursor.fetchall())
 
-    def _load(self, setup: bench.Setup, *, n: int, seed: int) -> bench.Result:
+    def _load(self, setup: Setup, *, n: int, seed: int) -> Result:
         indexes = self._secondary_indexes()
         with connection.cursor() as cursor:
             for name, _definition in indexes:
                 cursor.execute(f"DROP INDEX IF EXISTS {name}")
         ok = False
-        streams = CopyStreams(bench.COLUMNS)
+        streams = CopyStreams(COLUMNS)
         try:
-            generator = bench.Generator(
-                setup=setup, conversations=n, seed=seed, out=bench.Tables(write=streams.write)
+            generator = Generator(
+                setup=setup, conversations=n, seed=seed, out=Tables(write=streams.write)
             )
             with tqdm(total=n, desc="conversations", unit="conv", file=sys.stderr) as bar:
                 result = generator.run(progress=bar.update)
