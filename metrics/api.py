@@ -1,4 +1,4 @@
-"""The metrics API (API.md "Metrics"): scorecards from facts, on-demand recompute, task progress."""
+"""The metrics API (docs/api.md "Scorecards"): scorecards from facts, on-demand recompute, task progress."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class ScorecardListApi(APIView):
         key = serializers.JSONField(help_text="desk; a team or agent id; a channel kind")
         label = serializers.CharField()
         metrics = serializers.DictField(
-            help_text="Every key of METRICS.md. Rates are {value, n, ci95}; durations "
+            help_text="Every key of docs/metrics.md. Rates are {value, n, ci95}; durations "
             "{median, p90, n} in seconds; nps, csat_mean, qa_score {value, n}; counts "
             "{value, n}; resolution_gap adds internal_fcr and customer_fcr."
         )
@@ -99,7 +99,7 @@ class ScorecardListApi(APIView):
         user = request.user
         scope: Scope | None = None
         if not user.is_manager:
-            # Agents see their own scorecard only (API.md roles); no ranking of colleagues.
+            # Agents see their own scorecard only (docs/api.md roles); no ranking of colleagues.
             if data["group_by"] != "agent" or data.get("scope"):
                 raise PermissionDenied("Agents see their own scorecard: use group_by=agent.")
             scope = Scope("agent", agent=agent_get_for_user(user=user, pk=user.pk))

@@ -1,4 +1,4 @@
-"""The metric keys of METRICS.md: how each is shown, where it sits, what it stands beside."""
+"""The metric keys of docs/metrics.md: how each is shown, where it sits, what it stands beside."""
 
 from __future__ import annotations
 

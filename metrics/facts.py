@@ -48,9 +48,9 @@ from tickets.models import ChannelKind, Contact, Conversation, Event, Message
 # Duration histogram: bucket b >= 1 holds [GROWTH**(b-1), GROWTH**b) seconds.
 GROWTH = 1.02
 LOG_GROWTH = math.log(GROWTH)
-WINDOW = timedelta(days=7)  # reopen and repeat-contact windows (METRICS.md)
+WINDOW = timedelta(days=7)  # reopen and repeat-contact windows (docs/metrics.md)
 
-# Outbound agent messages that ask for a score (METRICS.md survey_solicitation_flags). One
+# Outbound agent messages that ask for a score (docs/metrics.md survey_solicitation_flags). One
 # case-insensitive regular expression that PostgreSQL (ARE) and SQLite (Python re) read alike:
 # no \b, \s or character-class shorthands.
 SOLICITATION_PATTERN = (

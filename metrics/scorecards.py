@@ -27,7 +27,7 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None
 
 
 def rate(numerator: int, denominator: int) -> dict:
-    """``{"value", "n", "ci95"}`` as METRICS.md shows every rate."""
+    """``{"value", "n", "ci95"}`` as docs/metrics.md shows every rate."""
     return {
         "value": round(numerator / denominator, 6) if denominator else None,
         "n": denominator,
@@ -93,7 +93,7 @@ def duration(histogram: Mapping[int, int]) -> dict:
 def build_metrics(
     sums: Mapping[str, tuple[int, int]], histograms: Mapping[str, Mapping[int, int]]
 ) -> dict:
-    """Every METRICS.md key from summed facts ``{fact: (numerator, denominator)}`` and
+    """Every docs/metrics.md key from summed facts ``{fact: (numerator, denominator)}`` and
     duration histograms ``{metric: {bucket: count}}``."""
 
     def num(key: str) -> int:

@@ -219,7 +219,7 @@ def scored_reviews() -> QuerySet[QAReview]:
 
 
 def qa_scores(*, start: date, end: date, group_by: str = "agent") -> list[dict[str, Any]]:
-    """``qa_score`` for the period ``[start, end)`` of local dates, by solve date (METRICS.md).
+    """``qa_score`` for the period ``[start, end)`` of local dates, by solve date (docs/metrics.md).
 
     ``group_by``: "desk", "agent" (``agent_id``), "team" (``team_id``), "channel"
     (``channel_kind``) or "day" (``day``). Each row: the key, ``value`` (mean 0-100, float) and
@@ -792,7 +792,7 @@ def agent_experience_add(
     date_to: date,
     narrowed: bool = False,
 ) -> None:
-    """Add ``agent_pulse`` and ``ideas_captured`` (METRICS.md, agent experience) to API groups.
+    """Add ``agent_pulse`` and ``ideas_captured`` (docs/metrics.md, agent experience) to API groups.
 
     They come from issue 6's own tables through its one-query selectors, not from daily facts:
     they hold distinct counts (ideas, customers) and pulse weeks, which do not add up over days.

@@ -54,7 +54,7 @@ from tickets.selectors import visible_conversations_q
 from tickets.services import conversation_reply
 
 # --- QA, ideas, cancellations, check-ins, pulse ----------------------------------------------------
-# Issue 6. Periods are local dates of the desk's time zone; see metrics/DEFINITIONS.md.
+# Issue 6. Periods are local dates of the desk's time zone; see docs/metrics.md.
 
 DEFAULT_RUBRIC = "Default"
 # (name, description, weight, scale, critical)
@@ -95,11 +95,11 @@ DEFAULT_CANCELLATION_REASONS = (
 PULSE_MIN_ANSWERS = 5
 
 
-
 def bounded_text(value: str, *, what: str, limit: int) -> None:
     """Refuse free text longer than ``limit`` characters (a clear 400; nothing is stored)."""
     if value and len(value) > limit:
         raise ApplicationError(f"{what} is too long: at most {limit:,} characters.")
+
 
 def local_day_start(day: date) -> datetime:
     """The aware datetime at which ``day`` starts in the desk's time zone."""
@@ -1368,7 +1368,7 @@ def target_set(
 ) -> Target | None:
     """Set (or with ``value=None`` clear) a target on an outcome or connection metric.
 
-    Speed metrics refuse targets (METRICS.md). Managers set targets for their own teams only;
+    Speed metrics refuse targets (docs/metrics.md). Managers set targets for their own teams only;
     desk-wide targets are for admins.
     """
     if metric not in TARGETABLE_METRICS:

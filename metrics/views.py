@@ -156,7 +156,7 @@ def figure(
     if target is not None and key in TARGETABLE_METRICS:
         as_rate = info.kind in {"rate", "gap"}
         tile["target"] = _percent(target) if as_rate else f"{target:g}"
-        # Never coloured with a small sample (METRICS.md).
+        # Never coloured with a small sample (docs/metrics.md).
         if value is not None and not tile["small"]:
             good = value >= target if info.higher_is_better else value <= target
             tile["status"] = "good" if good else "bad"

@@ -29,7 +29,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 
 class ErrorOutputSerializer(serializers.Serializer):
-    """Every 4xx of the API: ``{"detail": "...", ...}`` (API.md)."""
+    """Every 4xx of the API: ``{"detail": "...", ...}`` (docs/api.md)."""
 
     detail = serializers.CharField()
     errors = serializers.DictField(

@@ -52,7 +52,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """404 for a URL no route matches: JSON under /api/ (API.md: errors are JSON), a page
+    """404 for a URL no route matches: JSON under /api/ (docs/api.md: errors are JSON), a page
     elsewhere."""
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Not found."}, status=404)

@@ -23,7 +23,7 @@ def _new_token_key() -> str:
 class SurveySettings(models.Model):
     """The admin's overrides of the environment defaults (a singleton, pk=1).
 
-    A null field means "use the environment's value" (``SURVEY_*`` settings, API.md).
+    A null field means "use the environment's value" (``SURVEY_*`` settings, docs/api.md).
     """
 
     delay_minutes = models.PositiveIntegerField(
@@ -111,7 +111,7 @@ class Survey(models.Model):
     customer = models.ForeignKey(
         "tickets.Customer", on_delete=models.PROTECT, related_name="surveys"
     )
-    # Attribution copied from the solve event (METRICS.md, "Attribution").
+    # Attribution copied from the solve event (docs/metrics.md, "Attribution").
     agent = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -1,6 +1,6 @@
 """Reads of the surveys app, for its pages and API and for the apps above it (metrics).
 
-Responses belong to their solve event (METRICS.md, "Attribution"): agent, team, channel and date
+Responses belong to their solve event (docs/metrics.md, "Attribution"): agent, team, channel and date
 are the solve's, copied on the Survey. Staff see the responses of conversations they may open
 (``tickets.selectors.visible_conversations_q``).
 """

@@ -733,7 +733,7 @@ def _answer_effects(
                 email=True,
             )
     elif response.escalated_at is None and _confirms_resolution(answer):
-        # The customer confirmed it (API.md: closed = "survey window over or customer
+        # The customer confirmed it (docs/api.md: closed = "survey window over or customer
         # confirmed"), if this survey is about the conversation's current solve.
         conversation = Conversation.objects.select_for_update().get(pk=survey.conversation_id)
         if (

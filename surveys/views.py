@@ -74,7 +74,7 @@ def _int_or_none(value: str | None) -> int | None:
 
 
 def _answer_from_post(data: Any) -> Answer:
-    """The form's fields (API.md): resolved, contacts, csat, nps, comment, shout_out."""
+    """The form's fields (docs/api.md): resolved, contacts, csat, nps, comment, shout_out."""
     errors: dict[str, str] = {}
     parsed: dict[str, int | None] = {}
     for field in ("contacts", "csat", "nps"):

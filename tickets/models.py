@@ -170,7 +170,7 @@ class Conversation(TimeStampedModel):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.NEW)
     # Channel kinds touched by this conversation, in order of first use.
     channels = models.JSONField(default=list, blank=True)
-    # Contacts counted by the rules of METRICS.md ("Counting contacts").
+    # Contacts counted by the rules of docs/metrics.md ("Counting contacts").
     contacts_counted = models.PositiveIntegerField(default=0)
     first_inbound_at = models.DateTimeField(null=True, blank=True)
     last_inbound_at = models.DateTimeField(null=True, blank=True)
@@ -245,7 +245,7 @@ class ContactEndedBy(models.TextChoices):
 
 
 class Contact(models.Model):
-    """A customer-initiated touch about a conversation (METRICS.md, "Counting contacts")."""
+    """A customer-initiated touch about a conversation (docs/metrics.md, "Counting contacts")."""
 
     Reason = ContactReason
 
@@ -497,7 +497,7 @@ class Event(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
     )
-    # Attribution at the time of the event (METRICS.md, "Attribution").
+    # Attribution at the time of the event (docs/metrics.md, "Attribution").
     team = models.ForeignKey(
         "supportdesk.Team", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

@@ -393,7 +393,7 @@ TIMELINE_EVENT_KINDS = (
 
 def conversation_timeline(*, conversation: Conversation) -> list[TimelineEntry]:
     """Messages and status events in time order; the first message of each contact carries the
-    contact's number (METRICS.md "Counting contacts"). Needs ``conversation_get_for_user(...,
+    contact's number (docs/metrics.md "Counting contacts"). Needs ``conversation_get_for_user(...,
     for_detail=True)``; runs two queries (contacts, events)."""
     contacts = list(conversation.contacts.select_related("agent").order_by("started_at", "id"))
     numbers = {contact.pk: index for index, contact in enumerate(contacts, start=1)}

@@ -1,4 +1,4 @@
-"""/api/v1/: one path per operation (see /work/shared/API.md)."""
+"""/api/v1/: one path per operation (see docs/api.md)."""
 
 from django.urls import path
 

@@ -7,7 +7,7 @@ and writes the rows the services would have written, straight into the tables:
 - each conversation is simulated step by step (customer messages, agent replies, notes, pending,
   solves, reopens, closes, surveys and their answers) in its own time order, and every step after
   "now" is dropped, so the recent conversations are naturally still open;
-- contacts are opened by the rules of ``tickets.services.contacts.contact_reason`` (METRICS.md,
+- contacts are opened by the rules of ``tickets.services.contacts.contact_reason`` (docs/metrics.md,
   "Counting contacts"), so ``conversation_recount_contacts`` finds the same counts;
 - events carry the attribution and ``data`` the services record (``status_from``/``status_to``,
   ``contacts_counted``, ``new_contact``...), because the metrics and the recount read them;

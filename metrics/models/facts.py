@@ -175,7 +175,7 @@ class RecomputeJob(TimeStampedModel):
         return round(self.days_done / self.days_total, 4) if self.days_total else 0.0
 
 
-# Targets may be set on these keys only (METRICS.md: outcome and connection, never speed).
+# Targets may be set on these keys only (docs/metrics.md: outcome and connection, never speed).
 TARGETABLE_METRICS = (
     "resolution_rate",
     "partial_resolution_rate",

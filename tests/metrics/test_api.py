@@ -1,4 +1,4 @@
-"""The metrics API's permissions and errors (API.md "Metrics" and "Roles")."""
+"""The metrics API's permissions and errors (docs/api.md "Scorecards" and "Roles")."""
 
 from __future__ import annotations
 

@@ -118,7 +118,7 @@ def test_api_stale_if_match_is_a_409_and_changes_nothing(channels, api_a, agent_
 
 
 def test_api_without_if_match_keeps_last_write_wins(channels, api_a, colleague):
-    # API.md's contract: the version check is optional for clients that send no If-Match.
+    # docs/api.md's contract: the version check is optional for clients that send no If-Match.
     conversation = _conversation(channels["email"])
     conversation_assign(conversation=conversation, actor=colleague, agent=colleague)
     response = api_a.post(f"/api/v1/conversations/{conversation.pk}/pending/")

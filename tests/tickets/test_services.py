@@ -1,4 +1,4 @@
-"""Ingestion, contact counting (METRICS.md "Counting contacts"), threading, identities, merges."""
+"""Ingestion, contact counting (docs/metrics.md "Counting contacts"), threading, identities, merges."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ def contact_reason(
 ) -> str | None:
     """Does an inbound message open a new contact? Returns the reason, or None to continue.
 
-    METRICS.md: first inbound; another channel than the previous inbound; arrived while solved
+    docs/metrics.md: first inbound; another channel than the previous inbound; arrived while solved
     or pending (and reopens it); a chaser of an unanswered message older than
     CONTACT_CHASER_HOURS. A phone call is always its own contact; a chat session is one contact.
     """

@@ -262,7 +262,7 @@ def conversation_solve(
         raise Conflict(f"The conversation is already {conversation.status}.")
     at = at or timezone.now()
     last_contact = conversation.contacts.order_by("-started_at", "-id").first()
-    # Attribution (METRICS.md): the channel of the last contact before the solve.
+    # Attribution (docs/metrics.md): the channel of the last contact before the solve.
     channel_kind = last_contact.channel_kind if last_contact else ""
     if conversation.assignee_id is None:
         conversation.assignee = actor

@@ -179,7 +179,7 @@ def test_the_page_shows_a_weeks_results_only_after_the_week_has_closed(team_a):
     # then: no figure and no comment of the open week
     assert "Too many tickets on Mondays" not in open_page
     assert "appear here once its pulse has closed" in open_page
-    assert "<td class=\"num\">3.6</td>" not in open_page
+    assert '<td class="num">3.6</td>' not in open_page
 
     # when: the next week opens, the first one is closed and shown
     pulse_week_open(week_start=WEEK + timedelta(days=7))
@@ -187,4 +187,4 @@ def test_the_page_shows_a_weeks_results_only_after_the_week_has_closed(team_a):
 
     assert "Results of the week of 2 Nov 2026" in closed_page
     assert "Too many tickets on Mondays" in closed_page
-    assert "<td class=\"num\">3.6</td>" in closed_page
+    assert '<td class="num">3.6</td>' in closed_page
