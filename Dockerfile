@@ -19,6 +19,7 @@ COPY pyproject.toml README.md ./
 COPY supportdesk ./supportdesk
 COPY tickets ./tickets
 COPY surveys ./surveys
+COPY quality ./quality
 COPY metrics ./metrics
 RUN pip install .
 

@@ -27,11 +27,6 @@ class MetricsConfig(AppConfig):
         )
         extensions.register_nav("My scorecard", "metrics:my_scorecard", roles={"agent"}, order=20)
 
-        # --- QA, ideas, cancellations, check-ins, pulse (issue 6)
-        from metrics import panels_qa
-
-        panels_qa.register()
-
         # Scorecard facts are computed from everything seeded before, QA reviews included: last.
         from metrics.services import facts_seed
 

@@ -702,7 +702,7 @@ def _quoted(alias: str) -> str:
 
 def qa_source(start: datetime, end: datetime) -> QuerySet:
     """QA reviews that count in ``qa_score`` (the QA selectors' rule), by their solve's day."""
-    from metrics.selectors import scored_reviews
+    from quality.selectors import scored_reviews
 
     return (
         scored_reviews()

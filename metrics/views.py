@@ -724,7 +724,7 @@ def _bounds(date_from: date, date_to: date) -> tuple[Any, Any]:
 def _qa_feedback(viewer: Any, agent: Any, start: Any, end: Any) -> list[Any]:
     """The agent's reviews that count in qa_score, solved in the period, that the viewer may
     open, newest first."""
-    from metrics.selectors import scored_reviews, visible_review_q
+    from quality.selectors import scored_reviews, visible_review_q
 
     return list(
         scored_reviews()

@@ -151,6 +151,7 @@ INSTALLED_APPS = [
     "supportdesk",
     "tickets",
     "surveys",
+    "quality",
     "metrics",
 ]
 # Development: `manage.py bench_seed` (bench/seed), present in a checkout, absent from the image.
@@ -508,15 +509,15 @@ CELERY_BEAT_SCHEDULE = {
     },
     # QA and pulse
     "qa-weekly-sample": {  # Monday morning: last week's solved conversations
-        "task": "metrics.tasks.qa_sample_draw_task",
+        "task": "quality.tasks.qa_sample_draw_task",
         "schedule": crontab(day_of_week="mon", hour=6, minute=5),
     },
     "pulse-weekly": {  # Friday afternoon: two questions about the week
-        "task": "metrics.tasks.pulse_week_open_task",
+        "task": "quality.tasks.pulse_week_open_task",
         "schedule": crontab(day_of_week="fri", hour=14, minute=0),
     },
     "checkins-daily": {
-        "task": "metrics.tasks.checkins_create_due_task",
+        "task": "quality.tasks.checkins_create_due_task",
         "schedule": crontab(hour=7, minute=10),
     },
 }

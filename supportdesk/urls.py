@@ -21,6 +21,7 @@ urlpatterns = [
     path("", include("tickets.web_urls")),
     path("", include("surveys.urls")),
     path("", include("metrics.urls")),
+    path("", include("quality.urls")),
     # Anymail's provider webhooks; a provider that is not set up answers 404, not 500.
     path("anymail/", include((webhooks.urlpatterns(), "anymail"))),
 ]

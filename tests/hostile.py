@@ -115,11 +115,11 @@ class HostileDesk:
 
 def hostile_desk(*, channels, agent, manager) -> HostileDesk:
     """Builds the hostile desk: every field a customer or a colleague writes is hostile."""
-    from metrics.models import CancellationReason
-    from metrics.services import (
+    from metrics.services import facts_compute
+    from quality.models import CancellationReason
+    from quality.services import (
         cancellation_reasons_ensure_default,
         cancellation_record,
-        facts_compute,
         idea_create,
         qa_review_dispute,
         qa_review_submit,

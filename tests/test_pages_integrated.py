@@ -16,7 +16,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from metrics.services import idea_attach, idea_create
+from quality.services import idea_attach, idea_create
 from surveys.services import Answer, survey_record_past
 from tests.factories import TEST_PASSWORD, send_chat, send_email
 from tickets.models import Conversation, Event, Message

@@ -1,8 +1,6 @@
-"""Metrics models, one module per area; each module's models are imported here.
+"""Metrics models: daily facts, scorecards, targets, recompute jobs (``facts.py``).
 
-- ``facts.py``: daily facts, scorecards, targets, recompute jobs (issue 5).
-- ``qa.py``: QA rubrics, samples and reviews; ideas; cancellation reasons; check-ins; agent pulse
-  (issue 6).
+QA, ideas, cancellations, check-ins and the pulse are the quality app's (``quality.models``).
 """
 
 from metrics.models.facts import (
@@ -15,46 +13,14 @@ from metrics.models.facts import (
     SourceWatermark,
     Target,
 )
-from metrics.models.qa import (
-    Calibration,
-    Cancellation,
-    CancellationReason,
-    CheckIn,
-    CheckInRule,
-    Criterion,
-    Idea,
-    IdeaMention,
-    PulseAnswer,
-    PulseResponse,
-    PulseWeek,
-    QAAnswer,
-    QAReview,
-    QASample,
-    Rubric,
-)
 
 __all__ = [
     "TARGETABLE_METRICS",
-    "Calibration",
-    "Cancellation",
-    "CancellationReason",
-    "CheckIn",
-    "CheckInRule",
-    "Criterion",
     "DailyFact",
     "DirtyDay",
     "DurationBucket",
     "FactDay",
-    "Idea",
-    "IdeaMention",
-    "PulseAnswer",
-    "PulseResponse",
-    "PulseWeek",
-    "QAAnswer",
-    "QAReview",
-    "QASample",
     "RecomputeJob",
-    "Rubric",
     "SourceWatermark",
     "Target",
 ]

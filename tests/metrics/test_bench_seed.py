@@ -41,7 +41,8 @@ def _api(token: str) -> APIClient:
 
 
 def test_seeded_desk_is_consistent_and_every_page_answers(seeded):
-    from metrics.models import DailyFact, QAReview
+    from metrics.models import DailyFact
+    from quality.models import QAReview
     from supportdesk.models import Team, User
     from surveys.models import Survey, SurveyResponse
     from tickets.identities import normalise_identity, normalise_phone

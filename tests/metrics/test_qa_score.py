@@ -7,9 +7,10 @@ from datetime import date
 import pytest
 import time_machine
 
-from metrics.models import QAReview
-from metrics.selectors import qa_scores
-from metrics.services import facts_compute, qa_review_submit, rubric_ensure_default
+from metrics.services import facts_compute
+from quality.models import QAReview
+from quality.selectors import qa_scores
+from quality.services import qa_review_submit, rubric_ensure_default
 from tests.conftest import client_for
 from tests.factories import make_staff
 from tests.metrics.desk import NOW

@@ -95,8 +95,8 @@ def _email(*, sender: str, subject: str, text: str, html: str, attachment: bytes
 
 
 def _side(mark: str, team: Team, channels: dict[str, Any], agent: User, manager: User) -> Side:
-    from metrics.models import CancellationReason
-    from metrics.services import cancellation_record, idea_create
+    from quality.models import CancellationReason
+    from quality.services import cancellation_record, idea_create
     from surveys.models import Survey
     from surveys.services import Answer, survey_answer, survey_token, surveys_send_due
     from tickets.models import Conversation, Customer
@@ -189,13 +189,13 @@ def _after_commit() -> Any:
 
 
 def _build_world() -> World:
-    from metrics.models import CheckIn, CheckInRule, QAReview
-    from metrics.services import (
+    from metrics.services import recompute_job_create
+    from quality.models import CheckIn, CheckInRule, QAReview
+    from quality.services import (
         calibration_create,
         checkin_rules_ensure_default,
         checkins_create_due,
         qa_sample_draw,
-        recompute_job_create,
     )
     from surveys.models import FollowUp
     from tickets.models import Conversation

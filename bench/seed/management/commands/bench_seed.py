@@ -38,12 +38,10 @@ from bench.seed.vocabulary import (
     PASSWORD,
     TEAMS,
 )
-from metrics.models import Criterion, QAAnswer, QAReview
-from metrics.services import (
-    JOB_CHUNK_DAYS,
-    facts_compute_chunk,
+from metrics.services import JOB_CHUNK_DAYS, facts_compute_chunk, local_today
+from quality.models import Criterion, QAAnswer, QAReview
+from quality.services import (
     local_day_start,
-    local_today,
     qa_sample_draw,
     review_score,
     rubric_ensure_default,
