@@ -14,6 +14,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from supportdesk.models import choices_check
+
 # --- QA rubrics ---------------------------------------------------------------------------------
 
 
@@ -45,11 +47,14 @@ class Rubric(models.Model):
         return f"{self.name} v{self.version}"
 
 
+class CriterionScale(models.TextChoices):
+    YES_NO = "yes_no", "Yes / no"
+    ONE_TO_THREE = "1_3", "1 to 3"
+    ONE_TO_FIVE = "1_5", "1 to 5"
+
+
 class Criterion(models.Model):
-    class Scale(models.TextChoices):
-        YES_NO = "yes_no", "Yes / no"
-        ONE_TO_THREE = "1_3", "1 to 3"
-        ONE_TO_FIVE = "1_5", "1 to 5"
+    Scale = CriterionScale
 
     # The lowest and highest value of each scale (yes/no is stored as 0/1).
     BOUNDS = {Scale.YES_NO: (0, 1), Scale.ONE_TO_THREE: (1, 3), Scale.ONE_TO_FIVE: (1, 5)}
@@ -72,13 +77,10 @@ class Criterion(models.Model):
                 condition=Q(weight__gte=1) & Q(weight__lte=100),
                 name="metrics_criterion_weight_range",
             ),
-            models.CheckConstraint(
-                condition=Q(scale__in=["yes_no", "1_3", "1_5"]),
-                name="metrics_criterion_scale_valid",
-            ),
             models.UniqueConstraint(
                 fields=["rubric", "name"], name="metrics_criterion_unique_name_per_rubric"
             ),
+            choices_check("scale", CriterionScale, name="metrics_criterion_scale_valid"),
         ]
 
     def __str__(self) -> str:
@@ -119,20 +121,26 @@ class QASample(models.Model):
         return f"QA sample of {self.week_start}"
 
 
+class QAReviewKind(models.TextChoices):
+    SAMPLE = "sample", "Weekly sample"
+    CALIBRATION = "calibration", "Calibration"
+    SECOND = "second", "Second review (dispute)"
+
+
+class QAReviewState(models.TextChoices):
+    PENDING = "pending", "To review"
+    SUBMITTED = "submitted", "Reviewed"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    DISPUTED = "disputed", "Disputed"
+    REPLACED = "replaced", "Replaced"
+
+
 class QAReview(models.Model):
     """One reviewer scoring one conversation of one agent against one rubric version."""
 
-    class Kind(models.TextChoices):
-        SAMPLE = "sample", "Weekly sample"
-        CALIBRATION = "calibration", "Calibration"
-        SECOND = "second", "Second review (dispute)"
+    Kind = QAReviewKind
 
-    class State(models.TextChoices):
-        PENDING = "pending", "To review"
-        SUBMITTED = "submitted", "Reviewed"
-        ACKNOWLEDGED = "acknowledged", "Acknowledged"
-        DISPUTED = "disputed", "Disputed"
-        REPLACED = "replaced", "Replaced"
+    State = QAReviewState
 
     kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.SAMPLE)
     state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
@@ -221,12 +229,8 @@ class QAReview(models.Model):
                 condition=Q(calibration__isnull=False),
                 name="metrics_qareview_unique_calibration_reviewer",
             ),
-            models.CheckConstraint(
-                condition=Q(
-                    state__in=["pending", "submitted", "acknowledged", "disputed", "replaced"]
-                ),
-                name="metrics_qareview_state_valid",
-            ),
+            choices_check("kind", QAReviewKind, name="metrics_qareview_kind_valid"),
+            choices_check("state", QAReviewState, name="metrics_qareview_state_valid"),
         ]
 
     def __str__(self) -> str:
@@ -284,13 +288,16 @@ class Calibration(models.Model):
 # --- Ideas ----------------------------------------------------------------------------------------
 
 
+class IdeaStatus(models.TextChoices):
+    NEW = "new", "New"
+    UNDER_REVIEW = "under_review", "Under review"
+    PLANNED = "planned", "Planned"
+    SHIPPED = "shipped", "Shipped"
+    DECLINED = "declined", "Declined"
+
+
 class Idea(models.Model):
-    class Status(models.TextChoices):
-        NEW = "new", "New"
-        UNDER_REVIEW = "under_review", "Under review"
-        PLANNED = "planned", "Planned"
-        SHIPPED = "shipped", "Shipped"
-        DECLINED = "declined", "Declined"
+    Status = IdeaStatus
 
     OPEN_STATUSES = (Status.NEW, Status.UNDER_REVIEW, Status.PLANNED)
 
@@ -310,10 +317,7 @@ class Idea(models.Model):
             models.Index(fields=["status", "-created_at"], name="metrics_idea_status"),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=["new", "under_review", "planned", "shipped", "declined"]),
-                name="metrics_idea_status_valid",
-            ),
+            choices_check("status", IdeaStatus, name="metrics_idea_status_valid"),
         ]
 
     def __str__(self) -> str:
@@ -376,11 +380,14 @@ class CancellationReason(models.Model):
         return self.name
 
 
+class CancellationOutcome(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SAVED = "saved", "Saved"
+    CANCELLED = "cancelled", "Cancelled"
+
+
 class Cancellation(models.Model):
-    class Outcome(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SAVED = "saved", "Saved"
-        CANCELLED = "cancelled", "Cancelled"
+    Outcome = CancellationOutcome
 
     conversation = models.OneToOneField(
         "tickets.Conversation", on_delete=models.PROTECT, related_name="+"
@@ -415,9 +422,8 @@ class Cancellation(models.Model):
             ),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(outcome__in=["pending", "saved", "cancelled"]),
-                name="metrics_cancellation_outcome_valid",
+            choices_check(
+                "outcome", CancellationOutcome, name="metrics_cancellation_outcome_valid"
             ),
         ]
 
@@ -428,17 +434,23 @@ class Cancellation(models.Model):
 # --- Check-ins -----------------------------------------------------------------------------------------
 
 
+class CheckInTrigger(models.TextChoices):
+    NOT_RESOLVED = "not_resolved", "Customer said not or partly resolved"
+    HIGH_EFFORT = "high_effort", "High effort (3 contacts or more)"
+    SAVED = "saved", "Cancellation saved"
+
+
 class CheckInRule(models.Model):
-    class Trigger(models.TextChoices):
-        NOT_RESOLVED = "not_resolved", "Customer said not or partly resolved"
-        HIGH_EFFORT = "high_effort", "High effort (3 contacts or more)"
-        SAVED = "saved", "Cancellation saved"
+    Trigger = CheckInTrigger
 
     trigger = models.CharField(max_length=15, choices=Trigger.choices, unique=True)
     days_after = models.PositiveSmallIntegerField(default=3)
     is_active = models.BooleanField(default=True)
 
     class Meta:
+        constraints = [
+            choices_check("trigger", CheckInTrigger, name="metrics_checkinrule_trigger_valid"),
+        ]
         db_table = "metrics_checkinrule"  # the table it had in the metrics app
         ordering = ["trigger"]
 
@@ -446,11 +458,14 @@ class CheckInRule(models.Model):
         return f"{self.get_trigger_display()} +{self.days_after}d"
 
 
+class CheckInState(models.TextChoices):
+    DUE = "due", "Due"
+    SENT = "sent", "Sent"
+    DISMISSED = "dismissed", "Dismissed"
+
+
 class CheckIn(models.Model):
-    class State(models.TextChoices):
-        DUE = "due", "Due"
-        SENT = "sent", "Sent"
-        DISMISSED = "dismissed", "Dismissed"
+    State = CheckInState
 
     conversation = models.ForeignKey(
         "tickets.Conversation", on_delete=models.PROTECT, related_name="+"
@@ -479,6 +494,8 @@ class CheckIn(models.Model):
             models.UniqueConstraint(
                 fields=["conversation", "trigger"], name="metrics_checkin_unique_trigger"
             ),
+            choices_check("trigger", CheckInTrigger, name="metrics_checkin_trigger_valid"),
+            choices_check("state", CheckInState, name="metrics_checkin_state_valid"),
         ]
 
     def __str__(self) -> str:
@@ -518,16 +535,19 @@ class PulseResponse(models.Model):
         return f"{self.user_id} answered {self.week_id}"
 
 
+class PulseNeed(models.TextChoices):
+    YES = "yes", "Yes"
+    PARTLY = "partly", "Partly"
+    NO = "no", "No"
+
+
 class PulseAnswer(models.Model):
     """An anonymous answer: no user, no timestamp, a random key (no insertion order to match).
 
     One row for the desk (``team`` NULL) and one per team the agent belonged to when answering.
     """
 
-    class Need(models.TextChoices):
-        YES = "yes", "Yes"
-        PARTLY = "partly", "Partly"
-        NO = "no", "No"
+    Need = PulseNeed
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     week = models.ForeignKey(PulseWeek, on_delete=models.CASCADE, related_name="answers")
@@ -550,10 +570,7 @@ class PulseAnswer(models.Model):
                 condition=Q(week_rating__gte=1) & Q(week_rating__lte=5),
                 name="metrics_pulseanswer_rating_range",
             ),
-            models.CheckConstraint(
-                condition=Q(has_what_needed__in=["yes", "partly", "no"]),
-                name="metrics_pulseanswer_need_valid",
-            ),
+            choices_check("has_what_needed", PulseNeed, name="metrics_pulseanswer_need_valid"),
         ]
 
     def __str__(self) -> str:

@@ -15,7 +15,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from supportdesk.models import TimeStampedModel
+from supportdesk.models import TimeStampedModel, choices_check
 
 
 class DailyFact(models.Model):
@@ -125,15 +125,18 @@ class DirtyDay(models.Model):
         return f"dirty {self.day}"
 
 
+class RecomputeJobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
 class RecomputeJob(TimeStampedModel):
     """An on-demand or nightly recompute of a range of days; its progress is shown in the page
     and by ``GET /api/v1/tasks/{id}/``."""
 
-    class State(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+    State = RecomputeJobState
 
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -159,10 +162,7 @@ class RecomputeJob(TimeStampedModel):
                 condition=Q(date_to__gt=models.F("date_from")),
                 name="metrics_recomputejob_range_not_empty",
             ),
-            models.CheckConstraint(
-                condition=Q(state__in=["queued", "running", "done", "failed"]),
-                name="metrics_recomputejob_state_valid",
-            ),
+            choices_check("state", RecomputeJobState, name="metrics_recomputejob_state_valid"),
         ]
 
     def __str__(self) -> str:

@@ -15,7 +15,7 @@ from django.db.models import CheckConstraint
 from tests.factories import send_email
 from tickets.models import Event, Message
 
-APPS = ["supportdesk", "tickets", "surveys"]
+APPS = ["supportdesk", "tickets", "surveys", "quality", "metrics"]
 
 
 def _columns_with_choices():

@@ -44,12 +44,13 @@ PROLOGUE = f"""
 import django
 django.setup()
 import re, sys
-from tickets import emails, identities, tokens
+from tickets import identities, tokens
+from tickets.emails import headers, mime, parse, sanitize, types
 
 SIZE = {SIZE}
 PATTERNS = [
     (module.__name__ + "." + name, value)
-    for module in (emails, identities, tokens)
+    for module in (types, parse, headers, mime, sanitize, identities, tokens)
     for name, value in vars(module).items()
     if isinstance(value, re.Pattern)
 ]
