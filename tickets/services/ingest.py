@@ -424,7 +424,7 @@ def _attach_conversation(customer: Customer, data: _Inbound) -> Conversation | N
 
 
 def _thread_conversation(data: _Inbound) -> Conversation | None:
-    """Email threading, strongest evidence first (osTicket's order; see FEATURES.md 2.1)."""
+    """Email threading, strongest evidence first: References and In-Reply-To, then the token."""
     ids = [*data.in_reply_to, *reversed(data.references)]
     if ids:
         by_id = {

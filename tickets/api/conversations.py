@@ -1,0 +1,336 @@
+"""The queue and a conversation: detail, replies, status changes, assignment, take next, moves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from drf_spectacular.utils import (
+    extend_schema,
+)
+from rest_framework import serializers, status
+from rest_framework.generics import GenericAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from supportdesk.errors import ApplicationError
+from supportdesk.idempotency import idempotent
+from supportdesk.models import Team, User
+from tickets.api.common import (
+    BODY_MAX_CHARS,
+    IDEMPOTENCY_KEY_PARAMETER,
+    IF_MATCH_PARAMETER,
+    PK_MAX,
+    BodyLimitMixin,
+    ConversationOutputSerializer,
+    MessageOutputSerializer,
+    StaffApi,
+    error_codes,
+    if_match_version,
+    with_etag,
+)
+from tickets.models import (
+    ChannelKind,
+    Conversation,
+)
+from tickets.pagination import ConversationCursorPagination
+from tickets.selectors import (
+    conversation_get_for_user,
+    conversation_list_for_user,
+    message_get_for_user,
+    staff_get_by_ref,
+    team_get_by_ref,
+)
+from tickets.services import (
+    TEAM_NOT_YOURS,
+    conversation_assign,
+    conversation_reopen,
+    conversation_reply,
+    conversation_set_pending,
+    conversation_solve,
+    conversation_take_next,
+    message_move,
+)
+
+# --- Conversations ----------------------------------------------------------------------------------
+
+
+# GenericAPIView only for its explicit ``pagination_class``; no queryset or filter-backend magic.
+class ConversationListApi(BodyLimitMixin, GenericAPIView):
+    pagination_class = ConversationCursorPagination
+
+    class FilterSerializer(serializers.Serializer):
+        status = serializers.CharField(
+            required=False, help_text="One status, or several comma-separated."
+        )
+        assignee = serializers.CharField(
+            required=False, max_length=254, help_text='Agent id or email, "me" or "none".'
+        )
+        team = serializers.IntegerField(required=False, min_value=1, max_value=PK_MAX)
+        customer = serializers.IntegerField(required=False, min_value=1, max_value=PK_MAX)
+        channel = serializers.ChoiceField(required=False, choices=ChannelKind.choices)
+
+        def validate_status(self, value: str) -> str:
+            statuses = [item.strip() for item in value.split(",") if item.strip()]
+            unknown = sorted(set(statuses) - set(Conversation.Status.values))
+            if unknown:
+                raise serializers.ValidationError(
+                    f"Unknown status {', '.join(unknown)}; use {', '.join(Conversation.Status.values)}."
+                )
+            return ",".join(statuses)
+
+        def validate_assignee(self, value: str) -> str:
+            value = value.strip()
+            if value in {"me", "none"} or value.isdigit() or "@" in value:
+                return value
+            raise serializers.ValidationError('Give an agent id, an email, "me" or "none".')
+
+    OutputSerializer = ConversationOutputSerializer
+
+    @extend_schema(
+        tags=["conversations"],
+        summary="The queue",
+        description="Newest activity first; cursor-paginated (`?cursor=`, `?page_size=` up to 200).",
+        parameters=[FilterSerializer],
+        responses={200: OutputSerializer(many=True), **error_codes(400, 401, 403, 404)},
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        conversations = conversation_list_for_user(user=request.user, **filters.validated_data)
+        page = self.paginate_queryset(conversations)
+        return self.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+
+class ConversationDetailApi(StaffApi):
+    class OutputSerializer(ConversationOutputSerializer):
+        messages = MessageOutputSerializer(many=True, help_text="All channels, in time order.")
+
+    @extend_schema(
+        tags=["conversations"],
+        summary="A conversation with its timeline",
+        responses={200: OutputSerializer, **error_codes(401, 403, 404)},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        conversation = conversation_get_for_user(user=request.user, pk=pk, for_detail=True)
+        return with_etag(Response(self.OutputSerializer(conversation).data), conversation)
+
+
+class ConversationReplyApi(StaffApi):
+    class InputSerializer(serializers.Serializer):
+        body = serializers.CharField(max_length=BODY_MAX_CHARS)
+        channel = serializers.ChoiceField(
+            choices=ChannelKind.choices,
+            required=False,
+            help_text="Default: the customer's last channel.",
+        )
+        internal = serializers.BooleanField(
+            default=False, help_text="An internal note: never sent."
+        )
+
+    OutputSerializer = MessageOutputSerializer
+
+    @extend_schema(
+        tags=["conversations"],
+        summary="Reply or add an internal note",
+        description="A public reply on email sends a threaded email (queued, sent after commit). "
+        "Send an `Idempotency-Key` so that a retry after a lost answer creates no second reply.",
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        request=InputSerializer,
+        responses={201: OutputSerializer, **error_codes(400, 401, 403, 404, 413, 422)},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        conversation = conversation_get_for_user(user=request.user, pk=pk)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+
+        def reply() -> Response:
+            message = conversation_reply(
+                conversation=conversation,
+                author=request.user,
+                body=data["body"],
+                channel_kind=data.get("channel"),
+                internal=data["internal"],
+            )
+            return Response(self.OutputSerializer(message).data, status=status.HTTP_201_CREATED)
+
+        return idempotent(request, reply)
+
+
+class ConversationStatusApi(StaffApi):
+    """No request body; answers with the conversation as it is after the change."""
+
+    OutputSerializer = ConversationOutputSerializer
+    # The service making the change: called as service(conversation=..., actor=...).
+    service: ClassVar[Callable[..., object]]
+
+    def post(self, request: Request, pk: int) -> Response:
+        conversation = conversation_get_for_user(user=request.user, pk=pk)
+        expected_version = if_match_version(request)
+
+        def change() -> Response:
+            type(self).service(
+                conversation=conversation, actor=request.user, expected_version=expected_version
+            )
+            changed = conversation_get_for_user(user=request.user, pk=pk)
+            return with_etag(Response(self.OutputSerializer(changed).data), changed)
+
+        return idempotent(request, change)
+
+
+STATUS_RESPONSES = {200: ConversationOutputSerializer, **error_codes(400, 401, 403, 404, 409, 422)}
+STATUS_PARAMETERS = [IF_MATCH_PARAMETER, IDEMPOTENCY_KEY_PARAMETER]
+
+
+@extend_schema(
+    tags=["conversations"],
+    summary="Solve",
+    description="Records a solve event; the resolution survey is scheduled. 409 if already solved.",
+    request=None,
+    parameters=STATUS_PARAMETERS,
+    responses=STATUS_RESPONSES,
+)
+class ConversationSolveApi(ConversationStatusApi):
+    service = staticmethod(conversation_solve)
+
+
+@extend_schema(
+    tags=["conversations"],
+    summary="Reopen a solved or closed conversation",
+    request=None,
+    parameters=STATUS_PARAMETERS,
+    responses=STATUS_RESPONSES,
+)
+class ConversationReopenApi(ConversationStatusApi):
+    service = staticmethod(conversation_reopen)
+
+
+@extend_schema(
+    tags=["conversations"],
+    summary="Wait on the customer (pending)",
+    request=None,
+    parameters=STATUS_PARAMETERS,
+    responses=STATUS_RESPONSES,
+)
+class ConversationPendingApi(ConversationStatusApi):
+    service = staticmethod(conversation_set_pending)
+
+
+def agent_by_ref(ref: str) -> User:
+    agent = staff_get_by_ref(ref=ref)
+    if agent is None:
+        raise serializers.ValidationError({"agent": [f"No agent {ref!r}."]})
+    return agent
+
+
+def team_by_ref(ref: str) -> Team:
+    team = team_get_by_ref(ref=ref)
+    if team is None:
+        # The same answer as for another team's name (the service's rule): no probing.
+        raise ApplicationError(TEAM_NOT_YOURS)
+    return team
+
+
+class ConversationAssignApi(StaffApi):
+    class InputSerializer(serializers.Serializer):
+        agent = serializers.CharField(
+            required=False,
+            allow_null=True,
+            max_length=254,
+            help_text="Agent id or email; null unassigns.",
+        )
+        team = serializers.CharField(required=False, max_length=100, help_text="Team id or name.")
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if "agent" not in attrs and "team" not in attrs:
+                raise serializers.ValidationError("Give an agent, a team, or both.")
+            return attrs
+
+    OutputSerializer = ConversationOutputSerializer
+
+    @extend_schema(
+        tags=["conversations"],
+        summary="Assign to an agent and/or a team",
+        parameters=STATUS_PARAMETERS,
+        request=InputSerializer,
+        responses={200: OutputSerializer, **error_codes(400, 401, 403, 404, 409, 413, 422)},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        conversation = conversation_get_for_user(user=request.user, pk=pk)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        agent_ref = data.get("agent")
+        agent = agent_by_ref(agent_ref) if agent_ref else None
+        team = team_by_ref(data["team"]) if data.get("team") else None
+        expected_version = if_match_version(request)
+
+        def assign() -> Response:
+            changed = conversation_assign(
+                conversation=conversation,
+                actor=request.user,
+                agent=agent,
+                team=team,
+                unassign="agent" in data and not agent_ref,
+                expected_version=expected_version,
+            )
+            return with_etag(Response(self.OutputSerializer(changed).data), changed)
+
+        return idempotent(request, assign)
+
+
+class ConversationTakeNextApi(StaffApi):
+    OutputSerializer = ConversationOutputSerializer
+
+    @extend_schema(
+        tags=["conversations"],
+        summary="Take the next conversation",
+        description="Assigns you the oldest unassigned new or open conversation of your teams "
+        "and returns it. Concurrent callers never get the same one. 404 when there is nothing "
+        "to take.",
+        request=None,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={200: OutputSerializer, **error_codes(400, 401, 403, 404, 422)},
+    )
+    def post(self, request: Request) -> Response:
+        def take() -> Response:
+            taken = conversation_take_next(agent=request.user)
+            if taken is None:
+                raise NothingToTake(
+                    "Nothing to take: no unassigned new or open conversation in your teams."
+                )
+            taken = conversation_get_for_user(user=request.user, pk=taken.pk)
+            return with_etag(Response(self.OutputSerializer(taken).data), taken)
+
+        return idempotent(request, take)
+
+
+class NothingToTake(ApplicationError):
+    status = 404
+
+
+class MessageMoveApi(StaffApi):
+    class InputSerializer(serializers.Serializer):
+        conversation = serializers.IntegerField(
+            min_value=1, max_value=PK_MAX, help_text="Another conversation of the same customer."
+        )
+
+    OutputSerializer = MessageOutputSerializer
+
+    @extend_schema(
+        tags=["conversations"],
+        summary="Move a message to another conversation",
+        description="Both conversations' contacts are recounted.",
+        request=InputSerializer,
+        responses={200: OutputSerializer, **error_codes(400, 401, 403, 404, 413)},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        message = message_get_for_user(user=request.user, pk=pk)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        target = conversation_get_for_user(
+            user=request.user, pk=serializer.validated_data["conversation"]
+        )
+        message = message_move(message=message, to_conversation=target, actor=request.user)
+        return Response(self.OutputSerializer(message).data)
