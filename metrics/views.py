@@ -24,19 +24,18 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from metrics.catalogue import BY_KEY, CATALOGUE, QUADRANTS
-from metrics.models import TARGETABLE_METRICS
-from metrics.scorecards import SMALL_N
-from metrics.selectors import (
-    DRILLABLE,
-    Scope,
-    agent_get_for_user,
-    drill_down,
-    drill_rows,
-    facts_cache_key,
-    format_seconds,
+from metrics.drill import DRILLABLE, drill_down, drill_rows, format_seconds
+from metrics.integrity import (
     integrity_opened_not_answered,
     integrity_reassigned_after_bad_rating,
     integrity_surveys_not_sent,
+)
+from metrics.models import TARGETABLE_METRICS
+from metrics.scorecards import SMALL_N
+from metrics.selectors import (
+    Scope,
+    agent_get_for_user,
+    facts_cache_key,
     manager_scopes,
     recompute_job_get_for_user,
     scope_get_for_user,

@@ -250,7 +250,7 @@ def test_drill_csv_reads_its_rows_while_streaming_in_chunks(desk, admin_user, mo
 
     url = f"/dashboard/drill.csv?{WEEK}&metric=resolution_rate&all=1"
     whole = b"".join(get(admin_user, url).streaming_content).decode()
-    monkeypatch.setattr("metrics.selectors.DRILL_CHUNK", 1)
+    monkeypatch.setattr("metrics.drill.DRILL_CHUNK", 1)
 
     with CaptureQueriesContext(connection) as queries:
         response = get(admin_user, url)

@@ -6,9 +6,8 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from metrics.selectors import ideas_captured
 from quality.models import Idea, IdeaMention
-from quality.selectors import idea_credits, idea_list, ideas_for_customer
+from quality.selectors import idea_credits, idea_list, ideas_captured, ideas_for_customer
 from quality.services import idea_attach, idea_create, idea_notify_customers, idea_set_status
 from supportdesk.errors import ApplicationError, Conflict
 from tests.factories import send_email

@@ -4,9 +4,8 @@ from datetime import date
 
 import pytest
 
-from metrics.selectors import pulse_means
 from quality.models import PulseAnswer, PulseResponse, PulseWeek
-from quality.selectors import pulse_summary
+from quality.selectors import pulse_means, pulse_summary
 from quality.services import pulse_answer, pulse_week_open
 from quality.tasks import pulse_week_open_task
 from supportdesk.errors import ApplicationError, Conflict
