@@ -1,0 +1,1 @@
+"""The demo desk: a script of customers and conversations (scenarios) and its replay through the services."""
