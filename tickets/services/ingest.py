@@ -155,6 +155,32 @@ def _ingest(data: _Inbound) -> InboundResult:
 
 
 def _ingest_once(data: _Inbound) -> InboundResult:
+    """One inbound message, in the caller's transaction: the steps below, in this order."""
+    conversation, identities = _find_customer_and_conversation(data)
+    identity = _note_proof_of_identity(data, identities)
+    message = _store_message(data, conversation, identity)
+    new_contact = False
+    if not data.automated:
+        new_contact = _count_contact_and_reopen(data, conversation, message)
+    elif data.automated == "bounce":
+        _mark_bounced(data)
+    _record_activity(conversation, message, new_contact=new_contact, automated=data.automated)
+    return InboundResult(
+        customer_id=conversation.customer_id,
+        conversation_id=conversation.pk,
+        message_id=message.pk,
+        new_contact=new_contact,
+        created=True,
+    )
+
+
+def _find_customer_and_conversation(data: _Inbound) -> tuple[Conversation, dict[str, Identity]]:
+    """Thread (email) or attach (other channels) to a conversation, or open one; locks it.
+
+    Automated mail (bounces, our own address) that threads nowhere is quarantined; automated mail
+    joins its conversation's customer and never creates identities. A message to a closed
+    conversation opens a follow-up.
+    """
     automated = data.automated
     conversation = _thread_conversation(data) if data.channel.kind == ChannelKind.EMAIL else None
 
@@ -177,7 +203,12 @@ def _ingest_once(data: _Inbound) -> InboundResult:
             conversation = _conversation_create(customer, data, follow_up_of=conversation)
     else:
         conversation = _conversation_create(customer, data)
+    return conversation, identities
 
+
+def _note_proof_of_identity(data: _Inbound, identities: dict[str, Identity]) -> Identity | None:
+    """The identity the message came from; writing from it verifies it and clears a bounce."""
+    automated = data.automated
     identity = identities.get(data.handles[0][0]) if data.handles and identities else None
     if identity is not None and not identity.verified and data.channel.kind != ChannelKind.CHAT:
         # Writing from an address or number is proof enough that it is theirs.
@@ -191,7 +222,13 @@ def _ingest_once(data: _Inbound) -> InboundResult:
         # A person wrote from a bounced address (auto-replies never get here): the mailbox works
         # again, so surveys and replies may go to it.
         Identity.objects.filter(pk=identity.pk).update(undeliverable_at=None)
+    return identity
 
+
+def _store_message(
+    data: _Inbound, conversation: Conversation, identity: Identity | None
+) -> Message:
+    """The inbound message row and its attachments."""
     message = Message.objects.create(
         conversation=conversation,
         channel=data.channel,
@@ -207,82 +244,89 @@ def _ingest_once(data: _Inbound) -> InboundResult:
         body_text=data.body_text,
         body_html=data.body_html,
         raw=data.raw,
-        automated=automated,
+        automated=data.automated,
         sent_at=data.sent_at,
         claimed_email=data.claimed_email,
     )
     _store_attachments(message, data.attachments)
+    return message
 
-    new_contact = False
+
+def _count_contact_and_reopen(data: _Inbound, conversation: Conversation, message: Message) -> bool:
+    """A customer's message: open a contact if the rules say so, reopen a solved or pending
+    conversation, and give a call's agent an unassigned conversation. True for a new contact."""
     status_before = conversation.status
-    if not automated:
-        previous = (
-            counted_inbound(conversation.pk)
-            .exclude(pk=message.pk)
-            .filter(Q(sent_at__lt=message.sent_at) | Q(sent_at=message.sent_at, pk__lt=message.pk))
-            .select_related("contact")
-            .order_by("-sent_at", "-id")
-            .first()
-        )
-        previous_contact = previous.contact if previous is not None else None
-        answered = previous is not None and conversation_is_answered(
-            previous,
-            previous_contact=previous_contact,
-            replied=Message.objects.filter(
-                conversation_id=conversation.pk,
-                direction=Direction.OUTBOUND,
-                sent_at__gte=previous.sent_at,
-                sent_at__lte=message.sent_at,
-            ).exists(),
-        )
-        reason = contact_reason(
-            kind=message.channel_kind,
-            session=message.thread_key,
+    previous = (
+        counted_inbound(conversation.pk)
+        .exclude(pk=message.pk)
+        .filter(Q(sent_at__lt=message.sent_at) | Q(sent_at=message.sent_at, pk__lt=message.pk))
+        .select_related("contact")
+        .order_by("-sent_at", "-id")
+        .first()
+    )
+    previous_contact = previous.contact if previous is not None else None
+    answered = previous is not None and conversation_is_answered(
+        previous,
+        previous_contact=previous_contact,
+        replied=Message.objects.filter(
+            conversation_id=conversation.pk,
+            direction=Direction.OUTBOUND,
+            sent_at__gte=previous.sent_at,
+            sent_at__lte=message.sent_at,
+        ).exists(),
+    )
+    reason = contact_reason(
+        kind=message.channel_kind,
+        session=message.thread_key,
+        at=message.sent_at,
+        previous=previous,
+        previous_contact=previous_contact,
+        answered=answered,
+        status=status_before,
+    )
+    call = dict(data.call or {})
+    if call and data.call_agent_email:
+        call["agent"] = User.objects.filter(email=data.call_agent_email.lower()).first()
+    contact = contact_open(
+        message, reason=reason, previous_contact=previous_contact, call=call or None
+    )
+    if contact is not None:
+        Message.objects.filter(pk=message.pk).update(contact=contact)
+        message.contact = contact
+    new_contact = reason is not None
+    if new_contact:
+        conversation.contacts_counted += 1
+    if conversation.first_inbound_at is None:
+        conversation.first_inbound_at = message.sent_at
+    conversation.last_inbound_at = max(
+        conversation.last_inbound_at or message.sent_at, message.sent_at
+    )
+    if status_before == Status.SOLVED:
+        conversation_set_status(
+            conversation,
+            Status.OPEN,
+            actor=None,
             at=message.sent_at,
-            previous=previous,
-            previous_contact=previous_contact,
-            answered=answered,
-            status=status_before,
+            kind=Event.Kind.REOPENED,
+            message=message,
+            data={"by": "customer"},
+            agent=conversation.assignee,
         )
-        call = dict(data.call or {})
-        if call and data.call_agent_email:
-            call["agent"] = User.objects.filter(email=data.call_agent_email.lower()).first()
-        contact = contact_open(
-            message, reason=reason, previous_contact=previous_contact, call=call or None
+    elif status_before == Status.PENDING:
+        conversation_set_status(
+            conversation, Status.OPEN, actor=None, at=message.sent_at, message=message
         )
-        if contact is not None:
-            Message.objects.filter(pk=message.pk).update(contact=contact)
-            message.contact = contact
-        new_contact = reason is not None
-        if new_contact:
-            conversation.contacts_counted += 1
-        if conversation.first_inbound_at is None:
-            conversation.first_inbound_at = message.sent_at
-        conversation.last_inbound_at = max(
-            conversation.last_inbound_at or message.sent_at, message.sent_at
-        )
-        if status_before == Status.SOLVED:
-            conversation_set_status(
-                conversation,
-                Status.OPEN,
-                actor=None,
-                at=message.sent_at,
-                kind=Event.Kind.REOPENED,
-                message=message,
-                data={"by": "customer"},
-                agent=conversation.assignee,
-            )
-        elif status_before == Status.PENDING:
-            conversation_set_status(
-                conversation, Status.OPEN, actor=None, at=message.sent_at, message=message
-            )
-        if call and call.get("agent") is not None and conversation.assignee_id is None:
-            agent = call["agent"]
-            if conversation.team_id is None or agent.teams.filter(pk=conversation.team_id).exists():
-                conversation.assignee = agent
-    elif automated == "bounce":
-        _mark_bounced(data)
+    if call and call.get("agent") is not None and conversation.assignee_id is None:
+        agent = call["agent"]
+        if conversation.team_id is None or agent.teams.filter(pk=conversation.team_id).exists():
+            conversation.assignee = agent
+    return new_contact
 
+
+def _record_activity(
+    conversation: Conversation, message: Message, *, new_contact: bool, automated: str
+) -> None:
+    """Save the conversation (channels, activity, counts, status) and record the inbound event."""
     if message.channel_kind not in conversation.channels:
         conversation.channels = [*conversation.channels, message.channel_kind]
     conversation.last_activity_at = max(conversation.last_activity_at, message.sent_at)
@@ -305,13 +349,6 @@ def _ingest_once(data: _Inbound) -> InboundResult:
         channel_kind=message.channel_kind,
         occurred_at=message.sent_at,
         data={"new_contact": new_contact, "automated": automated},
-    )
-    return InboundResult(
-        customer_id=conversation.customer_id,
-        conversation_id=conversation.pk,
-        message_id=message.pk,
-        new_contact=new_contact,
-        created=True,
     )
 
 
