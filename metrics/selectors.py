@@ -13,11 +13,14 @@ from django.core.cache import cache
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.http import Http404
 
+from metrics.facts import day_bounds
 from metrics.models import DailyFact, DurationBucket, FactDay, RecomputeJob, Target
 from metrics.scorecards import build_metrics
-from quality.selectors import ideas_captured, pulse_means
+from quality.selectors import ideas_captured, pulse_means, scored_reviews, visible_review_q
 from supportdesk.models import Team, User
+from surveys.models import SurveyResponse
 from tickets.models import ChannelKind
+from tickets.selectors import visible_conversations_q
 
 GROUPINGS = ("desk", "team", "agent", "channel")
 PK_MAX = 2**63 - 1  # ids beyond bigint are no id at all (PostgreSQL would raise, not miss)
@@ -421,3 +424,48 @@ def recompute_job_get_for_user(*, user: User, pk: Any) -> RecomputeJob:
     if job.requested_by_id != user.pk and not user.is_manager:
         raise Http404("No such task.")
     return job
+
+
+# --- The agent page ------------------------------------------------------------------------------
+# Everything on it is read with the viewer's visibility, not the agent's: a manager of team A
+# looking at an agent who also works in team B sees only the team A part.
+
+
+def agent_teams_for_viewer(*, viewer: User, agent: User) -> QuerySet[Team]:
+    """The agent's teams the viewer may see (all of them for an admin or the agent), by name."""
+    teams = agent.teams.order_by("name")
+    if not viewer.is_admin and viewer.pk != agent.pk:
+        teams = teams.filter(pk__in=viewer.teams.values("pk"))
+    return teams
+
+
+def agent_voices(
+    *, viewer: User, agent: User, date_from: date, date_to: date, limit: int = 50
+) -> list[SurveyResponse]:
+    """Answers with a comment or a shout-out about the agent's solves in ``[date_from, date_to)``,
+    in conversations the viewer may open, newest first."""
+    start, end = day_bounds(date_from, date_to)
+    return list(
+        SurveyResponse.objects.filter(
+            visible_conversations_q(viewer, prefix="survey__conversation__"),
+            survey__agent=agent,
+            survey__solved_at__gte=start,
+            survey__solved_at__lt=end,
+        )
+        .exclude(comment="", shout_out=False)
+        .select_related("survey__conversation")
+        .order_by("-answered_at")[:limit]
+    )
+
+
+def agent_qa_feedback(
+    *, viewer: User, agent: User, date_from: date, date_to: date, limit: int = 20
+) -> list[Any]:
+    """The agent's reviews that count in qa_score, solved in the period, that the viewer may
+    open, newest first."""
+    start, end = day_bounds(date_from, date_to)
+    return list(
+        scored_reviews()
+        .filter(visible_review_q(viewer), agent=agent, solved_at__gte=start, solved_at__lt=end)
+        .order_by("-submitted_at")[:limit]
+    )

@@ -35,6 +35,9 @@ from metrics.scorecards import SMALL_N
 from metrics.selectors import (
     Scope,
     agent_get_for_user,
+    agent_qa_feedback,
+    agent_teams_for_viewer,
+    agent_voices,
     facts_cache_key,
     manager_scopes,
     recompute_job_get_for_user,
@@ -46,7 +49,6 @@ from metrics.selectors import (
 )
 from metrics.services import local_today, recompute_job_create, target_set
 from supportdesk.errors import ApplicationError
-from tickets.selectors import visible_conversations_q
 
 PERIODS = (
     ("week", "This week"),
@@ -629,8 +631,6 @@ def agent_page(request: HttpRequest, pk: int) -> HttpResponse:
 
     No ranking against colleagues: the team figure is the team's total, never a list.
     """
-    from surveys.models import SurveyResponse
-
     agent = agent_get_for_user(user=request.user, pk=pk)
     try:
         period, date_from, date_to = period_from_request(request)
@@ -641,10 +641,7 @@ def agent_page(request: HttpRequest, pk: int) -> HttpResponse:
     # team A looking at an agent who also works in team B sees only the team A part.
     viewer = request.user
     mine = scorecard_for_scope(user=viewer, scope=scope, date_from=date_from, date_to=date_to)
-    teams = agent.teams.order_by("name")
-    if not viewer.is_admin and viewer.pk != agent.pk:
-        teams = teams.filter(pk__in=viewer.teams.values("pk"))
-    team = teams.first()
+    team = agent_teams_for_viewer(viewer=viewer, agent=agent).first()
     team_card = None
     if team is not None:
         # The team's total (never a list of colleagues), whoever is looking.
@@ -683,18 +680,7 @@ def agent_page(request: HttpRequest, pk: int) -> HttpResponse:
                 else None,
             }
         )
-    start, end = _bounds(date_from, date_to)
-    voices = list(
-        SurveyResponse.objects.filter(
-            visible_conversations_q(viewer, prefix="survey__conversation__"),
-            survey__agent=agent,
-            survey__solved_at__gte=start,
-            survey__solved_at__lt=end,
-        )
-        .exclude(comment="", shout_out=False)
-        .select_related("survey__conversation")
-        .order_by("-answered_at")[:50]
-    )
+    voices = agent_voices(viewer=viewer, agent=agent, date_from=date_from, date_to=date_to)
     context = {
         "agent": agent,
         "team": team,
@@ -708,28 +694,12 @@ def agent_page(request: HttpRequest, pk: int) -> HttpResponse:
         "rows": rows,
         "shout_outs": [v for v in voices if v.shout_out],
         "comments": [v for v in voices if v.comment],
-        "qa_reviews": _qa_feedback(viewer, agent, start, end),
+        "qa_reviews": agent_qa_feedback(
+            viewer=viewer, agent=agent, date_from=date_from, date_to=date_to
+        ),
         "small_n": SMALL_N,
     }
     return render(request, "metrics/agent.html", context)
-
-
-def _bounds(date_from: date, date_to: date) -> tuple[Any, Any]:
-    from metrics.facts import day_bounds
-
-    return day_bounds(date_from, date_to)
-
-
-def _qa_feedback(viewer: Any, agent: Any, start: Any, end: Any) -> list[Any]:
-    """The agent's reviews that count in qa_score, solved in the period, that the viewer may
-    open, newest first."""
-    from quality.selectors import scored_reviews, visible_review_q
-
-    return list(
-        scored_reviews()
-        .filter(visible_review_q(viewer), agent=agent, solved_at__gte=start, solved_at__lt=end)
-        .order_by("-submitted_at")[:20]
-    )
 
 
 # --- Recompute and targets ------------------------------------------------------------------------
