@@ -21,6 +21,22 @@ from django.views.decorators.http import require_GET, require_POST
 
 from quality import selectors as sel
 from quality import services
+from quality.forms import (
+    CalibrationForm,
+    CancellationForm,
+    CancellationReasonForm,
+    CheckInActForm,
+    CheckInRuleForm,
+    IdeaLogForm,
+    IdeaNotifyForm,
+    IdeaStatusForm,
+    PulseForm,
+    ReviewReplaceForm,
+    ReviewResponseForm,
+    ReviewSubmitForm,
+    RubricForm,
+    parsed,
+)
 from quality.models import Cancellation, CancellationReason, CheckInRule, Criterion, Idea, QAReview
 from supportdesk.errors import ApplicationError
 from supportdesk.models import User
@@ -40,13 +56,6 @@ def _refused(
 def _manager(request: HttpRequest) -> None:
     if not request.user.is_manager:
         raise PermissionDenied("Managers only.")
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _date(value: str | None, default: date) -> date:
@@ -112,19 +121,14 @@ def qa_review(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def qa_review_submit(request: HttpRequest, pk: int) -> HttpResponse:
     review = sel.qa_review_get_for_user(user=request.user, pk=pk)
-    values: dict[int, int | None] = {}
-    for criterion in review.rubric.criteria.all():
-        raw = request.POST.get(f"criterion_{criterion.pk}", "")
-        if raw == "na":
-            values[criterion.pk] = None
-        elif _int(raw) is not None:
-            values[criterion.pk] = _int(raw)
+    form = ReviewSubmitForm(request.POST, criteria=review.rubric.criteria.all())
+    values = form.values()
     try:
         services.qa_review_submit(
             review=review,
             reviewer=request.user,
             values=values,
-            comment=request.POST.get("comment", ""),
+            comment=form.cleaned_data["comment"],
         )
     except ApplicationError as exc:
         return _refused(request, exc, _review_page, pk=pk)
@@ -138,8 +142,8 @@ def qa_review_submit(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def qa_review_respond(request: HttpRequest, pk: int) -> HttpResponse:
     review = sel.qa_review_get_for_user(user=request.user, pk=pk)
-    action = request.POST.get("action")
-    comment = request.POST.get("comment", "")
+    data = parsed(ReviewResponseForm, request.POST)
+    action, comment = data["action"], data["comment"]
     try:
         if action == "acknowledge":
             services.qa_review_acknowledge(review=review, agent=request.user, comment=comment)
@@ -160,7 +164,9 @@ def qa_review_replace(request: HttpRequest, pk: int) -> HttpResponse:
     review = sel.qa_review_get_for_user(user=request.user, pk=pk)
     try:
         replacement = services.qa_review_replace(
-            review=review, actor=request.user, reason=request.POST.get("reason", "")
+            review=review,
+            actor=request.user,
+            reason=parsed(ReviewReplaceForm, request.POST)["reason"],
         )
     except ApplicationError as exc:
         return _refused(request, exc, _review_page, pk=pk)
@@ -191,19 +197,7 @@ def qa_rubric(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _rubric_page(request)
     _manager(request)
-    rows = []
-    # at most 50 criteria: the row count comes from the form and is not trusted beyond that
-    for index in range(min(max(_int(request.POST.get("rows")) or 0, 0), 50)):
-        rows.append(
-            {
-                "name": request.POST.get(f"name_{index}", ""),
-                "description": request.POST.get(f"description_{index}", ""),
-                "weight": request.POST.get(f"weight_{index}", "1"),
-                "scale": request.POST.get(f"scale_{index}", "yes_no"),
-                "allow_na": request.POST.get(f"allow_na_{index}") == "on",
-                "critical": request.POST.get(f"critical_{index}") == "on",
-            }
-        )
+    rows = RubricForm(request.POST).criteria()
     try:
         rubric = services.rubric_publish(criteria=rows, actor=request.user)
     except ApplicationError as exc:
@@ -232,15 +226,16 @@ def qa_calibrations(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _calibrations_page(request)
     _manager(request)
+    data = parsed(CalibrationForm, request.POST)
     try:
-        conversation_id = _int(request.POST.get("conversation"))
+        conversation_id = data["conversation"]
         if conversation_id is None:
             raise ApplicationError("Give the number of a solved conversation.")
         try:
             conversation = conversation_get_for_user(user=request.user, pk=conversation_id)
         except Http404 as exc:
             raise ApplicationError("No such conversation.") from exc
-        ids = [i for i in (_int(v) for v in request.POST.getlist("reviewers")) if i]
+        ids = data["reviewers"]
         calibration = services.calibration_create(
             conversation=conversation,
             actor=request.user,
@@ -326,7 +321,7 @@ def idea_status(request: HttpRequest, pk: int) -> HttpResponse:
     idea = sel.idea_get(pk=pk, user=request.user)
     try:
         services.idea_set_status(
-            idea=idea, actor=request.user, status=request.POST.get("status", "")
+            idea=idea, actor=request.user, status=parsed(IdeaStatusForm, request.POST)["status"]
         )
     except ApplicationError as exc:
         return _refused(request, exc, _idea_page, pk=pk)
@@ -342,7 +337,7 @@ def idea_notify(request: HttpRequest, pk: int) -> HttpResponse:
         told, problems = services.idea_notify_customers(
             idea=idea,
             actor=request.user,
-            body=request.POST.get("body", ""),
+            body=parsed(IdeaNotifyForm, request.POST)["body"],
             visible_to=request.user,
         )
     except ApplicationError as exc:
@@ -372,9 +367,10 @@ def idea_log(request: HttpRequest, message_id: int) -> HttpResponse:
     if request.method != "POST":
         return _idea_log_page(request, message_id)
     message = message_get_for_user(user=request.user, pk=message_id)
-    quote = request.POST.get("quote", "")
+    data = parsed(IdeaLogForm, request.POST)
+    quote = data["quote"]
     try:
-        idea_id = _int(request.POST.get("idea"))
+        idea_id = data["idea"]
         if idea_id:
             try:
                 idea = sel.idea_get(pk=idea_id, user=request.user)
@@ -386,7 +382,7 @@ def idea_log(request: HttpRequest, message_id: int) -> HttpResponse:
             idea = services.idea_create(
                 message=message,
                 actor=request.user,
-                title=request.POST.get("title", ""),
+                title=data["title"],
                 quote=quote,
             )
             messages.success(request, f"Logged the idea “{idea.title}”.")
@@ -429,13 +425,14 @@ def cancellations(request: HttpRequest) -> HttpResponse:
 @require_POST
 def cancellation_reasons(request: HttpRequest) -> HttpResponse:
     _manager(request)
+    data = parsed(CancellationReasonForm, request.POST)
     try:
         services.cancellation_reason_save(
             actor=request.user,
-            pk=_int(request.POST.get("pk")),
-            name=request.POST.get("name", ""),
-            is_active=request.POST.get("is_active", "on") == "on",
-            position=_int(request.POST.get("position")) or 0,
+            pk=data["pk"],
+            name=data["name"],
+            is_active=data["is_active"],
+            position=data["position"] or 0,
         )
     except CancellationReason.DoesNotExist as exc:
         raise Http404("No such reason.") from exc
@@ -464,7 +461,8 @@ def cancellation_record(request: HttpRequest, conversation_id: int) -> HttpRespo
     if request.method != "POST":
         return _cancellation_page(request, conversation_id)
     conversation = conversation_get_for_user(user=request.user, pk=conversation_id)
-    reason = CancellationReason.objects.filter(pk=_int(request.POST.get("reason")) or 0).first()
+    data = parsed(CancellationForm, request.POST)
+    reason = CancellationReason.objects.filter(pk=data["reason"] or 0).first()
     try:
         if reason is None:
             raise ApplicationError("Pick the customer's reason.")
@@ -472,8 +470,8 @@ def cancellation_record(request: HttpRequest, conversation_id: int) -> HttpRespo
             conversation=conversation,
             actor=request.user,
             reason=reason,
-            outcome=request.POST.get("outcome", "pending"),
-            note=request.POST.get("note", ""),
+            outcome=data["outcome"],
+            note=data["note"],
         )
     except ApplicationError as exc:
         return _refused(request, exc, _cancellation_page, conversation_id=conversation_id)
@@ -509,14 +507,13 @@ def checkins(request: HttpRequest) -> HttpResponse:
 @require_POST
 def checkin_act(request: HttpRequest, pk: int) -> HttpResponse:
     checkin = sel.checkin_get_for_user(user=request.user, pk=pk)
+    data = parsed(CheckInActForm, request.POST)
     try:
-        if request.POST.get("action") == "dismiss":
+        if data["action"] == "dismiss":
             services.checkin_dismiss(checkin=checkin, actor=request.user)
             messages.success(request, "Check-in dismissed.")
         else:
-            services.checkin_send(
-                checkin=checkin, actor=request.user, body=request.POST.get("body", "")
-            )
+            services.checkin_send(checkin=checkin, actor=request.user, body=data["body"])
             messages.success(request, f"Check-in sent on conversation #{checkin.conversation_id}.")
     except ApplicationError as exc:
         return _refused(request, exc, _checkins_page)
@@ -530,12 +527,13 @@ def checkin_rule(request: HttpRequest, pk: int) -> HttpResponse:
     rule = CheckInRule.objects.filter(pk=pk).first()
     if rule is None:
         raise Http404("No such rule.")
+    data = parsed(CheckInRuleForm, request.POST)
     try:
         services.checkin_rule_update(
             actor=request.user,
             rule=rule,
-            days_after=_int(request.POST.get("days_after")) or 0,
-            is_active=request.POST.get("is_active") == "on",
+            days_after=data["days_after"] or 0,
+            is_active=data["is_active"],
         )
     except ApplicationError as exc:
         return _refused(request, exc, _checkins_page)
@@ -568,16 +566,17 @@ def pulse(request: HttpRequest) -> HttpResponse:
     week = sel.pulse_current_week()
     if week is None:
         raise Http404("No pulse is open.")
+    data = parsed(PulseForm, request.POST)
     try:
-        rating = _int(request.POST.get("week_rating"))
+        rating = data["week_rating"]
         if rating is None:
             raise ApplicationError("Rate your week from 1 to 5.")
         services.pulse_answer(
             user=request.user,
             week=week,
             week_rating=rating,
-            has_what_needed=request.POST.get("has_what_needed", ""),
-            comment=request.POST.get("comment", ""),
+            has_what_needed=data["has_what_needed"],
+            comment=data["comment"],
         )
     except ApplicationError as exc:
         return _refused(request, exc, _pulse_page)
