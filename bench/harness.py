@@ -1,4 +1,4 @@
-"""``bench/run``: the benchmark of issue 7, end to end from a clean database.
+"""``bench/run``: the benchmark (docs/benchmarks.md), end to end from a clean database.
 
 Creates (drops if present) the database, migrates, seeds it with ``bench_seed``, collects static
 files, starts gunicorn (2 workers), a Celery worker and beat with production settings on

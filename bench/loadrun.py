@@ -1,4 +1,4 @@
-"""``bench/load``: the bounded load run of issue 8, and the code its CI test reuses.
+"""``bench/load``: the bounded load run (docs/security/load.md), and the code its CI test reuses.
 
 ``agents`` simulated agents log in and loop: open their queue, open a conversation, reply (by
 email when the customer has an address, else an internal note) and solve it, with a think time
@@ -370,7 +370,7 @@ def main(argv: list[str]) -> int:
         f"{sampler.peak.get('web', 0):.0f} MB, Celery worker process "
         f"{sampler.peak.get('celery', 0):.0f} MB."
     )
-    text = "# Bounded load run (issue 8)\n\n" + report(
+    text = "# Bounded load run\n\n" + report(
         result, agents=a.agents, rate=a.rate, seconds=a.seconds, context=context
     )
     out = Path(a.out)

@@ -252,7 +252,7 @@ def agent_experience_add(
 ) -> None:
     """Add ``agent_pulse`` and ``ideas_captured`` (docs/metrics.md, agent experience) to API groups.
 
-    They come from issue 6's own tables through its one-query selectors, not from daily facts:
+    They come from the quality app's tables through its one-query selectors, not from daily facts:
     they hold distinct counts (ideas, customers) and pulse weeks, which do not add up over days.
     The pulse is never per agent, and a group is shown only when enough agents answered;
     ideas per channel are not attributed (null). A manager's desk row, which covers only their

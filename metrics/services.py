@@ -32,7 +32,7 @@ from supportdesk.models import AuditEntry, Team, User
 from supportdesk.services import audit_record, outbox_enqueue
 from tickets.models import Contact, Event, Message
 
-# --- Scorecards, facts and the dashboard (issue 5) ----------------------------------------
+# --- Scorecards, facts and the dashboard ---------------------------------------------------
 
 logger = logging.getLogger(__name__)
 

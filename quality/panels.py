@@ -1,4 +1,4 @@
-"""What issue 6 adds to other apps' pages, through ``supportdesk.extensions`` slots."""
+"""What the quality app adds to other apps' pages, through ``supportdesk.extensions`` slots."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pages of issue 6: QA reviews, calibration, ideas, cancellations, check-ins and the pulse.
+"""Pages of the quality app: QA reviews, calibration, ideas, cancellations, check-ins and the pulse.
 
 Each POST validates its shape, calls one service, and redirects; a refused request re-renders the
 page with the reason and a 4xx status, having stored nothing.

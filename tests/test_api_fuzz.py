@@ -1,4 +1,4 @@
-"""Property-based API fuzzing from the OpenAPI schema (issue 8, item 2).
+"""Property-based API fuzzing from the OpenAPI schema.
 
 Every operation of /api/schema/ runs in-process (schemathesis over WSGI) against a seeded desk:
 staff operations as an agent of Team A (recompute as a manager of Team A; half the generated ids are replaced by real objects of

@@ -1,4 +1,4 @@
-"""Faults on real servers the tests start and stop themselves (issue 8, item 6).
+"""Faults on real servers the tests start and stop themselves (docs/security/faults-and-concurrency.md).
 
 - Redis stopped while mail arrives and agents reply: every request succeeds, and each mail goes
   out exactly once after Redis is back (the outbox; beat's relay).

@@ -1,4 +1,4 @@
-"""Hostile content in Chromium (issue 8, item 3): a desk whose every customer-written field is an
+"""Hostile content in Chromium: a desk whose every customer-written field is an
 attack, opened page by page as an agent, as a manager, and as the customer (survey page, /chat/).
 
 On every page: no script ran (``window.__pwned`` stays unset, no dialog opened), no request left

@@ -1,4 +1,4 @@
-"""Hostile content outside the browser (issue 8, item 3): attachment downloads and CSV exports."""
+"""Hostile content outside the browser (security: hostile content): attachment downloads and CSV exports."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A short bounded load run (issue 8) through the code of ``bench/load``: a real gunicorn (two
+"""A short bounded load run through the code of ``bench/load``: a real gunicorn (two
 workers, DEBUG off) and a real Celery worker on the test database, a few agents replying and
 solving while inbound email and chat stream in. It asserts correctness only, never timing: no
 HTTP error, every acknowledged inbound message stored exactly once, every email reply written to

@@ -31,7 +31,7 @@ PREVIOUS_RELEASE = "175def4617627a650530e1d8d6e3d8ffb1a51ea0"
 
 # old table -> new table, for tables a migration renamed (an app carve-out keeps the rows).
 MOVED: dict[str, str] = {
-    # API tokens left DRF's plain-text table for a digested, sealed one (issue 15, finding 11).
+    # API tokens left DRF's plain-text table for a digested, sealed one (secrets at rest).
     "authtoken_token": "supportdesk_apitoken",
 }
 

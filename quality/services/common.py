@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from supportdesk.errors import ApplicationError
 
-# Issue 6. Periods are local dates of the desk's time zone; see docs/metrics.md.
+# QA, ideas, cancellations, check-ins and the pulse: periods are local dates of the desk's time
+# zone; see docs/metrics.md.
 
 DEFAULT_RUBRIC = "Default"
 # (name, description, weight, scale, critical)

@@ -1,4 +1,4 @@
-"""Done-when #2: a manager sees the dashboard drawn, drills down; an agent gets a 404."""
+"""The dashboard in a browser: a manager sees the dashboard drawn, drills down; an agent gets a 404."""
 
 from __future__ import annotations
 

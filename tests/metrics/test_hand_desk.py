@@ -1,4 +1,4 @@
-"""Done-when #1: a desk built by hand, every metric worked out on paper, returned exactly by the API.
+"""The hand-worked desk: a desk built by hand, every metric worked out on paper, returned exactly by the API.
 
 The desk (tests/metrics/desk.py), week of Mon 2026-11-02, all times UTC:
 

@@ -1,4 +1,4 @@
-"""qa_score on the scorecard: the mean of the reviews that count, as issue 6 defines them."""
+"""qa_score on the scorecard: the mean of the reviews that count, as quality defines them."""
 
 from __future__ import annotations
 

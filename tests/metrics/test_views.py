@@ -83,7 +83,7 @@ def test_scorecard_api_reads_only_facts(desk, admin_user, django_assert_num_quer
     client = client_for(admin_user)
     with time_machine.travel(NOW, tick=False), django_assert_num_queries(6):
         # token + user (1); facts, histograms, computed_at (3); agent names (1); ideas captured,
-        # read from issue 6's table (1; the pulse is never per agent).
+        # read from the quality app's table (1; the pulse is never per agent).
         response = client.get("/api/v1/scorecards/?from=2026-11-02&to=2026-11-09&group_by=agent")
     assert response.status_code == 200
     assert len(response.json()["groups"]) == 2

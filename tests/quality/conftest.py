@@ -1,4 +1,4 @@
-"""Helpers for issue 6 tests: solved conversations set up through the tickets services."""
+"""Helpers for the quality tests: solved conversations set up through the tickets services."""
 
 from __future__ import annotations
 

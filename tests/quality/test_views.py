@@ -1,4 +1,4 @@
-"""The pages of issue 6 and the slots they fill in other apps' pages."""
+"""The pages of the quality app and the slots they fill in other apps' pages."""
 
 from datetime import date
 

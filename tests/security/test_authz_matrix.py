@@ -1,4 +1,4 @@
-"""Issue 8, item 1: the authorisation matrix (tests/security/matrix.py) walked for real.
+"""Authorisation: the authorisation matrix (tests/security/matrix.py) walked for real.
 
 Every URL pattern of the root URLconf and every operation of /api/schema/ must be classified;
 each is called as anonymous, customer-with-survey-link, agent of Team A, agent of Team B,

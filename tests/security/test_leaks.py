@@ -1,4 +1,4 @@
-"""Issue 8, item 1: lists, search, counters, exports and dashboards never show another team's.
+"""Team scoping: lists, search, counters, exports and dashboards never show another team's.
 
 Team B's objects carry the marker ``MARK_B`` in every free text (customer names and addresses,
 subjects, bodies, HTML, attachments, survey comments, idea titles and quotes, cancellation

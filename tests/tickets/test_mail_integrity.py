@@ -1,4 +1,4 @@
-"""Mail integrity (issue 8, item 4), through the real inbound endpoint and the Django mail stack.
+"""Mail integrity (docs/security/content-and-mail.md), through the real inbound endpoint and the Django mail stack.
 
 No injection into a conversation by copying its subject or a customer's Message-ID; no spoofed
 agent replies; auto-replies never trigger mail and automatic mail is capped per address; bounces
