@@ -1,5 +1,8 @@
+from typing import TYPE_CHECKING, Generic, TypeVar
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Model
 from rest_framework.authtoken.models import TokenProxy
 
 from supportdesk.models import AuditEntry, OutboxItem, Team, User
@@ -14,8 +17,27 @@ admin.site.login = rate_limited_admin_login(admin.site.login)  # type: ignore[me
 if admin.site.is_registered(TokenProxy):
     admin.site.unregister(TokenProxy)
 
+_M = TypeVar("_M", bound=Model)
+_P = TypeVar("_P", bound=Model)
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+# Django's admin classes are generic to the type checker only (django-stubs); at run time they
+# cannot be subscripted (django_stubs_ext, which would patch them, is a dev-only package). These
+# stand-ins take the model as a type argument in both worlds: `ModelAdmin[Channel]`.
+if TYPE_CHECKING:
+    ModelAdmin = admin.ModelAdmin
+    TabularInline = admin.TabularInline
+    _UserAdminBase = DjangoUserAdmin[User]
+else:
+    _UserAdminBase = DjangoUserAdmin
+
+    class ModelAdmin(admin.ModelAdmin, Generic[_M]):
+        pass
+
+    class TabularInline(admin.TabularInline, Generic[_M, _P]):
+        pass
+
+
+class ReadOnlyAdmin(ModelAdmin[_M]):
     """A domain record shown to admins and never edited by hand.
 
     Changing a conversation, a customer or a survey has consequences a bare row write skips (an
@@ -33,7 +55,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(TabularInline[_M, _P]):
     extra = 0
     can_delete = False
     show_change_link = True
@@ -46,7 +68,7 @@ class ReadOnlyInline(admin.TabularInline):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(_UserAdminBase):
     ordering = ["email"]
     list_display = ["email", "full_name", "role", "is_active", "last_login"]
     list_filter = ["role", "is_active", "teams"]
@@ -89,7 +111,7 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ModelAdmin[AuditEntry]):
     """Read-only: entries are written by supportdesk.services.audit_record only."""
 
     list_display = ["at", "action", "actor_email", "summary", "ip"]
@@ -111,13 +133,13 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(ModelAdmin[Team]):
     list_display = ["name", "created_at"]
     search_fields = ["name"]
 
 
 @admin.register(OutboxItem)
-class OutboxItemAdmin(admin.ModelAdmin):
+class OutboxItemAdmin(ModelAdmin[OutboxItem]):
     list_display = ["id", "task_name", "created_at", "relayed_at", "attempts"]
     list_filter = ["task_name"]
     readonly_fields = ["task_name", "kwargs", "created_at", "relayed_at", "attempts", "last_error"]

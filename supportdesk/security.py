@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
@@ -105,10 +105,20 @@ class LoginView(auth_views.LoginView):
 login = LoginView.as_view()
 
 
-def rate_limited_admin_login(view: Any) -> Any:
+class AdminLoginView(Protocol):
+    """``AdminSite.login``."""
+
+    def __call__(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse: ...
+
+
+def rate_limited_admin_login(view: AdminLoginView) -> AdminLoginView:
     """Wrap the Django admin's login (a second login form) in the same rate limits."""
 
-    def admin_login(request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+    def admin_login(
+        request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         if request.method == "POST":
             rate = _login_limited(request)
             if rate is not None:
@@ -139,7 +149,7 @@ def _error(request: HttpRequest, status: int, title: str, text: str) -> HttpResp
     return HttpResponse(html, status=status)
 
 
-def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+def handler403(request: HttpRequest, exception: Exception) -> HttpResponse:
     if isinstance(exception, Ratelimited):
         # Views decorated with @ratelimit(block=True) (the customer chat): a minute's window.
         return too_many_requests(request, retry_after=60)

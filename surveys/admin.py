@@ -6,24 +6,26 @@ recorded as the page records it.
 
 from django.contrib import admin, messages
 
-from supportdesk.admin import ReadOnlyAdmin
+from supportdesk.admin import ModelAdmin, ReadOnlyAdmin
 from supportdesk.errors import ApplicationError
 from surveys.models import FollowUp, Survey, SurveyResponse, SurveySettings, SurveyUnsubscribe
 from surveys.services import follow_up_close, survey_settings_update
 
+SETTINGS_FIELDS = (
+    "delay_minutes",
+    "min_days_between",
+    "window_days",
+    "reminder_days",
+    "reminders_enabled",
+    "channels",
+    "sampling_rate",
+    "nps_interval_days",
+)
+
 
 @admin.register(SurveySettings)
-class SurveySettingsAdmin(admin.ModelAdmin):
-    fields = [
-        "delay_minutes",
-        "min_days_between",
-        "window_days",
-        "reminder_days",
-        "reminders_enabled",
-        "channels",
-        "sampling_rate",
-        "nps_interval_days",
-    ]
+class SurveySettingsAdmin(ModelAdmin[SurveySettings]):
+    fields = SETTINGS_FIELDS
 
     def has_add_permission(self, request):  # type: ignore[no-untyped-def]
         return not SurveySettings.objects.exists()
@@ -34,13 +36,13 @@ class SurveySettingsAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
         # The one home for this write (surveys.services), so the admin and code validate alike.
         row = survey_settings_update(
-            actor=request.user, **{name: form.cleaned_data[name] for name in self.fields}
+            actor=request.user, **{name: form.cleaned_data[name] for name in SETTINGS_FIELDS}
         )
         obj.pk = row.pk
 
 
 @admin.register(Survey)
-class SurveyAdmin(ReadOnlyAdmin):
+class SurveyAdmin(ReadOnlyAdmin[Survey]):
     list_display = [
         "id",
         "conversation",
@@ -57,20 +59,20 @@ class SurveyAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SurveyResponse)
-class SurveyResponseAdmin(ReadOnlyAdmin):
+class SurveyResponseAdmin(ReadOnlyAdmin[SurveyResponse]):
     list_display = ["id", "survey", "resolved", "csat", "nps", "shout_out", "answered_at"]
     list_filter = ["resolved", "csat", "shout_out"]
     list_select_related = ["survey"]
 
 
 @admin.register(SurveyUnsubscribe)
-class SurveyUnsubscribeAdmin(ReadOnlyAdmin):
+class SurveyUnsubscribeAdmin(ReadOnlyAdmin[SurveyUnsubscribe]):
     list_display = ["email", "customer", "created_at"]
     search_fields = ["email"]
 
 
 @admin.register(FollowUp)
-class FollowUpAdmin(ReadOnlyAdmin):
+class FollowUpAdmin(ReadOnlyAdmin[FollowUp]):
     list_display = ["id", "survey", "team", "assignee", "reason", "status", "created_at"]
     list_filter = ["status", "reason"]
     list_select_related = ["survey", "team", "assignee"]

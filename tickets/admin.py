@@ -9,14 +9,14 @@ whose save calls the service.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from supportdesk.admin import ReadOnlyAdmin, ReadOnlyInline
+from supportdesk.admin import ModelAdmin, ReadOnlyAdmin, ReadOnlyInline
 from supportdesk.errors import ApplicationError
 from tickets.models import (
     Attachment,
@@ -43,6 +43,13 @@ from tickets.services import (
     saved_reply_create_or_update,
 )
 
+# ModelForm is generic to the type checker only (see supportdesk.admin).
+if TYPE_CHECKING:
+    _ChannelModelForm = forms.ModelForm[Channel]
+    _SavedReplyModelForm = forms.ModelForm[SavedReply]
+else:
+    _ChannelModelForm = _SavedReplyModelForm = forms.ModelForm
+
 
 def _each(
     modeladmin: admin.ModelAdmin[Any],
@@ -66,14 +73,14 @@ def _each(
         modeladmin.message_user(request, line, messages.ERROR)
 
 
-class IdentityInline(ReadOnlyInline):
+class IdentityInline(ReadOnlyInline[Identity, Customer]):
     model = Identity
-    fields = ["kind", "value", "display_value", "verified", "undeliverable_at"]
-    readonly_fields = fields
+    readonly_fields = ("kind", "value", "display_value", "verified", "undeliverable_at")
+    fields = readonly_fields
 
 
 @admin.register(Customer)
-class CustomerAdmin(ReadOnlyAdmin):
+class CustomerAdmin(ReadOnlyAdmin[Customer]):
     """Merges and their undo happen on the customer page, which records and can undo them."""
 
     list_display = ["id", "name", "merged_into", "created_at"]
@@ -82,14 +89,14 @@ class CustomerAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Identity)
-class IdentityAdmin(ReadOnlyAdmin):
+class IdentityAdmin(ReadOnlyAdmin[Identity]):
     list_display = ["kind", "value", "customer", "verified", "undeliverable_at"]
     list_filter = ["kind", "verified"]
     search_fields = ["value", "display_value"]
     list_select_related = ["customer"]
 
 
-class ChannelForm(forms.ModelForm):
+class ChannelForm(_ChannelModelForm):
     webhook_url = forms.URLField(required=False, assume_scheme="https", max_length=200)
 
     class Meta:
@@ -105,7 +112,7 @@ class ChannelForm(forms.ModelForm):
 
 
 @admin.register(Channel)
-class ChannelAdmin(admin.ModelAdmin):
+class ChannelAdmin(ModelAdmin[Channel]):
     """Saved through channel_create_or_update and channel_set_webhook (audited, validated)."""
 
     form = ChannelForm
@@ -150,9 +157,9 @@ class ChannelAdmin(admin.ModelAdmin):
         )
 
 
-class MessageInline(ReadOnlyInline):
+class MessageInline(ReadOnlyInline[Message, Conversation]):
     model = Message
-    fields = [
+    readonly_fields = (
         "sent_at",
         "direction",
         "channel_kind",
@@ -160,12 +167,12 @@ class MessageInline(ReadOnlyInline):
         "body_text",
         "automated",
         "delivery_state",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
 
 
 @admin.register(Conversation)
-class ConversationAdmin(ReadOnlyAdmin):
+class ConversationAdmin(ReadOnlyAdmin[Conversation]):
     list_display = [
         "id",
         "subject",
@@ -230,7 +237,7 @@ class ConversationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(ReadOnlyAdmin):
+class MessageAdmin(ReadOnlyAdmin[Message]):
     list_display = [
         "id",
         "conversation",
@@ -245,42 +252,42 @@ class MessageAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Contact)
-class ContactAdmin(ReadOnlyAdmin):
+class ContactAdmin(ReadOnlyAdmin[Contact]):
     list_display = ["id", "conversation", "channel_kind", "reason", "started_at", "ended_by"]
     list_filter = ["channel_kind", "reason"]
 
 
 @admin.register(Attachment)
-class AttachmentAdmin(ReadOnlyAdmin):
+class AttachmentAdmin(ReadOnlyAdmin[Attachment]):
     list_display = ["filename", "content_type", "size", "message"]
 
 
 @admin.register(QuarantinedMessage)
-class QuarantinedMessageAdmin(ReadOnlyAdmin):
+class QuarantinedMessageAdmin(ReadOnlyAdmin[QuarantinedMessage]):
     list_display = ["id", "source", "channel", "error", "created_at", "resolved_at"]
     list_filter = ["source"]
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdmin):
+class EventAdmin(ReadOnlyAdmin[Event]):
     list_display = ["occurred_at", "kind", "conversation", "customer", "actor", "agent", "team"]
     list_filter = ["kind"]
     date_hierarchy = "occurred_at"
 
 
 @admin.register(CustomerMerge)
-class CustomerMergeAdmin(ReadOnlyAdmin):
+class CustomerMergeAdmin(ReadOnlyAdmin[CustomerMerge]):
     list_display = ["created_at", "merged", "target", "actor", "undone_at"]
 
 
-class SavedReplyForm(forms.ModelForm):
+class SavedReplyForm(_SavedReplyModelForm):
     class Meta:
         model = SavedReply
         fields = ["title", "body", "is_active"]
 
 
 @admin.register(SavedReply)
-class SavedReplyAdmin(admin.ModelAdmin):
+class SavedReplyAdmin(ModelAdmin[SavedReply]):
     """Macros for the composer: ``{customer_first_name}`` and ``{agent_first_name}`` are filled in.
 
     Saved through saved_reply_create_or_update (keyed by title, trimmed and validated there).
