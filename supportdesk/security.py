@@ -11,14 +11,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.views import defaults
+from django_ratelimit import decorators as ratelimit_decorators
 from django_ratelimit.core import is_ratelimited
 from django_ratelimit.exceptions import Ratelimited
 
@@ -126,6 +128,28 @@ def rate_limited_admin_login(view: AdminLoginView) -> AdminLoginView:
         return view(request, extra_context)
 
     return admin_login
+
+
+_View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
+_Response = TypeVar("_Response", bound=HttpResponseBase)
+
+
+def ratelimit(*, key: str, rate: str, method: str, block: bool) -> Callable[[_View], _View]:
+    """django-ratelimit's view decorator, typed (the package ships no type hints)."""
+    decorator: Callable[[_View], _View] = ratelimit_decorators.ratelimit(
+        key=key, rate=rate, method=method, block=block
+    )
+    return decorator
+
+
+def keep_own_csp(response: _Response) -> _Response:
+    """Have django-csp's middleware leave the (stricter) policy this response sets alone.
+
+    This is the attribute django-csp's ``csp_exempt()`` decorator sets; the decorator itself is
+    typed for views of one argument only.
+    """
+    setattr(response, "_csp_exempt", True)  # noqa: B010 (HttpResponse declares no such attribute)
+    return response
 
 
 # --- Error handlers ------------------------------------------------------------------------------
