@@ -20,7 +20,8 @@ logger = logging.getLogger(__name__)
 
 def _backoff(retries: int) -> int:
     """Seconds before the next delivery attempt: DELIVERY_RETRY_SECONDS, doubling, max 30 min."""
-    return min(settings.DELIVERY_RETRY_SECONDS * 2**retries, 1800)
+    delay: int = settings.DELIVERY_RETRY_SECONDS * 2**retries
+    return min(delay, 1800)
 
 
 _TRANSIENT = (smtplib.SMTPException, ConnectionError, TimeoutError, OSError, OperationalError)
