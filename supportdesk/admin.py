@@ -3,6 +3,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Model
+from django.http import HttpRequest
 from rest_framework.authtoken.models import TokenProxy
 
 from supportdesk.models import AuditEntry, OutboxItem, Team, User
@@ -45,13 +46,13 @@ class ReadOnlyAdmin(ModelAdmin[_M]):
     admin actions that call the services.
     """
 
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: _M | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_delete_permission(self, request: HttpRequest, obj: _M | None = None) -> bool:
         return False
 
 
@@ -60,10 +61,10 @@ class ReadOnlyInline(TabularInline[_M, _P]):
     can_delete = False
     show_change_link = True
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest, obj: _P | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: _P | None = None) -> bool:
         return False
 
 
@@ -119,16 +120,16 @@ class AuditEntryAdmin(ModelAdmin[AuditEntry]):
     search_fields = ["summary", "actor_email", "target_id", "request_id"]
     date_hierarchy = "at"
 
-    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def get_readonly_fields(self, request: HttpRequest, obj: AuditEntry | None = None) -> list[str]:
         return [field.name for field in self.model._meta.fields]
 
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_delete_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
         return False
 
 
@@ -144,5 +145,5 @@ class OutboxItemAdmin(ModelAdmin[OutboxItem]):
     list_filter = ["task_name"]
     readonly_fields = ["task_name", "kwargs", "created_at", "relayed_at", "attempts", "last_error"]
 
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

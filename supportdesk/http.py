@@ -2,13 +2,14 @@
 
 ``request.user`` is ``User | AnonymousUser`` to the type checker. Behind ``@login_required`` (the
 staff workspace) it is always our ``User``: annotate those views ``request: StaffRequest``. DRF
-views behind ``IsStaffMember`` (the default permission) call ``staff_user(request)``, which
-narrows and answers 401 should the permission ever be missing. Neither changes behaviour; they
-state what the decorators and permissions already guarantee.
+views behind ``IsStaffMember`` (the default permission) and admin methods (whose signatures are
+Django's) call ``staff_user(request)``, which narrows and refuses should the guard ever be
+missing. Neither changes behaviour; they state what the decorators and permissions guarantee.
 """
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django_htmx.middleware import HtmxDetails
 from rest_framework.exceptions import NotAuthenticated
@@ -29,9 +30,12 @@ class StaffRequest(HtmxRequest):
     user: User
 
 
-def staff_user(request: Request) -> User:
-    """The staff member behind a DRF request (``IsStaffMember`` has already let them in)."""
+def staff_user(request: Request | HttpRequest) -> User:
+    """The staff member behind a request that only staff reach: a DRF view behind
+    ``IsStaffMember``, or a Django admin page. Refuses (401 / 403) anyone else."""
     user = request.user
-    if not isinstance(user, User):
+    if isinstance(user, User):
+        return user
+    if isinstance(request, Request):
         raise NotAuthenticated()
-    return user
+    raise PermissionDenied("Sign in as a member of staff.")

@@ -4,10 +4,16 @@ Closing a follow-up is an admin action calling surveys.services.follow_up_close,
 recorded as the page records it.
 """
 
+from __future__ import annotations
+
+from django import forms
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from supportdesk.admin import ModelAdmin, ReadOnlyAdmin
 from supportdesk.errors import ApplicationError
+from supportdesk.http import staff_user
 from surveys.models import FollowUp, Survey, SurveyResponse, SurveySettings, SurveyUnsubscribe
 from surveys.services import follow_up_close, survey_settings_update
 
@@ -27,16 +33,24 @@ SETTINGS_FIELDS = (
 class SurveySettingsAdmin(ModelAdmin[SurveySettings]):
     fields = SETTINGS_FIELDS
 
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return not SurveySettings.objects.exists()
 
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_delete_permission(
+        self, request: HttpRequest, obj: SurveySettings | None = None
+    ) -> bool:
         return False
 
-    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+    def save_model(
+        self,
+        request: HttpRequest,
+        obj: SurveySettings,
+        form: forms.ModelForm[SurveySettings],
+        change: bool,
+    ) -> None:
         # The one home for this write (surveys.services), so the admin and code validate alike.
         row = survey_settings_update(
-            actor=request.user, **{name: form.cleaned_data[name] for name in SETTINGS_FIELDS}
+            actor=staff_user(request), **{name: form.cleaned_data[name] for name in SETTINGS_FIELDS}
         )
         obj.pk = row.pk
 
@@ -79,11 +93,12 @@ class FollowUpAdmin(ReadOnlyAdmin[FollowUp]):
     actions = ["close"]
 
     @admin.action(description="Close (as you)")
-    def close(self, request, queryset):  # type: ignore[no-untyped-def]
+    def close(self, request: HttpRequest, queryset: QuerySet[FollowUp]) -> None:
+        actor = staff_user(request)
         closed = 0
         for follow_up in queryset:
             try:
-                follow_up_close(follow_up=follow_up, actor=request.user)
+                follow_up_close(follow_up=follow_up, actor=actor)
             except ApplicationError as exc:
                 self.message_user(request, f"#{follow_up.pk}: {exc.message}", messages.ERROR)
             else:

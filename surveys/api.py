@@ -43,7 +43,7 @@ class SurveyResponseListApi(GenericAPIView[SurveyResponse]):
         team = serializers.IntegerField(required=False, min_value=1, max_value=PK_MAX)
         conversation = serializers.IntegerField(required=False, min_value=1, max_value=PK_MAX)
 
-        def get_fields(self):  # type: ignore[no-untyped-def]
+        def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
             fields = super().get_fields()
             fields["from"] = serializers.DateField(
                 required=False, help_text="Solve dates from this local date (included)."

@@ -9,15 +9,16 @@ whose save calls the service.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from supportdesk.admin import ModelAdmin, ReadOnlyAdmin, ReadOnlyInline
 from supportdesk.errors import ApplicationError
+from supportdesk.http import staff_user
 from tickets.models import (
     Attachment,
     Channel,
@@ -43,6 +44,8 @@ from tickets.services import (
     saved_reply_create_or_update,
 )
 
+_M = TypeVar("_M", bound=Model)
+
 # ModelForm is generic to the type checker only (see supportdesk.admin).
 if TYPE_CHECKING:
     _ChannelModelForm = forms.ModelForm[Channel]
@@ -52,11 +55,11 @@ else:
 
 
 def _each(
-    modeladmin: admin.ModelAdmin[Any],
+    modeladmin: admin.ModelAdmin[_M],
     request: HttpRequest,
-    rows: QuerySet[Any],
+    rows: QuerySet[_M],
     verb: str,
-    change: Callable[[Any], object],
+    change: Callable[[_M], object],
 ) -> None:
     """Apply one service call per selected row; report what was done and what was refused."""
     done, refused = 0, []
@@ -123,22 +126,24 @@ class ChannelAdmin(ModelAdmin[Channel]):
     readonly_fields = ["secret", "is_active"]
     actions = ["rotate_secret"]
 
-    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def get_readonly_fields(self, request: HttpRequest, obj: Channel | None = None) -> list[str]:
         # The name is the channel's key in channel_create_or_update; kind and name are fixed once made.
         fixed = ["name", "kind"] if obj is not None else []
         return [*fixed, *self.readonly_fields]
 
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_delete_permission(self, request: HttpRequest, obj: Channel | None = None) -> bool:
         return False  # conversations and messages keep pointing at it
 
-    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+    def save_model(
+        self, request: HttpRequest, obj: Channel, form: ChannelForm, change: bool
+    ) -> None:
         data = form.cleaned_data
         channel = channel_create_or_update(
             kind=data.get("kind") or obj.kind,
             name=data.get("name") or obj.name,
             team_name=data["team"].name if data.get("team") else None,
             address=data.get("address", ""),
-            actor=request.user,
+            actor=staff_user(request),
         )
         if (data.get("webhook_url") or "") != channel.webhook_url:
             channel = channel_set_webhook(
@@ -147,13 +152,14 @@ class ChannelAdmin(ModelAdmin[Channel]):
         obj.pk = channel.pk
 
     @admin.action(description="Rotate the secret (the old one stops working at once)")
-    def rotate_secret(self, request, queryset):  # type: ignore[no-untyped-def]
+    def rotate_secret(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
+        actor = staff_user(request)
         _each(
             self,
             request,
             queryset,
             "Secrets rotated",
-            lambda channel: channel_rotate_secret(channel=channel, actor=request.user),
+            lambda channel: channel_rotate_secret(channel=channel, actor=actor),
         )
 
 
@@ -190,48 +196,52 @@ class ConversationAdmin(ReadOnlyAdmin[Conversation]):
     actions = ["solve", "reopen", "close", "unassign"]
 
     @admin.action(description="Solve (as you; schedules the survey)")
-    def solve(self, request, queryset):  # type: ignore[no-untyped-def]
+    def solve(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        actor = staff_user(request)
         _each(
             self,
             request,
             queryset,
             "Solved",
-            lambda conversation: conversation_solve(conversation=conversation, actor=request.user),
+            lambda conversation: conversation_solve(conversation=conversation, actor=actor),
         )
 
     @admin.action(description="Reopen")
-    def reopen(self, request, queryset):  # type: ignore[no-untyped-def]
+    def reopen(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        actor = staff_user(request)
         _each(
             self,
             request,
             queryset,
             "Reopened",
             lambda conversation: conversation_reopen(
-                conversation=conversation, actor=request.user, reason="Reopened in the admin"
+                conversation=conversation, actor=actor, reason="Reopened in the admin"
             ),
         )
 
     @admin.action(description="Close")
-    def close(self, request, queryset):  # type: ignore[no-untyped-def]
+    def close(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        actor = staff_user(request)
         _each(
             self,
             request,
             queryset,
             "Closed",
             lambda conversation: conversation_close(
-                conversation=conversation, actor=request.user, reason="Closed in the admin"
+                conversation=conversation, actor=actor, reason="Closed in the admin"
             ),
         )
 
     @admin.action(description="Unassign (back to the team's queue)")
-    def unassign(self, request, queryset):  # type: ignore[no-untyped-def]
+    def unassign(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        actor = staff_user(request)
         _each(
             self,
             request,
             queryset,
             "Unassigned",
             lambda conversation: conversation_assign(
-                conversation=conversation, actor=request.user, unassign=True
+                conversation=conversation, actor=actor, unassign=True
             ),
         )
 
@@ -298,10 +308,12 @@ class SavedReplyAdmin(ModelAdmin[SavedReply]):
     list_filter = ["is_active"]
     search_fields = ["title", "body"]
 
-    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def get_readonly_fields(self, request: HttpRequest, obj: SavedReply | None = None) -> list[str]:
         return ["title"] if obj is not None else []
 
-    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+    def save_model(
+        self, request: HttpRequest, obj: SavedReply, form: SavedReplyForm, change: bool
+    ) -> None:
         data = form.cleaned_data
         reply = saved_reply_create_or_update(
             title=data.get("title") or obj.title, body=data["body"], is_active=data["is_active"]
