@@ -1,11 +1,16 @@
-from typing import TYPE_CHECKING, Generic, TypeVar
+from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Model
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from rest_framework.authtoken.models import TokenProxy
 
+from supportdesk.http import staff_user
 from supportdesk.models import AuditEntry, OutboxItem, Team, User
 from supportdesk.security import rate_limited_admin_login
 from supportdesk.services import audit_record, staff_audit_changes, staff_snapshot
@@ -68,6 +73,10 @@ class ReadOnlyInline(TabularInline[_M, _P]):
         return False
 
 
+# The staff snapshot taken before an admin's change, carried from save_model to save_related.
+AUDIT_BEFORE_ATTRIBUTE = "_audit_staff_before"
+
+
 @admin.register(User)
 class UserAdmin(_UserAdminBase):
     ordering = ["email"]
@@ -90,25 +99,35 @@ class UserAdmin(_UserAdminBase):
 
     # Audit: role, team and access changes made here are recorded in the admin's transaction
     # (changeform_view is atomic), compared after the teams (a many-to-many) are saved.
-    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+    def save_model(
+        self, request: HttpRequest, obj: User, form: forms.ModelForm[User], change: bool
+    ) -> None:
         if change:
-            request._audit_staff_before = staff_snapshot(User.objects.get(pk=obj.pk))
+            before = staff_snapshot(User.objects.get(pk=obj.pk))
+            setattr(request, AUDIT_BEFORE_ATTRIBUTE, before)
         super().save_model(request, obj, form, change)
 
-    def save_related(self, request, form, formsets, change):  # type: ignore[no-untyped-def]
+    def save_related(
+        self,
+        request: HttpRequest,
+        form: forms.ModelForm[User],
+        formsets: list[BaseInlineFormSet[Any, User, Any]],
+        change: bool,
+    ) -> None:
         super().save_related(request, form, formsets, change)
         user = form.instance
-        before = getattr(request, "_audit_staff_before", None)
+        before: dict[str, Any] | None = getattr(request, AUDIT_BEFORE_ATTRIBUTE, None)
+        actor = staff_user(request)
         if before is None:
             audit_record(
                 action=AuditEntry.Action.STAFF_CREATED,
                 target=user,
-                actor=request.user,
+                actor=actor,
                 summary=f"{user.email} created as {user.role} (admin)",
                 details=staff_snapshot(user),
             )
         else:
-            staff_audit_changes(user=user, before=before, actor=request.user)
+            staff_audit_changes(user=user, before=before, actor=actor)
 
 
 @admin.register(AuditEntry)

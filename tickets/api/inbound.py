@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -74,6 +74,7 @@ class InboundApi(BodyLimitMixin, APIView):
     throttle_scope = "inbound"
     parser_classes = [BoundedJSONParser]
     OutputSerializer = InboundOutputSerializer
+    InputSerializer: ClassVar[type[serializers.Serializer[Any]]]  # each channel's view sets it
 
     def respond(self, result: InboundResult) -> Response:
         data = self.OutputSerializer(
@@ -90,7 +91,7 @@ class InboundApi(BodyLimitMixin, APIView):
 
     def ingest(self, request: Request, service: Callable[..., InboundResult]) -> Response:
         """Validate the JSON body with the view's InputSerializer and hand it to ``service``."""
-        serializer = self.InputSerializer(data=request.data)  # type: ignore[attr-defined]
+        serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = service(
             channel=request_channel(request),
