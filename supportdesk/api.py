@@ -28,11 +28,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
-class ErrorOutputSerializer(serializers.Serializer):
+class ErrorOutputSerializer(serializers.Serializer[Any]):
     """Every 4xx of the API: ``{"detail": "...", ...}`` (docs/api.md)."""
 
     detail = serializers.CharField()
-    errors = serializers.DictField(
+    # SerializerMetaclass moves declared fields out of the class body, so this field does not
+    # shadow Serializer.errors at run time; the stubs do not know that.
+    errors = serializers.DictField(  # type: ignore[assignment]
         required=False, help_text="Per-field messages (validation errors)."
     )
 

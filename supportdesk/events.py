@@ -7,15 +7,26 @@ subscriber, so a lower app never imports a higher one.
 """
 
 from collections import defaultdict
-from typing import Any
+from typing import TypedDict
 
 from django.db import InterfaceError, OperationalError
+
 
 # How every reaction task (a subscriber below) is declared: its outbox row is marked relayed once
 # the broker has the message, so the task itself must not give up while the database is away.
 # It is acknowledged only after it ran (acks_late) and retries with backoff, without a limit,
 # on the errors of an unreachable database; reactions are idempotent, so a retry is harmless.
-REACTION_TASK_OPTIONS: dict[str, Any] = {
+class ReactionTaskOptions(TypedDict):
+    ignore_result: bool
+    acks_late: bool
+    autoretry_for: tuple[type[BaseException], ...]
+    retry_backoff: int
+    retry_backoff_max: int
+    retry_jitter: bool
+    max_retries: int | None
+
+
+REACTION_TASK_OPTIONS: ReactionTaskOptions = {
     "ignore_result": True,
     "acks_late": True,
     "autoretry_for": (OperationalError, InterfaceError),

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from supportdesk.errors import ApplicationError
+from supportdesk.http import staff_user
 from supportdesk.models import IdempotencyKey
 from supportdesk.services import idempotency_key_claim, idempotency_key_store
 
@@ -45,11 +46,12 @@ def idempotent(request: Request, handler: Callable[[], Response]) -> Response:
         raise ApplicationError(
             f"{HEADER} must be 1 to {KEY_MAX_CHARS} printable characters (a UUID is a good key)."
         )
+    user = staff_user(request)
     fingerprint = _fingerprint(request)
     with transaction.atomic():
-        record = idempotency_key_claim(user=request.user, key=key, fingerprint=fingerprint)
+        record = idempotency_key_claim(user=user, key=key, fingerprint=fingerprint)
         if record is None:
-            return _replay(IdempotencyKey.objects.get(user=request.user, key=key), fingerprint)
+            return _replay(IdempotencyKey.objects.get(user=user, key=key), fingerprint)
         response = handler()
         idempotency_key_store(record=record, status=response.status_code, body=response.data)
     return response

@@ -4,6 +4,8 @@ from typing import TYPE_CHECKING, Any
 
 from rest_framework.permissions import BasePermission
 
+from supportdesk.models import User
+
 if TYPE_CHECKING:
     from rest_framework.request import Request
 
@@ -27,4 +29,5 @@ class IsManager(IsStaffMember):
     message = "Only managers and admins may do this."
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        return super().has_permission(request, view) and request.user.is_manager
+        user = request.user
+        return super().has_permission(request, view) and isinstance(user, User) and user.is_manager

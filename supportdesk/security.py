@@ -11,14 +11,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.views import defaults
+from django_ratelimit import decorators as ratelimit_decorators
 from django_ratelimit.core import is_ratelimited
 from django_ratelimit.exceptions import Ratelimited
 
@@ -105,10 +107,20 @@ class LoginView(auth_views.LoginView):
 login = LoginView.as_view()
 
 
-def rate_limited_admin_login(view: Any) -> Any:
+class AdminLoginView(Protocol):
+    """``AdminSite.login``."""
+
+    def __call__(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse: ...
+
+
+def rate_limited_admin_login(view: AdminLoginView) -> AdminLoginView:
     """Wrap the Django admin's login (a second login form) in the same rate limits."""
 
-    def admin_login(request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+    def admin_login(
+        request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         if request.method == "POST":
             rate = _login_limited(request)
             if rate is not None:
@@ -116,6 +128,28 @@ def rate_limited_admin_login(view: Any) -> Any:
         return view(request, extra_context)
 
     return admin_login
+
+
+_View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
+_Response = TypeVar("_Response", bound=HttpResponseBase)
+
+
+def ratelimit(*, key: str, rate: str, method: str, block: bool) -> Callable[[_View], _View]:
+    """django-ratelimit's view decorator, typed (the package ships no type hints)."""
+    decorator: Callable[[_View], _View] = ratelimit_decorators.ratelimit(
+        key=key, rate=rate, method=method, block=block
+    )
+    return decorator
+
+
+def keep_own_csp(response: _Response) -> _Response:
+    """Have django-csp's middleware leave the (stricter) policy this response sets alone.
+
+    This is the attribute django-csp's ``csp_exempt()`` decorator sets; the decorator itself is
+    typed for views of one argument only.
+    """
+    setattr(response, "_csp_exempt", True)  # noqa: B010 (HttpResponse declares no such attribute)
+    return response
 
 
 # --- Error handlers ------------------------------------------------------------------------------
@@ -139,7 +173,7 @@ def _error(request: HttpRequest, status: int, title: str, text: str) -> HttpResp
     return HttpResponse(html, status=status)
 
 
-def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+def handler403(request: HttpRequest, exception: Exception) -> HttpResponse:
     if isinstance(exception, Ratelimited):
         # Views decorated with @ratelimit(block=True) (the customer chat): a minute's window.
         return too_many_requests(request, retry_after=60)

@@ -7,6 +7,7 @@ from django.shortcuts import redirect, render
 from django.views import defaults
 from django.views.decorators.http import require_GET
 
+from supportdesk.http import StaffRequest
 from supportdesk.models import AuditEntry
 from supportdesk.selectors import audit_list_for_user, notification_list_for_user
 from supportdesk.services import notifications_mark_read
@@ -20,7 +21,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 @login_required
-def notifications(request: HttpRequest) -> HttpResponse:
+def notifications(request: StaffRequest) -> HttpResponse:
     """The caller's notifications, newest first; POST marks them read."""
     if request.method == "POST":
         ids = [int(i) for i in request.POST.getlist("id") if i.isdigit()]
@@ -35,7 +36,7 @@ AUDIT_PAGE_SIZE = 50
 
 @login_required
 @require_GET
-def audit_log(request: HttpRequest) -> HttpResponse:
+def audit_log(request: StaffRequest) -> HttpResponse:
     """Who changed what: merges, roles and teams, secrets and tokens, settings, recomputes."""
     if not request.user.is_manager:
         raise PermissionDenied("Only managers and admins see the audit log.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
@@ -10,6 +12,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from supportdesk.api import ErrorOutputSerializer, error_responses
+from supportdesk.http import staff_user
+from surveys.models import SurveyResponse
 from surveys.selectors import response_list_for_user
 from tickets.selectors import staff_get_by_ref
 
@@ -25,10 +29,10 @@ class ResponseCursorPagination(CursorPagination):
     max_page_size = 200
 
 
-class SurveyResponseListApi(GenericAPIView):
+class SurveyResponseListApi(GenericAPIView[SurveyResponse]):
     pagination_class = ResponseCursorPagination
 
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(serializers.Serializer[Any]):
         # "from" is a Python keyword: the field is declared below under its query-string name.
         to = serializers.DateField(
             required=False, help_text="Solve dates before this local date (excluded)."
@@ -39,14 +43,14 @@ class SurveyResponseListApi(GenericAPIView):
         team = serializers.IntegerField(required=False, min_value=1, max_value=PK_MAX)
         conversation = serializers.IntegerField(required=False, min_value=1, max_value=PK_MAX)
 
-        def get_fields(self):  # type: ignore[no-untyped-def]
+        def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
             fields = super().get_fields()
             fields["from"] = serializers.DateField(
                 required=False, help_text="Solve dates from this local date (included)."
             )
             return fields
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[SurveyResponse]):
         id = serializers.IntegerField()
         survey = serializers.IntegerField(source="survey_id")
         conversation = serializers.IntegerField(source="survey.conversation_id")
@@ -84,6 +88,7 @@ class SurveyResponseListApi(GenericAPIView):
         },
     )
     def get(self, request: Request) -> Response:
+        user = staff_user(request)
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         data = filters.validated_data
@@ -96,7 +101,7 @@ class SurveyResponseListApi(GenericAPIView):
         if data.get("from") and data.get("to") and data["from"] > data["to"]:
             raise serializers.ValidationError({"to": ["Must not be before from."]})
         responses = response_list_for_user(
-            user=request.user,
+            user=user,
             from_date=data.get("from"),
             to_date=data.get("to"),
             agent_id=agent_id,
@@ -104,7 +109,9 @@ class SurveyResponseListApi(GenericAPIView):
             conversation_id=data.get("conversation"),
         )
         page = self.paginate_queryset(responses)
-        return self.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        # many=True serializes a list; the stubs type the instance as one object.
+        output = self.OutputSerializer(page, many=True)  # type: ignore[arg-type]
+        return self.get_paginated_response(output.data)
 
 
 # Nested serializers get names of their own in the schema (``SurveyResponseListOutput``...).

@@ -10,10 +10,11 @@ from typing import Any
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 
+from supportdesk.http import StaffRequest
 from surveys import selectors
 
 
-def conversation_sidebar(request: HttpRequest, **context: Any) -> str:
+def conversation_sidebar(request: StaffRequest, **context: Any) -> str:
     """The customer's latest CSAT and comment, and this conversation's survey and answer."""
     conversation = context.get("conversation")
     customer = context.get("customer") or getattr(conversation, "customer", None)

@@ -80,27 +80,31 @@ def seed_surveys(*, rng: random.Random, stdout: Any) -> None:
     """Records a survey for every seeded solve event that has none (or only a scheduled one)."""
     now = timezone.now()
     policy = survey_policy()
-    solves = list(
-        Event.objects.filter(kind=Event.Kind.SOLVED, conversation__isnull=False)
+    solves = [
+        (event, event.conversation)
+        for event in Event.objects.filter(kind=Event.Kind.SOLVED, conversation__isnull=False)
         .exclude(survey__status__in=[Survey.Status.SENT, Survey.Status.SKIPPED])
         .select_related("conversation")
         .order_by("occurred_at", "id")
-    )
+        if event.conversation is not None
+    ]
     reopens: dict[int, list[datetime]] = defaultdict(list)
     for conversation_id, at in Event.objects.filter(kind=Event.Kind.REOPENED).values_list(
         "conversation_id", "occurred_at"
     ):
         reopens[conversation_id].append(at)
-    last_sent: dict[int, datetime] = dict(
-        Survey.objects.filter(sent_at__isnull=False)
+    last_sent: dict[int, datetime] = {
+        customer_id: sent_at
+        for customer_id, sent_at in Survey.objects.filter(sent_at__isnull=False)
         .order_by("customer_id", "sent_at")
         .values_list("customer_id", "sent_at")
-    )
+        if sent_at is not None
+    }
     counts = {"sent": 0, "answered": 0, "skipped": 0}
     for start in range(0, len(solves), BATCH):
         with transaction.atomic():
-            for event in solves[start : start + BATCH]:
-                customer_id = event.conversation.customer_id
+            for event, conversation in solves[start : start + BATCH]:
+                customer_id = conversation.customer_id
                 sent_at = min(event.occurred_at + policy.delay, now)
                 previous = last_sent.get(customer_id)
                 skip = ""
@@ -110,7 +114,7 @@ def seed_surveys(*, rng: random.Random, stdout: Any) -> None:
                     skip = Survey.SkipReason.THROTTLED
                 reopened = any(
                     event.occurred_at < at <= event.occurred_at + timedelta(days=7)
-                    for at in reopens.get(event.conversation_id, ())
+                    for at in reopens.get(conversation.pk, ())
                 )
                 answered_at = sent_at + timedelta(minutes=rng.randint(5, 60 * 48))
                 answers = not skip and answered_at <= now and rng.random() < 0.42

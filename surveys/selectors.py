@@ -130,12 +130,12 @@ def conversation_outcomes(ids: list[int]) -> dict[int, str]:
     skipped, or bounced unanswered). Two queries.
     """
     latest: dict[int, Survey] = {}
-    for survey in (
+    for row in (
         Survey.objects.filter(conversation_id__in=ids)
         .only("id", "conversation_id", "status", "solved_at")
         .order_by("conversation_id", "-solved_at", "-id")
     ):
-        latest.setdefault(survey.conversation_id, survey)
+        latest.setdefault(row.conversation_id, row)
     answers = dict(
         SurveyResponse.objects.filter(survey_id__in=[s.pk for s in latest.values()]).values_list(
             "survey_id", "resolved"

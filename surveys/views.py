@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_ratelimit.core import is_ratelimited
 
 from supportdesk.errors import ApplicationError
+from supportdesk.http import StaffRequest
 from supportdesk.models import Team, User
 from surveys import selectors, services
 from surveys.models import Survey, SurveyResponse
@@ -39,7 +40,7 @@ CSAT_CHOICES = [
 
 def _limited(request: HttpRequest, group: str) -> bool:
     """Public survey endpoints: per client address, GET and POST counted separately."""
-    return is_ratelimited(
+    limited: bool = is_ratelimited(
         request,
         group=f"surveys.{group}.{request.method}",
         key="ip",
@@ -47,6 +48,7 @@ def _limited(request: HttpRequest, group: str) -> bool:
         method=["GET", "HEAD", "POST"],
         increment=True,
     )
+    return limited
 
 
 def _too_many(request: HttpRequest) -> HttpResponse:
@@ -95,7 +97,9 @@ def _answer_from_post(data: Any) -> Answer:
     )
 
 
-def _form_values(survey: Survey, response: SurveyResponse | None, request: HttpRequest) -> dict:
+def _form_values(
+    survey: Survey, response: SurveyResponse | None, request: HttpRequest
+) -> dict[str, str | bool]:
     if request.method == "POST":
         data = request.POST
         return {
@@ -107,6 +111,7 @@ def _form_values(survey: Survey, response: SurveyResponse | None, request: HttpR
             "shout_out": data.get("shout_out") == "on",
             "needs_nothing_more": data.get("needs_nothing_more") == "on",
         }
+    values: dict[str, str | bool]
     if response is not None:
         values = {
             "resolved": response.resolved,
@@ -154,7 +159,10 @@ def survey_page(request: HttpRequest, token: str) -> HttpResponse:
         except SurveyNotFound:
             raise Http404 from None
         except ApplicationError as exc:
-            error, errors, status = exc.message, dict(exc.extra.get("errors", {})), 400
+            error, status = exc.message, 400
+            field_errors = exc.extra.get("errors", {})
+            if isinstance(field_errors, dict):  # {field: message} (surveys.services.answers)
+                errors = dict(field_errors)
         else:
             return redirect(f"{reverse('surveys:survey', kwargs={'token': token})}?saved=1")
     context = {
@@ -220,16 +228,16 @@ def _id_param(value: str | None) -> int | None:
 
 @login_required
 @require_GET
-def response_list(request: HttpRequest) -> HttpResponse:
+def response_list(request: StaffRequest) -> HttpResponse:
     """Responses of the caller's teams, filtered by agent, team and solve dates."""
-    user: User = request.user  # type: ignore[assignment]
-    filters = {
-        "from_date": _date_param(request.GET.get("from")),
-        "to_date": _date_param(request.GET.get("to")),
-        "agent_id": _id_param(request.GET.get("agent")),
-        "team_id": _id_param(request.GET.get("team")),
-    }
-    responses = selectors.response_list_for_user(user=user, **filters)
+    user = request.user
+    responses = selectors.response_list_for_user(
+        user=user,
+        from_date=_date_param(request.GET.get("from")),
+        to_date=_date_param(request.GET.get("to")),
+        agent_id=_id_param(request.GET.get("agent")),
+        team_id=_id_param(request.GET.get("team")),
+    )
     page = Paginator(responses, 50).get_page(request.GET.get("page"))
     teams = Team.objects.all() if user.is_admin else user.teams.all()
     agents = User.objects.filter(teams__in=teams).distinct().order_by("full_name", "email")
@@ -247,9 +255,9 @@ def response_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def my_feedback(request: HttpRequest) -> HttpResponse:
+def my_feedback(request: StaffRequest) -> HttpResponse:
     """The agent's own page: shout-outs, comments and answers about their solves."""
-    user: User = request.user  # type: ignore[assignment]
+    user = request.user
     return render(
         request,
         "surveys/my_feedback.html",
@@ -263,9 +271,9 @@ def my_feedback(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def follow_up_list(request: HttpRequest) -> HttpResponse:
+def follow_up_list(request: StaffRequest) -> HttpResponse:
     """Managers: customers to call back after a low CSAT or NPS."""
-    user: User = request.user  # type: ignore[assignment]
+    user = request.user
     if not user.is_manager:
         raise Http404
     status = request.GET.get("status", "open")
@@ -276,12 +284,12 @@ def follow_up_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def follow_up_close(request: HttpRequest, pk: int) -> HttpResponse:
-    follow_up = selectors.follow_up_get_for_user(user=request.user, pk=pk)  # type: ignore[arg-type]
+def follow_up_close(request: StaffRequest, pk: int) -> HttpResponse:
+    follow_up = selectors.follow_up_get_for_user(user=request.user, pk=pk)
     services.follow_up_close(
         follow_up=follow_up,
         actor=request.user,
-        note=request.POST.get("note", ""),  # type: ignore[arg-type]
+        note=request.POST.get("note", ""),
     )
     messages.success(request, "Follow-up closed.")
     return redirect("surveys:follow_ups")

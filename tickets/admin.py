@@ -9,15 +9,16 @@ whose save calls the service.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
-from supportdesk.admin import ReadOnlyAdmin, ReadOnlyInline
+from supportdesk.admin import ModelAdmin, ReadOnlyAdmin, ReadOnlyInline
 from supportdesk.errors import ApplicationError
+from supportdesk.http import staff_user
 from tickets.models import (
     Attachment,
     Channel,
@@ -43,13 +44,22 @@ from tickets.services import (
     saved_reply_create_or_update,
 )
 
+_M = TypeVar("_M", bound=Model)
+
+# ModelForm is generic to the type checker only (see supportdesk.admin).
+if TYPE_CHECKING:
+    _ChannelModelForm = forms.ModelForm[Channel]
+    _SavedReplyModelForm = forms.ModelForm[SavedReply]
+else:
+    _ChannelModelForm = _SavedReplyModelForm = forms.ModelForm
+
 
 def _each(
-    modeladmin: admin.ModelAdmin[Any],
+    modeladmin: admin.ModelAdmin[_M],
     request: HttpRequest,
-    rows: QuerySet[Any],
+    rows: QuerySet[_M],
     verb: str,
-    change: Callable[[Any], object],
+    change: Callable[[_M], object],
 ) -> None:
     """Apply one service call per selected row; report what was done and what was refused."""
     done, refused = 0, []
@@ -66,14 +76,14 @@ def _each(
         modeladmin.message_user(request, line, messages.ERROR)
 
 
-class IdentityInline(ReadOnlyInline):
+class IdentityInline(ReadOnlyInline[Identity, Customer]):
     model = Identity
-    fields = ["kind", "value", "display_value", "verified", "undeliverable_at"]
-    readonly_fields = fields
+    readonly_fields = ("kind", "value", "display_value", "verified", "undeliverable_at")
+    fields = readonly_fields
 
 
 @admin.register(Customer)
-class CustomerAdmin(ReadOnlyAdmin):
+class CustomerAdmin(ReadOnlyAdmin[Customer]):
     """Merges and their undo happen on the customer page, which records and can undo them."""
 
     list_display = ["id", "name", "merged_into", "created_at"]
@@ -82,14 +92,14 @@ class CustomerAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Identity)
-class IdentityAdmin(ReadOnlyAdmin):
+class IdentityAdmin(ReadOnlyAdmin[Identity]):
     list_display = ["kind", "value", "customer", "verified", "undeliverable_at"]
     list_filter = ["kind", "verified"]
     search_fields = ["value", "display_value"]
     list_select_related = ["customer"]
 
 
-class ChannelForm(forms.ModelForm):
+class ChannelForm(_ChannelModelForm):
     webhook_url = forms.URLField(required=False, assume_scheme="https", max_length=200)
 
     class Meta:
@@ -105,7 +115,7 @@ class ChannelForm(forms.ModelForm):
 
 
 @admin.register(Channel)
-class ChannelAdmin(admin.ModelAdmin):
+class ChannelAdmin(ModelAdmin[Channel]):
     """Saved through channel_create_or_update and channel_set_webhook (audited, validated)."""
 
     form = ChannelForm
@@ -116,22 +126,24 @@ class ChannelAdmin(admin.ModelAdmin):
     readonly_fields = ["secret", "is_active"]
     actions = ["rotate_secret"]
 
-    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def get_readonly_fields(self, request: HttpRequest, obj: Channel | None = None) -> list[str]:
         # The name is the channel's key in channel_create_or_update; kind and name are fixed once made.
         fixed = ["name", "kind"] if obj is not None else []
         return [*fixed, *self.readonly_fields]
 
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_delete_permission(self, request: HttpRequest, obj: Channel | None = None) -> bool:
         return False  # conversations and messages keep pointing at it
 
-    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+    def save_model(
+        self, request: HttpRequest, obj: Channel, form: ChannelForm, change: bool
+    ) -> None:
         data = form.cleaned_data
         channel = channel_create_or_update(
             kind=data.get("kind") or obj.kind,
             name=data.get("name") or obj.name,
             team_name=data["team"].name if data.get("team") else None,
             address=data.get("address", ""),
-            actor=request.user,
+            actor=staff_user(request),
         )
         if (data.get("webhook_url") or "") != channel.webhook_url:
             channel = channel_set_webhook(
@@ -140,19 +152,20 @@ class ChannelAdmin(admin.ModelAdmin):
         obj.pk = channel.pk
 
     @admin.action(description="Rotate the secret (the old one stops working at once)")
-    def rotate_secret(self, request, queryset):  # type: ignore[no-untyped-def]
+    def rotate_secret(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
+        actor = staff_user(request)
         _each(
             self,
             request,
             queryset,
             "Secrets rotated",
-            lambda channel: channel_rotate_secret(channel=channel, actor=request.user),
+            lambda channel: channel_rotate_secret(channel=channel, actor=actor),
         )
 
 
-class MessageInline(ReadOnlyInline):
+class MessageInline(ReadOnlyInline[Message, Conversation]):
     model = Message
-    fields = [
+    readonly_fields = (
         "sent_at",
         "direction",
         "channel_kind",
@@ -160,12 +173,12 @@ class MessageInline(ReadOnlyInline):
         "body_text",
         "automated",
         "delivery_state",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
 
 
 @admin.register(Conversation)
-class ConversationAdmin(ReadOnlyAdmin):
+class ConversationAdmin(ReadOnlyAdmin[Conversation]):
     list_display = [
         "id",
         "subject",
@@ -183,54 +196,58 @@ class ConversationAdmin(ReadOnlyAdmin):
     actions = ["solve", "reopen", "close", "unassign"]
 
     @admin.action(description="Solve (as you; schedules the survey)")
-    def solve(self, request, queryset):  # type: ignore[no-untyped-def]
+    def solve(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        actor = staff_user(request)
         _each(
             self,
             request,
             queryset,
             "Solved",
-            lambda conversation: conversation_solve(conversation=conversation, actor=request.user),
+            lambda conversation: conversation_solve(conversation=conversation, actor=actor),
         )
 
     @admin.action(description="Reopen")
-    def reopen(self, request, queryset):  # type: ignore[no-untyped-def]
+    def reopen(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        actor = staff_user(request)
         _each(
             self,
             request,
             queryset,
             "Reopened",
             lambda conversation: conversation_reopen(
-                conversation=conversation, actor=request.user, reason="Reopened in the admin"
+                conversation=conversation, actor=actor, reason="Reopened in the admin"
             ),
         )
 
     @admin.action(description="Close")
-    def close(self, request, queryset):  # type: ignore[no-untyped-def]
+    def close(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        actor = staff_user(request)
         _each(
             self,
             request,
             queryset,
             "Closed",
             lambda conversation: conversation_close(
-                conversation=conversation, actor=request.user, reason="Closed in the admin"
+                conversation=conversation, actor=actor, reason="Closed in the admin"
             ),
         )
 
     @admin.action(description="Unassign (back to the team's queue)")
-    def unassign(self, request, queryset):  # type: ignore[no-untyped-def]
+    def unassign(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        actor = staff_user(request)
         _each(
             self,
             request,
             queryset,
             "Unassigned",
             lambda conversation: conversation_assign(
-                conversation=conversation, actor=request.user, unassign=True
+                conversation=conversation, actor=actor, unassign=True
             ),
         )
 
 
 @admin.register(Message)
-class MessageAdmin(ReadOnlyAdmin):
+class MessageAdmin(ReadOnlyAdmin[Message]):
     list_display = [
         "id",
         "conversation",
@@ -245,42 +262,42 @@ class MessageAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Contact)
-class ContactAdmin(ReadOnlyAdmin):
+class ContactAdmin(ReadOnlyAdmin[Contact]):
     list_display = ["id", "conversation", "channel_kind", "reason", "started_at", "ended_by"]
     list_filter = ["channel_kind", "reason"]
 
 
 @admin.register(Attachment)
-class AttachmentAdmin(ReadOnlyAdmin):
+class AttachmentAdmin(ReadOnlyAdmin[Attachment]):
     list_display = ["filename", "content_type", "size", "message"]
 
 
 @admin.register(QuarantinedMessage)
-class QuarantinedMessageAdmin(ReadOnlyAdmin):
+class QuarantinedMessageAdmin(ReadOnlyAdmin[QuarantinedMessage]):
     list_display = ["id", "source", "channel", "error", "created_at", "resolved_at"]
     list_filter = ["source"]
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdmin):
+class EventAdmin(ReadOnlyAdmin[Event]):
     list_display = ["occurred_at", "kind", "conversation", "customer", "actor", "agent", "team"]
     list_filter = ["kind"]
     date_hierarchy = "occurred_at"
 
 
 @admin.register(CustomerMerge)
-class CustomerMergeAdmin(ReadOnlyAdmin):
+class CustomerMergeAdmin(ReadOnlyAdmin[CustomerMerge]):
     list_display = ["created_at", "merged", "target", "actor", "undone_at"]
 
 
-class SavedReplyForm(forms.ModelForm):
+class SavedReplyForm(_SavedReplyModelForm):
     class Meta:
         model = SavedReply
         fields = ["title", "body", "is_active"]
 
 
 @admin.register(SavedReply)
-class SavedReplyAdmin(admin.ModelAdmin):
+class SavedReplyAdmin(ModelAdmin[SavedReply]):
     """Macros for the composer: ``{customer_first_name}`` and ``{agent_first_name}`` are filled in.
 
     Saved through saved_reply_create_or_update (keyed by title, trimmed and validated there).
@@ -291,10 +308,12 @@ class SavedReplyAdmin(admin.ModelAdmin):
     list_filter = ["is_active"]
     search_fields = ["title", "body"]
 
-    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def get_readonly_fields(self, request: HttpRequest, obj: SavedReply | None = None) -> list[str]:
         return ["title"] if obj is not None else []
 
-    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+    def save_model(
+        self, request: HttpRequest, obj: SavedReply, form: SavedReplyForm, change: bool
+    ) -> None:
         data = form.cleaned_data
         reply = saved_reply_create_or_update(
             title=data.get("title") or obj.title, body=data["body"], is_active=data["is_active"]

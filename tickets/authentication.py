@@ -48,6 +48,14 @@ class IsChannel(BasePermission):
         return isinstance(request.auth, Channel)
 
 
+def request_channel(request: Request) -> Channel:
+    """The channel an inbound request authenticated as (``IsChannel`` has already let it in)."""
+    channel = request.auth
+    if not isinstance(channel, Channel):
+        raise exceptions.NotAuthenticated()
+    return channel
+
+
 class InboundThrottle(ScopedRateThrottle):
     """ScopedRateThrottle keyed by channel rather than by client IP (providers share IPs)."""
 
@@ -57,7 +65,8 @@ class InboundThrottle(ScopedRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": f"channel-{request.auth.pk}"}
 
 
-class ChannelTokenScheme(OpenApiAuthenticationExtension):
+# drf-spectacular's OpenApiAuthenticationExtension.__init_subclass__ carries no annotations.
+class ChannelTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     """Documents the header in /api/schema/ (drf-spectacular finds it by ``target_class``)."""
 
     target_class = "tickets.authentication.ChannelTokenAuthentication"

@@ -592,6 +592,8 @@ class ConversationViewer(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     last_seen_at = models.DateTimeField(default=timezone.now)
     replying_at = models.DateTimeField(null=True, blank=True)
+    # Not a column: selectors.conversation_viewers sets it on the rows it returns.
+    is_replying: bool
 
     class Meta:
         constraints = [

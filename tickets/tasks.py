@@ -1,9 +1,11 @@
 """Thin Celery tasks: primitive ids in, one service call."""
 
+from __future__ import annotations
+
 import logging
 import smtplib
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 from django.db import OperationalError
 
@@ -20,18 +22,19 @@ logger = logging.getLogger(__name__)
 
 def _backoff(retries: int) -> int:
     """Seconds before the next delivery attempt: DELIVERY_RETRY_SECONDS, doubling, max 30 min."""
-    return min(settings.DELIVERY_RETRY_SECONDS * 2**retries, 1800)
+    delay: int = settings.DELIVERY_RETRY_SECONDS * 2**retries
+    return min(delay, 1800)
 
 
 _TRANSIENT = (smtplib.SMTPException, ConnectionError, TimeoutError, OSError, OperationalError)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=8, ignore_result=True)
-def message_email_send_task(self, message_id: int) -> None:  # type: ignore[no-untyped-def]
+def message_email_send_task(self: Task[[int], None], message_id: int) -> None:
     try:
         message_email_send(message_id=message_id)
     except _TRANSIENT as exc:
-        if self.request.retries >= self.max_retries:
+        if self.max_retries is not None and self.request.retries >= self.max_retries:
             message_delivery_failed(message_id=message_id, error=f"gave up after retries: {exc}")
             return
         # 30 s, 60 s, 2 min, ... capped at 30 min: the SMTP server gets time to come back.
@@ -44,14 +47,14 @@ def conversations_close_solved_task() -> int:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=8, ignore_result=True)
-def message_webhook_send_task(self, message_id: int) -> None:  # type: ignore[no-untyped-def]
+def message_webhook_send_task(self: Task[[int], None], message_id: int) -> None:
     """Deliver a chat/social reply as a signed webhook, retried with backoff on transient errors."""
     try:
         message_webhook_send(message_id=message_id)
     except WebhookRejected:
         return  # the message is marked failed with the receiver's answer
     except (OSError, ValueError) as exc:
-        if self.request.retries >= self.max_retries:
+        if self.max_retries is not None and self.request.retries >= self.max_retries:
             message_delivery_failed(message_id=message_id, error=f"gave up after retries: {exc}")
             return
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc

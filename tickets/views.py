@@ -25,10 +25,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_ratelimit.decorators import ratelimit
 
 from supportdesk import extensions
 from supportdesk.errors import ApplicationError
+from supportdesk.http import HtmxRequest, StaffRequest
+from supportdesk.security import keep_own_csp, ratelimit
 from tickets import selectors, services
 from tickets.emails import sanitize_html
 from tickets.forms import (
@@ -41,7 +42,7 @@ from tickets.forms import (
     QueueFilterForm,
     ReplyForm,
 )
-from tickets.models import Channel, ChannelKind, Conversation, Message
+from tickets.models import Channel, ChannelKind, Conversation, Customer, Message
 
 OUTCOME_LABELS = {
     "resolved": "Customer said resolved",
@@ -60,7 +61,7 @@ ATTACHMENT_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'"
 
 @login_required
 @require_GET
-def queue(request: HttpRequest) -> HttpResponse:
+def queue(request: StaffRequest) -> HttpResponse:
     """The agent's start page: queue views with counts, filters, search, keyset pages.
 
     An htmx poll (every 15 s on the first page) re-renders the ``queue`` partial only.
@@ -103,7 +104,7 @@ def queue(request: HttpRequest) -> HttpResponse:
 # --- Conversation page -------------------------------------------------------------------------
 
 
-def _conversation_context(request: HttpRequest, conversation: Conversation) -> dict[str, Any]:
+def _conversation_context(request: StaffRequest, conversation: Conversation) -> dict[str, Any]:
     timeline = selectors.conversation_timeline(conversation=conversation)
     panel = selectors.customer_panel_data(user=request.user, conversation=conversation)
     message_ids = [m.pk for m in conversation.messages.all()]
@@ -160,7 +161,7 @@ def _conversation_context(request: HttpRequest, conversation: Conversation) -> d
 
 @login_required
 @require_GET
-def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def conversation_detail(request: StaffRequest, pk: int) -> HttpResponse:
     conversation = selectors.conversation_get_for_user(user=request.user, pk=pk, for_detail=True)
     services.conversation_presence_touch(conversation=conversation, user=request.user)
     context = _conversation_context(request, conversation)
@@ -172,7 +173,7 @@ def _back(pk: int) -> HttpResponse:
     return redirect("workspace:conversation", pk=pk)
 
 
-def _refused(request: HttpRequest, pk: int, exc: ApplicationError) -> HttpResponse:
+def _refused(request: StaffRequest, pk: int, exc: ApplicationError) -> HttpResponse:
     """A refusal on a plain form post: say why on the conversation page, with the error's status."""
     messages.error(request, str(exc))
     conversation = selectors.conversation_get_for_user(user=request.user, pk=pk, for_detail=True)
@@ -183,7 +184,7 @@ def _refused(request: HttpRequest, pk: int, exc: ApplicationError) -> HttpRespon
 
 @login_required
 @require_POST
-def conversation_reply(request: HttpRequest, pk: int) -> HttpResponse:
+def conversation_reply(request: StaffRequest, pk: int) -> HttpResponse:
     """Send a reply or add an internal note. Held (409) if the customer wrote since page load."""
     conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
     form = ReplyForm(request.POST)
@@ -211,7 +212,7 @@ def conversation_reply(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _reply_refused(
-    request: HttpRequest,
+    request: StaffRequest,
     pk: int,
     form: ReplyForm,
     error: str,
@@ -233,7 +234,7 @@ def _reply_refused(
     return render(request, "tickets/conversation.html", context, status=status)
 
 
-def _posted_version(request: HttpRequest) -> int | None:
+def _posted_version(request: StaffRequest) -> int | None:
     """The conversation ``version`` the page was rendered with (every action form sends it).
 
     A change made by someone else since then makes the service refuse with 409 (StaleVersion).
@@ -242,7 +243,7 @@ def _posted_version(request: HttpRequest) -> int | None:
     return int(raw) if raw.isdigit() and len(raw) <= 18 else None
 
 
-def _status_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+def _status_action(request: StaffRequest, pk: int, action: str) -> HttpResponse:
     conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
     version = _posted_version(request)
     try:
@@ -276,31 +277,31 @@ def _status_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def conversation_take(request: HttpRequest, pk: int) -> HttpResponse:
+def conversation_take(request: StaffRequest, pk: int) -> HttpResponse:
     return _status_action(request, pk, "take")
 
 
 @login_required
 @require_POST
-def conversation_pending(request: HttpRequest, pk: int) -> HttpResponse:
+def conversation_pending(request: StaffRequest, pk: int) -> HttpResponse:
     return _status_action(request, pk, "pending")
 
 
 @login_required
 @require_POST
-def conversation_solve(request: HttpRequest, pk: int) -> HttpResponse:
+def conversation_solve(request: StaffRequest, pk: int) -> HttpResponse:
     return _status_action(request, pk, "solve")
 
 
 @login_required
 @require_POST
-def conversation_reopen(request: HttpRequest, pk: int) -> HttpResponse:
+def conversation_reopen(request: StaffRequest, pk: int) -> HttpResponse:
     return _status_action(request, pk, "reopen")
 
 
 @login_required
 @require_POST
-def conversation_assign(request: HttpRequest, pk: int) -> HttpResponse:
+def conversation_assign(request: StaffRequest, pk: int) -> HttpResponse:
     conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
     form = AssignForm(request.POST)
     if not form.is_valid():
@@ -334,7 +335,7 @@ def conversation_assign(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def conversation_take_next(request: HttpRequest) -> HttpResponse:
+def conversation_take_next(request: StaffRequest) -> HttpResponse:
     """The queue's "Take next": the oldest unassigned new/open conversation of your teams."""
     taken = services.conversation_take_next(agent=request.user)
     if taken is None:
@@ -346,7 +347,7 @@ def conversation_take_next(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def conversation_presence(request: HttpRequest, pk: int) -> HttpResponse:
+def conversation_presence(request: StaffRequest, pk: int) -> HttpResponse:
     """The page's heartbeat: record presence, answer who else is here and whether the customer
     wrote since the page loaded (the htmx partial ``presence``)."""
     conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
@@ -371,7 +372,7 @@ def conversation_presence(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def conversation_presence_leave(request: HttpRequest, pk: int) -> HttpResponse:
+def conversation_presence_leave(request: StaffRequest, pk: int) -> HttpResponse:
     """The page was closed (sent by ``navigator.sendBeacon``): others stop seeing this agent."""
     conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
     services.conversation_presence_leave(conversation=conversation, user=request.user)
@@ -383,7 +384,7 @@ def conversation_presence_leave(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def message_move(request: HttpRequest, pk: int) -> HttpResponse:
+def message_move(request: StaffRequest, pk: int) -> HttpResponse:
     message = selectors.message_get_for_user_detail(user=request.user, pk=pk)
     form = MoveForm(request.POST)
     if not form.is_valid():
@@ -402,7 +403,7 @@ def message_move(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 @xframe_options_sameorigin  # the one page framed by our own pages (everything else: DENY)
-def message_html(request: HttpRequest, pk: int) -> HttpResponse:
+def message_html(request: StaffRequest, pk: int) -> HttpResponse:
     """An email's HTML, sanitised again, for a ``sandbox=""`` iframe with a CSP of its own that
     forbids every script, every load (no remote images) and every form."""
     message = selectors.message_get_for_user_detail(user=request.user, pk=pk)
@@ -420,13 +421,12 @@ def message_html(request: HttpRequest, pk: int) -> HttpResponse:
     response["X-Content-Type-Options"] = "nosniff"
     response["Referrer-Policy"] = "no-referrer"
     response["Cache-Control"] = "private, no-store"
-    response._csp_exempt = True  # django-csp must not replace the stricter policy above
-    return response
+    return keep_own_csp(response)  # django-csp must not replace the stricter policy above
 
 
 @login_required
 @require_GET
-def attachment_download(request: HttpRequest, pk: int) -> FileResponse:
+def attachment_download(request: StaffRequest, pk: int) -> FileResponse:
     """Always a download, never rendered by the browser: the customer chose its name and type."""
     attachment = selectors.attachment_get_for_user(user=request.user, pk=pk)
     try:
@@ -444,8 +444,7 @@ def attachment_download(request: HttpRequest, pk: int) -> FileResponse:
     # Were it ever rendered (a browser ignoring the headers above, or a proxy rewriting them),
     # an HTML or SVG file would run as a unique, script-less origin that loads nothing.
     response["Content-Security-Policy"] = ATTACHMENT_CSP
-    response._csp_exempt = True  # django-csp must not replace the stricter policy above
-    return response
+    return keep_own_csp(response)  # django-csp must not replace the stricter policy above
 
 
 # --- Customers: link a handle, merge, undo ---------------------------------------------------------
@@ -453,7 +452,7 @@ def attachment_download(request: HttpRequest, pk: int) -> FileResponse:
 
 @login_required
 @require_POST
-def customer_link_identity(request: HttpRequest, pk: int) -> HttpResponse:
+def customer_link_identity(request: StaffRequest, pk: int) -> HttpResponse:
     customer = selectors.customer_get_for_user(user=request.user, pk=pk)
     form = LinkIdentityForm(request.POST)
     conversation_id = request.POST.get("conversation", "")
@@ -479,12 +478,13 @@ def customer_link_identity(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def customer_merge(request: HttpRequest, pk: int) -> HttpResponse:
+def customer_merge(request: StaffRequest, pk: int) -> HttpResponse:
     """GET: the confirmation (both customers side by side). POST: merge, then offer an undo."""
     target = selectors.customer_get_for_user(user=request.user, pk=pk)
     conversation_id = request.GET.get("conversation") or request.POST.get("conversation") or ""
     if not conversation_id.isdigit():
         return HttpResponseBadRequest("Open the merge from a conversation.")
+    other: Customer | None
     if request.method == "POST":
         form = MergeForm(request.POST)
         if not form.is_valid():
@@ -523,7 +523,7 @@ def customer_merge(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def merge_undo(request: HttpRequest, pk: int) -> HttpResponse:
+def merge_undo(request: StaffRequest, pk: int) -> HttpResponse:
     merge = selectors.customer_merge_get_for_user(user=request.user, pk=pk)
     conversation_id = request.POST.get("conversation", "")
     if not conversation_id.isdigit():
@@ -554,7 +554,7 @@ def _chat_state(request: HttpRequest) -> dict[str, str] | None:
 
 
 @ratelimit(key="ip", rate="30/m", method="POST", block=True)
-def chat_page(request: HttpRequest) -> HttpResponse:
+def chat_page(request: HtmxRequest) -> HttpResponse:
     """``/chat/``: the visitor gives an email (or not) and writes; agent replies appear by polling.
 
     Messages go through ``services.inbound_chat``, the path every chat provider uses.

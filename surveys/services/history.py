@@ -34,6 +34,8 @@ def survey_record_past(
     """
     survey = Survey.objects.select_for_update().filter(event=event).first()
     if survey is None:
+        if event.conversation_id is None:  # a solve event always names its conversation
+            raise Conversation.DoesNotExist(f"Event {event.pk} names no conversation.")
         conversation = Conversation.objects.get(pk=event.conversation_id)
         survey = Survey.objects.create(
             event=event,

@@ -42,7 +42,7 @@ def survey_schedule(*, event: Event, now: datetime | None = None) -> Survey | No
         return None
     conversation = Conversation.objects.select_related("customer").get(pk=event.conversation_id)
     customer = conversation.customer
-    while customer.merged_into_id is not None:
+    while customer.merged_into is not None:
         customer = customer.merged_into
     skip = Skip.NONE
     if policy.channels and event.channel_kind not in policy.channels:

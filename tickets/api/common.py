@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import IO, Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -22,10 +22,14 @@ from rest_framework.views import APIView
 
 from supportdesk.api import error_responses
 from supportdesk.errors import ApplicationError, PayloadTooLarge
+from supportdesk.models import Team, User
 from tickets.models import (
+    Attachment,
     ChannelKind,
     Contact,
     Conversation,
+    Customer,
+    CustomerMerge,
     Identity,
     Message,
 )
@@ -46,7 +50,7 @@ def too_large(size: int | None = None) -> PayloadTooLarge:
     )
 
 
-def read_bounded(stream: Any) -> bytes:
+def read_bounded(stream: IO[bytes]) -> bytes:
     """Read at most DATA_UPLOAD_MAX_MEMORY_SIZE bytes: a lying Content-Length cannot exhaust us."""
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     data = stream.read(limit + 1)
@@ -65,13 +69,14 @@ class RFC822Parser(BaseParser):
 
     media_type = "message/rfc822"
 
-    def parse(
-        self, stream: Any, media_type: str | None = None, parser_context: Any = None
+    # DRF takes whatever a parser returns as request.data; the stubs allow mappings only.
+    def parse(  # type: ignore[override]
+        self, stream: IO[bytes], media_type: str | None = None, parser_context: Any = None
     ) -> bytes:
         return read_bounded(stream)
 
 
-class BodyLimitMixin:
+class BodyLimitMixin(APIView):
     """413 for a body over DATA_UPLOAD_MAX_MEMORY_SIZE, decided from Content-Length before reading.
 
     DRF reads the WSGI stream itself and so skips Django's own check; without this a large body
@@ -79,7 +84,7 @@ class BodyLimitMixin:
     """
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        super().initial(request, *args, **kwargs)
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -90,7 +95,7 @@ class BodyLimitMixin:
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, RequestDataTooBig):
             exc = too_large()
-        return super().handle_exception(exc)  # type: ignore[misc]
+        return super().handle_exception(exc)
 
 
 class StaffApi(BodyLimitMixin, APIView):
@@ -148,23 +153,23 @@ def error_codes(*codes: int) -> dict[int, OpenApiResponse]:
     return error_responses(*codes)
 
 
-class UserRefSerializer(serializers.Serializer):
+class UserRefSerializer(serializers.Serializer[User]):
     id = serializers.IntegerField()
     email = serializers.EmailField()
     full_name = serializers.CharField()
 
 
-class TeamRefSerializer(serializers.Serializer):
+class TeamRefSerializer(serializers.Serializer[Team]):
     id = serializers.IntegerField()
     name = serializers.CharField()
 
 
-class CustomerRefSerializer(serializers.Serializer):
+class CustomerRefSerializer(serializers.Serializer[Customer]):
     id = serializers.IntegerField()
     name = serializers.CharField()
 
 
-class ConversationSummarySerializer(serializers.Serializer):
+class ConversationSummarySerializer(serializers.Serializer[Conversation]):
     """A conversation without its customer (the customer page lists these)."""
 
     id = serializers.IntegerField()
@@ -188,20 +193,20 @@ class ConversationOutputSerializer(ConversationSummarySerializer):
     customer = CustomerRefSerializer()
 
 
-class AttachmentOutputSerializer(serializers.Serializer):
+class AttachmentOutputSerializer(serializers.Serializer[Attachment]):
     id = serializers.IntegerField()
     filename = serializers.CharField()
     content_type = serializers.CharField()
     size = serializers.IntegerField()
 
 
-class ContactRefSerializer(serializers.Serializer):
+class ContactRefSerializer(serializers.Serializer[Contact]):
     id = serializers.IntegerField()
     reason = serializers.ChoiceField(choices=Contact.Reason.choices)
     channel = serializers.ChoiceField(source="channel_kind", choices=ChannelKind.choices)
 
 
-class CallOutputSerializer(serializers.Serializer):
+class CallOutputSerializer(serializers.Serializer[Contact]):
     wait_seconds = serializers.IntegerField(allow_null=True)
     talk_seconds = serializers.IntegerField(allow_null=True)
     hold_seconds = serializers.IntegerField(allow_null=True)
@@ -210,7 +215,7 @@ class CallOutputSerializer(serializers.Serializer):
     agent = serializers.IntegerField(source="agent_id", allow_null=True)
 
 
-class MessageOutputSerializer(serializers.Serializer):
+class MessageOutputSerializer(serializers.Serializer[Message]):
     id = serializers.IntegerField()
     conversation = serializers.IntegerField(source="conversation_id")
     direction = serializers.ChoiceField(choices=Message.Direction.choices)
@@ -249,7 +254,7 @@ class MessageOutputSerializer(serializers.Serializer):
         return CallOutputSerializer(contact).data
 
 
-class IdentityOutputSerializer(serializers.Serializer):
+class IdentityOutputSerializer(serializers.Serializer[Identity]):
     id = serializers.IntegerField()
     kind = serializers.ChoiceField(choices=Identity.Kind.choices)
     value = serializers.CharField()
@@ -258,7 +263,7 @@ class IdentityOutputSerializer(serializers.Serializer):
     undeliverable_at = serializers.DateTimeField(allow_null=True)
 
 
-class MergeOutputSerializer(serializers.Serializer):
+class MergeOutputSerializer(serializers.Serializer[CustomerMerge]):
     id = serializers.IntegerField()
     target = serializers.IntegerField(source="target_id")
     merged = serializers.IntegerField(source="merged_id")

@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from supportdesk.errors import ApplicationError
+from supportdesk.http import staff_user
 from supportdesk.idempotency import idempotent
 from supportdesk.models import Team, User
 from tickets.api.common import (
@@ -56,10 +57,10 @@ from tickets.services import (
 
 
 # GenericAPIView only for its explicit ``pagination_class``; no queryset or filter-backend magic.
-class ConversationListApi(BodyLimitMixin, GenericAPIView):
+class ConversationListApi(BodyLimitMixin, GenericAPIView[Conversation]):
     pagination_class = ConversationCursorPagination
 
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(serializers.Serializer[Any]):
         status = serializers.CharField(
             required=False, help_text="One status, or several comma-separated."
         )
@@ -95,11 +96,14 @@ class ConversationListApi(BodyLimitMixin, GenericAPIView):
         responses={200: OutputSerializer(many=True), **error_codes(400, 401, 403, 404)},
     )
     def get(self, request: Request) -> Response:
+        user = staff_user(request)
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        conversations = conversation_list_for_user(user=request.user, **filters.validated_data)
+        conversations = conversation_list_for_user(user=user, **filters.validated_data)
         page = self.paginate_queryset(conversations)
-        return self.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        # many=True serializes a list; the stubs type the instance as one object.
+        output = self.OutputSerializer(page, many=True)  # type: ignore[arg-type]
+        return self.get_paginated_response(output.data)
 
 
 class ConversationDetailApi(StaffApi):
@@ -112,12 +116,13 @@ class ConversationDetailApi(StaffApi):
         responses={200: OutputSerializer, **error_codes(401, 403, 404)},
     )
     def get(self, request: Request, pk: int) -> Response:
-        conversation = conversation_get_for_user(user=request.user, pk=pk, for_detail=True)
+        user = staff_user(request)
+        conversation = conversation_get_for_user(user=user, pk=pk, for_detail=True)
         return with_etag(Response(self.OutputSerializer(conversation).data), conversation)
 
 
 class ConversationReplyApi(StaffApi):
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         body = serializers.CharField(max_length=BODY_MAX_CHARS)
         channel = serializers.ChoiceField(
             choices=ChannelKind.choices,
@@ -140,7 +145,8 @@ class ConversationReplyApi(StaffApi):
         responses={201: OutputSerializer, **error_codes(400, 401, 403, 404, 413, 422)},
     )
     def post(self, request: Request, pk: int) -> Response:
-        conversation = conversation_get_for_user(user=request.user, pk=pk)
+        user = staff_user(request)
+        conversation = conversation_get_for_user(user=user, pk=pk)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -148,7 +154,7 @@ class ConversationReplyApi(StaffApi):
         def reply() -> Response:
             message = conversation_reply(
                 conversation=conversation,
-                author=request.user,
+                author=user,
                 body=data["body"],
                 channel_kind=data.get("channel"),
                 internal=data["internal"],
@@ -166,14 +172,15 @@ class ConversationStatusApi(StaffApi):
     service: ClassVar[Callable[..., object]]
 
     def post(self, request: Request, pk: int) -> Response:
-        conversation = conversation_get_for_user(user=request.user, pk=pk)
+        user = staff_user(request)
+        conversation = conversation_get_for_user(user=user, pk=pk)
         expected_version = if_match_version(request)
 
         def change() -> Response:
             type(self).service(
-                conversation=conversation, actor=request.user, expected_version=expected_version
+                conversation=conversation, actor=user, expected_version=expected_version
             )
-            changed = conversation_get_for_user(user=request.user, pk=pk)
+            changed = conversation_get_for_user(user=user, pk=pk)
             return with_etag(Response(self.OutputSerializer(changed).data), changed)
 
         return idempotent(request, change)
@@ -233,7 +240,7 @@ def team_by_ref(ref: str) -> Team:
 
 
 class ConversationAssignApi(StaffApi):
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         agent = serializers.CharField(
             required=False,
             allow_null=True,
@@ -257,7 +264,8 @@ class ConversationAssignApi(StaffApi):
         responses={200: OutputSerializer, **error_codes(400, 401, 403, 404, 409, 413, 422)},
     )
     def post(self, request: Request, pk: int) -> Response:
-        conversation = conversation_get_for_user(user=request.user, pk=pk)
+        user = staff_user(request)
+        conversation = conversation_get_for_user(user=user, pk=pk)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -269,7 +277,7 @@ class ConversationAssignApi(StaffApi):
         def assign() -> Response:
             changed = conversation_assign(
                 conversation=conversation,
-                actor=request.user,
+                actor=user,
                 agent=agent,
                 team=team,
                 unassign="agent" in data and not agent_ref,
@@ -294,13 +302,15 @@ class ConversationTakeNextApi(StaffApi):
         responses={200: OutputSerializer, **error_codes(400, 401, 403, 404, 422)},
     )
     def post(self, request: Request) -> Response:
+        user = staff_user(request)
+
         def take() -> Response:
-            taken = conversation_take_next(agent=request.user)
+            taken = conversation_take_next(agent=user)
             if taken is None:
                 raise NothingToTake(
                     "Nothing to take: no unassigned new or open conversation in your teams."
                 )
-            taken = conversation_get_for_user(user=request.user, pk=taken.pk)
+            taken = conversation_get_for_user(user=user, pk=taken.pk)
             return with_etag(Response(self.OutputSerializer(taken).data), taken)
 
         return idempotent(request, take)
@@ -311,7 +321,7 @@ class NothingToTake(ApplicationError):
 
 
 class MessageMoveApi(StaffApi):
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         conversation = serializers.IntegerField(
             min_value=1, max_value=PK_MAX, help_text="Another conversation of the same customer."
         )
@@ -326,11 +336,10 @@ class MessageMoveApi(StaffApi):
         responses={200: OutputSerializer, **error_codes(400, 401, 403, 404, 413)},
     )
     def post(self, request: Request, pk: int) -> Response:
-        message = message_get_for_user(user=request.user, pk=pk)
+        user = staff_user(request)
+        message = message_get_for_user(user=user, pk=pk)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        target = conversation_get_for_user(
-            user=request.user, pk=serializer.validated_data["conversation"]
-        )
-        message = message_move(message=message, to_conversation=target, actor=request.user)
+        target = conversation_get_for_user(user=user, pk=serializer.validated_data["conversation"])
+        message = message_move(message=message, to_conversation=target, actor=user)
         return Response(self.OutputSerializer(message).data)

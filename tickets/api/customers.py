@@ -11,6 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from supportdesk.http import staff_user
 from tickets.api.common import (
     PK_MAX,
     ConversationSummarySerializer,
@@ -38,7 +39,7 @@ from tickets.services import (
 
 
 class CustomerDetailApi(StaffApi):
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[Any]):
         id = serializers.IntegerField()
         name = serializers.CharField()
         merged_into = serializers.IntegerField(
@@ -55,8 +56,9 @@ class CustomerDetailApi(StaffApi):
         responses={200: OutputSerializer, **error_codes(401, 403, 404)},
     )
     def get(self, request: Request, pk: int) -> Response:
-        customer = customer_get_for_user(user=request.user, pk=pk)
-        data = customer_detail_data(user=request.user, customer=customer)
+        user = staff_user(request)
+        customer = customer_get_for_user(user=user, pk=pk)
+        data = customer_detail_data(user=user, customer=customer)
         return Response(self.OutputSerializer(customer_payload(customer, data)).data)
 
 
@@ -71,7 +73,7 @@ def customer_payload(customer: Customer, data: dict[str, Any]) -> dict[str, Any]
 
 
 class CustomerMergeApi(StaffApi):
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         other = serializers.IntegerField(
             min_value=1, max_value=PK_MAX, help_text="The customer merged into this one."
         )
@@ -86,16 +88,17 @@ class CustomerMergeApi(StaffApi):
         responses={201: OutputSerializer, **error_codes(400, 401, 403, 404, 409, 413)},
     )
     def post(self, request: Request, pk: int) -> Response:
-        target = customer_get_for_user(user=request.user, pk=pk)
+        user = staff_user(request)
+        target = customer_get_for_user(user=user, pk=pk)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        other = customer_get_for_user(user=request.user, pk=serializer.validated_data["other"])
-        merge = customer_merge(target=target, other=other, actor=request.user)
+        other = customer_get_for_user(user=user, pk=serializer.validated_data["other"])
+        merge = customer_merge(target=target, other=other, actor=user)
         return Response(self.OutputSerializer(merge).data, status=status.HTTP_201_CREATED)
 
 
 class CustomerIdentityLinkApi(StaffApi):
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         kind = serializers.ChoiceField(choices=Identity.Kind.choices)
         value = serializers.CharField(max_length=320)
 
@@ -114,11 +117,12 @@ class CustomerIdentityLinkApi(StaffApi):
         },
     )
     def post(self, request: Request, pk: int) -> Response:
-        customer = customer_get_for_user(user=request.user, pk=pk)
+        user = staff_user(request)
+        customer = customer_get_for_user(user=user, pk=pk)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         known = set(customer.identities.values_list("pk", flat=True))
-        identity = identity_link(customer=customer, actor=request.user, **serializer.validated_data)
+        identity = identity_link(customer=customer, actor=user, **serializer.validated_data)
         code = status.HTTP_200_OK if identity.pk in known else status.HTTP_201_CREATED
         return Response(self.OutputSerializer(identity).data, status=code)
 
@@ -134,6 +138,7 @@ class CustomerMergeUndoApi(StaffApi):
         responses={200: OutputSerializer, **error_codes(401, 403, 404, 409)},
     )
     def post(self, request: Request, pk: int) -> Response:
-        merge = customer_merge_get_for_user(user=request.user, pk=pk)
-        merge = customer_merge_undo(merge=merge, actor=request.user)
+        user = staff_user(request)
+        merge = customer_merge_get_for_user(user=user, pk=pk)
+        merge = customer_merge_undo(merge=merge, actor=user)
         return Response(self.OutputSerializer(merge).data)

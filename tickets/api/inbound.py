@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any, ClassVar
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -24,7 +25,12 @@ from tickets.api.common import (
     RFC822Parser,
     error_codes,
 )
-from tickets.authentication import ChannelTokenAuthentication, InboundThrottle, IsChannel
+from tickets.authentication import (
+    ChannelTokenAuthentication,
+    InboundThrottle,
+    IsChannel,
+    request_channel,
+)
 from tickets.models import (
     Contact,
     QuarantinedMessage,
@@ -40,14 +46,14 @@ from tickets.services import (
 # --- Inbound (channels) ------------------------------------------------------------------------------
 
 
-class InboundOutputSerializer(serializers.Serializer):
+class InboundOutputSerializer(serializers.Serializer[Any]):
     customer = serializers.IntegerField()
     conversation = serializers.IntegerField()
     message = serializers.IntegerField()
     new_contact = serializers.BooleanField()
 
 
-class QuarantinedOutputSerializer(serializers.Serializer):
+class QuarantinedOutputSerializer(serializers.Serializer[Any]):
     quarantined = serializers.IntegerField()
     detail = serializers.CharField()
 
@@ -68,6 +74,7 @@ class InboundApi(BodyLimitMixin, APIView):
     throttle_scope = "inbound"
     parser_classes = [BoundedJSONParser]
     OutputSerializer = InboundOutputSerializer
+    InputSerializer: ClassVar[type[serializers.Serializer[Any]]]  # each channel's view sets it
 
     def respond(self, result: InboundResult) -> Response:
         data = self.OutputSerializer(
@@ -84,10 +91,12 @@ class InboundApi(BodyLimitMixin, APIView):
 
     def ingest(self, request: Request, service: Callable[..., InboundResult]) -> Response:
         """Validate the JSON body with the view's InputSerializer and hand it to ``service``."""
-        serializer = self.InputSerializer(data=request.data)  # type: ignore[attr-defined]
+        serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = service(
-            channel=request.auth, raw=self.raw_payload(request), **serializer.validated_data
+            channel=request_channel(request),
+            raw=self.raw_payload(request),
+            **serializer.validated_data,
         )
         return self.respond(result)
 
@@ -112,12 +121,13 @@ class InboundEmailApi(InboundApi):
         },
     )
     def post(self, request: Request) -> Response:
-        raw = request.data
+        # RFC822Parser makes request.data the body's bytes (DRF's stubs know of mappings only).
+        raw: object = request.data
         if not isinstance(raw, bytes) or not raw.strip():
             raise ApplicationError(
                 "Send the raw RFC 822 message as the request body (Content-Type: message/rfc822)."
             )
-        result = inbound_email_raw(channel=request.auth, raw=raw, source="api")
+        result = inbound_email_raw(channel=request_channel(request), raw=raw, source="api")
         if isinstance(result, QuarantinedMessage):
             return Response(
                 {
@@ -133,7 +143,7 @@ SENT_AT_HELP = "ISO 8601; defaults to the time of receipt. A time in the future 
 
 
 class InboundChatApi(InboundApi):
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         external_id = serializers.CharField(max_length=ID_MAX_CHARS)
         session_id = serializers.CharField(
             max_length=ID_MAX_CHARS, help_text="One session = one contact."
@@ -157,7 +167,7 @@ class InboundChatApi(InboundApi):
 
 
 class InboundSocialApi(InboundApi):
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         external_id = serializers.CharField(max_length=ID_MAX_CHARS)
         network = serializers.CharField(max_length=30)
         handle = serializers.CharField(max_length=ID_MAX_CHARS)
@@ -180,7 +190,7 @@ class InboundSocialApi(InboundApi):
 
 
 class InboundPhoneApi(InboundApi):
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         external_id = serializers.CharField(max_length=ID_MAX_CHARS)
         from_number = serializers.CharField(max_length=64)
         started_at = serializers.DateTimeField(

@@ -60,7 +60,15 @@ from tickets.demo.scenarios import (
     TEAMS,
     THANKS,
 )
-from tickets.models import Channel, ChannelKind, Contact, Conversation, Customer, Message
+from tickets.models import (
+    Channel,
+    ChannelKind,
+    Contact,
+    Conversation,
+    Customer,
+    Message,
+    QuarantinedMessage,
+)
 from tickets.services import (
     channel_create_or_update,
     conversation_assign,
@@ -470,7 +478,8 @@ class DemoReplay:
         return thread.kind
 
     def _answer(self, thread: Thread, key: str) -> str:
-        return thread.rng.choice(thread.scenario[key]).format(**thread.values)
+        template: str = thread.rng.choice(thread.scenario[key])
+        return template.format(**thread.values)
 
     def _email_text(self, thread: Thread, text: str, agent: str) -> str:
         greeting = thread.rng.choice(GREETINGS).format(first=thread.persona.first)
@@ -556,13 +565,12 @@ class DemoReplay:
         thread.seq += 1
         external_id = f"demo-{self.salt}-{thread.number}-{thread.seq}"
         if kind == "email":
-            result = inbound_email_raw(
+            emailed = inbound_email_raw(
                 channel=channel, raw=self._email_bytes(thread, body, at), received_at=at
             )
-            if not hasattr(result, "conversation_id"):
-                raise ApplicationError(
-                    f"demo email was quarantined: {getattr(result, 'error', '')}"
-                )
+            if isinstance(emailed, QuarantinedMessage):
+                raise ApplicationError(f"demo email was quarantined: {emailed.error}")
+            result = emailed
         elif kind == "chat":
             if new_session or thread.session == 0:
                 thread.session += 1

@@ -221,8 +221,9 @@ def collect_body(message: Message) -> _Body:
             )
             continue
         if content_type in _MESSAGE_TYPES:
-            embedded = (_children(part) or [None])[0]
-            if embedded is not None:
+            children = _children(part)
+            if children:
+                embedded = children[0]
                 content = flatten_message(embedded)
                 body.original_message_ids.extend(
                     parse_message_id(value)
