@@ -123,7 +123,7 @@ class ApiToken(models.Model):
     """A staff member's API token (``Authorization: Token <key>``), never stored in clear.
 
     The digest finds it, the sealed copy lets ``create_staff`` print it again
-    (supportdesk/sealing.py). Set and read the token through ``key``; a new row gets a random one.
+    (supportdesk/sealing.py). Set and read the token through ``key``; supportdesk.services issues it.
     """
 
     user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="api_token")
@@ -133,11 +133,6 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"API token of {self.user}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self.digest:
-            self.key = new_api_token()
-        super().save(*args, **kwargs)
 
     @property
     def key(self) -> str:

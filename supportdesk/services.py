@@ -25,6 +25,7 @@ from supportdesk.models import (
     SentMail,
     Team,
     User,
+    new_api_token,
 )
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def staff_create_or_update(
     user.save()
     for name in team_names:
         user.teams.add(team_get_or_create(name=name))
-    token, token_created = ApiToken.objects.get_or_create(user=user)
+    token, token_created = api_token_get_or_create(user=user)
     if before is None:
         audit_record(
             action=AuditEntry.Action.STAFF_CREATED,
@@ -98,11 +99,24 @@ def staff_create_or_update(
     return user, token
 
 
+def api_token_get_or_create(*, user: User) -> tuple[ApiToken, bool]:
+    """The account's API token, issued (random, stored digested and sealed) if it has none."""
+    token = ApiToken.objects.filter(user=user).first()
+    if token is not None:
+        return token, False
+    token = ApiToken(user=user)
+    token.key = new_api_token()
+    token.save()
+    return token, True
+
+
 @transaction.atomic
 def staff_token_rotate(*, user: User, actor: User | None = None) -> ApiToken:
     """Replace the account's API token: the old key stops working at once."""
     ApiToken.objects.filter(user=user).delete()
-    token = ApiToken.objects.create(user=user)
+    token = ApiToken(user=user)
+    token.key = new_api_token()
+    token.save()
     audit_record(
         action=AuditEntry.Action.API_TOKEN_ROTATED,
         target=user,

@@ -123,10 +123,10 @@ def api():
 
 
 def client_for(user) -> APIClient:
-    from supportdesk.models import ApiToken
+    from supportdesk.services import api_token_get_or_create
 
     client = APIClient()
-    token, _ = ApiToken.objects.get_or_create(user=user)
+    token, _ = api_token_get_or_create(user=user)
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client
 

@@ -66,7 +66,7 @@ def _keep_test_connection():
 def desk(db, channels, channels_b, agent_a, agent_b, manager_a):
     """Conversations of both teams, a merge, a recompute job; ids to aim the fuzzer at."""
     from metrics.services import recompute_job_create
-    from supportdesk.models import ApiToken
+    from supportdesk.services import api_token_get_or_create
     from tickets.models import Customer
     from tickets.services import customer_merge
 
@@ -85,8 +85,8 @@ def desk(db, channels, channels_b, agent_a, agent_b, manager_a):
         day_to=date(2026, 1, 3),
         requested_by=agent_a,
     )
-    token, _ = ApiToken.objects.get_or_create(user=agent_a)
-    manager_token, _ = ApiToken.objects.get_or_create(user=manager_a)
+    token, _ = api_token_get_or_create(user=agent_a)
+    manager_token, _ = api_token_get_or_create(user=manager_a)
     ids = {
         "conversations": [jane.conversation_id, bob.conversation_id],
         "messages": [jane.message_id, bob.message_id],

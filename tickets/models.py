@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -102,7 +101,7 @@ class Channel(TimeStampedModel):
     )
     # The secret the channel's integration presents as X-Channel-Token, held only as a digest (to
     # find the channel) and a sealed copy (to sign outbound webhooks): supportdesk/sealing.py.
-    # Set and read it through the ``secret`` property; a new channel gets a random one.
+    # Set and read it through the ``secret`` property; channel_create_or_update gives a new channel one.
     secret_digest = models.CharField(max_length=64, unique=True, editable=False)
     secret_sealed = models.TextField(editable=False)
     # Email channels: the mailbox address mail arrives at (used to route provider webhooks).
@@ -119,11 +118,6 @@ class Channel(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self.secret_digest:
-            self.secret = new_channel_secret()
-        super().save(*args, **kwargs)
 
     @property
     def secret(self) -> str:

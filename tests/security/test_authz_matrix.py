@@ -103,7 +103,7 @@ def world(settings) -> World:
 
 def _clients(world: World) -> dict[str, tuple[Client, Client]]:
     """Per role: (page client with a session, API client with a token)."""
-    from supportdesk.models import ApiToken
+    from supportdesk.services import api_token_get_or_create
 
     clients: dict[str, tuple[Client, Client]] = {}
     for role in ROLES:
@@ -111,7 +111,7 @@ def _clients(world: World) -> dict[str, tuple[Client, Client]]:
         user = world.users.get(role)
         if user is not None:
             page.force_login(user)
-            token, _ = ApiToken.objects.get_or_create(user=user)
+            token, _ = api_token_get_or_create(user=user)
             api = Client(HTTP_AUTHORIZATION=f"Token {token.key}")
         clients[role] = (page, api)
     return clients

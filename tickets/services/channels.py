@@ -26,6 +26,7 @@ def channel_create_or_update(
     channel = Channel.objects.select_for_update().filter(name=name).first()
     if channel is None:
         channel = Channel(name=name)
+        channel.secret = new_channel_secret()
     channel.kind = kind
     if team_name:
         channel.team = team_get_or_create(name=team_name)
