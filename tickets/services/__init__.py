@@ -4,7 +4,8 @@
 - ``events``: the event log, and the conversation row's status and version
 - ``customers``: customers and identities, linking, merges and their undo
 - ``contacts``: contact counting (docs/metrics.md, "Counting contacts"), the one place that decides
-- ``ingest``: inbound email, chat, social and phone
+- ``ingest``: the one ingestion path, and the chat, social and phone entry points
+- ``inbound_email``: raw RFC 822 and provider webhooks into that path
 - ``conversations``: agent actions (reply, solve, reopen, pending, assign, take next, move, close)
 - ``delivery``: outbound email and signed webhooks, one claim so a message is sent once
 - ``saved_replies``, ``presence``
@@ -72,13 +73,12 @@ from tickets.services.events import (
     conversation_set_status,
     event_record,
 )
+from tickets.services.inbound_email import inbound_email_from_anymail, inbound_email_raw
 from tickets.services.ingest import (
     EARLIEST_MESSAGE_TIME,
     InboundResult,
     identity_mark_undeliverable,
     inbound_chat,
-    inbound_email_from_anymail,
-    inbound_email_raw,
     inbound_phone,
     inbound_social,
     quarantine_store,

@@ -194,6 +194,8 @@ def chat_session_latest(conversation: Conversation, channel: Channel | None) -> 
 
 
 def _thread_key_for_reply(message: Message) -> str:
+    if message.channel_id is None:
+        return ""
     return (
         Message.objects.filter(
             conversation_id=message.conversation_id,

@@ -1,10 +1,11 @@
-"""Ingestion: inbound email, chat, social and phone become customers, conversations and contacts."""
+"""Ingestion: inbound messages of every channel become customers, conversations and contacts.
+
+Email enters through ``inbound_email``; chat, social and phone through the functions at the end."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +21,6 @@ from supportdesk.errors import ApplicationError, Conflict, PayloadTooLarge
 from supportdesk.models import User
 from supportdesk.services import sent_mail_exists
 from tickets import tokens
-from tickets.emails import EmailParseError, ParsedEmail, parse_inbound_message, parse_raw_email
 from tickets.identities import (
     normalise_email,
     normalise_identity,
@@ -64,7 +64,7 @@ class InboundResult:
 
 
 @dataclass
-class _Inbound:
+class Inbound:
     """What every channel hands to the one ingestion path."""
 
     channel: Channel
@@ -94,7 +94,7 @@ class _Inbound:
 EARLIEST_MESSAGE_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def _clamp(at: datetime | None) -> datetime:
+def clamp_sent_at(at: datetime | None) -> datetime:
     """A message time: now if missing, never in the future, and refused if absurdly old."""
     now = timezone.now()
     if at is None:
@@ -129,7 +129,7 @@ def _existing_result(channel: Channel, external_id: str) -> InboundResult | None
     )
 
 
-def _ingest(data: _Inbound) -> InboundResult:
+def ingest(data: Inbound) -> InboundResult:
     """Store one inbound message exactly once; see the module docstring."""
     for _attempt in range(3):
         existing = _existing_result(data.channel, data.external_id)
@@ -138,7 +138,7 @@ def _ingest(data: _Inbound) -> InboundResult:
         try:
             with transaction.atomic():
                 return _ingest_once(data)
-        except _Quarantine:
+        except QuarantineInput:
             if data.automated == "bounce":
                 # The bounce itself is quarantined, but the address stays marked undeliverable.
                 with transaction.atomic():
@@ -154,7 +154,7 @@ def _ingest(data: _Inbound) -> InboundResult:
     raise Conflict("The message could not be stored because of concurrent changes; retry.")
 
 
-def _ingest_once(data: _Inbound) -> InboundResult:
+def _ingest_once(data: Inbound) -> InboundResult:
     """One inbound message, in the caller's transaction: the steps below, in this order."""
     conversation, identities = _find_customer_and_conversation(data)
     identity = _note_proof_of_identity(data, identities)
@@ -174,7 +174,7 @@ def _ingest_once(data: _Inbound) -> InboundResult:
     )
 
 
-def _find_customer_and_conversation(data: _Inbound) -> tuple[Conversation, dict[str, Identity]]:
+def _find_customer_and_conversation(data: Inbound) -> tuple[Conversation, dict[str, Identity]]:
     """Thread (email) or attach (other channels) to a conversation, or open one; locks it.
 
     Automated mail (bounces, our own address) that threads nowhere is quarantined; automated mail
@@ -185,7 +185,7 @@ def _find_customer_and_conversation(data: _Inbound) -> tuple[Conversation, dict[
     conversation = _thread_conversation(data) if data.channel.kind == ChannelKind.EMAIL else None
 
     if automated and conversation is None and automated in {"bounce", "own_address"}:
-        raise _Quarantine(f"{automated} mail that matches no conversation")
+        raise QuarantineInput(f"{automated} mail that matches no conversation")
 
     identities: dict[str, Identity]
     if automated and conversation is not None:
@@ -206,7 +206,7 @@ def _find_customer_and_conversation(data: _Inbound) -> tuple[Conversation, dict[
     return conversation, identities
 
 
-def _note_proof_of_identity(data: _Inbound, identities: dict[str, Identity]) -> Identity | None:
+def _note_proof_of_identity(data: Inbound, identities: dict[str, Identity]) -> Identity | None:
     """The identity the message came from; writing from it verifies it and clears a bounce."""
     automated = data.automated
     identity = identities.get(data.handles[0][0]) if data.handles and identities else None
@@ -225,9 +225,7 @@ def _note_proof_of_identity(data: _Inbound, identities: dict[str, Identity]) -> 
     return identity
 
 
-def _store_message(
-    data: _Inbound, conversation: Conversation, identity: Identity | None
-) -> Message:
+def _store_message(data: Inbound, conversation: Conversation, identity: Identity | None) -> Message:
     """The inbound message row and its attachments."""
     message = Message.objects.create(
         conversation=conversation,
@@ -252,7 +250,7 @@ def _store_message(
     return message
 
 
-def _count_contact_and_reopen(data: _Inbound, conversation: Conversation, message: Message) -> bool:
+def _count_contact_and_reopen(data: Inbound, conversation: Conversation, message: Message) -> bool:
     """A customer's message: open a contact if the rules say so, reopen a solved or pending
     conversation, and give a call's agent an unassigned conversation. True for a new contact."""
     status_before = conversation.status
@@ -352,11 +350,11 @@ def _record_activity(
     )
 
 
-class _Quarantine(Exception):
-    pass
+class QuarantineInput(Exception):
+    """Input the desk keeps for an admin instead of storing it (see ``quarantine_store``)."""
 
 
-def _mark_bounced(data: _Inbound) -> None:
+def _mark_bounced(data: Inbound) -> None:
     """A DSN marks a failed recipient undeliverable only when it names a message the desk sent
     to that very address: anyone can mail us a forged DSN, and a forged one must not stop a
     customer's surveys."""
@@ -405,7 +403,7 @@ def identity_mark_undeliverable(*, address: str, source: str) -> int:
 
 
 def _conversation_create(
-    customer: Customer, data: _Inbound, *, follow_up_of: Conversation | None = None
+    customer: Customer, data: Inbound, *, follow_up_of: Conversation | None = None
 ) -> Conversation:
     subject = (
         data.subject
@@ -438,7 +436,7 @@ def _subject_from_body(body: str) -> str:
     return first_line[:80] + ("…" if len(first_line) > 80 else "")
 
 
-def _attach_conversation(customer: Customer, data: _Inbound) -> Conversation | None:
+def _attach_conversation(customer: Customer, data: Inbound) -> Conversation | None:
     """Chat, social and phone: continue a session/thread, else the one active conversation."""
     if data.thread_key:
         threaded = (
@@ -460,7 +458,7 @@ def _attach_conversation(customer: Customer, data: _Inbound) -> Conversation | N
     return active[0] if len(active) == 1 else None
 
 
-def _thread_conversation(data: _Inbound) -> Conversation | None:
+def _thread_conversation(data: Inbound) -> Conversation | None:
     """Email threading, strongest evidence first: References and In-Reply-To, then the token."""
     ids = [*data.in_reply_to, *reversed(data.references)]
     if ids:
@@ -506,7 +504,7 @@ def _thread_conversation(data: _Inbound) -> Conversation | None:
     return None
 
 
-def _takes_part(data: _Inbound, conversation: Conversation) -> bool:
+def _takes_part(data: Inbound, conversation: Conversation) -> bool:
     """The sender is one of the conversation customer's handles, or already wrote in it."""
     if not data.handles:
         return False
@@ -537,7 +535,7 @@ def _store_attachments(message: Message, attachments: Iterable[Any]) -> None:
         record.save()
 
 
-def _check_attachment_sizes(attachments: Iterable[Any]) -> None:
+def attachment_sizes_check(attachments: Iterable[Any]) -> None:
     limit = settings.ATTACHMENT_MAX_BYTES
     for attachment in attachments:
         if len(attachment.content) > limit:
@@ -554,128 +552,6 @@ def quarantine_store(
     return QuarantinedMessage.objects.create(
         channel=channel, source=source, raw=raw, error=error[:5000]
     )
-
-
-def _email_inbound(
-    parsed: ParsedEmail, *, channel: Channel, raw: bytes, received_at: datetime | None = None
-) -> InboundResult:
-    _check_attachment_sizes(parsed.attachments)
-    handles: list[tuple[str, str, str]] = []
-    if parsed.from_email and parsed.automated not in {"bounce", "own_address"}:
-        try:
-            handles.append(("email", normalise_email(parsed.from_email), parsed.from_email))
-        except ValidationError:
-            handles = []
-    if not handles and not parsed.automated:
-        raise _Quarantine(f"no usable sender address: {parsed.from_email!r}")
-    return _ingest(
-        _Inbound(
-            channel=channel,
-            external_id=parsed.message_id[:998],
-            handles=handles,
-            name=parsed.from_name,
-            subject=parsed.subject,
-            body_text=parsed.text,
-            body_html=parsed.html,
-            # The receipt time orders the timeline: senders' Date headers are often wrong.
-            sent_at=_clamp(received_at),
-            raw=raw,
-            message_id=parsed.message_id[:998],
-            in_reply_to=parsed.in_reply_to,
-            references=parsed.references,
-            recipients=parsed.recipients,
-            automated=parsed.automated,
-            attachments=parsed.attachments,
-            bounce_recipients=parsed.bounce_recipients,
-            bounce_original_ids=parsed.bounce_original_message_ids,
-        )
-    )
-
-
-def _own_addresses() -> list[str]:
-    addresses = [settings.SUPPORT_EMAIL]
-    addresses += list(
-        Channel.objects.filter(kind=ChannelKind.EMAIL)
-        .exclude(address="")
-        .values_list("address", flat=True)
-    )
-    return addresses
-
-
-def inbound_email_raw(
-    *, channel: Channel, raw: bytes, source: str = "api", received_at: datetime | None = None
-) -> InboundResult | QuarantinedMessage:
-    """Ingest a raw RFC 822 message. Unparseable input is quarantined, never dropped.
-
-    ``received_at`` (default now) is for importers and the demo seed, which replay history.
-    """
-    if channel.kind != ChannelKind.EMAIL:
-        raise ApplicationError("This channel does not take email.")
-    try:
-        parsed = parse_raw_email(raw, own_addresses=_own_addresses())
-    except EmailParseError as exc:
-        return quarantine_store(channel=channel, source=source, raw=raw, error=str(exc))
-    try:
-        return _email_inbound(parsed, channel=channel, raw=raw, received_at=received_at)
-    except _Quarantine as exc:
-        return quarantine_store(channel=channel, source=source, raw=raw, error=str(exc))
-
-
-def inbound_email_from_anymail(
-    *, message: Any, esp_name: str
-) -> InboundResult | QuarantinedMessage:
-    """Ingest a provider webhook's message (anymail's normalised AnymailInboundMessage)."""
-    raw = message.as_bytes()
-    parsed: ParsedEmail | None = None
-    error = ""
-    try:
-        parsed = parse_inbound_message(message, raw=raw, own_addresses=_own_addresses())
-    except EmailParseError as exc:
-        error = str(exc)
-    channel = _channel_for_recipients(parsed.recipients if parsed else ())
-    if parsed is None or channel is None:
-        return quarantine_store(
-            channel=channel,
-            source=f"anymail:{esp_name}",
-            raw=raw,
-            error=error or "no active email channel to receive this message",
-        )
-    try:
-        return _email_inbound(_without_oversized_attachments(parsed), channel=channel, raw=raw)
-    except _Quarantine as exc:
-        return quarantine_store(
-            channel=channel, source=f"anymail:{esp_name}", raw=raw, error=str(exc)
-        )
-
-
-def _without_oversized_attachments(parsed: ParsedEmail) -> ParsedEmail:
-    """Provider webhooks: keep the message, drop attachments over ATTACHMENT_MAX_BYTES with a note.
-
-    A provider cannot act on a 413 (it retries, then drops the mail), so the customer's words are
-    kept and the agent sees which file did not come through. The raw API answers 413 instead: the
-    sender's own MTA can bounce the message to the customer.
-    """
-    limit = settings.ATTACHMENT_MAX_BYTES
-    kept = tuple(a for a in parsed.attachments if len(a.content) <= limit)
-    if len(kept) == len(parsed.attachments):
-        return parsed
-    notes = [
-        f"[Attachment {a.filename!r} ({len(a.content)} bytes) was not kept: "
-        f"the limit is {limit} bytes.]"
-        for a in parsed.attachments
-        if len(a.content) > limit
-    ]
-    text = "\n\n".join([parsed.text.rstrip(), *notes]) if parsed.text.strip() else "\n".join(notes)
-    return dataclasses.replace(parsed, attachments=kept, text=text)
-
-
-def _channel_for_recipients(recipients: Iterable[str]) -> Channel | None:
-    channels = list(Channel.objects.filter(kind=ChannelKind.EMAIL, is_active=True).order_by("pk"))
-    recipients = {r.lower() for r in recipients}
-    for channel in channels:
-        if channel.address and channel.address.lower() in recipients:
-            return channel
-    return channels[0] if channels else None
 
 
 def inbound_chat(
@@ -707,14 +583,14 @@ def inbound_chat(
     elif email:
         claimed_email = _valid(normalise_email, email)
     handles.append(("chat", _valid(normalise_identity, "chat", visitor_id), visitor_id))
-    return _ingest(
-        _Inbound(
+    return ingest(
+        Inbound(
             channel=channel,
             external_id=external_id,
             handles=handles,
             name=name,
             body_text=body,
-            sent_at=_clamp(sent_at),
+            sent_at=clamp_sent_at(sent_at),
             raw=raw,
             thread_key=session_id[:255],
             claimed_email=claimed_email,
@@ -735,14 +611,14 @@ def inbound_social(
 ) -> InboundResult:
     _require_kind(channel, ChannelKind.SOCIAL)
     value = _valid(normalise_social, network, handle)
-    return _ingest(
-        _Inbound(
+    return ingest(
+        Inbound(
             channel=channel,
             external_id=external_id,
             handles=[("social", value, f"{network}:{handle}")],
             name=handle.lstrip("@"),
             body_text=body,
-            sent_at=_clamp(sent_at),
+            sent_at=clamp_sent_at(sent_at),
             raw=raw,
             thread_key=thread_id[:255],
         )
@@ -771,15 +647,15 @@ def inbound_phone(
         raise ApplicationError("ended_by must be customer, agent or system.")
     minutes, seconds = divmod(talk_seconds, 60)
     summary = f"Phone call from {number}: waited {wait_seconds}s, talked {minutes}m {seconds}s, ended by {ended_by}."
-    return _ingest(
-        _Inbound(
+    return ingest(
+        Inbound(
             channel=channel,
             external_id=external_id,
             handles=[("phone", number, from_number)],
             name="",
             subject=_subject_from_body(notes) or f"Phone call from {number}",
             body_text=f"{summary}\n\n{notes}".strip(),
-            sent_at=_clamp(started_at),
+            sent_at=clamp_sent_at(started_at),
             raw=raw,
             call={
                 "wait_seconds": wait_seconds,
@@ -798,7 +674,7 @@ def _require_kind(channel: Channel, kind: str) -> None:
         raise ApplicationError(f"This channel is a {channel.kind} channel, not {kind}.")
 
 
-def _valid(fn: Any, *args: Any) -> str:
+def _valid(fn: Callable[..., str], *args: str) -> str:
     try:
         return fn(*args)
     except ValidationError as exc:
