@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from metrics.models import RecomputeJob
 from metrics.selectors import (
     GROUPINGS,
     Scope,
@@ -28,10 +29,11 @@ from metrics.selectors import (
 )
 from metrics.services import recompute_job_create
 from supportdesk.api import error_responses
+from supportdesk.http import staff_user
 from supportdesk.permissions import IsManager
 
 
-class _PeriodSerializer(serializers.Serializer):
+class _PeriodSerializer(serializers.Serializer[Any]):
     to = serializers.DateField()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -46,7 +48,7 @@ class _PeriodSerializer(serializers.Serializer):
             )
         return attrs
 
-    def get_fields(self) -> dict[str, serializers.Field]:
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         fields = super().get_fields()
         # "from" is a Python keyword: declared here so the wire name is exactly "from".
         fields["from"] = serializers.DateField()
@@ -60,21 +62,23 @@ class ScorecardListApi(APIView):
         group_by = serializers.ChoiceField(choices=GROUPINGS, default="desk")
         scope = serializers.CharField(required=False, max_length=40)
 
-    class RateSerializer(serializers.Serializer):
+    class RateSerializer(serializers.Serializer[Any]):
         value = serializers.FloatField(allow_null=True)
         n = serializers.IntegerField()
         ci95 = serializers.ListField(child=serializers.FloatField(), allow_null=True)
 
-    class GroupSerializer(serializers.Serializer):
+    class GroupSerializer(serializers.Serializer[Any]):
         key = serializers.JSONField(help_text="desk; a team or agent id; a channel kind")
-        label = serializers.CharField()
+        # SerializerMetaclass moves declared fields out of the class body, so this field does not
+        # shadow Field.label at run time; the stubs do not know that.
+        label = serializers.CharField()  # type: ignore[assignment]
         metrics = serializers.DictField(
             help_text="Every key of docs/metrics.md. Rates are {value, n, ci95}; durations "
             "{median, p90, n} in seconds; nps, csat_mean, qa_score {value, n}; counts "
             "{value, n}; resolution_gap adds internal_fcr and customer_fcr."
         )
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[Any]):
         computed_at = serializers.DateTimeField(allow_null=True)
         groups = serializers.ListField(child=serializers.DictField())
 
@@ -96,7 +100,7 @@ class ScorecardListApi(APIView):
         serializer = self.InputSerializer(data=request.query_params)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        user = request.user
+        user = staff_user(request)
         scope: Scope | None = None
         if not user.is_manager:
             # Agents see their own scorecard only (docs/api.md roles); no ranking of colleagues.
@@ -131,7 +135,7 @@ class ScorecardRecomputeApi(APIView):
     class InputSerializer(_PeriodSerializer):
         pass
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[Any]):
         task = serializers.IntegerField()
 
     @extend_schema(
@@ -145,7 +149,7 @@ class ScorecardRecomputeApi(APIView):
         job = recompute_job_create(
             day_from=serializer.validated_data["from"],
             day_to=serializer.validated_data["to"],
-            requested_by=request.user,
+            requested_by=staff_user(request),
         )
         return Response({"task": job.pk}, status=status.HTTP_202_ACCEPTED)
 
@@ -153,7 +157,7 @@ class ScorecardRecomputeApi(APIView):
 class TaskDetailApi(APIView):
     """A recompute task's state and progress (0 to 1)."""
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[RecomputeJob]):
         id = serializers.IntegerField(source="pk")
         state = serializers.CharField()
         progress = serializers.FloatField()
@@ -170,7 +174,7 @@ class TaskDetailApi(APIView):
         responses={200: OutputSerializer, **error_responses(401, 403, 404)},
     )
     def get(self, request: Request, pk: int) -> Response:
-        job = recompute_job_get_for_user(user=request.user, pk=pk)
+        job = recompute_job_get_for_user(user=staff_user(request), pk=pk)
         return Response(self.OutputSerializer(job).data)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Q, QuerySet
 from django.http import Http404
@@ -14,6 +14,11 @@ from metrics import facts as source
 from metrics.catalogue import BY_KEY, INTERACTION_BUCKETS
 from metrics.selectors import Scope
 from supportdesk.models import User
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    from tickets.models import Contact
 
 
 @dataclass
@@ -154,7 +159,7 @@ def _drill_rows(
     start, end = source.day_bounds(date_from, date_to)
     if metric in SOLVE_DRILLS:
         population, numerator = SOLVE_DRILLS[metric]
-        qs = (
+        solves = (
             source.solve_source(start, end)
             .filter(visible_rows_q(user, team="team_id", agent="agent_id"))
             .filter(scope_filter(scope, team="team_id", agent="agent_id"))
@@ -164,14 +169,14 @@ def _drill_rows(
             .order_by("-occurred_at", "-id")
         )
         if metric == "interactions_per_conversation" and bucket in INTERACTION_BUCKETS:
-            qs = qs.filter(interactions_bucket=bucket)
+            solves = solves.filter(interactions_bucket=bucket)
         elif only_flagged:
-            qs = qs.filter(flagged=True)
-        for event in _take(qs, limit):
+            solves = solves.filter(flagged=True)
+        for event in _take(solves, limit):
             yield (_row(event.conversation, event.team, event.agent, event, _solve_detail(event)))
         return
     if metric == "system_disconnect_rate":
-        qs = (
+        calls = (
             source.calls_source(start, end)
             .filter(visible_rows_q(user, team="conversation__team_id", agent="agent_id"))
             .filter(scope_filter(scope, team="conversation__team_id", agent="agent_id"))
@@ -179,8 +184,8 @@ def _drill_rows(
             .order_by("-started_at")
         )
         if only_flagged:
-            qs = qs.filter(ended_by="system")
-        for call in _take(qs, limit):
+            calls = calls.filter(ended_by="system")
+        for call in _take(calls, limit):
             yield (
                 DrillRow(
                     call.conversation_id,
@@ -196,7 +201,7 @@ def _drill_rows(
             )
         return
     if metric == "survey_solicitation_flags":
-        qs = (
+        messages = (
             source.solicitation_source(start, end)
             .filter(visible_rows_q(user, team="conversation__team_id", agent="author_id"))
             .filter(scope_filter(scope, team="conversation__team_id", agent="author_id"))
@@ -204,8 +209,8 @@ def _drill_rows(
             .order_by("-sent_at")
         )
         if only_flagged:
-            qs = qs.filter(solicits=True)
-        for message in _take(qs, limit):
+            messages = messages.filter(solicits=True)
+        for message in _take(messages, limit):
             yield (
                 DrillRow(
                     message.conversation_id,
@@ -221,14 +226,14 @@ def _drill_rows(
             )
         return
     if metric == "qa_score":
-        qs = (
+        reviews = (
             source.qa_source(start, end)
             .filter(visible_rows_q(user, team="team_id", agent="agent_id"))
             .filter(scope_filter(scope, team="team_id", agent="agent_id"))
             .select_related("conversation__customer", "team", "agent")
             .order_by("score", "-solved_at")
         )
-        for review in _take(qs, limit):
+        for review in _take(reviews, limit):
             yield (
                 DrillRow(
                     review.conversation_id,
@@ -245,21 +250,27 @@ def _drill_rows(
             )
         return
     if metric in {"first_response_time", "handle_time"}:
+        contacts: (
+            QuerySet[WithAnnotations[Contact, source.ReplyTiming]]
+            | QuerySet[WithAnnotations[Contact, source.HandleTiming]]
+        )
         if metric == "first_response_time":
-            qs = (
+            contacts = (
                 source.first_response_source(start, end)
                 .filter(visible_rows_q(user, team="reply_team", agent="reply_agent"))
                 .filter(scope_filter(scope, team="reply_team", agent="reply_agent"))
             )
         else:
-            qs = (
+            contacts = (
                 source.handle_source(start, end)
                 .filter(seconds__isnull=False)
                 .filter(visible_rows_q(user, team="conversation__team_id", agent="handler"))
                 .filter(scope_filter(scope, team="conversation__team_id", agent="handler"))
             )
-        qs = qs.select_related("conversation__customer", "conversation__team").order_by("-seconds")
-        for contact in _take(qs, limit):
+        contacts = contacts.select_related("conversation__customer", "conversation__team").order_by(
+            "-seconds"
+        )
+        for contact in _take(contacts, limit):
             yield (
                 DrillRow(
                     contact.conversation_id,

@@ -13,9 +13,10 @@ Duration histograms (``DurationBucket``): ``first_response_time``, ``handle_time
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict
 
 from django.db.models import (
     BooleanField,
@@ -39,11 +40,17 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce, Floor, Ln, TruncDate
 from django.utils import timezone
 
 from surveys.models import Survey, SurveyResponse
 from tickets.models import ChannelKind, Contact, Conversation, Event, Message
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    from quality.models import QAReview
 
 # Duration histogram: bucket b >= 1 holds [GROWTH**(b-1), GROWTH**b) seconds.
 GROWTH = 1.02
@@ -114,11 +121,11 @@ def _local_day(field: str) -> TruncDate:
     return TruncDate(field, tzinfo=timezone.get_current_timezone())
 
 
-def _plus_window(ref: str) -> ExpressionWrapper:
+def _plus_window(ref: str) -> ExpressionWrapper[CombinedExpression]:
     return ExpressionWrapper(OuterRef(ref) + Value(WINDOW), output_field=DateTimeField())
 
 
-def _count_subquery(qs: QuerySet, group: str) -> Coalesce:
+def _count_subquery(qs: QuerySet[Any], group: str) -> Coalesce:
     counted = qs.order_by().values(group).annotate(n=Count("pk")).values("n")[:1]
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
@@ -126,7 +133,36 @@ def _count_subquery(qs: QuerySet, group: str) -> Coalesce:
 # --- Solve events -----------------------------------------------------------------------------
 
 
-def solve_source(start: datetime, end: datetime) -> QuerySet[Event]:
+class SolveFlags(TypedDict):
+    """What ``solve_source`` annotates on each solve event (the drill-down filters on them)."""
+
+    day: date
+    contacts: int
+    reopened: bool
+    repeat: bool
+    last_in_at: datetime | None
+    last_in_kind: str | None
+    last_in_talk: int | None
+    replied_after: bool
+    interactions: int
+    dropped: bool
+    interactions_bucket: str
+    survey_status: str | None
+    resolved: str
+    declared: int | None
+    csat_answer: int | None
+    nps_answer: int | None
+    comment: str
+    shout_out: bool
+    responded: bool
+    delivered: bool
+    answered: bool
+    customer_first: bool
+    resolution_in_window: bool
+    window_over: bool
+
+
+def solve_source(start: datetime, end: datetime) -> QuerySet[WithAnnotations[Event, SolveFlags]]:
     """Solve events in ``[start, end)`` with the flags of the solve-based metrics.
 
     ``contacts``: contacts of the conversation started up to the solve (recounted after moves).
@@ -274,22 +310,28 @@ SOLVE_FACTS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _cells(qs: QuerySet, *, team: str, agent: str) -> QuerySet:
+# A grouped fact query: one dict per cell (``CELL_FIELDS`` and the counts), whatever the source.
+Grouped: TypeAlias = QuerySet[Any, dict[str, Any]]
+
+
+def _cells(qs: QuerySet[Any], *, team: str, agent: str) -> QuerySet[Any]:
     """Name a grouped query's cell columns alike (``cell_day``, ``cell_team``, ``cell_agent``,
     ``cell_channel``), so a fact query is read the same in Python and wrapped in SQL."""
-    return qs.annotate(
+    # Any source (solves, contacts, messages, reviews): the plugin cannot follow the model.
+    cells: QuerySet[Any] = qs.annotate(
         cell_day=F("day"),
         cell_team=F(team),
         cell_agent=F(agent),
         cell_channel=Coalesce(F("channel_kind"), Value(""), output_field=CharField()),
     )
+    return cells
 
 
 CELL_FIELDS = ("cell_day", "cell_team", "cell_agent", "cell_channel")
 
 
-def _solve_grouped(start: datetime, end: datetime) -> QuerySet:
-    return (
+def _solve_grouped(start: datetime, end: datetime) -> Grouped:
+    grouped: Grouped = (
         _cells(solve_source(start, end), team="team_id", agent="agent_id")
         .values(*CELL_FIELDS)
         .annotate(
@@ -341,6 +383,7 @@ def _solve_grouped(start: datetime, end: datetime) -> QuerySet:
         .annotate(nps_net=F("nps_promoters") - F("nps_detractors"))
         .order_by()
     )
+    return grouped
 
 
 # --- Contacts: first response, handle time, system disconnects ---------------------------------
@@ -354,7 +397,19 @@ def _first_reply() -> QuerySet[Event]:
     ).order_by("occurred_at", "id")
 
 
-def first_response_source(start: datetime, end: datetime) -> QuerySet[Contact]:
+class ReplyTiming(TypedDict):
+    """What ``first_response_source`` annotates on each written contact."""
+
+    day: date
+    reply_at: datetime
+    reply_agent: int | None
+    reply_team: int | None
+    seconds: float
+
+
+def first_response_source(
+    start: datetime, end: datetime
+) -> QuerySet[WithAnnotations[Contact, ReplyTiming]]:
     """Written contacts (not calls: a call is answered live) started in ``[start, end)`` with the
     first public reply at or after their first message. Attributed to the replying agent and
     their team at the time of the reply, on the day of the contact."""
@@ -373,7 +428,20 @@ def first_response_source(start: datetime, end: datetime) -> QuerySet[Contact]:
     )
 
 
-def handle_source(start: datetime, end: datetime) -> QuerySet[Contact]:
+class HandleTiming(TypedDict):
+    """What ``handle_source`` annotates on each call and chat session."""
+
+    day: date
+    next_start: datetime | None
+    last_chat_at: datetime | None
+    reply_agent: int | None
+    seconds: float | None
+    handler: int | None
+
+
+def handle_source(
+    start: datetime, end: datetime
+) -> QuerySet[WithAnnotations[Contact, HandleTiming]]:
     """Calls (talk + hold + wrap-up) and chat sessions (first message to the last chat message
     before the conversation's next contact) started in ``[start, end)``."""
     reply = _first_reply()
@@ -431,13 +499,28 @@ def handle_source(start: datetime, end: datetime) -> QuerySet[Contact]:
     )
 
 
-def calls_source(start: datetime, end: datetime) -> QuerySet[Contact]:
+class OnDay(TypedDict):
+    """The local day a source row counts on (``calls_source``, ``qa_source``)."""
+
+    day: date
+
+
+def calls_source(start: datetime, end: datetime) -> QuerySet[WithAnnotations[Contact, OnDay]]:
     return Contact.objects.filter(
         started_at__gte=start, started_at__lt=end, channel_kind=ChannelKind.PHONE
     ).annotate(day=_local_day("started_at"))
 
 
-def solicitation_source(start: datetime, end: datetime) -> QuerySet[Message]:
+class SolicitationFlag(TypedDict):
+    """What ``solicitation_source`` annotates on each agent message."""
+
+    day: date
+    solicits: bool
+
+
+def solicitation_source(
+    start: datetime, end: datetime
+) -> QuerySet[WithAnnotations[Message, SolicitationFlag]]:
     """Agent messages sent in ``[start, end)`` (public replies), flagged when they ask for a score."""
     return (
         Message.objects.filter(
@@ -458,13 +541,14 @@ def solicitation_source(start: datetime, end: datetime) -> QuerySet[Message]:
     )
 
 
-def _histogram_grouped(qs: QuerySet, *, team: str, agent: str) -> QuerySet:
-    return (
+def _histogram_grouped(qs: QuerySet[Any], *, team: str, agent: str) -> Grouped:
+    grouped: Grouped = (
         _cells(qs.annotate(bucket=_bucket_expr("seconds")), team=team, agent=agent)
         .values(*CELL_FIELDS, "bucket")
         .annotate(n=Count("pk"))
         .order_by()
     )
+    return grouped
 
 
 @dataclass(frozen=True)
@@ -475,7 +559,7 @@ class FactQuery:
     duration histogram, ``metric`` names the ``DurationBucket`` metric of its ``bucket``/``n``.
     """
 
-    qs: QuerySet
+    qs: Grouped
     facts: tuple[tuple[str, str, str], ...] = ()
     metric: str = ""
 
@@ -544,7 +628,21 @@ def fact_queries(day_from: date, day_to: date) -> list[FactQuery]:
     ]
 
 
-def _cell(row: dict[str, Any]) -> dict[str, Any]:
+class Cell(TypedDict):
+    """Where a fact row counts: its local day, team, agent and channel."""
+
+    day: date
+    team_id: int | None
+    agent_id: int | None
+    channel_kind: str
+
+
+# ``(cell, metric, numerator, denominator)`` and ``(cell, metric, bucket, count)``.
+FactRow: TypeAlias = tuple[Cell, str, int, int]
+DurationRow: TypeAlias = tuple[Cell, str, int, int]
+
+
+def _cell(row: dict[str, Any]) -> Cell:
     return {
         "day": row["cell_day"],
         "team_id": row["cell_team"],
@@ -553,15 +651,15 @@ def _cell(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def fact_rows(day_from: date, day_to: date) -> tuple[list[tuple], list[tuple]]:
+def fact_rows(day_from: date, day_to: date) -> tuple[list[FactRow], list[DurationRow]]:
     """All fact rows and histogram rows for local days ``[day_from, day_to)``, in Python.
 
     Returns ``(facts, durations)``: facts are ``(cell, metric, numerator, denominator)``,
     durations ``(cell, metric, bucket, count)``. A fact that is 0 of 0 is left out: a sum
     never misses it. ``facts_insert`` writes the same rows with ``INSERT ... SELECT``.
     """
-    facts: list[tuple] = []
-    durations: list[tuple] = []
+    facts: list[FactRow] = []
+    durations: list[DurationRow] = []
     for query in fact_queries(day_from, day_to):
         for row in query.qs:
             cell = _cell(row)
@@ -667,6 +765,8 @@ def facts_insert(day_from: date, day_to: date, *, connection: Any) -> int:
         # JIT compiling these wide plans costs far more than it saves (minutes for one day
         # at 1M rows, docs/query-plans.md): off for this transaction only.
         cursor.execute("SET LOCAL jit = off")
+        sql: str
+        params: Sequence[Any]  # a list from _solve_flags_grouped, a tuple from the ORM
         for query in fact_queries(day_from, day_to):
             if query.facts is SOLVE_FACTS:
                 sql, params = _solve_flags_grouped(start, end)
@@ -700,7 +800,7 @@ def _quoted(alias: str) -> str:
     return f'"{alias}"'
 
 
-def qa_source(start: datetime, end: datetime) -> QuerySet:
+def qa_source(start: datetime, end: datetime) -> QuerySet[WithAnnotations[QAReview, OnDay]]:
     """QA reviews that count in ``qa_score`` (the QA selectors' rule), by their solve's day."""
     from quality.selectors import scored_reviews
 

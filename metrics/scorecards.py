@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 from metrics.catalogue import INTERACTION_BUCKETS
 from metrics.facts import bucket_value, interactions_fact
@@ -26,7 +27,7 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None
     return (round(max(0.0, centre - half), 6), round(min(1.0, centre + half), 6))
 
 
-def rate(numerator: int, denominator: int) -> dict:
+def rate(numerator: int, denominator: int) -> dict[str, Any]:
     """``{"value", "n", "ci95"}`` as docs/metrics.md shows every rate."""
     return {
         "value": round(numerator / denominator, 6) if denominator else None,
@@ -35,7 +36,7 @@ def rate(numerator: int, denominator: int) -> dict:
     }
 
 
-def difference(a: int, b: int, n: int) -> dict:
+def difference(a: int, b: int, n: int) -> dict[str, Any]:
     """``a/n - b/n`` with Newcombe's square-and-add interval from the two Wilson intervals.
 
     The two proportions are over the same solves (positively correlated), so treating them as
@@ -82,7 +83,7 @@ def quantile(histogram: Mapping[int, int], q: float) -> float | None:
     return round(value, 1)
 
 
-def duration(histogram: Mapping[int, int]) -> dict:
+def duration(histogram: Mapping[int, int]) -> dict[str, Any]:
     return {
         "median": quantile(histogram, 0.5),
         "p90": quantile(histogram, 0.9),
@@ -92,7 +93,7 @@ def duration(histogram: Mapping[int, int]) -> dict:
 
 def build_metrics(
     sums: Mapping[str, tuple[int, int]], histograms: Mapping[str, Mapping[int, int]]
-) -> dict:
+) -> dict[str, Any]:
     """Every docs/metrics.md key from summed facts ``{fact: (numerator, denominator)}`` and
     duration histograms ``{metric: {bucket: count}}``."""
 
@@ -102,10 +103,10 @@ def build_metrics(
     def den(key: str) -> int:
         return sums.get(key, (0, 0))[1]
 
-    def as_rate(key: str) -> dict:
+    def as_rate(key: str) -> dict[str, Any]:
         return rate(num(key), den(key))
 
-    metrics: dict = {}
+    metrics: dict[str, Any] = {}
     for key in (
         "resolution_rate",
         "partial_resolution_rate",

@@ -100,8 +100,8 @@ def scope_get_for_user(*, user: User, ref: str | None) -> Scope:
         return Scope("desk")
     if kind == "channel" and value in ChannelKind.values:
         return Scope("channel", channel=value)
-    if kind == "team" and _pk(value) is not None:
-        team = Team.objects.filter(pk=_pk(value)).first()
+    if kind == "team" and (team_id := _pk(value)) is not None:
+        team = Team.objects.filter(pk=team_id).first()
         if team is not None and (user.is_admin or user.teams.filter(pk=team.pk).exists()):
             return Scope("team", team=team)
     if kind == "agent" and _pk(value) is not None:
@@ -129,7 +129,7 @@ def agent_get_for_user(*, user: User, pk: Any) -> User:
     return agent
 
 
-def manager_scopes(*, user: User) -> dict[str, list]:
+def manager_scopes(*, user: User) -> dict[str, list[Any]]:
     """The teams, agents and channels a manager can pick on the dashboard (3 queries)."""
     teams = list(Team.objects.all() if user.is_admin else user.teams.all())
     agents = User.objects.filter(is_active=True).order_by("full_name", "email")
@@ -224,7 +224,7 @@ def scorecard_groups(
     group_field = _GROUP_FIELD[group_by]
     computed_at, version = facts_version(date_from, date_to)
     key = _cache_key("scorecard", where, group_field, version)
-    built: dict[Any, dict] | None = cache.get(key)
+    built: dict[Any, dict[str, Any]] | None = cache.get(key)
     if built is None:
         sums = _sums(DailyFact.objects.filter(where), group_field)
         histograms = _histograms(DurationBucket.objects.filter(where), group_field)
@@ -284,9 +284,11 @@ def agent_experience_add(
             if idea is not None
             else {"value": 0 if ideas else None, "ideas": 0, "customers": 0}
         )
-        row = pulse.get(group["key"])
+        pulse_row = pulse.get(group["key"])
         group["metrics"]["agent_pulse"] = (
-            {"value": row["value"], "n": row["n"]} if row is not None else empty_pulse
+            {"value": pulse_row["value"], "n": pulse_row["n"]}
+            if pulse_row is not None
+            else empty_pulse
         )
 
 
@@ -376,8 +378,8 @@ def _weekly_trend(where: Q, first: date, weeks: int) -> dict[str, Any]:
         .values_list("day", "bucket", "c")
     ):
         buckets[(day - first).days // 7][bucket] += int(c)
-    series: dict[str, list] = {}
-    counts: dict[str, list] = {}
+    series: dict[str, list[float | None]] = {}
+    counts: dict[str, list[int]] = {}
     built = [
         build_metrics(
             {k: (v[0], v[1]) for k, v in weekly[i].items()},
@@ -418,7 +420,8 @@ def targets_for_scope(*, scope: Scope) -> dict[str, float]:
 
 def recompute_job_get_for_user(*, user: User, pk: Any) -> RecomputeJob:
     """A recompute job: its requester or any manager may follow it; Http404 otherwise."""
-    job = RecomputeJob.objects.filter(pk=_pk(pk)).first() if _pk(pk) else None
+    job_id = _pk(pk)
+    job = RecomputeJob.objects.filter(pk=job_id).first() if job_id else None
     if job is None:
         raise Http404("No such task.")
     if job.requested_by_id != user.pk and not user.is_manager:

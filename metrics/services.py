@@ -202,9 +202,9 @@ def _affected_days(event: Event) -> set[date]:
             days.add(date.fromisoformat(value))
         except (TypeError, ValueError):
             logger.warning("event %s has a bad affected date %r", event.pk, value)
-    customer_id = event.customer_id or (
-        event.conversation.customer_id if event.conversation_id else None
-    )
+    customer_id = event.customer_id
+    if not customer_id and event.conversation is not None:
+        customer_id = event.conversation.customer_id
     if customer_id is not None:
         days |= _solve_days(
             [customer_id], since=event.occurred_at - FACT_WINDOW, until=event.occurred_at

@@ -11,7 +11,7 @@ import csv
 from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.contrib import messages
@@ -49,6 +49,8 @@ from metrics.selectors import (
 )
 from metrics.services import local_today, recompute_job_create, target_set
 from supportdesk.errors import ApplicationError
+from supportdesk.http import StaffRequest
+from supportdesk.models import User
 
 PERIODS = (
     ("week", "This week"),
@@ -168,7 +170,9 @@ def _query(**params: Any) -> str:
     return urlencode({k: v for k, v in params.items() if v not in (None, "")})
 
 
-def _quadrants(metrics: dict[str, Any], targets: dict[str, float], drill: str) -> list[dict]:
+def _quadrants(
+    metrics: dict[str, Any], targets: dict[str, float], drill: str
+) -> list[dict[str, Any]]:
     def tile(key: str) -> dict[str, Any]:
         return figure(key, metrics[key], targets=targets, drill=drill)
 
@@ -211,7 +215,7 @@ def _quadrants(metrics: dict[str, Any], targets: dict[str, float], drill: str) -
 
 
 def _comparison(
-    request: HttpRequest, scope: Scope, date_from: date, date_to: date, sort: str
+    request: StaffRequest, scope: Scope, date_from: date, date_to: date, sort: str
 ) -> list[dict[str, Any]]:
     groups = scorecard_groups(
         user=request.user, date_from=date_from, date_to=date_to, group_by="agent", scope=scope
@@ -233,7 +237,7 @@ def _comparison(
             }
         )
 
-    def sort_key(row: dict[str, Any]) -> tuple:
+    def sort_key(row: dict[str, Any]) -> tuple[bool, bool, float, str]:
         metric = row["metrics"][sort]
         value = metric.get("value")
         small = metric.get("n", 0) < SMALL_N
@@ -246,7 +250,7 @@ def _comparison(
 
 @login_required
 @require_GET
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: StaffRequest) -> HttpResponse:
     """Four quadrants, charts and the agents' comparison for a scope and a period."""
     scope = scope_get_for_user(user=request.user, ref=request.GET.get("scope"))
     try:
@@ -337,7 +341,7 @@ def _coverage(metrics: dict[str, Any]) -> dict[str, Any]:
 # --- Drill-down and exports -----------------------------------------------------------------------
 
 
-def _drill_scope(request: HttpRequest) -> Scope:
+def _drill_scope(request: StaffRequest) -> Scope:
     """Managers: any scope they may see. Agents: only their own figures (their own page)."""
     ref = request.GET.get("scope")
     if request.user.is_manager:
@@ -348,7 +352,7 @@ def _drill_scope(request: HttpRequest) -> Scope:
 
 
 def _drill_request(
-    request: HttpRequest,
+    request: StaffRequest,
 ) -> tuple[Scope, str, date, date, bool] | HttpResponse:
     """The scope, metric, period and flagged-only switch of a drill-down (page or CSV), or the
     400 page saying what is wrong with them. Lower-is-better figures list the flagged
@@ -367,7 +371,7 @@ def _drill_request(
 
 @login_required
 @require_GET
-def drill(request: HttpRequest) -> HttpResponse:
+def drill(request: StaffRequest) -> HttpResponse:
     """The conversations behind one figure."""
     parsed = _drill_request(request)
     if isinstance(parsed, HttpResponse):
@@ -454,7 +458,7 @@ def _stream_csv(
 
 @login_required
 @require_GET
-def drill_csv(request: HttpRequest) -> HttpResponse:
+def drill_csv(request: StaffRequest) -> HttpResponse | StreamingHttpResponse:
     parsed = _drill_request(request)
     if isinstance(parsed, HttpResponse):
         return parsed
@@ -530,7 +534,7 @@ def _flat_header() -> list[str]:
 
 @login_required
 @require_GET
-def scorecard_csv(request: HttpRequest) -> HttpResponse:
+def scorecard_csv(request: StaffRequest) -> HttpResponse | StreamingHttpResponse:
     """The scorecard of a view, one row per group (``group_by``), every metric in columns."""
     scope = scope_get_for_user(user=request.user, ref=request.GET.get("scope"))
     try:
@@ -562,9 +566,18 @@ def scorecard_csv(request: HttpRequest) -> HttpResponse:
 # --- Integrity panel ------------------------------------------------------------------------------
 
 
+class _Window(TypedDict):
+    """What every detector of the integrity panel is asked: whose view, which scope, when."""
+
+    user: User
+    scope: Scope
+    date_from: date
+    date_to: date
+
+
 @login_required
 @require_GET
-def integrity(request: HttpRequest) -> HttpResponse:
+def integrity(request: StaffRequest) -> HttpResponse:
     """The substitute-trap detectors, each with the conversations behind it."""
     scope = scope_get_for_user(user=request.user, ref=request.GET.get("scope"))
     try:
@@ -572,7 +585,7 @@ def integrity(request: HttpRequest) -> HttpResponse:
     except BadPeriod as exc:
         return _bad_request(request, str(exc))
     user = request.user
-    args = {"user": user, "scope": scope, "date_from": date_from, "date_to": date_to}
+    args: _Window = {"user": user, "scope": scope, "date_from": date_from, "date_to": date_to}
     gaps = [
         g
         for g in scorecard_groups(group_by="agent", **args)["groups"]
@@ -617,7 +630,7 @@ def integrity(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def my_scorecard(request: HttpRequest) -> HttpResponse:
+def my_scorecard(request: StaffRequest) -> HttpResponse:
     """The top bar's "My scorecard": the user's own agent page, keeping the chosen period."""
     url = reverse("metrics:agent", args=[request.user.pk])
     query = request.GET.urlencode()
@@ -626,7 +639,7 @@ def my_scorecard(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def agent_page(request: HttpRequest, pk: int) -> HttpResponse:
+def agent_page(request: StaffRequest, pk: int) -> HttpResponse:
     """An agent's scorecard against their team's, their shout-outs, comments and QA feedback.
 
     No ranking against colleagues: the team figure is the team's total, never a list.
@@ -707,7 +720,7 @@ def agent_page(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def recompute_start(request: HttpRequest) -> HttpResponse:
+def recompute_start(request: StaffRequest) -> HttpResponse:
     """Queue a recompute of the period shown; answers with a progress fragment that polls."""
     if not request.user.is_manager:
         raise Http404("No such page.")
@@ -723,14 +736,14 @@ def recompute_start(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def recompute_progress(request: HttpRequest, pk: int) -> HttpResponse:
+def recompute_progress(request: StaffRequest, pk: int) -> HttpResponse:
     job = recompute_job_get_for_user(user=request.user, pk=pk)
     return render(request, "metrics/_job.html", {"job": job})
 
 
 @login_required
 @require_POST
-def target_update(request: HttpRequest) -> HttpResponse:
+def target_update(request: StaffRequest) -> HttpResponse:
     """Set or clear a target (outcome and connection metrics only)."""
     if not request.user.is_manager:
         raise Http404("No such page.")

@@ -14,7 +14,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from supportdesk.models import choices_check
+from supportdesk.models import User, choices_check
 
 # --- QA rubrics ---------------------------------------------------------------------------------
 
@@ -191,6 +191,8 @@ class QAReview(models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="replaces"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # Not a column: selectors.qa_disagreements sets the customer's word ("resolved", ...).
+    customer_outcome: str | None
 
     class Meta:
         db_table = "metrics_qareview"  # the table it had in the metrics app
@@ -308,6 +310,8 @@ class Idea(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     status_changed_at = models.DateTimeField(default=timezone.now)
+    # Not a column: the ideas page sets it from selectors.idea_credits (the agents who found it).
+    credited: list[User]
 
     class Meta:
         db_table = "metrics_idea"  # the table it had in the metrics app

@@ -10,10 +10,11 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from supportdesk import extensions
+from supportdesk.http import StaffRequest
 
 
 def conversation_sidebar(
-    request: HttpRequest, *, conversation: Any, customer: Any = None, **_: Any
+    request: StaffRequest, *, conversation: Any, customer: Any = None, **_: Any
 ) -> str:
     """The conversation's QA reviews, the customer's open ideas, the cancellation form. 4 queries."""
     from quality.models import CancellationReason, QAReview

@@ -38,7 +38,7 @@ def seed(*, rng: random.Random, stdout: Any = None) -> None:
         for index, review in enumerate(pending):
             if weeks_back == 1 and index % 3 == 0:
                 continue  # some left to do this week
-            values = {}
+            values: dict[int, int | None] = {}
             for criterion in review.rubric.criteria.all():
                 low, high = criterion.bounds
                 roll = rng.random()
@@ -74,9 +74,10 @@ def seed(*, rng: random.Random, stdout: Any = None) -> None:
         Conversation.objects.filter(status__in=["solved", "closed"]).order_by("-solved_at").first()
     )
     if solved is not None and len(managers) >= 1:
-        peers = list(
-            User.objects.filter(role="agent", is_active=True).exclude(pk=solved.assignee_id)
-        )
+        others = User.objects.filter(role="agent", is_active=True)
+        if solved.assignee_id is not None:
+            others = others.exclude(pk=solved.assignee_id)
+        peers = list(others)
         try:
             calibration = services.calibration_create(
                 conversation=solved, actor=managers[0], reviewers=[*managers, *peers[:1]]
@@ -132,11 +133,11 @@ def seed(*, rng: random.Random, stdout: Any = None) -> None:
             note="Customer mentioned it in the conversation.",
         )
     # Pulse: last week's, answered by every agent (the demo has fewer than 5: it stays hidden).
-    week, _ = services.pulse_week_open(week_start=this_week - timedelta(days=7))
+    pulse_week, _ = services.pulse_week_open(week_start=this_week - timedelta(days=7))
     for agent in agents:
         services.pulse_answer(
             user=agent,
-            week=week,
+            week=pulse_week,
             week_rating=rng.choice((3, 4, 4, 5)),
             has_what_needed=rng.choice(("yes", "yes", "partly")),
         )

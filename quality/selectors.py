@@ -333,9 +333,12 @@ def qa_disagreements(*, user: User, limit: int = 200) -> dict[str, list[QAReview
     for review in reviews:
         outcome = outcomes.get(review.conversation_id)
         review.customer_outcome = outcome
-        if review.score >= passing and outcome == "not_resolved":
+        score = review.score
+        if score is None:  # scored_reviews() keeps scored reviews only
+            continue
+        if score >= passing and outcome == "not_resolved":
             qa_passed_customer_no.append(review)
-        elif review.score < passing and outcome == "resolved":
+        elif score < passing and outcome == "resolved":
             qa_failed_customer_yes.append(review)
     return {"passed_not_resolved": qa_passed_customer_no, "failed_resolved": qa_failed_customer_yes}
 

@@ -13,7 +13,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -39,12 +39,13 @@ from quality.forms import (
 )
 from quality.models import Cancellation, CancellationReason, CheckInRule, Criterion, Idea, QAReview
 from supportdesk.errors import ApplicationError
+from supportdesk.http import StaffRequest
 from supportdesk.models import User
 from tickets.selectors import conversation_get_for_user, message_get_for_user
 
 
 def _refused(
-    request: HttpRequest, exc: ApplicationError, page: Callable[..., HttpResponse], **kwargs: Any
+    request: StaffRequest, exc: ApplicationError, page: Callable[..., HttpResponse], **kwargs: Any
 ) -> HttpResponse:
     """Show the page again with the reason, answering the refused request's 4xx status."""
     messages.error(request, exc.message)
@@ -53,7 +54,7 @@ def _refused(
     return response
 
 
-def _manager(request: HttpRequest) -> None:
+def _manager(request: StaffRequest) -> None:
     if not request.user.is_manager:
         raise PermissionDenied("Managers only.")
 
@@ -70,7 +71,7 @@ def _date(value: str | None, default: date) -> date:
 
 @login_required
 @require_GET
-def qa_home(request: HttpRequest) -> HttpResponse:
+def qa_home(request: StaffRequest) -> HttpResponse:
     user = request.user
     sample, sample_reviews = sel.qa_sample_reviews(user=user) if user.is_manager else (None, [])
     return render(
@@ -85,7 +86,7 @@ def qa_home(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _review_page(request: HttpRequest, pk: int) -> HttpResponse:
+def _review_page(request: StaffRequest, pk: int) -> HttpResponse:
     review = sel.qa_review_get_for_user(user=request.user, pk=pk)
     answers = sel.qa_review_answers(review=review) if review.is_submitted else []
     criteria = list(review.rubric.criteria.all()) if not review.is_submitted else []
@@ -113,13 +114,13 @@ def _review_page(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def qa_review(request: HttpRequest, pk: int) -> HttpResponse:
+def qa_review(request: StaffRequest, pk: int) -> HttpResponse:
     return _review_page(request, pk)
 
 
 @login_required
 @require_POST
-def qa_review_submit(request: HttpRequest, pk: int) -> HttpResponse:
+def qa_review_submit(request: StaffRequest, pk: int) -> HttpResponse:
     review = sel.qa_review_get_for_user(user=request.user, pk=pk)
     form = ReviewSubmitForm(request.POST, criteria=review.rubric.criteria.all())
     values = form.values()
@@ -140,7 +141,7 @@ def qa_review_submit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def qa_review_respond(request: HttpRequest, pk: int) -> HttpResponse:
+def qa_review_respond(request: StaffRequest, pk: int) -> HttpResponse:
     review = sel.qa_review_get_for_user(user=request.user, pk=pk)
     data = parsed(ReviewResponseForm, request.POST)
     action, comment = data["action"], data["comment"]
@@ -160,7 +161,7 @@ def qa_review_respond(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def qa_review_replace(request: HttpRequest, pk: int) -> HttpResponse:
+def qa_review_replace(request: StaffRequest, pk: int) -> HttpResponse:
     review = sel.qa_review_get_for_user(user=request.user, pk=pk)
     try:
         replacement = services.qa_review_replace(
@@ -176,7 +177,7 @@ def qa_review_replace(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("quality:qa_review", replacement.pk)
 
 
-def _rubric_page(request: HttpRequest) -> HttpResponse:
+def _rubric_page(request: StaffRequest) -> HttpResponse:
     _manager(request)
     rubric = services.rubric_ensure_default()
     criteria = list(rubric.criteria.all())
@@ -193,7 +194,7 @@ def _rubric_page(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def qa_rubric(request: HttpRequest) -> HttpResponse:
+def qa_rubric(request: StaffRequest) -> HttpResponse:
     if request.method != "POST":
         return _rubric_page(request)
     _manager(request)
@@ -206,7 +207,7 @@ def qa_rubric(request: HttpRequest) -> HttpResponse:
     return redirect("quality:qa_rubric")
 
 
-def _calibrations_page(request: HttpRequest) -> HttpResponse:
+def _calibrations_page(request: StaffRequest) -> HttpResponse:
     return render(
         request,
         "quality/calibrations.html",
@@ -222,7 +223,7 @@ def _calibrations_page(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def qa_calibrations(request: HttpRequest) -> HttpResponse:
+def qa_calibrations(request: StaffRequest) -> HttpResponse:
     if request.method != "POST":
         return _calibrations_page(request)
     _manager(request)
@@ -248,7 +249,7 @@ def qa_calibrations(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def qa_calibration(request: HttpRequest, pk: int) -> HttpResponse:
+def qa_calibration(request: StaffRequest, pk: int) -> HttpResponse:
     calibration = sel.calibration_get_for_user(user=request.user, pk=pk)
     spread = sel.calibration_spread(calibration=calibration)
     mine = next((r for r in spread["reviews"] if r.reviewer_id == request.user.pk), None)
@@ -263,7 +264,7 @@ def qa_calibration(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def qa_disagreements(request: HttpRequest) -> HttpResponse:
+def qa_disagreements(request: StaffRequest) -> HttpResponse:
     _manager(request)
     from django.conf import settings
 
@@ -279,7 +280,7 @@ def qa_disagreements(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def ideas(request: HttpRequest) -> HttpResponse:
+def ideas(request: StaffRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     q = request.GET.get("q", "").strip()[:100]
     items = list(sel.idea_list(status=status, q=q, user=request.user)[:200])
@@ -293,7 +294,7 @@ def ideas(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _idea_page(request: HttpRequest, pk: int) -> HttpResponse:
+def _idea_page(request: StaffRequest, pk: int) -> HttpResponse:
     idea = sel.idea_get(pk=pk, user=request.user)
     mentions = sel.idea_mentions(idea=idea, user=request.user)
     return render(
@@ -311,13 +312,13 @@ def _idea_page(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def idea_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def idea_detail(request: StaffRequest, pk: int) -> HttpResponse:
     return _idea_page(request, pk)
 
 
 @login_required
 @require_POST
-def idea_status(request: HttpRequest, pk: int) -> HttpResponse:
+def idea_status(request: StaffRequest, pk: int) -> HttpResponse:
     idea = sel.idea_get(pk=pk, user=request.user)
     try:
         services.idea_set_status(
@@ -330,7 +331,7 @@ def idea_status(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def idea_notify(request: HttpRequest, pk: int) -> HttpResponse:
+def idea_notify(request: StaffRequest, pk: int) -> HttpResponse:
     idea = sel.idea_get(pk=pk, user=request.user)
     try:
         _manager(request)
@@ -348,7 +349,7 @@ def idea_notify(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("quality:idea_detail", pk)
 
 
-def _idea_log_page(request: HttpRequest, message_id: int) -> HttpResponse:
+def _idea_log_page(request: StaffRequest, message_id: int) -> HttpResponse:
     message = message_get_for_user(user=request.user, pk=message_id)
     q = request.GET.get("q", "").strip()[:100]
     matches = list(sel.idea_list(q=q, user=request.user)[:10]) if q else []
@@ -362,7 +363,7 @@ def _idea_log_page(request: HttpRequest, message_id: int) -> HttpResponse:
 
 
 @login_required
-def idea_log(request: HttpRequest, message_id: int) -> HttpResponse:
+def idea_log(request: StaffRequest, message_id: int) -> HttpResponse:
     """Log a customer idea from one message: a new idea, or this message behind an existing one."""
     if request.method != "POST":
         return _idea_log_page(request, message_id)
@@ -394,7 +395,7 @@ def idea_log(request: HttpRequest, message_id: int) -> HttpResponse:
 # --- Cancellations ------------------------------------------------------------------------------------
 
 
-def _cancellations_page(request: HttpRequest) -> HttpResponse:
+def _cancellations_page(request: StaffRequest) -> HttpResponse:
     _manager(request)
     today = timezone.localdate()
     start = _date(request.GET.get("from"), today.replace(day=1) - timedelta(days=150))
@@ -417,13 +418,13 @@ def _cancellations_page(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def cancellations(request: HttpRequest) -> HttpResponse:
+def cancellations(request: StaffRequest) -> HttpResponse:
     return _cancellations_page(request)
 
 
 @login_required
 @require_POST
-def cancellation_reasons(request: HttpRequest) -> HttpResponse:
+def cancellation_reasons(request: StaffRequest) -> HttpResponse:
     _manager(request)
     data = parsed(CancellationReasonForm, request.POST)
     try:
@@ -442,7 +443,7 @@ def cancellation_reasons(request: HttpRequest) -> HttpResponse:
     return redirect("quality:cancellations")
 
 
-def _cancellation_page(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def _cancellation_page(request: StaffRequest, conversation_id: int) -> HttpResponse:
     conversation = conversation_get_for_user(user=request.user, pk=conversation_id)
     return render(
         request,
@@ -457,7 +458,7 @@ def _cancellation_page(request: HttpRequest, conversation_id: int) -> HttpRespon
 
 
 @login_required
-def cancellation_record(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def cancellation_record(request: StaffRequest, conversation_id: int) -> HttpResponse:
     if request.method != "POST":
         return _cancellation_page(request, conversation_id)
     conversation = conversation_get_for_user(user=request.user, pk=conversation_id)
@@ -482,7 +483,7 @@ def cancellation_record(request: HttpRequest, conversation_id: int) -> HttpRespo
 # --- Check-ins ------------------------------------------------------------------------------------------
 
 
-def _checkins_page(request: HttpRequest) -> HttpResponse:
+def _checkins_page(request: StaffRequest) -> HttpResponse:
     state = request.GET.get("state", "due")
     if state not in ("due", "sent", "dismissed"):
         state = "due"
@@ -499,13 +500,13 @@ def _checkins_page(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def checkins(request: HttpRequest) -> HttpResponse:
+def checkins(request: StaffRequest) -> HttpResponse:
     return _checkins_page(request)
 
 
 @login_required
 @require_POST
-def checkin_act(request: HttpRequest, pk: int) -> HttpResponse:
+def checkin_act(request: StaffRequest, pk: int) -> HttpResponse:
     checkin = sel.checkin_get_for_user(user=request.user, pk=pk)
     data = parsed(CheckInActForm, request.POST)
     try:
@@ -522,7 +523,7 @@ def checkin_act(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def checkin_rule(request: HttpRequest, pk: int) -> HttpResponse:
+def checkin_rule(request: StaffRequest, pk: int) -> HttpResponse:
     _manager(request)
     rule = CheckInRule.objects.filter(pk=pk).first()
     if rule is None:
@@ -543,7 +544,7 @@ def checkin_rule(request: HttpRequest, pk: int) -> HttpResponse:
 # --- Pulse ----------------------------------------------------------------------------------------------
 
 
-def _pulse_page(request: HttpRequest) -> HttpResponse:
+def _pulse_page(request: StaffRequest) -> HttpResponse:
     week = sel.pulse_current_week()
     closed = sel.pulse_last_closed_week()
     return render(
@@ -560,7 +561,7 @@ def _pulse_page(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def pulse(request: HttpRequest) -> HttpResponse:
+def pulse(request: StaffRequest) -> HttpResponse:
     if request.method != "POST":
         return _pulse_page(request)
     week = sel.pulse_current_week()

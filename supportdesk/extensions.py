@@ -21,9 +21,10 @@ Navigation
     bar; ``more=True`` puts it in the bar's "More" menu (pages used weekly, not hourly).
 
 Seeding
-    ``register_seeder(name, seed)``: ``seed(*, rng, stdout) -> None`` runs at the end of
-    ``seed_demo`` in registration order, after the conversations exist (survey answers, QA reviews,
-    ideas...). Seeders go through their app's services like everything else.
+    ``register_seeder(name, seed)``: ``seed(*, rng, stdout)`` runs at the end of ``seed_demo`` in
+    registration order, after the conversations exist (survey answers, QA reviews, ideas...); what
+    it returns (a count, say) is ignored. Seeders go through their app's services like everything
+    else.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 _panels: dict[str, list[Callable[..., str]]] = defaultdict(list)
-_seeders: dict[str, Callable[..., None]] = {}
+_seeders: dict[str, Callable[..., object]] = {}
 
 
 @dataclass(frozen=True)
@@ -81,11 +82,11 @@ def nav_links_for(user: Any) -> list[NavLink]:
     return sorted(links, key=lambda link: (link.order, link.label))
 
 
-def register_seeder(name: str, seed: Callable[..., None]) -> None:
+def register_seeder(name: str, seed: Callable[..., object]) -> None:
     _seeders[name] = seed
 
 
-def seeders() -> list[tuple[str, Callable[..., None]]]:
+def seeders() -> list[tuple[str, Callable[..., object]]]:
     return list(_seeders.items())
 
 

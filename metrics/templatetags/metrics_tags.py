@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django import template
 from django.urls import reverse
 
@@ -20,5 +22,5 @@ def percent(value: float | None) -> str:
 
 
 @register.filter
-def get_item(mapping: dict, key: str) -> object:
+def get_item(mapping: Mapping[str, object], key: str) -> object:
     return mapping.get(key)

@@ -93,10 +93,12 @@ def checkins_create_due(*, now: datetime | None = None) -> int:
             ):
                 causes[conversation_id] = (agent_id, at)
         else:
-            for conversation_id, agent_id, at in Cancellation.objects.filter(
+            for conversation_id, saved_by, saved_at in Cancellation.objects.filter(
                 outcome=Cancellation.Outcome.SAVED, outcome_at__gt=since, outcome_at__lte=until
             ).values_list("conversation_id", "outcome_by_id", "outcome_at"):
-                causes[conversation_id] = (agent_id, at)
+                # A saved cancellation has both (services.cancellation_record sets them together).
+                if saved_by is not None and saved_at is not None:
+                    causes[conversation_id] = (saved_by, saved_at)
         for conversation_id, (agent_id, at) in sorted(causes.items()):
             with transaction.atomic():
                 checkin, was_created = CheckIn.objects.get_or_create(

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -62,7 +62,7 @@ def review_score(answers: Iterable[tuple[Criterion, int | None]]) -> tuple[Decim
 
 @transaction.atomic
 def rubric_publish(
-    *, criteria: list[Mapping[str, Any]], actor: User | None, name: str = DEFAULT_RUBRIC
+    *, criteria: Sequence[Mapping[str, Any]], actor: User | None, name: str = DEFAULT_RUBRIC
 ) -> Rubric:
     """Publish a new version of a rubric; the previous version stops being current.
 
@@ -177,6 +177,8 @@ def _solves_in(start: datetime, end: datetime) -> dict[int, dict[int, Event]]:
         .order_by("occurred_at", "id")
     )
     for event in events:
+        if event.agent_id is None or event.conversation_id is None:  # excluded by the filter
+            continue
         by_agent[event.agent_id][event.conversation_id] = event  # later solves win
     return by_agent
 
@@ -224,6 +226,8 @@ def qa_sample_draw(
     for agent_id in sorted(solves):
         events = solves[agent_id]
         agent = next(iter(events.values())).agent
+        if agent is None:  # _solves_in keeps only solves by an agent
+            continue
         strata: dict[str, list[int]] = defaultdict(list)
         for conversation_id in sorted(events):
             strata[events[conversation_id].channel_kind or "unknown"].append(conversation_id)
@@ -242,7 +246,16 @@ def qa_sample_draw(
                     continue
                 reviewer = _least_loaded(pool, load, picks_rng)
                 load[reviewer.pk] += 1
-                reviews.append(_sample_review(sample, events[conversation_id], reviewer, rubric))
+                reviews.append(
+                    _sample_review(
+                        sample,
+                        events[conversation_id],
+                        reviewer,
+                        rubric,
+                        conversation_id=conversation_id,
+                        agent_id=agent_id,
+                    )
+                )
     QAReview.objects.bulk_create(reviews)
     for reviewer_id, count in load.items():
         notification_create(
@@ -266,16 +279,25 @@ def _least_loaded(pool: list[User], load: Mapping[int, int], rng: random.Random)
     return rng.choice([user for user in pool if load.get(user.pk, 0) == lowest])
 
 
-def _sample_review(sample: QASample, event: Event, reviewer: User, rubric: Rubric) -> QAReview:
+def _sample_review(
+    sample: QASample,
+    event: Event,
+    reviewer: User,
+    rubric: Rubric,
+    *,
+    conversation_id: int,
+    agent_id: int,
+) -> QAReview:
+    """A pending review of the solve ``event`` (of ``conversation_id`` by ``agent_id``)."""
     return QAReview(
         kind=QAReview.Kind.SAMPLE,
         sample=sample,
-        conversation_id=event.conversation_id,
+        conversation_id=conversation_id,
         solve_event=event,
         solved_at=event.occurred_at,
         channel_kind=event.channel_kind,
         team_id=event.team_id,
-        agent_id=event.agent_id,
+        agent_id=agent_id,
         reviewer=reviewer,
         rubric=rubric,
     )
@@ -314,8 +336,15 @@ def qa_review_replace(*, review: QAReview, actor: User, reason: str) -> QAReview
     if not candidates:
         raise Conflict("This agent has no other solved conversation that week to review instead.")
     rng = random.Random(f"{sample.seed}:replace:{review.pk}")
-    event = events[rng.choice(candidates)]
-    replacement = _sample_review(sample, event, review.reviewer, review.rubric)
+    picked = rng.choice(candidates)
+    replacement = _sample_review(
+        sample,
+        events[picked],
+        review.reviewer,
+        review.rubric,
+        conversation_id=picked,
+        agent_id=review.agent_id,
+    )
     replacement.save()
     review.state = QAReview.State.REPLACED
     review.replaced_reason = reason[:500]
@@ -467,7 +496,7 @@ def calibration_create(
         .order_by("-occurred_at", "-id")
         .first()
     )
-    if event is None:
+    if event is None or event.agent_id is None:  # the filter wants an agent
         raise ApplicationError("Calibrate on a solved conversation.")
     people = sorted(
         {user.pk: user for user in reviewers if user.pk != event.agent_id}.values(),

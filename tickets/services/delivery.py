@@ -194,12 +194,14 @@ def chat_session_latest(conversation: Conversation, channel: Channel | None) -> 
 
 
 def _thread_key_for_reply(message: Message) -> str:
-    if message.channel_id is None:
-        return ""
+    # The customer's messages on the reply's channel (or with no channel, as the reply).
+    same_channel = (
+        Q(channel__isnull=True) if message.channel_id is None else Q(channel_id=message.channel_id)
+    )
     return (
         Message.objects.filter(
+            same_channel,
             conversation_id=message.conversation_id,
-            channel_id=message.channel_id,
             direction=Direction.INBOUND,
         )
         .exclude(thread_key="")
