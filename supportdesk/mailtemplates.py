@@ -96,9 +96,9 @@ DEFAULTS: dict[str, TemplateDefault] = {
     MailTemplateKey.SURVEY: TemplateDefault(
         subject="Did we resolve your request?",
         body=(
-            "Hello {customer.first_name},\n\n"
-            "{agent.first_name} helped you with “{conversation.subject}”. "
-            "Did we resolve your request? One click answers:"
+            "Hello,\n\n"
+            "{agent.first_name} marked your request “{conversation.subject}” as solved. "
+            "Only you can tell us whether it really is."
         ),
         variables={
             **_CUSTOMER_VARIABLES,
@@ -108,9 +108,9 @@ DEFAULTS: dict[str, TemplateDefault] = {
     MailTemplateKey.SURVEY_REMINDER: TemplateDefault(
         subject="Reminder: Did we resolve your request?",
         body=(
-            "Hello {customer.first_name},\n\n"
-            "a few days ago {agent.first_name} helped you with “{conversation.subject}”. "
-            "Did we resolve your request? One click answers:"
+            "Hello,\n\n"
+            "A few days ago we asked how your request went. If you have a moment, your answer "
+            "helps us see what really happened."
         ),
         variables={
             **_CUSTOMER_VARIABLES,
@@ -152,6 +152,16 @@ class RenderedMail:
 def mail_template_for(*, key: str, language: str = "") -> tuple[str, str]:
     """(subject, body) an admin stored for ``key`` in ``language`` or the default language, else
     the built-in wording. One query."""
+    stored = mail_template_stored(key=key, language=language)
+    if stored is not None:
+        return stored
+    fallback = DEFAULTS[key]
+    return fallback.subject, fallback.body
+
+
+def mail_template_stored(*, key: str, language: str = "") -> tuple[str, str] | None:
+    """(subject, body) an admin stored for ``key`` in ``language`` (or its base language, or
+    the default language); None when there is none. One query."""
     requested = language.lower()
     languages: list[str] = []
     for code in (requested, requested.partition("-")[0], default_language()):
@@ -164,8 +174,7 @@ def mail_template_for(*, key: str, language: str = "") -> tuple[str, str]:
         row = rows.get(code)
         if row is not None:
             return row.subject, row.body
-    fallback = DEFAULTS[key]
-    return fallback.subject, fallback.body
+    return None
 
 
 def mail_render(

@@ -691,3 +691,36 @@ def test_an_unknown_client_gets_401(mailbox):
 
 def test_make_staff_signature_default_is_empty(db):
     assert make_staff("x@desk.example", role="agent", teams=[]).signature == ""
+
+
+def test_the_survey_email_uses_the_stored_wording_and_keeps_its_answer_links(
+    mailbox, agent_a, admin_user
+):
+    from surveys.services import survey_settings_update, surveys_send_due
+    from tickets.services import conversation_solve
+
+    mail_template_save(
+        key="survey",
+        language="en",
+        subject="How did {agent.first_name} do?",
+        body="Hi {customer.first_name}, about “{conversation.subject}”: {{ survey.token }}",
+        actor=admin_user,
+    )
+    survey_settings_update(min_days_between=0, delay_minutes=0)
+    conversation = inbound(
+        mailbox, sender="Jane Doe <jane@example.com>", to="help@desk.example", subject="Lamp"
+    )
+    conversation_reply(conversation=conversation, author=agent_a, body="Fixed")
+    conversation_solve(conversation=conversation, actor=agent_a)
+    mail.outbox.clear()
+
+    surveys_send_due()
+
+    (sent,) = mail.outbox
+    assert sent.subject == f"How did Alice do? [#{conversation.pk}]"
+    assert sent.body.startswith(
+        "Hi Jane, about “Lamp”: {{ survey.token }}\n\nWas your issue resolved?"
+    )
+    assert "/s/" in sent.body  # the answer links stay
+    html = sent.alternatives[0][0]
+    assert "Hi Jane, about “Lamp”: {{ survey.token }}" in html
