@@ -131,9 +131,9 @@ DEFAULTS: dict[str, TemplateDefault] = {
 }
 
 SIGNATURE_VARIABLES = {
-    "agent.name": "Your full name",
-    "agent.first_name": "Your first name",
-    "agent.email": "Your login address",
+    "agent.name": "The replying agent's full name",
+    "agent.first_name": "The replying agent's first name",
+    "agent.email": "The replying agent's login address",
     "channel.name": "The mailbox the reply goes out from",
     "channel.address": "That mailbox's address",
     "desk.name": "The desk's name",

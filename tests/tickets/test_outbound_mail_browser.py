@@ -72,3 +72,42 @@ def test_agent_replies_with_a_file_and_copies_from_the_conversation_page(
     entry.scroll_into_view_if_needed()
     screenshot(page, "reply-with-copies-and-file")
     assert problems == []
+
+
+def test_admin_edits_the_acknowledgement_with_a_live_preview(page, live_server, admin_user):
+    from supportdesk.models import MailTemplate
+
+    problems = watch_console(page)
+    mailbox = channel_create_or_update(
+        kind="email", name="Help inbox", team_name="Team A", address="help@desk.example"
+    )
+    login(page, live_server, admin_user)
+
+    # The mailbox's sending settings: turn the acknowledgement on
+    page.goto(f"{live_server.url}/settings/sending/")
+    page.get_by_role("link", name="Edit").click()
+    page.get_by_label("Sender name").fill("Example Help")
+    page.get_by_label("Acknowledge new conversations").check()
+    screenshot(page, "sending-settings")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".messages")).to_contain_text("Sending settings of Help inbox saved")
+    mailbox.refresh_from_db()
+    assert (mailbox.from_name, mailbox.acknowledge) == ("Example Help", True)
+
+    # Its wording, in Spanish, previewed as typed
+    page.goto(f"{live_server.url}/settings/email-templates/")
+    page.get_by_role("row", name="Acknowledgement").get_by_role("link", name="Edit").click()
+    page.get_by_label("Language").fill("es")
+    page.get_by_label("Subject").fill("Recibido: {conversation.subject}")
+    page.get_by_label("Text").fill("Hola **{customer.first_name}**, {{ nada }}")
+    preview = page.locator("#mail-preview")
+    expect(preview).to_contain_text("Recibido: My order has not arrived")
+    expect(preview.locator(".mail-preview-html strong")).to_have_text("Jane")
+    expect(preview).to_contain_text("{{ nada }}")
+    screenshot(page, "email-template-editor")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".messages")).to_contain_text("Saved (es)")
+    assert list(MailTemplate.objects.values_list("language", "subject", "body")) == [
+        ("es", "Recibido: {conversation.subject}", "Hola **{customer.first_name}**, {{ nada }}")
+    ]
+    assert problems == []
