@@ -13,6 +13,10 @@ class SupportdeskConfig(AppConfig):
         extensions.register_nav(
             "Audit log", "audit-log", roles={"manager", "admin"}, order=90, more=True
         )
+        extensions.register_nav("My signature", "signature", order=95, more=True)
+        extensions.register_nav(
+            "Email templates", "mail-templates", roles={"admin"}, order=96, more=True
+        )
 
         # Directories the embedded defaults write to (SQLite, filesystem broker, mail files).
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)

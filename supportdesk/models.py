@@ -85,6 +85,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     # Django admin access; kept equal to ``role == admin`` by ``staff_create_or_update``.
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
+    # Appended to the agent's email replies; {variables} as in supportdesk.mailtemplates.
+    signature = models.TextField(blank=True, max_length=2000)
 
     objects: ClassVar[UserManager] = UserManager()
 
@@ -240,6 +242,7 @@ class SentMailKind(models.TextChoices):
     REPLY = "reply", "Agent reply"
     SURVEY = "survey", "Survey"
     SURVEY_REMINDER = "survey_reminder", "Survey reminder"
+    ACKNOWLEDGEMENT = "acknowledgement", "Acknowledgement"
 
 
 class SentMail(models.Model):
@@ -295,6 +298,10 @@ class AuditAction(models.TextChoices):
     SURVEY_SETTINGS_CHANGED = "survey_settings.changed", "Survey settings changed"
     SCORECARDS_RECOMPUTE = "scorecards.recompute", "Scorecard recompute requested"
     TARGET_CHANGED = "target.changed", "Target changed"
+    MAIL_TEMPLATE_SAVED = "mail_template.saved", "Email template saved"
+    MAIL_TEMPLATE_RESET = "mail_template.reset", "Email template reset"
+    SIGNATURE_CHANGED = "signature.changed", "Email signature changed"
+    CHANNEL_MAIL_CHANGED = "channel.mail_changed", "Mailbox sending settings changed"
 
 
 class AuditEntry(models.Model):
@@ -340,3 +347,43 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.action} {self.summary}"
+
+
+class MailTemplateKey(models.TextChoices):
+    ACKNOWLEDGEMENT = "acknowledgement", "Acknowledgement (we got your message)"
+    SURVEY = "survey", "Resolution survey"
+    SURVEY_REMINDER = "survey_reminder", "Resolution survey reminder"
+    STAFF_NOTIFICATION = "staff_notification", "Staff notification"
+
+
+class MailTemplate(TimeStampedModel):
+    """An admin's wording of one automatic email, one row per language.
+
+    No row means the built-in wording (``supportdesk.mailtemplates.DEFAULTS``); a language
+    without a row falls back to ``settings.LANGUAGE_CODE``'s row, then to the built-in one.
+    The text is rendered by ``mailtemplates.render`` (plain ``{variable}`` substitution only).
+    """
+
+    Key = MailTemplateKey
+
+    key = models.CharField(max_length=30, choices=Key.choices)
+    # A language code ("en", "pt-br"); the customers' languages come with their own feature.
+    language = models.CharField(max_length=10)
+    subject = models.CharField(max_length=300)
+    body = models.TextField(max_length=20_000)
+    updated_by = models.ForeignKey(
+        "User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["key", "language"]
+        constraints = [
+            # mail_template_for: one wording per template and language.
+            models.UniqueConstraint(
+                fields=["key", "language"], name="supportdesk_mailtemplate_unique_key_language"
+            ),
+            choices_check("key", MailTemplateKey, name="supportdesk_mailtemplate_key_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.language})"

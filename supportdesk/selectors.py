@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from supportdesk.models import AuditEntry, Notification, User
+from supportdesk.models import AuditEntry, MailTemplate, Notification, User
 
 
 def notification_unread_count(*, user: User) -> int:
@@ -25,3 +25,12 @@ def audit_list_for_user(*, user: User, action: str = "") -> QuerySet[AuditEntry]
     if user.is_manager:
         return entries.filter(team__in=user.teams.all())
     return entries.none()
+
+
+def mail_template_list_all() -> list[MailTemplate]:
+    """Every stored template wording (a handful of rows: keys times languages)."""
+    return list(MailTemplate.objects.select_related("updated_by").order_by("key", "language"))
+
+
+def mail_template_get(*, key: str, language: str) -> MailTemplate | None:
+    return MailTemplate.objects.filter(key=key, language=language).first()

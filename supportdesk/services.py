@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 import time
 from collections.abc import Iterable
 from datetime import timedelta
@@ -15,11 +16,13 @@ from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from supportdesk import request_context
+from supportdesk import mailtemplates, request_context
+from supportdesk.errors import ApplicationError
 from supportdesk.models import (
     ApiToken,
     AuditEntry,
     IdempotencyKey,
+    MailTemplate,
     Notification,
     OutboxItem,
     SentMail,
@@ -354,10 +357,22 @@ def notification_email_send(*, notification_id: int) -> bool:
         )
         return False
     link = f"{settings.SITE_URL}{notification.url}" if notification.url else settings.SITE_URL
-    body = f"{notification.body}\n\n{link}\n" if notification.body else f"{link}\n"
+    subject, template = mailtemplates.mail_template_for(key=MailTemplate.Key.STAFF_NOTIFICATION)
+    rendered = mailtemplates.mail_render(
+        subject=subject,
+        body=template,
+        variables={
+            "notification.title": notification.title,
+            "notification.body": notification.body,
+            "notification.link": link,
+            "recipient.name": str(notification.recipient),
+            "desk.name": mailtemplates.desk_name(),
+        },
+        html=False,
+    )
     message = EmailMessage(
-        subject=notification.title.replace("\r", " ").replace("\n", " "),
-        body=body,
+        subject=rendered.subject,
+        body=f"{rendered.text}\n",
         to=[notification.recipient.email],
         headers={"Auto-Submitted": "auto-generated"},
     )
@@ -460,3 +475,68 @@ def sent_mail_exists(*, address: str, message_ids: Iterable[str]) -> bool:
         bool(ids)
         and SentMail.objects.filter(address=address.strip().lower(), message_id__in=ids).exists()
     )
+
+
+@transaction.atomic
+def mail_template_save(
+    *, key: str, language: str, subject: str, body: str, actor: User
+) -> MailTemplate:
+    """Store an admin's wording of an automatic email for one language (insert or replace).
+
+    Validates only shape (known key, a language code, non-empty subject and body); what the text
+    may do is limited by the renderer (``supportdesk.mailtemplates``), not by checking it here.
+    Records an audit entry with the subject (the body may be long).
+    """
+    if key not in MailTemplate.Key.values:
+        raise ApplicationError(f"There is no template {key!r}.")
+    language = language.strip().lower()
+    if not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]{2,8})?", language):
+        raise ApplicationError("The language is a code such as en, es or pt-br.")
+    subject = " ".join(subject.split())
+    body = body.strip()
+    if not subject or not body:
+        raise ApplicationError("A template needs a subject and a body.")
+    template, created = MailTemplate.objects.update_or_create(
+        key=key,
+        language=language,
+        defaults={"subject": subject[:300], "body": body[:20_000], "updated_by": actor},
+    )
+    audit_record(
+        action=AuditEntry.Action.MAIL_TEMPLATE_SAVED,
+        target=template,
+        summary=f"{'Added' if created else 'Changed'} the {key} email ({language}): {subject[:120]}",
+        actor=actor,
+        details={"key": key, "language": language, "created": created},
+    )
+    return template
+
+
+@transaction.atomic
+def mail_template_reset(*, key: str, language: str, actor: User) -> bool:
+    """Delete the stored wording for ``key`` in ``language``: the fallback applies again."""
+    deleted, _ = MailTemplate.objects.filter(key=key, language=language.strip().lower()).delete()
+    if deleted:
+        audit_record(
+            action=AuditEntry.Action.MAIL_TEMPLATE_RESET,
+            target=("MailTemplate", 0),
+            summary=f"Reset the {key} email ({language}) to the fallback wording",
+            actor=actor,
+            details={"key": key, "language": language},
+        )
+    return bool(deleted)
+
+
+@transaction.atomic
+def user_signature_update(*, user: User, signature: str, actor: User) -> User:
+    """Set ``user``'s email signature (agents set their own; admins anyone's)."""
+    if actor.pk != user.pk and not actor.is_admin:
+        raise ApplicationError("Only admins change someone else's signature.")
+    user.signature = signature.strip()[:2000]
+    user.save(update_fields=["signature"])
+    audit_record(
+        action=AuditEntry.Action.SIGNATURE_CHANGED,
+        target=user,
+        summary=f"Changed the email signature of {user.email}",
+        actor=actor,
+    )
+    return user

@@ -129,6 +129,9 @@ SITE_URL = env("SITE_URL", "http://localhost:8000").rstrip("/")
 SUPPORT_EMAIL = env("SUPPORT_EMAIL", "support@supportdesk.localhost").lower()
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", f"Support <{SUPPORT_EMAIL}>")
 SERVER_EMAIL = SUPPORT_EMAIL
+# The desk's name in the From of outgoing mail ("Alice via Example Support"); a channel may
+# override it (Channel.from_name).
+DESK_NAME = env("DESK_NAME", "Support")
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -188,3 +188,24 @@ def without_higher_apps(monkeypatch):
 
     monkeypatch.setattr(extensions, "_panels", defaultdict(list))
     monkeypatch.setattr(extensions, "_annotators", {})
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real SMTP server on a free loopback port; the desk's outbound mail goes to it."""
+    from tests.smtp import SmtpSink
+
+    sink = SmtpSink()
+    sink.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = sink.port
+    settings.EMAIL_HOST_USER = ""
+    settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_USE_SSL = False
+    settings.EMAIL_TIMEOUT = 10
+    try:
+        yield sink
+    finally:
+        sink.stop()

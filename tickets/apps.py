@@ -6,4 +6,9 @@ class TicketsConfig(AppConfig):
     verbose_name = "Conversations"
 
     def ready(self) -> None:
+        from supportdesk import extensions
         from tickets import receivers  # noqa: F401  (anymail's inbound signal)
+
+        extensions.register_nav(
+            "Sending settings", "workspace:sending", roles={"admin"}, order=97, more=True
+        )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from django import forms
 
 from tickets.models import ChannelKind, Conversation, Identity
@@ -35,11 +38,33 @@ class QueueFilterForm(forms.Form):
     after = forms.CharField(required=False, max_length=100)
 
 
+def _addresses(value: str) -> list[str]:
+    """Addresses typed into one field, separated by commas, semicolons or spaces."""
+    return [part for part in re.split(r"[\s,;]+", value or "") if part]
+
+
 class ReplyForm(forms.Form):
     body = forms.CharField(max_length=50_000, label="Reply", strip=True)
     channel = forms.ChoiceField(choices=REPLY_CHANNELS, required=False, label="Reply on")
     internal = forms.BooleanField(required=False)
     seen_up_to = forms.IntegerField(min_value=0, required=False, max_value=PK_MAX)
+    # Reply-all: the participants ticked in the composer (name="cc", repeated).
+    cc = forms.MultipleChoiceField(required=False, choices=[])
+    cc_more = forms.CharField(required=False, max_length=5000, label="Cc")
+    bcc = forms.CharField(required=False, max_length=5000, label="Bcc")
+
+    def __init__(self, *args: Any, participants: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Ticked boxes are checked by the service like typed addresses; any address is allowed.
+        self.fields["cc"] = forms.MultipleChoiceField(
+            required=False, choices=[(p, p) for p in participants or []]
+        )
+
+    def copies(self) -> tuple[list[str], list[str]]:
+        """(cc, bcc) as typed and ticked; the service normalises and refuses bad addresses."""
+        data = self.cleaned_data
+        cc = [*data.get("cc", []), *_addresses(data.get("cc_more", ""))]
+        return cc, _addresses(data.get("bcc", ""))
 
 
 class AssignForm(forms.Form):
@@ -80,3 +105,11 @@ class ChatStartForm(forms.Form):
 
 class ChatMessageForm(forms.Form):
     body = forms.CharField(max_length=5000, label="Message", strip=True)
+
+
+class ChannelSendingForm(forms.Form):
+    from_name = forms.CharField(required=False, max_length=100, label="Sender name")
+    signature = forms.CharField(
+        required=False, max_length=2000, label="Mailbox signature", widget=forms.Textarea
+    )
+    acknowledge = forms.BooleanField(required=False, label="Acknowledge new conversations")

@@ -109,6 +109,13 @@ class Channel(TimeStampedModel):
     # Chat and social channels: where agent replies are delivered as signed webhooks.
     webhook_url = models.URLField(blank=True)
     is_active = models.BooleanField(default=True)
+    # Email channels: the desk's name in From ("Alice via <from_name>"); blank: DESK_NAME.
+    from_name = models.CharField(max_length=100, blank=True)
+    # Email channels: appended to every reply after the agent's own signature ({variables}).
+    signature = models.TextField(blank=True, max_length=2000)
+    # Email channels: answer a new conversation with the acknowledgement template (never
+    # automated mail, never past the per-address cap: tickets.services.acknowledgement).
+    acknowledge = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["kind", "name"]
@@ -361,6 +368,18 @@ class Message(models.Model):
     # An address the sender typed (the built-in /chat/ page) but never proved: shown to agents as
     # unverified, never used to find a customer or a conversation.
     claimed_email = models.EmailField(max_length=320, blank=True)
+    # Email: the Cc addresses (inbound: as the sender copied them; outbound: as the agent sent
+    # them). Bcc: outbound only, never shown to the customer.
+    cc = models.JSONField(default=list, blank=True)
+    bcc = models.JSONField(default=list, blank=True)
+    # Inbound from someone copied on the conversation (not its customer): who wrote.
+    participant = models.ForeignKey(
+        "ConversationParticipant",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="messages",
+    )
 
     class Meta:
         ordering = ["sent_at", "id"]
@@ -409,6 +428,44 @@ class Message(models.Model):
     @property
     def is_public(self) -> bool:
         return self.direction != self.Direction.NOTE
+
+
+class ParticipantSource(models.TextChoices):
+    COPIED = "copied", "Copied by the customer"
+    AGENT = "agent", "Copied by an agent"
+    WROTE = "wrote", "Wrote in"
+
+
+class ConversationParticipant(models.Model):
+    """Someone besides the customer on an email conversation (a colleague they copied).
+
+    Offered for reply-all in the composer; their mail threads into the conversation (as the
+    customer's would) and is stored as theirs without making them a customer.
+    """
+
+    Source = ParticipantSource
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="participants"
+    )
+    # Lower-cased (tickets.identities.normalise_email).
+    email = models.CharField(max_length=320)
+    name = models.CharField(max_length=200, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            # participants_add: one row per address and conversation (upsert on this).
+            models.UniqueConstraint(
+                fields=["conversation", "email"], name="tickets_participant_unique_email"
+            ),
+            choices_check("source", ParticipantSource, name="tickets_participant_source_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>" if self.name else self.email
 
 
 def _attachment_path(instance: Attachment, filename: str) -> str:

@@ -20,8 +20,10 @@ from tickets.identities import normalise_email, normalise_phone, normalise_socia
 from tickets.models import (
     Attachment,
     Channel,
+    ChannelKind,
     Contact,
     Conversation,
+    ConversationParticipant,
     ConversationViewer,
     Customer,
     CustomerMerge,
@@ -102,7 +104,9 @@ def conversation_get_for_user(*, user: User, pk: Any, for_detail: bool = False) 
         qs = qs.prefetch_related(
             Prefetch(
                 "messages",
-                queryset=Message.objects.select_related("author", "identity", "contact")
+                queryset=Message.objects.select_related(
+                    "author", "identity", "contact", "participant"
+                )
                 .prefetch_related(
                     Prefetch("attachments", queryset=Attachment.objects.order_by("id"))
                 )
@@ -113,6 +117,15 @@ def conversation_get_for_user(*, user: User, pk: Any, for_detail: bool = False) 
         return qs.get(pk=int(pk))
     except (Conversation.DoesNotExist, ValueError, TypeError) as exc:
         raise Http404("No such conversation.") from exc
+
+
+def conversation_participants(*, conversation: Conversation) -> list[ConversationParticipant]:
+    """The people copied on a conversation, offered for reply-all (one query)."""
+    return list(
+        ConversationParticipant.objects.filter(conversation=conversation).order_by(
+            "created_at", "id"
+        )
+    )
 
 
 def customer_visible_to(*, user: User, pk: int) -> bool:
@@ -540,3 +553,10 @@ def customer_id_by_handle(*, handle: str) -> int | None:
 def chat_channel_for_page() -> Channel | None:
     """The channel the built-in /chat/ page feeds: the first active chat channel."""
     return Channel.objects.filter(kind="chat", is_active=True).order_by("pk").first()
+
+
+def email_channel_list() -> list[Channel]:
+    """Email channels for the sending-settings page (a handful of rows)."""
+    return list(
+        Channel.objects.filter(kind=ChannelKind.EMAIL).select_related("team").order_by("name")
+    )

@@ -11,6 +11,7 @@ from django.db import OperationalError
 
 from tickets.services import (
     WebhookRejected,
+    acknowledgement_send,
     conversations_close_solved,
     message_delivery_failed,
     message_email_send,
@@ -56,5 +57,17 @@ def message_webhook_send_task(self: Task[[int], None], message_id: int) -> None:
     except (OSError, ValueError) as exc:
         if self.max_retries is not None and self.request.retries >= self.max_retries:
             message_delivery_failed(message_id=message_id, error=f"gave up after retries: {exc}")
+            return
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+
+
+@shared_task(bind=True, acks_late=True, max_retries=8, ignore_result=True)
+def acknowledgement_send_task(self: Task[[int], None], message_id: int) -> None:
+    """The mailbox's "we got your message"; retried on transient SMTP errors, never resent."""
+    try:
+        acknowledgement_send(message_id=message_id)
+    except _TRANSIENT as exc:
+        if self.max_retries is not None and self.request.retries >= self.max_retries:
+            logger.warning("acknowledgement of message %s not sent: %s", message_id, exc)
             return
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc

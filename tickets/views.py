@@ -11,8 +11,10 @@ import contextlib
 import secrets
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import (
     FileResponse,
     Http404,
@@ -21,6 +23,7 @@ from django.http import (
     HttpResponseBadRequest,
 )
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.clickjacking import xframe_options_sameorigin
@@ -29,11 +32,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from supportdesk import extensions
 from supportdesk.errors import ApplicationError
 from supportdesk.http import HtmxRequest, StaffRequest
+from supportdesk.mailtemplates import SIGNATURE_VARIABLES
 from supportdesk.security import keep_own_csp, ratelimit
 from tickets import selectors, services
 from tickets.emails import sanitize_html
 from tickets.forms import (
     AssignForm,
+    ChannelSendingForm,
     ChatMessageForm,
     ChatStartForm,
     LinkIdentityForm,
@@ -155,6 +160,9 @@ def _conversation_context(request: StaffRequest, conversation: Conversation) -> 
         "teams": selectors.team_list_for_user(user=request.user),
         "move_targets": [c for c in panel["other_conversations"] if c.is_active],
         "link_form": LinkIdentityForm(),
+        "participants": selectors.conversation_participants(conversation=conversation),
+        "cc_ticked": set(),
+        "attachment_max_bytes": settings.ATTACHMENT_MAX_BYTES,
         **panel,
     }
 
@@ -187,10 +195,29 @@ def _refused(request: StaffRequest, pk: int, exc: ApplicationError) -> HttpRespo
 def conversation_reply(request: StaffRequest, pk: int) -> HttpResponse:
     """Send a reply or add an internal note. Held (409) if the customer wrote since page load."""
     conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
-    form = ReplyForm(request.POST)
+    participants = selectors.conversation_participants(conversation=conversation)
+    form = ReplyForm(request.POST, participants=[p.email for p in participants])
     if not form.is_valid():
-        return _reply_refused(request, pk, form, "Write something before sending.", status=400)
+        error = (
+            "Write something before sending."
+            if "body" in form.errors
+            else " ".join(str(e) for errors in form.errors.values() for e in errors)
+        )
+        return _reply_refused(request, pk, form, error, status=400)
     data = form.cleaned_data
+    cc, bcc = form.copies()
+    files = request.FILES.getlist("attachments")
+    limit = settings.ATTACHMENT_MAX_BYTES
+    too_big = next((f for f in files if (f.size or 0) > limit), None)
+    if too_big is not None:
+        return _reply_refused(
+            request,
+            pk,
+            form,
+            f"{too_big.name} is {filesizeformat(too_big.size or 0)}; files up to "
+            f"{filesizeformat(limit)} can be attached. Nothing was sent.",
+            status=413,
+        )
     try:
         message = services.conversation_reply(
             conversation=conversation,
@@ -199,6 +226,16 @@ def conversation_reply(request: StaffRequest, pk: int) -> HttpResponse:
             channel_kind=None if data["internal"] else (data["channel"] or None),
             internal=data["internal"],
             seen_up_to=data["seen_up_to"],
+            cc=[] if data["internal"] else cc,
+            bcc=[] if data["internal"] else bcc,
+            attachments=[
+                services.OutboundFile(
+                    filename=f.name or "attachment",
+                    content_type=f.content_type or "application/octet-stream",
+                    content=f.read(),
+                )
+                for f in files
+            ],
         )
     except services.ReplyHeld as exc:
         return _reply_refused(request, pk, form, str(exc), status=409, held=True)
@@ -227,8 +264,11 @@ def _reply_refused(
         initial={
             "body": request.POST.get("body", ""),
             "channel": request.POST.get("channel") or context["default_channel"],
+            "cc_more": request.POST.get("cc_more", ""),
+            "bcc": request.POST.get("bcc", ""),
         }
     )
+    context["cc_ticked"] = set(request.POST.getlist("cc"))
     context["reply_error"] = error
     context["reply_held"] = held
     return render(request, "tickets/conversation.html", context, status=status)
@@ -654,3 +694,64 @@ def chat_transcript(request: HttpRequest) -> HttpResponse:
 def chat_end(request: HttpRequest) -> HttpResponse:
     request.session.pop(CHAT_SESSION_KEY, None)
     return redirect("workspace:chat")
+
+
+# --- Sending settings of email channels (admins) ------------------------------------------------
+
+
+def _require_admin(request: StaffRequest) -> None:
+    if not request.user.is_admin:
+        raise PermissionDenied("Only admins change how mailboxes send.")
+
+
+@login_required
+@require_GET
+def channel_sending_list(request: StaffRequest) -> HttpResponse:
+    """Every email channel with its sender name, signature and acknowledgement switch."""
+    _require_admin(request)
+    return render(
+        request,
+        "tickets/sending.html",
+        {"channels": selectors.email_channel_list(), "desk_name": settings.DESK_NAME},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def channel_sending_edit(request: StaffRequest, pk: int) -> HttpResponse:
+    _require_admin(request)
+    channel = next((c for c in selectors.email_channel_list() if c.pk == pk), None)
+    if channel is None:
+        raise Http404("No such email channel.")
+    status = 200
+    if request.method == "POST":
+        form = ChannelSendingForm(request.POST)
+        if form.is_valid():
+            services.channel_mail_settings_update(
+                channel=channel,
+                from_name=form.cleaned_data["from_name"],
+                signature=form.cleaned_data["signature"],
+                acknowledge=form.cleaned_data["acknowledge"],
+                actor=request.user,
+            )
+            messages.success(request, f"Sending settings of {channel.name} saved.")
+            return redirect("workspace:sending")
+        status = 400
+    else:
+        form = ChannelSendingForm(
+            initial={
+                "from_name": channel.from_name,
+                "signature": channel.signature,
+                "acknowledge": channel.acknowledge,
+            }
+        )
+    agent = request.user
+    from_name = form["from_name"].value() or settings.DESK_NAME
+    context = {
+        "channel": channel,
+        "form": form,
+        "from_preview": f"{agent.full_name or agent.email} via {from_name} "
+        f"<{services.sender_address(channel)}>",
+        "variables": sorted(SIGNATURE_VARIABLES.items()),
+    }
+    return render(request, "tickets/sending_edit.html", context, status=status)

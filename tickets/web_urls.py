@@ -37,6 +37,8 @@ urlpatterns = [
     ),
     path("customers/<int:pk>/merge/", views.customer_merge, name="customer-merge"),
     path("merges/<int:pk>/undo/", views.merge_undo, name="merge-undo"),
+    path("settings/sending/", views.channel_sending_list, name="sending"),
+    path("settings/sending/<int:pk>/", views.channel_sending_edit, name="sending-edit"),
     path("chat/", views.chat_page, name="chat"),
     path("chat/transcript/", views.chat_transcript, name="chat-transcript"),
     path("chat/end/", views.chat_end, name="chat-end"),

@@ -12,7 +12,8 @@ from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from supportdesk.models import SentMail
+from supportdesk import mailtemplates
+from supportdesk.models import MailTemplate, SentMail
 from supportdesk.services import (
     automatic_mail_claim,
     automatic_mail_release,
@@ -274,6 +275,20 @@ def surveys_remind_due(*, now: datetime | None = None, limit: int = 200) -> int:
     return sent
 
 
+def _survey_variables(survey: Survey) -> dict[str, str]:
+    conversation = survey.conversation
+    customer = conversation.customer
+    return {
+        "customer.name": customer.name or survey.email,
+        "customer.first_name": mailtemplates.first_word(customer.name),
+        "conversation.id": str(conversation.pk),
+        "conversation.subject": conversation.subject,
+        "channel.name": "",
+        "desk.name": mailtemplates.desk_name(),
+        "agent.first_name": survey.agent.first_name if survey.agent else "",
+    }
+
+
 def _survey_email(survey: Survey, *, reminder: bool) -> EmailMultiAlternatives:
     conversation = survey.conversation
     context = {
@@ -288,10 +303,22 @@ def _survey_email(survey: Survey, *, reminder: bool) -> EmailMultiAlternatives:
         "unsubscribe_url": survey_unsubscribe_url(survey),
     }
     subject = "Did we resolve your request?"
-    if conversation.subject:
-        subject = f"{subject} {tokens.subject_tag(conversation.pk)}"
     if reminder:
         subject = f"Reminder: {subject}"
+    # An admin's wording (Email templates) replaces the greeting, the first paragraph and the
+    # subject; the question, the answer links and the unsubscribe link always stay.
+    stored = mailtemplates.mail_template_stored(
+        key=MailTemplate.Key.SURVEY_REMINDER if reminder else MailTemplate.Key.SURVEY
+    )
+    if stored is not None:
+        rendered = mailtemplates.mail_render(
+            subject=stored[0], body=stored[1], variables=_survey_variables(survey)
+        )
+        subject = rendered.subject or subject
+        context["intro_text"] = rendered.text
+        context["intro_html"] = rendered.html
+    if conversation.subject:
+        subject = f"{subject} {tokens.subject_tag(conversation.pk)}"
     headers = {
         "Auto-Submitted": "auto-generated",
         "X-Auto-Response-Suppress": "All",

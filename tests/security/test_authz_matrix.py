@@ -167,6 +167,10 @@ def _path_value(world: World, op: Op, team: str, role: str) -> Any:
         return side.token
     if op.obj == "rule":
         return world.checkin_rule.pk
+    if op.obj == "template":
+        return "acknowledgement"
+    if op.obj == "mail_channel":
+        return side.channels["email"].pk
     value = getattr(side, op.obj)
     return value.pk
 

@@ -645,6 +645,8 @@ def test_conversation_detail_has_the_timeline_of_all_channels(api_a, agent_a, ch
             "contact": {"id": inbound.contact_id, "reason": "first", "channel": "email"},
             "call": None,
             "attachments": [],
+            "cc": [],
+            "bcc": [],
         },
         {
             "id": note.pk,
@@ -667,6 +669,8 @@ def test_conversation_detail_has_the_timeline_of_all_channels(api_a, agent_a, ch
             "contact": None,
             "call": None,
             "attachments": [],
+            "cc": [],
+            "bcc": [],
         },
     ]
     # the call went to its own conversation (a different customer then); its detail has call data

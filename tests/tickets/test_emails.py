@@ -77,6 +77,10 @@ def test_plain_text_thunderbird_message_is_parsed_completely():
         bounce_recipients=(),
         bounce_original_message_ids=(),
         attachments=(),
+        copied=(
+            ("Support", "support@desk.example"),
+            ("Schmidt, Jonas", "jonas.schmidt@example.de"),
+        ),
     )
 
 

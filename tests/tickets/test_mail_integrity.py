@@ -515,3 +515,114 @@ def test_a_notification_title_cannot_add_headers(
     assert "bcc" not in names
     assert "x-injected" not in names
     assert mail.outbox[0].recipients() == [agent_a.email]
+
+
+# --- People copied on a conversation: recognised, never a new customer, never a way in ----------
+
+
+def test_a_colleague_the_customer_copied_threads_as_a_participant_not_a_new_customer(channels):
+    first = inbound(
+        channels["email"],
+        sender="jane@example.com",
+        message_id="<jane-cc-1@mail.example.com>",
+        extra_headers={"Cc": "Sam <sam@example.com>"},
+    )
+    customers = Customer.objects.count()
+
+    sam = inbound(
+        channels["email"],
+        sender="sam@example.com",
+        in_reply_to="<jane-cc-1@mail.example.com>",
+        subject=f"Re: My order has not arrived [#{first['conversation_id']}]",
+    )
+
+    assert sam == {**first, "message_id": sam["message_id"]}
+    assert Customer.objects.count() == customers
+    assert not Identity.objects.filter(value="sam@example.com").exists()
+    stored = Message.objects.get(pk=sam["message_id"])
+    assert (stored.participant.email, stored.identity) == ("sam@example.com", None)
+
+
+def test_a_participant_of_one_conversation_cannot_write_into_another(channels):
+    # Given: Sam is copied on Jane's conversation; Kim has her own
+    inbound(channels["email"], sender="jane@example.com", extra_headers={"Cc": "sam@example.com"})
+    kim = inbound(
+        channels["email"], sender="kim@example.com", message_id="<kim-1@mail.example.com>"
+    )
+
+    # When: Sam copies Kim's subject tag and quotes her Message-ID
+    sam = inbound(
+        channels["email"],
+        sender="sam@example.com",
+        in_reply_to="<kim-1@mail.example.com>",
+        subject=f"Re: My order has not arrived [#{kim['conversation_id']}]",
+    )
+
+    # Then: a new conversation of his own; Kim's is untouched
+    assert sam["conversation_id"] != kim["conversation_id"]
+    assert Message.objects.filter(conversation_id=kim["conversation_id"]).count() == 1
+    assert not Conversation.objects.get(pk=kim["conversation_id"]).participants.exists()
+
+
+def test_a_new_mail_from_a_participant_is_their_own_conversation(channels):
+    jane = inbound(
+        channels["email"], sender="jane@example.com", extra_headers={"Cc": "sam@example.com"}
+    )
+
+    sam = inbound(channels["email"], sender="sam@example.com", subject="Another matter")
+
+    assert sam["conversation_id"] != jane["conversation_id"]
+    assert sam["customer_id"] != jane["customer_id"]
+    assert Identity.objects.get(value="sam@example.com").customer_id == sam["customer_id"]
+
+
+@pytest.mark.parametrize(
+    "hostile_cc",
+    [
+        "sam@example.com\r\nBcc: eve@evil.example",
+        "sam@example.com, eve@evil.example",
+        "Sam <sam@example.com>",
+        "sam@example.com\nX-Injected: yes",
+    ],
+)
+def test_a_cc_cannot_add_headers_or_recipients(channels, agent_a, hostile_cc):
+    first = inbound(channels["email"], sender="jane@example.com")
+    conversation = Conversation.objects.get(pk=first["conversation_id"])
+    mail.outbox.clear()
+    client = APIClient()
+    client.force_authenticate(agent_a)
+
+    response = client.post(
+        f"/api/v1/conversations/{conversation.pk}/replies/",
+        {"body": "Hello", "cc": [hostile_cc]},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert "cc" in response.json()["detail"]
+    assert mail.outbox == []
+    assert not Message.objects.filter(conversation=conversation, direction="outbound").exists()
+
+
+def test_the_cc_of_a_reply_is_the_one_given_and_bounces_from_it_are_recognised(channels, agent_a):
+    first = inbound(channels["email"], sender="jane@example.com")
+    conversation = Conversation.objects.get(pk=first["conversation_id"])
+    mail.outbox.clear()
+
+    reply = conversation_reply(
+        conversation=conversation, author=agent_a, body="Hi", cc=["sam@example.com"]
+    )
+
+    headers = _headers(mail.outbox[0].message().as_bytes())
+    names = [name for name, _ in headers]
+    assert (names.count("to"), names.count("cc"), names.count("bcc")) == (1, 1, 0)
+    assert dict(headers)["cc"] == "sam@example.com"
+    assert mail.outbox[0].recipients() == ["jane@example.com", "sam@example.com"]
+    # Sam's mailbox bounces: the DSN names a message we sent him, so it is recognised (it
+    # threads; Sam has no identity to mark, Jane stays deliverable)
+    response = post(
+        channels["email"], dsn(recipient="sam@example.com", original_id=reply.message_id)
+    )
+    assert response.status_code == 201
+    assert Identity.objects.get(value="jane@example.com").undeliverable_at is None
+    assert SentMail.objects.filter(address="sam@example.com", message_id=reply.message_id).exists()

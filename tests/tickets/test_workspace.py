@@ -32,6 +32,7 @@ from tickets.models import (
     SavedReply,
 )
 from tickets.services import (
+    OutboundFile,
     WebhookRejected,
     channel_set_webhook,
     conversation_assign,
@@ -356,17 +357,39 @@ def test_conversation_page_runs_a_constant_number_of_queries(
     # session, user, user's teams, conversation (+customer/team/assignee), messages,
     # attachments, presence upsert, contacts, events, identities, user's teams, other
     # conversations, merges, saved replies, viewers (+user), assignable agents, teams for the
-    # assign form, unread notifications
-    expected = 18
+    # assign form, participants (reply-all), unread notifications
+    expected = 19
 
     with django_assert_num_queries(expected):
         client.get(f"/conversations/{conversation.pk}/")
     for i in range(8):
         send_chat(channels["chat"], visitor_id="v-jane", body=f"more {i}", session_id=f"s-{i}")
         conversation_reply(conversation=conversation, author=agent_a, body=f"answer {i}")
+    # Email replies with copies and files, and mail from the people copied: still constant.
+    for i in range(3):
+        conversation_reply(
+            conversation=conversation,
+            author=agent_a,
+            body=f"by email {i}",
+            channel_kind="email",
+            cc=[f"colleague{i}@example.com"],
+            attachments=[
+                OutboundFile(filename=f"f{i}.txt", content_type="text/plain", content=b"x")
+            ],
+        )
+        reply = conversation.messages.filter(channel_kind="email", direction="outbound").last()
+        send_email(
+            channels["email"],
+            sender=f"colleague{i}@example.com",
+            in_reply_to=f"<{reply.message_id}>",
+            body=f"colleague {i} here",
+        )
     with django_assert_num_queries(expected):
         response = client.get(f"/conversations/{conversation.pk}/")
-    assert len([e for e in response.context["timeline"] if e.message]) == 19
+    assert len([e for e in response.context["timeline"] if e.message]) == 25
+    assert [p.email for p in response.context["participants"]] == [
+        f"colleague{i}@example.com" for i in range(3)
+    ]
 
 
 def test_saved_replies_are_seeded_filled_in_and_end_with_an_invitation(channels, agent_a):

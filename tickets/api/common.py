@@ -237,6 +237,12 @@ class MessageOutputSerializer(serializers.Serializer[Message]):
     contact = ContactRefSerializer(allow_null=True)
     call = serializers.SerializerMethodField()
     attachments = AttachmentOutputSerializer(many=True)
+    cc = serializers.ListField(
+        child=serializers.CharField(), help_text="Email: the addresses copied."
+    )
+    bcc = serializers.ListField(
+        child=serializers.CharField(), help_text="Email replies: the blind copies."
+    )
 
     @extend_schema_field(serializers.ChoiceField(choices=ChannelKind.choices, allow_null=True))
     def get_channel(self, message: Message) -> str | None:

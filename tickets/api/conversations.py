@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from django.conf import settings
 from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from supportdesk.errors import ApplicationError
+from supportdesk.errors import ApplicationError, PayloadTooLarge
 from supportdesk.http import staff_user
 from supportdesk.idempotency import idempotent
 from supportdesk.models import Team, User
@@ -23,6 +25,7 @@ from tickets.api.common import (
     IF_MATCH_PARAMETER,
     PK_MAX,
     BodyLimitMixin,
+    BoundedJSONParser,
     ConversationOutputSerializer,
     MessageOutputSerializer,
     StaffApi,
@@ -43,7 +46,10 @@ from tickets.selectors import (
     team_get_by_ref,
 )
 from tickets.services import (
+    MAX_COPIES,
+    MAX_REPLY_FILES,
     TEAM_NOT_YOURS,
+    OutboundFile,
     conversation_assign,
     conversation_reopen,
     conversation_reply,
@@ -52,6 +58,19 @@ from tickets.services import (
     conversation_take_next,
     message_move,
 )
+
+
+def outbound_files(files: list[Any]) -> list[OutboundFile]:
+    """Uploaded files as the reply service takes them (read once, here)."""
+    return [
+        OutboundFile(
+            filename=str(file.name or "attachment"),
+            content_type=str(getattr(file, "content_type", "") or "application/octet-stream"),
+            content=file.read(),
+        )
+        for file in files
+    ]
+
 
 # --- Conversations ----------------------------------------------------------------------------------
 
@@ -122,6 +141,10 @@ class ConversationDetailApi(StaffApi):
 
 
 class ConversationReplyApi(StaffApi):
+    """JSON, or multipart/form-data when the reply carries files."""
+
+    parser_classes = [BoundedJSONParser, MultiPartParser]
+
     class InputSerializer(serializers.Serializer[Any]):
         body = serializers.CharField(max_length=BODY_MAX_CHARS)
         channel = serializers.ChoiceField(
@@ -132,21 +155,56 @@ class ConversationReplyApi(StaffApi):
         internal = serializers.BooleanField(
             default=False, help_text="An internal note: never sent."
         )
+        cc = serializers.ListField(
+            child=serializers.CharField(max_length=320),
+            required=False,
+            default=list,
+            max_length=MAX_COPIES,
+            help_text="Email replies: addresses copied (repeat the field in multipart). "
+            "They become participants of the conversation.",
+        )
+        bcc = serializers.ListField(
+            child=serializers.CharField(max_length=320),
+            required=False,
+            default=list,
+            max_length=MAX_COPIES,
+            help_text="Email replies: blind copies, never in the headers the customer sees.",
+        )
+        attachments = serializers.ListField(
+            child=serializers.FileField(allow_empty_file=False, max_length=255),
+            required=False,
+            default=list,
+            max_length=MAX_REPLY_FILES,
+            help_text="multipart/form-data only; each file at most ATTACHMENT_MAX_BYTES (413).",
+        )
 
     OutputSerializer = MessageOutputSerializer
 
     @extend_schema(
         tags=["conversations"],
         summary="Reply or add an internal note",
-        description="A public reply on email sends a threaded email (queued, sent after commit). "
-        "Send an `Idempotency-Key` so that a retry after a lost answer creates no second reply.",
+        description="A public reply on email sends a threaded email (queued, sent after commit): "
+        "text and HTML (the body is plain text or Markdown), the files attached, From the "
+        "mailbox's own address, Cc as given. Send an `Idempotency-Key` so that a retry after a "
+        "lost answer creates no second reply.",
         parameters=[IDEMPOTENCY_KEY_PARAMETER],
-        request=InputSerializer,
+        request={
+            "application/json": InputSerializer,
+            "multipart/form-data": InputSerializer,
+        },
         responses={201: OutputSerializer, **error_codes(400, 401, 403, 404, 413, 422)},
     )
     def post(self, request: Request, pk: int) -> Response:
         user = staff_user(request)
         conversation = conversation_get_for_user(user=user, pk=pk)
+        files = request.FILES.getlist("attachments") if request.FILES else []
+        too_big = next((f for f in files if (f.size or 0) > settings.ATTACHMENT_MAX_BYTES), None)
+        if too_big is not None:
+            # Before reading the files into memory: the same answer the service gives.
+            raise PayloadTooLarge(
+                f"Attachment {too_big.name!r} has {too_big.size} bytes; the limit is "
+                f"{settings.ATTACHMENT_MAX_BYTES} bytes. Nothing was stored."
+            )
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -158,6 +216,9 @@ class ConversationReplyApi(StaffApi):
                 body=data["body"],
                 channel_kind=data.get("channel"),
                 internal=data["internal"],
+                cc=data["cc"],
+                bcc=data["bcc"],
+                attachments=outbound_files(data["attachments"]),
             )
             return Response(self.OutputSerializer(message).data, status=status.HTTP_201_CREATED)
 

@@ -168,6 +168,11 @@ def parse_inbound_message(
         bounce_recipients=bounce_recipients,
         bounce_original_message_ids=bounce_ids,
         attachments=tuple(body.attachments),
+        copied=tuple(
+            (one_line(name)[:200], address)
+            for field in ("to", "cc")
+            for name, address in header_addresses(header_all(headers, field))
+        )[:100],
     )
 
 

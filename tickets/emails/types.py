@@ -69,3 +69,6 @@ class ParsedEmail:
     bounce_recipients: tuple[str, ...]
     bounce_original_message_ids: tuple[str, ...]
     attachments: tuple[ParsedAttachment, ...]
+    # (name, address) of the people in To and Cc, in header order: the sender's colleagues
+    # copied on the mail, and our own addresses (the caller drops those).
+    copied: tuple[tuple[str, str], ...] = ()

@@ -8,6 +8,8 @@
 - ``inbound_email``: raw RFC 822 and provider webhooks into that path
 - ``conversations``: agent actions (reply, solve, reopen, pending, assign, take next, move, close)
 - ``delivery``: outbound email and signed webhooks, one claim so a message is sent once
+- ``outbound_mail``: what an email reply carries (copies, files, signatures, HTML, From) and
+  the participants of a conversation; ``acknowledgement``: a mailbox's "we got your message"
 - ``saved_replies``, ``presence``
 
 Rules that hold throughout:
@@ -20,8 +22,15 @@ Rules that hold throughout:
 - Contacts are counted by ``contacts.contact_reason`` only, for ingestion and recounts alike.
 """
 
+from tickets.services.acknowledgement import (
+    acknowledgement_email,
+    acknowledgement_enqueue,
+    acknowledgement_send,
+    acknowledgement_variables,
+)
 from tickets.services.channels import (
     channel_create_or_update,
+    channel_mail_settings_update,
     channel_rotate_secret,
     channel_set_webhook,
 )
@@ -83,6 +92,17 @@ from tickets.services.ingest import (
     inbound_social,
     quarantine_store,
 )
+from tickets.services.outbound_mail import (
+    MAX_COPIES,
+    MAX_REPLY_FILES,
+    OutboundFile,
+    participants_add,
+    reply_bodies,
+    reply_copies_clean,
+    sender_address,
+    sender_desk_name,
+    signature_variables,
+)
 from tickets.services.presence import (
     PRESENCE_TTL_SECONDS,
     conversation_presence_leave,
@@ -97,6 +117,8 @@ from tickets.services.saved_replies import (
 
 __all__ = [
     "EARLIEST_MESSAGE_TIME",
+    "MAX_COPIES",
+    "MAX_REPLY_FILES",
     "PRESENCE_TTL_SECONDS",
     "SAVED_REPLY_VARIABLES",
     "SEND_LEASE",
@@ -106,10 +128,16 @@ __all__ = [
     "WEBHOOK_TIMESTAMP_HEADER",
     "HandleTaken",
     "InboundResult",
+    "OutboundFile",
     "ReplyHeld",
     "StaleVersion",
     "WebhookRejected",
+    "acknowledgement_email",
+    "acknowledgement_enqueue",
+    "acknowledgement_send",
+    "acknowledgement_variables",
     "channel_create_or_update",
+    "channel_mail_settings_update",
     "channel_rotate_secret",
     "channel_set_webhook",
     "chat_replies_mark_delivered",
@@ -147,10 +175,16 @@ __all__ = [
     "message_email_send",
     "message_move",
     "message_webhook_send",
+    "participants_add",
     "quarantine_store",
+    "reply_bodies",
+    "reply_copies_clean",
     "saved_replies_seed_defaults",
     "saved_reply_create_or_update",
     "saved_reply_render",
+    "sender_address",
+    "sender_desk_name",
+    "signature_variables",
     "solve_dates",
     "webhook_signature",
 ]

@@ -71,3 +71,45 @@ def channel_set_webhook(*, channel: Channel, webhook_url: str) -> Channel:
     channel.webhook_url = webhook_url
     channel.save(update_fields=["webhook_url", "updated_at"])
     return channel
+
+
+@transaction.atomic
+def channel_mail_settings_update(
+    *,
+    channel: Channel,
+    from_name: str,
+    signature: str,
+    acknowledge: bool,
+    actor: User,
+) -> Channel:
+    """An email channel's sending settings: the desk name in From, the mailbox signature and
+    whether new conversations get the acknowledgement. Audited with what changed."""
+    channel = Channel.objects.select_for_update().get(pk=channel.pk)
+    if channel.kind != ChannelKind.EMAIL:
+        raise ApplicationError("Only email channels have sending settings.")
+    from_name = " ".join(from_name.replace('"', "'").split())[:100]
+    signature = signature.strip()[:2000]
+    changed = [
+        field
+        for field, value in (
+            ("from_name", from_name),
+            ("signature", signature),
+            ("acknowledge", acknowledge),
+        )
+        if getattr(channel, field) != value
+    ]
+    if not changed:
+        return channel
+    channel.from_name = from_name
+    channel.signature = signature
+    channel.acknowledge = acknowledge
+    channel.save(update_fields=[*changed, "updated_at"])
+    audit_record(
+        action=AuditEntry.Action.CHANNEL_MAIL_CHANGED,
+        target=channel,
+        actor=actor,
+        team=channel.team,
+        summary=f"Sending settings of {channel.name!r} changed: {', '.join(changed)}",
+        details={"changed": changed, "acknowledge": acknowledge},
+    )
+    return channel

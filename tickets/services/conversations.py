@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -13,11 +14,28 @@ from supportdesk.errors import ApplicationError, Conflict
 from supportdesk.models import Team, User
 from supportdesk.services import outbox_enqueue
 from tickets import tokens
-from tickets.models import Channel, ChannelKind, Contact, Conversation, Event, Identity, Message
+from tickets.models import (
+    Channel,
+    ChannelKind,
+    Contact,
+    Conversation,
+    ConversationParticipant,
+    Event,
+    Identity,
+    Message,
+)
 from tickets.services.contacts import conversation_recount_contacts
 from tickets.services.customers import solve_dates
 from tickets.services.delivery import chat_session_latest
 from tickets.services.events import conversation_save, conversation_set_status, event_record
+from tickets.services.outbound_mail import (
+    OutboundFile,
+    participants_add,
+    reply_bodies,
+    reply_copies_clean,
+    reply_files_check,
+    reply_files_store,
+)
 
 Status = Conversation.Status
 Direction = Message.Direction
@@ -70,6 +88,9 @@ def conversation_reply(
     at: datetime | None = None,
     deliver: bool = True,
     seen_up_to: int | None = None,
+    cc: Sequence[str] = (),
+    bcc: Sequence[str] = (),
+    attachments: Sequence[OutboundFile] = (),
 ) -> Message:
     """A public reply (on the customer's last channel unless told otherwise) or internal note.
 
@@ -82,10 +103,19 @@ def conversation_reply(
     ``seen_up_to``: the newest message id the agent had on screen. If the customer wrote after
     it, nothing is stored and ``ReplyHeld`` is raised so that the agent reads it first (public
     replies only: an internal note never reaches the customer).
+
+    Email replies also take ``cc`` and ``bcc`` (addresses; Cc'd people become participants,
+    offered for reply-all later) and ``attachments`` (files, also allowed on notes), checked
+    against the inbound limits before anything is stored (413 per file over
+    ``ATTACHMENT_MAX_BYTES``). The stored body is what the customer receives: the agent's text,
+    then the agent's and the mailbox's signatures; ``body_html`` is its rendered Markdown.
     """
     body = (body or "").strip()
     if not body:
         raise ApplicationError("A reply needs a body.")
+    reply_files_check(attachments)
+    if internal and (cc or bcc):
+        raise ApplicationError("An internal note is never sent; it takes no cc or bcc.")
     conversation = _locked(conversation)
     if seen_up_to is not None and not internal:
         newer = Message.objects.filter(
@@ -106,6 +136,7 @@ def conversation_reply(
             body_text=body,
             sent_at=at,
         )
+        reply_files_store(message=message, files=attachments)
         conversation.last_activity_at = max(conversation.last_activity_at, at)
         conversation_save(conversation, "last_activity_at")
         return message
@@ -120,6 +151,16 @@ def conversation_reply(
     if kind not in ChannelKind.values:
         raise ApplicationError(f"channel must be one of email, chat, social (not {kind!r}).")
     channel, identity = _reply_route(conversation, kind)
+    copies: tuple[list[str], list[str]] = ([], [])
+    if kind == ChannelKind.EMAIL:
+        copies = reply_copies_clean(cc=cc, bcc=bcc, to=identity)
+        body_text, body_html = reply_bodies(
+            body=body, agent=author, channel=channel, conversation=conversation
+        )
+    elif cc or bcc:
+        raise ApplicationError(f"cc and bcc are for email replies, not {kind}.")
+    else:
+        body_text, body_html = body, ""
     message = Message.objects.create(
         conversation=conversation,
         channel=channel,
@@ -129,11 +170,21 @@ def conversation_reply(
         identity=identity,
         # A chat reply belongs to the session it answers: only that session's transcript shows it.
         thread_key=chat_session_latest(conversation, channel) if kind == ChannelKind.CHAT else "",
-        body_text=body,
+        body_text=body_text,
+        body_html=body_html,
+        cc=copies[0],
+        bcc=copies[1],
         sent_at=at,
         delivery_state=_initial_delivery_state(channel, kind, deliver=deliver),
         delivered_at=None if deliver else at,
     )
+    reply_files_store(message=message, files=attachments)
+    if copies[0]:
+        participants_add(
+            conversation=conversation,
+            people=[(address, "") for address in copies[0]],
+            source=ConversationParticipant.Source.AGENT,
+        )
     if kind == ChannelKind.EMAIL:
         domain = settings.SUPPORT_EMAIL.partition("@")[2] or "supportdesk.localhost"
         message.message_id = f"sd.{message.pk}.{secrets.token_hex(6)}@{domain}"
@@ -172,6 +223,11 @@ def conversation_reply(
         agent=author,
         channel_kind=kind,
         occurred_at=at,
+        data=(
+            {"cc": len(copies[0]), "bcc": len(copies[1]), "attachments": len(attachments)}
+            if copies[0] or copies[1] or attachments
+            else None
+        ),
     )
     return message
 

@@ -75,6 +75,11 @@ def _handles_q(handles: Sequence[tuple[str, str, str]]) -> Q:
     return query
 
 
+def live_customer(customer: Customer) -> Customer:
+    """The customer a handle's customer was merged into (itself when never merged)."""
+    return _live_customer(customer)
+
+
 def _live_customer(customer: Customer) -> Customer:
     """Follow merges: a handle still pointing at a merged-away customer means its target."""
     seen = set()

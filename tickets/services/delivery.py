@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db.models import F, Q
 from django.utils import timezone
@@ -24,6 +23,7 @@ from supportdesk.models import SentMail
 from supportdesk.services import sent_mail_record
 from tickets import tokens
 from tickets.models import Channel, ChannelKind, Conversation, Message
+from tickets.services.outbound_mail import sender_address, sender_desk_name
 
 Direction = Message.Direction
 
@@ -74,8 +74,10 @@ def message_email_send(*, message_id: int) -> bool:
     """
     if not message_claim_for_sending(message_id=message_id, kinds=None):
         return False
-    message = Message.objects.select_related("conversation", "identity", "author").get(
-        pk=message_id
+    message = (
+        Message.objects.select_related("conversation", "identity", "author", "channel")
+        .prefetch_related("attachments")
+        .get(pk=message_id)
     )
     try:
         email = _build_email(message)
@@ -85,13 +87,15 @@ def message_email_send(*, message_id: int) -> bool:
             delivery_state=Message.Delivery.QUEUED, delivery_error=str(exc)[:2000]
         )
         raise
-    # What a later bounce must name before it marks this address undeliverable.
-    sent_mail_record(
-        address=email.to[0],
-        message_id=message.message_id,
-        kind=SentMail.Kind.REPLY,
-        automatic=False,
-    )
+    # What a later bounce must name before it marks this address undeliverable: every
+    # recipient, copies included.
+    for address in [*email.to, *email.cc, *email.bcc]:
+        sent_mail_record(
+            address=address,
+            message_id=message.message_id,
+            kind=SentMail.Kind.REPLY,
+            automatic=False,
+        )
     Message.objects.filter(pk=message_id).update(
         delivery_state=Message.Delivery.SENT, delivered_at=timezone.now(), delivery_error=""
     )
@@ -120,7 +124,7 @@ def _build_email(message: Message) -> EmailMultiAlternatives:
     in_reply_to = last_inbound or (thread[-1][0] if thread else None)
     references = [mid for mid, _ in thread][-20:]
     author_name = (message.author.full_name if message.author else "") or "Support"
-    from_name = _header_safe(f"{author_name} via Support")
+    from_name = _header_safe(f"{author_name} via {sender_desk_name(message.channel)}")
     headers = {
         "Message-ID": f"<{message.message_id}>",
         "Reply-To": tokens.reply_address(conversation.pk),
@@ -130,12 +134,28 @@ def _build_email(message: Message) -> EmailMultiAlternatives:
     if in_reply_to:
         headers["In-Reply-To"] = f"<{in_reply_to}>"
         headers["References"] = " ".join(f"<{mid}>" for mid in references)
-    return EmailMultiAlternatives(
+    email = EmailMultiAlternatives(
         subject=_header_safe(message.subject),
         body=message.body_text,
-        from_email=f'"{from_name}" <{settings.SUPPORT_EMAIL}>',
+        from_email=f'"{from_name}" <{sender_address(message.channel)}>',
         to=[message.identity.value],
+        cc=list(message.cc),
+        bcc=list(message.bcc),
         headers=headers,
+    )
+    if message.body_html:
+        email.attach_alternative(_html_document(message.body_html), "text/html")
+    for attachment in message.attachments.all():
+        with attachment.file.open("rb") as stored:
+            email.attach(attachment.filename, stored.read(), attachment.content_type)
+    return email
+
+
+def _html_document(body_html: str) -> str:
+    """The HTML part: the sanitised body in a minimal document (mail clients style the rest)."""
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"></head>'
+        f'<body style="font-family: sans-serif; line-height: 1.5">{body_html}</body></html>'
     )
 
 

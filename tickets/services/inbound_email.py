@@ -23,6 +23,7 @@ from tickets.services.ingest import (
     ingest,
     quarantine_store,
 )
+from tickets.services.outbound_mail import MAX_COPIES
 
 
 def _email_inbound(
@@ -57,8 +58,36 @@ def _email_inbound(
             attachments=parsed.attachments,
             bounce_recipients=parsed.bounce_recipients,
             bounce_original_ids=parsed.bounce_original_message_ids,
+            copied=_copied_people(parsed, handles),
         )
     )
+
+
+def _copied_people(
+    parsed: ParsedEmail, handles: list[tuple[str, str, str]]
+) -> tuple[tuple[str, str], ...]:
+    """The people besides the sender and the desk in To and Cc, normalised, first name kept."""
+    if parsed.automated:
+        return ()
+    skip = {value for kind, value, _ in handles if kind == "email"}
+    skip.update(address.lower() for address in _own_addresses())
+    people: list[tuple[str, str]] = []
+    for name, address in parsed.copied:
+        try:
+            value = normalise_email(address)
+        except ValidationError:
+            continue
+        if value in skip or _is_reply_address(value):
+            continue
+        skip.add(value)
+        people.append((name, value))
+    return tuple(people[:MAX_COPIES])
+
+
+def _is_reply_address(value: str) -> bool:
+    """One of the desk's tokenised reply addresses (``support+c…@domain``), valid or not."""
+    local, _, domain = settings.SUPPORT_EMAIL.lower().partition("@")
+    return value.endswith(f"@{domain}") and value.startswith(f"{local}+")
 
 
 def _own_addresses() -> list[str]:

@@ -33,20 +33,23 @@ from tickets.models import (
     ChannelKind,
     Contact,
     Conversation,
+    ConversationParticipant,
     Customer,
     Event,
     Identity,
     Message,
     QuarantinedMessage,
 )
+from tickets.services.acknowledgement import acknowledgement_enqueue
 from tickets.services.contacts import (
     contact_open,
     contact_reason,
     conversation_is_answered,
     counted_inbound,
 )
-from tickets.services.customers import customer_for_handles
+from tickets.services.customers import customer_for_handles, live_customer
 from tickets.services.events import conversation_save, conversation_set_status, event_record
+from tickets.services.outbound_mail import participants_add
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +91,8 @@ class Inbound:
     bounce_recipients: tuple[str, ...] = ()
     bounce_original_ids: tuple[str, ...] = ()
     claimed_email: str = ""
+    # Email: (name, normalised address) of the other people in To and Cc (not us, not the sender).
+    copied: tuple[tuple[str, str], ...] = ()
 
 
 # Customer-side times before this are a broken clock or a bad integration, not history.
@@ -156,15 +161,29 @@ def ingest(data: Inbound) -> InboundResult:
 
 def _ingest_once(data: Inbound) -> InboundResult:
     """One inbound message, in the caller's transaction: the steps below, in this order."""
-    conversation, identities = _find_customer_and_conversation(data)
+    conversation, identities, by_participant = _find_customer_and_conversation(data)
     identity = _note_proof_of_identity(data, identities)
-    message = _store_message(data, conversation, identity)
+    participant = _participant_for_sender(data, conversation) if by_participant else None
+    message = _store_message(data, conversation, identity, participant=participant)
+    if data.copied and not data.automated:
+        _keep_copied_people(data, conversation)
     new_contact = False
     if not data.automated:
         new_contact = _count_contact_and_reopen(data, conversation, message)
     elif data.automated == "bounce":
         _mark_bounced(data)
     _record_activity(conversation, message, new_contact=new_contact, automated=data.automated)
+    if (
+        data.channel.acknowledge
+        and not data.automated
+        and identity is not None
+        and not by_participant
+        # A new conversation only: its first message is this one.
+        and not Message.objects.filter(conversation_id=conversation.pk)
+        .exclude(pk=message.pk)
+        .exists()
+    ):
+        acknowledgement_enqueue(message=message)
     return InboundResult(
         customer_id=conversation.customer_id,
         conversation_id=conversation.pk,
@@ -174,12 +193,16 @@ def _ingest_once(data: Inbound) -> InboundResult:
     )
 
 
-def _find_customer_and_conversation(data: Inbound) -> tuple[Conversation, dict[str, Identity]]:
+def _find_customer_and_conversation(
+    data: Inbound,
+) -> tuple[Conversation, dict[str, Identity], bool]:
     """Thread (email) or attach (other channels) to a conversation, or open one; locks it.
 
     Automated mail (bounces, our own address) that threads nowhere is quarantined; automated mail
     joins its conversation's customer and never creates identities. A message to a closed
-    conversation opens a follow-up.
+    conversation opens a follow-up. Mail that threads into a conversation from someone who is
+    not its customer (a colleague they copied, or someone our reply went to) is that
+    conversation's, from a participant: it creates no customer (the third value is True).
     """
     automated = data.automated
     conversation = _thread_conversation(data) if data.channel.kind == ChannelKind.EMAIL else None
@@ -188,10 +211,13 @@ def _find_customer_and_conversation(data: Inbound) -> tuple[Conversation, dict[s
         raise QuarantineInput(f"{automated} mail that matches no conversation")
 
     identities: dict[str, Identity]
+    by_participant = False
     if automated and conversation is not None:
         customer, identities = conversation.customer, {}
     elif automated and not data.handles:
         customer, identities = Customer.objects.create(name=data.name[:200]), {}
+    elif conversation is not None and (held := _sender_not_the_customer(data, conversation)):
+        customer, identities, by_participant = conversation.customer, held[1], True
     else:
         customer, identities = customer_for_handles(data.handles, name=data.name)
 
@@ -203,7 +229,48 @@ def _find_customer_and_conversation(data: Inbound) -> tuple[Conversation, dict[s
             conversation = _conversation_create(customer, data, follow_up_of=conversation)
     else:
         conversation = _conversation_create(customer, data)
-    return conversation, identities
+    return conversation, identities, by_participant
+
+
+def _sender_not_the_customer(
+    data: Inbound, conversation: Conversation
+) -> tuple[bool, dict[str, Identity]] | None:
+    """None when the email's sender is the conversation's customer (or unknown to threading);
+    else (True, the sender's own identity if they already have one elsewhere). Never creates."""
+    if not data.handles or data.handles[0][0] != Identity.Kind.EMAIL:
+        return None
+    kind, value, _ = data.handles[0]
+    existing = Identity.objects.filter(kind=kind, value=value).select_related("customer").first()
+    if existing is not None and live_customer(existing.customer).pk == conversation.customer_id:
+        return None
+    return True, ({kind: existing} if existing is not None else {})
+
+
+def _participant_for_sender(
+    data: Inbound, conversation: Conversation
+) -> ConversationParticipant | None:
+    value = data.handles[0][1]
+    participants_add(
+        conversation=conversation,
+        people=[(value, data.name)],
+        source=ConversationParticipant.Source.WROTE,
+    )
+    return ConversationParticipant.objects.filter(conversation=conversation, email=value).first()
+
+
+def _keep_copied_people(data: Inbound, conversation: Conversation) -> None:
+    """The people the sender copied become participants (offered for reply-all); the
+    conversation's customer is never their own participant."""
+    customer_addresses = set(
+        Identity.objects.filter(
+            customer_id=conversation.customer_id, kind=Identity.Kind.EMAIL
+        ).values_list("value", flat=True)
+    )
+    people = [(value, name) for name, value in data.copied if value not in customer_addresses]
+    if people:
+        participants_add(
+            conversation=conversation, people=people, source=ConversationParticipant.Source.COPIED
+        )
 
 
 def _note_proof_of_identity(data: Inbound, identities: dict[str, Identity]) -> Identity | None:
@@ -225,9 +292,17 @@ def _note_proof_of_identity(data: Inbound, identities: dict[str, Identity]) -> I
     return identity
 
 
-def _store_message(data: Inbound, conversation: Conversation, identity: Identity | None) -> Message:
+def _store_message(
+    data: Inbound,
+    conversation: Conversation,
+    identity: Identity | None,
+    *,
+    participant: ConversationParticipant | None = None,
+) -> Message:
     """The inbound message row and its attachments."""
     message = Message.objects.create(
+        participant=participant,
+        cc=[value for _, value in data.copied],
         conversation=conversation,
         channel=data.channel,
         channel_kind=data.channel.kind,
@@ -516,6 +591,13 @@ def _takes_part(data: Inbound, conversation: Conversation) -> bool:
         or Message.objects.filter(
             conversation=conversation, identity__kind=kind, identity__value=value
         ).exists()
+        # Someone copied on the conversation (by the customer or an agent) received its mail.
+        or (
+            kind == Identity.Kind.EMAIL
+            and ConversationParticipant.objects.filter(
+                conversation=conversation, email=value
+            ).exists()
+        )
     )
 
 
