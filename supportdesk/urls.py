@@ -8,7 +8,7 @@ from supportdesk import security, views, webhooks
 urlpatterns = [
     path("", include("tickets.home_urls")),
     path("healthz", views.healthz, name="healthz"),
-    path("notifications/", views.notifications, name="notifications"),
+    path("", include("notifications.urls")),
     path("audit/", views.audit_log, name="audit-log"),
     path("login/", security.login, name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("tickets.urls")),
+    path("api/v1/", include("notifications.api_urls")),
     path("api/v1/", include("surveys.api_urls")),
     path("api/v1/", include("metrics.api_urls")),
     path("", include("tickets.web_urls")),

@@ -3,14 +3,13 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.views import defaults
 from django.views.decorators.http import require_GET
 
 from supportdesk.http import StaffRequest
 from supportdesk.models import AuditEntry
-from supportdesk.selectors import audit_list_for_user, notification_list_for_user
-from supportdesk.services import notifications_mark_read
+from supportdesk.selectors import audit_list_for_user
 
 
 @require_GET
@@ -18,17 +17,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
-
-
-@login_required
-def notifications(request: StaffRequest) -> HttpResponse:
-    """The caller's notifications, newest first; POST marks them read."""
-    if request.method == "POST":
-        ids = [int(i) for i in request.POST.getlist("id") if i.isdigit()]
-        notifications_mark_read(recipient=request.user, ids=ids or None)
-        return redirect("notifications")
-    items = list(notification_list_for_user(user=request.user))
-    return render(request, "notifications.html", {"notifications": items})
 
 
 AUDIT_PAGE_SIZE = 50
