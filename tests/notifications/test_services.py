@@ -124,7 +124,8 @@ def test_nobody_hears_about_their_own_action(channels, agent_a, carl, react):
     conversation = new_conversation(channels, react)
     with react():
         taken = conversation_take_next(agent=agent_a)  # assigns it to herself
-        assert taken is not None and taken.pk == conversation.pk
+        assert taken is not None
+        assert taken.pk == conversation.pk
         conversation_assign(conversation=conversation, actor=agent_a, agent=agent_a)
         conversation_reply(
             conversation=conversation,
@@ -353,9 +354,8 @@ def test_a_failed_digest_send_gives_the_notifications_back(
         notification_digests_send(now=start + timedelta(minutes=61))
     assert Notification.objects.get(recipient=agent_a).emailed_at is None
     preference = NotificationPreference.objects.get(user=agent_a)
-    assert preference.last_digest_at is not None and preference.last_digest_at < start + timedelta(
-        minutes=1
-    )
+    assert preference.last_digest_at is not None
+    assert preference.last_digest_at < start + timedelta(minutes=1)
     monkeypatch.undo()
     mail.outbox.clear()
     assert notification_digests_send(now=start + timedelta(minutes=62)) == 1
