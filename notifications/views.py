@@ -66,7 +66,13 @@ def notification_badge(request: StaffRequest) -> HttpResponse:
     return render(
         request,
         "notifications/_bell.html",
-        {"bell": bell, "poll_seconds": settings.NOTIFICATION_POLL_SECONDS},
+        {
+            "bell": bell,
+            "unread": bell.unread,
+            "latest_id": bell.latest_id,
+            "items": bell.items,
+            "poll_seconds": settings.NOTIFICATION_POLL_SECONDS,
+        },
     )
 
 
