@@ -92,18 +92,17 @@ def notification_settings(request: StaffRequest) -> HttpResponse:
     desktop notifications are switched on in the browser (static/js/notifications.js)."""
     preference = selectors.notification_preference_for(user=request.user)
     form = PreferenceForm(request.POST or None, initial={"email": preference.email})
+    context: dict[str, object] = {
+        "form": form,
+        "digest_hour": f"{settings.NOTIFICATION_DIGEST_HOUR:02d}",
+    }
     if request.method == "POST":
         if not form.is_valid():
-            return render(
-                request,
-                "notifications/settings.html",
-                {"form": form, "preference": preference},
-                status=400,
-            )
+            return render(request, "notifications/settings.html", context, status=400)
         services.notification_preference_set(user=request.user, email=form.cleaned_data["email"])
         messages.success(request, "Notification settings saved.")
         return redirect("notifications-settings")
-    return render(request, "notifications/settings.html", {"form": form, "preference": preference})
+    return render(request, "notifications/settings.html", context)
 
 
 @login_required

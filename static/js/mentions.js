@@ -16,6 +16,7 @@
   list.setAttribute("aria-label", "Teammates to mention");
   list.hidden = true;
   area.insertAdjacentElement("afterend", list);
+  area.parentNode.classList.add("mention-host");
   area.setAttribute("aria-controls", "mention-list");
   area.setAttribute("aria-autocomplete", "list");
 
@@ -66,6 +67,9 @@
       });
       list.appendChild(option);
     });
+    // Just under the textarea, never over what is being typed.
+    list.style.top = area.offsetTop + area.offsetHeight + 2 + "px";
+    list.style.left = area.offsetLeft + "px";
     list.hidden = false;
     area.setAttribute("aria-activedescendant", "mention-option-" + results[active].id);
   }
