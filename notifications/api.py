@@ -79,7 +79,11 @@ class NotificationListApi(BodyLimitMixin, GenericAPIView[Notification]):
         summary="The caller's notifications",
         description="Newest first; cursor-paginated (`?cursor=`, `?page_size=` up to 200).",
         parameters=[FilterSerializer],
-        responses={200: NotificationOutputSerializer(many=True), **error_responses(400, 401, 403)},
+        # 404: an invalid ?cursor= (DRF's cursor pagination).
+        responses={
+            200: NotificationOutputSerializer(many=True),
+            **error_responses(400, 401, 403, 404),
+        },
     )
     def get(self, request: Request) -> Response:
         user = staff_user(request)

@@ -39,11 +39,13 @@ def notifications_for_event(*, event_id: int) -> list[Notification]:
       automated mail, and not when the same message reopened the conversation: that is the
       reopen's notification).
     - ``conversation.reopened`` by the customer writing back: the assignee at the reopen.
-    - ``conversation.assigned``: the new assignee, unless they assigned it to themselves.
+    - ``conversation.assigned``: the new assignee, unless they assigned it to themselves, or it
+      is no longer theirs (or no longer active) when the reaction runs.
     - ``message.note``: each teammate the note @-mentions among the staff who may open the
       conversation (``conversation_staff_who_can_see``); never its author.
 
-    Nobody hears about their own action, and deactivated accounts hear nothing. Each
+    Nobody hears about their own action, deactivated accounts hear nothing, and an event older
+    than ``NOTIFICATION_MAX_AGE_HOURS`` notifies nobody. Each
     notification commits with its ``ConversationNotification`` link, whose unique constraints
     refuse a second one for the same event and person: a retried task or a re-delivered event
     creates nothing more. The email goes out through the outbox (preference "at once") or in
@@ -70,6 +72,10 @@ def notifications_for_event(*, event_id: int) -> list[Notification]:
 def _planned(event: Event) -> list[Planned]:
     conversation = event.conversation
     assert conversation is not None
+    if event.occurred_at < timezone.now() - timedelta(hours=settings.NOTIFICATION_MAX_AGE_HOURS):
+        # News that old is not news (history replayed by seed_demo or an import, a reaction
+        # that waited out a long outage): the queue shows it.
+        return []
     customer = str(conversation.customer)
     ref = f"#{conversation.pk}"
     subject = conversation.subject or "(no subject)"
@@ -100,7 +106,15 @@ def _planned(event: Event) -> list[Planned]:
         moved_to_agent = (event.data.get("from") or {}).get("agent") != (
             event.data.get("to") or {}
         ).get("agent")
-        if agent is not None and moved_to_agent and (actor is None or actor.pk != agent.pk):
+        still_theirs = (
+            agent is not None and conversation.assignee_id == agent.pk and conversation.is_active
+        )
+        if (
+            agent is not None
+            and moved_to_agent
+            and still_theirs
+            and (actor is None or actor.pk != agent.pk)
+        ):
             by = f"{actor} assigned" if actor is not None else "Assigned"
             plans.append(Planned(agent, Reason.ASSIGNED, f"{by} {ref} to you: {subject}", customer))
     elif event.kind == Event.Kind.NOTE_ADDED and message is not None:

@@ -402,6 +402,8 @@ STAFF_NOTIFICATION_EMAILS_PER_HOUR = env_int("STAFF_NOTIFICATION_EMAILS_PER_HOUR
 # notifications), and the desk-time hour daily digests go out.
 NOTIFICATION_POLL_SECONDS = env_int("NOTIFICATION_POLL_SECONDS", 20, minimum=1)
 NOTIFICATION_DIGEST_HOUR = env_int("NOTIFICATION_DIGEST_HOUR", 8, minimum=0)
+# An event older than this notifies nobody (replayed history, a reaction after a long outage).
+NOTIFICATION_MAX_AGE_HOURS = env_int("NOTIFICATION_MAX_AGE_HOURS", 24, minimum=1)
 METRICS_RETENTION_DAYS = env_int("METRICS_RETENTION_DAYS", 400, minimum=1)
 # Database connections a recompute chunk runs on at once (each keeps one PostgreSQL core busy).
 METRICS_RECOMPUTE_CONNECTIONS = env_int("METRICS_RECOMPUTE_CONNECTIONS", 2, minimum=1)

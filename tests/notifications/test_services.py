@@ -144,12 +144,17 @@ def test_reopened_by_the_customer_is_one_notification_not_two(channels, agent_a,
     conversation = new_conversation(channels, react)
     with react():
         conversation_assign(conversation=conversation, actor=manager_a, agent=agent_a)
+    with react():
         conversation_solve(conversation=conversation, actor=agent_a)
     customer_writes(channels, react, "It still has not arrived.")
 
     c = conversation.pk
     message = Message.objects.filter(direction="inbound").latest("id")
     assert Conversation.objects.get(pk=c).status == "open"
+    assert [kind for kind, *_ in rows(agent_a)] == [
+        "conversation.assigned",
+        "conversation.reopened",
+    ]
     assert rows(agent_a)[1:] == [
         (
             "conversation.reopened",
@@ -230,6 +235,24 @@ def test_a_mention_in_a_public_reply_or_by_a_deactivated_teammate_notifies_nobod
         conversation_reply(
             conversation=conversation, author=agent_a, body="@Carl Cooper?", internal=True
         )
+    assert Notification.objects.count() == 0
+
+
+def test_old_news_and_stale_assignments_notify_nobody(
+    channels, agent_a, manager_a, carl, react, time_machine
+):
+    conversation = new_conversation(channels, react)
+    # History replayed a day and more later (seed_demo, an import, a long outage).
+    time_machine.move_to(timezone.now() - timedelta(hours=30))
+    conversation_assign(conversation=conversation, actor=manager_a, agent=agent_a)
+    old = Event.objects.get(kind=Event.Kind.ASSIGNED)
+    time_machine.move_to(timezone.now() + timedelta(hours=30))
+    assert notifications_for_event(event_id=old.pk) == []
+    # Assigned to Alice, then to Carl before the reaction ran: Alice is not told.
+    conversation_assign(conversation=conversation, actor=manager_a, agent=agent_a)
+    to_alice = Event.objects.filter(kind=Event.Kind.ASSIGNED).latest("id")
+    conversation_assign(conversation=conversation, actor=manager_a, agent=carl)
+    assert notifications_for_event(event_id=to_alice.pk) == []
     assert Notification.objects.count() == 0
 
 
