@@ -44,7 +44,8 @@ def notifications_for_event(*, event_id: int) -> list[Notification]:
     - ``message.note``: each teammate the note @-mentions among the staff who may open the
       conversation (``conversation_staff_who_can_see``); never its author.
 
-    Nobody hears about their own action, deactivated accounts hear nothing, and an event older
+    A move to another team also withdraws the conversation's notifications of the people who
+    may no longer open it. Nobody hears about their own action, deactivated accounts hear nothing, and an event older
     than ``NOTIFICATION_MAX_AGE_HOURS`` notifies nobody. Each
     notification commits with its ``ConversationNotification`` link, whose unique constraints
     refuse a second one for the same event and person: a retried task or a re-delivered event
@@ -61,6 +62,8 @@ def notifications_for_event(*, event_id: int) -> list[Notification]:
     if event is None or event.conversation is None:
         logger.info("event %s: nothing to notify", event_id)
         return []
+    if event.kind == Event.Kind.ASSIGNED:
+        _withdraw_unseeable(event.conversation)
     created = []
     for plan in _planned(event):
         notification = _notify_once(event, event.conversation, plan)
@@ -133,6 +136,19 @@ def _planned(event: Event) -> list[Planned]:
         for plan in plans
         if plan.recipient.is_active and (actor_id is None or plan.recipient.pk != actor_id)
     ]
+
+
+def _withdraw_unseeable(conversation: Conversation) -> int:
+    """Deletes this conversation's notifications of people who may no longer open it (it moved
+    to another team): a title and excerpt must not outlive the right to read them."""
+    staff = conversation_staff_who_can_see(conversation=conversation).values("pk")
+    stale = ConversationNotification.objects.filter(conversation=conversation).exclude(
+        recipient__in=staff
+    )
+    deleted, _ = Notification.objects.filter(
+        pk__in=list(stale.values_list("notification_id", flat=True))
+    ).delete()
+    return deleted
 
 
 def _excerpt(text: str) -> str:

@@ -36,14 +36,22 @@ def rows(user):
     )
 
 
-def new_conversation(channels, react, *, subject="Parcel late", body="Where is my parcel?"):
+def new_conversation(
+    channels,
+    react,
+    *,
+    subject="Parcel late",
+    body="Where is my parcel?",
+    sender="Jane Doe <jane@example.com>",
+    message_id="<first@mail.example.com>",
+):
     with react():
         result = send_email(
             channels["email"],
-            sender="Jane Doe <jane@example.com>",
+            sender=sender,
             subject=subject,
             body=body,
-            message_id="<first@mail.example.com>",
+            message_id=message_id,
         )
     return Conversation.objects.get(pk=result.conversation_id)
 
@@ -254,6 +262,42 @@ def test_old_news_and_stale_assignments_notify_nobody(
     conversation_assign(conversation=conversation, actor=manager_a, agent=carl)
     assert notifications_for_event(event_id=to_alice.pk) == []
     assert Notification.objects.count() == 0
+
+
+def test_a_move_to_another_team_withdraws_what_the_old_team_may_no_longer_read(
+    channels, agent_a, agent_b, manager_a, carl, react, team_b
+):
+    conversation = new_conversation(channels, react)
+    with react():
+        conversation_assign(conversation=conversation, actor=manager_a, agent=agent_a)
+        conversation_reply(
+            conversation=conversation, author=agent_a, body="@Carl Cooper look", internal=True
+        )
+    other = new_conversation(
+        channels, react, subject="Other", sender="kim@example.com", message_id="<kim@example.com>"
+    )
+    assert other.pk != conversation.pk
+    with react():
+        conversation_assign(conversation=other, actor=manager_a, agent=carl)
+    assert Notification.objects.count() == 3
+    manager_a.teams.add(team_b)
+
+    with react():
+        conversation_assign(conversation=conversation, actor=manager_a, team=team_b, agent=agent_b)
+
+    # Alice's "assigned" and Carl's mention are gone; Bob is told; Carl's other one stays.
+    c = conversation.pk
+    assert rows(agent_a) == []
+    assert [kind for kind, *_ in rows(carl)] == ["conversation.assigned"]
+    assert rows(agent_b) == [
+        (
+            "conversation.assigned",
+            f"Mia Manager assigned #{c} to you: Parcel late",
+            "Jane Doe",
+            f"/conversations/{c}/",
+        )
+    ]
+    assert ConversationNotification.objects.count() == 2
 
 
 def test_automated_mail_notifies_nobody(channels, agent_a, manager_a, react):
