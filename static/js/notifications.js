@@ -55,8 +55,18 @@
     markSeen(bell, newest);
   }
 
+  // The tab's title counts what is unread too: "(3) Queue · Supportdesk".
+  function retitle(bell) {
+    var unread = parseInt(bell.getAttribute("data-unread"), 10) || 0;
+    var title = document.title.replace(/^\(\d+\+?\) /, "");
+    document.title = unread ? "(" + (unread > 99 ? "99+" : unread) + ") " + title : title;
+  }
+
   var bell = document.getElementById("notification-bell");
-  if (bell) markSeen(bell, parseInt(bell.getAttribute("data-latest-id"), 10) || 0);
+  if (bell) {
+    markSeen(bell, parseInt(bell.getAttribute("data-latest-id"), 10) || 0);
+    retitle(bell);
+  }
 
   // A poll answered by the login page (the session ended) keeps the old bell.
   document.body.addEventListener("htmx:beforeSwap", function (event) {
@@ -68,7 +78,10 @@
   });
   document.body.addEventListener("htmx:load", function (event) {
     var element = event.detail.elt;
-    if (element && element.id === "notification-bell") announce(element);
+    if (element && element.id === "notification-bell") {
+      announce(element);
+      retitle(element);
+    }
   });
 
   // The opt-in control: [data-desktop-optin] with [data-desktop-state] and [data-desktop-toggle].

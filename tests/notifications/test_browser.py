@@ -87,6 +87,7 @@ def test_a_customer_writes_and_the_agent_gets_a_desktop_notification_without_rel
     assert response.json()["conversation"] == conversation.pk
 
     expect(bell.locator(".bell-count")).to_have_text("2", timeout=10_000)
+    expect(page).to_have_title("(2) Queue · Supportdesk")
     for _ in range(100):  # wait_for_function evaluates strings, which the CSP forbids
         if page.evaluate("window.__notifications.length"):
             break
