@@ -109,6 +109,8 @@ def test_a_customer_writes_and_the_agent_gets_a_desktop_notification_without_rel
 
     # The list links each to its conversation; opening one marks it read.
     bell.get_by_role("link").click()
+    expect(page.get_by_text("Desktop notifications are on in this browser.")).to_be_visible()
+    expect(page.locator(".notification").first).to_contain_text("just now")
     screenshot(page, "notifications-list")
     page.get_by_role("link", name=re.compile("Jane Doe wrote on")).click()
     expect(page).to_have_url(re.compile(rf"/conversations/{conversation.pk}/#message-\d+$"))
