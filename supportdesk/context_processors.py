@@ -1,13 +1,24 @@
+from functools import cache
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 
-from supportdesk.selectors import notification_unread_count
+from supportdesk.selectors import notification_unread_summary
 
 
 def notifications(request: HttpRequest) -> dict[str, Any]:
-    """``unread_notifications`` for the top bar: one COUNT on the partial index, staff only."""
+    """``notification_bell`` for the top bar: one aggregate on the partial index, staff only, and
+    only when a page renders the bell (the template calls it lazily)."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    return {"unread_notifications": lambda: notification_unread_count(user=user)}
+
+    @cache
+    def bell() -> dict[str, int]:
+        return notification_unread_summary(user=user)
+
+    return {
+        "notification_bell": bell,
+        "notification_poll_seconds": settings.NOTIFICATION_POLL_SECONDS,
+    }

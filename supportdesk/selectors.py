@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Count, Max, QuerySet
 
 from supportdesk.models import AuditEntry, MailTemplate, Notification, User
 
@@ -11,8 +11,13 @@ def notification_unread_count(*, user: User) -> int:
     return Notification.objects.filter(recipient=user, read_at__isnull=True).count()
 
 
-def notification_list_for_user(*, user: User, limit: int = 100) -> QuerySet[Notification]:
-    return Notification.objects.filter(recipient=user)[:limit]
+def notification_unread_summary(*, user: User) -> dict[str, int]:
+    """``{"unread": n, "latest_id": id}`` for the top bar's bell: one aggregate on the partial
+    index. ``latest_id`` (0 when none) tells the page's script which notifications are new."""
+    summary = Notification.objects.filter(recipient=user, read_at__isnull=True).aggregate(
+        unread=Count("id"), latest_id=Max("id")
+    )
+    return {"unread": summary["unread"] or 0, "latest_id": summary["latest_id"] or 0}
 
 
 def audit_list_for_user(*, user: User, action: str = "") -> QuerySet[AuditEntry]:

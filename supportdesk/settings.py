@@ -153,6 +153,7 @@ INSTALLED_APPS = [
     "axes",
     "supportdesk",
     "tickets",
+    "notifications",
     "surveys",
     "quality",
     "metrics",
@@ -400,6 +401,12 @@ SURVEY_REMINDER_DAYS = env_int("SURVEY_REMINDER_DAYS", 3, minimum=1)
 SURVEY_RATE_LIMIT = env("SURVEY_RATE_LIMIT", "60/m")
 # Emails one member of staff gets for notifications in any hour; beyond it, workspace only.
 STAFF_NOTIFICATION_EMAILS_PER_HOUR = env_int("STAFF_NOTIFICATION_EMAILS_PER_HOUR", 30, minimum=0)
+# notifications: how often an open workspace tab asks for its unread count (the bell, desktop
+# notifications), and the desk-time hour daily digests go out.
+NOTIFICATION_POLL_SECONDS = env_int("NOTIFICATION_POLL_SECONDS", 20, minimum=1)
+NOTIFICATION_DIGEST_HOUR = env_int("NOTIFICATION_DIGEST_HOUR", 8, minimum=0)
+# An event older than this notifies nobody (replayed history, a reaction after a long outage).
+NOTIFICATION_MAX_AGE_HOURS = env_int("NOTIFICATION_MAX_AGE_HOURS", 24, minimum=1)
 METRICS_RETENTION_DAYS = env_int("METRICS_RETENTION_DAYS", 400, minimum=1)
 # Database connections a recompute chunk runs on at once (each keeps one PostgreSQL core busy).
 METRICS_RECOMPUTE_CONNECTIONS = env_int("METRICS_RECOMPUTE_CONNECTIONS", 2, minimum=1)
@@ -479,6 +486,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tickets.tasks.conversations_close_solved_task",
         "schedule": timedelta(minutes=15),
         "options": {"expires": 600},
+    },
+    # notifications: hourly and daily email digests (each agent's own period decides)
+    "notification-digests": {
+        "task": "notifications.tasks.notification_digests_send_task",
+        "schedule": crontab(minute=0),
+        "options": {"expires": 3000},
     },
     # surveys
     "send-due-surveys": {

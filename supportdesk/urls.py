@@ -8,7 +8,7 @@ from supportdesk import security, views, webhooks
 urlpatterns = [
     path("", include("tickets.home_urls")),
     path("healthz", views.healthz, name="healthz"),
-    path("notifications/", views.notifications, name="notifications"),
+    path("", include("notifications.urls")),
     path("audit/", views.audit_log, name="audit-log"),
     path("settings/email-templates/", views.mail_template_list, name="mail-templates"),
     path(
@@ -29,6 +29,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("tickets.urls")),
+    path("api/v1/", include("notifications.api_urls")),
     path("api/v1/", include("surveys.api_urls")),
     path("api/v1/", include("metrics.api_urls")),
     path("", include("tickets.web_urls")),

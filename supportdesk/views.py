@@ -18,12 +18,10 @@ from supportdesk.selectors import (
     audit_list_for_user,
     mail_template_get,
     mail_template_list_all,
-    notification_list_for_user,
 )
 from supportdesk.services import (
     mail_template_reset,
     mail_template_save,
-    notifications_mark_read,
     user_signature_update,
 )
 
@@ -33,17 +31,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
-
-
-@login_required
-def notifications(request: StaffRequest) -> HttpResponse:
-    """The caller's notifications, newest first; POST marks them read."""
-    if request.method == "POST":
-        ids = [int(i) for i in request.POST.getlist("id") if i.isdigit()]
-        notifications_mark_read(recipient=request.user, ids=ids or None)
-        return redirect("notifications")
-    items = list(notification_list_for_user(user=request.user))
-    return render(request, "notifications.html", {"notifications": items})
 
 
 AUDIT_PAGE_SIZE = 50

@@ -519,6 +519,8 @@ class EventKind(models.TextChoices):
     INBOUND = "message.inbound", "Customer wrote"
     REPLIED = "message.replied", "Agent replied"
     MESSAGE_MOVED = "message.moved", "Message moved"
+    # An internal note: the notifications app reads the @-mentions in it.
+    NOTE_ADDED = "message.note", "Internal note added"
     CUSTOMER_MERGED = "customer.merged", "Customers merged"
     CUSTOMER_MERGE_UNDONE = "customer.merge_undone", "Merge undone"
     IDENTITY_LINKED = "identity.linked", "Identity linked"

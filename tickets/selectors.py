@@ -473,6 +473,30 @@ def conversation_assignable_agents(*, conversation: Conversation) -> list[User]:
     return list(agents.order_by("full_name", "email"))
 
 
+def conversation_staff_who_can_see(
+    *, conversation: Conversation, search: str = "", limit: int | None = None
+) -> QuerySet[User]:
+    """Active staff who may open ``conversation``: ``visible_conversations_q`` read the other way.
+
+    Admins; the members of its team; for an unrouted conversation (no team) managers, agents in
+    no team and its assignee. ``search`` narrows by name or email (the @-mention autocomplete).
+    One query.
+    """
+    q = Q(role=User.Role.ADMIN)
+    if conversation.team_id is not None:
+        q |= Q(teams=conversation.team_id)
+    else:
+        q |= Q(role=User.Role.MANAGER) | Q(teams__isnull=True)
+        if conversation.assignee_id is not None:
+            q |= Q(pk=conversation.assignee_id)
+    staff = User.objects.filter(q, is_active=True)
+    search = search.strip()
+    if search:
+        staff = staff.filter(Q(full_name__icontains=search) | Q(email__istartswith=search))
+    staff = staff.distinct().order_by("full_name", "email")
+    return staff[:limit] if limit is not None else staff
+
+
 def saved_reply_list() -> list[SavedReply]:
     return list(SavedReply.objects.filter(is_active=True).order_by("title"))
 

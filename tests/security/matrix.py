@@ -19,6 +19,7 @@ Rules (``who``):
   manager_team  managers of the object's team, admins
   job           a recompute job: the staff member who asked for it, any manager, admins
   admin         admins only (the Django admin)
+  recipient     the one staff member a notification is for (nobody else, admins included)
 """
 
 from __future__ import annotations
@@ -102,6 +103,8 @@ OPS: list[Op] = [
     _api("api/v1/customers/<int:pk>/merge/", "POST", "team", "customer", ok=400),
     _api("api/v1/customers/<int:pk>/identities/", "POST", "team", "customer", ok=400),
     _api("api/v1/merges/<int:pk>/undo/", "POST", "team", "merge"),
+    _api("api/v1/notifications/", "GET", "staff", note="the caller's own"),
+    _api("api/v1/notifications/read/", "POST", "staff", ok=400, note='needs "ids" or "all"'),
     _api("api/v1/surveys/responses/", "GET", "staff"),
     _api("api/v1/scorecards/", "GET", "staff", ok={"*": 400}, note="from/to are required"),
     _api("api/v1/scorecards/recompute/", "POST", "manager", ok=400, denied=403),
@@ -110,6 +113,25 @@ OPS: list[Op] = [
     _page("", "GET", "staff"),
     _page("notifications/", "GET", "staff"),
     _page("notifications/", "POST", "staff", ok=302, note="marks the caller's own as read"),
+    _page("notifications/badge/", "GET", "staff", note="the bell, polled"),
+    _page("notifications/settings/", "GET", "staff"),
+    _page("notifications/settings/", "POST", "staff", ok=400, note="no choice given"),
+    _page(
+        "notifications/<int:pk>/open/",
+        "GET",
+        "recipient",
+        "notification",
+        ok=302,
+        writes=("supportdesk.notification",),
+        note="marks it read, then goes to the conversation",
+    ),
+    _page(
+        W + "mentions/",
+        "GET",
+        "team",
+        "conversation",
+        note="@-mention autocomplete: who may open it",
+    ),
     _page("audit/", "GET", "manager", denied=403, note="managers: entries about their teams"),
     # --- Email wording: templates and mailbox sending settings (admins), own signature (staff) --
     _page("settings/email-templates/", "GET", "admin", denied=403),
@@ -221,6 +243,8 @@ def allowed(who: str, role: str, team: str | None) -> bool:
         return False  # no user role holds a channel token; checked separately
     if role in ("anon", "customer"):
         return False
+    if who == "recipient":
+        return (role == "agent_a" and team == "A") or (role == "agent_b" and team == "B")
     if who == "staff":
         return True
     if who == "admin":

@@ -66,6 +66,7 @@ class Side:
     checkin: Any = None
     job: Any = None
     agent: Any = None
+    notification: Any = None  # one of the side's agent's notifications
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -169,6 +170,14 @@ def _side(mark: str, team: Team, channels: dict[str, Any], agent: User, manager:
     )
     cancellation_record(
         conversation=side.conversation, actor=agent, reason=reason, note=f"Note {mark}"
+    )
+    from supportdesk.services import notification_create
+
+    side.notification = notification_create(
+        recipient=agent,
+        kind="conversation.mentioned",
+        title=f"Mentioned on {mark}",
+        url=f"/conversations/{side.conversation.pk}/",
     )
     return side
 

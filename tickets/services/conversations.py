@@ -139,6 +139,14 @@ def conversation_reply(
         reply_files_store(message=message, files=attachments)
         conversation.last_activity_at = max(conversation.last_activity_at, at)
         conversation_save(conversation, "last_activity_at")
+        # Higher apps react to notes (the notifications app tells the teammates @-mentioned).
+        event_record(
+            kind=Event.Kind.NOTE_ADDED,
+            conversation=conversation,
+            message=message,
+            actor=author,
+            occurred_at=at,
+        )
         return message
 
     kind = channel_kind or _last_inbound_kind(conversation)
