@@ -12,6 +12,8 @@ from django.db import OperationalError
 from tickets.services import (
     WebhookRejected,
     conversations_close_solved,
+    mailbox_poll,
+    mailboxes_poll_due,
     message_delivery_failed,
     message_email_send,
     message_webhook_send,
@@ -58,3 +60,19 @@ def message_webhook_send_task(self: Task[[int], None], message_id: int) -> None:
             message_delivery_failed(message_id=message_id, error=f"gave up after retries: {exc}")
             return
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+
+
+@shared_task(ignore_result=True)
+def mailboxes_poll_task() -> int:
+    """Beat, every MAILBOX_POLL_SECONDS: one poll task per active mailbox no poll holds now."""
+    due = mailboxes_poll_due()
+    for mailbox_id in due:
+        mailbox_poll_task.delay(mailbox_id)
+    return len(due)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def mailbox_poll_task(mailbox_id: int) -> str:
+    """Poll one mailbox; failures are recorded on the mailbox (its health), never retried here:
+    the next beat tick polls again."""
+    return mailbox_poll(mailbox_id=mailbox_id).summary()

@@ -8,6 +8,7 @@
 - ``inbound_email``: raw RFC 822 and provider webhooks into that path
 - ``conversations``: agent actions (reply, solve, reopen, pending, assign, take next, move, close)
 - ``delivery``: outbound email and signed webhooks, one claim so a message is sent once
+- ``mailboxes``: IMAP/SMTP accounts of email channels, polling them exactly once, their health
 - ``saved_replies``, ``presence``
 
 Rules that hold throughout:
@@ -83,6 +84,19 @@ from tickets.services.ingest import (
     inbound_social,
     quarantine_store,
 )
+from tickets.services.mailboxes import (
+    MAILBOX_FIELDS,
+    PollResult,
+    mailbox_access_token,
+    mailbox_oauth_complete,
+    mailbox_oauth_endpoints,
+    mailbox_poll,
+    mailbox_poll_by_name,
+    mailbox_save,
+    mailbox_smtp_connection,
+    mailbox_test_connection,
+    mailboxes_poll_due,
+)
 from tickets.services.presence import (
     PRESENCE_TTL_SECONDS,
     conversation_presence_leave,
@@ -97,6 +111,7 @@ from tickets.services.saved_replies import (
 
 __all__ = [
     "EARLIEST_MESSAGE_TIME",
+    "MAILBOX_FIELDS",
     "PRESENCE_TTL_SECONDS",
     "SAVED_REPLY_VARIABLES",
     "SEND_LEASE",
@@ -106,6 +121,7 @@ __all__ = [
     "WEBHOOK_TIMESTAMP_HEADER",
     "HandleTaken",
     "InboundResult",
+    "PollResult",
     "ReplyHeld",
     "StaleVersion",
     "WebhookRejected",
@@ -142,6 +158,15 @@ __all__ = [
     "inbound_email_raw",
     "inbound_phone",
     "inbound_social",
+    "mailbox_access_token",
+    "mailbox_oauth_complete",
+    "mailbox_oauth_endpoints",
+    "mailbox_poll",
+    "mailbox_poll_by_name",
+    "mailbox_save",
+    "mailbox_smtp_connection",
+    "mailbox_test_connection",
+    "mailboxes_poll_due",
     "message_claim_for_sending",
     "message_delivery_failed",
     "message_email_send",
