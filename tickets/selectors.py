@@ -20,6 +20,7 @@ from tickets.identities import normalise_email, normalise_phone, normalise_socia
 from tickets.models import (
     Attachment,
     Channel,
+    ChannelKind,
     Contact,
     Conversation,
     ConversationViewer,
@@ -27,6 +28,7 @@ from tickets.models import (
     CustomerMerge,
     Event,
     Identity,
+    Mailbox,
     Message,
     SavedReply,
 )
@@ -540,3 +542,28 @@ def customer_id_by_handle(*, handle: str) -> int | None:
 def chat_channel_for_page() -> Channel | None:
     """The channel the built-in /chat/ page feeds: the first active chat channel."""
     return Channel.objects.filter(kind="chat", is_active=True).order_by("pk").first()
+
+
+def mailbox_list() -> QuerySet[Mailbox]:
+    """Every mailbox with its channel and team (admins only: the API and the mailboxes page)."""
+    return Mailbox.objects.select_related("channel", "channel__team").order_by(
+        "channel__name", "pk"
+    )
+
+
+def mailbox_get(*, pk: Any) -> Mailbox:
+    """One mailbox with its channel (admins only); Http404 if there is none."""
+    try:
+        return Mailbox.objects.select_related("channel", "channel__team").get(pk=int(pk))
+    except (Mailbox.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404("No such mailbox.") from exc
+
+
+def channel_list() -> QuerySet[Channel]:
+    """Every active channel with its team (any member of staff: where a reply can go)."""
+    return Channel.objects.filter(is_active=True).select_related("team").order_by("kind", "name")
+
+
+def email_channels_without_mailbox() -> QuerySet[Channel]:
+    """Email channels a mailbox can still be connected to (the "Add a mailbox" form)."""
+    return Channel.objects.filter(kind=ChannelKind.EMAIL, mailbox__isnull=True).order_by("name")

@@ -42,6 +42,7 @@ from tickets.mailbox_transport import (
     oauth_token_request,
 )
 from tickets.models import Channel, ChannelKind, Event, Mailbox, MailboxImport, QuarantinedMessage
+from tickets.services.channels import channel_create_or_update
 from tickets.services.events import event_record
 from tickets.services.inbound_email import inbound_email_raw
 from tickets.services.ingest import quarantine_store
@@ -153,7 +154,45 @@ def mailbox_save(
     return mailbox
 
 
+@transaction.atomic
+def mailbox_create(
+    *,
+    channel_name: str,
+    team_name: str | None,
+    address: str,
+    values: dict[str, Any],
+    credentials: dict[str, str] | None = None,
+    actor: User | None = None,
+) -> Mailbox:
+    """Connect a mailbox to the email channel ``channel_name``, creating the channel if new.
+
+    All or nothing: a mailbox the service refuses leaves no new channel behind.
+    """
+    existing = Channel.objects.filter(name=channel_name).first()
+    if existing is not None and existing.kind != ChannelKind.EMAIL:
+        raise ApplicationError(f"The channel {channel_name!r} is a {existing.kind} channel.")
+    if existing is not None and Mailbox.objects.filter(channel=existing).exists():
+        raise ApplicationError(f"The channel {channel_name!r} already has a mailbox: edit it.")
+    channel = channel_create_or_update(
+        kind=ChannelKind.EMAIL,
+        name=channel_name,
+        team_name=team_name,
+        address=address,
+        actor=actor,
+    )
+    return mailbox_save(channel=channel, values=values, credentials=credentials, actor=actor)
+
+
 def _validate(mailbox: Mailbox) -> None:
+    preset = OAUTH_PRESETS.get(mailbox.oauth_provider) if mailbox.auth == "oauth2" else None
+    if preset is not None and not mailbox.imap_host.strip():
+        mailbox.imap_host, mailbox.imap_port, mailbox.imap_security = preset.imap_host, 993, "tls"
+    if preset is not None and not mailbox.smtp_host.strip():
+        mailbox.smtp_host, mailbox.smtp_port, mailbox.smtp_security = (
+            preset.smtp_host,
+            587,
+            "starttls",
+        )
     if not mailbox.imap_host.strip():
         raise ApplicationError("Enter the IMAP server's host name.")
     if not mailbox.username.strip():
