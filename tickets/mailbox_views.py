@@ -57,7 +57,7 @@ def _initial(mailbox: Mailbox) -> dict[str, object]:
 def mailbox_new(request: StaffRequest) -> HttpResponse:
     """Connect a mailbox (and create its email channel when the name is new)."""
     _admin_only(request)
-    form = MailboxNewForm(request.POST or None)
+    form = MailboxNewForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         team = form.cleaned_data["team"]
         try:
@@ -92,7 +92,9 @@ def mailbox_edit(request: StaffRequest, pk: int) -> HttpResponse:
     """Change a mailbox; blank credential fields keep what is stored."""
     _admin_only(request)
     mailbox = selectors.mailbox_get(pk=pk)
-    form = MailboxForm(request.POST or None, initial=_initial(mailbox))
+    form = MailboxForm(
+        request.POST if request.method == "POST" else None, initial=_initial(mailbox)
+    )
     if request.method == "POST" and form.is_valid():
         try:
             mailbox = services.mailbox_save(

@@ -348,5 +348,5 @@ def test_no_api_view_takes_free_form_filters_or_ordering(settings):
                 getattr(view, "ordering_fields", None) not in (None, "__all__")
             ), view
             assert getattr(view, "filterset_fields", None) != "__all__", view
-    assert len(views) == 21
+    assert len(views) == 23
     assert None not in views
