@@ -185,4 +185,4 @@ class MailboxNewForm(MailboxForm):
         help_text="New conversations from this mailbox go to this team.",
     )
     address = forms.EmailField(label="Support address", help_text="The address customers write to.")
-    field_order = ["channel_name", "team", "address"]
+    is_active = None  # a new mailbox fetches at once = ["channel_name", "team", "address"]

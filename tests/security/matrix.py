@@ -117,9 +117,7 @@ OPS: list[Op] = [
     _page("mailboxes/", "GET", "admin", denied=403),
     _page("mailboxes/new/", "GET", "admin", denied=403),
     _page("mailboxes/new/", "POST", "admin", ok=400, denied=403, note="empty form: refused"),
-    _page(
-        "mailboxes/oauth/callback/", "GET", "admin", ok=400, denied=403, note="no flow started"
-    ),
+    _page("mailboxes/oauth/callback/", "GET", "admin", ok=400, denied=403, note="no flow started"),
     _page("mailboxes/<int:pk>/", "GET", "admin", "mailbox", denied=403),
     _page("mailboxes/<int:pk>/", "POST", "admin", "mailbox", ok=400, denied=403),
     _page("mailboxes/<int:pk>/test/", "POST", "admin", "mailbox", ok=302, denied=403),
