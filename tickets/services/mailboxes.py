@@ -5,9 +5,10 @@ Exactly once, the way it holds:
 - A poll claims its mailbox with a conditional UPDATE on ``poll_lease_until`` (renewed after every
   batch), so two workers never poll one mailbox at once; a worker killed mid-batch lets the lease
   run out (``MAILBOX_POLL_LEASE_SECONDS``) and the next poll takes over.
-- Each message is stored in its own transaction together with its ``MailboxImport`` row, keyed
-  by ``(mailbox, UIDVALIDITY, UID)`` under a unique constraint: killed before the commit, neither
-  exists and the message is fetched again; after it, the UID is known and never fetched again.
+- Each message is stored together with its ``MailboxImport`` row (in transactions of up to
+  ``COMMIT_EVERY`` messages), keyed by ``(mailbox, UIDVALIDITY, UID)`` under a unique constraint:
+  killed before the commit, neither exists and the messages are fetched again; after it, the UIDs
+  are known and never fetched again.
 - Ingestion itself is idempotent on the Message-ID (``(channel, external_id)``), so a UIDVALIDITY
   change (every UID renumbered) re-reads the folder and stores nothing twice.
 - ``last_uid`` (the high-water mark) only moves after a batch is stored and its after-import
@@ -34,6 +35,7 @@ from supportdesk.sealing import UnsealError, seal, unseal
 from supportdesk.services import audit_record, notification_create
 from tickets.mailbox_transport import (
     OAUTH_PRESETS,
+    FetchedMessage,
     ImapSession,
     ImapSettings,
     MailboxSmtpBackend,
@@ -48,6 +50,9 @@ from tickets.services.inbound_email import inbound_email_raw
 from tickets.services.ingest import quarantine_store
 
 logger = logging.getLogger(__name__)
+
+# Messages stored per transaction: one commit (and one outbox relay) for several messages.
+COMMIT_EVERY = 20
 
 # Refresh an OAuth2 access token this long before the provider says it expires.
 ACCESS_TOKEN_MARGIN = timedelta(seconds=60)
@@ -528,17 +533,38 @@ def _poll(mailbox: Mailbox, token: str, result: PollResult) -> None:
             )
             result.skipped += len(known)
             wanted = [uid for uid in batch if uid not in known]
+            group: list[FetchedMessage] = []
             for fetched in session.fetch(wanted):
-                _import_one(mailbox, uidvalidity, fetched.uid, fetched.raw, result)
+                group.append(fetched)
+                if len(group) == COMMIT_EVERY:
+                    _import_group(mailbox, uidvalidity, group, result)
+                    group = []
+            _import_group(mailbox, uidvalidity, group, result)
             session.after_import(batch, action=mailbox.after_import, folder=mailbox.move_to_folder)
             done += len(batch)
             mailbox.last_uid = batch[-1]
             _renew(mailbox.pk, token, last_uid=batch[-1], progress_done=done)
 
 
-def _import_one(
-    mailbox: Mailbox, uidvalidity: int, uid: int, raw: bytes, result: PollResult
+def _import_group(
+    mailbox: Mailbox, uidvalidity: int, group: list[FetchedMessage], result: PollResult
 ) -> None:
+    """Store a few messages in one transaction (one commit and one outbox relay for all), each
+    in its own savepoint; counted only once committed."""
+    if not group:
+        return
+    with transaction.atomic():
+        outcomes = [_import_one(mailbox, uidvalidity, f.uid, f.raw) for f in group]
+    for outcome in outcomes:
+        if outcome == MailboxImport.Outcome.IMPORTED:
+            result.imported += 1
+        elif outcome == MailboxImport.Outcome.SKIPPED:
+            result.skipped += 1
+        else:
+            result.quarantined += 1
+
+
+def _import_one(mailbox: Mailbox, uidvalidity: int, uid: int, raw: bytes) -> str:
     channel = mailbox.channel
     try:
         with transaction.atomic():
@@ -567,14 +593,8 @@ def _import_one(
             )
     except IntegrityError:
         # Another poll stored this UID first (the lease makes it rare): nothing of ours remains.
-        result.skipped += 1
-        return
-    if outcome == MailboxImport.Outcome.IMPORTED:
-        result.imported += 1
-    elif outcome == MailboxImport.Outcome.SKIPPED:
-        result.skipped += 1
-    else:
-        result.quarantined += 1
+        return MailboxImport.Outcome.SKIPPED
+    return outcome
 
 
 # --- Health ---------------------------------------------------------------------------------------
