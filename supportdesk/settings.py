@@ -411,6 +411,9 @@ MAILBOX_BATCH_SIZE = env_int("MAILBOX_BATCH_SIZE", 100, minimum=1)
 MAILBOX_IMPORT_DAYS = env_int("MAILBOX_IMPORT_DAYS", 30, minimum=1)
 MAILBOX_ALERT_MINUTES = env_int("MAILBOX_ALERT_MINUTES", 5, minimum=1)
 MAILBOX_TIMEOUT_SECONDS = env_int("MAILBOX_TIMEOUT_SECONDS", 30, minimum=1)
+# A beat poll stops after the batch that passes this (a big first import goes on next tick), so
+# it ends well inside CELERY_TASK_SOFT_TIME_LIMIT.
+MAILBOX_POLL_MAX_SECONDS = env_int("MAILBOX_POLL_MAX_SECONDS", 240, minimum=1)
 # --- Mail integrity (hostile branch): automatic mail (surveys, reminders) one address may get ---
 AUTO_MAIL_MAX_PER_HOUR = env_int("AUTO_MAIL_MAX_PER_HOUR", 3, minimum=1)
 AUTO_MAIL_MAX_PER_DAY = env_int("AUTO_MAIL_MAX_PER_DAY", 10, minimum=1)

@@ -75,4 +75,6 @@ def mailboxes_poll_task() -> int:
 def mailbox_poll_task(mailbox_id: int) -> str:
     """Poll one mailbox; failures are recorded on the mailbox (its health), never retried here:
     the next beat tick polls again."""
-    return mailbox_poll(mailbox_id=mailbox_id).summary()
+    return mailbox_poll(
+        mailbox_id=mailbox_id, max_seconds=settings.MAILBOX_POLL_MAX_SECONDS
+    ).summary()

@@ -669,3 +669,24 @@ def test_create_channel_refuses_a_bad_imap_url(team_a):
     from tickets.models import Channel
 
     assert Channel.objects.count() == 0
+
+
+def test_a_long_first_import_stops_at_max_seconds_and_the_next_poll_goes_on(
+    dovecot, channels, settings
+):
+    # Given five batches' worth of mail and a poll allowed (almost) no time
+    settings.MAILBOX_BATCH_SIZE = 4
+    dovecot.append(*(email_bytes(i) for i in range(20)))
+    mailbox = connect(dovecot, channels["email"])
+
+    first = mailbox_poll(mailbox_id=mailbox.pk, max_seconds=0.000001)
+
+    # Then the poll stops after its first batch, with the progress recorded, and healthy
+    assert (first.imported, first.more, first.error) == (4, True, "")
+    mailbox.refresh_from_db()
+    assert (mailbox.last_uid, mailbox.progress_done, mailbox.progress_total) == (4, 4, 20)
+    assert mailbox.healthy
+    # And the next (unbounded) poll imports the rest
+    rest = mailbox_poll(mailbox_id=mailbox.pk)
+    assert (rest.imported, rest.skipped, rest.more) == (16, 0, False)
+    assert inbound_count(channels["email"]) == 20

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -426,6 +427,7 @@ class PollResult:
     skipped: int = 0
     quarantined: int = 0
     busy: bool = False  # another poll holds this mailbox
+    more: bool = False  # stopped at max_seconds with messages left for the next poll
     error: str = ""
 
     def summary(self) -> str:
@@ -462,10 +464,12 @@ def _renew(mailbox_id: int, token: str, **fields: Any) -> None:
         raise _LeaseLost()
 
 
-def mailbox_poll(*, mailbox_id: int) -> PollResult:
+def mailbox_poll(*, mailbox_id: int, max_seconds: float | None = None) -> PollResult:
     """Poll one mailbox once: import what is new, apply the after-import action, record health.
 
-    Returns at once with ``busy`` when another poll holds the mailbox. A connection or server
+    ``max_seconds`` (the beat task passes MAILBOX_POLL_MAX_SECONDS) stops a long first import
+    after the batch that passes it, well inside the task's time limit; the next poll goes on from
+    there. Returns at once with ``busy`` when another poll holds the mailbox. A connection or server
     failure is recorded on the mailbox (and alerts the admins once it lasts
     ``MAILBOX_ALERT_MINUTES``), not raised: beat simply polls again.
     """
@@ -475,7 +479,7 @@ def mailbox_poll(*, mailbox_id: int) -> PollResult:
     result = PollResult()
     try:
         mailbox = Mailbox.objects.select_related("channel", "channel__team").get(pk=mailbox_id)
-        _poll(mailbox, token, result)
+        _poll(mailbox, token, result, max_seconds=max_seconds)
     except _LeaseLost:
         logger.warning("mailbox %s: another poll took over the lease", mailbox_id)
         return result
@@ -497,7 +501,8 @@ def mailbox_poll(*, mailbox_id: int) -> PollResult:
     return result
 
 
-def _poll(mailbox: Mailbox, token: str, result: PollResult) -> None:
+def _poll(mailbox: Mailbox, token: str, result: PollResult, *, max_seconds: float | None) -> None:
+    deadline = time.monotonic() + max_seconds if max_seconds else None
     with ImapSession(_imap_settings_or_error(mailbox)) as session:
         uidvalidity = session.select(mailbox.folder)
         if mailbox.uidvalidity != uidvalidity:
@@ -544,6 +549,9 @@ def _poll(mailbox: Mailbox, token: str, result: PollResult) -> None:
             done += len(batch)
             mailbox.last_uid = batch[-1]
             _renew(mailbox.pk, token, last_uid=batch[-1], progress_done=done)
+            if deadline is not None and time.monotonic() > deadline and done < len(found):
+                result.more = True
+                return
 
 
 def _import_group(
