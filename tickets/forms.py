@@ -187,4 +187,8 @@ class MailboxNewForm(MailboxForm):
         help_text="New conversations from this mailbox go to this team.",
     )
     address = forms.EmailField(label="Support address", help_text="The address customers write to.")
-    is_active = None  # a new mailbox fetches at once = ["channel_name", "team", "address"]
+    field_order = ["channel_name", "team", "address"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        del self.fields["is_active"]  # a new mailbox fetches at once
