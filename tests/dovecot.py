@@ -33,8 +33,10 @@ PASSWORD = "secret-imap-pw"
 @dataclass
 class Dovecot:
     directory: Path
-    port: int
+    port: int  # plain IMAP (STARTTLS too when started with tls=True)
     users: dict[str, str] = field(default_factory=dict)
+    tls_port: int = 0  # implicit TLS (imaps), with tls=True
+    cert: Path | None = None  # the self-signed certificate (for 127.0.0.1) clients must trust
 
     @property
     def config(self) -> Path:
@@ -131,7 +133,7 @@ base_dir = {dir}/run
 state_dir = {dir}/run
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = {mechanisms}
 log_path = {dir}/dovecot.log
@@ -144,6 +146,11 @@ service imap-login {{
   inet_listener imap {{
     address = 127.0.0.1
     port = {port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {tls_port}
+    ssl = yes
   }}
 }}
 passdb {{
@@ -184,14 +191,55 @@ def require_dovecot() -> None:
         pytest.fail("The Dovecot test server runs as root (Debian's dovecot user).", pytrace=False)
 
 
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
 @contextmanager
 def dovecot_server(
-    users: dict[str, str] | None = None, *, oauth_introspection_url: str = ""
+    users: dict[str, str] | None = None, *, oauth_introspection_url: str = "", tls: bool = False
 ) -> Iterator[Dovecot]:
-    """Start Dovecot for the block; its log is printed if the block failed."""
+    """Start Dovecot for the block; its log is printed if the block failed.
+
+    ``tls``: also imaps on ``tls_port`` and STARTTLS on ``port``, with a self-signed certificate
+    for 127.0.0.1 in ``cert`` (point ``SSL_CERT_FILE`` at it to trust it).
+    """
     require_dovecot()
     directory = Path(tempfile.mkdtemp(prefix="sd-dovecot-"))
-    server = Dovecot(directory=directory, port=free_port(), users=users or {USER: PASSWORD})
+    server = Dovecot(
+        directory=directory,
+        port=free_port(),
+        users=users or {USER: PASSWORD},
+        tls_port=free_port(),
+    )
+    ssl_setting = "ssl = no"
+    if tls:
+        server.cert, key = _self_signed(directory)
+        ssl_setting = f"ssl = yes\nssl_cert = <{server.cert}\nssl_key = <{key}"
     (directory / "run").mkdir()
     (directory / "mail").mkdir()
     (directory / "users").write_text(
@@ -205,7 +253,12 @@ def dovecot_server(
         (directory / "oauth2.conf.ext").write_text(OAUTH_CONF.format(url=oauth_introspection_url))
     server.config.write_text(
         CONFIG.format(
-            dir=directory, port=server.port, mechanisms=mechanisms, oauth_passdb=oauth_passdb
+            dir=directory,
+            port=server.port,
+            tls_port=server.tls_port,
+            ssl=ssl_setting,
+            mechanisms=mechanisms,
+            oauth_passdb=oauth_passdb,
         )
     )
     shutil.chown(directory / "mail", "dovecot", "dovecot")

@@ -690,3 +690,30 @@ def test_a_long_first_import_stops_at_max_seconds_and_the_next_poll_goes_on(
     rest = mailbox_poll(mailbox_id=mailbox.pk)
     assert (rest.imported, rest.skipped, rest.more) == (16, 0, False)
     assert inbound_count(channels["email"]) == 20
+
+
+@pytest.mark.parametrize("security", ["tls", "starttls"])
+def test_tls_and_starttls_with_a_trusted_certificate(channels, monkeypatch, security):
+    with dovecot_server(tls=True) as dovecot:
+        # The desk verifies the certificate against the system's trust store: trust the test one.
+        monkeypatch.setenv("SSL_CERT_FILE", str(dovecot.cert))
+        dovecot.append(email_bytes(1))
+        port = dovecot.tls_port if security == "tls" else dovecot.port
+        mailbox = connect(dovecot, channels["email"], imap_security=security, imap_port=port)
+
+        result = mailbox_poll(mailbox_id=mailbox.pk)
+
+    assert (result.imported, result.error) == (1, "")
+
+
+def test_an_untrusted_certificate_is_refused(channels):
+    with dovecot_server(tls=True) as dovecot:
+        mailbox = connect(
+            dovecot, channels["email"], imap_security="tls", imap_port=dovecot.tls_port
+        )
+        result = mailbox_poll(mailbox_id=mailbox.pk)
+
+    assert result.error.startswith(
+        f"Cannot connect to 127.0.0.1:{dovecot.tls_port}: SSLCertVerificationError"
+    )
+    assert inbound_count(channels["email"]) == 0
