@@ -53,16 +53,26 @@ def test_admin_connects_a_mailbox_and_its_mail_reaches_the_queue(
         )
 
         # The poll (beat's, or "Poll now") brings it into the queue
+        screenshot(page, "mailbox-edit")
         page.get_by_role("link", name="← Mailboxes").click()
         page.get_by_role("button", name="Poll now").click()
         expect(page.get_by_text("A poll of 'Support' is queued.")).to_be_visible()
-        expect(
-            page.locator("#mailbox-1, tr[id^=mailbox-]").first.get_by_text("OK", exact=True)
-        ).to_be_visible()
+        expect(page.locator("tr[id^=mailbox-]").first.get_by_text("OK", exact=True)).to_be_visible()
         screenshot(page, "mailboxes")
         page.goto(f"{live_server.url}/")
         expect(page.get_by_role("link", name="My parcel for order 7812 is late")).to_be_visible()
         assert dovecot.flags() == {1: "\\Seen"}
+
+        # When the server goes down, the health page says so after the next poll
+        dovecot.stop()
+        page.goto(f"{live_server.url}/mailboxes/")
+        page.get_by_role("button", name="Poll now").click()
+        row = page.locator("tr[id^=mailbox-]").first
+        expect(row.get_by_text("Failing", exact=True)).to_be_visible()
+        expect(row.get_by_text("1 failed poll since")).to_be_visible()
+        expect(row).to_contain_text("ConnectionRefusedError")
+        screenshot(page, "mailboxes-failing")
+        dovecot.start()
 
     message = Message.objects.get()
     assert (message.external_id, message.channel.name, message.conversation.team) == (
@@ -70,5 +80,5 @@ def test_admin_connects_a_mailbox_and_its_mail_reaches_the_queue(
         "Support",
         team_a,
     )
-    assert Mailbox.objects.get().last_error == ""
+    assert Mailbox.objects.get().consecutive_failures == 1
     assert problems == []
