@@ -717,3 +717,25 @@ def test_an_untrusted_certificate_is_refused(channels):
         f"Cannot connect to 127.0.0.1:{dovecot.tls_port}: SSLCertVerificationError"
     )
     assert inbound_count(channels["email"]) == 0
+
+
+def test_credentials_survive_a_secret_key_rotation_and_a_lost_key_is_a_clear_error(
+    dovecot, channels, settings
+):
+    mailbox = connect(dovecot, channels["email"])  # sealed under the current key
+    old_key = settings.SECRET_KEY
+
+    # Rotated, with the old key kept in SECRET_KEY_FALLBACKS: still opens
+    settings.SECRET_KEY = "rotated-" + "k" * 60
+    settings.SECRET_KEY_FALLBACKS = [old_key]
+    assert mailbox_poll(mailbox_id=mailbox.pk).error == ""
+
+    # The old key dropped: the poll fails with a message an admin can act on
+    settings.SECRET_KEY_FALLBACKS = []
+    result = mailbox_poll(mailbox_id=mailbox.pk)
+    assert result.error == (
+        "The stored credentials cannot be opened with SECRET_KEY (or SECRET_KEY_FALLBACKS): "
+        "enter them again on the mailbox page."
+    )
+    mailbox.refresh_from_db()
+    assert mailbox.consecutive_failures == 1

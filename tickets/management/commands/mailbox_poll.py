@@ -27,7 +27,9 @@ class Command(BaseCommand):
         total = PollResult()
         failed = []
         for mailbox, result in polled:
-            if result.busy:
+            if not mailbox.is_active:
+                state = "paused: fetching is turned off for this mailbox"
+            elif result.busy:
                 state = "busy: another poll holds it"
             elif result.error:
                 state = f"FAILED: {result.error}"
