@@ -26,11 +26,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail.backends.base import BaseEmailBackend
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from supportdesk.errors import ApplicationError
+from supportdesk.errors import ApplicationError, Conflict
 from supportdesk.models import AuditEntry, User
 from supportdesk.sealing import UnsealError, seal, unseal
 from supportdesk.services import audit_record, notification_create
@@ -438,6 +438,10 @@ class _LeaseLost(Exception):
     pass
 
 
+class _StoreFailed(Exception):
+    pass
+
+
 def _import_since() -> date:
     return (timezone.now() - timedelta(days=settings.MAILBOX_IMPORT_DAYS)).date()
 
@@ -483,8 +487,8 @@ def mailbox_poll(*, mailbox_id: int, max_seconds: float | None = None) -> PollRe
     except _LeaseLost:
         logger.warning("mailbox %s: another poll took over the lease", mailbox_id)
         return result
-    except MailboxTransportError as exc:
-        result.error = str(exc)
+    except (MailboxTransportError, _StoreFailed) as exc:
+        result.error = str(exc)[:2000]
         _poll_failed(mailbox_id, result.error)
     else:
         _poll_succeeded(mailbox_id)
@@ -577,10 +581,24 @@ def _import_one(mailbox: Mailbox, uidvalidity: int, uid: int, raw: bytes) -> str
     try:
         with transaction.atomic():
             try:
-                stored = inbound_email_raw(channel=channel, raw=raw, source="imap")
+                with transaction.atomic():
+                    stored = inbound_email_raw(channel=channel, raw=raw, source="imap")
+            except (Conflict, DatabaseError) as exc:
+                # Transient: the group rolls back and the next poll fetches it again. Not an
+                # IntegrityError any more, so it cannot pass for "another poll stored this UID".
+                raise _StoreFailed(f"Storing UID {uid} failed, retried next poll: {exc}") from exc
             except ApplicationError as exc:  # e.g. an attachment over the size limit
                 stored = quarantine_store(
                     channel=channel, source="imap", raw=raw, error=exc.message
+                )
+            except Exception as exc:
+                # A message the parser cannot handle must not stop the mailbox: keep it raw.
+                logger.exception("mailbox %s: UID %s could not be ingested", mailbox.pk, uid)
+                stored = quarantine_store(
+                    channel=channel,
+                    source="imap",
+                    raw=raw,
+                    error=f"{exc.__class__.__name__}: {exc}"[:2000],
                 )
             if isinstance(stored, QuarantinedMessage):
                 outcome, message_id, quarantined = MailboxImport.Outcome.QUARANTINED, None, stored
