@@ -76,7 +76,10 @@ def mailbox_new(request: StaffRequest) -> HttpResponse:
             return redirect("mailbox-edit", pk=mailbox.pk)
     status = 400 if form.errors else 200
     return render(
-        request, "tickets/mailbox_form.html", {"form": form, "mailbox": None}, status=status
+        request,
+        "tickets/mailbox_form.html",
+        {"form": form, "mailbox": None, "redirect_uri": _redirect_uri()},
+        status=status,
     )
 
 
@@ -112,7 +115,12 @@ def mailbox_edit(request: StaffRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "tickets/mailbox_form.html",
-        {"form": form, "mailbox": mailbox, "stored": _stored(mailbox)},
+        {
+            "form": form,
+            "mailbox": mailbox,
+            "stored": _stored(mailbox),
+            "redirect_uri": _redirect_uri(),
+        },
         status=status,
     )
 

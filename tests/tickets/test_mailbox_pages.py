@@ -202,10 +202,9 @@ def test_oauth_connect_flow_stores_the_refresh_token(
     client.force_login(admin_user)
     assert client.post("/mailboxes/new/", oauth_form(oauth_provider)).status_code == 302
     mailbox = Mailbox.objects.get()
-    assert (
-        "Connect with Other (custom endpoints)"
-        in client.get(f"/mailboxes/{mailbox.pk}/").content.decode()
-    )
+    page = client.get(f"/mailboxes/{mailbox.pk}/").content.decode()
+    assert "Connect with Other (custom endpoints)" in page
+    assert "<code>https://desk.example/mailboxes/oauth/callback/</code>" in page
 
     # When the admin presses Connect, they are sent to the provider
     start = client.post(f"/mailboxes/{mailbox.pk}/oauth/")
