@@ -739,3 +739,22 @@ def test_credentials_survive_a_secret_key_rotation_and_a_lost_key_is_a_clear_err
     )
     mailbox.refresh_from_db()
     assert mailbox.consecutive_failures == 1
+
+
+def test_a_mailbox_without_smtp_sends_through_email_url(
+    channels, agent_a, django_capture_on_commit_callbacks
+):
+    from tests.factories import send_email
+    from tickets.services import mailbox_smtp_connection
+
+    mailbox_save(
+        channel=channels["email"],
+        values={"imap_host": "imap.example.test", "username": "desk@example.test"},
+        credentials={"password": "pw"},
+    )
+    assert mailbox_smtp_connection(channel_id=channels["email"].pk) is None
+    conversation = Message.objects.get(pk=send_email(channels["email"]).message_id).conversation
+    with django_capture_on_commit_callbacks(execute=True):
+        conversation_reply(conversation=conversation, author=agent_a, body="Through EMAIL_URL.")
+
+    assert [m.body for m in mail.outbox] == ["Through EMAIL_URL."]
