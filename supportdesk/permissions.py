@@ -31,3 +31,11 @@ class IsManager(IsStaffMember):
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
         return super().has_permission(request, view) and isinstance(user, User) and user.is_manager
+
+
+class IsAdmin(IsStaffMember):
+    message = "Only admins may do this."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        return super().has_permission(request, view) and isinstance(user, User) and user.is_admin

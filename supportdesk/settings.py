@@ -412,6 +412,18 @@ METRICS_RETENTION_DAYS = env_int("METRICS_RETENTION_DAYS", 400, minimum=1)
 METRICS_RECOMPUTE_CONNECTIONS = env_int("METRICS_RECOMPUTE_CONNECTIONS", 2, minimum=1)
 # How long a computed scorecard is kept; a recompute of any of its days replaces it at once.
 SCORECARD_CACHE_SECONDS = env_int("SCORECARD_CACHE_SECONDS", 600, minimum=0)
+# Mailboxes (IMAP fetching): how often beat polls each mailbox, how long a poll may hold its
+# mailbox before another may take over (renewed every batch), the batch size, how far back the
+# first import reaches, and how long a mailbox fails before the admins get one email about it.
+MAILBOX_POLL_SECONDS = env_int("MAILBOX_POLL_SECONDS", 60, minimum=5)
+MAILBOX_POLL_LEASE_SECONDS = env_int("MAILBOX_POLL_LEASE_SECONDS", 300, minimum=1)
+MAILBOX_BATCH_SIZE = env_int("MAILBOX_BATCH_SIZE", 100, minimum=1)
+MAILBOX_IMPORT_DAYS = env_int("MAILBOX_IMPORT_DAYS", 30, minimum=1)
+MAILBOX_ALERT_MINUTES = env_int("MAILBOX_ALERT_MINUTES", 5, minimum=1)
+MAILBOX_TIMEOUT_SECONDS = env_int("MAILBOX_TIMEOUT_SECONDS", 30, minimum=1)
+# A beat poll stops after the batch that passes this (a big first import goes on next tick), so
+# it ends well inside CELERY_TASK_SOFT_TIME_LIMIT.
+MAILBOX_POLL_MAX_SECONDS = env_int("MAILBOX_POLL_MAX_SECONDS", 240, minimum=1)
 # --- Mail integrity (hostile branch): automatic mail (surveys, reminders) one address may get ---
 AUTO_MAIL_MAX_PER_HOUR = env_int("AUTO_MAIL_MAX_PER_HOUR", 3, minimum=1)
 AUTO_MAIL_MAX_PER_DAY = env_int("AUTO_MAIL_MAX_PER_DAY", 10, minimum=1)
@@ -481,6 +493,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "supportdesk.tasks.outbox_relay_task",
         "schedule": timedelta(seconds=10),
         "options": {"expires": 10},
+    },
+    "poll-mailboxes": {
+        "task": "tickets.tasks.mailboxes_poll_task",
+        "schedule": timedelta(seconds=MAILBOX_POLL_SECONDS),
+        "options": {"expires": MAILBOX_POLL_SECONDS},
     },
     "close-solved-conversations": {
         "task": "tickets.tasks.conversations_close_solved_task",

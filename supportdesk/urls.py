@@ -23,6 +23,7 @@ urlpatterns = [
     ),
     path("settings/signature/", views.signature_edit, name="signature"),
     path("settings/signature/preview/", views.signature_preview, name="signature-preview"),
+    path("mailboxes/", include("tickets.mailbox_urls")),
     path("login/", security.login, name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -390,8 +390,15 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
             if not line:
                 return
             command = line.decode(errors="replace").strip().upper()
-            if command.startswith(("EHLO", "HELO")):
+            if command.startswith("EHLO"):
+                self._reply("250-sink")
+                self._reply("250 AUTH PLAIN LOGIN XOAUTH2")
+            elif command.startswith("HELO"):
                 self._reply("250 sink")
+            elif command.startswith("AUTH"):
+                # Any login is good; the test reads what the client presented.
+                sink.auth.append(line.decode(errors="replace").strip())
+                self._reply("235 2.7.0 Authentication successful")
             elif command.startswith("DATA"):
                 self._reply("354 go ahead")
                 data = []
@@ -426,6 +433,7 @@ class SmtpSink(socketserver.ThreadingTCPServer):
         self.hold = threading.Event()
         self.holding = threading.Event()
         self.delivered: list[str] = []
+        self.auth: list[str] = []
 
 
 @contextmanager

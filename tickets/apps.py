@@ -12,3 +12,4 @@ class TicketsConfig(AppConfig):
         extensions.register_nav(
             "Sending settings", "workspace:sending", roles={"admin"}, order=97, more=True
         )
+        extensions.register_nav("Mailboxes", "mailboxes", roles={"admin"}, order=90, more=True)

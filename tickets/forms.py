@@ -7,7 +7,9 @@ from typing import Any
 
 from django import forms
 
-from tickets.models import ChannelKind, Conversation, Identity
+from supportdesk.models import Team
+from tickets.models import ChannelKind, Conversation, Identity, Mailbox
+from tickets.services.mailboxes import MAILBOX_FIELDS
 
 REPLY_CHANNELS = [
     (ChannelKind.EMAIL, "Email"),
@@ -113,3 +115,111 @@ class ChannelSendingForm(forms.Form):
         required=False, max_length=2000, label="Mailbox signature", widget=forms.Textarea
     )
     acknowledge = forms.BooleanField(required=False, label="Acknowledge new conversations")
+
+
+class MailboxForm(forms.Form):
+    """Connect or edit a mailbox. Credentials are write-only: never rendered back, blank keeps."""
+
+    imap_host = forms.CharField(
+        max_length=255,
+        required=False,
+        label="IMAP server",
+        help_text="Blank with Google or Microsoft OAuth2: their server is filled in.",
+    )
+    imap_port = forms.IntegerField(min_value=1, max_value=65535, initial=993, label="Port")
+    imap_security = forms.ChoiceField(
+        choices=Mailbox.Security.choices, initial="tls", label="Encryption"
+    )
+    username = forms.CharField(max_length=320, label="User name", help_text="Usually the address.")
+    auth = forms.ChoiceField(choices=Mailbox.Auth.choices, initial="password", label="Sign in with")
+    password = forms.CharField(
+        required=False,
+        max_length=1000,
+        strip=False,
+        label="Password or app password",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+    oauth_provider = forms.ChoiceField(
+        required=False,
+        choices=[("", "—"), *Mailbox.OAuthProvider.choices],
+        label="OAuth2 provider",
+    )
+    oauth_client_id = forms.CharField(required=False, max_length=255, label="Client id")
+    oauth_client_secret = forms.CharField(
+        required=False,
+        max_length=1000,
+        strip=False,
+        label="Client secret",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+    oauth_authorize_url = forms.URLField(
+        assume_scheme="https",
+        required=False,
+        max_length=500,
+        label="Authorize URL (custom provider)",
+    )
+    oauth_token_url = forms.URLField(
+        assume_scheme="https", required=False, max_length=500, label="Token URL (custom provider)"
+    )
+    oauth_scope = forms.CharField(required=False, max_length=500, label="Scope (custom provider)")
+    folder = forms.CharField(max_length=255, initial="INBOX", label="Folder to read")
+    after_import = forms.ChoiceField(
+        choices=Mailbox.AfterImport.choices, initial="leave", label="After import"
+    )
+    move_to_folder = forms.CharField(required=False, max_length=255, label="Move to folder")
+    smtp_host = forms.CharField(
+        required=False,
+        max_length=255,
+        label="SMTP server",
+        help_text="Blank: replies go out through the desk's EMAIL_URL.",
+    )
+    smtp_port = forms.IntegerField(min_value=1, max_value=65535, initial=587, label="SMTP port")
+    smtp_security = forms.ChoiceField(
+        choices=Mailbox.Security.choices, initial="starttls", label="SMTP encryption"
+    )
+    smtp_username = forms.CharField(
+        required=False, max_length=320, label="SMTP user name", help_text="Blank: the IMAP user."
+    )
+    smtp_password = forms.CharField(
+        required=False,
+        max_length=1000,
+        strip=False,
+        label="SMTP password",
+        help_text="Blank: the IMAP password.",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+    is_active = forms.BooleanField(
+        required=False, initial=True, label="Fetch mail from this mailbox"
+    )
+
+    CREDENTIAL_FIELDS = ("password", "oauth_client_secret", "smtp_password")
+
+    def values(self) -> dict[str, object]:
+        return {
+            name: value
+            for name, value in self.cleaned_data.items()
+            if name not in self.CREDENTIAL_FIELDS and name in MAILBOX_FIELDS
+        }
+
+    def credentials(self) -> dict[str, str]:
+        return {name: self.cleaned_data.get(name) or "" for name in self.CREDENTIAL_FIELDS}
+
+
+class MailboxNewForm(MailboxForm):
+    channel_name = forms.CharField(
+        max_length=100,
+        label="Channel name",
+        help_text="An email channel; created if it does not exist yet.",
+    )
+    team = forms.ModelChoiceField(
+        queryset=Team.objects.order_by("name"),
+        required=False,
+        label="Team",
+        help_text="New conversations from this mailbox go to this team.",
+    )
+    address = forms.EmailField(label="Support address", help_text="The address customers write to.")
+    field_order = ["channel_name", "team", "address"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        del self.fields["is_active"]  # a new mailbox fetches at once

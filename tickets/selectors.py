@@ -29,6 +29,7 @@ from tickets.models import (
     CustomerMerge,
     Event,
     Identity,
+    Mailbox,
     Message,
     SavedReply,
 )
@@ -584,3 +585,28 @@ def email_channel_list() -> list[Channel]:
     return list(
         Channel.objects.filter(kind=ChannelKind.EMAIL).select_related("team").order_by("name")
     )
+
+
+def mailbox_list() -> QuerySet[Mailbox]:
+    """Every mailbox with its channel and team (admins only: the API and the mailboxes page)."""
+    return Mailbox.objects.select_related("channel", "channel__team").order_by(
+        "channel__name", "pk"
+    )
+
+
+def mailbox_get(*, pk: Any) -> Mailbox:
+    """One mailbox with its channel (admins only); Http404 if there is none."""
+    try:
+        return Mailbox.objects.select_related("channel", "channel__team").get(pk=int(pk))
+    except (Mailbox.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404("No such mailbox.") from exc
+
+
+def channel_list() -> QuerySet[Channel]:
+    """Every active channel with its team (any member of staff: where a reply can go)."""
+    return Channel.objects.filter(is_active=True).select_related("team").order_by("kind", "name")
+
+
+def email_channels_without_mailbox() -> QuerySet[Channel]:
+    """Email channels a mailbox can still be connected to (the "Add a mailbox" form)."""
+    return Channel.objects.filter(kind=ChannelKind.EMAIL, mailbox__isnull=True).order_by("name")

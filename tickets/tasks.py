@@ -13,6 +13,8 @@ from tickets.services import (
     WebhookRejected,
     acknowledgement_send,
     conversations_close_solved,
+    mailbox_poll,
+    mailboxes_poll_due,
     message_delivery_failed,
     message_email_send,
     message_webhook_send,
@@ -71,3 +73,21 @@ def acknowledgement_send_task(self: Task[[int], None], message_id: int) -> None:
             logger.warning("acknowledgement of message %s not sent: %s", message_id, exc)
             return
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+
+
+@shared_task(ignore_result=True)
+def mailboxes_poll_task() -> int:
+    """Beat, every MAILBOX_POLL_SECONDS: one poll task per active mailbox no poll holds now."""
+    due = mailboxes_poll_due()
+    for mailbox_id in due:
+        mailbox_poll_task.delay(mailbox_id)
+    return len(due)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def mailbox_poll_task(mailbox_id: int) -> str:
+    """Poll one mailbox; failures are recorded on the mailbox (its health), never retried here:
+    the next beat tick polls again."""
+    return mailbox_poll(
+        mailbox_id=mailbox_id, max_seconds=settings.MAILBOX_POLL_MAX_SECONDS
+    ).summary()

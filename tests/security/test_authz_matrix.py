@@ -352,5 +352,5 @@ def test_no_api_view_takes_free_form_filters_or_ordering(settings):
                 getattr(view, "ordering_fields", None) not in (None, "__all__")
             ), view
             assert getattr(view, "filterset_fields", None) != "__all__", view
-    assert len(views) == 23  # notifications: list, mark read
+    assert len(views) == 25  # notifications: list, mark read; mailboxes, channels
     assert None not in views

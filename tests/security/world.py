@@ -67,6 +67,7 @@ class Side:
     job: Any = None
     agent: Any = None
     notification: Any = None  # one of the side's agent's notifications
+    mailbox: Any = None  # on the side's email channel; its server (port 1) never answers
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -252,6 +253,20 @@ def _build_world() -> World:
             day_from=today - timedelta(days=2), day_to=today, requested_by=side.agent
         )
         side.follow_up = FollowUp.objects.filter(survey=side.survey).first()
+
+    from tickets.services import mailbox_save
+
+    for side in (a, b):
+        side.mailbox = mailbox_save(
+            channel=side.channels["email"],
+            values={
+                "imap_host": "127.0.0.1",
+                "imap_port": 1,
+                "imap_security": "none",
+                "username": "support@example.com",
+            },
+            credentials={"password": "mailbox-password"},
+        )
 
     checkin_rules_ensure_default()
     checkins_create_due(now=timezone.now() + timedelta(days=5))

@@ -35,8 +35,10 @@ from tickets.api.inbound import (
     InboundPhoneApi,
     InboundSocialApi,
 )
+from tickets.api.mailboxes import ChannelListApi, MailboxListApi
 
 __all__ = [
+    "ChannelListApi",
     "ConversationAssignApi",
     "ConversationDetailApi",
     "ConversationListApi",
@@ -55,6 +57,7 @@ __all__ = [
     "InboundEmailApi",
     "InboundPhoneApi",
     "InboundSocialApi",
+    "MailboxListApi",
     "MessageMoveApi",
 ]
 

@@ -10,6 +10,7 @@
 - ``delivery``: outbound email and signed webhooks, one claim so a message is sent once
 - ``outbound_mail``: what an email reply carries (copies, files, signatures, HTML, From) and
   the participants of a conversation; ``acknowledgement``: a mailbox's "we got your message"
+- ``mailboxes``: IMAP/SMTP accounts of email channels, polling them exactly once, their health
 - ``saved_replies``, ``presence``
 
 Rules that hold throughout:
@@ -92,6 +93,20 @@ from tickets.services.ingest import (
     inbound_social,
     quarantine_store,
 )
+from tickets.services.mailboxes import (
+    MAILBOX_FIELDS,
+    PollResult,
+    mailbox_access_token,
+    mailbox_create,
+    mailbox_oauth_complete,
+    mailbox_oauth_endpoints,
+    mailbox_poll,
+    mailbox_poll_by_name,
+    mailbox_save,
+    mailbox_smtp_connection,
+    mailbox_test_connection,
+    mailboxes_poll_due,
+)
 from tickets.services.outbound_mail import (
     MAX_COPIES,
     MAX_REPLY_FILES,
@@ -117,6 +132,7 @@ from tickets.services.saved_replies import (
 
 __all__ = [
     "EARLIEST_MESSAGE_TIME",
+    "MAILBOX_FIELDS",
     "MAX_COPIES",
     "MAX_REPLY_FILES",
     "PRESENCE_TTL_SECONDS",
@@ -129,6 +145,7 @@ __all__ = [
     "HandleTaken",
     "InboundResult",
     "OutboundFile",
+    "PollResult",
     "ReplyHeld",
     "StaleVersion",
     "WebhookRejected",
@@ -170,6 +187,16 @@ __all__ = [
     "inbound_email_raw",
     "inbound_phone",
     "inbound_social",
+    "mailbox_access_token",
+    "mailbox_create",
+    "mailbox_oauth_complete",
+    "mailbox_oauth_endpoints",
+    "mailbox_poll",
+    "mailbox_poll_by_name",
+    "mailbox_save",
+    "mailbox_smtp_connection",
+    "mailbox_test_connection",
+    "mailboxes_poll_due",
     "message_claim_for_sending",
     "message_delivery_failed",
     "message_email_send",

@@ -23,6 +23,7 @@ from supportdesk.models import SentMail
 from supportdesk.services import sent_mail_record
 from tickets import tokens
 from tickets.models import Channel, ChannelKind, Conversation, Message
+from tickets.services.mailboxes import mailbox_smtp_connection
 from tickets.services.outbound_mail import sender_address, sender_desk_name
 
 Direction = Message.Direction
@@ -81,6 +82,8 @@ def message_email_send(*, message_id: int) -> bool:
     )
     try:
         email = _build_email(message)
+        # The channel's own mailbox SMTP account when it has one; EMAIL_URL otherwise.
+        email.connection = mailbox_smtp_connection(channel_id=message.channel_id)
         email.send(fail_silently=False)
     except Exception as exc:
         Message.objects.filter(pk=message_id).update(

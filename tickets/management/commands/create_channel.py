@@ -1,5 +1,10 @@
 """``manage.py create_channel KIND NAME [--team NAME] [--address EMAIL] [--webhook-url URL]
-[--rotate-secret]``.
+[--rotate-secret] [--imap URL [--imap-after leave|seen|move:FOLDER]] [--smtp URL]``.
+
+``--imap imap[s]://USER:PASSWORD@HOST:PORT/FOLDER`` connects the email channel's mailbox
+(``imaps`` = TLS, ``imap`` = STARTTLS; ``?security=none`` for a server on the same machine);
+``--smtp smtp[s]://USER:PASSWORD@HOST:PORT`` sends its replies (``smtp`` = STARTTLS).
+User names and passwords are percent-encoded in the URL (``@`` is ``%40``).
 
 Creates or updates an inbound channel through ``channel_create_or_update`` (the secret is kept
 across updates unless ``--rotate-secret``) and prints the secret alone on the last line.
@@ -8,16 +13,18 @@ across updates unless ``--rotate-secret``) and prints the secret alone on the la
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from supportdesk.errors import ApplicationError
-from tickets.models import Channel, ChannelKind
+from tickets.models import Channel, ChannelKind, Mailbox
 from tickets.services import (
     channel_create_or_update,
     channel_rotate_secret,
     channel_set_webhook,
+    mailbox_save,
 )
 
 KINDS = ", ".join(ChannelKind.values)
@@ -43,6 +50,18 @@ class Command(BaseCommand):
             action="store_true",
             help="give an existing channel a new secret; the old one stops working at once",
         )
+        parser.add_argument(
+            "--imap",
+            help="email channels: the mailbox to fetch, imap[s]://USER:PASSWORD@HOST:PORT/FOLDER",
+        )
+        parser.add_argument(
+            "--imap-after",
+            default=None,
+            help="what to do with an imported message: leave (default), seen, move:FOLDER",
+        )
+        parser.add_argument(
+            "--smtp", help="email channels: send replies through smtp[s]://USER:PASSWORD@HOST:PORT"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         kind = options["kind"].strip().lower()
@@ -53,6 +72,13 @@ class Command(BaseCommand):
             raise CommandError("The channel needs a name.")
         if options["address"] and kind != ChannelKind.EMAIL:
             raise CommandError("--address is only for email channels.")
+        if (options["imap"] or options["smtp"] or options["imap_after"]) and kind != "email":
+            raise CommandError("--imap, --imap-after and --smtp are only for email channels.")
+        if (options["smtp"] or options["imap_after"]) and not (
+            options["imap"] or Mailbox.objects.filter(channel__name=name).exists()
+        ):
+            raise CommandError("--smtp and --imap-after need a mailbox: give --imap as well.")
+        mailbox_values, credentials = _mailbox_options(options)
         existed = Channel.objects.filter(name=name).exists()
         try:
             channel = channel_create_or_update(
@@ -67,6 +93,11 @@ class Command(BaseCommand):
                 channel = channel_set_webhook(channel=channel, webhook_url=options["webhook_url"])
             except ApplicationError as exc:
                 raise CommandError(exc.message) from exc
+        if mailbox_values:
+            try:
+                mailbox_save(channel=channel, values=mailbox_values, credentials=credentials)
+            except ApplicationError as exc:
+                raise CommandError(exc.message) from exc
         if options["rotate_secret"] and existed:
             channel = channel_rotate_secret(channel=channel)
         verb = "Updated" if existed else "Created"
@@ -74,8 +105,74 @@ class Command(BaseCommand):
         address = f" at {channel.address}" if channel.address else ""
         if channel.webhook_url:
             address += f", replies POSTed to {channel.webhook_url}"
+        mailbox = Mailbox.objects.filter(channel=channel).first()
+        if mailbox is not None:
+            address += f", fetching {mailbox.username}@{mailbox.imap_host}/{mailbox.folder}"
         self.stdout.write(
             f"{verb} {channel.kind} channel {channel.name!r}{address} (team: {team}). "
             "Secret (send it as X-Channel-Token):"
         )
         self.stdout.write(channel.secret)
+
+
+_SECURITY = {"tls", "starttls", "none"}
+
+
+def _server_url(url: str, *, schemes: tuple[str, str], ports: tuple[int, int]) -> dict[str, Any]:
+    """Host, port, security, user, password and path of an imap[s]:// or smtp[s]:// URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in schemes:
+        raise CommandError(f"The URL must start with {schemes[0]}:// or {schemes[1]}://.")
+    if not parts.hostname:
+        raise CommandError(f"The {schemes[0]} URL has no host.")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise CommandError(f"The {schemes[0]} URL has an invalid port.") from exc
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    tls = parts.scheme == schemes[1]
+    security = query.get("security", "tls" if tls else "starttls")
+    if security not in _SECURITY:
+        raise CommandError("security= must be tls, starttls or none.")
+    return {
+        "host": parts.hostname,
+        "port": port or (ports[1] if tls else ports[0]),
+        "security": security,
+        "username": unquote(parts.username or ""),
+        "password": unquote(parts.password or ""),
+        "path": unquote(parts.path.lstrip("/")),
+    }
+
+
+def _mailbox_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    values: dict[str, Any] = {}
+    credentials: dict[str, str] = {}
+    if options["imap"]:
+        imap = _server_url(options["imap"], schemes=("imap", "imaps"), ports=(143, 993))
+        if not imap["username"] or not imap["password"]:
+            raise CommandError("The IMAP URL needs USER:PASSWORD@ (OAuth2: use the admin page).")
+        values.update(
+            imap_host=imap["host"],
+            imap_port=imap["port"],
+            imap_security=imap["security"],
+            username=imap["username"],
+            folder=imap["path"] or "INBOX",
+            auth=Mailbox.Auth.PASSWORD,
+        )
+        credentials["password"] = imap["password"]
+    after = options["imap_after"]
+    if after is not None:
+        action, _, folder = after.partition(":")
+        if action not in Mailbox.AfterImport.values or (action == "move") != bool(folder):
+            raise CommandError("--imap-after must be leave, seen or move:FOLDER.")
+        values.update(after_import=action, move_to_folder=folder)
+    if options["smtp"]:
+        smtp = _server_url(options["smtp"], schemes=("smtp", "smtps"), ports=(587, 465))
+        values.update(
+            smtp_host=smtp["host"],
+            smtp_port=smtp["port"],
+            smtp_security=smtp["security"],
+            smtp_username=smtp["username"],
+        )
+        credentials["smtp_password"] = smtp["password"]
+    return values, credentials
