@@ -8,6 +8,7 @@
 - ``inbound_email``: raw RFC 822 and provider webhooks into that path
 - ``conversations``: agent actions (reply, solve, reopen, pending, assign, take next, move, close)
 - ``delivery``: outbound email and signed webhooks, one claim so a message is sent once
+- ``outreach``: the desk writes first (start a conversation) and agents log calls
 - ``saved_replies``, ``presence``
 
 Rules that hold throughout:
@@ -47,11 +48,17 @@ from tickets.services.conversations import (
     message_move,
 )
 from tickets.services.customers import (
+    UNCHANGED,
     HandleTaken,
+    customer_create,
     customer_for_handles,
     customer_merge,
     customer_merge_undo,
+    customer_update,
     identity_link,
+    organisation_create_or_update,
+    organisation_for_handles,
+    organisation_get_or_create,
     solve_dates,
 )
 from tickets.services.delivery import (
@@ -83,6 +90,12 @@ from tickets.services.ingest import (
     inbound_social,
     quarantine_store,
 )
+from tickets.services.outreach import (
+    CALL_MAX_SECONDS,
+    Handle,
+    call_log,
+    conversation_start,
+)
 from tickets.services.presence import (
     PRESENCE_TTL_SECONDS,
     conversation_presence_leave,
@@ -96,19 +109,23 @@ from tickets.services.saved_replies import (
 )
 
 __all__ = [
+    "CALL_MAX_SECONDS",
     "EARLIEST_MESSAGE_TIME",
     "PRESENCE_TTL_SECONDS",
     "SAVED_REPLY_VARIABLES",
     "SEND_LEASE",
     "TEAM_NOT_YOURS",
+    "UNCHANGED",
     "WEBHOOK_SIGNATURE_HEADER",
     "WEBHOOK_TIMEOUT_SECONDS",
     "WEBHOOK_TIMESTAMP_HEADER",
+    "Handle",
     "HandleTaken",
     "InboundResult",
     "ReplyHeld",
     "StaleVersion",
     "WebhookRejected",
+    "call_log",
     "channel_create_or_update",
     "channel_rotate_secret",
     "channel_set_webhook",
@@ -128,12 +145,15 @@ __all__ = [
     "conversation_set_pending",
     "conversation_set_status",
     "conversation_solve",
+    "conversation_start",
     "conversation_take_next",
     "conversations_close_solved",
     "counted_inbound",
+    "customer_create",
     "customer_for_handles",
     "customer_merge",
     "customer_merge_undo",
+    "customer_update",
     "event_record",
     "identity_link",
     "identity_mark_undeliverable",
@@ -147,6 +167,9 @@ __all__ = [
     "message_email_send",
     "message_move",
     "message_webhook_send",
+    "organisation_create_or_update",
+    "organisation_for_handles",
+    "organisation_get_or_create",
     "quarantine_store",
     "saved_replies_seed_defaults",
     "saved_reply_create_or_update",

@@ -70,6 +70,7 @@ def conversation_reply(
     at: datetime | None = None,
     deliver: bool = True,
     seen_up_to: int | None = None,
+    route: tuple[Channel, Identity] | None = None,
 ) -> Message:
     """A public reply (on the customer's last channel unless told otherwise) or internal note.
 
@@ -82,6 +83,8 @@ def conversation_reply(
     ``seen_up_to``: the newest message id the agent had on screen. If the customer wrote after
     it, nothing is stored and ``ReplyHeld`` is raised so that the agent reads it first (public
     replies only: an internal note never reaches the customer).
+    ``route``: the channel and the customer's handle to write to, when the caller chose them
+    (``conversation_start``); otherwise the customer's last channel of that kind decides.
     """
     body = (body or "").strip()
     if not body:
@@ -119,7 +122,7 @@ def conversation_reply(
         kind = ChannelKind.EMAIL
     if kind not in ChannelKind.values:
         raise ApplicationError(f"channel must be one of email, chat, social (not {kind!r}).")
-    channel, identity = _reply_route(conversation, kind)
+    channel, identity = route or _reply_route(conversation, kind)
     message = Message.objects.create(
         conversation=conversation,
         channel=channel,

@@ -88,6 +88,9 @@ class Inbound:
     bounce_recipients: tuple[str, ...] = ()
     bounce_original_ids: tuple[str, ...] = ()
     claimed_email: str = ""
+    # A call an agent logs on a conversation they have open (``call_log``): it joins that
+    # conversation instead of being threaded or attached by the rules below.
+    conversation_id: int | None = None
 
 
 # Customer-side times before this are a broken clock or a bad integration, not history.
@@ -182,6 +185,8 @@ def _find_customer_and_conversation(data: Inbound) -> tuple[Conversation, dict[s
     conversation opens a follow-up.
     """
     automated = data.automated
+    if data.conversation_id is not None:
+        return _logged_on_conversation(data)
     conversation = _thread_conversation(data) if data.channel.kind == ChannelKind.EMAIL else None
 
     if automated and conversation is None and automated in {"bounce", "own_address"}:
@@ -203,6 +208,28 @@ def _find_customer_and_conversation(data: Inbound) -> tuple[Conversation, dict[s
             conversation = _conversation_create(customer, data, follow_up_of=conversation)
     else:
         conversation = _conversation_create(customer, data)
+    return conversation, identities
+
+
+def _logged_on_conversation(data: Inbound) -> tuple[Conversation, dict[str, Identity]]:
+    """A call an agent logged on a conversation: that conversation (a follow-up if it is closed,
+    like any customer message), and the customer's handle it came from when they have one."""
+    assert data.conversation_id is not None
+    conversation = (
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("customer")
+        .get(pk=data.conversation_id)
+    )
+    identities: dict[str, Identity] = {}
+    if data.handles:
+        kind, value, _ = data.handles[0]
+        found = Identity.objects.filter(
+            kind=kind, value=value, customer_id=conversation.customer_id
+        ).first()
+        if found is not None:
+            identities[kind] = found
+    if conversation.status == Status.CLOSED:
+        conversation = _conversation_create(conversation.customer, data, follow_up_of=conversation)
     return conversation, identities
 
 
