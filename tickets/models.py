@@ -45,7 +45,9 @@ class Organisation(TimeStampedModel):
         constraints = [
             # One organisation per domain, so a new address finds exactly one.
             models.UniqueConstraint(
-                fields=["domain"], condition=~Q(domain=""), name="tickets_organisation_unique_domain"
+                fields=["domain"],
+                condition=~Q(domain=""),
+                name="tickets_organisation_unique_domain",
             ),
         ]
 

@@ -25,6 +25,7 @@ from tickets.api.conversations import (
 from tickets.api.customers import (
     CustomerDetailApi,
     CustomerIdentityLinkApi,
+    CustomerListApi,
     CustomerMergeApi,
     CustomerMergeUndoApi,
 )
@@ -35,19 +36,23 @@ from tickets.api.inbound import (
     InboundPhoneApi,
     InboundSocialApi,
 )
+from tickets.api.outreach import ConversationCallLogApi, ConversationStartMixin
 
 __all__ = [
     "ConversationAssignApi",
+    "ConversationCallLogApi",
     "ConversationDetailApi",
     "ConversationListApi",
     "ConversationPendingApi",
     "ConversationReopenApi",
     "ConversationReplyApi",
     "ConversationSolveApi",
+    "ConversationStartMixin",
     "ConversationStatusApi",
     "ConversationTakeNextApi",
     "CustomerDetailApi",
     "CustomerIdentityLinkApi",
+    "CustomerListApi",
     "CustomerMergeApi",
     "CustomerMergeUndoApi",
     "InboundApi",

@@ -23,6 +23,7 @@ from tickets.api.common import (
     IF_MATCH_PARAMETER,
     PK_MAX,
     BodyLimitMixin,
+    BoundedJSONParser,
     ConversationOutputSerializer,
     MessageOutputSerializer,
     StaffApi,
@@ -30,6 +31,7 @@ from tickets.api.common import (
     if_match_version,
     with_etag,
 )
+from tickets.api.outreach import ConversationStartMixin
 from tickets.models import (
     ChannelKind,
     Conversation,
@@ -57,8 +59,9 @@ from tickets.services import (
 
 
 # GenericAPIView only for its explicit ``pagination_class``; no queryset or filter-backend magic.
-class ConversationListApi(BodyLimitMixin, GenericAPIView[Conversation]):
+class ConversationListApi(ConversationStartMixin, BodyLimitMixin, GenericAPIView[Conversation]):
     pagination_class = ConversationCursorPagination
+    parser_classes = [BoundedJSONParser]  # POST: tickets.api.outreach.ConversationStartMixin
 
     class FilterSerializer(serializers.Serializer[Any]):
         status = serializers.CharField(
