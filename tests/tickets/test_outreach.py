@@ -1,0 +1,403 @@
+"""The desk reaching out: starting a conversation and logging calls (services and API)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from supportdesk.errors import ApplicationError, Conflict
+from tests.factories import send_call, send_email
+from tickets.models import Call, Contact, Conversation, Customer, Event, Identity, Message
+from tickets.services import (
+    Handle,
+    HandleTaken,
+    call_log,
+    channel_set_webhook,
+    conversation_solve,
+    conversation_start,
+    customer_create,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _counts() -> tuple[int, int, int, int]:
+    return (
+        Conversation.objects.count(),
+        Message.objects.count(),
+        Customer.objects.count(),
+        Identity.objects.count(),
+    )
+
+
+# --- Starting a conversation --------------------------------------------------------------------
+
+
+def test_starting_an_email_conversation_with_a_new_address_sends_one_mail_and_counts_no_contact(
+    channels, agent_a, django_capture_on_commit_callbacks
+):
+    # when: Alice writes first to an address nobody has
+    with django_capture_on_commit_callbacks(execute=True):
+        conversation = conversation_start(
+            actor=agent_a,
+            channel=channels["email"],
+            to=Handle(kind="email", value="New.Person@Example.com"),
+            subject="Your renewal",
+            body="Hello, your plan renews next week.",
+        )
+
+    # then: a new customer with the (unverified) address, a pending conversation of Alice's
+    conversation.refresh_from_db()
+    customer = conversation.customer
+    assert [(i.kind, i.value, i.verified) for i in customer.identities.all()] == [
+        ("email", "new.person@example.com", False)
+    ]
+    assert (conversation.status, conversation.assignee, conversation.team.name) == (
+        "pending",
+        agent_a,
+        "Team A",
+    )
+    assert (conversation.contacts_counted, conversation.first_inbound_at) == (0, None)
+    assert conversation.channels == ["email"]
+    message = conversation.messages.get()
+    assert (message.direction, message.delivery_state) == ("outbound", "sent")
+    # and exactly one mail, not a "Re:", with the conversation's reply address
+    assert len(mail.outbox) == 1
+    sent = mail.outbox[0]
+    assert sent.to == ["new.person@example.com"]
+    assert sent.subject == f"Your renewal [#{conversation.pk}]"
+    assert sent.body == "Hello, your plan renews next week."
+    assert sent.extra_headers["Message-ID"] == f"<{message.message_id}>"
+    assert "In-Reply-To" not in sent.extra_headers
+    kinds = list(Event.objects.filter(conversation=conversation).values_list("kind", "data__by"))
+    assert kinds[0] == ("conversation.created", "agent")
+    assert ("message.replied", None) in kinds
+
+
+def test_the_customers_answer_threads_and_is_contact_one(
+    channels, agent_a, django_capture_on_commit_callbacks
+):
+    # given: a conversation the desk started
+    with django_capture_on_commit_callbacks(execute=True):
+        conversation = conversation_start(
+            actor=agent_a,
+            channel=channels["email"],
+            to=Handle(kind="email", value="ann@example.com"),
+            subject="Checking in",
+            body="How is the new router?",
+        )
+    ours = conversation.messages.get().message_id
+
+    # when: the customer answers it
+    answer = send_email(
+        channels["email"],
+        sender="Ann <ann@example.com>",
+        subject=f"Re: Checking in [#{conversation.pk}]",
+        in_reply_to=f"<{ours}>",
+        references=f"<{ours}>",
+        body="It drops every evening.",
+    )
+
+    # then: it is the same conversation, the customer's first contact, and open again
+    assert answer.conversation_id == conversation.pk
+    assert answer.new_contact is True
+    conversation.refresh_from_db()
+    assert (conversation.status, conversation.contacts_counted) == ("open", 1)
+    contact = Contact.objects.get(conversation=conversation)
+    assert (contact.reason, contact.channel_kind) == ("first", "email")
+    assert conversation.first_inbound_at is not None
+    # and the address is now verified (she wrote from it)
+    assert Identity.objects.get(value="ann@example.com").verified is True
+
+
+def test_starting_with_an_existing_customer_uses_their_address(
+    channels, agent_a, django_capture_on_commit_callbacks
+):
+    first = send_email(channels["email"], sender="Jane <jane@example.com>")
+    customer = Customer.objects.get(pk=first.customer_id)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        conversation = conversation_start(
+            actor=agent_a, channel=channels["email"], customer=customer, body="One more thing"
+        )
+
+    assert conversation.customer_id == customer.pk
+    assert conversation.subject == "One more thing"
+    assert mail.outbox[-1].to == ["jane@example.com"]
+    assert Customer.objects.count() == 1
+
+
+def test_a_handle_of_another_customer_is_refused_and_nothing_is_stored(channels, agent_a):
+    jane = Customer.objects.get(
+        pk=send_email(channels["email"], sender="jane@example.com").customer_id
+    )
+    ann = Customer.objects.get(pk=send_email(channels["email"], sender="ann@example.com").customer_id)
+    before = _counts()
+
+    with pytest.raises(HandleTaken):
+        conversation_start(
+            actor=agent_a,
+            channel=channels["email"],
+            customer=jane,
+            to=Handle(kind="email", value="ann@example.com"),
+            body="Hi",
+        )
+
+    assert _counts() == before
+    assert ann.identities.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "to", "body", "message"),
+    [
+        ("email", Handle(kind="email", value="not an address"), "Hi", "not a valid email"),
+        ("email", Handle(kind="phone", value="+14155550100"), "Hi", "email handle"),
+        ("email", Handle(kind="email", value="x@example.com"), "   ", "Write the message"),
+        ("phone", Handle(kind="email", value="x@example.com"), "Hi", "log the call"),
+        ("chat", Handle(kind="chat", value="v-1"), "Hi", "no webhook URL"),
+    ],
+)
+def test_bad_starts_are_refused_with_a_reason_and_store_nothing(
+    channels, agent_a, kind, to, body, message
+):
+    before = _counts()
+
+    with pytest.raises(ApplicationError, match=message):
+        conversation_start(actor=agent_a, channel=channels[kind], to=to, body=body)
+
+    assert _counts() == before
+
+
+def test_starting_on_social_posts_to_the_channels_webhook(
+    channels, agent_a, django_capture_on_commit_callbacks
+):
+    channel_set_webhook(channel=channels["social"], webhook_url="https://hooks.example.com/social")
+    channels["social"].refresh_from_db()
+    requests: list = []
+
+    class FakeResponse:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    # The outside world: the social network's webhook receiver.
+    with (
+        mock.patch(
+            "tickets.services.delivery._webhook_urlopen",
+            side_effect=lambda r, timeout: requests.append(r) or FakeResponse(),
+        ),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        conversation = conversation_start(
+            actor=agent_a,
+            channel=channels["social"],
+            to=Handle(kind="social", value="x:@jane_d"),
+            body="We saw your post: can we help?",
+        )
+
+    message = conversation.messages.get()
+    message.refresh_from_db()
+    assert (message.channel_kind, message.delivery_state) == ("social", "sent")
+    (request,) = requests
+    assert request.full_url == "https://hooks.example.com/social"
+    payload = json.loads(request.data)
+    assert payload["to"] == {"kind": "social", "value": "x:jane_d"}
+    assert payload["body"] == "We saw your post: can we help?"
+    conversation.refresh_from_db()
+    assert (conversation.contacts_counted, conversation.status) == (0, "pending")
+
+
+# --- Logging calls ----------------------------------------------------------------------------------
+
+
+def test_an_inbound_logged_call_is_one_contact_like_a_phone_systems_call(channels, agent_a):
+    # given: Jane emailed (contact 1) and her number is known
+    first = send_email(channels["email"], sender="jane@example.com")
+    conversation = Conversation.objects.get(pk=first.conversation_id)
+    Identity.objects.create(customer=conversation.customer, kind="phone", value="+14155550100")
+    started = timezone.now() - timedelta(minutes=10)
+
+    # when: Alice logs the call she just took
+    call = call_log(
+        conversation=conversation,
+        actor=agent_a,
+        direction="inbound",
+        started_at=started,
+        wait_seconds=40,
+        talk_seconds=300,
+        hold_seconds=20,
+        ended_by="customer",
+        notes="Router replaced.",
+    )
+
+    # then: contact 2, a phone call handled by Alice, with the times
+    conversation.refresh_from_db()
+    assert conversation.contacts_counted == 2
+    assert conversation.channels == ["email", "phone"]
+    assert conversation.assignee == agent_a
+    contact = call.message.contact
+    assert (contact.reason, contact.channel_kind, contact.agent) == ("call", "phone", agent_a)
+    assert (contact.wait_seconds, contact.talk_seconds, contact.hold_seconds) == (40, 300, 20)
+    assert (contact.ended_by, contact.started_at) == ("customer", started)
+    assert call.message.direction == "inbound"
+    assert call.message.body_text == (
+        "Phone call from +14155550100: waited 40s, talked 5m 0s, on hold 20s, ended by customer."
+        "\n\nRouter replaced."
+    )
+    assert (call.direction, call.logged_by) == ("inbound", agent_a)
+    assert Event.objects.filter(kind="call.logged", conversation=conversation).count() == 1
+
+
+def test_an_inbound_call_logged_on_a_solved_conversation_reopens_it(channels, agent_a):
+    first = send_email(channels["email"], sender="jane@example.com")
+    conversation = Conversation.objects.get(pk=first.conversation_id)
+    conversation_solve(conversation=conversation, actor=agent_a)
+
+    call_log(
+        conversation=conversation,
+        actor=agent_a,
+        direction="inbound",
+        started_at=None,
+        wait_seconds=0,
+        talk_seconds=60,
+        hold_seconds=0,
+        ended_by="agent",
+    )
+
+    conversation.refresh_from_db()
+    assert (conversation.status, conversation.contacts_counted) == ("open", 2)
+    assert Event.objects.filter(conversation=conversation, kind="conversation.reopened").count() == 1
+
+
+def test_an_outbound_call_is_never_a_contact_and_answers_the_customer(channels, agent_a):
+    first = send_email(channels["email"], sender="jane@example.com")
+    conversation = Conversation.objects.get(pk=first.conversation_id)
+
+    call = call_log(
+        conversation=conversation,
+        actor=agent_a,
+        direction="outbound",
+        started_at=timezone.now(),
+        wait_seconds=5,
+        talk_seconds=125,
+        hold_seconds=0,
+        ended_by="agent",
+    )
+
+    conversation.refresh_from_db()
+    assert conversation.contacts_counted == 1
+    assert Contact.objects.filter(conversation=conversation).count() == 1
+    assert (call.message.direction, call.message.author, call.message.contact_id) == (
+        "outbound",
+        agent_a,
+        None,
+    )
+    assert call.message.body_text == (
+        "Called the customer: waited 5s, talked 2m 5s, on hold 0s, ended by agent."
+    )
+    assert (conversation.status, conversation.assignee) == ("open", agent_a)
+    assert Event.objects.filter(conversation=conversation, kind="message.replied").count() == 1
+
+
+def test_an_unanswered_outbound_call_is_an_internal_note(channels, agent_a):
+    first = send_email(channels["email"], sender="jane@example.com")
+    conversation = Conversation.objects.get(pk=first.conversation_id)
+
+    call = call_log(
+        conversation=conversation,
+        actor=agent_a,
+        direction="outbound",
+        started_at=timezone.now(),
+        wait_seconds=30,
+        talk_seconds=0,
+        hold_seconds=0,
+        ended_by="system",
+    )
+
+    assert call.message.direction == "note"
+    conversation.refresh_from_db()
+    assert (conversation.status, conversation.contacts_counted) == ("new", 1)
+    assert not Event.objects.filter(conversation=conversation, kind="message.replied").exists()
+
+
+def test_a_call_on_a_desk_without_a_phone_line_is_refused(channels, agent_a):
+    first = send_email(channels["email"], sender="jane@example.com")
+    conversation = Conversation.objects.get(pk=first.conversation_id)
+    channels["phone"].is_active = False
+    channels["phone"].save(update_fields=["is_active"])
+    before = _counts()
+
+    with pytest.raises(ApplicationError, match="no phone channel"):
+        call_log(
+            conversation=conversation,
+            actor=agent_a,
+            direction="inbound",
+            started_at=None,
+            wait_seconds=0,
+            talk_seconds=10,
+            hold_seconds=0,
+            ended_by="agent",
+        )
+
+    assert _counts() == before
+    assert Call.objects.count() == 0
+
+
+def test_a_logged_call_and_a_phone_systems_call_count_the_same(channels, agent_a):
+    # given: two conversations, one with a call from the phone system and one logged by hand
+    a = Conversation.objects.get(pk=send_email(channels["email"], sender="a@example.com").conversation_id)
+    b = Conversation.objects.get(pk=send_email(channels["email"], sender="b@example.com").conversation_id)
+    Identity.objects.create(customer=a.customer, kind="phone", value="+14155550101")
+    send_call(channels["phone"], from_number="+14155550101", talk_seconds=60)
+    call_log(
+        conversation=b,
+        actor=agent_a,
+        direction="inbound",
+        started_at=None,
+        wait_seconds=30,
+        talk_seconds=60,
+        hold_seconds=10,
+        ended_by="customer",
+    )
+
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert a.contacts_counted == b.contacts_counted == 2
+    assert [c.reason for c in a.contacts.all()] == [c.reason for c in b.contacts.all()]
+
+
+def test_customer_create_refuses_a_taken_handle(channels, agent_a):
+    send_email(channels["email"], sender="jane@example.com")
+    before = _counts()
+
+    with pytest.raises(HandleTaken):
+        customer_create(actor=agent_a, name="Jane again", handles=[("email", "JANE@example.com")])
+
+    assert _counts() == before
+
+
+def test_outbound_call_on_a_closed_conversation_is_refused(channels, agent_a):
+    first = send_email(channels["email"], sender="jane@example.com")
+    conversation = Conversation.objects.get(pk=first.conversation_id)
+    conversation_solve(conversation=conversation, actor=agent_a)
+    Conversation.objects.filter(pk=conversation.pk).update(status="closed")
+
+    with pytest.raises(Conflict):
+        call_log(
+            conversation=conversation,
+            actor=agent_a,
+            direction="outbound",
+            started_at=None,
+            wait_seconds=0,
+            talk_seconds=10,
+            hold_seconds=0,
+            ended_by="agent",
+        )
+    assert Call.objects.count() == 0
