@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from supportdesk import extensions
+from supportdesk.http import StaffRequest
 
 
 def conversation_sidebar(
@@ -39,6 +40,23 @@ def conversation_sidebar(
             "ideas": ideas_for_customer(customer_id=customer_id, user=user),
             "cancellation": cancellation_for_conversation(conversation_id=conversation.pk),
             "reasons": list(CancellationReason.objects.filter(is_active=True)),
+        },
+        request=request,
+    )
+
+
+def customer_page(request: StaffRequest, *, customer: Any, **_: Any) -> str:
+    """The customer's open ideas and cancellation requests (the customer page). 2 queries,
+    both through conversations the viewer may open."""
+    from quality.selectors import cancellations_for_customer, ideas_for_customer
+
+    user = request.user
+    return render_to_string(
+        "quality/panel_customer.html",
+        {
+            "customer": customer,
+            "ideas": ideas_for_customer(customer_id=customer.pk, user=user),
+            "cancellations": cancellations_for_customer(customer_id=customer.pk, user=user),
         },
         request=request,
     )
@@ -92,6 +110,7 @@ def register() -> None:
         "Cancellations", "quality:cancellations", roles={"manager", "admin"}, order=44, more=True
     )
     extensions.register_panel("conversation.sidebar", conversation_sidebar)
+    extensions.register_panel("customer.page", customer_page)
     extensions.register_panel("message.actions", message_actions)
     extensions.register_panel("agent.home", agent_home)
 

@@ -6,4 +6,8 @@ class TicketsConfig(AppConfig):
     verbose_name = "Conversations"
 
     def ready(self) -> None:
+        from supportdesk import extensions
         from tickets import receivers  # noqa: F401  (anymail's inbound signal)
+
+        extensions.register_nav("Customers", "workspace:customers", order=10)
+        extensions.register_nav("New conversation", "workspace:conversation-new", order=11)

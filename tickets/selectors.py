@@ -109,7 +109,7 @@ def _json_contains_supported() -> bool:
 def conversation_get_for_user(*, user: User, pk: Any, for_detail: bool = False) -> Conversation:
     """The conversation if the user may open it; Http404 otherwise (never 403: no oracle)."""
     qs = Conversation.objects.filter(visible_conversations_q(user)).select_related(
-        "customer", "team", "assignee"
+        "customer__organisation", "team", "assignee"
     )
     if for_detail:
         qs = qs.prefetch_related(

@@ -136,7 +136,9 @@ def test_a_handle_of_another_customer_is_refused_and_nothing_is_stored(channels,
     jane = Customer.objects.get(
         pk=send_email(channels["email"], sender="jane@example.com").customer_id
     )
-    ann = Customer.objects.get(pk=send_email(channels["email"], sender="ann@example.com").customer_id)
+    ann = Customer.objects.get(
+        pk=send_email(channels["email"], sender="ann@example.com").customer_id
+    )
     before = _counts()
 
     with pytest.raises(HandleTaken):
@@ -273,7 +275,9 @@ def test_an_inbound_call_logged_on_a_solved_conversation_reopens_it(channels, ag
 
     conversation.refresh_from_db()
     assert (conversation.status, conversation.contacts_counted) == ("open", 2)
-    assert Event.objects.filter(conversation=conversation, kind="conversation.reopened").count() == 1
+    assert (
+        Event.objects.filter(conversation=conversation, kind="conversation.reopened").count() == 1
+    )
 
 
 def test_an_outbound_call_is_never_a_contact_and_answers_the_customer(channels, agent_a):
@@ -352,8 +356,12 @@ def test_a_call_on_a_desk_without_a_phone_line_is_refused(channels, agent_a):
 
 def test_a_logged_call_and_a_phone_systems_call_count_the_same(channels, agent_a):
     # given: two conversations, one with a call from the phone system and one logged by hand
-    a = Conversation.objects.get(pk=send_email(channels["email"], sender="a@example.com").conversation_id)
-    b = Conversation.objects.get(pk=send_email(channels["email"], sender="b@example.com").conversation_id)
+    a = Conversation.objects.get(
+        pk=send_email(channels["email"], sender="a@example.com").conversation_id
+    )
+    b = Conversation.objects.get(
+        pk=send_email(channels["email"], sender="b@example.com").conversation_id
+    )
     Identity.objects.create(customer=a.customer, kind="phone", value="+14155550101")
     send_call(channels["phone"], from_number="+14155550101", talk_seconds=60)
     call_log(

@@ -235,7 +235,7 @@ def _summary(direction: str, number: str, wait: int, talk: int, hold: int, ended
 @transaction.atomic
 def call_log(
     *,
-    conversation: Conversation,
+    conversation: Conversation | None,
     actor: User,
     direction: str,
     started_at: datetime | None,
@@ -244,8 +244,13 @@ def call_log(
     hold_seconds: int,
     ended_by: str,
     notes: str = "",
+    customer: Customer | None = None,
+    team: Team | None = None,
 ) -> Call:
     """Log a call on a conversation, during it or afterwards.
+
+    With ``conversation=None`` the call starts a new conversation of ``customer`` in ``team``
+    (default: the actor's team; ``conversation.created`` with ``by: agent``).
 
     **Inbound** (the customer called): stored through the ingestion path exactly like a phone
     system's call (``inbound_phone``): one call is one contact (docs/metrics.md), it reopens a
@@ -265,6 +270,12 @@ def call_log(
             raise ApplicationError(f"{label}_seconds must be between 0 and {CALL_MAX_SECONDS}.")
     at = clamp_sent_at(started_at)
     notes = (notes or "").strip()
+    if conversation is None:
+        if customer is None:
+            raise ApplicationError("Say whose call it is: a conversation or a customer.")
+        conversation = _conversation_for_call(
+            actor=actor, customer=customer, team=team, notes=notes, at=at
+        )
     channel = _phone_channel(conversation)
     phone = (
         Identity.objects.filter(customer_id=conversation.customer_id, kind=Identity.Kind.PHONE)
@@ -332,6 +343,35 @@ def call_log(
         },
     )
     return call
+
+
+def _conversation_for_call(
+    *, actor: User, customer: Customer, team: Team | None, notes: str, at: datetime
+) -> Conversation:
+    own = list(actor.teams.all())
+    if team is not None and not actor.is_admin and team not in own:
+        raise ApplicationError(TEAM_NOT_YOURS)
+    if team is None and len(own) > 1:
+        raise ApplicationError("Choose the team this call belongs to.")
+    if customer.merged_into_id is not None:
+        raise Conflict("This customer was merged into another one; log the call there.")
+    conversation = Conversation.objects.create(
+        customer=customer,
+        team=team or (own[0] if own else None),
+        subject=_first_line(notes) or "Phone call",
+        status=Status.NEW,
+        channels=[],
+        last_activity_at=at,
+    )
+    event_record(
+        kind=Event.Kind.CONVERSATION_CREATED,
+        conversation=conversation,
+        actor=actor,
+        channel_kind=ChannelKind.PHONE,
+        occurred_at=at,
+        data={"status_to": Status.NEW, "follow_up_of": None, "by": "agent"},
+    )
+    return conversation
 
 
 def _outbound_call_message(
