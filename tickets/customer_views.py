@@ -198,21 +198,16 @@ def customer_edit(request: StaffRequest, pk: int) -> HttpResponse:
     form = CustomerEditForm(request.POST)
     if not form.is_valid():
         return customer_refused(request, customer, form.errors.as_text(), status=400)
-    data = form.cleaned_data
+    # Only the fields the form sent change (an API-like post of one field keeps the others).
+    data = {key: value for key, value in form.cleaned_data.items() if key in request.POST}
     try:
-        organisation = (
-            services.organisation_get_or_create(name=data["organisation"])
-            if data["organisation"]
-            else None
-        )
-        services.customer_update(
-            customer=customer,
-            actor=request.user,
-            name=data["name"],
-            language=data["language"],
-            organisation=organisation,
-            notes=data["notes"],
-        )
+        if "organisation" in data:
+            data["organisation"] = (
+                services.organisation_get_or_create(name=data["organisation"])
+                if data["organisation"]
+                else None
+            )
+        services.customer_update(customer=customer, actor=request.user, **data)
     except ApplicationError as exc:
         return customer_refused(request, customer, str(exc), status=exc.status)
     messages.success(request, "Customer saved.")

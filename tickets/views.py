@@ -523,6 +523,8 @@ def customer_merge(request: StaffRequest, pk: int) -> HttpResponse:
         )
         return _back_to(conversation_id, target.pk)
     ref = request.GET.get("other", "") or request.GET.get("handle", "")
+    if not ref:
+        return HttpResponseBadRequest("Say who to merge in: ?handle= or ?other=.")
     other_id = selectors.customer_id_by_handle(handle=ref) if ref else None
     other = None
     if other_id is not None:
