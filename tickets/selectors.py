@@ -147,9 +147,9 @@ def customer_get_for_user(*, user: User, pk: Any) -> Customer:
         raise Http404("No such customer.") from exc
     if user.is_admin:
         return customer
-    if customer.merged_into_id is None and not customer.conversations.exists():
-        return customer
     visible = Conversation.objects.filter(visible_conversations_q(user), customer=customer).exists()
+    if not visible and customer.merged_into_id is None and not customer.conversations.exists():
+        return customer  # nothing of any team's yet
     merged_visible = (
         customer.merged_into_id is not None
         and Conversation.objects.filter(
@@ -694,6 +694,19 @@ def customer_page_data(*, user: User, customer: Customer) -> CustomerPage:
         conversations=conversations,
         conversation_total=total,
         merges=merges,
+    )
+
+
+def customer_conversations_elsewhere(*, user: User, customer: Customer) -> list[Conversation]:
+    """The customer's conversations in teams ``user`` is not in, newest first: that they exist,
+    for the customer API (two queries: the user's teams, the conversations)."""
+    if user.is_admin:
+        return []
+    return list(
+        Conversation.objects.filter(customer=customer)
+        .exclude(visible_conversations_q(user))
+        .select_related("team")
+        .order_by("-last_activity_at", "-id")[:CUSTOMER_PAGE_CONVERSATIONS]
     )
 
 

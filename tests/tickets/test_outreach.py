@@ -11,7 +11,9 @@ from django.core import mail
 from django.utils import timezone
 
 from supportdesk.errors import ApplicationError, Conflict
+from tests.conftest import client_for
 from tests.factories import send_call, send_email
+from tests.helpers import web
 from tickets.models import Call, Contact, Conversation, Customer, Event, Identity, Message
 from tickets.services import (
     Handle,
@@ -409,3 +411,283 @@ def test_outbound_call_on_a_closed_conversation_is_refused(channels, agent_a):
             ended_by="agent",
         )
     assert Call.objects.count() == 0
+
+
+# --- API ----------------------------------------------------------------------------------------------
+
+
+def test_api_starts_an_email_conversation(channels, agent_a, django_capture_on_commit_callbacks):
+    api = client_for(agent_a)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(
+            "/api/v1/conversations/",
+            {
+                "channel": channels["email"].pk,
+                "to": {"kind": "email", "value": "kim@example.com"},
+                "subject": "Your order",
+                "body": "It ships tomorrow.",
+            },
+            format="json",
+        )
+
+    assert response.status_code == 201
+    body = response.json()
+    conversation = Conversation.objects.get(pk=body["id"])
+    assert (body["status"], body["contacts_counted"], body["subject"]) == (
+        "pending",
+        0,
+        "Your order",
+    )
+    assert body["customer"] == {"id": conversation.customer_id, "name": ""}
+    assert body["team"]["name"] == "Team A"
+    assert body["assignee"]["email"] == "alice@desk.example"
+    assert [(m["direction"], m["channel"], m["body_text"]) for m in body["messages"]] == [
+        ("outbound", "email", "It ships tomorrow.")
+    ]
+    assert response["ETag"] == f'"{conversation.version}"'
+    assert [m.to for m in mail.outbox] == [["kim@example.com"]]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"channel": 1, "body": "Hi"},  # nobody to write to
+        {"channel": 999999, "to": {"kind": "email", "value": "a@example.com"}, "body": "Hi"},
+        {"channel": "x", "to": {"kind": "email", "value": "a@example.com"}, "body": "Hi"},
+        {"channel": 1, "to": {"kind": "phone", "value": "+14155550100"}, "body": "Hi"},
+        {"channel": 1, "to": {"kind": "email", "value": "nope"}, "body": "Hi"},
+        {"channel": 1, "to": {"kind": "email", "value": "a@example.com"}, "body": ""},
+        {
+            "channel": 1,
+            "to": {"kind": "email", "value": "a@example.com"},
+            "body": "Hi",
+            "team": "Team B",
+        },
+    ],
+)
+def test_api_start_refuses_bad_input_with_400_and_stores_nothing(
+    channels, team_b, agent_a, payload
+):
+    payload = {**payload}
+    if payload.get("channel") == 1:
+        payload["channel"] = channels["email"].pk
+    before = _counts()
+
+    response = client_for(agent_a).post("/api/v1/conversations/", payload, format="json")
+
+    assert response.status_code == 400, response.content
+    assert "detail" in response.json()
+    assert _counts() == before
+    assert mail.outbox == []
+
+
+def test_api_start_with_another_teams_customer_is_404(channels, channels_b, agent_a):
+    theirs = send_email(channels_b["email"], sender="bo@example.com")
+    before = _counts()
+
+    response = client_for(agent_a).post(
+        "/api/v1/conversations/",
+        {"channel": channels["email"].pk, "customer": theirs.customer_id, "body": "Hi"},
+        format="json",
+    )
+
+    assert response.status_code == 404
+    assert _counts() == before
+
+
+def test_api_start_to_a_handle_of_another_customer_is_409(channels, agent_a):
+    jane = send_email(channels["email"], sender="jane@example.com")
+    send_email(channels["email"], sender="ann@example.com")
+    before = _counts()
+
+    response = client_for(agent_a).post(
+        "/api/v1/conversations/",
+        {
+            "channel": channels["email"].pk,
+            "customer": jane.customer_id,
+            "to": {"kind": "email", "value": "ann@example.com"},
+            "body": "Hi",
+        },
+        format="json",
+    )
+
+    assert response.status_code == 409
+    assert _counts() == before
+
+
+def test_api_logs_an_inbound_call_as_a_contact(channels, agent_a):
+    first = send_email(channels["email"], sender="jane@example.com")
+
+    response = client_for(agent_a).post(
+        f"/api/v1/conversations/{first.conversation_id}/calls/",
+        {
+            "direction": "inbound",
+            "started_at": "2026-01-05T10:00:00+00:00",
+            "wait_seconds": 12,
+            "talk_seconds": 95,
+            "hold_seconds": 0,
+            "ended_by": "customer",
+            "notes": "Asked about the invoice.",
+        },
+        format="json",
+    )
+
+    assert response.status_code == 201
+    body = response.json()
+    call = Call.objects.get()
+    assert body == {
+        "id": call.pk,
+        "direction": "inbound",
+        "started_at": "2026-01-05T10:00:00Z",
+        "wait_seconds": 12,
+        "talk_seconds": 95,
+        "hold_seconds": 0,
+        "ended_by": "customer",
+        "logged_by": agent_a.pk,
+        "message": call.message_id,
+        "conversation": first.conversation_id,
+        "contact": call.message.contact_id,
+        "contacts_counted": 2,
+    }
+    detail = client_for(agent_a).get(f"/api/v1/conversations/{first.conversation_id}/").json()
+    (logged,) = [m for m in detail["messages"] if m["id"] == call.message_id]
+    assert logged["call"] == {
+        "wait_seconds": 12,
+        "talk_seconds": 95,
+        "hold_seconds": 0,
+        "wrap_seconds": None,
+        "ended_by": "customer",
+        "agent": agent_a.pk,
+        "direction": "inbound",
+    }
+
+
+def test_api_logs_an_outbound_call_without_a_contact(channels, agent_a):
+    first = send_email(channels["email"], sender="jane@example.com")
+
+    response = client_for(agent_a).post(
+        f"/api/v1/conversations/{first.conversation_id}/calls/",
+        {
+            "direction": "outbound",
+            "started_at": timezone.now().isoformat(),
+            "wait_seconds": 3,
+            "talk_seconds": 60,
+            "hold_seconds": 5,
+            "ended_by": "agent",
+        },
+        format="json",
+    )
+
+    assert response.status_code == 201
+    assert (response.json()["contact"], response.json()["contacts_counted"]) == (None, 1)
+    detail = client_for(agent_a).get(f"/api/v1/conversations/{first.conversation_id}/").json()
+    assert detail["messages"][-1]["call"]["direction"] == "outbound"
+    assert detail["messages"][-1]["direction"] == "outbound"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"direction": "sideways"},
+        {"wait_seconds": -1},
+        {"talk_seconds": 10**9},
+        {"ended_by": "cat"},
+        {"started_at": "yesterday"},
+        {"started_at": "1990-01-01T00:00:00Z"},
+    ],
+)
+def test_api_call_refuses_bad_input_and_stores_nothing(channels, agent_a, change):
+    first = send_email(channels["email"], sender="jane@example.com")
+    payload = {
+        "direction": "inbound",
+        "started_at": timezone.now().isoformat(),
+        "wait_seconds": 0,
+        "talk_seconds": 10,
+        "hold_seconds": 0,
+        "ended_by": "customer",
+        **change,
+    }
+    before = _counts()
+
+    response = client_for(agent_a).post(
+        f"/api/v1/conversations/{first.conversation_id}/calls/", payload, format="json"
+    )
+
+    assert response.status_code == 400
+    assert _counts() == before
+    assert Conversation.objects.get(pk=first.conversation_id).contacts_counted == 1
+
+
+def test_api_call_on_another_teams_conversation_is_404(channels_b, agent_a):
+    theirs = send_email(channels_b["email"], sender="bo@example.com")
+    before = _counts()
+
+    response = client_for(agent_a).post(
+        f"/api/v1/conversations/{theirs.conversation_id}/calls/",
+        {
+            "direction": "inbound",
+            "started_at": timezone.now().isoformat(),
+            "wait_seconds": 0,
+            "talk_seconds": 10,
+            "hold_seconds": 0,
+            "ended_by": "customer",
+        },
+        format="json",
+    )
+
+    assert response.status_code == 404
+    assert _counts() == before
+
+
+def test_log_a_call_from_the_conversation_page(channels, agent_a):
+    first = send_email(channels["email"], sender="jane@example.com")
+    client = web(agent_a)
+
+    response = client.post(
+        f"/conversations/{first.conversation_id}/calls/",
+        {
+            "direction": "inbound",
+            "started_at": "",
+            "wait_seconds": "5",
+            "talk_seconds": "61",
+            "hold_seconds": "0",
+            "ended_by": "customer",
+            "notes": "Called about delivery",
+        },
+    )
+
+    assert response.status_code == 302
+    page = client.get(response["Location"]).content.decode()
+    assert "talked 1m 1s" in page
+    assert "Logged by" in page
+    assert Conversation.objects.get(pk=first.conversation_id).contacts_counted == 2
+    refused = client.post(
+        f"/conversations/{first.conversation_id}/calls/", {"direction": "inbound"}
+    )
+    assert refused.status_code == 400
+    assert Call.objects.count() == 1
+
+
+def test_start_a_conversation_from_the_page(channels, agent_a, django_capture_on_commit_callbacks):
+    client = web(agent_a)
+    assert client.get("/conversations/new/").status_code == 200
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/conversations/new/",
+            {
+                "channel": channels["email"].pk,
+                "to": "lee@example.com",
+                "subject": "Hello",
+                "body": "Checking in.",
+            },
+        )
+
+    conversation = Conversation.objects.get()
+    assert response["Location"] == f"/conversations/{conversation.pk}/"
+    assert [m.to for m in mail.outbox] == [["lee@example.com"]]
+    refused = client.post("/conversations/new/", {"channel": channels["email"].pk, "body": ""})
+    assert refused.status_code == 400
+    assert Conversation.objects.count() == 1

@@ -32,11 +32,11 @@ from tickets.models import (
 )
 from tickets.pagination import CustomerCursorPagination
 from tickets.selectors import (
+    customer_conversations_elsewhere,
     customer_detail_data,
     customer_get_for_user,
     customer_list_for_user,
     customer_merge_get_for_user,
-    customer_page_data,
 )
 from tickets.services import (
     UNCHANGED,
@@ -204,8 +204,7 @@ class CustomerDetailApi(StaffApi):
 
 def customer_payload(user: Any, customer: Customer) -> dict[str, Any]:
     data = customer_detail_data(user=user, customer=customer)
-    page = customer_page_data(user=user, customer=customer)
-    elsewhere = [c for c in page.conversations if not getattr(c, "visible", False)]
+    elsewhere = customer_conversations_elsewhere(user=user, customer=customer)
     outcomes = extensions.annotate("conversation.outcome", [c.pk for c in elsewhere])
     for conversation in elsewhere:
         conversation.outcome = outcomes.get(conversation.pk)  # type: ignore[attr-defined]
