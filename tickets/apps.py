@@ -10,4 +10,7 @@ class TicketsConfig(AppConfig):
         from tickets import receivers  # noqa: F401  (anymail's inbound signal)
 
         extensions.register_nav("Customers", "workspace:customers", order=10)
-        extensions.register_nav("New conversation", "workspace:conversation-new", order=11)
+        # In "More": the top bar must fit 1,280 px; the customer pages carry the button too.
+        extensions.register_nav(
+            "New conversation", "workspace:conversation-new", order=11, more=True
+        )

@@ -53,8 +53,9 @@ def test_start_an_email_conversation_and_see_the_answer_threaded(page, live_serv
     sam = User.objects.get(email="sam@demo.example")
     login(page, live_server, sam, password=DEMO_PASSWORD)
 
-    # Sam writes first, from the top bar
-    page.get_by_role("link", name="New conversation").click()
+    # Sam writes first, from the top bar's menu
+    page.locator(".nav-more summary").click()
+    page.locator(".nav-more-menu").get_by_role("link", name="New conversation").click()
     page.get_by_label("Write on").select_option(label="Email: Billing email (Billing)")
     page.get_by_label("To").fill("maya.new@example.com")
     page.get_by_label("Subject").fill("Your annual plan renews on Monday")
