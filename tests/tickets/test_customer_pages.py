@@ -357,3 +357,23 @@ def test_the_directory_runs_the_same_queries_whatever_the_page_holds(channels, a
     # session, user, the user's teams, the page's count, unread notifications, the customers
     # (with organisation and conversation counts), their identities (one prefetch).
     assert (few, _queries(client, "/customers/")) == (7, 7)
+
+
+def test_the_admin_sets_a_domain_and_links_customers(channels, admin_user):
+    send_email(channels["email"], sender="ann@initech.example")
+    client = web(admin_user)
+
+    response = client.post(
+        "/admin/tickets/organisation/add/",
+        {"name": "Initech", "domain": "@Initech.example", "notes": ""},
+    )
+
+    assert response.status_code == 302
+    organisation = Organisation.objects.get()
+    assert (organisation.name, organisation.domain) == ("Initech", "initech.example")
+    assert Customer.objects.get().organisation == organisation
+    clash = client.post(
+        "/admin/tickets/organisation/add/", {"name": "Other", "domain": "initech.example"}
+    )
+    assert clash.status_code == 200  # the form again, with the error
+    assert Organisation.objects.count() == 1
