@@ -75,6 +75,8 @@ def _recipient(
 ) -> tuple[Customer, Identity]:
     """The customer and the handle to write to; a new customer (or a new handle of ``customer``)
     when the handle is unknown."""
+    if customer is not None and customer.merged_into_id is not None:
+        raise Conflict("This customer was merged into another one; write to that one instead.")
     if to is not None:
         if to.kind != kind:
             raise ApplicationError(
