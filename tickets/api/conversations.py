@@ -62,6 +62,8 @@ from tickets.services import (
 class ConversationListApi(ConversationStartMixin, BodyLimitMixin, GenericAPIView[Conversation]):
     pagination_class = ConversationCursorPagination
     parser_classes = [BoundedJSONParser]  # POST: tickets.api.outreach.ConversationStartMixin
+    # What OPTIONS describes for POST (DRF's metadata asks a generic view for its serializer).
+    serializer_class = ConversationStartMixin.StartInputSerializer
 
     class FilterSerializer(serializers.Serializer[Any]):
         status = serializers.CharField(

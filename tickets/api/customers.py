@@ -104,9 +104,10 @@ class CustomerListApi(BodyLimitMixin, GenericAPIView[Customer]):
         tags=["customers"],
         summary="Search customers",
         description="The customers you may open (one of their conversations is in your teams, "
-        "or they have none yet), by name; cursor-paginated (`?cursor=`, `?page_size=` up to 100).",
+        "or they have none yet), by name; cursor-paginated (`?cursor=`, `?page_size=` up to 100; "
+        "a cursor that is not one of ours: 404).",
         parameters=[FilterSerializer],
-        responses={200: OutputSerializer(many=True), **error_codes(400, 401, 403)},
+        responses={200: OutputSerializer(many=True), **error_codes(400, 401, 403, 404)},
     )
     def get(self, request: Request) -> Response:
         user = staff_user(request)
