@@ -377,3 +377,68 @@ def test_the_admin_sets_a_domain_and_links_customers(channels, admin_user):
     )
     assert clash.status_code == 200  # the form again, with the error
     assert Organisation.objects.count() == 1
+
+
+def test_creating_a_customer_with_another_teams_handle_is_refused_without_naming_them(
+    channels_b, agent_a
+):
+    theirs = send_email(channels_b["email"], sender="Bo Secret <bo@example.com>")
+    before = Customer.objects.count()
+
+    response = web(agent_a).post(
+        "/customers/new/", {"name": "Bo", "email": "BO@example.com", "phone": ""}
+    )
+
+    assert response.status_code == 409
+    page = response.content.decode()
+    assert "belongs to a customer of a team you are not in" in page
+    assert "Bo Secret" not in page
+    assert f"/customers/{theirs.customer_id}/" not in page
+    assert Customer.objects.count() == before
+
+
+def test_creating_a_customer_with_a_visible_handle_goes_to_them(channels, agent_a):
+    jane = send_email(channels["email"], sender="Jane <jane@example.com>")
+
+    response = web(agent_a).post("/customers/new/", {"name": "", "email": "jane@example.com"})
+
+    assert response["Location"] == f"/customers/{jane.customer_id}/"
+    assert Customer.objects.count() == 1
+
+
+def test_a_new_customer_form_without_any_handle_or_name_is_400(agent_a):
+    response = web(agent_a).post("/customers/new/", {"name": "", "email": "", "phone": ""})
+
+    assert response.status_code == 400
+    assert Customer.objects.count() == 0
+
+
+def test_log_a_call_from_the_customer_page_on_a_new_conversation(channels, agent_a):
+    customer = customer_create(actor=agent_a, name="Pat", handles=[("phone", "(415) 555-0177")])
+    client = web(agent_a)
+
+    response = client.post(
+        f"/customers/{customer.pk}/calls/",
+        {
+            "direction": "inbound",
+            "conversation": "",
+            "started_at": "",
+            "wait_seconds": "0",
+            "talk_seconds": "90",
+            "hold_seconds": "0",
+            "ended_by": "agent",
+            "notes": "Wants a quote for 20 seats",
+        },
+    )
+
+    conversation = Conversation.objects.get(customer=customer)
+    assert response["Location"] == f"/conversations/{conversation.pk}/"
+    assert (conversation.subject, conversation.team.name, conversation.contacts_counted) == (
+        "Wants a quote for 20 seats",
+        "Team A",
+        1,
+    )
+    assert conversation.assignee == agent_a
+    assert Event.objects.filter(
+        conversation=conversation, kind="conversation.created", data__by="agent"
+    ).exists()
