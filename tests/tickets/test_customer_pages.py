@@ -442,3 +442,37 @@ def test_log_a_call_from_the_customer_page_on_a_new_conversation(channels, agent
     assert Event.objects.filter(
         conversation=conversation, kind="conversation.created", data__by="agent"
     ).exists()
+
+
+def test_the_customer_page_shows_ideas_and_cancellations_of_visible_conversations(
+    channels, channels_b, agent_a, agent_b
+):
+    from quality.models import CancellationReason
+    from quality.services import cancellation_record, idea_create
+    from tickets.models import Message
+
+    customer, mine, theirs = _shared_customer(channels, channels_b)
+    reason = CancellationReason.objects.create(name="Too expensive")
+    idea_create(message=Message.objects.get(pk=mine.message_id), actor=agent_a, title="Dark mode")
+    idea_create(
+        message=Message.objects.get(pk=theirs.message_id), actor=agent_b, title="Secret B idea"
+    )
+    cancellation_record(
+        conversation=Conversation.objects.get(pk=mine.conversation_id),
+        actor=agent_a,
+        reason=reason,
+        note="Moving to a cheaper plan",
+    )
+    cancellation_record(
+        conversation=Conversation.objects.get(pk=theirs.conversation_id),
+        actor=agent_b,
+        reason=reason,
+        note="B secret note",
+    )
+
+    page = " ".join(web(agent_a).get(f"/customers/{customer.pk}/").content.decode().split())
+
+    assert "Dark mode" in page
+    assert "Moving to a cheaper plan" in page
+    assert "Secret B idea" not in page
+    assert "B secret note" not in page
