@@ -691,3 +691,44 @@ def test_start_a_conversation_from_the_page(channels, agent_a, django_capture_on
     refused = client.post("/conversations/new/", {"channel": channels["email"].pk, "body": ""})
     assert refused.status_code == 400
     assert Conversation.objects.count() == 1
+
+
+def test_the_phone_figures_count_logged_inbound_calls_and_not_outbound_ones(
+    channels, agent_a, manager_a
+):
+    from metrics.services import facts_compute
+
+    # given: one conversation, an inbound call dropped by the system and an outbound call, both
+    # logged by hand today
+    first = send_email(channels["email"], sender="jane@example.com")
+    conversation = Conversation.objects.get(pk=first.conversation_id)
+    for direction, ended_by in (("inbound", "system"), ("outbound", "agent")):
+        call_log(
+            conversation=conversation,
+            actor=agent_a,
+            direction=direction,
+            started_at=timezone.now() - timedelta(minutes=5),
+            wait_seconds=10,
+            talk_seconds=120,
+            hold_seconds=30,
+            ended_by=ended_by,
+        )
+    today = timezone.localdate()
+    facts_compute(day_from=today - timedelta(days=1), day_to=today + timedelta(days=1))
+
+    # when
+    response = client_for(manager_a).get(
+        "/api/v1/scorecards/",
+        {
+            "from": today.isoformat(),
+            "to": (today + timedelta(days=1)).isoformat(),
+            "group_by": "channel",
+        },
+    )
+
+    # then: the phone group has exactly the inbound call: handled 150 s, dropped by the system
+    assert response.status_code == 200
+    (phone,) = [g for g in response.json()["groups"] if g["key"] == "phone"]
+    assert phone["metrics"]["handle_time"]["n"] == 1
+    assert phone["metrics"]["system_disconnect_rate"]["n"] == 1
+    assert phone["metrics"]["system_disconnect_rate"]["value"] == 1.0
