@@ -88,8 +88,9 @@ class IdentityInline(ReadOnlyInline[Identity, Customer]):
 class CustomerAdmin(ReadOnlyAdmin[Customer]):
     """Merges and their undo happen on the customer page, which records and can undo them."""
 
-    list_display = ["id", "name", "merged_into", "created_at"]
-    search_fields = ["name", "identities__value"]
+    list_display = ["id", "name", "organisation", "language", "merged_into", "created_at"]
+    list_select_related = ["organisation"]
+    search_fields = ["name", "identities__value", "organisation__name"]
     inlines = [IdentityInline]
 
 
