@@ -15,13 +15,16 @@ from django.db.models import (
     Case,
     Count,
     Exists,
+    IntegerField,
     OuterRef,
     Prefetch,
     Q,
     QuerySet,
+    Subquery,
     Value,
     When,
 )
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
@@ -641,15 +644,27 @@ def customer_list_for_user(*, user: User, query: str = "") -> QuerySet[Customer]
             Prefetch("identities", queryset=Identity.objects.order_by("kind", "value"))
         )
         .annotate(
-            conversation_count=Count("conversations", distinct=True),
-            open_count=Count(
-                "conversations",
-                filter=Q(conversations__status__in=Conversation.ACTIVE_STATUSES),
-                distinct=True,
+            # Correlated counts, not a GROUP BY over every customer's conversations: PostgreSQL
+            # evaluates them for the page's rows only, after the sort and the limit (served by
+            # the tickets_conv_customer index).
+            conversation_count=_count_of(Conversation.objects.all()),
+            open_count=_count_of(
+                Conversation.objects.filter(status__in=Conversation.ACTIVE_STATUSES)
             ),
         )
         .order_by("name", "id")
     )
+
+
+def _count_of(conversations: QuerySet[Conversation]) -> Coalesce:
+    counted = (
+        conversations.filter(customer_id=OuterRef("pk"))
+        .order_by()
+        .values("customer_id")
+        .annotate(n=Count("pk"))
+        .values("n")[:1]
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
 @dataclass
