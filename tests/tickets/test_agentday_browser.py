@@ -62,6 +62,7 @@ def test_start_an_email_conversation_and_see_the_answer_threaded(page, live_serv
     page.get_by_label("Message").fill(
         "Hello Maya,\n\nYour plan renews on Monday. Reply here if you want to change it.\n\nSam"
     )
+    screenshot(page, "conversation-new")
     page.get_by_role("button", name="Send and start").click()
 
     expect(page.get_by_text("Conversation started")).to_be_visible()
