@@ -45,6 +45,23 @@ def conversation_sidebar(
     )
 
 
+def customer_page(request: StaffRequest, *, customer: Any, **_: Any) -> str:
+    """The customer's open ideas and cancellation requests (the customer page). 2 queries,
+    both through conversations the viewer may open."""
+    from quality.selectors import cancellations_for_customer, ideas_for_customer
+
+    user = request.user
+    return render_to_string(
+        "quality/panel_customer.html",
+        {
+            "customer": customer,
+            "ideas": ideas_for_customer(customer_id=customer.pk, user=user),
+            "cancellations": cancellations_for_customer(customer_id=customer.pk, user=user),
+        },
+        request=request,
+    )
+
+
 def message_actions(request: HttpRequest, *, conversation: Any, message: Any, **_: Any) -> str:
     """ "Log idea" on a customer's message. No query: a URL only."""
     if getattr(message, "direction", "") != "inbound":
@@ -93,6 +110,7 @@ def register() -> None:
         "Cancellations", "quality:cancellations", roles={"manager", "admin"}, order=44, more=True
     )
     extensions.register_panel("conversation.sidebar", conversation_sidebar)
+    extensions.register_panel("customer.page", customer_page)
     extensions.register_panel("message.actions", message_actions)
     extensions.register_panel("agent.home", agent_home)
 

@@ -470,6 +470,18 @@ def cancellation_report(
     }
 
 
+def cancellations_for_customer(*, customer_id: int, user: User) -> list[Cancellation]:
+    """The customer's cancellation requests on conversations the user may open, newest first
+    (the customer page). One query."""
+    return list(
+        Cancellation.objects.filter(
+            visible_conversations_q(user, prefix="conversation__"), customer_id=customer_id
+        )
+        .select_related("reason", "conversation")
+        .order_by("-created_at", "-id")[:20]
+    )
+
+
 def cancellation_for_conversation(*, conversation_id: int) -> Cancellation | None:
     return (
         Cancellation.objects.filter(conversation_id=conversation_id)

@@ -15,6 +15,8 @@ Panels
     - ``message.actions`` (``conversation``, ``message``): extra links on one timeline entry. Called
       once per message, so it must run **no** query (build URLs only).
     - ``agent.home`` (``user``): blocks on the agent's start page (their scorecard, shout-outs...).
+    - ``customer.page`` (``customer``): blocks on a customer's page (ideas, cancellations...), read
+      through conversations the viewer may open.
 
 Navigation
     ``register_nav(label, url_name, *, roles=None, order=100, more=False)``: a link in the top

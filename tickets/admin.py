@@ -30,6 +30,7 @@ from tickets.models import (
     Event,
     Identity,
     Message,
+    Organisation,
     QuarantinedMessage,
     SavedReply,
 )
@@ -41,6 +42,7 @@ from tickets.services import (
     conversation_close,
     conversation_reopen,
     conversation_solve,
+    organisation_create_or_update,
     saved_reply_create_or_update,
 )
 
@@ -86,8 +88,9 @@ class IdentityInline(ReadOnlyInline[Identity, Customer]):
 class CustomerAdmin(ReadOnlyAdmin[Customer]):
     """Merges and their undo happen on the customer page, which records and can undo them."""
 
-    list_display = ["id", "name", "merged_into", "created_at"]
-    search_fields = ["name", "identities__value"]
+    list_display = ["id", "name", "organisation", "language", "merged_into", "created_at"]
+    list_select_related = ["organisation"]
+    search_fields = ["name", "identities__value", "organisation__name"]
     inlines = [IdentityInline]
 
 
@@ -97,6 +100,59 @@ class IdentityAdmin(ReadOnlyAdmin[Identity]):
     list_filter = ["kind", "verified"]
     search_fields = ["value", "display_value"]
     list_select_related = ["customer"]
+
+
+if TYPE_CHECKING:
+    _OrganisationModelForm = forms.ModelForm[Organisation]
+else:
+    _OrganisationModelForm = forms.ModelForm
+
+
+class OrganisationForm(_OrganisationModelForm):
+    class Meta:
+        model = Organisation
+        fields = ["name", "domain", "notes"]
+        help_texts = {
+            "domain": "Customers with an email address at this domain (example.com) are linked "
+            "to this organisation, now and as they arrive. Empty: linked by hand only.",
+        }
+
+    def clean_domain(self) -> str:
+        domain = (self.cleaned_data.get("domain") or "").strip().lower().lstrip("@")
+        return domain
+
+
+@admin.register(Organisation)
+class OrganisationAdmin(ModelAdmin[Organisation]):
+    """Saved through organisation_create_or_update: setting a domain links its customers."""
+
+    form = OrganisationForm
+    list_display = ["name", "domain", "updated_at"]
+    search_fields = ["name", "domain"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Organisation | None = None) -> bool:
+        return False  # customers keep pointing at it; clear the domain instead
+
+    def save_model(
+        self, request: HttpRequest, obj: Organisation, form: OrganisationForm, change: bool
+    ) -> None:
+        data = form.cleaned_data
+        try:
+            organisation, linked = organisation_create_or_update(
+                name=data["name"],
+                domain=data.get("domain", ""),
+                notes=data.get("notes", ""),
+                organisation=Organisation.objects.get(pk=obj.pk) if obj.pk else None,
+                actor=staff_user(request),
+            )
+        except ApplicationError as exc:
+            messages.error(request, str(exc))
+            return
+        obj.pk = organisation.pk
+        if linked:
+            messages.info(
+                request, f"{linked} customer{'s' if linked != 1 else ''} linked by domain."
+            )
 
 
 class ChannelForm(_ChannelModelForm):

@@ -13,3 +13,8 @@ class TicketsConfig(AppConfig):
             "Sending settings", "workspace:sending", roles={"admin"}, order=97, more=True
         )
         extensions.register_nav("Mailboxes", "mailboxes", roles={"admin"}, order=90, more=True)
+        extensions.register_nav("Customers", "workspace:customers", order=10)
+        # In "More": the top bar must fit 1,280 px; the customer pages carry the button too.
+        extensions.register_nav(
+            "New conversation", "workspace:conversation-new", order=11, more=True
+        )

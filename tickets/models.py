@@ -30,10 +30,46 @@ class ChannelKind(models.TextChoices):
     PHONE = "phone", "Phone"
 
 
+class Organisation(TimeStampedModel):
+    """A company customers belong to. With a ``domain``, a customer whose email address is at that
+    domain is linked to it automatically (``organisation_create_or_update``, ``identity_link``,
+    ingestion); an agent may also link or unlink a customer by hand."""
+
+    name = models.CharField(max_length=200, unique=True)
+    # Lower-cased, without "@" ("northwind.example"); "" when not linked by domain.
+    domain = models.CharField(max_length=253, blank=True)
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            # One organisation per domain, so a new address finds exactly one.
+            models.UniqueConstraint(
+                fields=["domain"],
+                condition=~Q(domain=""),
+                name="tickets_organisation_unique_domain",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Customer(TimeStampedModel):
     """One person, whatever channels they use. Has one or more identities."""
 
     name = models.CharField(max_length=200, blank=True)
+    # What agents should know before they answer ("prefers phone", "reseller"): internal only.
+    notes = models.TextField(blank=True)
+    # The language to write in, as a language tag ("en", "pt-br"); "" when not known.
+    language = models.CharField(max_length=20, blank=True)
+    organisation = models.ForeignKey(
+        Organisation,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="customers",
+    )
     # Set when this customer was merged into another; kept (not deleted) so a merge can be undone.
     merged_into = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_customers"
@@ -468,6 +504,45 @@ class ConversationParticipant(models.Model):
         return f"{self.name} <{self.email}>" if self.name else self.email
 
 
+class CallDirection(models.TextChoices):
+    INBOUND = "inbound", "Inbound (the customer called)"
+    OUTBOUND = "outbound", "Outbound (we called)"
+
+
+class Call(models.Model):
+    """A call an agent logged in the workspace or through ``/calls/`` (either direction).
+
+    An inbound call is ingested like a phone system's call (``inbound_phone``): its message has a
+    ``Contact`` with the times, which the figures read; this row adds who logged it. An outbound
+    call is not a contact: its message is the agent's (a public reply when the customer picked up,
+    an internal note when nobody did) and its times live here only.
+    """
+
+    Direction = CallDirection
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="call_log")
+    direction = models.CharField(max_length=10, choices=CallDirection.choices)
+    started_at = models.DateTimeField()
+    wait_seconds = models.PositiveIntegerField(default=0)
+    talk_seconds = models.PositiveIntegerField(default=0)
+    hold_seconds = models.PositiveIntegerField(default=0)
+    ended_by = models.CharField(max_length=10, choices=ContactEndedBy.choices)
+    logged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    logged_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+        constraints = [
+            choices_check("direction", CallDirection, name="tickets_call_direction_valid"),
+            choices_check("ended_by", ContactEndedBy, name="tickets_call_ended_by_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.direction} call on message #{self.message_id}"
+
+
 def _attachment_path(instance: Attachment, filename: str) -> str:
     now = timezone.now()
     return f"attachments/{now:%Y/%m}/{secrets.token_hex(8)}"
@@ -527,6 +602,9 @@ class EventKind(models.TextChoices):
     IDENTITY_UNDELIVERABLE = "identity.undeliverable", "Address bounced"
     MAILBOX_FAILING = "mailbox.failing", "Mailbox failing"
     MAILBOX_RECOVERED = "mailbox.recovered", "Mailbox recovered"
+    CUSTOMER_CREATED = "customer.created", "Customer created"
+    CUSTOMER_UPDATED = "customer.updated", "Customer updated"
+    CALL_LOGGED = "call.logged", "Call logged"
 
 
 class Event(models.Model):

@@ -14,3 +14,13 @@ class ConversationCursorPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+
+class CustomerCursorPagination(CursorPagination):
+    """Keyset pages over the customer directory, by name (the trigram and primary-key indexes
+    serve the search; no COUNT query)."""
+
+    ordering = ("name", "id")
+    page_size = 25
+    page_size_query_param = "page_size"
+    max_page_size = 100

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
@@ -31,6 +46,7 @@ from tickets.models import (
     Identity,
     Mailbox,
     Message,
+    Organisation,
     SavedReply,
 )
 
@@ -99,14 +115,14 @@ def _json_contains_supported() -> bool:
 def conversation_get_for_user(*, user: User, pk: Any, for_detail: bool = False) -> Conversation:
     """The conversation if the user may open it; Http404 otherwise (never 403: no oracle)."""
     qs = Conversation.objects.filter(visible_conversations_q(user)).select_related(
-        "customer", "team", "assignee"
+        "customer__organisation", "team", "assignee"
     )
     if for_detail:
         qs = qs.prefetch_related(
             Prefetch(
                 "messages",
                 queryset=Message.objects.select_related(
-                    "author", "identity", "contact", "participant"
+                    "author", "identity", "contact", "participant", "call_log"
                 )
                 .prefetch_related(
                     Prefetch("attachments", queryset=Attachment.objects.order_by("id"))
@@ -139,14 +155,18 @@ def customer_visible_to(*, user: User, pk: int) -> bool:
 
 
 def customer_get_for_user(*, user: User, pk: Any) -> Customer:
-    """A customer the user may open: one with a conversation they can see (admins: any)."""
+    """A customer the user may open: one with a conversation they can see, or one with no
+    conversation at all (created from a screen pop or by hand: nothing of any team's yet) (admins:
+    any). docs/security/authz.md, "Who sees a customer"."""
     try:
-        customer = Customer.objects.get(pk=int(pk))
-    except (Customer.DoesNotExist, ValueError, TypeError) as exc:
+        customer = Customer.objects.select_related("organisation").get(pk=int(pk))
+    except (Customer.DoesNotExist, ValueError, TypeError, OverflowError) as exc:
         raise Http404("No such customer.") from exc
     if user.is_admin:
         return customer
     visible = Conversation.objects.filter(visible_conversations_q(user), customer=customer).exists()
+    if not visible and customer.merged_into_id is None and not customer.conversations.exists():
+        return customer  # nothing of any team's yet
     merged_visible = (
         customer.merged_into_id is not None
         and Conversation.objects.filter(
@@ -433,21 +453,52 @@ def conversation_timeline(*, conversation: Conversation) -> list[TimelineEntry]:
     return entries
 
 
+def visible_flag(user: User) -> Case | Value:
+    """An annotation: whether ``user`` may open the conversation (the rule of
+    ``visible_conversations_q``, as a column; one query for the user's teams)."""
+    if user.is_admin:
+        return Value(True, output_field=BooleanField())
+    return Case(
+        When(visible_conversations_q(user), then=Value(True)),
+        default=Value(False),
+        output_field=BooleanField(),
+    )
+
+
+# How many of a customer's other conversations the panel and the customer page show.
+OTHER_CONVERSATIONS_SHOWN = 20
+CUSTOMER_PAGE_CONVERSATIONS = 100
+
+
 def customer_panel_data(*, user: User, conversation: Conversation) -> dict[str, Any]:
-    """The customer panel: identities, other conversations, active merges (three queries)."""
+    """The customer panel: identities, other conversations, active merges (four queries).
+
+    Other conversations the user may open are listed with a link; those of other teams only say
+    that they exist and how they stand (``other_elsewhere``, no id, no link): never "first
+    conversation" when it is not, and never a name of a page the user cannot open.
+    """
     customer = conversation.customer
     identities = list(Identity.objects.filter(customer=customer).order_by("kind", "value"))
-    others = list(
-        Conversation.objects.filter(visible_conversations_q(user), customer=customer)
+    everything = list(
+        Conversation.objects.filter(customer=customer)
         .exclude(pk=conversation.pk)
-        .order_by("-last_activity_at", "-id")[:20]
+        .select_related("team")
+        .annotate(visible=visible_flag(user))
+        .order_by("-last_activity_at", "-id")[: OTHER_CONVERSATIONS_SHOWN * 2]
     )
+    others = [c for c in everything if c.visible][:OTHER_CONVERSATIONS_SHOWN]
+    elsewhere = [c for c in everything if not c.visible][:OTHER_CONVERSATIONS_SHOWN]
     merges = list(
         CustomerMerge.objects.filter(target=customer, undone_at__isnull=True)
         .select_related("merged")
         .order_by("-created_at")
     )
-    return {"identities": identities, "other_conversations": others, "merges": merges}
+    return {
+        "identities": identities,
+        "other_conversations": others,
+        "other_elsewhere": elsewhere,
+        "merges": merges,
+    }
 
 
 def conversation_viewers(*, conversation: Conversation, exclude: User) -> list[Any]:
@@ -610,3 +661,174 @@ def channel_list() -> QuerySet[Channel]:
 def email_channels_without_mailbox() -> QuerySet[Channel]:
     """Email channels a mailbox can still be connected to (the "Add a mailbox" form)."""
     return Channel.objects.filter(kind=ChannelKind.EMAIL, mailbox__isnull=True).order_by("name")
+
+
+# --- Customers: directory, page, screen pop --------------------------------------------------------
+
+
+def customers_visible_q(user: User) -> Q:
+    """The customers ``user`` may open (``customer_get_for_user``'s rule as a filter): one of
+    their conversations is visible, or they have none yet. Merged-away customers are left out."""
+    live = Q(merged_into__isnull=True)
+    if user.is_admin:
+        return live
+    has_visible = Exists(
+        Conversation.objects.filter(visible_conversations_q(user), customer_id=OuterRef("pk"))
+    )
+    has_any = Exists(Conversation.objects.filter(customer_id=OuterRef("pk")))
+    return live & (has_visible | ~has_any)
+
+
+def customer_search_q(query: str) -> Q:
+    """Name, organisation, or any identity (email, handle, a phone number in any format)."""
+    query = query.strip()
+    if not query:
+        return Q()
+    identity_q = Q(value__icontains=query.lower())
+    with contextlib.suppress(ValidationError):
+        identity_q |= Q(kind=Identity.Kind.PHONE, value=normalise_phone(query))
+    digits = re.sub(r"\D", "", query)
+    if len(digits) >= 4 and not re.search(r"[a-zA-Z@]", query):
+        identity_q |= Q(kind=Identity.Kind.PHONE, value__icontains=digits)
+    matches = (
+        Q(name__icontains=query)
+        | Q(organisation__name__icontains=query)
+        | Q(pk__in=Identity.objects.filter(identity_q).values("customer_id"))
+    )
+    if query.lstrip("#").isdigit() and len(query.lstrip("#")) < 12:
+        matches |= Q(pk=int(query.lstrip("#")))
+    return matches
+
+
+def customer_list_for_user(*, user: User, query: str = "") -> QuerySet[Customer]:
+    """The customer directory: customers the user may open matching ``query``, by name.
+
+    Each row carries its identities (prefetched), its organisation and how many conversations it
+    has (``conversation_count``) and how many are active (``open_count``): three queries a page.
+    """
+    return (
+        Customer.objects.filter(customers_visible_q(user))
+        .filter(customer_search_q(query))
+        .select_related("organisation")
+        .prefetch_related(
+            Prefetch("identities", queryset=Identity.objects.order_by("kind", "value"))
+        )
+        .annotate(
+            # Correlated counts, not a GROUP BY over every customer's conversations: PostgreSQL
+            # evaluates them for the page's rows only, after the sort and the limit (served by
+            # the tickets_conv_customer index).
+            conversation_count=_count_of(Conversation.objects.all()),
+            open_count=_count_of(
+                Conversation.objects.filter(status__in=Conversation.ACTIVE_STATUSES)
+            ),
+        )
+        .order_by("name", "id")
+    )
+
+
+def _count_of(conversations: QuerySet[Conversation]) -> Coalesce:
+    counted = (
+        conversations.filter(customer_id=OuterRef("pk"))
+        .order_by()
+        .values("customer_id")
+        .annotate(n=Count("pk"))
+        .values("n")[:1]
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+
+
+@dataclass
+class CustomerPage:
+    customer: Customer
+    identities: list[Identity]
+    # Every conversation of the customer, open ones first, each with ``visible`` (may the user
+    # open it). Those not visible are shown without their messages.
+    conversations: Sequence[Conversation]
+    conversation_total: int
+    merges: list[CustomerMerge]
+
+
+def customer_page_data(*, user: User, customer: Customer) -> CustomerPage:
+    """What the customer page reads, in five queries whatever the customer has: identities, the
+    user's teams, conversations (open first; up to ``CUSTOMER_PAGE_CONVERSATIONS``), their count
+    and the merges into the customer."""
+    identities = list(Identity.objects.filter(customer=customer).order_by("kind", "value"))
+    active_first = Case(
+        When(status__in=Conversation.ACTIVE_STATUSES, then=Value(0)),
+        default=Value(1),
+    )
+    conversations = list(
+        Conversation.objects.filter(customer=customer)
+        .select_related("team", "assignee")
+        .annotate(visible=visible_flag(user), active_rank=active_first)
+        .order_by("active_rank", "-last_activity_at", "-id")[:CUSTOMER_PAGE_CONVERSATIONS]
+    )
+    total = (
+        len(conversations)
+        if len(conversations) < CUSTOMER_PAGE_CONVERSATIONS
+        else Conversation.objects.filter(customer=customer).count()
+    )
+    merges = list(
+        CustomerMerge.objects.filter(target=customer, undone_at__isnull=True)
+        .select_related("merged")
+        .order_by("-created_at")
+    )
+    return CustomerPage(
+        customer=customer,
+        identities=identities,
+        conversations=conversations,
+        conversation_total=total,
+        merges=merges,
+    )
+
+
+def customer_conversations_elsewhere(*, user: User, customer: Customer) -> list[Conversation]:
+    """The customer's conversations in teams ``user`` is not in, newest first: that they exist,
+    for the customer API (two queries: the user's teams, the conversations)."""
+    if user.is_admin:
+        return []
+    return list(
+        Conversation.objects.filter(customer=customer)
+        .exclude(visible_conversations_q(user))
+        .select_related("team")
+        .order_by("-last_activity_at", "-id")[:CUSTOMER_PAGE_CONVERSATIONS]
+    )
+
+
+def customer_by_lookup(*, phone: str = "", email: str = "") -> Customer | None:
+    """The (live) customer holding this phone number (any format) or email address; None when
+    nobody does or the value is not a number or an address. The caller checks visibility."""
+    candidates: list[tuple[str, str]] = []
+    if phone:
+        with contextlib.suppress(ValidationError):
+            candidates.append(("phone", normalise_phone(phone)))
+    if email:
+        with contextlib.suppress(ValidationError):
+            candidates.append(("email", normalise_email(email)))
+    for kind, value in candidates:
+        identity = (
+            Identity.objects.select_related("customer").filter(kind=kind, value=value).first()
+        )
+        if identity is not None:
+            customer = identity.customer
+            seen: set[int] = set()
+            while customer.merged_into_id is not None and customer.pk not in seen:
+                seen.add(customer.pk)
+                customer = Customer.objects.get(pk=customer.merged_into_id)
+            return customer
+    return None
+
+
+def organisation_list() -> list[Organisation]:
+    """Every organisation by name (the customer page's picker; desk-wide by design)."""
+    return list(Organisation.objects.order_by("name"))
+
+
+def channels_to_start_on() -> list[Channel]:
+    """Channels an agent can write first on: email, and chat/social with a webhook URL."""
+    return list(
+        Channel.objects.filter(is_active=True, kind__in=["email", "chat", "social"])
+        .filter(Q(kind="email") | ~Q(webhook_url=""))
+        .select_related("team")
+        .order_by("kind", "name")
+    )

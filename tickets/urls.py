@@ -47,7 +47,13 @@ urlpatterns = [
         api.ConversationAssignApi.as_view(),
         name="conversation-assign",
     ),
+    path(
+        "conversations/<int:pk>/calls/",
+        api.ConversationCallLogApi.as_view(),
+        name="conversation-calls",
+    ),
     path("messages/<int:pk>/move/", api.MessageMoveApi.as_view(), name="message-move"),
+    path("customers/", api.CustomerListApi.as_view(), name="customer-list"),
     path("customers/<int:pk>/", api.CustomerDetailApi.as_view(), name="customer-detail"),
     path("customers/<int:pk>/merge/", api.CustomerMergeApi.as_view(), name="customer-merge"),
     path(

@@ -35,6 +35,7 @@ from supportdesk.http import HtmxRequest, StaffRequest
 from supportdesk.mailtemplates import SIGNATURE_VARIABLES
 from supportdesk.security import keep_own_csp, ratelimit
 from tickets import selectors, services
+from tickets.customer_forms import CallLogForm
 from tickets.emails import sanitize_html
 from tickets.forms import (
     AssignForm,
@@ -131,10 +132,9 @@ def _conversation_context(request: StaffRequest, conversation: Conversation) -> 
     default_channel = last_used or "email"
     if default_channel == ChannelKind.PHONE or default_channel not in identity_kinds:
         default_channel = reply_channels[0][0] if reply_channels else "email"
-    outcomes = extensions.annotate(
-        "conversation.outcome", [c.pk for c in panel["other_conversations"]]
-    )
-    for other in panel["other_conversations"]:
+    others = [*panel["other_conversations"], *panel["other_elsewhere"]]
+    outcomes = extensions.annotate("conversation.outcome", [c.pk for c in others])
+    for other in others:
         other.outcome = outcomes.get(other.pk)
         other.outcome_label = OUTCOME_LABELS.get(other.outcome or "", "—")
     saved_replies = [
@@ -163,6 +163,7 @@ def _conversation_context(request: StaffRequest, conversation: Conversation) -> 
         "participants": selectors.conversation_participants(conversation=conversation),
         "cc_ticked": set(),
         "attachment_max_bytes": settings.ATTACHMENT_MAX_BYTES,
+        "call_form": CallLogForm(initial={"started_at": timezone.localtime()}),
         **panel,
     }
 
@@ -188,6 +189,11 @@ def _refused(request: StaffRequest, pk: int, exc: ApplicationError) -> HttpRespo
     context = _conversation_context(request, conversation)
     context["reply_form"] = ReplyForm(initial={"channel": context["default_channel"]})
     return render(request, "tickets/conversation.html", context, status=exc.status)
+
+
+def conversation_refused(request: StaffRequest, pk: int, exc: ApplicationError) -> HttpResponse:
+    """The conversation page again with the reason of a refusal (for other modules' forms)."""
+    return _refused(request, pk, exc)
 
 
 @login_required
@@ -496,7 +502,7 @@ def customer_link_identity(request: StaffRequest, pk: int) -> HttpResponse:
     customer = selectors.customer_get_for_user(user=request.user, pk=pk)
     form = LinkIdentityForm(request.POST)
     conversation_id = request.POST.get("conversation", "")
-    if not form.is_valid() or not conversation_id.isdigit():
+    if not form.is_valid() or not (conversation_id.isdigit() or conversation_id == ""):
         return HttpResponseBadRequest("Choose a kind and write the handle.")
     kind, value = form.cleaned_data["kind"], form.cleaned_data["value"]
     try:
@@ -510,11 +516,29 @@ def customer_link_identity(request: StaffRequest, pk: int) -> HttpResponse:
             )
             url = reverse("workspace:customer-merge", args=[customer.pk])
             return redirect(f"{url}?other={other}&conversation={conversation_id}")
-        return _refused(request, int(conversation_id), exc)
+        return _refused_for(request, conversation_id, customer.pk, exc)
     except ApplicationError as exc:
-        return _refused(request, int(conversation_id), exc)
+        return _refused_for(request, conversation_id, customer.pk, exc)
     messages.success(request, f"Linked {value} to {customer}.")
-    return _back(int(conversation_id))
+    return _back_to(conversation_id, customer.pk)
+
+
+def _back_to(conversation_id: str, customer_id: int) -> HttpResponse:
+    """Back to the conversation the form was on, or to the customer page (no conversation)."""
+    if conversation_id.isdigit():
+        return _back(int(conversation_id))
+    return redirect("workspace:customer", pk=customer_id)
+
+
+def _refused_for(
+    request: StaffRequest, conversation_id: str, customer_id: int, exc: ApplicationError
+) -> HttpResponse:
+    if conversation_id.isdigit():
+        return _refused(request, int(conversation_id), exc)
+    from tickets.customer_views import customer_refused  # it imports this module
+
+    customer = selectors.customer_get_for_user(user=request.user, pk=customer_id)
+    return customer_refused(request, customer, str(exc), status=exc.status)
 
 
 @login_required
@@ -522,8 +546,8 @@ def customer_merge(request: StaffRequest, pk: int) -> HttpResponse:
     """GET: the confirmation (both customers side by side). POST: merge, then offer an undo."""
     target = selectors.customer_get_for_user(user=request.user, pk=pk)
     conversation_id = request.GET.get("conversation") or request.POST.get("conversation") or ""
-    if not conversation_id.isdigit():
-        return HttpResponseBadRequest("Open the merge from a conversation.")
+    if conversation_id and not conversation_id.isdigit():
+        return HttpResponseBadRequest("Open the merge from a conversation or a customer page.")
     other: Customer | None
     if request.method == "POST":
         form = MergeForm(request.POST)
@@ -533,12 +557,14 @@ def customer_merge(request: StaffRequest, pk: int) -> HttpResponse:
         try:
             merge = services.customer_merge(target=target, other=other, actor=request.user)
         except ApplicationError as exc:
-            return _refused(request, int(conversation_id), exc)
+            return _refused_for(request, conversation_id, target.pk, exc)
         messages.success(
             request, f"Merged {merge.merged_name or f'customer #{other.pk}'} into {target}."
         )
-        return _back(int(conversation_id))
+        return _back_to(conversation_id, target.pk)
     ref = request.GET.get("other", "") or request.GET.get("handle", "")
+    if not ref:
+        return HttpResponseBadRequest("Say who to merge in: ?handle= or ?other=.")
     other_id = selectors.customer_id_by_handle(handle=ref) if ref else None
     other = None
     if other_id is not None:
@@ -547,10 +573,10 @@ def customer_merge(request: StaffRequest, pk: int) -> HttpResponse:
             other = selectors.customer_get_for_user(user=request.user, pk=other_id)
     if other is None:
         messages.error(request, f"No customer has the handle {ref!r}." if ref else "Say who.")
-        return _back(int(conversation_id))
+        return _back_to(conversation_id, target.pk)
     if other.pk == target.pk:
         messages.info(request, "That handle already belongs to this customer.")
-        return _back(int(conversation_id))
+        return _back_to(conversation_id, target.pk)
     sides = [
         (c, selectors.customer_detail_data(user=request.user, customer=c)) for c in (target, other)
     ]
@@ -566,14 +592,14 @@ def customer_merge(request: StaffRequest, pk: int) -> HttpResponse:
 def merge_undo(request: StaffRequest, pk: int) -> HttpResponse:
     merge = selectors.customer_merge_get_for_user(user=request.user, pk=pk)
     conversation_id = request.POST.get("conversation", "")
-    if not conversation_id.isdigit():
-        return HttpResponseBadRequest("Undo a merge from a conversation.")
+    if conversation_id and not conversation_id.isdigit():
+        return HttpResponseBadRequest("Undo a merge from a conversation or a customer page.")
     try:
         services.customer_merge_undo(merge=merge, actor=request.user)
     except ApplicationError as exc:
-        return _refused(request, int(conversation_id), exc)
+        return _refused_for(request, conversation_id, merge.target_id, exc)
     messages.success(request, "Merge undone: the other customer is separate again.")
-    return _back(int(conversation_id))
+    return _back_to(conversation_id, merge.target_id)
 
 
 # --- The customer's chat page ----------------------------------------------------------------------

@@ -2,12 +2,24 @@
 
 from django.urls import path
 
-from tickets import views
+from tickets import customer_views, views
 
 app_name = "workspace"
 
 urlpatterns = [
     path("conversations/take-next/", views.conversation_take_next, name="take-next"),
+    path("conversations/new/", customer_views.conversation_new, name="conversation-new"),
+    path(
+        "conversations/<int:pk>/calls/",
+        customer_views.conversation_call,
+        name="conversation-call",
+    ),
+    path("customers/", customer_views.customer_list, name="customers"),
+    path("customers/new/", customer_views.customer_new, name="customer-new"),
+    path("customers/<int:pk>/", customer_views.customer_detail, name="customer"),
+    path("customers/<int:pk>/edit/", customer_views.customer_edit, name="customer-edit"),
+    path("customers/<int:pk>/calls/", customer_views.customer_call, name="customer-call"),
+    path("lookup/", customer_views.lookup, name="lookup"),
     path("conversations/<int:pk>/", views.conversation_detail, name="conversation"),
     path("conversations/<int:pk>/reply/", views.conversation_reply, name="conversation-reply"),
     path("conversations/<int:pk>/take/", views.conversation_take, name="conversation-take"),

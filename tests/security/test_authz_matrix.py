@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -201,6 +202,8 @@ def expected(op: Op, role: str, team: str | None) -> int:
 def call(client: Client, method: str, url: str, data: dict[str, Any], api: bool) -> Any:
     if method == "GET":
         return client.get(url, data)
+    if method == "PATCH":
+        return client.patch(url, json.dumps(data), content_type="application/json")
     if api:
         return client.post(url, data, content_type="application/json")
     return client.post(url, data)
@@ -352,5 +355,5 @@ def test_no_api_view_takes_free_form_filters_or_ordering(settings):
                 getattr(view, "ordering_fields", None) not in (None, "__all__")
             ), view
             assert getattr(view, "filterset_fields", None) != "__all__", view
-    assert len(views) == 25  # notifications: list, mark read; mailboxes, channels
+    assert len(views) == 27  # notifications: list, mark read; mailboxes, channels; start, calls
     assert None not in views

@@ -682,6 +682,7 @@ def test_conversation_detail_has_the_timeline_of_all_channels(api_a, agent_a, ch
         "wrap_seconds": 45,
         "ended_by": "customer",
         "agent": agent_a.pk,
+        "direction": "inbound",
     }
     assert call_data["contact"]["reason"] == "call"
 
@@ -973,8 +974,12 @@ def test_customer_detail(api_a, channels):
     assert data == {
         "id": customer.pk,
         "name": "Jane Doe",
+        "notes": "",
+        "language": "",
+        "organisation": None,
         "merged_into": None,
         "created_at": iso(customer.created_at),
+        "conversations_elsewhere": [],
         "identities": [
             {
                 "id": identity.pk,
@@ -998,10 +1003,11 @@ def test_customer_detail_query_count_does_not_grow(api_a, channels, django_asser
         send_email(channels["email"], subject=f"Problem {i}")
     customer = Customer.objects.get()
 
-    # 1. token + user, 2. the customer, 3. user's teams, 4. EXISTS a visible conversation of it,
-    # 5. its identities, 6. user's teams again, 7. its visible conversations with team and
-    # assignee, 8. merges into it.
-    with django_assert_num_queries(8):
+    # 1. token + user, 2. the customer (with its organisation), 3. user's teams, 4. EXISTS a
+    # visible conversation of it, 5. its identities, 6. user's teams again, 7. its visible
+    # conversations with team and assignee, 8. merges into it, 9. user's teams, 10. its
+    # conversations in other teams (none here: no verdicts to read).
+    with django_assert_num_queries(10):
         response = api_a.get(f"/api/v1/customers/{customer.pk}/")
 
     assert len(response.json()["conversations"]) == n

@@ -25,6 +25,7 @@ from tickets.api.conversations import (
 from tickets.api.customers import (
     CustomerDetailApi,
     CustomerIdentityLinkApi,
+    CustomerListApi,
     CustomerMergeApi,
     CustomerMergeUndoApi,
 )
@@ -36,20 +37,24 @@ from tickets.api.inbound import (
     InboundSocialApi,
 )
 from tickets.api.mailboxes import ChannelListApi, MailboxListApi
+from tickets.api.outreach import ConversationCallLogApi, ConversationStartMixin
 
 __all__ = [
     "ChannelListApi",
     "ConversationAssignApi",
+    "ConversationCallLogApi",
     "ConversationDetailApi",
     "ConversationListApi",
     "ConversationPendingApi",
     "ConversationReopenApi",
     "ConversationReplyApi",
     "ConversationSolveApi",
+    "ConversationStartMixin",
     "ConversationStatusApi",
     "ConversationTakeNextApi",
     "CustomerDetailApi",
     "CustomerIdentityLinkApi",
+    "CustomerListApi",
     "CustomerMergeApi",
     "CustomerMergeUndoApi",
     "InboundApi",

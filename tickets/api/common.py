@@ -25,6 +25,7 @@ from supportdesk.errors import ApplicationError, PayloadTooLarge
 from supportdesk.models import Team, User
 from tickets.models import (
     Attachment,
+    Call,
     ChannelKind,
     Contact,
     Conversation,
@@ -213,6 +214,32 @@ class CallOutputSerializer(serializers.Serializer[Contact]):
     wrap_seconds = serializers.IntegerField(allow_null=True)
     ended_by = serializers.CharField()
     agent = serializers.IntegerField(source="agent_id", allow_null=True)
+    direction = serializers.CharField(
+        default="inbound", help_text="inbound (the customer called) or outbound (we called)."
+    )
+
+
+def message_call(message: Message) -> dict[str, Any] | None:
+    """A phone message's call: the contact's times for a call the customer made, the logged
+    call's for one the desk made (no query when the message was read with ``call_log``)."""
+    if message.channel_kind != ChannelKind.PHONE:
+        return None
+    contact = message.contact
+    if contact is not None and message.direction == Message.Direction.INBOUND:
+        return {**CallOutputSerializer(contact).data, "direction": "inbound"}
+    try:
+        log = message.call_log
+    except Call.DoesNotExist:
+        return None
+    return {
+        "wait_seconds": log.wait_seconds,
+        "talk_seconds": log.talk_seconds,
+        "hold_seconds": log.hold_seconds,
+        "wrap_seconds": None,
+        "ended_by": log.ended_by,
+        "agent": log.logged_by_id,
+        "direction": log.direction,
+    }
 
 
 class MessageOutputSerializer(serializers.Serializer[Message]):
@@ -250,14 +277,7 @@ class MessageOutputSerializer(serializers.Serializer[Message]):
 
     @extend_schema_field(CallOutputSerializer(allow_null=True))
     def get_call(self, message: Message) -> dict[str, Any] | None:
-        contact = message.contact
-        if (
-            contact is None
-            or contact.channel_kind != ChannelKind.PHONE
-            or message.direction != Message.Direction.INBOUND
-        ):
-            return None
-        return CallOutputSerializer(contact).data
+        return message_call(message)
 
 
 class IdentityOutputSerializer(serializers.Serializer[Identity]):

@@ -33,6 +33,7 @@ from tickets.api.common import (
     if_match_version,
     with_etag,
 )
+from tickets.api.outreach import ConversationStartMixin
 from tickets.models import (
     ChannelKind,
     Conversation,
@@ -76,8 +77,11 @@ def outbound_files(files: list[Any]) -> list[OutboundFile]:
 
 
 # GenericAPIView only for its explicit ``pagination_class``; no queryset or filter-backend magic.
-class ConversationListApi(BodyLimitMixin, GenericAPIView[Conversation]):
+class ConversationListApi(ConversationStartMixin, BodyLimitMixin, GenericAPIView[Conversation]):
     pagination_class = ConversationCursorPagination
+    parser_classes = [BoundedJSONParser]  # POST: tickets.api.outreach.ConversationStartMixin
+    # What OPTIONS describes for POST (DRF's metadata asks a generic view for its serializer).
+    serializer_class = ConversationStartMixin.StartInputSerializer
 
     class FilterSerializer(serializers.Serializer[Any]):
         status = serializers.CharField(

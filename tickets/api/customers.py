@@ -8,12 +8,16 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework import serializers, status
+from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from supportdesk import extensions
 from supportdesk.http import staff_user
 from tickets.api.common import (
+    BODY_MAX_CHARS,
     PK_MAX,
+    BodyLimitMixin,
     ConversationSummarySerializer,
     IdentityOutputSerializer,
     MergeOutputSerializer,
@@ -21,33 +25,147 @@ from tickets.api.common import (
     error_codes,
 )
 from tickets.models import (
+    Conversation,
     Customer,
     Identity,
+    Organisation,
 )
+from tickets.pagination import CustomerCursorPagination
 from tickets.selectors import (
+    customer_conversations_elsewhere,
     customer_detail_data,
     customer_get_for_user,
+    customer_list_for_user,
     customer_merge_get_for_user,
 )
 from tickets.services import (
+    UNCHANGED,
     customer_merge,
     customer_merge_undo,
+    customer_update,
     identity_link,
+    organisation_get_or_create,
 )
 
 # --- Customers and merges ------------------------------------------------------------------------------
 
 
+class OrganisationSerializer(serializers.Serializer[Organisation]):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    domain = serializers.CharField(
+        help_text="Customers with an email at it are linked; may be empty."
+    )
+
+
+class ElsewhereSerializer(serializers.Serializer[Conversation]):
+    """A conversation of another team: that it exists and how it stands, never its messages
+    nor its id (nothing to open)."""
+
+    subject = serializers.CharField()
+    status = serializers.ChoiceField(choices=Conversation.Status.choices)
+    team = serializers.CharField(source="team.name", allow_null=True, default=None)
+    channels = serializers.ListField(child=serializers.CharField())
+    created_at = serializers.DateTimeField()
+    last_activity_at = serializers.DateTimeField()
+    solved_at = serializers.DateTimeField(allow_null=True)
+    outcome = serializers.CharField(
+        allow_null=True,
+        help_text="What the customer said of its latest solve: resolved, partly, not_resolved, "
+        "no_answer, no_survey (null without the surveys app).",
+    )
+
+
+class CustomerListItemSerializer(serializers.Serializer[Customer]):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    organisation = OrganisationSerializer(allow_null=True)
+    language = serializers.CharField()
+    identities = IdentityOutputSerializer(many=True)
+    conversation_count = serializers.IntegerField(help_text="Across every team.")
+    open_count = serializers.IntegerField(help_text="New, open or pending, across every team.")
+
+
+class CustomerListApi(BodyLimitMixin, GenericAPIView[Customer]):
+    pagination_class = CustomerCursorPagination
+
+    class FilterSerializer(serializers.Serializer[Any]):
+        q = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            max_length=200,
+            help_text="Name, organisation, or any identity: an email, a handle, a phone number "
+            "in any format ((415) 555-0142, +14155550142 and 555 0142 all match), or #id.",
+        )
+
+    OutputSerializer = CustomerListItemSerializer
+
+    @extend_schema(
+        tags=["customers"],
+        summary="Search customers",
+        description="The customers you may open (one of their conversations is in your teams, "
+        "or they have none yet), by name; cursor-paginated (`?cursor=`, `?page_size=` up to 100; "
+        "a cursor that is not one of ours: 404).",
+        parameters=[FilterSerializer],
+        responses={200: OutputSerializer(many=True), **error_codes(400, 401, 403, 404)},
+    )
+    def get(self, request: Request) -> Response:
+        user = staff_user(request)
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        customers = customer_list_for_user(user=user, query=filters.validated_data.get("q", ""))
+        page = self.paginate_queryset(customers)
+        output = self.OutputSerializer(page, many=True)  # type: ignore[arg-type]
+        return self.get_paginated_response(output.data)
+
+
 class CustomerDetailApi(StaffApi):
+    class InputSerializer(serializers.Serializer[Any]):
+        name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        language = serializers.CharField(
+            max_length=20, required=False, allow_blank=True, help_text="A language tag: en, pt-br."
+        )
+        organisation = serializers.JSONField(
+            required=False,
+            allow_null=True,
+            help_text="An organisation id, a name (found in any case, or created), or null to "
+            "unlink.",
+        )
+        notes = serializers.CharField(max_length=BODY_MAX_CHARS, required=False, allow_blank=True)
+
+        def validate_organisation(self, value: Any) -> Organisation | None:
+            if value is None or value == "":
+                return None
+            if isinstance(value, bool):
+                raise serializers.ValidationError("Give an organisation id, a name or null.")
+            if isinstance(value, int):
+                found = (
+                    Organisation.objects.filter(pk=value).first() if 0 < value <= PK_MAX else None
+                )
+                if found is None:
+                    raise serializers.ValidationError(f"No organisation {value}.")
+                return found
+            if isinstance(value, str) and value.strip() and len(value) <= 200:
+                return organisation_get_or_create(name=value)
+            raise serializers.ValidationError("Give an organisation id, a name or null.")
+
     class OutputSerializer(serializers.Serializer[Any]):
         id = serializers.IntegerField()
         name = serializers.CharField()
+        notes = serializers.CharField(help_text="What agents should know; internal.")
+        language = serializers.CharField()
+        organisation = OrganisationSerializer(allow_null=True)
         merged_into = serializers.IntegerField(
             allow_null=True, help_text="Set when merged into another customer."
         )
         created_at = serializers.DateTimeField()
         identities = IdentityOutputSerializer(many=True)
         conversations = ConversationSummarySerializer(many=True, help_text="Those visible to you.")
+        conversations_elsewhere = ElsewhereSerializer(
+            many=True,
+            help_text="The customer's conversations in teams you are not in: that they exist, "
+            "never their messages (docs/security/authz.md).",
+        )
         merges = MergeOutputSerializer(many=True, help_text="Customers merged into this one.")
 
     @extend_schema(
@@ -58,16 +176,48 @@ class CustomerDetailApi(StaffApi):
     def get(self, request: Request, pk: int) -> Response:
         user = staff_user(request)
         customer = customer_get_for_user(user=user, pk=pk)
-        data = customer_detail_data(user=user, customer=customer)
-        return Response(self.OutputSerializer(customer_payload(customer, data)).data)
+        return Response(self.OutputSerializer(customer_payload(user, customer)).data)
+
+    @extend_schema(
+        tags=["customers"],
+        summary="Edit a customer",
+        description="Only the keys given change. Records a `customer.updated` event.",
+        request=InputSerializer,
+        responses={200: OutputSerializer, **error_codes(400, 401, 403, 404, 409, 413)},
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        user = staff_user(request)
+        customer = customer_get_for_user(user=user, pk=pk)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        customer = customer_update(
+            customer=customer,
+            actor=user,
+            name=data.get("name", UNCHANGED),
+            language=data.get("language", UNCHANGED),
+            organisation=data.get("organisation", UNCHANGED),
+            notes=data.get("notes", UNCHANGED),
+        )
+        customer = customer_get_for_user(user=user, pk=customer.pk)
+        return Response(self.OutputSerializer(customer_payload(user, customer)).data)
 
 
-def customer_payload(customer: Customer, data: dict[str, Any]) -> dict[str, Any]:
+def customer_payload(user: Any, customer: Customer) -> dict[str, Any]:
+    data = customer_detail_data(user=user, customer=customer)
+    elsewhere = customer_conversations_elsewhere(user=user, customer=customer)
+    outcomes = extensions.annotate("conversation.outcome", [c.pk for c in elsewhere])
+    for conversation in elsewhere:
+        conversation.outcome = outcomes.get(conversation.pk)  # type: ignore[attr-defined]
     return {
         "id": customer.pk,
         "name": customer.name,
+        "notes": customer.notes,
+        "language": customer.language,
+        "organisation": customer.organisation,
         "merged_into": customer.merged_into_id,
         "created_at": customer.created_at,
+        "conversations_elsewhere": elsewhere,
         **data,
     }
 

@@ -13,6 +13,7 @@ The agents' email replies of a replayed history "went out" back then: they are w
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sys
 import time
@@ -52,9 +53,11 @@ from tickets.demo.scenarios import (
     GENERIC_EXCHANGES,
     GREETINGS,
     LAST_NAMES,
+    ORGANISATIONS,
     PHONE_PREFIXES,
     PLANS,
     SCENARIOS,
+    SCREEN_POP_PHONE,
     SIGNOFFS,
     SOCIAL_NETWORKS,
     TEAMS,
@@ -67,9 +70,11 @@ from tickets.models import (
     Conversation,
     Customer,
     Message,
+    Organisation,
     QuarantinedMessage,
 )
 from tickets.services import (
+    HandleTaken,
     channel_create_or_update,
     conversation_assign,
     conversation_reopen,
@@ -82,6 +87,7 @@ from tickets.services import (
     inbound_email_raw,
     inbound_phone,
     inbound_social,
+    organisation_create_or_update,
     saved_replies_seed_defaults,
 )
 
@@ -173,6 +179,7 @@ class DemoReplay:
         personas = self._personas(customers)
         steps = self._plan(personas, conversations, days)
         skipped = self._replay(steps, show_progress=options["verbosity"] > 0)
+        self._screen_pop_and_organisations(personas)
         # Higher apps (survey answers, QA reviews, ideas...) add theirs through their own services.
         for name, seed in extensions.seeders():
             self.stdout.write(f"Seeding {name}...")
@@ -233,7 +240,7 @@ class DemoReplay:
                 Persona(
                     name=name,
                     email=f"{local}@{rng.choice(EMAIL_DOMAINS)}",
-                    phone=f"{PHONE_PREFIXES[index // 100 % len(PHONE_PREFIXES)]}{index % 100:02d}",
+                    phone=self._phone(index),
                     network=rng.choice(SOCIAL_NETWORKS),
                     handle="".join(
                         ch for ch in handle.lower() if ch.isascii() and (ch.isalnum() or ch in "._")
@@ -244,6 +251,39 @@ class DemoReplay:
                 )
             )
         return personas
+
+    @staticmethod
+    def _phone(index: int) -> str:
+        """Fictional numbers by index; the first customer has ``SCREEN_POP_PHONE`` (and the
+        customer who would have had it gets the first one's)."""
+        screen_pop_index = 142  # +1 415 555 0142 in the numbering below
+
+        def numbered(i: int) -> str:
+            return f"{PHONE_PREFIXES[i // 100 % len(PHONE_PREFIXES)]}{i % 100:02d}"
+
+        if index == 0:
+            return SCREEN_POP_PHONE
+        if index == screen_pop_index:
+            return numbered(0)
+        return numbered(index)
+
+    def _screen_pop_and_organisations(self, personas: list[Persona]) -> None:
+        """The first customer answers the README's screen pop by phone whatever the seed size,
+        and the demo's companies link their people by email domain."""
+        with transaction.atomic():
+            first = personas[0] if personas else None
+            if first is not None and first.customer_id is not None:
+                customer = Customer.objects.get(pk=first.customer_id)
+                # Already someone's (a rerun with --force): the lookup finds them anyway.
+                with contextlib.suppress(HandleTaken):
+                    identity_link(
+                        customer=customer, kind="phone", value=first.phone, actor=self.manager
+                    )
+            for name, domain in ORGANISATIONS:
+                existing = Organisation.objects.filter(name=name).first()
+                organisation_create_or_update(
+                    name=name, domain=domain, organisation=existing, actor=self.manager
+                )
 
     # --- planning -------------------------------------------------------------------------------
 

@@ -52,6 +52,16 @@ PHONE_PREFIXES = (
     "+1 617 555 01",
     "+44 20 7946 00",
 )
+# The first customer's number, so that the README's screen pop works on every demo desk:
+# /lookup/?phone=(415) 555-0142 opens their page.
+SCREEN_POP_PHONE = "+1 415 555 0142"
+# Companies the demo customers work for: a domain links them (``Organisation.domain``).
+ORGANISATIONS = (
+    ("Northwind Traders", "northwind.example"),
+    ("Globex", "globex.example"),
+    ("Initech", "initech.example"),
+    ("Umbrella Corporation", "umbrella.example"),
+)
 SOCIAL_NETWORKS = ("x", "instagram", "facebook")
 
 # A persona's channels, first one first; weights of how common each mix is.

@@ -11,6 +11,7 @@
 - ``outbound_mail``: what an email reply carries (copies, files, signatures, HTML, From) and
   the participants of a conversation; ``acknowledgement``: a mailbox's "we got your message"
 - ``mailboxes``: IMAP/SMTP accounts of email channels, polling them exactly once, their health
+- ``outreach``: the desk writes first (start a conversation) and agents log calls
 - ``saved_replies``, ``presence``
 
 Rules that hold throughout:
@@ -57,11 +58,17 @@ from tickets.services.conversations import (
     message_move,
 )
 from tickets.services.customers import (
+    UNCHANGED,
     HandleTaken,
+    customer_create,
     customer_for_handles,
     customer_merge,
     customer_merge_undo,
+    customer_update,
     identity_link,
+    organisation_create_or_update,
+    organisation_for_handles,
+    organisation_get_or_create,
     solve_dates,
 )
 from tickets.services.delivery import (
@@ -118,6 +125,12 @@ from tickets.services.outbound_mail import (
     sender_desk_name,
     signature_variables,
 )
+from tickets.services.outreach import (
+    CALL_MAX_SECONDS,
+    Handle,
+    call_log,
+    conversation_start,
+)
 from tickets.services.presence import (
     PRESENCE_TTL_SECONDS,
     conversation_presence_leave,
@@ -131,6 +144,7 @@ from tickets.services.saved_replies import (
 )
 
 __all__ = [
+    "CALL_MAX_SECONDS",
     "EARLIEST_MESSAGE_TIME",
     "MAILBOX_FIELDS",
     "MAX_COPIES",
@@ -139,9 +153,11 @@ __all__ = [
     "SAVED_REPLY_VARIABLES",
     "SEND_LEASE",
     "TEAM_NOT_YOURS",
+    "UNCHANGED",
     "WEBHOOK_SIGNATURE_HEADER",
     "WEBHOOK_TIMEOUT_SECONDS",
     "WEBHOOK_TIMESTAMP_HEADER",
+    "Handle",
     "HandleTaken",
     "InboundResult",
     "OutboundFile",
@@ -153,6 +169,7 @@ __all__ = [
     "acknowledgement_enqueue",
     "acknowledgement_send",
     "acknowledgement_variables",
+    "call_log",
     "channel_create_or_update",
     "channel_mail_settings_update",
     "channel_rotate_secret",
@@ -173,12 +190,15 @@ __all__ = [
     "conversation_set_pending",
     "conversation_set_status",
     "conversation_solve",
+    "conversation_start",
     "conversation_take_next",
     "conversations_close_solved",
     "counted_inbound",
+    "customer_create",
     "customer_for_handles",
     "customer_merge",
     "customer_merge_undo",
+    "customer_update",
     "event_record",
     "identity_link",
     "identity_mark_undeliverable",
@@ -202,6 +222,9 @@ __all__ = [
     "message_email_send",
     "message_move",
     "message_webhook_send",
+    "organisation_create_or_update",
+    "organisation_for_handles",
+    "organisation_get_or_create",
     "participants_add",
     "quarantine_store",
     "reply_bodies",

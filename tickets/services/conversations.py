@@ -91,6 +91,7 @@ def conversation_reply(
     cc: Sequence[str] = (),
     bcc: Sequence[str] = (),
     attachments: Sequence[OutboundFile] = (),
+    route: tuple[Channel, Identity] | None = None,
 ) -> Message:
     """A public reply (on the customer's last channel unless told otherwise) or internal note.
 
@@ -109,6 +110,8 @@ def conversation_reply(
     against the inbound limits before anything is stored (413 per file over
     ``ATTACHMENT_MAX_BYTES``). The stored body is what the customer receives: the agent's text,
     then the agent's and the mailbox's signatures; ``body_html`` is its rendered Markdown.
+    ``route``: the channel and the customer's handle to write to, when the caller chose them
+    (``conversation_start``); otherwise the customer's last channel of that kind decides.
     """
     body = (body or "").strip()
     if not body:
@@ -158,7 +161,7 @@ def conversation_reply(
         kind = ChannelKind.EMAIL
     if kind not in ChannelKind.values:
         raise ApplicationError(f"channel must be one of email, chat, social (not {kind!r}).")
-    channel, identity = _reply_route(conversation, kind)
+    channel, identity = route or _reply_route(conversation, kind)
     copies: tuple[list[str], list[str]] = ([], [])
     if kind == ChannelKind.EMAIL:
         copies = reply_copies_clean(cc=cc, bcc=bcc, to=identity)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
+from typing import Any, Final
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -13,7 +15,7 @@ from supportdesk.errors import ApplicationError, Conflict
 from supportdesk.models import AuditEntry, User
 from supportdesk.services import audit_record
 from tickets.identities import normalise_identity
-from tickets.models import Conversation, Customer, CustomerMerge, Event, Identity
+from tickets.models import Conversation, Customer, CustomerMerge, Event, Identity, Organisation
 from tickets.services.events import event_record
 
 
@@ -50,7 +52,9 @@ def customer_for_handles(
             break
     created = customer is None
     if customer is None:
-        customer = Customer.objects.create(name=name[:200])
+        customer = Customer.objects.create(
+            name=name[:200], organisation=organisation_for_handles(handles)
+        )
     elif name and not customer.name:
         customer.name = name[:200]
         customer.save(update_fields=["name", "updated_at"])
@@ -133,6 +137,10 @@ def identity_link(*, customer: Customer, kind: str, value: str, actor: User | No
         actor=actor,
         data={"identity": identity.pk, "kind": kind, "value": normalised},
     )
+    if customer.organisation_id is None and kind == Identity.Kind.EMAIL:
+        organisation = organisation_for_handles([(kind, normalised, value)])
+        if organisation is not None:
+            _organisation_link(customer, organisation, actor=actor, by="domain")
     return identity
 
 
@@ -253,3 +261,219 @@ def solve_dates(conversation_ids: Iterable[int]) -> list[str]:
         conversation_id__in=list(conversation_ids), kind=Event.Kind.SOLVED
     ).values_list("occurred_at", flat=True)
     return sorted({stamp.astimezone(tz).date().isoformat() for stamp in stamps})
+
+
+# --- Customers: create, edit; organisations ---------------------------------------------------------
+
+# The value a keyword of ``customer_update`` has when the caller leaves that field alone.
+UNCHANGED: Final[Any] = object()
+
+_LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8}){0,2}$")
+_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+def _language_clean(value: str) -> str:
+    language = (value or "").strip().lower().replace("_", "-")
+    if language and not _LANGUAGE_RE.match(language):
+        raise ApplicationError(
+            f"{value!r} is not a language tag; write it like en, es, fr, de or pt-br."
+        )
+    return language
+
+
+def organisation_for_handles(handles: Iterable[tuple[str, str, str]]) -> Organisation | None:
+    """The organisation whose domain is the domain of the first email address among ``handles``
+    (one query when there is an address, none otherwise)."""
+    for kind, value, _display in handles:
+        if kind == Identity.Kind.EMAIL and "@" in value:
+            domain = value.rpartition("@")[2]
+            return Organisation.objects.exclude(domain="").filter(domain=domain).first()
+    return None
+
+
+def _organisation_link(
+    customer: Customer, organisation: Organisation | None, *, actor: User | None, by: str
+) -> None:
+    previous = customer.organisation_id
+    customer.organisation = organisation
+    customer.save(update_fields=["organisation", "updated_at"])
+    event_record(
+        kind=Event.Kind.CUSTOMER_UPDATED,
+        customer=customer,
+        actor=actor,
+        data={
+            "organisation": {"from": previous, "to": organisation.pk if organisation else None},
+            "by": by,
+        },
+    )
+
+
+@transaction.atomic
+def customer_create(
+    *,
+    actor: User | None,
+    name: str = "",
+    handles: Sequence[tuple[str, str]] = (),
+    organisation: Organisation | None = None,
+    language: str = "",
+    notes: str = "",
+) -> Customer:
+    """A new customer with its handles (``(kind, value)``, written as the agent typed them).
+
+    The handles are normalised and linked unverified (the customer has not written from them).
+    A handle that belongs to someone already raises ``HandleTaken`` and nothing is stored. With no
+    ``organisation``, the domain of the first email address may link one (``Organisation.domain``).
+    Records ``customer.created``.
+    """
+    name = (name or "").strip()
+    normalised: list[tuple[str, str, str]] = []
+    for kind, value in handles:
+        try:
+            normalised.append((kind, normalise_identity(kind, value), value.strip()))
+        except ValidationError as exc:
+            raise ApplicationError(exc.messages[0]) from exc
+    if not name and not normalised:
+        raise ApplicationError("A customer needs a name or a handle (email, phone...).")
+    taken = Identity.objects.filter(_handles_q(normalised)).values_list("customer_id", flat=True)
+    holder = taken.first()
+    if holder is not None:
+        raise HandleTaken(holder_id=holder)
+    customer = Customer.objects.create(
+        name=name[:200],
+        notes=notes,
+        language=_language_clean(language),
+        organisation=organisation or organisation_for_handles(normalised),
+    )
+    try:
+        with transaction.atomic():
+            Identity.objects.bulk_create(
+                Identity(
+                    customer=customer, kind=kind, value=value, display_value=display, verified=False
+                )
+                for kind, value, display in dict.fromkeys(normalised)
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            "One of these handles was just linked to a customer; look it up again."
+        ) from exc
+    event_record(
+        kind=Event.Kind.CUSTOMER_CREATED,
+        customer=customer,
+        actor=actor,
+        data={
+            "handles": [[kind, value] for kind, value, _ in normalised],
+            "organisation": customer.organisation_id,
+        },
+    )
+    return customer
+
+
+@transaction.atomic
+def customer_update(
+    *,
+    customer: Customer,
+    actor: User | None,
+    name: Any = UNCHANGED,
+    language: Any = UNCHANGED,
+    organisation: Any = UNCHANGED,
+    notes: Any = UNCHANGED,
+) -> Customer:
+    """Change what agents know about a customer; a keyword left out stays as it is.
+
+    ``organisation`` is an ``Organisation`` or None (unlinks). Records ``customer.updated`` with
+    the fields that changed (from, to); nothing is recorded when nothing changed. Locks the row.
+    """
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    if customer.merged_into_id is not None:
+        raise Conflict("This customer was merged into another one; edit that one instead.")
+    wanted: dict[str, Any] = {}
+    if name is not UNCHANGED:
+        wanted["name"] = (name or "").strip()[:200]
+    if language is not UNCHANGED:
+        wanted["language"] = _language_clean(language or "")
+    if notes is not UNCHANGED:
+        wanted["notes"] = notes or ""
+    if organisation is not UNCHANGED:
+        wanted["organisation_id"] = organisation.pk if organisation is not None else None
+    changes = {
+        field: {"from": getattr(customer, field), "to": value}
+        for field, value in wanted.items()
+        if getattr(customer, field) != value
+    }
+    if not changes:
+        return customer
+    for field, change in changes.items():
+        setattr(customer, field, change["to"])
+    customer.save(update_fields=[*changes, "updated_at"])
+    event_record(
+        kind=Event.Kind.CUSTOMER_UPDATED,
+        customer=customer,
+        actor=actor,
+        data={
+            # Notes can be long: the event says that they changed, not what they say.
+            (key.removesuffix("_id")): ({"changed": True} if key == "notes" else change)
+            for key, change in changes.items()
+        },
+    )
+    return customer
+
+
+def organisation_get_or_create(*, name: str) -> Organisation:
+    """The organisation of that name (any case), or a new one without a domain."""
+    name = (name or "").strip()[:200]
+    if not name:
+        raise ApplicationError("An organisation needs a name.")
+    found = Organisation.objects.filter(name__iexact=name).first()
+    if found is not None:
+        return found
+    try:
+        with transaction.atomic():
+            return Organisation.objects.create(name=name)
+    except IntegrityError:
+        return Organisation.objects.get(name__iexact=name)
+
+
+@transaction.atomic
+def organisation_create_or_update(
+    *,
+    name: str,
+    domain: str = "",
+    notes: str | None = None,
+    organisation: Organisation | None = None,
+    actor: User | None = None,
+) -> tuple[Organisation, int]:
+    """Create or edit an organisation (the admin's form). Setting a ``domain`` links every
+    customer without an organisation who has an email address at that domain (one
+    ``customer.updated`` event each); customers already in another organisation stay there.
+    Returns the organisation and how many customers were linked."""
+    domain = (domain or "").strip().lower().lstrip("@")
+    if domain and not _DOMAIN_RE.match(domain):
+        raise ApplicationError(f"{domain!r} is not a domain name (like example.com).")
+    name = (name or "").strip()[:200]
+    if not name:
+        raise ApplicationError("An organisation needs a name.")
+    clash = Organisation.objects.filter(domain=domain).exclude(domain="")
+    if organisation is not None:
+        clash = clash.exclude(pk=organisation.pk)
+    other = clash.first()
+    if other is not None:
+        raise Conflict(f"The domain {domain} already belongs to {other.name}.")
+    if organisation is None:
+        organisation = Organisation(name=name)
+    organisation.name = name
+    organisation.domain = domain
+    if notes is not None:
+        organisation.notes = notes
+    organisation.save()
+    linked = 0
+    if domain:
+        at_domain = Identity.objects.filter(
+            kind=Identity.Kind.EMAIL, value__endswith=f"@{domain}"
+        ).values("customer_id")
+        candidates = Customer.objects.filter(
+            organisation__isnull=True, merged_into__isnull=True, pk__in=at_domain
+        ).order_by("pk")
+        for customer in candidates.select_for_update():
+            _organisation_link(customer, organisation, actor=actor, by="domain")
+            linked += 1
+    return organisation, linked

@@ -93,6 +93,9 @@ class Inbound:
     claimed_email: str = ""
     # Email: (name, normalised address) of the other people in To and Cc (not us, not the sender).
     copied: tuple[tuple[str, str], ...] = ()
+    # A call an agent logs on a conversation they have open (``call_log``): it joins that
+    # conversation instead of being threaded or attached by the rules below.
+    conversation_id: int | None = None
 
 
 # Customer-side times before this are a broken clock or a bad integration, not history.
@@ -205,6 +208,9 @@ def _find_customer_and_conversation(
     conversation's, from a participant: it creates no customer (the third value is True).
     """
     automated = data.automated
+    if data.conversation_id is not None:
+        logged_on, found = _logged_on_conversation(data)
+        return logged_on, found, False
     conversation = _thread_conversation(data) if data.channel.kind == ChannelKind.EMAIL else None
 
     if automated and conversation is None and automated in {"bounce", "own_address"}:
@@ -271,6 +277,28 @@ def _keep_copied_people(data: Inbound, conversation: Conversation) -> None:
         participants_add(
             conversation=conversation, people=people, source=ConversationParticipant.Source.COPIED
         )
+
+
+def _logged_on_conversation(data: Inbound) -> tuple[Conversation, dict[str, Identity]]:
+    """A call an agent logged on a conversation: that conversation (a follow-up if it is closed,
+    like any customer message), and the customer's handle it came from when they have one."""
+    assert data.conversation_id is not None
+    conversation = (
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("customer")
+        .get(pk=data.conversation_id)
+    )
+    identities: dict[str, Identity] = {}
+    if data.handles:
+        kind, value, _ = data.handles[0]
+        found = Identity.objects.filter(
+            kind=kind, value=value, customer_id=conversation.customer_id
+        ).first()
+        if found is not None:
+            identities[kind] = found
+    if conversation.status == Status.CLOSED:
+        conversation = _conversation_create(conversation.customer, data, follow_up_of=conversation)
+    return conversation, identities
 
 
 def _note_proof_of_identity(data: Inbound, identities: dict[str, Identity]) -> Identity | None:
