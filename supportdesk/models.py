@@ -295,6 +295,13 @@ class AuditAction(models.TextChoices):
     SURVEY_SETTINGS_CHANGED = "survey_settings.changed", "Survey settings changed"
     SCORECARDS_RECOMPUTE = "scorecards.recompute", "Scorecard recompute requested"
     TARGET_CHANGED = "target.changed", "Target changed"
+    CONVERSATION_TAGS = "conversation.tags_changed", "Conversation tags changed"
+    CONVERSATION_PRIORITY = "conversation.priority_changed", "Conversation priority changed"
+    CONVERSATION_SPAM = "conversation.spam_marked", "Conversation marked as spam"
+    CONVERSATION_NOT_SPAM = "conversation.spam_unmarked", "Conversation not spam"
+    SENDER_BLOCKED = "identity.blocked", "Sender blocked"
+    SENDER_UNBLOCKED = "identity.unblocked", "Sender unblocked"
+    TAG_CHANGED = "tag.changed", "Tag created, renamed or archived"
 
 
 class AuditEntry(models.Model):

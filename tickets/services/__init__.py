@@ -8,6 +8,7 @@
 - ``inbound_email``: raw RFC 822 and provider webhooks into that path
 - ``conversations``: agent actions (reply, solve, reopen, pending, assign, take next, move, close)
 - ``delivery``: outbound email and signed webhooks, one claim so a message is sent once
+- ``triage``: tags and priority, spam and blocked senders, macros, bulk actions, saved views
 - ``saved_replies``, ``presence``
 
 Rules that hold throughout:
@@ -38,6 +39,7 @@ from tickets.services.conversations import (
     StaleVersion,
     conversation_assign,
     conversation_close,
+    conversation_lock,
     conversation_reopen,
     conversation_reply,
     conversation_set_pending,
@@ -94,8 +96,24 @@ from tickets.services.saved_replies import (
     saved_reply_create_or_update,
     saved_reply_render,
 )
+from tickets.services.triage import (
+    BULK_MAX,
+    BulkResult,
+    conversation_mark_spam,
+    conversation_triage,
+    conversation_unmark_spam,
+    conversations_bulk,
+    saved_reply_apply,
+    saved_view_delete,
+    saved_view_save,
+    tag_archive,
+    tag_create,
+    tag_rename,
+    tags_by_names,
+)
 
 __all__ = [
+    "BULK_MAX",
     "EARLIEST_MESSAGE_TIME",
     "PRESENCE_TTL_SECONDS",
     "SAVED_REPLY_VARIABLES",
@@ -104,6 +122,7 @@ __all__ = [
     "WEBHOOK_SIGNATURE_HEADER",
     "WEBHOOK_TIMEOUT_SECONDS",
     "WEBHOOK_TIMESTAMP_HEADER",
+    "BulkResult",
     "HandleTaken",
     "InboundResult",
     "ReplyHeld",
@@ -119,6 +138,8 @@ __all__ = [
     "conversation_assign",
     "conversation_close",
     "conversation_is_answered",
+    "conversation_lock",
+    "conversation_mark_spam",
     "conversation_presence_leave",
     "conversation_presence_touch",
     "conversation_recount_contacts",
@@ -129,6 +150,9 @@ __all__ = [
     "conversation_set_status",
     "conversation_solve",
     "conversation_take_next",
+    "conversation_triage",
+    "conversation_unmark_spam",
+    "conversations_bulk",
     "conversations_close_solved",
     "counted_inbound",
     "customer_for_handles",
@@ -149,8 +173,15 @@ __all__ = [
     "message_webhook_send",
     "quarantine_store",
     "saved_replies_seed_defaults",
+    "saved_reply_apply",
     "saved_reply_create_or_update",
     "saved_reply_render",
+    "saved_view_delete",
+    "saved_view_save",
     "solve_dates",
+    "tag_archive",
+    "tag_create",
+    "tag_rename",
+    "tags_by_names",
     "webhook_signature",
 ]

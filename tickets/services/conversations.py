@@ -59,6 +59,14 @@ def _locked(conversation: Conversation, *, expected_version: int | None = None) 
     return locked
 
 
+def conversation_lock(
+    conversation: Conversation, *, expected_version: int | None = None
+) -> Conversation:
+    """The conversation, row-locked for the caller's transaction (``StaleVersion`` if it
+    changed since ``expected_version``): for services of other modules."""
+    return _locked(conversation, expected_version=expected_version)
+
+
 @transaction.atomic
 def conversation_reply(
     *,

@@ -47,6 +47,7 @@ from tickets.services.contacts import (
 )
 from tickets.services.customers import customer_for_handles
 from tickets.services.events import conversation_save, conversation_set_status, event_record
+from tickets.services.triage import conversation_mark_spam
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +166,10 @@ def _ingest_once(data: Inbound) -> InboundResult:
     elif data.automated == "bounce":
         _mark_bounced(data)
     _record_activity(conversation, message, new_contact=new_contact, automated=data.automated)
+    if identity is not None and identity.blocked_at is not None and conversation.spam_at is None:
+        # A blocked sender: stored (nothing is lost) but as spam, so never in the queue, a
+        # survey or a metric.
+        conversation_mark_spam(conversation=conversation, actor=None, reason="blocked_sender")
     return InboundResult(
         customer_id=conversation.customer_id,
         conversation_id=conversation.pk,
