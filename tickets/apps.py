@@ -6,4 +6,7 @@ class TicketsConfig(AppConfig):
     verbose_name = "Conversations"
 
     def ready(self) -> None:
+        from supportdesk import extensions
         from tickets import receivers  # noqa: F401  (anymail's inbound signal)
+
+        extensions.register_nav("Tags", "workspace:tags", order=90, more=True)

@@ -661,12 +661,25 @@ class SavedReply(TimeStampedModel):
             ),
         ]
 
-    @property
-    def has_actions(self) -> bool:
-        return bool(self.set_priority or self.set_status or self.set_assignee)
-
     def __str__(self) -> str:
         return self.title
+
+    @property
+    def actions_summary(self) -> str:
+        """What the macro sets besides its reply, in words ("tags billing; priority high; solve").
+        Reads ``add_tags`` (prefetch it: ``saved_reply_list``)."""
+        parts = []
+        tags = [tag.name for tag in self.add_tags.all()]
+        if tags:
+            parts.append("tags " + ", ".join(tags))
+        if self.set_priority:
+            parts.append(f"priority {self.set_priority}")
+        if self.set_assignee:
+            parts.append(str(self.get_set_assignee_display()).lower())
+        if self.set_status:
+            parts.append(str(self.get_set_status_display()).lower())
+        return "; ".join(parts)
+
 
 
 class ConversationViewer(models.Model):

@@ -70,7 +70,7 @@ def queue(request: StaffRequest) -> HttpResponse:
     if not form.is_valid():
         return HttpResponseBadRequest("Invalid queue filter: " + form.errors.as_text())
     data = form.cleaned_data
-    views = {v.key for v in selectors.QUEUE_VIEWS}
+    views = {v.key for v in selectors.QUEUE_VIEWS} | {"spam"}
     view = data["view"] if data["view"] in views else "open"
     try:
         page = selectors.queue_page_for_user(
@@ -82,6 +82,8 @@ def queue(request: StaffRequest) -> HttpResponse:
             assignee=data["assignee"],
             search=data["q"],
             cursor=data["after"],
+            tag=data["tag"].strip(),
+            priority=data["priority"],
         )
     except ApplicationError as exc:
         return HttpResponseBadRequest(str(exc))
@@ -94,11 +96,20 @@ def queue(request: StaffRequest) -> HttpResponse:
         "view": view,
         "views": [(v, page.counts[v.key]) for v in selectors.QUEUE_VIEWS],
         "filter_query": params.urlencode(),
+        "save_query": _without(request.GET, "after"),
         "first_page": not data["after"],
+        "priorities": Conversation.Priority.choices,
         **selectors.queue_filter_choices(user=request.user),
     }
     template = "home.html#queue" if request.htmx else "home.html"
     return render(request, template, context)
+
+
+def _without(query: Any, *names: str) -> str:
+    params = query.copy()
+    for name in names:
+        params.pop(name, None)
+    return str(params.urlencode())
 
 
 # --- Conversation page -------------------------------------------------------------------------
@@ -132,6 +143,7 @@ def _conversation_context(request: StaffRequest, conversation: Conversation) -> 
     for other in panel["other_conversations"]:
         other.outcome = outcomes.get(other.pk)
         other.outcome_label = OUTCOME_LABELS.get(other.outcome or "", "—")
+    replies = selectors.saved_reply_list()
     saved_replies = [
         (
             reply,
@@ -139,7 +151,7 @@ def _conversation_context(request: StaffRequest, conversation: Conversation) -> 
                 saved_reply=reply, customer=conversation.customer, agent=request.user
             ),
         )
-        for reply in selectors.saved_reply_list()
+        for reply in replies
     ]
     return {
         "conversation": conversation,
@@ -150,11 +162,15 @@ def _conversation_context(request: StaffRequest, conversation: Conversation) -> 
         "default_channel": default_channel,
         "last_used_channel": last_used,
         "saved_replies": saved_replies,
+        "macros": saved_replies,
         "viewers": selectors.conversation_viewers(conversation=conversation, exclude=request.user),
         "agents": selectors.conversation_assignable_agents(conversation=conversation),
         "teams": selectors.team_list_for_user(user=request.user),
         "move_targets": [c for c in panel["other_conversations"] if c.is_active],
         "link_form": LinkIdentityForm(),
+        "tags": selectors.tag_list(),
+        "conversation_tags": list(conversation.tags.all()),
+        "priorities": Conversation.Priority.choices,
         **panel,
     }
 
@@ -171,6 +187,16 @@ def conversation_detail(request: StaffRequest, pk: int) -> HttpResponse:
 
 def _back(pk: int) -> HttpResponse:
     return redirect("workspace:conversation", pk=pk)
+
+
+def back_to_conversation(pk: int) -> HttpResponse:
+    """Redirect to the conversation page (for the other workspace view modules)."""
+    return _back(pk)
+
+
+def refused_on_conversation(request: StaffRequest, pk: int, exc: ApplicationError) -> HttpResponse:
+    """The conversation page with the refusal and its status (for the other view modules)."""
+    return _refused(request, pk, exc)
 
 
 def _refused(request: StaffRequest, pk: int, exc: ApplicationError) -> HttpResponse:

@@ -2,12 +2,31 @@
 
 from django.urls import path
 
-from tickets import views
+from tickets import views, views_triage
 
 app_name = "workspace"
 
 urlpatterns = [
     path("conversations/take-next/", views.conversation_take_next, name="take-next"),
+    path("conversations/bulk/", views_triage.conversations_bulk, name="bulk"),
+    path(
+        "conversations/<int:pk>/triage/",
+        views_triage.conversation_triage,
+        name="conversation-triage",
+    ),
+    path("conversations/<int:pk>/spam/", views_triage.conversation_spam, name="conversation-spam"),
+    path(
+        "conversations/<int:pk>/not-spam/",
+        views_triage.conversation_not_spam,
+        name="conversation-not-spam",
+    ),
+    path(
+        "conversations/<int:pk>/macro/", views_triage.conversation_macro, name="conversation-macro"
+    ),
+    path("views/", views_triage.saved_view_create, name="saved-view-create"),
+    path("views/<int:pk>/delete/", views_triage.saved_view_delete, name="saved-view-delete"),
+    path("tags/", views_triage.tags_page, name="tags"),
+    path("tags/<int:pk>/", views_triage.tag_update, name="tag-update"),
     path("conversations/<int:pk>/", views.conversation_detail, name="conversation"),
     path("conversations/<int:pk>/reply/", views.conversation_reply, name="conversation-reply"),
     path("conversations/<int:pk>/take/", views.conversation_take, name="conversation-take"),
