@@ -149,7 +149,12 @@ def solve_source(start: datetime, end: datetime) -> QuerySet[Event]:
         | Q(direction=Message.Direction.INBOUND, automated="")
     )
     return (
-        Event.objects.filter(kind=Event.Kind.SOLVED, occurred_at__gte=start, occurred_at__lt=end)
+        Event.objects.filter(
+            kind=Event.Kind.SOLVED,
+            occurred_at__gte=start,
+            occurred_at__lt=end,
+            conversation__spam_at__isnull=True,  # spam is in no metric
+        )
         .annotate(
             day=_local_day("occurred_at"),
             contacts=_count_subquery(
@@ -170,6 +175,7 @@ def solve_source(start: datetime, end: datetime) -> QuerySet[Event]:
             repeat=Exists(
                 Conversation.objects.filter(
                     customer_id=OuterRef("conversation__customer_id"),
+                    spam_at__isnull=True,
                     first_inbound_at__gt=OuterRef("occurred_at"),
                     first_inbound_at__lte=_plus_window("occurred_at"),
                 ).exclude(pk=OuterRef("conversation_id"))
@@ -360,7 +366,9 @@ def first_response_source(start: datetime, end: datetime) -> QuerySet[Contact]:
     their team at the time of the reply, on the day of the contact."""
     reply = _first_reply()
     return (
-        Contact.objects.filter(started_at__gte=start, started_at__lt=end)
+        Contact.objects.filter(
+            started_at__gte=start, started_at__lt=end, conversation__spam_at__isnull=True
+        )
         .exclude(channel_kind=ChannelKind.PHONE)
         .annotate(
             day=_local_day("started_at"),
@@ -401,6 +409,7 @@ def handle_source(start: datetime, end: datetime) -> QuerySet[Contact]:
             started_at__gte=start,
             started_at__lt=end,
             channel_kind__in=[ChannelKind.PHONE, ChannelKind.CHAT],
+            conversation__spam_at__isnull=True,
         )
         .annotate(
             day=_local_day("started_at"),
@@ -433,7 +442,10 @@ def handle_source(start: datetime, end: datetime) -> QuerySet[Contact]:
 
 def calls_source(start: datetime, end: datetime) -> QuerySet[Contact]:
     return Contact.objects.filter(
-        started_at__gte=start, started_at__lt=end, channel_kind=ChannelKind.PHONE
+        started_at__gte=start,
+        started_at__lt=end,
+        channel_kind=ChannelKind.PHONE,
+        conversation__spam_at__isnull=True,
     ).annotate(day=_local_day("started_at"))
 
 
@@ -445,6 +457,7 @@ def solicitation_source(start: datetime, end: datetime) -> QuerySet[Message]:
             author__isnull=False,
             sent_at__gte=start,
             sent_at__lt=end,
+            conversation__spam_at__isnull=True,
         )
         .annotate(
             day=_local_day("sent_at"),
@@ -542,6 +555,57 @@ def fact_queries(day_from: date, day_to: date) -> list[FactQuery]:
         ),
         FactQuery(qa, facts=(("qa_score", "hundredths", "n"),)),
     ]
+
+
+# The outcomes by topic: (fact, numerator alias, denominator alias) of ``_topic_grouped``.
+TOPIC_FACTS: tuple[tuple[str, str, str], ...] = (
+    ("solves", "solves", "solves"),
+    ("internal_fcr", "fcr", "solves"),
+    ("reopen_rate", "reopened_n", "solves"),
+    ("repeat_contact_rate", "repeat_n", "solves"),
+    ("resolution_rate", "yes_n", "answered_n"),
+    ("partial_resolution_rate", "partly_n", "answered_n"),
+    ("customer_fcr", "customer_fcr_n", "answered_n"),
+    ("gap_internal_fcr", "gap_internal_n", "answered_n"),
+)
+
+
+def _topic_grouped(start: datetime, end: datetime) -> QuerySet:
+    """The solve flags counted per cell and per tag of the solved conversation (its tags now:
+    a change of tags recomputes the days of its solves). One row per tag: a conversation with
+    two tags counts in both."""
+    return (
+        _cells(solve_source(start, end), team="team_id", agent="agent_id")
+        .filter(conversation__tags__isnull=False)
+        .annotate(cell_tag=F("conversation__tags"))
+        .values(*CELL_FIELDS, "cell_tag")
+        .annotate(
+            solves=Count("pk"),
+            fcr=Count("pk", filter=Q(contacts=1)),
+            reopened_n=Count("pk", filter=Q(reopened=True)),
+            repeat_n=Count("pk", filter=Q(repeat=True)),
+            answered_n=Count("pk", filter=Q(answered=True)),
+            yes_n=Count("pk", filter=Q(resolved="yes")),
+            partly_n=Count("pk", filter=Q(resolved="partly")),
+            customer_fcr_n=Count("pk", filter=Q(customer_first=True)),
+            gap_internal_n=Count("pk", filter=Q(answered=True, contacts=1)),
+        )
+        .order_by()
+    )
+
+
+def topic_fact_rows(day_from: date, day_to: date) -> list[tuple[dict[str, Any], str, int, int]]:
+    """The ``TopicFact`` rows of local days ``[day_from, day_to)``: ``(cell with tag_id, metric,
+    numerator, denominator)``; a fact that is 0 of 0 is left out. One query."""
+    start, end = day_bounds(day_from, day_to)
+    rows = []
+    for row in _topic_grouped(start, end):
+        cell = {**_cell(row), "tag_id": row["cell_tag"]}
+        for metric, num, den in TOPIC_FACTS:
+            numerator, denominator = int(row[num] or 0), int(row[den] or 0)
+            if numerator or denominator:
+                rows.append((cell, metric, numerator, denominator))
+    return rows
 
 
 def _cell(row: dict[str, Any]) -> dict[str, Any]:

@@ -70,7 +70,9 @@ class BulkForm(forms.Form):
     action = forms.ChoiceField(choices=BULK_ACTIONS)
     agent = forms.RegexField(regex=r"^\d{1,12}$", required=False)
     tag = forms.CharField(required=False, max_length=50)
-    priority = forms.ChoiceField(required=False, choices=[("", "—"), *Conversation.Priority.choices])
+    priority = forms.ChoiceField(
+        required=False, choices=[("", "—"), *Conversation.Priority.choices]
+    )
     block_sender = forms.BooleanField(required=False)
     confirm = forms.BooleanField(required=False)
     next = forms.CharField(required=False, max_length=2000)

@@ -681,7 +681,6 @@ class SavedReply(TimeStampedModel):
         return "; ".join(parts)
 
 
-
 class ConversationViewer(models.Model):
     """Presence for collision warnings: who has a conversation open, and whether they are typing.
 

@@ -129,7 +129,7 @@ def conversation_get_for_user(*, user: User, pk: Any, for_detail: bool = False) 
                     Prefetch("attachments", queryset=Attachment.objects.order_by("id"))
                 )
                 .order_by("sent_at", "id"),
-            )
+            ),
         )
     try:
         return qs.get(pk=int(pk))
@@ -365,7 +365,8 @@ def _highlight_html(fragment: str) -> SafeString:
     html = html.replace(HIGHLIGHT_START, "<mark>").replace(HIGHLIGHT_STOP, "</mark>")
     opened, closed = html.count("<mark>"), html.count("</mark>")
     html += "</mark>" * max(0, opened - closed)
-    return mark_safe(html)  # noqa: S308 (escaped above; only our own <mark> added)
+    # Escaped above; only our own <mark> tags are added.
+    return mark_safe(html)
 
 
 def _python_highlight(text: str, words: list[str], width: int = 160) -> str:
@@ -379,9 +380,7 @@ def _python_highlight(text: str, words: list[str], width: int = 160) -> str:
     return ("…" if start else "") + marked + ("…" if start + width < len(text) else "")
 
 
-def message_search_highlights(
-    *, conversation_ids: list[int], query: str
-) -> dict[int, SafeString]:
+def message_search_highlights(*, conversation_ids: list[int], query: str) -> dict[int, SafeString]:
     """For each conversation, the newest public or note message matching ``query``, as a short
     escaped fragment with the matched words in ``<mark>`` (1 query whatever the number)."""
     words = search_words(query)
@@ -592,8 +591,9 @@ def conversations_for_bulk(*, user: User, ids: list[int]) -> list[Conversation]:
     oracle), in the order selected (1 query)."""
     found = {
         c.pk: c
-        for c in Conversation.objects.filter(visible_conversations_q(user), pk__in=ids)
-        .select_related("customer", "team", "assignee")
+        for c in Conversation.objects.filter(
+            visible_conversations_q(user), pk__in=ids
+        ).select_related("customer", "team", "assignee")
     }
     return [found[pk] for pk in ids if pk in found]
 

@@ -164,7 +164,9 @@ def conversations_bulk(request: StaffRequest) -> HttpResponse:
         if action == "assign_me":
             result = services.conversations_bulk(
                 conversations=conversations,
-                change=lambda c: services.conversation_assign(conversation=c, actor=user, agent=user),
+                change=lambda c: services.conversation_assign(
+                    conversation=c, actor=user, agent=user
+                ),
             )
             done = "assigned to you"
         elif action == "assign":
@@ -214,7 +216,8 @@ def conversations_bulk(request: StaffRequest) -> HttpResponse:
         return redirect(back)
     if result.done:
         messages.success(
-            request, f"{len(result.done)} conversation{'s' if len(result.done) != 1 else ''} {done}."
+            request,
+            f"{len(result.done)} conversation{'s' if len(result.done) != 1 else ''} {done}.",
         )
     for pk, reason in result.skipped:
         messages.warning(request, f"#{pk} skipped: {reason}")
@@ -314,4 +317,3 @@ def tag_update(request: StaffRequest, pk: int) -> HttpResponse:
             status=exc.status,
         )
     return redirect("workspace:tags")
-

@@ -191,6 +191,13 @@ class ConversationSummarySerializer(serializers.Serializer[Conversation]):
 
 class ConversationOutputSerializer(ConversationSummarySerializer):
     customer = CustomerRefSerializer()
+    priority = serializers.ChoiceField(choices=Conversation.Priority.choices)
+    tags = serializers.SlugRelatedField(
+        many=True, read_only=True, slug_field="name", help_text="Tag names, by name."
+    )
+    spam_at = serializers.DateTimeField(
+        allow_null=True, help_text="When it was marked as spam (null: not spam)."
+    )
 
 
 class AttachmentOutputSerializer(serializers.Serializer[Attachment]):
