@@ -215,7 +215,12 @@ def conversation_triage(
         wanted = {tag.pk: tag for tag in tags}
         added = [tag for pk, tag in wanted.items() if pk not in current]
         removed = [tag for pk, tag in current.items() if pk not in wanted]
-        archived = [tag.name for tag in added if tag.archived_at is not None]
+        # Read from the database: the caller's Tag objects may predate an archive.
+        archived = list(
+            Tag.objects.filter(pk__in=[t.pk for t in added], archived_at__isnull=False)
+            .order_by("name")
+            .values_list("name", flat=True)
+        )
         if archived:
             raise ApplicationError(
                 f"The tag {', '.join(repr(a) for a in archived)} is archived: it can no longer "
