@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.http import QueryDict
 
 from tickets.models import ChannelKind, Conversation, Identity
 
@@ -53,7 +54,9 @@ class TriageForm(forms.Form):
     version = forms.IntegerField(min_value=1, required=False, max_value=PK_MAX)
 
     def clean_tags(self) -> list[str]:
-        return [name for name in self.data.getlist("tags") if name.strip()]
+        data = self.data
+        names = data.getlist("tags") if isinstance(data, QueryDict) else []
+        return [name for name in names if name.strip()]
 
 
 BULK_ACTIONS = [
@@ -80,7 +83,8 @@ class BulkForm(forms.Form):
     def clean(self) -> dict[str, object]:
         data = super().clean() or {}
         ids = []
-        for raw in self.data.getlist("ids"):
+        data_ids = self.data.getlist("ids") if isinstance(self.data, QueryDict) else []
+        for raw in data_ids:
             if not raw.isdigit() or len(raw) > 18:
                 raise forms.ValidationError("Select conversations from the queue.")
             ids.append(int(raw))

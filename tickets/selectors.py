@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -252,7 +253,7 @@ RECENTLY_SOLVED_DAYS = 7
 
 @dataclass
 class QueuePage:
-    conversations: list[Conversation]
+    conversations: Sequence[Conversation]
     counts: dict[str, int]
     next_cursor: str | None
     # Search of message text: conversation id -> escaped fragment with <mark>ed words.
@@ -361,7 +362,7 @@ def _highlight_html(fragment: str) -> SafeString:
     """Escape the fragment, then turn the markers into ``<mark>``: the customer's text can never
     become markup (the markers are control characters no escaping touches)."""
     fragment = " ".join(fragment.split())
-    html = escape(fragment)
+    html = str(escape(fragment))
     html = html.replace(HIGHLIGHT_START, "<mark>").replace(HIGHLIGHT_STOP, "</mark>")
     opened, closed = html.count("<mark>"), html.count("</mark>")
     html += "</mark>" * max(0, opened - closed)

@@ -145,7 +145,9 @@ def conversations_bulk(request: StaffRequest) -> HttpResponse:
     form = BulkForm(request.POST)
     back = _queue_url(request, request.POST.get("next", ""))
     if not form.is_valid():
-        messages.error(request, " ".join(form.errors.get("__all__", [])) or form.errors.as_text())
+        messages.error(
+            request, " ".join(str(e) for e in form.non_field_errors()) or form.errors.as_text()
+        )
         return redirect(back)
     data = form.cleaned_data
     conversations = selectors.conversations_for_bulk(user=request.user, ids=data["ids"])

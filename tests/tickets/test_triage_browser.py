@@ -118,7 +118,7 @@ def test_a_new_agent_tags_bulk_assigns_and_searches_message_text(
     expect(row.locator(".priority")).to_have_text("High")
     expect(row.locator(".tag")).to_have_text("billing")
     assert no_sideways_scroll(page)
-    screenshot(page, "queue")
+    screenshot(page, "queue-triage")
     page.set_viewport_size({"width": 1366, "height": 900})
     assert no_sideways_scroll(page)
     page.set_viewport_size({"width": 1280, "height": 900})

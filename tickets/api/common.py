@@ -32,6 +32,7 @@ from tickets.models import (
     CustomerMerge,
     Identity,
     Message,
+    Tag,
 )
 
 BODY_MAX_CHARS = 100_000
@@ -192,7 +193,7 @@ class ConversationSummarySerializer(serializers.Serializer[Conversation]):
 class ConversationOutputSerializer(ConversationSummarySerializer):
     customer = CustomerRefSerializer()
     priority = serializers.ChoiceField(choices=Conversation.Priority.choices)
-    tags = serializers.SlugRelatedField(
+    tags = serializers.SlugRelatedField[Tag](
         many=True, read_only=True, slug_field="name", help_text="Tag names, by name."
     )
     spam_at = serializers.DateTimeField(

@@ -138,7 +138,7 @@ def tag_archive(*, tag: Tag, actor: User, archived: bool = True) -> Tag:
 
 def tags_by_names(names: Iterable[str]) -> list[Tag]:
     """The tags named (any case), in the order given; ApplicationError names the unknown ones."""
-    wanted = []
+    wanted: list[str] = []
     for name in names:
         clean = " ".join((name or "").split())
         if clean and clean.lower() not in {w.lower() for w in wanted}:
