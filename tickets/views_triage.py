@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -256,9 +257,13 @@ def saved_view_create(request: StaffRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def saved_view_delete(request: StaffRequest, pk: int) -> HttpResponse:
+def saved_view_delete(request: StaffRequest) -> HttpResponse:
+    """Delete one of the caller's saved views (another agent's is a 404: no oracle)."""
+    raw = request.POST.get("view", "")
+    if not raw.isdigit() or len(raw) > 18:
+        return HttpResponseBadRequest("Choose the view to delete.")
     try:
-        services.saved_view_delete(user=request.user, view_id=pk)
+        services.saved_view_delete(user=request.user, view_id=int(raw))
     except ApplicationError as exc:
         raise Http404(str(exc)) from exc
     messages.success(request, "Saved view deleted.")
@@ -273,6 +278,8 @@ def saved_view_delete(request: StaffRequest, pk: int) -> HttpResponse:
 def tags_page(request: StaffRequest) -> HttpResponse:
     """Managers create, rename, archive and restore topics; agents may look."""
     if request.method == "POST":
+        if not request.user.is_manager:
+            raise PermissionDenied("Only managers create tags.")
         form = TagForm(request.POST)
         if not form.is_valid():
             messages.error(request, "Give the tag a name (50 characters at most).")
@@ -295,6 +302,8 @@ def tags_page(request: StaffRequest) -> HttpResponse:
 @login_required
 @require_POST
 def tag_update(request: StaffRequest, pk: int) -> HttpResponse:
+    if not request.user.is_manager:
+        raise PermissionDenied("Only managers rename and archive tags.")
     tag = selectors.tag_get(pk=pk)
     action = request.POST.get("action", "rename")
     try:

@@ -24,7 +24,7 @@ urlpatterns = [
         "conversations/<int:pk>/macro/", views_triage.conversation_macro, name="conversation-macro"
     ),
     path("views/", views_triage.saved_view_create, name="saved-view-create"),
-    path("views/<int:pk>/delete/", views_triage.saved_view_delete, name="saved-view-delete"),
+    path("views/delete/", views_triage.saved_view_delete, name="saved-view-delete"),
     path("tags/", views_triage.tags_page, name="tags"),
     path("tags/<int:pk>/", views_triage.tag_update, name="tag-update"),
     path("conversations/<int:pk>/", views.conversation_detail, name="conversation"),

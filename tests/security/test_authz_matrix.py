@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -197,6 +198,8 @@ def expected(op: Op, role: str, team: str | None) -> int:
 def call(client: Client, method: str, url: str, data: dict[str, Any], api: bool) -> Any:
     if method == "GET":
         return client.get(url, data)
+    if api and method != "POST":
+        return client.generic(method, url, json.dumps(data), content_type="application/json")
     if api:
         return client.post(url, data, content_type="application/json")
     return client.post(url, data)

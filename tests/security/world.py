@@ -65,6 +65,7 @@ class Side:
     idea: Any = None
     checkin: Any = None
     job: Any = None
+    tag: Any = None
     agent: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -170,6 +171,9 @@ def _side(mark: str, team: Team, channels: dict[str, Any], agent: User, manager:
     cancellation_record(
         conversation=side.conversation, actor=agent, reason=reason, note=f"Note {mark}"
     )
+    from tickets.services import tag_create
+
+    side.tag = tag_create(name=f"Tag {mark}", actor=manager)
     return side
 
 

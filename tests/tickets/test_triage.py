@@ -94,6 +94,8 @@ def test_an_agent_cannot_create_or_rename_tags_and_nothing_changes(agent_a, mana
     # The page says so too: 403, nothing created.
     response = web(agent_a).post("/tags/", {"name": "refund"})
     assert response.status_code == 403
+    renamed = web(agent_a).post(f"/tags/{tag.pk}/", {"name": "money"})
+    assert renamed.status_code == 403
     assert list(Tag.objects.values_list("name", flat=True)) == ["billing"]
 
 
@@ -520,10 +522,10 @@ def test_an_agent_saves_and_deletes_their_own_views(channels, agent_a, manager_a
     assert "Urgent billing" in client.get("/").content.decode()
     # Another agent's view cannot be deleted (404) and does not show.
     other = web(manager_a)
-    assert other.post(f"/views/{saved.pk}/delete/").status_code == 404
+    assert other.post("/views/delete/", {"view": saved.pk}).status_code == 404
     assert "Urgent billing" not in other.get("/").content.decode()
     assert client.post("/views/", {"name": "Bad", "query": "priority=asap"}).status_code == 400
-    client.post(f"/views/{saved.pk}/delete/")
+    client.post("/views/delete/", {"view": saved.pk})
     assert not SavedView.objects.exists()
 
 

@@ -354,11 +354,11 @@ def test_conversation_page_runs_a_constant_number_of_queries(
 ):
     conversation = email_and_chat_conversation(channels, agent_a)
     client = web(agent_a)
-    # session, user, user's teams, conversation (+customer/team/assignee), messages,
+    # session, user, user's teams, conversation (+customer/team/assignee), its tags, messages,
     # attachments, presence upsert, contacts, events, identities, user's teams, other
-    # conversations, merges, saved replies, viewers (+user), assignable agents, teams for the
-    # assign form, unread notifications
-    expected = 18
+    # conversations, merges, saved replies, the tags they add, viewers (+user), assignable
+    # agents, teams for the assign form, tags for the triage panel, unread notifications
+    expected = 21
 
     with django_assert_num_queries(expected):
         client.get(f"/conversations/{conversation.pk}/")
