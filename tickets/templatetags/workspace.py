@@ -45,3 +45,10 @@ def since_short(value: datetime | None) -> str:
 def get_item(mapping: Mapping[Any, Any] | None, key: Any) -> Any:
     """``mapping[key]``, or None (a missing key or no mapping)."""
     return mapping.get(key) if mapping else None
+
+
+@register.filter
+def ago_short(value: datetime | None) -> str:
+    """``since_short`` as a past time: "just now", "12 min ago", "2 d 4 h ago"."""
+    text = since_short(value)
+    return text if text in ("", "just now") else f"{text} ago"
