@@ -233,6 +233,10 @@ def test_seed_demo_fills_a_realistic_desk_through_the_services(settings):
         assert conversation.contacts_counted == len(conversation.contacts.all()), conversation.pk
         assert conversation.messages.all(), conversation.pk
     assert {c.status for c in conversations} >= {"solved", "open"}
+    # Solved conversations carry their scenario's topic (outcomes by topic on the dashboard).
+    solved = [c for c in conversations if c.status in ("solved", "closed")]
+    assert solved
+    assert all(c.tags.count() == 1 for c in solved), [c.pk for c in solved if not c.tags.exists()]
     assert Message.objects.filter(direction=Message.Direction.OUTBOUND).exists()
     # History, not a single moment: spread over the requested days.
     first, last = (

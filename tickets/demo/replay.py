@@ -68,6 +68,7 @@ from tickets.models import (
     Customer,
     Message,
     QuarantinedMessage,
+    Tag,
 )
 from tickets.services import (
     channel_create_or_update,
@@ -75,6 +76,7 @@ from tickets.services import (
     conversation_reopen,
     conversation_reply,
     conversation_solve,
+    conversation_triage,
     conversations_close_solved,
     customer_merge,
     identity_link,
@@ -83,6 +85,7 @@ from tickets.services import (
     inbound_phone,
     inbound_social,
     saved_replies_seed_defaults,
+    tag_create,
 )
 
 # --- The plan --------------------------------------------------------------------------------------
@@ -676,12 +679,23 @@ class DemoReplay:
         )
 
     def _solve(self, thread: Thread) -> None:
-        # Everything the customer's messages opened under this thread gets solved together.
+        # Everything the customer's messages opened under this thread gets solved together,
+        # tagged with the scenario's topic first (outcomes by topic on the dashboard).
+        tag = self._tag(thread.scenario.get("tag", ""))
         for pk in thread.conversation_ids:
             conversation = Conversation.objects.select_related("team", "assignee").get(pk=pk)
             if conversation.is_active:
                 agent = conversation.assignee or self._agent(thread, conversation)
+                if tag is not None:
+                    conversation_triage(conversation=conversation, actor=agent, tags=[tag])
                 conversation_solve(conversation=conversation, actor=agent, at=self._current_at)
+
+    def _tag(self, name: str) -> Tag | None:
+        """The demo's topic ``name``, created by the manager the first time."""
+        if not name:
+            return None
+        tag = Tag.objects.filter(name__iexact=name).first()
+        return tag or tag_create(name=name, actor=self.manager)
 
     def _reopen(self, thread: Thread, reason: str) -> None:
         conversation = self._conversation(thread)

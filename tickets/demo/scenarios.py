@@ -76,6 +76,7 @@ FORCED_MIXES = (("email", "chat", "phone"), ("email", "social"), ("social", "ema
 SCENARIOS: tuple[dict[str, Any], ...] = (
     {
         "team": "Billing",
+        "tag": "refund",
         "subjects": ("Refund for order {order}", "Still waiting for my refund ({order})"),
         "email": (
             "Hello,\n\nI returned order {order} on {when} and the tracking shows it was delivered to "
@@ -112,6 +113,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Billing",
+        "tag": "billing",
         "subjects": ("Charged twice this month", "Double charge on my {plan} subscription"),
         "email": (
             "Hi,\n\nMy card ending {last4} was charged {amount} twice on {when} for the {plan} plan. "
@@ -134,6 +136,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Billing",
+        "tag": "invoice",
         "subjects": ("Invoice with our VAT number", "Need a corrected invoice {invoice}"),
         "email": (
             "Hello,\n\nOur accounting team needs invoice {invoice} re-issued with our company name and "
@@ -156,6 +159,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Billing",
+        "tag": "cancellation",
         "subjects": ("How do I cancel my subscription?", "Cancel {plan} plan"),
         "email": (
             "Hi,\n\nI'd like to cancel my {plan} subscription before the next renewal. I couldn't "
@@ -181,6 +185,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Billing",
+        "tag": "billing",
         "subjects": ("Payment failed on renewal", "Card declined but the card works"),
         "email": (
             "Hello,\n\nI got an email saying my payment for the {plan} plan failed, but my card ending "
@@ -202,6 +207,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Billing",
+        "tag": "delivery",
         "subjects": ("Order {order} hasn't arrived", "Where is my order {order}?"),
         "email": (
             "Hi,\n\nI ordered on {when} (order {order}) and the tracking hasn't updated in six days. "
@@ -224,6 +230,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Billing",
+        "tag": "delivery",
         "subjects": ("Wrong item in order {order}", "Received the wrong size"),
         "email": (
             "Hello,\n\nI ordered the blue one in size M and received a black L (order {order}). How "
@@ -242,6 +249,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Technical",
+        "tag": "login",
         "subjects": ("Password reset email never arrives", "Can't log in to my account"),
         "email": (
             "Hi,\n\nI've requested a password reset five times today and no email arrives, not even "
@@ -264,6 +272,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Technical",
+        "tag": "login",
         "subjects": ("Locked out by two-factor", "Lost my phone, can't get 2FA codes"),
         "email": (
             "Hello,\n\nMy phone was stolen and I can't get the two-factor codes any more. I don't have "
@@ -282,6 +291,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Technical",
+        "tag": "bug",
         "subjects": ("App crashes when opening {feature}", "Crash on {device}"),
         "email": (
             "Hi,\n\nThe app closes immediately every time I open {feature} on my {device}. I've "
@@ -311,6 +321,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Technical",
+        "tag": "bug",
         "subjects": ("CSV export is missing rows", "Export doesn't include all orders"),
         "email": (
             "Hi,\n\nWhen I export last month's orders to CSV I get 1,000 rows, but the dashboard says "
@@ -329,6 +340,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Technical",
+        "tag": "sync",
         "subjects": ("Changes not syncing between devices", "Sync stuck on {device}"),
         "email": (
             "Hello,\n\nEdits I make on my laptop don't show up on my {device}, and the other way "
@@ -347,6 +359,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Technical",
+        "tag": "performance",
         "subjects": ("Dashboard extremely slow", "Reports time out"),
         "email": (
             "Hi,\n\nThe dashboard takes over a minute to load since yesterday and the monthly report "
@@ -367,6 +380,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Technical",
+        "tag": "notifications",
         "subjects": ("Not receiving notification emails", "Email notifications stopped"),
         "email": (
             "Hello,\n\nSince {when} I don't get any notification emails, although they are switched "
@@ -385,6 +399,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Technical",
+        "tag": "api",
         "subjects": ("API returns 500 on /v1/orders", "Webhook deliveries failing"),
         "email": (
             "Hi team,\n\nOur integration gets HTTP 500 from GET /v1/orders?page=3 since {when}. "
