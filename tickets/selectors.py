@@ -287,7 +287,8 @@ def _view_q(key: str, user: User) -> Q:
 
 
 def queue_search_q(query: str) -> Q:
-    """Subject, customer name, an identity (email, handle, phone in any format) or #id."""
+    """Message text (full text), subject, customer name, an identity (email, handle, phone in
+    any format), a tag's name or #id."""
     query = query.strip()
     if not query:
         return Q()
@@ -307,6 +308,12 @@ def queue_search_q(query: str) -> Q:
     )
     if query.lstrip("#").isdigit() and len(query.lstrip("#")) < 10:
         matches |= Q(pk=int(query.lstrip("#")))
+    # A tag's name finds the conversations that carry it.
+    matches |= Q(
+        pk__in=Conversation.tags.through.objects.filter(tag__name__iexact=query).values(
+            "conversation_id"
+        )
+    )
     words = search_words(query)
     if words:
         # Uncorrelated: the matching messages are found once (the GIN index on PostgreSQL).
@@ -509,6 +516,8 @@ def queue_page_for_user(
                 last_in.annotate(p=Substr("body_text", 1, PREVIEW_CHARS + 40)).values("p")[:1]
             ),
             last_out_at=Subquery(last_out.values("sent_at")[:1]),
+            # A call someone talked on was answered then and there.
+            last_in_talked=Subquery(last_in.values("contact__talk_seconds")[:1]),
         )
         .order_by("-last_activity_at", "-id")
     )
@@ -531,10 +540,15 @@ def queue_page_for_user(
 
 
 def _waiting_mark(conversation: Any) -> None:
-    """``waiting_since``: when the customer's last message went unanswered (no reply after it),
-    for an active conversation; ``preview``: that message on one line."""
+    """``waiting_since``: when the customer's last message went unanswered (no reply after it,
+    and not a call someone talked on), for an active conversation; ``preview``: that message on
+    one line."""
     last_in, last_out = conversation.last_in_at, conversation.last_out_at
-    unanswered = last_in is not None and (last_out is None or last_out < last_in)
+    unanswered = (
+        last_in is not None
+        and (last_out is None or last_out < last_in)
+        and not conversation.last_in_talked
+    )
     conversation.waiting_since = last_in if unanswered and conversation.is_active else None
     preview = " ".join((conversation.last_in_preview or "").split())
     conversation.preview = (

@@ -14,7 +14,7 @@ from supportdesk.errors import Conflict
 from supportdesk.models import AuditEntry
 from surveys.models import Survey
 from tests.conftest import client_for
-from tests.factories import send_email
+from tests.factories import send_call, send_email
 from tests.helpers import web
 from tickets import selectors
 from tickets.models import Conversation, Event, Identity, Message, SavedReply, SavedView, Tag
@@ -267,6 +267,7 @@ def test_api_lists_filter_by_tag_priority_and_message_text(channels, agent_a, ta
     assert ids("q=parc") == [other.pk]  # a prefix of a word
     assert ids("q=money+kettle") == [refund.pk]
     assert ids("q=money+parcel") == []
+    assert ids("q=Refund") == [refund.pk]  # a tag's name
     assert api.get("/api/v1/conversations/?priority=asap").status_code == 400
     rows = api.get("/api/v1/conversations/?tag=refund").json()["results"]
     assert rows[0]["tags"] == ["refund"]
@@ -304,11 +305,13 @@ def test_queue_shows_waiting_time_preview_priority_and_tags(channels, agent_a, t
     Message.objects.filter(conversation=waiting).update(
         sent_at=timezone.now() - timedelta(hours=3, minutes=5)
     )
+    talked = conv(send_call(channels["phone"], from_number="+1 415 555 0199", talk_seconds=90))
     response = web(agent_a).get("/")
     rows = {c.pk: c for c in response.context["page"].conversations}
     assert rows[waiting.pk].preview == "The lid broke on day one."
     assert rows[waiting.pk].waiting_since is not None
     assert rows[answered.pk].waiting_since is None
+    assert rows[talked.pk].waiting_since is None  # answered on the phone
     html = response.content.decode()
     assert "3 h 5 min" in html
     assert '<span class="priority priority-urgent">Urgent</span>' in html
