@@ -412,6 +412,7 @@ def conversation_take_next(*, agent: User) -> Conversation | None:
             assignee__isnull=True,
             status__in=[Status.NEW, Status.OPEN],
             team__in=teams,
+            spam_at__isnull=True,  # spam is hidden, never handed out
         )
         .order_by("created_at", "id")
         .first()
