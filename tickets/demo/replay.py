@@ -85,6 +85,7 @@ from tickets.services import (
     inbound_phone,
     inbound_social,
     saved_replies_seed_defaults,
+    saved_reply_create_or_update,
     tag_create,
 )
 
@@ -173,6 +174,17 @@ class DemoReplay:
 
         self._create_staff_and_channels()
         saved_replies_seed_defaults()  # the macros of the composer, if someone deleted them
+        # A macro that does more than reply: the refund answer that tags and solves in one click.
+        saved_reply_create_or_update(
+            title="Refund released (tag and solve)",
+            body=(
+                "Hi {customer_first_name}, I've released your refund: it reaches your card within "
+                "3 to 5 business days. Is there anything else I can do?\n\n{agent_first_name}"
+            ),
+            add_tags=[tag] if (tag := self._tag("refund")) is not None else [],
+            set_status="solved",
+            set_assignee="me",
+        )
         personas = self._personas(customers)
         steps = self._plan(personas, conversations, days)
         skipped = self._replay(steps, show_progress=options["verbosity"] > 0)
