@@ -598,3 +598,37 @@ def test_spam_is_never_surveyed(channels, agent_a, django_capture_on_commit_call
         conversation_mark_spam(conversation=spam_first, actor=agent_a)
         conversation_solve(conversation=spam_first, actor=agent_a)
     assert not Survey.objects.filter(conversation=spam_first).exists()
+
+
+@pytest.mark.parametrize("rows", [2, 8])
+def test_api_list_runs_a_constant_number_of_queries_with_tags(
+    channels, agent_a, manager_a, tags, rows, django_assert_num_queries
+):
+    for i in range(rows):
+        conversation = conv(send_email(channels["email"], sender=f"r{i}@example.com"))
+        conversation_triage(conversation=conversation, actor=manager_a, tags=list(tags.values()))
+    api = client_for(agent_a)
+    # token + user, the user's teams, the page (customer, team, assignee), the page's tags
+    with django_assert_num_queries(4):
+        response = api.get("/api/v1/conversations/?tag=bug&priority=normal")
+    assert [row["tags"] for row in response.json()["results"]] == [
+        ["billing", "bug", "refund"]
+    ] * rows
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_conversation_page_runs_a_constant_number_of_queries_with_tags_and_macros(
+    channels, agent_a, manager_a, count, django_assert_num_queries, without_higher_apps
+):
+    made = [tag_create(name=f"topic {i}", actor=manager_a) for i in range(count)]
+    for i in range(count):
+        saved_reply_create_or_update(title=f"Macro {i}", body="Hello", add_tags=made)
+    conversation = conv(send_email(channels["email"]))
+    conversation_triage(conversation=conversation, actor=agent_a, tags=made)
+    client = web(agent_a)
+    client.get(f"/conversations/{conversation.pk}/")  # the presence row exists from now on
+    # The 21 queries of tests/tickets/test_workspace.py's page count, whatever the number of
+    # tags on the conversation, tags on the desk and macros with tags.
+    with django_assert_num_queries(21):
+        response = client.get(f"/conversations/{conversation.pk}/")
+    assert len(response.context["conversation_tags"]) == count
