@@ -76,7 +76,7 @@ def facts_compute(*, day_from: date, day_to: date) -> int:
     DailyFact.objects.filter(day__gte=day_from, day__lt=day_to).delete()
     DurationBucket.objects.filter(day__gte=day_from, day__lt=day_to).delete()
     TopicFact.objects.filter(day__gte=day_from, day__lt=day_to).delete()
-    topics = topic_fact_rows(day_from, day_to)
+    topics = topic_fact_rows(day_from, day_to, connection=connection)
     TopicFact.objects.bulk_create(
         [
             TopicFact(**cell, metric=metric, numerator=numerator, denominator=denominator)

@@ -186,3 +186,18 @@ def test_a_spam_conversation_changes_no_scorecard_figure(
         conversation_unmark_spam(conversation=Conversation.objects.get(pk=spam.pk), actor=agent_a)
     recompute()
     assert everything(admin_user)["desk"]["desk"]["metrics"]["internal_fcr"]["n"] == 8
+
+
+def test_the_set_based_topic_query_gives_the_orm_rows(topics):
+    from django.db import connection
+
+    from metrics.facts import topic_fact_rows
+
+    def rows(**kwargs):
+        with time_machine.travel(NOW, tick=False):
+            found = topic_fact_rows(date(2026, 11, 2), date(2026, 11, 9), **kwargs)
+        return sorted((sorted(cell.items()), metric, n, d) for cell, metric, n, d in found)
+
+    orm = rows()
+    assert len(orm) > 10
+    assert rows(connection=connection) == orm
