@@ -249,3 +249,28 @@ def test_the_dashboard_shows_outcomes_by_topic(page, live_server, channels, mana
     )
     screenshot(page, "dashboard-topics")
     assert problems == []
+
+
+def test_a_manager_keeps_the_tags(page, live_server, channels, manager_a):
+    tag_create(name="billing", actor=manager_a)
+    problems = watch_console(page)
+    login(page, live_server, manager_a)
+    page.goto(f"{live_server.url}/")
+    page.get_by_text("More").click()
+    page.get_by_role("link", name="Tags").click()
+    page.get_by_label("New tag").fill("Returns")
+    page.get_by_role("button", name="Create tag").click()
+    expect(page.get_by_text("Tag “Returns” created.")).to_be_visible()
+    page.get_by_label("New name for Returns").fill("Returns and exchanges")
+    page.get_by_role("row", name="Returns").get_by_role("button", name="Rename").click()
+    expect(page.get_by_text("Tag renamed to “Returns and exchanges”.")).to_be_visible()
+    page.get_by_role("row", name="billing").get_by_role("button", name="Archive").click()
+    expect(page.get_by_role("row", name="billing")).to_contain_text("Archived")
+    screenshot(page, "tags")
+    from tickets.models import Tag
+
+    assert sorted((t.name, t.archived_at is None) for t in Tag.objects.all()) == [
+        ("Returns and exchanges", True),
+        ("billing", False),
+    ]
+    assert problems == []
