@@ -365,16 +365,27 @@ def messages_matching(words: list[str]) -> QuerySet[Message]:
 HIGHLIGHT_START, HIGHLIGHT_STOP = "\x02", "\x03"
 
 
-def _highlight_html(fragment: str) -> SafeString:
+def highlight_html(fragment: str) -> SafeString:
     """Escape the fragment, then turn the markers into ``<mark>``: the customer's text can never
-    become markup (the markers are control characters no escaping touches)."""
-    fragment = " ".join(fragment.split())
-    html = str(escape(fragment))
-    html = html.replace(HIGHLIGHT_START, "<mark>").replace(HIGHLIGHT_STOP, "</mark>")
-    opened, closed = html.count("<mark>"), html.count("</mark>")
-    html += "</mark>" * max(0, opened - closed)
-    # Escaped above; only our own <mark> tags are added.
-    return mark_safe(html)
+    become markup (the markers are control characters no escaping touches, and a marker the
+    customer typed can only ever open or close one balanced ``<mark>``)."""
+    parts = re.split(f"([{HIGHLIGHT_START}{HIGHLIGHT_STOP}])", " ".join(fragment.split()))
+    html, open_mark = [], False
+    for part in parts:
+        if part == HIGHLIGHT_START:
+            if not open_mark:
+                html.append("<mark>")
+                open_mark = True
+        elif part == HIGHLIGHT_STOP:
+            if open_mark:
+                html.append("</mark>")
+                open_mark = False
+        else:
+            html.append(str(escape(part)))
+    if open_mark:
+        html.append("</mark>")
+    # Escaped above; only our own balanced <mark> tags are added.
+    return mark_safe("".join(html))
 
 
 def _python_highlight(text: str, words: list[str], width: int = 160) -> str:
@@ -417,13 +428,13 @@ def message_search_highlights(*, conversation_ids: list[int], query: str) -> dic
             .values_list("conversation_id", "headline")
         )
         for conversation_id, headline in rows:
-            found[conversation_id] = _highlight_html(headline or "")
+            found[conversation_id] = highlight_html(headline or "")
         return found
     for conversation_id, body in matching.order_by("-sent_at", "-id").values_list(
         "conversation_id", "body_text"
     ):
         if conversation_id not in found:
-            found[conversation_id] = _highlight_html(_python_highlight(body, words))
+            found[conversation_id] = highlight_html(_python_highlight(body, words))
     return found
 
 

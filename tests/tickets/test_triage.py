@@ -338,6 +338,12 @@ def test_queue_search_highlights_message_text_and_escapes_it(channels, agent_a):
     assert "<script>alert(1)" not in html
 
 
+def test_highlight_markers_typed_by_a_customer_stay_balanced():
+    from tickets.selectors import highlight_html
+
+    assert str(highlight_html("\x03<b>a</b> \x02x\x02y")) == "&lt;b&gt;a&lt;/b&gt; <mark>xy</mark>"
+
+
 def test_highlights_never_turn_customer_text_into_markup(channels, agent_a):
     send_email(
         channels["email"],
