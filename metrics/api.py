@@ -68,7 +68,11 @@ class ScorecardListApi(APIView):
         ci95 = serializers.ListField(child=serializers.FloatField(), allow_null=True)
 
     class GroupSerializer(serializers.Serializer[Any]):
-        key = serializers.JSONField(help_text="desk; a team or agent id; a channel kind")
+        key = serializers.JSONField(
+            help_text="desk; a team, agent or tag id; a channel kind. group_by=tag: outcomes "
+            "by topic, one group per tag (a conversation with two tags counts in both), with "
+            "the outcome keys only and `solves`."
+        )
         # SerializerMetaclass moves declared fields out of the class body, so this field does not
         # shadow Field.label at run time; the stubs do not know that.
         label = serializers.CharField()  # type: ignore[assignment]
@@ -116,14 +120,15 @@ class ScorecardListApi(APIView):
             group_by=data["group_by"],
             scope=scope,
         )
-        agent_experience_add(
-            user=user,
-            groups=result["groups"],
-            group_by=data["group_by"],
-            date_from=data["from"],
-            date_to=data["to"],
-            narrowed=scope is not None and scope.kind != "agent",
-        )
+        if data["group_by"] != "tag":  # outcomes by topic carry outcome keys only
+            agent_experience_add(
+                user=user,
+                groups=result["groups"],
+                group_by=data["group_by"],
+                date_from=data["from"],
+                date_to=data["to"],
+                narrowed=scope is not None and scope.kind != "agent",
+            )
         return Response(self.OutputSerializer(result).data)
 
 

@@ -10,6 +10,10 @@ FACT_EVENTS = (
     "message.moved",
     "customer.merged",
     "customer.merge_undone",
+    # Outcomes by topic follow a conversation's tags; spam leaves (and re-enters) every figure.
+    "conversation.tags_changed",
+    "conversation.spam_marked",
+    "conversation.spam_unmarked",
 )
 
 

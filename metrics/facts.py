@@ -185,7 +185,12 @@ def solve_source(start: datetime, end: datetime) -> QuerySet[WithAnnotations[Eve
         | Q(direction=Message.Direction.INBOUND, automated="")
     )
     return (
-        Event.objects.filter(kind=Event.Kind.SOLVED, occurred_at__gte=start, occurred_at__lt=end)
+        Event.objects.filter(
+            kind=Event.Kind.SOLVED,
+            occurred_at__gte=start,
+            occurred_at__lt=end,
+            conversation__spam_at__isnull=True,  # spam is in no metric
+        )
         .annotate(
             day=_local_day("occurred_at"),
             contacts=_count_subquery(
@@ -206,6 +211,7 @@ def solve_source(start: datetime, end: datetime) -> QuerySet[WithAnnotations[Eve
             repeat=Exists(
                 Conversation.objects.filter(
                     customer_id=OuterRef("conversation__customer_id"),
+                    spam_at__isnull=True,
                     first_inbound_at__gt=OuterRef("occurred_at"),
                     first_inbound_at__lte=_plus_window("occurred_at"),
                 ).exclude(pk=OuterRef("conversation_id"))
@@ -415,7 +421,9 @@ def first_response_source(
     their team at the time of the reply, on the day of the contact."""
     reply = _first_reply()
     return (
-        Contact.objects.filter(started_at__gte=start, started_at__lt=end)
+        Contact.objects.filter(
+            started_at__gte=start, started_at__lt=end, conversation__spam_at__isnull=True
+        )
         .exclude(channel_kind=ChannelKind.PHONE)
         .annotate(
             day=_local_day("started_at"),
@@ -469,6 +477,7 @@ def handle_source(
             started_at__gte=start,
             started_at__lt=end,
             channel_kind__in=[ChannelKind.PHONE, ChannelKind.CHAT],
+            conversation__spam_at__isnull=True,
         )
         .annotate(
             day=_local_day("started_at"),
@@ -507,7 +516,10 @@ class OnDay(TypedDict):
 
 def calls_source(start: datetime, end: datetime) -> QuerySet[WithAnnotations[Contact, OnDay]]:
     return Contact.objects.filter(
-        started_at__gte=start, started_at__lt=end, channel_kind=ChannelKind.PHONE
+        started_at__gte=start,
+        started_at__lt=end,
+        channel_kind=ChannelKind.PHONE,
+        conversation__spam_at__isnull=True,
     ).annotate(day=_local_day("started_at"))
 
 
@@ -528,6 +540,7 @@ def solicitation_source(
             author__isnull=False,
             sent_at__gte=start,
             sent_at__lt=end,
+            conversation__spam_at__isnull=True,
         )
         .annotate(
             day=_local_day("sent_at"),
@@ -640,6 +653,98 @@ class Cell(TypedDict):
 # ``(cell, metric, numerator, denominator)`` and ``(cell, metric, bucket, count)``.
 FactRow: TypeAlias = tuple[Cell, str, int, int]
 DurationRow: TypeAlias = tuple[Cell, str, int, int]
+
+
+# The outcomes by topic: (fact, numerator alias, denominator alias) of ``_topic_grouped``.
+TOPIC_FACTS: tuple[tuple[str, str, str], ...] = (
+    ("solves", "solves", "solves"),
+    ("internal_fcr", "fcr", "solves"),
+    ("reopen_rate", "reopened_n", "solves"),
+    ("repeat_contact_rate", "repeat_n", "solves"),
+    ("resolution_rate", "yes_n", "answered_n"),
+    ("partial_resolution_rate", "partly_n", "answered_n"),
+    ("customer_fcr", "customer_fcr_n", "answered_n"),
+    ("gap_internal_fcr", "gap_internal_n", "answered_n"),
+)
+
+
+def _topic_grouped(start: datetime, end: datetime) -> QuerySet[Any]:
+    """The solve flags counted per cell and per tag of the solved conversation (its tags now:
+    a change of tags recomputes the days of its solves). One row per tag: a conversation with
+    two tags counts in both."""
+    grouped: QuerySet[Any] = (
+        _cells(solve_source(start, end), team="team_id", agent="agent_id")
+        .filter(conversation__tags__isnull=False)
+        .annotate(cell_tag=F("conversation__tags"))
+        .values(*CELL_FIELDS, "cell_tag")
+        .annotate(
+            solves=Count("pk"),
+            fcr=Count("pk", filter=Q(contacts=1)),
+            reopened_n=Count("pk", filter=Q(reopened=True)),
+            repeat_n=Count("pk", filter=Q(repeat=True)),
+            answered_n=Count("pk", filter=Q(answered=True)),
+            yes_n=Count("pk", filter=Q(resolved="yes")),
+            partly_n=Count("pk", filter=Q(resolved="partly")),
+            customer_fcr_n=Count("pk", filter=Q(customer_first=True)),
+            gap_internal_n=Count("pk", filter=Q(answered=True, contacts=1)),
+        )
+        .order_by()
+    )
+    return grouped
+
+
+_TOPIC_COUNTS: tuple[str, ...] = (
+    *("solves", "fcr", "reopened_n", "repeat_n", "answered_n", "yes_n", "partly_n"),
+    *("customer_fcr_n", "gap_internal_n"),
+)
+
+
+def _topic_flags_grouped(start: datetime, end: datetime, connection: Any) -> list[dict[str, Any]]:
+    """``_topic_grouped``'s rows with each solve's flags computed once, in a materialised CTE
+    (PostgreSQL), as ``_solve_flags_grouped`` does for the daily facts."""
+    per_solve = (
+        _cells(solve_source(start, end), team="team_id", agent="agent_id")
+        .filter(conversation__tags__isnull=False)
+        .annotate(cell_tag=F("conversation__tags"))
+        .values(*CELL_FIELDS, "cell_tag", *_SOLVE_FLAG_COLUMNS)
+        .order_by()
+    )
+    sql, params = per_solve.query.sql_with_params()
+    conditions = dict(_SOLVE_COUNTS)
+    counts = ", ".join(
+        f"COUNT(*) FILTER (WHERE {conditions[alias]}) AS {_quoted(alias)}"
+        for alias in _TOPIC_COUNTS
+    )
+    cells = "s.cell_day, s.cell_team, s.cell_agent, s.cell_channel, s.cell_tag"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH s AS MATERIALIZED ({sql}) SELECT {cells}, {counts} FROM s GROUP BY {cells}",
+            list(params),
+        )
+        names = [column.name for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def topic_fact_rows(
+    day_from: date, day_to: date, *, connection: Any = None
+) -> list[tuple[dict[str, Any], str, int, int]]:
+    """The ``TopicFact`` rows of local days ``[day_from, day_to)``: ``(cell with tag_id, metric,
+    numerator, denominator)``; a fact that is 0 of 0 is left out. One query (on PostgreSQL,
+    given the ``connection``, with each solve's flags computed once)."""
+    start, end = day_bounds(day_from, day_to)
+    grouped: Any = (
+        _topic_flags_grouped(start, end, connection)
+        if connection is not None and connection.vendor == "postgresql"
+        else _topic_grouped(start, end)
+    )
+    rows = []
+    for row in grouped:
+        cell = {**_cell(row), "tag_id": row["cell_tag"]}
+        for metric, num, den in TOPIC_FACTS:
+            numerator, denominator = int(row[num] or 0), int(row[den] or 0)
+            if numerator or denominator:
+                rows.append((cell, metric, numerator, denominator))
+    return rows
 
 
 def _cell(row: dict[str, Any]) -> Cell:

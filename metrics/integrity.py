@@ -29,7 +29,9 @@ def integrity_surveys_not_sent(
 
     start, end = source.day_bounds(date_from, date_to)
     qs = (
-        Survey.objects.filter(solved_at__gte=start, solved_at__lt=end)
+        Survey.objects.filter(
+            solved_at__gte=start, solved_at__lt=end, conversation__spam_at__isnull=True
+        )
         .filter(_survey_scope(user, scope))
         .exclude(status__in=[Survey.Status.SENT, Survey.Status.SCHEDULED])
         .select_related("conversation__customer", "agent", "team")
@@ -66,7 +68,11 @@ def integrity_reassigned_after_bad_rating(
         occurred_at__lte=window,
     )
     qs = (
-        SurveyResponse.objects.filter(survey__solved_at__gte=start, survey__solved_at__lt=end)
+        SurveyResponse.objects.filter(
+            survey__solved_at__gte=start,
+            survey__solved_at__lt=end,
+            survey__conversation__spam_at__isnull=True,
+        )
         .filter(Q(csat__lte=2) | Q(resolved="no"))
         .filter(
             visible_rows_q(user, team="survey__team_id", agent="survey__agent_id")
@@ -99,7 +105,11 @@ def integrity_opened_not_answered(
     start, end = source.day_bounds(date_from, date_to)
     return list(
         Survey.objects.filter(
-            solved_at__gte=start, solved_at__lt=end, opened_at__isnull=False, responses__isnull=True
+            solved_at__gte=start,
+            solved_at__lt=end,
+            opened_at__isnull=False,
+            responses__isnull=True,
+            conversation__spam_at__isnull=True,
         )
         .filter(_survey_scope(user, scope))
         .select_related("conversation__customer", "agent", "team")

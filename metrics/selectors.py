@@ -14,15 +14,25 @@ from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.http import Http404
 
 from metrics.facts import day_bounds
-from metrics.models import DailyFact, DurationBucket, FactDay, RecomputeJob, Target
+from metrics.models import DailyFact, DurationBucket, FactDay, RecomputeJob, Target, TopicFact
 from metrics.scorecards import build_metrics
 from quality.selectors import ideas_captured, pulse_means, scored_reviews, visible_review_q
 from supportdesk.models import Team, User
 from surveys.models import SurveyResponse
-from tickets.models import ChannelKind
+from tickets.models import ChannelKind, Tag
 from tickets.selectors import visible_conversations_q
 
-GROUPINGS = ("desk", "team", "agent", "channel")
+GROUPINGS = ("desk", "team", "agent", "channel", "tag")
+# What outcomes by topic (group_by=tag) report: outcome keys only, from ``TopicFact`` rows.
+TOPIC_METRIC_KEYS = (
+    "resolution_rate",
+    "partial_resolution_rate",
+    "customer_fcr",
+    "internal_fcr",
+    "resolution_gap",
+    "reopen_rate",
+    "repeat_contact_rate",
+)
 PK_MAX = 2**63 - 1  # ids beyond bigint are no id at all (PostgreSQL would raise, not miss)
 
 
@@ -34,7 +44,13 @@ def _pk(value: Any) -> int | None:
     return pk if 0 < pk <= PK_MAX else None
 
 
-_GROUP_FIELD = {"desk": None, "team": "team_id", "agent": "agent_id", "channel": "channel_kind"}
+_GROUP_FIELD = {
+    "desk": None,
+    "team": "team_id",
+    "agent": "agent_id",
+    "channel": "channel_kind",
+    "tag": "tag_id",
+}
 
 
 @dataclass(frozen=True)
@@ -139,7 +155,7 @@ def manager_scopes(*, user: User) -> dict[str, list[Any]]:
 
 
 def _sums(
-    qs: QuerySet[DailyFact], group_field: str | None
+    qs: QuerySet[DailyFact] | QuerySet[TopicFact], group_field: str | None
 ) -> dict[Any, dict[str, tuple[int, int]]]:
     fields = [group_field, "metric"] if group_field else ["metric"]
     result: dict[Any, dict[str, tuple[int, int]]] = defaultdict(dict)
@@ -225,6 +241,12 @@ def scorecard_groups(
     computed_at, version = facts_version(date_from, date_to)
     key = _cache_key("scorecard", where, group_field, version)
     built: dict[Any, dict[str, Any]] | None = cache.get(key)
+    if built is None and group_by == "tag":
+        built = {
+            tag: topic_metrics(topic_sums)
+            for tag, topic_sums in _sums(TopicFact.objects.filter(where), group_field).items()
+        }
+        cache.set(key, built, settings.SCORECARD_CACHE_SECONDS)
     if built is None:
         sums = _sums(DailyFact.objects.filter(where), group_field)
         histograms = _histograms(DurationBucket.objects.filter(where), group_field)
@@ -292,8 +314,20 @@ def agent_experience_add(
         )
 
 
+def topic_metrics(sums: dict[str, tuple[int, int]]) -> dict[str, Any]:
+    """A topic's outcome keys (``TOPIC_METRIC_KEYS``) and its ``solves`` count."""
+    built = build_metrics(sums, {})
+    metrics = {key: built[key] for key in TOPIC_METRIC_KEYS}
+    metrics["solves"] = {"value": sums.get("solves", (0, 0))[0]}
+    return metrics
+
+
 def _labels(group_by: str, keys: set[Any]) -> dict[Any, str]:
     labels: dict[Any, str] = {None: "Unattributed", "": "No channel"}
+    if group_by == "tag":
+        ids = [k for k in keys if k is not None]
+        labels |= dict(Tag.objects.filter(pk__in=ids).values_list("pk", "name")) if ids else {}
+        return labels
     if group_by == "team":
         ids = [k for k in keys if k is not None]
         labels |= {t.pk: t.name for t in Team.objects.filter(pk__in=ids)} if ids else {}
@@ -454,6 +488,7 @@ def agent_voices(
             survey__agent=agent,
             survey__solved_at__gte=start,
             survey__solved_at__lt=end,
+            survey__conversation__spam_at__isnull=True,
         )
         .exclude(comment="", shout_out=False)
         .select_related("survey__conversation")

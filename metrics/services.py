@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from metrics.facts import fact_rows, facts_insert
+from metrics.facts import fact_rows, facts_insert, topic_fact_rows
 from metrics.models import (
     TARGETABLE_METRICS,
     DailyFact,
@@ -23,6 +23,7 @@ from metrics.models import (
     RecomputeJob,
     SourceWatermark,
     Target,
+    TopicFact,
 )
 from quality.models import (
     QAReview,
@@ -56,7 +57,8 @@ def _days(day_from: date, day_to: date) -> list[date]:
 def facts_compute(*, day_from: date, day_to: date) -> int:
     """Rebuild the facts of local days ``[day_from, day_to)``; returns the rows written.
 
-    Side effects: replaces the ``DailyFact`` and ``DurationBucket`` rows of those days and
+    Side effects: replaces the ``DailyFact``, ``DurationBucket`` and ``TopicFact`` (outcomes by
+    topic) rows of those days and
     stamps their ``FactDay.computed_at`` and bumps their ``version`` (the scorecard cache key).
     Idempotent. Locks the days' ``FactDay`` rows (in day order, so two overlapping ranges cannot
     deadlock) for the length of the transaction.
@@ -73,6 +75,15 @@ def facts_compute(*, day_from: date, day_to: date) -> int:
     )
     DailyFact.objects.filter(day__gte=day_from, day__lt=day_to).delete()
     DurationBucket.objects.filter(day__gte=day_from, day__lt=day_to).delete()
+    TopicFact.objects.filter(day__gte=day_from, day__lt=day_to).delete()
+    topics = topic_fact_rows(day_from, day_to, connection=connection)
+    TopicFact.objects.bulk_create(
+        [
+            TopicFact(**cell, metric=metric, numerator=numerator, denominator=denominator)
+            for cell, metric, numerator, denominator in topics
+        ],
+        batch_size=1000,
+    )
     if connection.vendor == "postgresql":
         # Set-based: INSERT ... SELECT per fact query, nothing loaded into Python.
         written = facts_insert(day_from, day_to, connection=connection)
@@ -93,6 +104,7 @@ def facts_compute(*, day_from: date, day_to: date) -> int:
             batch_size=1000,
         )
         written = len(facts) + len(durations)
+    written += len(topics)
     FactDay.objects.filter(day__gte=day_from, day__lt=day_to).update(
         computed_at=timezone.now(), version=F("version") + 1
     )
@@ -441,6 +453,7 @@ def facts_recompute_retention(*, requested_by: User | None = None) -> RecomputeJ
     first = today - timedelta(days=settings.METRICS_RETENTION_DAYS - 1)
     DailyFact.objects.filter(day__lt=first).delete()
     DurationBucket.objects.filter(day__lt=first).delete()
+    TopicFact.objects.filter(day__lt=first).delete()
     FactDay.objects.filter(day__lt=first).delete()
     return recompute_job_create(
         day_from=first, day_to=today + timedelta(days=1), requested_by=requested_by

@@ -214,6 +214,50 @@ def _quadrants(
     ]
 
 
+TOPIC_COLUMNS = (
+    ("resolution_rate", "Resolution rate"),
+    ("customer_fcr", "Customer FCR"),
+    ("resolution_gap", "Resolution gap"),
+    ("repeat_contact_rate", "Repeat contact"),
+)
+
+
+def _topics(
+    request: StaffRequest, scope: Scope, date_from: date, date_to: date
+) -> list[dict[str, Any]]:
+    """Outcomes by topic (group_by=tag): what the desk calls solved and the customers do not,
+    per tag. A conversation with two tags counts in both rows. Worst resolution gap first."""
+    groups = scorecard_groups(
+        user=request.user, date_from=date_from, date_to=date_to, group_by="tag", scope=scope
+    )["groups"]
+    rows = []
+    for group in groups:
+        m = group["metrics"]
+        cells = {}
+        for key, _label in TOPIC_COLUMNS:
+            metric = m[key]
+            gap = key == "resolution_gap"
+            value = metric["value"]
+            cells[key] = {
+                "display": (
+                    "—" if value is None else f"{value * 100:+.0f} pts" if gap else _percent(value)
+                ),
+                "n": metric["n"],
+                "small": metric["n"] < SMALL_N,
+            }
+        rows.append(
+            {
+                "key": group["key"],
+                "label": group["label"],
+                "solves": m["solves"]["value"],
+                "cells": cells,
+                "gap": m["resolution_gap"]["value"],
+            }
+        )
+    rows.sort(key=lambda r: (r["gap"] is None, -(r["gap"] or 0), r["label"].lower()))
+    return rows
+
+
 def _comparison(
     request: StaffRequest, scope: Scope, date_from: date, date_to: date, sort: str
 ) -> list[dict[str, Any]]:
@@ -311,6 +355,8 @@ def dashboard(request: StaffRequest) -> HttpResponse:
             ),
         ),
         "chart_data": chart_data,
+        "topics": _topics(request, scope, date_from, date_to),
+        "topic_columns": TOPIC_COLUMNS,
         "choices": manager_scopes(user=request.user),
         "targetable": [(key, BY_KEY[key].label) for key in TARGETABLE_METRICS],
         "targets": [

@@ -204,6 +204,7 @@ def scored_reviews() -> QuerySet[QAReview]:
         submitted_at__isnull=False,
         score__isnull=False,
         kind__in=[QAReview.Kind.SAMPLE, QAReview.Kind.SECOND],
+        conversation__spam_at__isnull=True,  # spam is in no metric
     ).exclude(second_review__submitted_at__isnull=False)
 
 

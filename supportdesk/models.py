@@ -305,6 +305,13 @@ class AuditAction(models.TextChoices):
     MAIL_TEMPLATE_RESET = "mail_template.reset", "Email template reset"
     SIGNATURE_CHANGED = "signature.changed", "Email signature changed"
     CHANNEL_MAIL_CHANGED = "channel.mail_changed", "Mailbox sending settings changed"
+    CONVERSATION_TAGS = "conversation.tags_changed", "Conversation tags changed"
+    CONVERSATION_PRIORITY = "conversation.priority_changed", "Conversation priority changed"
+    CONVERSATION_SPAM = "conversation.spam_marked", "Conversation marked as spam"
+    CONVERSATION_NOT_SPAM = "conversation.spam_unmarked", "Conversation not spam"
+    SENDER_BLOCKED = "identity.blocked", "Sender blocked"
+    SENDER_UNBLOCKED = "identity.unblocked", "Sender unblocked"
+    TAG_CHANGED = "tag.changed", "Tag created, renamed or archived"
 
 
 class AuditEntry(models.Model):

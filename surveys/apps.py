@@ -12,6 +12,7 @@ class SurveysConfig(AppConfig):
         events.subscribe("conversation.solved", "surveys.tasks.survey_schedule_task")
         events.subscribe("message.inbound", "surveys.tasks.survey_cancel_for_inbound_task")
         events.subscribe("identity.undeliverable", "surveys.tasks.survey_mark_bounced_task")
+        events.subscribe("conversation.spam_marked", "surveys.tasks.surveys_cancel_for_spam_task")
         events.subscribe("customer.merged", "surveys.tasks.surveys_customer_merged_task")
         events.subscribe("customer.merge_undone", "surveys.tasks.surveys_customer_merged_task")
         extensions.register_annotator("conversation.outcome", selectors.conversation_outcomes)

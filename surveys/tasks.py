@@ -37,6 +37,14 @@ def survey_cancel_for_inbound_task(event_id: int) -> None:
 
 
 @shared_task(**REACTION_TASK_OPTIONS)
+def surveys_cancel_for_spam_task(event_id: int) -> None:
+    """conversation.spam_marked: spam is never surveyed."""
+    event = _event(event_id)
+    if event is not None and event.conversation_id is not None:
+        services.surveys_cancel_for_spam(conversation_id=event.conversation_id)
+
+
+@shared_task(**REACTION_TASK_OPTIONS)
 def survey_mark_bounced_task(event_id: int) -> None:
     """identity.undeliverable: surveys sent to that address bounced."""
     event = _event(event_id)

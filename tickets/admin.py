@@ -349,12 +349,31 @@ class CustomerMergeAdmin(ReadOnlyAdmin[CustomerMerge]):
 class SavedReplyForm(_SavedReplyModelForm):
     class Meta:
         model = SavedReply
-        fields = ["title", "body", "is_active"]
+        fields = [
+            "title",
+            "body",
+            "is_active",
+            "add_tags",
+            "set_priority",
+            "set_status",
+            "set_assignee",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        does_something = data.get("add_tags") or any(
+            data.get(name) for name in ("set_priority", "set_status", "set_assignee")
+        )
+        if not (data.get("body") or "").strip() and not does_something:
+            raise forms.ValidationError("A saved reply needs a body, or something it sets.")
+        return data
 
 
 @admin.register(SavedReply)
 class SavedReplyAdmin(ModelAdmin[SavedReply]):
     """Macros for the composer: ``{customer_first_name}`` and ``{agent_first_name}`` are filled in.
+    Run in one click from a conversation, a macro also adds its tags and sets its priority,
+    assignee and status.
 
     Saved through saved_reply_create_or_update (keyed by title, trimmed and validated there).
     """
@@ -372,6 +391,15 @@ class SavedReplyAdmin(ModelAdmin[SavedReply]):
     ) -> None:
         data = form.cleaned_data
         reply = saved_reply_create_or_update(
-            title=data.get("title") or obj.title, body=data["body"], is_active=data["is_active"]
+            title=data.get("title") or obj.title,
+            body=data["body"],
+            is_active=data["is_active"],
+            add_tags=list(data.get("add_tags") or []),
+            set_priority=data.get("set_priority") or "",
+            set_status=data.get("set_status") or "",
+            set_assignee=data.get("set_assignee") or "",
         )
         obj.pk = reply.pk
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """The service already set the macro's tags (``add_tags``)."""

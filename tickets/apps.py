@@ -18,3 +18,4 @@ class TicketsConfig(AppConfig):
         extensions.register_nav(
             "New conversation", "workspace:conversation-new", order=11, more=True
         )
+        extensions.register_nav("Tags", "workspace:tags", order=90, more=True)

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from django import forms
+from django.http import QueryDict
 
 from supportdesk.models import Team
 from tickets.models import ChannelKind, Conversation, Identity, Mailbox
@@ -38,6 +39,91 @@ class QueueFilterForm(forms.Form):
         required=False, regex=r"^(none|\d{1,12})$", label="Assignee", max_length=12
     )
     after = forms.CharField(required=False, max_length=100)
+    tag = forms.CharField(required=False, max_length=50, label="Tag")
+    priority = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any priority"), *Conversation.Priority.choices],
+        label="Priority",
+    )
+
+
+# What a saved view keeps of the queue's query string.
+SAVED_VIEW_FIELDS = ("view", "q", "channel", "status", "team", "assignee", "tag", "priority")
+
+
+class TriageForm(forms.Form):
+    """The conversation page's tags and priority (tags: names, any number of them)."""
+
+    tags = forms.CharField(required=False, max_length=2000)
+    priority = forms.ChoiceField(choices=Conversation.Priority.choices)
+    version = forms.IntegerField(min_value=1, required=False, max_value=PK_MAX)
+
+    def clean_tags(self) -> list[str]:
+        data = self.data
+        names = data.getlist("tags") if isinstance(data, QueryDict) else []
+        return [name for name in names if name.strip()]
+
+
+BULK_ACTIONS = [
+    ("assign_me", "Assign to me"),
+    ("assign", "Assign to…"),
+    ("tag", "Add tag"),
+    ("priority", "Set priority"),
+    ("spam", "Mark as spam"),
+    ("solve", "Solve"),
+]
+
+
+class BulkForm(forms.Form):
+    action = forms.ChoiceField(choices=BULK_ACTIONS)
+    agent = forms.RegexField(regex=r"^\d{1,12}$", required=False)
+    tag = forms.CharField(required=False, max_length=50)
+    priority = forms.ChoiceField(
+        required=False, choices=[("", "—"), *Conversation.Priority.choices]
+    )
+    block_sender = forms.BooleanField(required=False)
+    confirm = forms.BooleanField(required=False)
+    next = forms.CharField(required=False, max_length=2000)
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        ids = []
+        data_ids = self.data.getlist("ids") if isinstance(self.data, QueryDict) else []
+        for raw in data_ids:
+            if not raw.isdigit() or len(raw) > 18:
+                raise forms.ValidationError("Select conversations from the queue.")
+            ids.append(int(raw))
+        if not ids:
+            raise forms.ValidationError("Select at least one conversation.")
+        data["ids"] = list(dict.fromkeys(ids))
+        action = data.get("action")
+        if action == "assign" and not data.get("agent"):
+            raise forms.ValidationError("Choose the agent to assign to.")
+        if action == "tag" and not (data.get("tag") or "").strip():
+            raise forms.ValidationError("Choose the tag to add.")
+        if action == "priority" and not data.get("priority"):
+            raise forms.ValidationError("Choose the priority.")
+        return data
+
+
+class MacroForm(forms.Form):
+    macro = forms.IntegerField(min_value=1, max_value=PK_MAX)
+    version = forms.IntegerField(min_value=1, required=False, max_value=PK_MAX)
+    seen_up_to = forms.IntegerField(min_value=0, required=False, max_value=PK_MAX)
+
+
+class SpamForm(forms.Form):
+    block_sender = forms.BooleanField(required=False)
+    version = forms.IntegerField(min_value=1, required=False, max_value=PK_MAX)
+
+
+class SavedViewForm(forms.Form):
+    name = forms.CharField(max_length=60)
+    query = forms.CharField(required=False, max_length=500)
+
+
+class TagForm(forms.Form):
+    name = forms.CharField(max_length=50)
 
 
 def _addresses(value: str) -> list[str]:

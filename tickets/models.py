@@ -7,6 +7,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from supportdesk.models import TimeStampedModel, choices_check
@@ -105,6 +106,9 @@ class Identity(TimeStampedModel):
     verified = models.BooleanField(default=False)
     # Set by a bounce: no automatic mail (surveys) goes to this address any more.
     undeliverable_at = models.DateTimeField(null=True, blank=True)
+    # Set when an agent marked a conversation from this handle as spam and blocked the sender:
+    # whatever arrives from it later is stored as spam (hidden, never surveyed, never counted).
+    blocked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["kind", "value"]
@@ -181,10 +185,40 @@ class ConversationStatus(models.TextChoices):
     CLOSED = "closed", "Closed"
 
 
+class ConversationPriority(models.TextChoices):
+    LOW = "low", "Low"
+    NORMAL = "normal", "Normal"
+    HIGH = "high", "High"
+    URGENT = "urgent", "Urgent"
+
+
+class Tag(TimeStampedModel):
+    """A topic of conversations ("billing", "refund"), created, renamed and archived by managers.
+
+    One desk, one set of tags. An archived tag stays on the conversations that carry it (history
+    and outcomes by topic keep it) but can no longer be put on one.
+    """
+
+    name = models.CharField(max_length=50)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            # "Billing" and "billing" are one topic: names are unique whatever their case.
+            models.UniqueConstraint(Lower("name"), name="tickets_tag_unique_name_ci"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Conversation(TimeStampedModel):
     """One customer issue (a ticket); it may span several channels."""
 
     Status = ConversationStatus
+
+    Priority = ConversationPriority
 
     ACTIVE_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
 
@@ -220,6 +254,13 @@ class Conversation(TimeStampedModel):
     )
     # Optimistic concurrency: bumped by every service that changes the conversation.
     version = models.PositiveIntegerField(default=1)
+    priority = models.CharField(
+        max_length=10, choices=ConversationPriority.choices, default=ConversationPriority.NORMAL
+    )
+    tags = models.ManyToManyField(Tag, blank=True, related_name="conversations")
+    # Marked as spam (conversation_mark_spam): hidden from the queue, never surveyed, never in
+    # any metric (docs/metrics.md, "What is counted").
+    spam_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-last_activity_at", "-id"]
@@ -256,6 +297,9 @@ class Conversation(TimeStampedModel):
         ]
         constraints = [
             choices_check("status", ConversationStatus, name="tickets_conversation_status_valid"),
+            choices_check(
+                "priority", ConversationPriority, name="tickets_conversation_priority_valid"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -605,6 +649,10 @@ class EventKind(models.TextChoices):
     CUSTOMER_CREATED = "customer.created", "Customer created"
     CUSTOMER_UPDATED = "customer.updated", "Customer updated"
     CALL_LOGGED = "call.logged", "Call logged"
+    TAGS_CHANGED = "conversation.tags_changed", "Tags changed"
+    PRIORITY_CHANGED = "conversation.priority_changed", "Priority changed"
+    SPAM_MARKED = "conversation.spam_marked", "Marked as spam"
+    SPAM_UNMARKED = "conversation.spam_unmarked", "Not spam after all"
 
 
 class Event(models.Model):
@@ -698,20 +746,78 @@ class CustomerMerge(models.Model):
         return f"#{self.merged_id} into #{self.target_id}"
 
 
+class MacroStatus(models.TextChoices):
+    KEEP = "", "Leave the status"
+    PENDING = "pending", "Set pending"
+    SOLVED = "solved", "Solve"
+
+
+class MacroAssignee(models.TextChoices):
+    KEEP = "", "Leave the assignee"
+    ME = "me", "Assign to whoever runs it"
+    NOBODY = "nobody", "Unassign"
+
+
 class SavedReply(TimeStampedModel):
-    """A macro agents insert into the composer; ``{customer_first_name}`` and ``{agent_first_name}``
-    are filled in for the open conversation (see ``saved_reply_render``)."""
+    """A macro: a reply agents insert into the composer; ``{customer_first_name}`` and
+    ``{agent_first_name}`` are filled in for the open conversation (see ``saved_reply_render``).
+
+    Run in one click (``saved_reply_apply``) it also sends the reply and may set tags, priority,
+    assignee and status. A macro without a body only sets those.
+    """
+
+    Status = MacroStatus
+
+    Assignee = MacroAssignee
 
     title = models.CharField(max_length=100, unique=True)
-    body = models.TextField()
+    body = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
+    add_tags = models.ManyToManyField(Tag, blank=True, related_name="+")
+    set_priority = models.CharField(
+        max_length=10, choices=ConversationPriority.choices, blank=True, default=""
+    )
+    set_status = models.CharField(
+        max_length=10, choices=MacroStatus.choices, blank=True, default=MacroStatus.KEEP
+    )
+    set_assignee = models.CharField(
+        max_length=10, choices=MacroAssignee.choices, blank=True, default=MacroAssignee.KEEP
+    )
 
     class Meta:
         ordering = ["title"]
         verbose_name_plural = "saved replies"
+        constraints = [
+            choices_check(
+                "set_priority",
+                ConversationPriority,
+                name="tickets_savedreply_set_priority_valid",
+                blank=True,
+            ),
+            choices_check("set_status", MacroStatus, name="tickets_savedreply_set_status_valid"),
+            choices_check(
+                "set_assignee", MacroAssignee, name="tickets_savedreply_set_assignee_valid"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.title
+
+    @property
+    def actions_summary(self) -> str:
+        """What the macro sets besides its reply, in words ("tags billing; priority high; solve").
+        Reads ``add_tags`` (prefetch it: ``saved_reply_list``)."""
+        parts = []
+        tags = [tag.name for tag in self.add_tags.all()]
+        if tags:
+            parts.append("tags " + ", ".join(tags))
+        if self.set_priority:
+            parts.append(f"priority {self.set_priority}")
+        if self.set_assignee:
+            parts.append(str(self.get_set_assignee_display()).lower())
+        if self.set_status:
+            parts.append(str(self.get_set_status_display()).lower())
+        return "; ".join(parts)
 
 
 class ConversationViewer(models.Model):
@@ -914,3 +1020,22 @@ class MailboxImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.mailbox_id}:{self.uidvalidity}:{self.uid} {self.outcome}"
+
+
+class SavedView(TimeStampedModel):
+    """An agent's named queue filters ("My urgent billing"), shown above their queue."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=60)
+    # The queue's query string (view, q, channel, status, team, assignee, tag, priority), as
+    # QueueFilterForm validated it.
+    query = models.CharField(max_length=500)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "name"], name="tickets_savedview_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import (
     BooleanField,
     Case,
@@ -24,9 +25,11 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Left, Substr
 from django.http import Http404
 from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 from supportdesk.errors import ApplicationError
 from supportdesk.models import Team, User
@@ -48,6 +51,8 @@ from tickets.models import (
     Message,
     Organisation,
     SavedReply,
+    SavedView,
+    Tag,
 )
 
 
@@ -76,13 +81,28 @@ def conversation_list_for_user(
     team: int | None = None,
     customer: int | None = None,
     channel: str | None = None,
+    tag: str | None = None,
+    priority: str | None = None,
+    q: str | None = None,
+    spam: bool = False,
 ) -> QuerySet[Conversation]:
-    """The queue: newest activity first, with the joins the list needs."""
+    """The queue: newest activity first, with the joins the list needs (tags prefetched).
+
+    Spam is left out unless ``spam`` asks for it (then only spam). ``tag``: a tag name (any
+    case); ``q``: the queue search, message text included (``queue_search_q``).
+    """
     qs = (
-        Conversation.objects.filter(visible_conversations_q(user))
+        Conversation.objects.filter(visible_conversations_q(user), spam_at__isnull=not spam)
         .select_related("customer", "team", "assignee")
+        .prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")))
         .order_by("-last_activity_at", "-id")
     )
+    if tag:
+        qs = qs.filter(tags__in=Tag.objects.filter(name__iexact=tag.strip()))
+    if priority:
+        qs = qs.filter(priority__in=priority.split(","))
+    if q:
+        qs = qs.filter(queue_search_q(q))
     if status:
         qs = qs.filter(status__in=status.split(","))
     if assignee == "none":
@@ -119,6 +139,7 @@ def conversation_get_for_user(*, user: User, pk: Any, for_detail: bool = False) 
     )
     if for_detail:
         qs = qs.prefetch_related(
+            Prefetch("tags", queryset=Tag.objects.order_by("name")),
             Prefetch(
                 "messages",
                 queryset=Message.objects.select_related(
@@ -128,7 +149,7 @@ def conversation_get_for_user(*, user: User, pk: Any, for_detail: bool = False) 
                     Prefetch("attachments", queryset=Attachment.objects.order_by("id"))
                 )
                 .order_by("sent_at", "id"),
-            )
+            ),
         )
     try:
         return qs.get(pk=int(pk))
@@ -264,13 +285,21 @@ RECENTLY_SOLVED_DAYS = 7
 
 @dataclass
 class QueuePage:
-    conversations: list[Conversation]
+    conversations: Sequence[Conversation]
     counts: dict[str, int]
     next_cursor: str | None
+    # Search of message text: conversation id -> escaped fragment with <mark>ed words.
+    highlights: dict[int, SafeString] | None = None
+
+
+# The one-line preview of the customer's last message in the queue.
+PREVIEW_CHARS = 140
 
 
 def _view_q(key: str, user: User) -> Q:
     active = list(Conversation.ACTIVE_STATUSES)
+    if key == "spam":
+        return Q(spam_at__isnull=False)
     if key == "mine":
         return Q(assignee=user, status__in=active)
     if key == "unassigned":
@@ -290,7 +319,8 @@ def _view_q(key: str, user: User) -> Q:
 
 
 def queue_search_q(query: str) -> Q:
-    """Subject, customer name, an identity (email, handle, phone in any format) or #id."""
+    """Message text (full text), subject, customer name, an identity (email, handle, phone in
+    any format), a tag's name or #id."""
     query = query.strip()
     if not query:
         return Q()
@@ -310,7 +340,134 @@ def queue_search_q(query: str) -> Q:
     )
     if query.lstrip("#").isdigit() and len(query.lstrip("#")) < 10:
         matches |= Q(pk=int(query.lstrip("#")))
+    # A tag's name finds the conversations that carry it.
+    matches |= Q(
+        pk__in=Conversation.tags.through.objects.filter(tag__name__iexact=query).values(
+            "conversation_id"
+        )
+    )
+    words = search_words(query)
+    if words:
+        # Uncorrelated: the matching messages are found once (the GIN index on PostgreSQL).
+        matches |= Q(pk__in=messages_matching(words).values("conversation_id"))
     return matches
+
+
+# --- Full-text search of message text ------------------------------------------------------------
+
+# The first characters of a body that are indexed and searched (the migration's expression).
+FTS_BODY_CHARS = 100_000
+FTS_CONFIG = "simple"  # no stemming, no stop words: customers write in every language
+
+
+def search_words(query: str) -> list[str]:
+    """The words of a search, as the full-text search reads them (letters and digits only)."""
+    return re.findall(r"\w+", query.lower())[:8]
+
+
+def _fts_vector() -> Any:
+    from django.contrib.postgres.search import SearchVector
+
+    return SearchVector(Left("body_text", FTS_BODY_CHARS), config=FTS_CONFIG)
+
+
+def _fts_query(words: list[str]) -> Any:
+    from django.contrib.postgres.search import SearchQuery
+
+    # Every word, each as a prefix ("refun" finds "refund", "refunded"). Only \w characters
+    # reach the raw query, so no tsquery syntax can be injected.
+    return SearchQuery(
+        " & ".join(f"{word}:*" for word in words), search_type="raw", config=FTS_CONFIG
+    )
+
+
+def messages_matching(words: list[str]) -> QuerySet[Message]:
+    """Messages whose text holds every word (as a prefix on PostgreSQL). PostgreSQL: full text
+    through the ``tickets_msg_body_fts`` GIN index; SQLite: a LIKE per word."""
+    if not words:
+        return Message.objects.none()
+    if connection.vendor == "postgresql":
+        return Message.objects.alias(fts=_fts_vector()).filter(fts=_fts_query(words))
+    condition = Q()
+    for word in words:
+        condition &= Q(body_text__icontains=word)
+    return Message.objects.filter(condition)
+
+
+HIGHLIGHT_START, HIGHLIGHT_STOP = "\x02", "\x03"
+
+
+def highlight_html(fragment: str) -> SafeString:
+    """Escape the fragment, then turn the markers into ``<mark>``: the customer's text can never
+    become markup (the markers are control characters no escaping touches, and a marker the
+    customer typed can only ever open or close one balanced ``<mark>``)."""
+    parts = re.split(f"([{HIGHLIGHT_START}{HIGHLIGHT_STOP}])", " ".join(fragment.split()))
+    html, open_mark = [], False
+    for part in parts:
+        if part == HIGHLIGHT_START:
+            if not open_mark:
+                html.append("<mark>")
+                open_mark = True
+        elif part == HIGHLIGHT_STOP:
+            if open_mark:
+                html.append("</mark>")
+                open_mark = False
+        else:
+            html.append(str(escape(part)))
+    if open_mark:
+        html.append("</mark>")
+    # Escaped above; only our own balanced <mark> tags are added.
+    return mark_safe("".join(html))
+
+
+def _python_highlight(text: str, words: list[str], width: int = 160) -> str:
+    """SQLite: a fragment around the first match with markers around every word."""
+    lowered = text.lower()
+    positions = [lowered.find(word) for word in words if lowered.find(word) >= 0]
+    start = max(0, min(positions) - width // 3) if positions else 0
+    fragment = text[start : start + width]
+    pattern = re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
+    marked = pattern.sub(lambda m: HIGHLIGHT_START + m.group(0) + HIGHLIGHT_STOP, fragment)
+    return ("…" if start else "") + marked + ("…" if start + width < len(text) else "")
+
+
+def message_search_highlights(*, conversation_ids: list[int], query: str) -> dict[int, SafeString]:
+    """For each conversation, the newest public or note message matching ``query``, as a short
+    escaped fragment with the matched words in ``<mark>`` (1 query whatever the number)."""
+    words = search_words(query)
+    if not words or not conversation_ids:
+        return {}
+    matching = messages_matching(words).filter(conversation_id__in=conversation_ids)
+    found: dict[int, SafeString] = {}
+    if connection.vendor == "postgresql":
+        from django.contrib.postgres.search import SearchHeadline
+
+        rows = (
+            matching.annotate(
+                headline=SearchHeadline(
+                    Left("body_text", FTS_BODY_CHARS),
+                    _fts_query(words),
+                    config=FTS_CONFIG,
+                    start_sel=HIGHLIGHT_START,
+                    stop_sel=HIGHLIGHT_STOP,
+                    max_words=24,
+                    min_words=8,
+                    max_fragments=1,
+                )
+            )
+            .order_by("conversation_id", "-sent_at", "-id")
+            .distinct("conversation_id")
+            .values_list("conversation_id", "headline")
+        )
+        for conversation_id, headline in rows:
+            found[conversation_id] = highlight_html(headline or "")
+        return found
+    for conversation_id, body in matching.order_by("-sent_at", "-id").values_list(
+        "conversation_id", "body_text"
+    ):
+        if conversation_id not in found:
+            found[conversation_id] = highlight_html(_python_highlight(body, words))
+    return found
 
 
 def queue_cursor(conversation: Conversation) -> str:
@@ -338,14 +495,22 @@ def queue_page_for_user(
     assignee: str = "",
     search: str = "",
     cursor: str = "",
+    tag: str = "",
+    priority: str = "",
 ) -> QueuePage:
     """One page of a queue view, newest activity first (keyset), and the count of every view.
 
-    Three queries whatever the page holds: the page (with its joins), one aggregate for the
-    open views' counts and one count of the recently solved. Filters and search apply to the
-    counts too, so the numbers match what a click shows.
+    Four queries whatever the page holds (five with a search): the page (with its joins and,
+    per row, the customer's last message: when, and its first characters), its tags, one
+    aggregate for the open views' counts and one count of the recently solved; a search adds
+    the highlighted fragments. Filters and search apply to the counts too, so the numbers match
+    what a click shows. Spam shows only in its own view (``spam``), never in a count.
     """
     base = Conversation.objects.filter(visible_conversations_q(user))
+    if tag:
+        base = base.filter(tags__in=Tag.objects.filter(name__iexact=tag))
+    if priority:
+        base = base.filter(priority=priority)
     if channel:
         base = (
             base.filter(channels__contains=[channel])
@@ -362,6 +527,9 @@ def queue_page_for_user(
         base = base.filter(assignee_id=int(assignee))
     if search:
         base = base.filter(queue_search_q(search))
+    spam_view = view == "spam"
+    base_spam = base
+    base = base.filter(spam_at__isnull=True)
     # The open views count active conversations only (a partial index: thousands of rows, not
     # the team's whole history); "recently solved" counts a week of solves by its own index.
     active = base.filter(status__in=Conversation.ACTIVE_STATUSES).aggregate(
@@ -373,9 +541,27 @@ def queue_page_for_user(
     )
     solved = base.filter(_view_q("solved", user)).count()
     counts = {v.key: solved if v.key == "solved" else active[v.key] for v in QUEUE_VIEWS}
+    last_in = Message.objects.filter(
+        conversation_id=OuterRef("pk"), direction=Message.Direction.INBOUND, automated=""
+    ).order_by("-sent_at", "-id")
+    last_out = Message.objects.filter(
+        conversation_id=OuterRef("pk"), direction=Message.Direction.OUTBOUND
+    ).order_by("-sent_at", "-id")
     page = (
-        base.filter(_view_q(view, user))
+        (base_spam if spam_view else base)
+        .filter(_view_q(view, user))
         .select_related("customer", "team", "assignee")
+        .prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")))
+        # The customer's last message and our last reply (the timeline index serves both).
+        .annotate(
+            last_in_at=Subquery(last_in.values("sent_at")[:1]),
+            last_in_preview=Subquery(
+                last_in.annotate(p=Substr("body_text", 1, PREVIEW_CHARS + 40)).values("p")[:1]
+            ),
+            last_out_at=Subquery(last_out.values("sent_at")[:1]),
+            # A call someone talked on was answered then and there.
+            last_in_talked=Subquery(last_in.values("contact__talk_seconds")[:1]),
+        )
         .order_by("-last_activity_at", "-id")
     )
     if cursor:
@@ -383,7 +569,34 @@ def queue_page_for_user(
         page = page.filter(Q(last_activity_at__lt=at) | Q(last_activity_at=at, pk__lt=pk))
     rows = list(page[: QUEUE_PAGE_SIZE + 1])
     next_cursor = queue_cursor(rows[QUEUE_PAGE_SIZE - 1]) if len(rows) > QUEUE_PAGE_SIZE else None
-    return QueuePage(conversations=rows[:QUEUE_PAGE_SIZE], counts=counts, next_cursor=next_cursor)
+    rows = rows[:QUEUE_PAGE_SIZE]
+    for row in rows:
+        _waiting_mark(row)
+    highlights = (
+        message_search_highlights(conversation_ids=[r.pk for r in rows], query=search)
+        if search and rows
+        else None
+    )
+    return QueuePage(
+        conversations=rows, counts=counts, next_cursor=next_cursor, highlights=highlights
+    )
+
+
+def _waiting_mark(conversation: Any) -> None:
+    """``waiting_since``: when the customer's last message went unanswered (no reply after it,
+    and not a call someone talked on), for an active conversation; ``preview``: that message on
+    one line."""
+    last_in, last_out = conversation.last_in_at, conversation.last_out_at
+    unanswered = (
+        last_in is not None
+        and (last_out is None or last_out < last_in)
+        and not conversation.last_in_talked
+    )
+    conversation.waiting_since = last_in if unanswered and conversation.is_active else None
+    preview = " ".join((conversation.last_in_preview or "").split())
+    conversation.preview = (
+        preview[: PREVIEW_CHARS - 1] + "…" if len(preview) > PREVIEW_CHARS else preview
+    )
 
 
 def team_list_for_user(*, user: User) -> list[Team]:
@@ -395,12 +608,59 @@ def team_list_for_user(*, user: User) -> list[Team]:
 
 
 def queue_filter_choices(*, user: User) -> dict[str, Any]:
-    """Teams and agents for the queue filters (two queries)."""
+    """Teams, agents, tags and the user's saved views for the queue filters (four queries)."""
     team_list = team_list_for_user(user=user)
     agents = (
         User.objects.filter(is_active=True, teams__in=team_list).distinct().order_by("full_name")
     )
-    return {"teams": team_list, "agents": list(agents)}
+    return {
+        "teams": team_list,
+        "agents": list(agents),
+        "tags": tag_list(),
+        "saved_views": list(SavedView.objects.filter(user=user).order_by("name")),
+    }
+
+
+def tag_list(*, include_archived: bool = False) -> list[Tag]:
+    tags = Tag.objects.order_by("name")
+    if not include_archived:
+        tags = tags.filter(archived_at__isnull=True)
+    return list(tags)
+
+
+def tag_list_with_counts() -> list[Tag]:
+    """Every tag (archived last) with how many conversations carry it (1 query)."""
+    return list(
+        Tag.objects.annotate(conversation_count=Count("conversations")).order_by(
+            "archived_at", "name"
+        )
+    )
+
+
+def tag_get(*, pk: Any) -> Tag:
+    try:
+        return Tag.objects.get(pk=int(pk))
+    except (Tag.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404("No such tag.") from exc
+
+
+def conversations_for_bulk(*, user: User, ids: list[int]) -> list[Conversation]:
+    """The selected conversations the user may open (others are silently not there: no
+    oracle), in the order selected (1 query)."""
+    found = {
+        c.pk: c
+        for c in Conversation.objects.filter(
+            visible_conversations_q(user), pk__in=ids
+        ).select_related("customer", "team", "assignee")
+    }
+    return [found[pk] for pk in ids if pk in found]
+
+
+def saved_reply_get(*, pk: Any) -> SavedReply:
+    try:
+        return SavedReply.objects.get(pk=int(pk), is_active=True)
+    except (SavedReply.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404("No such saved reply.") from exc
 
 
 # --- The agent workspace: one conversation ---------------------------------------------------
@@ -422,6 +682,10 @@ TIMELINE_EVENT_KINDS = (
     Event.Kind.CLOSED,
     Event.Kind.MESSAGE_MOVED,
     Event.Kind.STATUS_CHANGED,
+    Event.Kind.TAGS_CHANGED,
+    Event.Kind.PRIORITY_CHANGED,
+    Event.Kind.SPAM_MARKED,
+    Event.Kind.SPAM_UNMARKED,
 )
 
 
@@ -550,7 +814,12 @@ def conversation_staff_who_can_see(
 
 
 def saved_reply_list() -> list[SavedReply]:
-    return list(SavedReply.objects.filter(is_active=True).order_by("title"))
+    """Active macros with the tags they add (2 queries)."""
+    return list(
+        SavedReply.objects.filter(is_active=True)
+        .prefetch_related(Prefetch("add_tags", queryset=Tag.objects.order_by("name")))
+        .order_by("title")
+    )
 
 
 def message_get_for_user_detail(*, user: User, pk: Any) -> Message:

@@ -76,7 +76,7 @@ def queue(request: StaffRequest) -> HttpResponse:
     if not form.is_valid():
         return HttpResponseBadRequest("Invalid queue filter: " + form.errors.as_text())
     data = form.cleaned_data
-    views = {v.key for v in selectors.QUEUE_VIEWS}
+    views = {v.key for v in selectors.QUEUE_VIEWS} | {"spam"}
     view = data["view"] if data["view"] in views else "open"
     try:
         page = selectors.queue_page_for_user(
@@ -88,6 +88,8 @@ def queue(request: StaffRequest) -> HttpResponse:
             assignee=data["assignee"],
             search=data["q"],
             cursor=data["after"],
+            tag=data["tag"].strip(),
+            priority=data["priority"],
         )
     except ApplicationError as exc:
         return HttpResponseBadRequest(str(exc))
@@ -100,11 +102,20 @@ def queue(request: StaffRequest) -> HttpResponse:
         "view": view,
         "views": [(v, page.counts[v.key]) for v in selectors.QUEUE_VIEWS],
         "filter_query": params.urlencode(),
+        "save_query": _without(request.GET, "after"),
         "first_page": not data["after"],
+        "priorities": Conversation.Priority.choices,
         **selectors.queue_filter_choices(user=request.user),
     }
     template = "home.html#queue" if request.htmx else "home.html"
     return render(request, template, context)
+
+
+def _without(query: Any, *names: str) -> str:
+    params = query.copy()
+    for name in names:
+        params.pop(name, None)
+    return str(params.urlencode())
 
 
 # --- Conversation page -------------------------------------------------------------------------
@@ -137,6 +148,7 @@ def _conversation_context(request: StaffRequest, conversation: Conversation) -> 
     for other in others:
         other.outcome = outcomes.get(other.pk)
         other.outcome_label = OUTCOME_LABELS.get(other.outcome or "", "—")
+    replies = selectors.saved_reply_list()
     saved_replies = [
         (
             reply,
@@ -144,7 +156,7 @@ def _conversation_context(request: StaffRequest, conversation: Conversation) -> 
                 saved_reply=reply, customer=conversation.customer, agent=request.user
             ),
         )
-        for reply in selectors.saved_reply_list()
+        for reply in replies
     ]
     return {
         "conversation": conversation,
@@ -155,6 +167,7 @@ def _conversation_context(request: StaffRequest, conversation: Conversation) -> 
         "default_channel": default_channel,
         "last_used_channel": last_used,
         "saved_replies": saved_replies,
+        "macros": saved_replies,
         "viewers": selectors.conversation_viewers(conversation=conversation, exclude=request.user),
         "agents": selectors.conversation_assignable_agents(conversation=conversation),
         "teams": selectors.team_list_for_user(user=request.user),
@@ -164,6 +177,9 @@ def _conversation_context(request: StaffRequest, conversation: Conversation) -> 
         "cc_ticked": set(),
         "attachment_max_bytes": settings.ATTACHMENT_MAX_BYTES,
         "call_form": CallLogForm(initial={"started_at": timezone.localtime()}),
+        "tags": selectors.tag_list(),
+        "conversation_tags": list(conversation.tags.all()),
+        "priorities": Conversation.Priority.choices,
         **panel,
     }
 
@@ -180,6 +196,16 @@ def conversation_detail(request: StaffRequest, pk: int) -> HttpResponse:
 
 def _back(pk: int) -> HttpResponse:
     return redirect("workspace:conversation", pk=pk)
+
+
+def back_to_conversation(pk: int) -> HttpResponse:
+    """Redirect to the conversation page (for the other workspace view modules)."""
+    return _back(pk)
+
+
+def refused_on_conversation(request: StaffRequest, pk: int, exc: ApplicationError) -> HttpResponse:
+    """The conversation page with the refusal and its status (for the other view modules)."""
+    return _refused(request, pk, exc)
 
 
 def _refused(request: StaffRequest, pk: int, exc: ApplicationError) -> HttpResponse:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from tickets import customer_views, views
+from tickets import customer_views, views, views_triage
 
 app_name = "workspace"
 
@@ -20,6 +20,25 @@ urlpatterns = [
     path("customers/<int:pk>/edit/", customer_views.customer_edit, name="customer-edit"),
     path("customers/<int:pk>/calls/", customer_views.customer_call, name="customer-call"),
     path("lookup/", customer_views.lookup, name="lookup"),
+    path("conversations/bulk/", views_triage.conversations_bulk, name="bulk"),
+    path(
+        "conversations/<int:pk>/triage/",
+        views_triage.conversation_triage,
+        name="conversation-triage",
+    ),
+    path("conversations/<int:pk>/spam/", views_triage.conversation_spam, name="conversation-spam"),
+    path(
+        "conversations/<int:pk>/not-spam/",
+        views_triage.conversation_not_spam,
+        name="conversation-not-spam",
+    ),
+    path(
+        "conversations/<int:pk>/macro/", views_triage.conversation_macro, name="conversation-macro"
+    ),
+    path("views/", views_triage.saved_view_create, name="saved-view-create"),
+    path("views/delete/", views_triage.saved_view_delete, name="saved-view-delete"),
+    path("tags/", views_triage.tags_page, name="tags"),
+    path("tags/<int:pk>/", views_triage.tag_update, name="tag-update"),
     path("conversations/<int:pk>/", views.conversation_detail, name="conversation"),
     path("conversations/<int:pk>/reply/", views.conversation_reply, name="conversation-reply"),
     path("conversations/<int:pk>/take/", views.conversation_take, name="conversation-take"),

@@ -12,6 +12,7 @@ from metrics.models.facts import (
     RecomputeJob,
     SourceWatermark,
     Target,
+    TopicFact,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "RecomputeJob",
     "SourceWatermark",
     "Target",
+    "TopicFact",
 ]

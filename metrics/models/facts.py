@@ -57,6 +57,47 @@ class DailyFact(models.Model):
         return f"{self.day} {self.metric} {self.numerator}/{self.denominator}"
 
 
+class TopicFact(models.Model):
+    """One outcome metric's counts for a day, a topic (tag) and an attribution cell.
+
+    The outcomes by topic (``group_by=tag``): computed with the daily facts from the same solve
+    flags, one row per tag the solved conversation carries, so a conversation with two tags
+    counts in both topics (and the topics do not add up to the desk).
+    """
+
+    day = models.DateField()
+    metric = models.CharField(max_length=40)
+    tag = models.ForeignKey("tickets.Tag", on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey(
+        "supportdesk.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    channel_kind = models.CharField(max_length=10, blank=True)
+    numerator = models.BigIntegerField(default=0)
+    denominator = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["day", "metric"]
+        indexes = [
+            # scorecard_groups(group_by="tag") and the dashboard's topic table: a period's rows.
+            models.Index(fields=["day", "metric"], name="metrics_topicfact_day_metric"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(denominator__gte=0), name="metrics_topicfact_denominator_nonneg"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.metric} tag {self.tag_id} {self.numerator}/{self.denominator}"
+
+
 class DurationBucket(models.Model):
     """How many samples of a duration metric fell into one 2%-wide bucket on a day."""
 

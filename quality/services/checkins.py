@@ -87,6 +87,7 @@ def checkins_create_due(*, now: datetime | None = None) -> int:
                 occurred_at__lte=until,
                 agent__isnull=False,
                 data__contacts_counted__gte=HIGH_EFFORT_CONTACTS,
+                conversation__spam_at__isnull=True,  # nobody checks in with a spammer
             ).order_by("occurred_at", "id")
             for conversation_id, agent_id, at in solves.values_list(
                 "conversation_id", "agent_id", "occurred_at"

@@ -172,6 +172,7 @@ def _solves_in(start: datetime, end: datetime) -> dict[int, dict[int, Event]]:
             occurred_at__lt=end,
             agent__isnull=False,
             conversation__isnull=False,
+            conversation__spam_at__isnull=True,  # spam is never sampled for QA
         )
         .select_related("agent")
         .order_by("occurred_at", "id")

@@ -50,6 +50,7 @@ from surveys.services.scheduling import (
     survey_cancel_for_inbound,
     survey_mark_bounced,
     survey_schedule,
+    surveys_cancel_for_spam,
     surveys_follow_conversations,
     surveys_move_customer,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "survey_unsubscribe",
     "survey_unsubscribe_url",
     "survey_url",
+    "surveys_cancel_for_spam",
     "surveys_follow_conversations",
     "surveys_move_customer",
     "surveys_remind_due",

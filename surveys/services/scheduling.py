@@ -41,6 +41,8 @@ def survey_schedule(*, event: Event, now: datetime | None = None) -> Survey | No
     if event.occurred_at <= now - timedelta(days=policy.window_days):
         return None
     conversation = Conversation.objects.select_related("customer").get(pk=event.conversation_id)
+    if conversation.spam_at is not None:
+        return None  # spam is never surveyed
     customer = conversation.customer
     while customer.merged_into is not None:
         customer = customer.merged_into
@@ -83,6 +85,17 @@ def survey_cancel_for_inbound(*, event: Event, now: datetime | None = None) -> i
         conversation_id=event.conversation_id,
         status=Status.SCHEDULED,
         solved_at__lte=event.occurred_at,
+    ).update(status=Status.CANCELLED, cancelled_at=now)
+
+
+def surveys_cancel_for_spam(*, conversation_id: int, now: datetime | None = None) -> int:
+    """A conversation was marked as spam: its surveys not sent yet are ``cancelled`` (a send in
+    progress, with a live lease, is left to finish). Returns how many were cancelled."""
+    now = now or timezone.now()
+    return Survey.objects.filter(
+        Q(send_claimed_at__isnull=True) | Q(send_claimed_at__lt=now - SEND_LEASE),
+        conversation_id=conversation_id,
+        status=Status.SCHEDULED,
     ).update(status=Status.CANCELLED, cancelled_at=now)
 
 

@@ -133,6 +133,12 @@ def survey_send(*, survey_id: int) -> bool:
     if not _claim_send(survey_id, now):
         return False
     survey = Survey.objects.select_related("conversation", "agent").get(pk=survey_id)
+    if survey.conversation.spam_at is not None:
+        # Marked as spam after the solve: never surveyed.
+        Survey.objects.filter(pk=survey_id, status=Status.SCHEDULED).update(
+            status=Status.CANCELLED, cancelled_at=now, send_claimed_at=None
+        )
+        return False
     policy = survey_policy()
     reason = _skip_reason(survey, policy, now)
     identity = None

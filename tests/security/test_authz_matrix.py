@@ -204,6 +204,8 @@ def call(client: Client, method: str, url: str, data: dict[str, Any], api: bool)
         return client.get(url, data)
     if method == "PATCH":
         return client.patch(url, json.dumps(data), content_type="application/json")
+    if api and method != "POST":
+        return client.generic(method, url, json.dumps(data), content_type="application/json")
     if api:
         return client.post(url, data, content_type="application/json")
     return client.post(url, data)

@@ -65,6 +65,7 @@ class Side:
     idea: Any = None
     checkin: Any = None
     job: Any = None
+    tag: Any = None
     agent: Any = None
     notification: Any = None  # one of the side's agent's notifications
     mailbox: Any = None  # on the side's email channel; its server (port 1) never answers
@@ -180,6 +181,9 @@ def _side(mark: str, team: Team, channels: dict[str, Any], agent: User, manager:
         title=f"Mentioned on {mark}",
         url=f"/conversations/{side.conversation.pk}/",
     )
+    from tickets.services import tag_create
+
+    side.tag = tag_create(name=f"Tag {mark}", actor=manager)
     return side
 
 

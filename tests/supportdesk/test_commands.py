@@ -233,6 +233,10 @@ def test_seed_demo_fills_a_realistic_desk_through_the_services(settings):
         assert conversation.contacts_counted == len(conversation.contacts.all()), conversation.pk
         assert conversation.messages.all(), conversation.pk
     assert {c.status for c in conversations} >= {"solved", "open"}
+    # Solved conversations carry their scenario's topic (outcomes by topic on the dashboard).
+    solved = [c for c in conversations if c.status in ("solved", "closed")]
+    assert solved
+    assert all(c.tags.count() == 1 for c in solved), [c.pk for c in solved if not c.tags.exists()]
     assert Message.objects.filter(direction=Message.Direction.OUTBOUND).exists()
     # History, not a single moment: spread over the requested days.
     first, last = (
@@ -371,9 +375,10 @@ def test_queue_query_count_does_not_grow_with_rows(
     client.force_login(agent_a)
 
     # 1 session, 2 user, 3 the user's team ids, 4 counts of the open views, 5 count of the
-    # recently solved, 6 conversations joined with customer/team/assignee, 7 teams and 8 agents
-    # for the filters, 9 unread notifications
-    with django_assert_num_queries(9):
+    # recently solved, 6 conversations joined with customer/team/assignee (and each one's last
+    # customer message and reply), 7 their tags, 8 teams, 9 agents and 10 tags for the filters,
+    # 11 saved views, 12 unread notifications
+    with django_assert_num_queries(12):
         response = client.get("/")
 
     assert response.content.decode().count('<td class="subject"') == 6

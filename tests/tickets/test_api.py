@@ -476,6 +476,9 @@ def _conversation_item(conversation: Conversation) -> dict[str, Any]:
         "solved_at": iso(conversation.solved_at) if conversation.solved_at else None,
         "follow_up_of": conversation.follow_up_of_id,
         "version": conversation.version,
+        "priority": conversation.priority,
+        "tags": [tag.name for tag in conversation.tags.order_by("name")],
+        "spam_at": iso(conversation.spam_at) if conversation.spam_at else None,
     }
 
 
@@ -597,8 +600,9 @@ def test_conversation_list_query_count_does_not_grow(
     _make_conversations(channels, agent_a, n)
 
     # 1. the token with its user, 2. the user's teams (visibility),
-    # 3. one page of conversations joined with customer, team and assignee (no COUNT: cursor).
-    with django_assert_num_queries(3):
+    # 3. one page of conversations joined with customer, team and assignee (no COUNT: cursor),
+    # 4. the page's tags.
+    with django_assert_num_queries(4):
         response = api_a.get("/api/v1/conversations/")
 
     assert len(response.json()["results"]) == n
@@ -703,8 +707,8 @@ def test_conversation_detail_query_count_does_not_grow(
     conversation_id = _conversation_with_messages(channels, agent_a, n)
 
     # 1. token + user, 2. user's teams, 3. the conversation with customer, team, assignee,
-    # 4. its messages with author, identity and contact, 5. their attachments.
-    with django_assert_num_queries(5):
+    # 4. its tags, 5. its messages with author, identity and contact, 6. their attachments.
+    with django_assert_num_queries(6):
         response = api_a.get(f"/api/v1/conversations/{conversation_id}/")
 
     assert len(response.json()["messages"]) == n
@@ -969,7 +973,9 @@ def test_customer_detail(api_a, channels):
     conversation = Conversation.objects.get()
     assert email.conversation_id == chat.conversation_id == conversation.pk
     expected_conversation = {
-        k: v for k, v in _conversation_item(conversation).items() if k != "customer"
+        k: v
+        for k, v in _conversation_item(conversation).items()
+        if k not in ("customer", "priority", "tags", "spam_at")
     }
     assert data == {
         "id": customer.pk,

@@ -215,8 +215,9 @@ def test_queue_runs_a_constant_number_of_queries(
 
     def load():
         # session, user, visible teams (queue), counts of the open views, count of the recently
-        # solved, page, filter teams, filter agents, unread notifications badge
-        with django_assert_num_queries(9):
+        # solved, page (with each row's last customer message and last reply), the rows' tags,
+        # filter teams, filter agents, filter tags, saved views, unread notifications badge
+        with django_assert_num_queries(12):
             response = client.get("/")
         return response
 
@@ -354,11 +355,12 @@ def test_conversation_page_runs_a_constant_number_of_queries(
 ):
     conversation = email_and_chat_conversation(channels, agent_a)
     client = web(agent_a)
-    # session, user, user's teams, conversation (+customer/team/assignee), messages,
+    # session, user, user's teams, conversation (+customer/team/assignee), its tags, messages,
     # attachments, presence upsert, contacts, events, identities, user's teams, other
-    # conversations, merges, saved replies, viewers (+user), assignable agents, teams for the
-    # assign form, participants (reply-all), unread notifications
-    expected = 19
+    # conversations, merges, saved replies, the tags they add, viewers (+user), assignable
+    # agents, teams for the assign form, tags for the triage panel, participants (reply-all),
+    # unread notifications
+    expected = 22
 
     with django_assert_num_queries(expected):
         client.get(f"/conversations/{conversation.pk}/")

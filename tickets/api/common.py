@@ -192,6 +192,16 @@ class ConversationSummarySerializer(serializers.Serializer[Conversation]):
 
 class ConversationOutputSerializer(ConversationSummarySerializer):
     customer = CustomerRefSerializer()
+    priority = serializers.ChoiceField(choices=Conversation.Priority.choices)
+    tags = serializers.SerializerMethodField(help_text="Tag names, by name.")
+    spam_at = serializers.DateTimeField(
+        allow_null=True, help_text="When it was marked as spam (null: not spam)."
+    )
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_tags(self, conversation: Conversation) -> list[str]:
+        # The selectors prefetch tags in name order: no query per row.
+        return [tag.name for tag in conversation.tags.all()]
 
 
 class AttachmentOutputSerializer(serializers.Serializer[Attachment]):

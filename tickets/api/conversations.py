@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from django.conf import settings
+from django.db import transaction
 from drf_spectacular.utils import (
     extend_schema,
 )
@@ -52,13 +53,19 @@ from tickets.services import (
     TEAM_NOT_YOURS,
     OutboundFile,
     conversation_assign,
+    conversation_lock,
+    conversation_mark_spam,
     conversation_reopen,
     conversation_reply,
     conversation_set_pending,
     conversation_solve,
     conversation_take_next,
+    conversation_triage,
+    conversation_unmark_spam,
     message_move,
+    tags_by_names,
 )
+from tickets.services.triage import TAGS_PER_CONVERSATION_MAX
 
 
 def outbound_files(files: list[Any]) -> list[OutboundFile]:
@@ -93,6 +100,27 @@ class ConversationListApi(ConversationStartMixin, BodyLimitMixin, GenericAPIView
         team = serializers.IntegerField(required=False, min_value=1, max_value=PK_MAX)
         customer = serializers.IntegerField(required=False, min_value=1, max_value=PK_MAX)
         channel = serializers.ChoiceField(required=False, choices=ChannelKind.choices)
+        tag = serializers.CharField(required=False, max_length=50, help_text="A tag name.")
+        priority = serializers.CharField(
+            required=False, help_text="One priority, or several comma-separated."
+        )
+        q = serializers.CharField(
+            required=False,
+            max_length=200,
+            help_text="Search: message text (full text), subject, customer name, any identity, #id.",
+        )
+        spam = serializers.BooleanField(
+            required=False, default=False, help_text="true: only spam (hidden otherwise)."
+        )
+
+        def validate_priority(self, value: str) -> str:
+            wanted = [item.strip() for item in value.split(",") if item.strip()]
+            unknown = sorted(set(wanted) - set(Conversation.Priority.values))
+            if unknown or not wanted:
+                raise serializers.ValidationError(
+                    f"Unknown priority {', '.join(unknown)}; use {', '.join(Conversation.Priority.values)}."
+                )
+            return ",".join(wanted)
 
         def validate_status(self, value: str) -> str:
             statuses = [item.strip() for item in value.split(",") if item.strip()]
@@ -130,6 +158,26 @@ class ConversationListApi(ConversationStartMixin, BodyLimitMixin, GenericAPIView
 
 
 class ConversationDetailApi(StaffApi):
+    class PatchInputSerializer(serializers.Serializer[Any]):
+        tags = serializers.ListField(
+            child=serializers.CharField(max_length=50),
+            required=False,
+            max_length=TAGS_PER_CONVERSATION_MAX,
+            help_text="The whole set of tag names (any case); [] removes every tag.",
+        )
+        priority = serializers.ChoiceField(choices=Conversation.Priority.choices, required=False)
+        spam = serializers.BooleanField(
+            required=False, help_text="true marks it as spam, false says it is not spam."
+        )
+        block_sender = serializers.BooleanField(
+            required=False, default=False, help_text="With spam=true: block its senders too."
+        )
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if not {"tags", "priority", "spam"} & set(attrs):
+                raise serializers.ValidationError("Send tags, priority or spam.")
+            return attrs
+
     class OutputSerializer(ConversationOutputSerializer):
         messages = MessageOutputSerializer(many=True, help_text="All channels, in time order.")
 
@@ -142,6 +190,50 @@ class ConversationDetailApi(StaffApi):
         user = staff_user(request)
         conversation = conversation_get_for_user(user=user, pk=pk, for_detail=True)
         return with_etag(Response(self.OutputSerializer(conversation).data), conversation)
+
+    @extend_schema(
+        tags=["conversations"],
+        summary="Set tags, priority or the spam mark",
+        description="Tags by name (a manager creates them; an archived tag cannot be added), "
+        "priority `low|normal|high|urgent`, `spam`. Send `If-Match` with the ETag you read: "
+        "409 and nothing changed if the conversation changed since. Each change records an "
+        "event and an audit entry; nothing changes when the values are the same.",
+        request=PatchInputSerializer,
+        parameters=[IF_MATCH_PARAMETER],
+        responses={200: OutputSerializer, **error_codes(400, 401, 403, 404, 409)},
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        user = staff_user(request)
+        conversation = conversation_get_for_user(user=user, pk=pk)
+        expected_version = if_match_version(request)
+        serializer = self.PatchInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        with transaction.atomic():
+            if "tags" in data or "priority" in data:
+                conversation = conversation_triage(
+                    conversation=conversation,
+                    actor=user,
+                    tags=tags_by_names(data["tags"]) if "tags" in data else None,
+                    priority=data.get("priority"),
+                    expected_version=expected_version,
+                )
+                expected_version = None  # checked once, by the first change
+            if data.get("spam") is True:
+                conversation_mark_spam(
+                    conversation=conversation,
+                    actor=user,
+                    block_sender=data["block_sender"],
+                    expected_version=expected_version,
+                )
+            elif data.get("spam") is False and conversation.spam_at is not None:
+                conversation_unmark_spam(
+                    conversation=conversation, actor=user, expected_version=expected_version
+                )
+            elif data.get("spam") is False and expected_version is not None:
+                conversation_lock(conversation, expected_version=expected_version)
+        changed = conversation_get_for_user(user=user, pk=pk, for_detail=True)
+        return with_etag(Response(self.OutputSerializer(changed).data), changed)
 
 
 class ConversationReplyApi(StaffApi):

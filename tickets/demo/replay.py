@@ -72,6 +72,7 @@ from tickets.models import (
     Message,
     Organisation,
     QuarantinedMessage,
+    Tag,
 )
 from tickets.services import (
     HandleTaken,
@@ -80,6 +81,7 @@ from tickets.services import (
     conversation_reopen,
     conversation_reply,
     conversation_solve,
+    conversation_triage,
     conversations_close_solved,
     customer_merge,
     identity_link,
@@ -89,6 +91,8 @@ from tickets.services import (
     inbound_social,
     organisation_create_or_update,
     saved_replies_seed_defaults,
+    saved_reply_create_or_update,
+    tag_create,
 )
 
 # --- The plan --------------------------------------------------------------------------------------
@@ -176,6 +180,17 @@ class DemoReplay:
 
         self._create_staff_and_channels()
         saved_replies_seed_defaults()  # the macros of the composer, if someone deleted them
+        # A macro that does more than reply: the refund answer that tags and solves in one click.
+        saved_reply_create_or_update(
+            title="Refund released (tag and solve)",
+            body=(
+                "Hi {customer_first_name}, I've released your refund: it reaches your card within "
+                "3 to 5 business days. Is there anything else I can do?\n\n{agent_first_name}"
+            ),
+            add_tags=[tag] if (tag := self._tag("refund")) is not None else [],
+            set_status="solved",
+            set_assignee="me",
+        )
         personas = self._personas(customers)
         steps = self._plan(personas, conversations, days)
         skipped = self._replay(steps, show_progress=options["verbosity"] > 0)
@@ -716,12 +731,23 @@ class DemoReplay:
         )
 
     def _solve(self, thread: Thread) -> None:
-        # Everything the customer's messages opened under this thread gets solved together.
+        # Everything the customer's messages opened under this thread gets solved together,
+        # tagged with the scenario's topic first (outcomes by topic on the dashboard).
+        tag = self._tag(thread.scenario.get("tag", ""))
         for pk in thread.conversation_ids:
             conversation = Conversation.objects.select_related("team", "assignee").get(pk=pk)
             if conversation.is_active:
                 agent = conversation.assignee or self._agent(thread, conversation)
+                if tag is not None:
+                    conversation_triage(conversation=conversation, actor=agent, tags=[tag])
                 conversation_solve(conversation=conversation, actor=agent, at=self._current_at)
+
+    def _tag(self, name: str) -> Tag | None:
+        """The demo's topic ``name``, created by the manager the first time."""
+        if not name:
+            return None
+        tag = Tag.objects.filter(name__iexact=name).first()
+        return tag or tag_create(name=name, actor=self.manager)
 
     def _reopen(self, thread: Thread, reason: str) -> None:
         conversation = self._conversation(thread)

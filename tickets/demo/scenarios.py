@@ -86,6 +86,7 @@ FORCED_MIXES = (("email", "chat", "phone"), ("email", "social"), ("social", "ema
 SCENARIOS: tuple[dict[str, Any], ...] = (
     {
         "team": "Billing",
+        "tag": "refund",
         "subjects": ("Refund for order {order}", "Still waiting for my refund ({order})"),
         "email": (
             "Hello,\n\nI returned order {order} on {when} and the tracking shows it was delivered to "
@@ -122,6 +123,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Billing",
+        "tag": "billing",
         "subjects": ("Charged twice this month", "Double charge on my {plan} subscription"),
         "email": (
             "Hi,\n\nMy card ending {last4} was charged {amount} twice on {when} for the {plan} plan. "
@@ -144,6 +146,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Billing",
+        "tag": "invoice",
         "subjects": ("Invoice with our VAT number", "Need a corrected invoice {invoice}"),
         "email": (
             "Hello,\n\nOur accounting team needs invoice {invoice} re-issued with our company name and "
@@ -166,6 +169,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Billing",
+        "tag": "cancellation",
         "subjects": ("How do I cancel my subscription?", "Cancel {plan} plan"),
         "email": (
             "Hi,\n\nI'd like to cancel my {plan} subscription before the next renewal. I couldn't "
@@ -191,6 +195,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Billing",
+        "tag": "billing",
         "subjects": ("Payment failed on renewal", "Card declined but the card works"),
         "email": (
             "Hello,\n\nI got an email saying my payment for the {plan} plan failed, but my card ending "
@@ -212,6 +217,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Billing",
+        "tag": "delivery",
         "subjects": ("Order {order} hasn't arrived", "Where is my order {order}?"),
         "email": (
             "Hi,\n\nI ordered on {when} (order {order}) and the tracking hasn't updated in six days. "
@@ -234,6 +240,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Billing",
+        "tag": "delivery",
         "subjects": ("Wrong item in order {order}", "Received the wrong size"),
         "email": (
             "Hello,\n\nI ordered the blue one in size M and received a black L (order {order}). How "
@@ -252,6 +259,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Technical",
+        "tag": "login",
         "subjects": ("Password reset email never arrives", "Can't log in to my account"),
         "email": (
             "Hi,\n\nI've requested a password reset five times today and no email arrives, not even "
@@ -274,6 +282,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Technical",
+        "tag": "login",
         "subjects": ("Locked out by two-factor", "Lost my phone, can't get 2FA codes"),
         "email": (
             "Hello,\n\nMy phone was stolen and I can't get the two-factor codes any more. I don't have "
@@ -292,6 +301,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Technical",
+        "tag": "bug",
         "subjects": ("App crashes when opening {feature}", "Crash on {device}"),
         "email": (
             "Hi,\n\nThe app closes immediately every time I open {feature} on my {device}. I've "
@@ -321,6 +331,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Technical",
+        "tag": "bug",
         "subjects": ("CSV export is missing rows", "Export doesn't include all orders"),
         "email": (
             "Hi,\n\nWhen I export last month's orders to CSV I get 1,000 rows, but the dashboard says "
@@ -339,6 +350,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Technical",
+        "tag": "sync",
         "subjects": ("Changes not syncing between devices", "Sync stuck on {device}"),
         "email": (
             "Hello,\n\nEdits I make on my laptop don't show up on my {device}, and the other way "
@@ -357,6 +369,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Technical",
+        "tag": "performance",
         "subjects": ("Dashboard extremely slow", "Reports time out"),
         "email": (
             "Hi,\n\nThe dashboard takes over a minute to load since yesterday and the monthly report "
@@ -377,6 +390,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Technical",
+        "tag": "notifications",
         "subjects": ("Not receiving notification emails", "Email notifications stopped"),
         "email": (
             "Hello,\n\nSince {when} I don't get any notification emails, although they are switched "
@@ -395,6 +409,7 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
     },
     {
         "team": "Technical",
+        "tag": "api",
         "subjects": ("API returns 500 on /v1/orders", "Webhook deliveries failing"),
         "email": (
             "Hi team,\n\nOur integration gets HTTP 500 from GET /v1/orders?page=3 since {when}. "

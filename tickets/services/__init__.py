@@ -12,6 +12,7 @@
   the participants of a conversation; ``acknowledgement``: a mailbox's "we got your message"
 - ``mailboxes``: IMAP/SMTP accounts of email channels, polling them exactly once, their health
 - ``outreach``: the desk writes first (start a conversation) and agents log calls
+- ``triage``: tags and priority, spam and blocked senders, macros, bulk actions, saved views
 - ``saved_replies``, ``presence``
 
 Rules that hold throughout:
@@ -49,6 +50,7 @@ from tickets.services.conversations import (
     StaleVersion,
     conversation_assign,
     conversation_close,
+    conversation_lock,
     conversation_reopen,
     conversation_reply,
     conversation_set_pending,
@@ -142,8 +144,24 @@ from tickets.services.saved_replies import (
     saved_reply_create_or_update,
     saved_reply_render,
 )
+from tickets.services.triage import (
+    BULK_MAX,
+    BulkResult,
+    conversation_mark_spam,
+    conversation_triage,
+    conversation_unmark_spam,
+    conversations_bulk,
+    saved_reply_apply,
+    saved_view_delete,
+    saved_view_save,
+    tag_archive,
+    tag_create,
+    tag_rename,
+    tags_by_names,
+)
 
 __all__ = [
+    "BULK_MAX",
     "CALL_MAX_SECONDS",
     "EARLIEST_MESSAGE_TIME",
     "MAILBOX_FIELDS",
@@ -157,6 +175,7 @@ __all__ = [
     "WEBHOOK_SIGNATURE_HEADER",
     "WEBHOOK_TIMEOUT_SECONDS",
     "WEBHOOK_TIMESTAMP_HEADER",
+    "BulkResult",
     "Handle",
     "HandleTaken",
     "InboundResult",
@@ -181,6 +200,8 @@ __all__ = [
     "conversation_assign",
     "conversation_close",
     "conversation_is_answered",
+    "conversation_lock",
+    "conversation_mark_spam",
     "conversation_presence_leave",
     "conversation_presence_touch",
     "conversation_recount_contacts",
@@ -192,6 +213,9 @@ __all__ = [
     "conversation_solve",
     "conversation_start",
     "conversation_take_next",
+    "conversation_triage",
+    "conversation_unmark_spam",
+    "conversations_bulk",
     "conversations_close_solved",
     "counted_inbound",
     "customer_create",
@@ -230,11 +254,18 @@ __all__ = [
     "reply_bodies",
     "reply_copies_clean",
     "saved_replies_seed_defaults",
+    "saved_reply_apply",
     "saved_reply_create_or_update",
     "saved_reply_render",
+    "saved_view_delete",
+    "saved_view_save",
     "sender_address",
     "sender_desk_name",
     "signature_variables",
     "solve_dates",
+    "tag_archive",
+    "tag_create",
+    "tag_rename",
+    "tags_by_names",
     "webhook_signature",
 ]

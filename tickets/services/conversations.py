@@ -77,6 +77,14 @@ def _locked(conversation: Conversation, *, expected_version: int | None = None) 
     return locked
 
 
+def conversation_lock(
+    conversation: Conversation, *, expected_version: int | None = None
+) -> Conversation:
+    """The conversation, row-locked for the caller's transaction (``StaleVersion`` if it
+    changed since ``expected_version``): for services of other modules."""
+    return _locked(conversation, expected_version=expected_version)
+
+
 @transaction.atomic
 def conversation_reply(
     *,
@@ -471,6 +479,7 @@ def conversation_take_next(*, agent: User) -> Conversation | None:
             assignee__isnull=True,
             status__in=[Status.NEW, Status.OPEN],
             team__in=teams,
+            spam_at__isnull=True,  # spam is hidden, never handed out
         )
         .order_by("created_at", "id")
         .first()

@@ -187,6 +187,14 @@ def _ingest_once(data: Inbound) -> InboundResult:
         .exists()
     ):
         acknowledgement_enqueue(message=message)
+    if identity is not None and identity.blocked_at is not None and conversation.spam_at is None:
+        # A blocked sender: stored (nothing is lost) but as spam, so never in the queue, a
+        # survey or a metric.
+        # Imported here: triage builds on the agent actions, whose sending path (delivery ->
+        # mailboxes) imports this module.
+        from tickets.services.triage import conversation_mark_spam
+
+        conversation_mark_spam(conversation=conversation, actor=None, reason="blocked_sender")
     return InboundResult(
         customer_id=conversation.customer_id,
         conversation_id=conversation.pk,

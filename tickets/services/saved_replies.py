@@ -2,22 +2,51 @@
 
 from __future__ import annotations
 
+from django.db import transaction
+
 from supportdesk.errors import ApplicationError
 from supportdesk.models import User
-from tickets.models import Customer, SavedReply
+from tickets.models import Conversation, Customer, SavedReply, Tag
 from tickets.saved_reply_defaults import DEFAULT_SAVED_REPLIES
 
 SAVED_REPLY_VARIABLES = ("{customer_first_name}", "{agent_first_name}")
 
 
-def saved_reply_create_or_update(*, title: str, body: str, is_active: bool = True) -> SavedReply:
-    """Create or update a saved reply by title."""
+@transaction.atomic
+def saved_reply_create_or_update(
+    *,
+    title: str,
+    body: str,
+    is_active: bool = True,
+    add_tags: list[Tag] | None = None,
+    set_priority: str = "",
+    set_status: str = "",
+    set_assignee: str = "",
+) -> SavedReply:
+    """Create or update a saved reply (a macro) by title: its body, and what it also sets when
+    run in one click (tags added, priority, status, assignee). A macro without a body must set
+    something."""
     title, body = title.strip()[:100], body.strip()
-    if not title or not body:
-        raise ApplicationError("A saved reply needs a title and a body.")
+    if set_priority not in ("", *Conversation.Priority.values):
+        raise ApplicationError(
+            f"set_priority must be one of {', '.join(Conversation.Priority.values)}."
+        )
+    if set_status not in SavedReply.Status.values or set_assignee not in SavedReply.Assignee.values:
+        raise ApplicationError("Unknown status or assignee action.")
+    if not title or not (body or add_tags or set_priority or set_status or set_assignee):
+        raise ApplicationError("A saved reply needs a title and a body (or something it sets).")
     reply, _ = SavedReply.objects.update_or_create(
-        title=title, defaults={"body": body, "is_active": is_active}
+        title=title,
+        defaults={
+            "body": body,
+            "is_active": is_active,
+            "set_priority": set_priority,
+            "set_status": set_status,
+            "set_assignee": set_assignee,
+        },
     )
+    if add_tags is not None:
+        reply.add_tags.set(add_tags)
     return reply
 
 
