@@ -31,7 +31,17 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.seed.conversation import Conversation, cumulative
-from bench.seed.tables import TABLES, CustomerPlan, N, Result, Setup, Stamp, Tables, copy_text
+from bench.seed.tables import (
+    CONSTANT_COLUMNS,
+    TABLES,
+    CustomerPlan,
+    N,
+    Result,
+    Setup,
+    Stamp,
+    Tables,
+    copy_text,
+)
 from bench.seed.vocabulary import (
     AGENT_BODIES,
     COMMENTS,
@@ -80,7 +90,8 @@ class Generator:
         return self.ids[table]
 
     def _row(self, table: str, *values: Any) -> None:
-        self.buffers[table].append("\t".join(values))
+        constants = tuple(value for _, value in CONSTANT_COLUMNS.get(table, ()))
+        self.buffers[table].append("\t".join((*values, *constants)))
 
     def flush(self) -> None:
         """Hand the buffered rows to ``out``, one chunk of text per table."""

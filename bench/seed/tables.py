@@ -24,6 +24,14 @@ class Tables:
     write: Callable[[str, str], None]
 
 
+# Columns every row of a table gets the same value in, appended after the generator's own values:
+# NOT NULL columns (no database default) the generated desk has nothing to say about.
+CONSTANT_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "tickets_customer": (("language", ""), ("notes", "")),
+    "tickets_conversation": (("priority", "normal"),),
+    "tickets_message": (("cc", "[]"), ("bcc", "[]")),
+}
+
 COLUMNS: dict[str, tuple[str, ...]] = {
     "tickets_customer": ("id", "created_at", "updated_at", "name", "merged_into_id"),
     "tickets_identity": (
@@ -172,6 +180,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "surveys_surveyunsubscribe": ("id", "email", "customer_id", "survey_id", "created_at"),
 }
+for _table, _constants in CONSTANT_COLUMNS.items():
+    COLUMNS[_table] = (*COLUMNS[_table], *(name for name, _ in _constants))
+
 # Bulk-loaded tables in an order that respects their foreign keys.
 TABLES = tuple(COLUMNS)
 

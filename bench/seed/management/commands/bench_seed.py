@@ -135,16 +135,25 @@ class CopyStreams:
             self._sizes[table] = 0
 
     def close(self, *, ok: bool) -> None:
+        """Commit every COPY (``ok``) or cancel them all. Every connection is closed whatever
+        happens: a COPY left open holds its table's lock, and a later TRUNCATE would wait for
+        ever. After the first failure (a row the table refuses) the rest are cancelled, and that
+        error is raised."""
+        error: Exception | None = None
         for table, (conn, manager, _copy) in self._streams.items():
             try:
-                if ok:
+                if ok and error is None:
                     self._flush(table)
                     manager.__exit__(None, None, None)
                     conn.commit()
                 else:
                     conn.cancel()
+            except Exception as exc:  # re-raised below, after closing the rest
+                error = error or exc
             finally:
                 conn.close()
+        if error is not None:
+            raise error
 
 
 class Command(BaseCommand):
