@@ -580,6 +580,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name per choice set where several fields share it (identities' and channels' kinds),
+    # and a name of its own for the channels a conversation can be started on.
+    "ENUM_NAME_OVERRIDES": {
+        "ChannelKindEnum": "tickets.models.ChannelKind",
+        "IdentityKindEnum": "tickets.models.IdentityKind",
+        "StartKindEnum": ["email", "chat", "social"],
+    },
 }
 
 LOGGING = {
