@@ -7,7 +7,6 @@ from typing import Any
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -17,18 +16,12 @@ from tickets.models import Channel, Mailbox
 from tickets.selectors import channel_list, mailbox_list
 
 
-class _ByIdPagination(CursorPagination):
-    ordering = ("id",)
-    page_size = 100
-    page_size_query_param = "page_size"
-    max_page_size = 500
-
-
 class MailboxListApi(GenericAPIView[Mailbox]):
     """Every mailbox and its health: the last good poll, the last error, failures in a row."""
 
     permission_classes = [IsAdmin]
-    pagination_class = _ByIdPagination
+    # A bare list (docs/api.md): a desk has a handful of mailboxes and channels, never pages.
+    pagination_class = None
 
     class OutputSerializer(serializers.ModelSerializer[Mailbox]):
         name = serializers.CharField(source="channel.name")
@@ -77,8 +70,7 @@ class MailboxListApi(GenericAPIView[Mailbox]):
         responses={200: OutputSerializer(many=True), **error_codes(401, 403)},
     )
     def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(mailbox_list())
-        return self.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        return Response(self.OutputSerializer(mailbox_list().order_by("pk"), many=True).data)
 
     def get_queryset(self) -> Any:
         return mailbox_list()
@@ -87,7 +79,7 @@ class MailboxListApi(GenericAPIView[Mailbox]):
 class ChannelListApi(GenericAPIView[Channel]):
     """The active channels, for any member of staff; never a channel secret."""
 
-    pagination_class = _ByIdPagination
+    pagination_class = None
 
     class OutputSerializer(serializers.ModelSerializer[Channel]):
         team = serializers.CharField(source="team.name", default=None)
@@ -102,8 +94,7 @@ class ChannelListApi(GenericAPIView[Channel]):
         responses={200: OutputSerializer(many=True), **error_codes(401, 403)},
     )
     def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(channel_list())
-        return self.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        return Response(self.OutputSerializer(channel_list().order_by("pk"), many=True).data)
 
     def get_queryset(self) -> Any:
         return channel_list()
