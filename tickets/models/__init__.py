@@ -753,20 +753,21 @@ class CustomerMerge(models.Model):
 
 # The submodules' models point at the models above (Channel, Message, Conversation, Tag...), so
 # they are imported once those exist. Importing them here also registers them with Django (app
-# label "tickets", unchanged tables) and keeps ``from tickets.models import Mailbox`` working.
-from tickets.models.mailboxes import (  # noqa: E402, F401 (re-exported)
-    Mailbox,
-    MailboxAfterImport,
-    MailboxAuth,
-    MailboxImport,
-    MailboxImportOutcome,
-    MailboxOAuthProvider,
-    MailboxSecurity,
+# label "tickets", unchanged tables), and the ``x as x`` re-exports keep ``from tickets.models
+# import Mailbox`` working.
+from tickets.models.mailboxes import (  # noqa: E402, I001
+    Mailbox as Mailbox,
+    MailboxAfterImport as MailboxAfterImport,
+    MailboxAuth as MailboxAuth,
+    MailboxImport as MailboxImport,
+    MailboxImportOutcome as MailboxImportOutcome,
+    MailboxOAuthProvider as MailboxOAuthProvider,
+    MailboxSecurity as MailboxSecurity,
 )
-from tickets.models.triage import (  # noqa: E402, F401 (re-exported)
-    ConversationViewer,
-    MacroAssignee,
-    MacroStatus,
-    SavedReply,
-    SavedView,
+from tickets.models.triage import (  # noqa: E402
+    ConversationViewer as ConversationViewer,
+    MacroAssignee as MacroAssignee,
+    MacroStatus as MacroStatus,
+    SavedReply as SavedReply,
+    SavedView as SavedView,
 )

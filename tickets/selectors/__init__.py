@@ -55,26 +55,6 @@ from tickets.models import (
     SavedView,
     Tag,
 )
-from tickets.selectors.channels import (  # noqa: F401 (re-exported)
-    channel_get_by_secret,
-    channel_list,
-    channels_to_start_on,
-    chat_channel_for_page,
-    email_channel_list,
-    email_channels_without_mailbox,
-    mailbox_get,
-    mailbox_list,
-)
-from tickets.selectors.search import (  # noqa: F401 (re-exported)
-    FTS_BODY_CHARS,
-    FTS_CONFIG,
-    HIGHLIGHT_START,
-    HIGHLIGHT_STOP,
-    highlight_html,
-    message_search_highlights,
-    messages_matching,
-    search_words,
-)
 
 
 def visible_conversations_q(user: User, prefix: str = "") -> Q:
@@ -761,17 +741,37 @@ def conversation_inbound_count_after(*, conversation: Conversation, message_id: 
     ).count()
 
 
-# The customer reads build on the visibility rules above (``visible_conversations_q``,
-# ``visible_flag``), so they are imported once those exist; re-exported so that
-# ``from tickets.selectors import customer_page_data`` keeps working.
-from tickets.selectors.customers import (  # noqa: E402, F401 (re-exported)
-    CustomerPage,
-    customer_by_lookup,
-    customer_conversations_elsewhere,
-    customer_id_by_handle,
-    customer_list_for_user,
-    customer_page_data,
-    customer_search_q,
-    customers_visible_q,
-    organisation_list,
+# The submodules, re-exported (``x as x``) so that ``from tickets.selectors import
+# customer_page_data`` keeps working. Imported last: the customer reads build on the visibility
+# rules above (``visible_conversations_q``, ``visible_flag``), and the queue calls the search.
+from tickets.selectors.customers import (  # noqa: E402, I001
+    CustomerPage as CustomerPage,
+    customer_by_lookup as customer_by_lookup,
+    customer_conversations_elsewhere as customer_conversations_elsewhere,
+    customer_id_by_handle as customer_id_by_handle,
+    customer_list_for_user as customer_list_for_user,
+    customer_page_data as customer_page_data,
+    customer_search_q as customer_search_q,
+    customers_visible_q as customers_visible_q,
+    organisation_list as organisation_list,
+)
+from tickets.selectors.channels import (  # noqa: E402
+    channel_get_by_secret as channel_get_by_secret,
+    channel_list as channel_list,
+    channels_to_start_on as channels_to_start_on,
+    chat_channel_for_page as chat_channel_for_page,
+    email_channel_list as email_channel_list,
+    email_channels_without_mailbox as email_channels_without_mailbox,
+    mailbox_get as mailbox_get,
+    mailbox_list as mailbox_list,
+)
+from tickets.selectors.search import (  # noqa: E402
+    FTS_BODY_CHARS as FTS_BODY_CHARS,
+    FTS_CONFIG as FTS_CONFIG,
+    HIGHLIGHT_START as HIGHLIGHT_START,
+    HIGHLIGHT_STOP as HIGHLIGHT_STOP,
+    highlight_html as highlight_html,
+    message_search_highlights as message_search_highlights,
+    messages_matching as messages_matching,
+    search_words as search_words,
 )
