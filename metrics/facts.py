@@ -8,12 +8,14 @@ disagree. Everything here reads; the writes are in ``metrics.services``.
 Fact rows (``DailyFact``): ``metric`` is a fact name below, numerator/denominator as stated.
 Duration histograms (``DurationBucket``): ``first_response_time``, ``handle_time``,
 ``time_to_resolution``.
+
+``metrics.facts_sql`` writes these rows set-based on PostgreSQL (``facts_insert``) and
+``metrics.topics`` computes the outcomes by topic (``topic_fact_rows``); both are re-exported here.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict
@@ -286,7 +288,12 @@ def interactions_fact(bucket: str) -> str:
     return "interactions_" + bucket.replace("-", "_").replace("+", "plus")
 
 
-_BUCKET_KEYS = (("1", "i1"), ("2-4", "i2"), ("5-9", "i5"), ("10+", "i10"))
+BUCKET_KEYS: tuple[tuple[str, str], ...] = (
+    ("1", "i1"),
+    ("2-4", "i2"),
+    ("5-9", "i5"),
+    ("10+", "i10"),
+)
 
 # The facts of a solve cell: (fact, numerator alias, denominator alias) of ``_solve_grouped``.
 SOLVE_FACTS: tuple[tuple[str, str, str], ...] = (
@@ -307,7 +314,7 @@ SOLVE_FACTS: tuple[tuple[str, str, str], ...] = (
     ("nps", "nps_net", "nps_n"),
     *(
         fact
-        for bucket, key in _BUCKET_KEYS
+        for bucket, key in BUCKET_KEYS
         for fact in (
             (interactions_fact(bucket), key, "solves"),
             ("csat_" + interactions_fact(bucket), f"csat_{key}_good", f"csat_{key}_n"),
@@ -320,7 +327,7 @@ SOLVE_FACTS: tuple[tuple[str, str, str], ...] = (
 Grouped: TypeAlias = QuerySet[Any, dict[str, Any]]
 
 
-def _cells(qs: QuerySet[Any], *, team: str, agent: str) -> QuerySet[Any]:
+def with_cells(qs: QuerySet[Any], *, team: str, agent: str) -> QuerySet[Any]:
     """Name a grouped query's cell columns alike (``cell_day``, ``cell_team``, ``cell_agent``,
     ``cell_channel``), so a fact query is read the same in Python and wrapped in SQL."""
     # Any source (solves, contacts, messages, reviews): the plugin cannot follow the model.
@@ -338,7 +345,7 @@ CELL_FIELDS = ("cell_day", "cell_team", "cell_agent", "cell_channel")
 
 def _solve_grouped(start: datetime, end: datetime) -> Grouped:
     grouped: Grouped = (
-        _cells(solve_source(start, end), team="team_id", agent="agent_id")
+        with_cells(solve_source(start, end), team="team_id", agent="agent_id")
         .values(*CELL_FIELDS)
         .annotate(
             solves=Count("pk"),
@@ -377,13 +384,13 @@ def _solve_grouped(start: datetime, end: datetime) -> Grouped:
                 f"csat_{key}_good": Count(
                     "pk", filter=Q(interactions_bucket=bucket, csat_answer__gte=4)
                 )
-                for bucket, key in _BUCKET_KEYS
+                for bucket, key in BUCKET_KEYS
             },
             **{
                 f"csat_{key}_n": Count(
                     "pk", filter=Q(interactions_bucket=bucket, csat_answer__isnull=False)
                 )
-                for bucket, key in _BUCKET_KEYS
+                for bucket, key in BUCKET_KEYS
             },
         )
         .annotate(nps_net=F("nps_promoters") - F("nps_detractors"))
@@ -556,7 +563,7 @@ def solicitation_source(
 
 def _histogram_grouped(qs: QuerySet[Any], *, team: str, agent: str) -> Grouped:
     grouped: Grouped = (
-        _cells(qs.annotate(bucket=_bucket_expr("seconds")), team=team, agent=agent)
+        with_cells(qs.annotate(bucket=_bucket_expr("seconds")), team=team, agent=agent)
         .values(*CELL_FIELDS, "bucket")
         .annotate(n=Count("pk"))
         .order_by()
@@ -582,13 +589,13 @@ def fact_queries(day_from: date, day_to: date) -> list[FactQuery]:
     number, whatever the number of source rows."""
     start, end = day_bounds(day_from, day_to)
     calls = (
-        _cells(calls_source(start, end), team="conversation__team_id", agent="agent_id")
+        with_cells(calls_source(start, end), team="conversation__team_id", agent="agent_id")
         .values(*CELL_FIELDS)
         .annotate(calls=Count("pk"), system=Count("pk", filter=Q(ended_by="system")))
         .order_by()
     )
     messages = (
-        _cells(solicitation_source(start, end), team="conversation__team_id", agent="author_id")
+        with_cells(solicitation_source(start, end), team="conversation__team_id", agent="author_id")
         .values(*CELL_FIELDS)
         .annotate(sent=Count("pk"), flagged=Count("pk", filter=Q(solicits=True)))
         .order_by()
@@ -599,7 +606,7 @@ def fact_queries(day_from: date, day_to: date) -> list[FactQuery]:
         .annotate(seconds=Epoch("occurred_at") - Epoch("conversation__first_inbound_at"))
     )
     qa = (
-        _cells(qa_source(start, end), team="team_id", agent="agent_id")
+        with_cells(qa_source(start, end), team="team_id", agent="agent_id")
         .values(*CELL_FIELDS)
         # Sum of scores in hundredths of a point: integer facts, exact means.
         .annotate(total=Sum("score"), n=Count("pk"))
@@ -655,99 +662,7 @@ FactRow: TypeAlias = tuple[Cell, str, int, int]
 DurationRow: TypeAlias = tuple[Cell, str, int, int]
 
 
-# The outcomes by topic: (fact, numerator alias, denominator alias) of ``_topic_grouped``.
-TOPIC_FACTS: tuple[tuple[str, str, str], ...] = (
-    ("solves", "solves", "solves"),
-    ("internal_fcr", "fcr", "solves"),
-    ("reopen_rate", "reopened_n", "solves"),
-    ("repeat_contact_rate", "repeat_n", "solves"),
-    ("resolution_rate", "yes_n", "answered_n"),
-    ("partial_resolution_rate", "partly_n", "answered_n"),
-    ("customer_fcr", "customer_fcr_n", "answered_n"),
-    ("gap_internal_fcr", "gap_internal_n", "answered_n"),
-)
-
-
-def _topic_grouped(start: datetime, end: datetime) -> QuerySet[Any]:
-    """The solve flags counted per cell and per tag of the solved conversation (its tags now:
-    a change of tags recomputes the days of its solves). One row per tag: a conversation with
-    two tags counts in both."""
-    grouped: QuerySet[Any] = (
-        _cells(solve_source(start, end), team="team_id", agent="agent_id")
-        .filter(conversation__tags__isnull=False)
-        .annotate(cell_tag=F("conversation__tags"))
-        .values(*CELL_FIELDS, "cell_tag")
-        .annotate(
-            solves=Count("pk"),
-            fcr=Count("pk", filter=Q(contacts=1)),
-            reopened_n=Count("pk", filter=Q(reopened=True)),
-            repeat_n=Count("pk", filter=Q(repeat=True)),
-            answered_n=Count("pk", filter=Q(answered=True)),
-            yes_n=Count("pk", filter=Q(resolved="yes")),
-            partly_n=Count("pk", filter=Q(resolved="partly")),
-            customer_fcr_n=Count("pk", filter=Q(customer_first=True)),
-            gap_internal_n=Count("pk", filter=Q(answered=True, contacts=1)),
-        )
-        .order_by()
-    )
-    return grouped
-
-
-_TOPIC_COUNTS: tuple[str, ...] = (
-    *("solves", "fcr", "reopened_n", "repeat_n", "answered_n", "yes_n", "partly_n"),
-    *("customer_fcr_n", "gap_internal_n"),
-)
-
-
-def _topic_flags_grouped(start: datetime, end: datetime, connection: Any) -> list[dict[str, Any]]:
-    """``_topic_grouped``'s rows with each solve's flags computed once, in a materialised CTE
-    (PostgreSQL), as ``_solve_flags_grouped`` does for the daily facts."""
-    per_solve = (
-        _cells(solve_source(start, end), team="team_id", agent="agent_id")
-        .filter(conversation__tags__isnull=False)
-        .annotate(cell_tag=F("conversation__tags"))
-        .values(*CELL_FIELDS, "cell_tag", *_SOLVE_FLAG_COLUMNS)
-        .order_by()
-    )
-    sql, params = per_solve.query.sql_with_params()
-    conditions = dict(_SOLVE_COUNTS)
-    counts = ", ".join(
-        f"COUNT(*) FILTER (WHERE {conditions[alias]}) AS {_quoted(alias)}"
-        for alias in _TOPIC_COUNTS
-    )
-    cells = "s.cell_day, s.cell_team, s.cell_agent, s.cell_channel, s.cell_tag"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH s AS MATERIALIZED ({sql}) SELECT {cells}, {counts} FROM s GROUP BY {cells}",
-            list(params),
-        )
-        names = [column.name for column in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def topic_fact_rows(
-    day_from: date, day_to: date, *, connection: Any = None
-) -> list[tuple[dict[str, Any], str, int, int]]:
-    """The ``TopicFact`` rows of local days ``[day_from, day_to)``: ``(cell with tag_id, metric,
-    numerator, denominator)``; a fact that is 0 of 0 is left out. One query (on PostgreSQL,
-    given the ``connection``, with each solve's flags computed once)."""
-    start, end = day_bounds(day_from, day_to)
-    grouped: Any = (
-        _topic_flags_grouped(start, end, connection)
-        if connection is not None and connection.vendor == "postgresql"
-        else _topic_grouped(start, end)
-    )
-    rows = []
-    for row in grouped:
-        cell = {**_cell(row), "tag_id": row["cell_tag"]}
-        for metric, num, den in TOPIC_FACTS:
-            numerator, denominator = int(row[num] or 0), int(row[den] or 0)
-            if numerator or denominator:
-                rows.append((cell, metric, numerator, denominator))
-    return rows
-
-
-def _cell(row: dict[str, Any]) -> Cell:
+def cell_of(row: dict[str, Any]) -> Cell:
     return {
         "day": row["cell_day"],
         "team_id": row["cell_team"],
@@ -767,7 +682,7 @@ def fact_rows(day_from: date, day_to: date) -> tuple[list[FactRow], list[Duratio
     durations: list[DurationRow] = []
     for query in fact_queries(day_from, day_to):
         for row in query.qs:
-            cell = _cell(row)
+            cell = cell_of(row)
             if query.metric:
                 durations.append((cell, query.metric, int(row["bucket"]), row["n"]))
                 continue
@@ -776,133 +691,6 @@ def fact_rows(day_from: date, day_to: date) -> tuple[list[FactRow], list[Duratio
                 if numerator or denominator:
                     facts.append((cell, metric, numerator, denominator))
     return facts, durations
-
-
-# The per-solve flags ``_solve_grouped`` counts, and the SQL of each of its counts over them
-# (the same conditions, in the same order): ``_solve_flags_grouped`` computes the flags once per
-# solve in a materialised CTE and aggregates over it, where the ORM's ``Count(filter=...)``
-# would re-run ``solve_source``'s correlated subqueries in every filter.
-_SOLVE_FLAG_COLUMNS = (
-    "contacts",
-    "reopened",
-    "repeat",
-    "dropped",
-    "interactions_bucket",
-    "answered",
-    "resolved",
-    "customer_first",
-    "delivered",
-    "responded",
-    "window_over",
-    "resolution_in_window",
-    "comment",
-    "shout_out",
-    "csat_answer",
-    "nps_answer",
-)
-_SOLVE_COUNTS: tuple[tuple[str, str], ...] = (
-    ("solves", "TRUE"),
-    ("fcr", "s.contacts = 1"),
-    ("reopened_n", "s.reopened"),
-    ("repeat_n", "s.repeat"),
-    ("dropped_n", "s.dropped"),
-    ("i1", "s.interactions_bucket = '1'"),
-    ("i2", "s.interactions_bucket = '2-4'"),
-    ("i5", "s.interactions_bucket = '5-9'"),
-    ("i10", "s.interactions_bucket = '10+'"),
-    ("answered_n", "s.answered"),
-    ("yes_n", "s.resolved = 'yes'"),
-    ("partly_n", "s.resolved = 'partly'"),
-    ("customer_fcr_n", "s.customer_first"),
-    ("gap_internal_n", "s.answered AND s.contacts = 1"),
-    ("delivered_n", "s.delivered"),
-    ("responded_n", "s.delivered AND s.responded"),
-    ("decided_n", "s.delivered AND (s.window_over OR s.answered)"),
-    ("unconfirmed_n", "s.delivered AND s.window_over AND NOT s.resolution_in_window"),
-    ("responses_n", "s.responded"),
-    ("comments_n", "s.responded AND s.comment <> ''"),
-    ("shout_outs_n", "s.responded AND s.shout_out"),
-    ("csat_n", "s.csat_answer IS NOT NULL"),
-    ("csat_good", "s.csat_answer >= 4"),
-    ("nps_n", "s.nps_answer IS NOT NULL"),
-    *(
-        count
-        for bucket, key in _BUCKET_KEYS
-        for count in (
-            (f"csat_{key}_good", f"s.interactions_bucket = '{bucket}' AND s.csat_answer >= 4"),
-            (f"csat_{key}_n", f"s.interactions_bucket = '{bucket}' AND s.csat_answer IS NOT NULL"),
-        )
-    ),
-)
-
-
-def _solve_flags_grouped(start: datetime, end: datetime) -> tuple[str, list[Any]]:
-    """The SQL and parameters of ``_solve_grouped``'s rows (same columns, same values), with
-    each solve's flags computed once (PostgreSQL)."""
-    per_solve = (
-        _cells(solve_source(start, end), team="team_id", agent="agent_id")
-        .values(*CELL_FIELDS, *_SOLVE_FLAG_COLUMNS)
-        .order_by()
-    )
-    sql, params = per_solve.query.sql_with_params()
-    counts = ", ".join(
-        f"COUNT(*) FILTER (WHERE {condition}) AS {_quoted(alias)}"
-        for alias, condition in _SOLVE_COUNTS
-    )
-    return (
-        f"WITH s AS MATERIALIZED ({sql}) "
-        f"SELECT s.cell_day, s.cell_team, s.cell_agent, s.cell_channel, {counts}, "
-        "COALESCE(SUM(s.csat_answer), 0) AS csat_sum, "
-        "COUNT(*) FILTER (WHERE s.nps_answer >= 9) - COUNT(*) FILTER (WHERE s.nps_answer <= 6)"
-        " AS nps_net "
-        "FROM s GROUP BY s.cell_day, s.cell_team, s.cell_agent, s.cell_channel",
-        list(params),
-    )
-
-
-def facts_insert(day_from: date, day_to: date, *, connection: Any) -> int:
-    """Write the rows of ``fact_rows`` with one ``INSERT ... SELECT`` per fact query, on
-    PostgreSQL: the rows never travel to Python. Returns how many were written."""
-    written = 0
-    cells = "g.cell_day, g.cell_team, g.cell_agent, g.cell_channel"
-    start, end = day_bounds(day_from, day_to)
-    with connection.cursor() as cursor:
-        # JIT compiling these wide plans costs far more than it saves (minutes for one day
-        # at 1M rows, docs/query-plans.md): off for this transaction only.
-        cursor.execute("SET LOCAL jit = off")
-        sql: str
-        params: Sequence[Any]  # a list from _solve_flags_grouped, a tuple from the ORM
-        for query in fact_queries(day_from, day_to):
-            if query.facts is SOLVE_FACTS:
-                sql, params = _solve_flags_grouped(start, end)
-            else:
-                sql, params = query.qs.query.sql_with_params()
-            if query.metric:
-                cursor.execute(
-                    "INSERT INTO metrics_durationbucket "
-                    "(day, team_id, agent_id, channel_kind, metric, bucket, count) "
-                    f"SELECT {cells}, %s, g.bucket, g.n FROM ({sql}) AS g",
-                    [query.metric, *params],
-                )
-            else:
-                values = ", ".join(
-                    f"(%s, g.{_quoted(num)}, g.{_quoted(den)})" for _m, num, den in query.facts
-                )
-                cursor.execute(
-                    "INSERT INTO metrics_dailyfact "
-                    "(day, team_id, agent_id, channel_kind, metric, numerator, denominator) "
-                    f"SELECT {cells}, v.metric, v.n, v.d FROM ({sql}) AS g "
-                    f"CROSS JOIN LATERAL (VALUES {values}) AS v(metric, n, d) "
-                    "WHERE v.n <> 0 OR v.d <> 0",
-                    [*params, *(metric for metric, _n, _d in query.facts)],
-                )
-            written += cursor.rowcount
-    return written
-
-
-def _quoted(alias: str) -> str:
-    assert alias.replace("_", "").isalnum()
-    return f'"{alias}"'
 
 
 def qa_source(start: datetime, end: datetime) -> QuerySet[WithAnnotations[QAReview, OnDay]]:
@@ -914,3 +702,11 @@ def qa_source(start: datetime, end: datetime) -> QuerySet[WithAnnotations[QARevi
         .filter(solved_at__gte=start, solved_at__lt=end)
         .annotate(day=_local_day("solved_at"))
     )
+
+
+# The set-based writes and the outcomes by topic build on the sources above, so they are imported
+# once those exist; re-exported (``x as x``) so that ``from metrics.facts import facts_insert``
+# keeps working.
+from metrics.facts_sql import facts_insert as facts_insert  # noqa: E402
+from metrics.topics import TOPIC_FACTS as TOPIC_FACTS  # noqa: E402
+from metrics.topics import topic_fact_rows as topic_fact_rows  # noqa: E402

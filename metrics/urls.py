@@ -1,14 +1,14 @@
 from django.urls import path
 
-from metrics import views
+from metrics import views, views_drill
 
 app_name = "metrics"
 
 urlpatterns = [
     path("dashboard/", views.dashboard, name="dashboard"),
-    path("dashboard/drill/", views.drill, name="drill"),
-    path("dashboard/drill.csv", views.drill_csv, name="drill_csv"),
-    path("dashboard/export.csv", views.scorecard_csv, name="scorecard_csv"),
+    path("dashboard/drill/", views_drill.drill, name="drill"),
+    path("dashboard/drill.csv", views_drill.drill_csv, name="drill_csv"),
+    path("dashboard/export.csv", views_drill.scorecard_csv, name="scorecard_csv"),
     path("dashboard/integrity/", views.integrity, name="integrity"),
     path("dashboard/targets/", views.target_update, name="target_update"),
     path("dashboard/recompute/", views.recompute_start, name="recompute"),

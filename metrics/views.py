@@ -1,5 +1,5 @@
-"""Pages of the metrics app: the managers' dashboard, drill-downs, integrity panel, agent pages,
-CSV exports, recompute progress and targets.
+"""Pages of the metrics app: the managers' dashboard, integrity panel, agent pages, recompute
+progress and targets. The drill-downs and CSV exports are in ``metrics.views_drill``.
 
 The dashboard reads only facts (``metrics.selectors.scorecard_*``, ``weekly_trend``); the
 drill-down, integrity panel and the exports of drill-downs read the source rows behind a figure.
@@ -7,8 +7,6 @@ drill-down, integrity panel and the exports of drill-downs read the source rows 
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
 from functools import partial
 from typing import Any, TypedDict
@@ -17,14 +15,14 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
-from metrics.catalogue import BY_KEY, CATALOGUE, QUADRANTS
-from metrics.drill import DRILLABLE, drill_down, drill_rows, format_seconds
+from metrics.catalogue import BY_KEY, QUADRANTS
+from metrics.drill import DRILLABLE, drill_down, format_seconds
 from metrics.integrity import (
     integrity_opened_not_answered,
     integrity_reassigned_after_bad_rating,
@@ -101,7 +99,7 @@ def period_from_request(request: HttpRequest) -> tuple[str, date, date]:
     return key, day_from, day_to
 
 
-def _bad_request(request: HttpRequest, message: str) -> HttpResponse:
+def bad_request(request: HttpRequest, message: str) -> HttpResponse:
     return render(request, "metrics/bad_request.html", {"message": message}, status=400)
 
 
@@ -166,7 +164,7 @@ def figure(
     return tile
 
 
-def _query(**params: Any) -> str:
+def query_string(**params: Any) -> str:
     return urlencode({k: v for k, v in params.items() if v not in (None, "")})
 
 
@@ -300,10 +298,10 @@ def dashboard(request: StaffRequest) -> HttpResponse:
     try:
         period, date_from, date_to = period_from_request(request)
     except BadPeriod as exc:
-        return _bad_request(request, str(exc))
+        return bad_request(request, str(exc))
     sort = request.GET.get("sort", "resolution_rate")
     if sort not in SORTABLE:
-        return _bad_request(
+        return bad_request(
             request,
             "The comparison sorts by outcome and connection figures only; speed is never a "
             "ranking on its own.",
@@ -319,7 +317,9 @@ def dashboard(request: StaffRequest) -> HttpResponse:
             user=request.user, scope=scope, date_from=date_from, date_to=date_to, extra=sort
         )
     targets = targets_for_scope(scope=scope)
-    base = _query(scope=scope.key, **{"from": date_from.isoformat(), "to": date_to.isoformat()})
+    base = query_string(
+        scope=scope.key, **{"from": date_from.isoformat(), "to": date_to.isoformat()}
+    )
     drill = reverse("metrics:drill") + "?" + base
     metrics = card["metrics"]
     trend = weekly_trend(user=request.user, scope=scope, end=date_to - timedelta(days=1))
@@ -346,7 +346,7 @@ def dashboard(request: StaffRequest) -> HttpResponse:
         "sortable": [(key, BY_KEY[key].label) for key in SORTABLE],
         "sort": sort,
         "base_query": base,
-        "period_query": _query(
+        "period_query": query_string(
             period=period,
             **(
                 {"from": date_from.isoformat(), "to": date_to.isoformat()}
@@ -384,231 +384,6 @@ def _coverage(metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# --- Drill-down and exports -----------------------------------------------------------------------
-
-
-def _drill_scope(request: StaffRequest) -> Scope:
-    """Managers: any scope they may see. Agents: only their own figures (their own page)."""
-    ref = request.GET.get("scope")
-    if request.user.is_manager:
-        return scope_get_for_user(user=request.user, ref=ref)
-    if ref == f"agent:{request.user.pk}":
-        return Scope("agent", agent=request.user)
-    raise Http404("No such dashboard.")
-
-
-def _drill_request(
-    request: StaffRequest,
-) -> tuple[Scope, str, date, date, bool] | HttpResponse:
-    """The scope, metric, period and flagged-only switch of a drill-down (page or CSV), or the
-    400 page saying what is wrong with them. Lower-is-better figures list the flagged
-    conversations unless ``all=1``."""
-    scope = _drill_scope(request)
-    metric = request.GET.get("metric", "")
-    if metric not in DRILLABLE:
-        return _bad_request(request, "That figure has no list of conversations behind it.")
-    try:
-        _period, date_from, date_to = period_from_request(request)
-    except BadPeriod as exc:
-        return _bad_request(request, str(exc))
-    only_flagged = request.GET.get("all") != "1" and not BY_KEY[metric].higher_is_better
-    return scope, metric, date_from, date_to, only_flagged
-
-
-@login_required
-@require_GET
-def drill(request: StaffRequest) -> HttpResponse:
-    """The conversations behind one figure."""
-    parsed = _drill_request(request)
-    if isinstance(parsed, HttpResponse):
-        return parsed
-    scope, metric, date_from, date_to, only_flagged = parsed
-    info = BY_KEY[metric]
-    bucket = request.GET.get("bucket", "")
-    rows = drill_down(
-        user=request.user,
-        metric=metric,
-        scope=scope,
-        date_from=date_from,
-        date_to=date_to,
-        only_flagged=only_flagged,
-        bucket=bucket,
-        limit=500,
-    )
-    query = _query(
-        scope=scope.key,
-        metric=metric,
-        bucket=bucket,
-        **{"from": date_from.isoformat(), "to": date_to.isoformat()},
-    )
-    context = {
-        "scope": scope,
-        "info": info,
-        "rows": rows,
-        "date_from": date_from,
-        "last_day": date_to - timedelta(days=1),
-        "only_flagged": only_flagged,
-        "can_toggle": not info.higher_is_better,
-        "query": query,
-        "bucket": bucket,
-        "back": (
-            reverse("metrics:agent", args=[scope.agent.pk])
-            if not request.user.is_manager and scope.agent
-            else reverse("metrics:dashboard")
-        )
-        + "?"
-        + _query(
-            scope=scope.key,
-            period="custom",
-            **{"from": date_from.isoformat(), "to": date_to.isoformat()},
-        ),
-    }
-    return render(request, "metrics/drill.html", context)
-
-
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe(value: Any) -> str:
-    """A cell a spreadsheet will not run: text starting like a formula gets a leading quote.
-
-    Numbers are ours, not user input, and stay numbers (a negative gap keeps its minus sign).
-    """
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    text = "" if value is None else str(value)
-    if text.startswith(FORMULA_TRIGGERS):
-        return "'" + text
-    return text
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _stream_csv(
-    filename: str, header: list[str], rows: Iterable[list[Any]]
-) -> StreamingHttpResponse:
-    writer = csv.writer(_Echo())
-
-    def lines() -> Iterator[str]:
-        yield writer.writerow(header)
-        for row in rows:
-            yield writer.writerow([csv_safe(cell) for cell in row])
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
-
-
-@login_required
-@require_GET
-def drill_csv(request: StaffRequest) -> HttpResponse | StreamingHttpResponse:
-    parsed = _drill_request(request)
-    if isinstance(parsed, HttpResponse):
-        return parsed
-    scope, metric, date_from, date_to, only_flagged = parsed
-    rows = drill_rows(
-        user=request.user,
-        metric=metric,
-        scope=scope,
-        date_from=date_from,
-        date_to=date_to,
-        only_flagged=only_flagged,
-        bucket=request.GET.get("bucket", ""),
-    )
-    return _stream_csv(
-        f"{metric}-{date_from}-{date_to}.csv",
-        [
-            "conversation",
-            "subject",
-            "customer",
-            "team",
-            "agent",
-            "channel",
-            "at",
-            "counted",
-            "detail",
-        ],
-        (
-            [
-                r.conversation_id,
-                r.subject,
-                r.customer,
-                r.team,
-                r.agent,
-                r.channel,
-                r.at.isoformat(),
-                "yes" if r.flagged else "no",
-                r.detail,
-            ]
-            for r in rows
-        ),
-    )
-
-
-def _flatten(metrics: dict[str, Any]) -> list[Any]:
-    cells: list[Any] = []
-    for info in CATALOGUE:
-        m = metrics[info.key]
-        if info.kind == "duration":
-            cells += [m["median"], m["p90"], m["n"]]
-        elif info.kind == "distribution":
-            cells += [m["n"]]
-        elif info.kind in {"rate", "gap"}:
-            ci = m.get("ci95") or [None, None]
-            cells += [m["value"], m["n"], ci[0], ci[1]]
-        else:
-            cells += [m["value"], m["n"]]
-    return cells
-
-
-def _flat_header() -> list[str]:
-    header: list[str] = []
-    for info in CATALOGUE:
-        if info.kind == "duration":
-            header += [f"{info.key}_median_s", f"{info.key}_p90_s", f"{info.key}_n"]
-        elif info.kind == "distribution":
-            header += [f"{info.key}_n"]
-        elif info.kind in {"rate", "gap"}:
-            header += [info.key, f"{info.key}_n", f"{info.key}_ci_low", f"{info.key}_ci_high"]
-        else:
-            header += [info.key, f"{info.key}_n"]
-    return header
-
-
-@login_required
-@require_GET
-def scorecard_csv(request: StaffRequest) -> HttpResponse | StreamingHttpResponse:
-    """The scorecard of a view, one row per group (``group_by``), every metric in columns."""
-    scope = scope_get_for_user(user=request.user, ref=request.GET.get("scope"))
-    try:
-        _period, date_from, date_to = period_from_request(request)
-    except BadPeriod as exc:
-        return _bad_request(request, str(exc))
-    group_by = request.GET.get("group_by", "desk")
-    if group_by not in {"desk", "team", "agent", "channel"}:
-        return _bad_request(request, "group_by is desk, team, agent or channel.")
-    groups = scorecard_groups(
-        user=request.user, date_from=date_from, date_to=date_to, group_by=group_by, scope=scope
-    )["groups"]
-    label = scope.label if group_by == "desk" else None
-    return _stream_csv(
-        f"scorecard-{scope.key.replace(':', '-')}-{group_by}-{date_from}-{date_to}.csv",
-        ["group", "from", "to", *_flat_header()],
-        (
-            [
-                label or g["label"],
-                date_from.isoformat(),
-                date_to.isoformat(),
-                *_flatten(g["metrics"]),
-            ]
-            for g in groups
-        ),
-    )
-
-
 # --- Integrity panel ------------------------------------------------------------------------------
 
 
@@ -629,7 +404,7 @@ def integrity(request: StaffRequest) -> HttpResponse:
     try:
         period, date_from, date_to = period_from_request(request)
     except BadPeriod as exc:
-        return _bad_request(request, str(exc))
+        return bad_request(request, str(exc))
     user = request.user
     args: _Window = {"user": user, "scope": scope, "date_from": date_from, "date_to": date_to}
     gaps = [
@@ -638,7 +413,9 @@ def integrity(request: StaffRequest) -> HttpResponse:
         if g["key"] is not None and g["metrics"]["resolution_gap"]["n"]
     ]
     gaps.sort(key=lambda g: -(g["metrics"]["resolution_gap"]["value"] or 0))
-    base = _query(scope=scope.key, **{"from": date_from.isoformat(), "to": date_to.isoformat()})
+    base = query_string(
+        scope=scope.key, **{"from": date_from.isoformat(), "to": date_to.isoformat()}
+    )
     context = {
         "scope": scope,
         "period": period,
@@ -694,7 +471,7 @@ def agent_page(request: StaffRequest, pk: int) -> HttpResponse:
     try:
         period, date_from, date_to = period_from_request(request)
     except BadPeriod as exc:
-        return _bad_request(request, str(exc))
+        return bad_request(request, str(exc))
     scope = Scope("agent", agent=agent)
     # Everything on the page is read with the viewer's visibility, not the agent's: a manager of
     # team A looking at an agent who also works in team B sees only the team A part.
@@ -712,7 +489,9 @@ def agent_page(request: StaffRequest, pk: int) -> HttpResponse:
             visible=Q(team_id=team.pk),
         )
     targets = targets_for_scope(scope=Scope("team", team=team) if team else Scope("desk"))
-    base = _query(scope=scope.key, **{"from": date_from.isoformat(), "to": date_to.isoformat()})
+    base = query_string(
+        scope=scope.key, **{"from": date_from.isoformat(), "to": date_to.isoformat()}
+    )
     drill_url = reverse("metrics:drill") + "?" + base
     rows = []
     for key in (
@@ -802,13 +581,13 @@ def target_update(request: StaffRequest) -> HttpResponse:
         try:
             value = float(raw)
         except ValueError:
-            return _bad_request(request, "The target is a number, e.g. 80 for 80%.")
+            return bad_request(request, "The target is a number, e.g. 80 for 80%.")
         if info is not None and info.kind in {"rate", "gap"}:
             value /= 100
     team = scope.team if scope.kind == "team" else None
     try:
         target_set(metric=metric, team=team, value=value, actor=request.user)
     except ApplicationError as exc:
-        return _bad_request(request, exc.message)
+        return bad_request(request, exc.message)
     messages.success(request, f"Target for {info.label if info else metric} saved.")
-    return redirect(reverse("metrics:dashboard") + "?" + _query(scope=scope.key))
+    return redirect(reverse("metrics:dashboard") + "?" + query_string(scope=scope.key))

@@ -1,4 +1,5 @@
-"""The agent workspace (queue, conversation page) and the customer's /chat/ page.
+"""The agent workspace (queue, conversation page); the customer's /chat/ page is in
+``tickets.views_chat``.
 
 Views validate the request with a form, call one service, and redirect or render; reads come from
 ``tickets.selectors``. Domain refusals (``ApplicationError``) are shown to the agent as a message
@@ -8,7 +9,6 @@ with the HTTP status the error carries; nothing is half-stored because each serv
 from __future__ import annotations
 
 import contextlib
-import secrets
 from typing import Any
 
 from django.conf import settings
@@ -18,7 +18,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import (
     FileResponse,
     Http404,
-    HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
 )
@@ -31,24 +30,22 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from supportdesk import extensions
 from supportdesk.errors import ApplicationError
-from supportdesk.http import HtmxRequest, StaffRequest
+from supportdesk.http import StaffRequest
 from supportdesk.mailtemplates import SIGNATURE_VARIABLES
-from supportdesk.security import keep_own_csp, ratelimit
+from supportdesk.security import keep_own_csp
 from tickets import selectors, services
 from tickets.customer_forms import CallLogForm
 from tickets.emails import sanitize_html
 from tickets.forms import (
     AssignForm,
     ChannelSendingForm,
-    ChatMessageForm,
-    ChatStartForm,
     LinkIdentityForm,
     MergeForm,
     MoveForm,
     QueueFilterForm,
     ReplyForm,
 )
-from tickets.models import Channel, ChannelKind, Conversation, Customer, Message
+from tickets.models import ChannelKind, Conversation, Customer, Message
 
 OUTCOME_LABELS = {
     "resolved": "Customer said resolved",
@@ -626,126 +623,6 @@ def merge_undo(request: StaffRequest, pk: int) -> HttpResponse:
         return _refused_for(request, conversation_id, merge.target_id, exc)
     messages.success(request, "Merge undone: the other customer is separate again.")
     return _back_to(conversation_id, merge.target_id)
-
-
-# --- The customer's chat page ----------------------------------------------------------------------
-
-CHAT_SESSION_KEY = "chat_visitor"
-
-
-def _chat_channel() -> Channel:
-    channel = selectors.chat_channel_for_page()
-    if channel is None:
-        raise Http404("Chat is not set up on this desk.")
-    return channel
-
-
-def _chat_state(request: HttpRequest) -> dict[str, str] | None:
-    state = request.session.get(CHAT_SESSION_KEY)
-    return state if isinstance(state, dict) and state.get("session") else None
-
-
-@ratelimit(key="ip", rate="30/m", method="POST", block=True)
-def chat_page(request: HtmxRequest) -> HttpResponse:
-    """``/chat/``: the visitor gives an email (or not) and writes; agent replies appear by polling.
-
-    Messages go through ``services.inbound_chat``, the path every chat provider uses.
-    """
-    channel = _chat_channel()
-    state = _chat_state(request)
-    if request.method == "POST" and request.POST.get("start"):
-        start = ChatStartForm(request.POST)
-        if not start.is_valid():
-            return render(request, "tickets/chat.html", {"start_form": start}, status=400)
-        state = {
-            "visitor": f"web-{secrets.token_urlsafe(16)}",
-            "session": f"web-{secrets.token_urlsafe(16)}",
-            "email": start.cleaned_data["email"] or "",
-            "name": start.cleaned_data["name"] or "",
-        }
-        request.session[CHAT_SESSION_KEY] = state
-        return redirect("workspace:chat")
-    if request.method == "POST":
-        if state is None:
-            return redirect("workspace:chat")
-        form = ChatMessageForm(request.POST)
-        if not form.is_valid():
-            return _chat_render(request, channel, state, form, status=400)
-        try:
-            services.inbound_chat(
-                channel=channel,
-                external_id=f"web-{secrets.token_urlsafe(12)}",
-                session_id=state["session"],
-                visitor_id=state["visitor"],
-                body=form.cleaned_data["body"],
-                email=state.get("email", ""),
-                email_verified=False,  # typed on a public page: a hint for the agent only
-                name=state.get("name", ""),
-            )
-        except ApplicationError as exc:
-            form.add_error("body", str(exc))
-            return _chat_render(request, channel, state, form, status=exc.status)
-        if request.htmx:
-            return _chat_render(request, channel, state, ChatMessageForm(), partial=True)
-        return redirect("workspace:chat")
-    if request.method != "GET":
-        return HttpResponse(status=405)
-    if state is None:
-        return render(request, "tickets/chat.html", {"start_form": ChatStartForm()})
-    return _chat_render(request, channel, state, ChatMessageForm())
-
-
-def _chat_render(
-    request: HttpRequest,
-    channel: Channel,
-    state: dict[str, str],
-    form: ChatMessageForm,
-    *,
-    status: int = 200,
-    partial: bool = False,
-    acknowledge: bool = False,
-) -> HttpResponse:
-    transcript = selectors.chat_transcript(channel=channel, session_id=state["session"])
-    if acknowledge:
-        # Only the page's own POST poll is a read receipt; a GET never changes anything.
-        services.chat_replies_mark_delivered(
-            message_ids=[
-                m.pk
-                for m in transcript
-                if m.direction == Message.Direction.OUTBOUND
-                and m.delivery_state == Message.Delivery.QUEUED
-            ]
-        )
-    context = {"transcript": transcript, "form": form, "state": state, "now": timezone.now()}
-    template = "tickets/chat.html#transcript" if partial else "tickets/chat.html"
-    return render(request, template, context, status=status)
-
-
-@require_http_methods(["GET", "POST"])
-def chat_transcript(request: HttpRequest) -> HttpResponse:
-    """The transcript of this visitor's session (htmx partial).
-
-    The page polls with POST (CSRF-protected): the replies it shows count as delivered. A GET
-    shows the same and changes nothing.
-    """
-    state = _chat_state(request)
-    if state is None:
-        return HttpResponse(status=204)
-    channel = _chat_channel()
-    return _chat_render(
-        request,
-        channel,
-        state,
-        ChatMessageForm(),
-        partial=True,
-        acknowledge=request.method == "POST",
-    )
-
-
-@require_POST
-def chat_end(request: HttpRequest) -> HttpResponse:
-    request.session.pop(CHAT_SESSION_KEY, None)
-    return redirect("workspace:chat")
 
 
 # --- Sending settings of email channels (admins) ------------------------------------------------

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from tickets import customer_views, views, views_triage
+from tickets import customer_views, views, views_chat, views_triage
 
 app_name = "workspace"
 
@@ -70,7 +70,7 @@ urlpatterns = [
     path("merges/<int:pk>/undo/", views.merge_undo, name="merge-undo"),
     path("settings/sending/", views.channel_sending_list, name="sending"),
     path("settings/sending/<int:pk>/", views.channel_sending_edit, name="sending-edit"),
-    path("chat/", views.chat_page, name="chat"),
-    path("chat/transcript/", views.chat_transcript, name="chat-transcript"),
-    path("chat/end/", views.chat_end, name="chat-end"),
+    path("chat/", views_chat.chat_page, name="chat"),
+    path("chat/transcript/", views_chat.chat_transcript, name="chat-transcript"),
+    path("chat/end/", views_chat.chat_end, name="chat-end"),
 ]

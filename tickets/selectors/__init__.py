@@ -1,4 +1,13 @@
-"""Reads of the tickets app, scoped to what the caller may open."""
+"""Reads of the tickets app, scoped to what the caller may open; import from here
+(``tickets.selectors``).
+
+This module holds the conversation reads (visibility, the queue, one conversation, tags and
+macros); its submodules hold the rest and are re-exported below:
+
+- ``search``: full-text search of message text and its highlighted fragments
+- ``channels``: channels and mailboxes (webhook secrets, settings pages, where to write first)
+- ``customers``: the customer directory, the customer page, lookups by handle, phone or email
+"""
 
 from __future__ import annotations
 
@@ -10,13 +19,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection
 from django.db.models import (
     BooleanField,
     Case,
     Count,
-    Exists,
-    IntegerField,
     OuterRef,
     Prefetch,
     Q,
@@ -25,20 +31,17 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, Left, Substr
+from django.db.models.functions import Substr
 from django.http import Http404
 from django.utils import timezone
-from django.utils.html import escape
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.safestring import SafeString
 
 from supportdesk.errors import ApplicationError
 from supportdesk.models import Team, User
-from supportdesk.sealing import digests_match, secret_digest
-from tickets.identities import normalise_email, normalise_phone, normalise_social
+from tickets.identities import normalise_phone
 from tickets.models import (
     Attachment,
     Channel,
-    ChannelKind,
     Contact,
     Conversation,
     ConversationParticipant,
@@ -47,9 +50,7 @@ from tickets.models import (
     CustomerMerge,
     Event,
     Identity,
-    Mailbox,
     Message,
-    Organisation,
     SavedReply,
     SavedView,
     Tag,
@@ -214,20 +215,6 @@ def customer_detail_data(*, user: User, customer: Customer) -> dict[str, Any]:
     return {"identities": identities, "conversations": conversations, "merges": merges}
 
 
-def channel_get_by_secret(*, secret: str) -> Channel | None:
-    """The active channel whose secret this is: found by digest, compared in constant time."""
-    if not secret:
-        return None
-    channel = (
-        Channel.objects.select_related("team")
-        .filter(secret_digest=secret_digest(secret), is_active=True)
-        .first()
-    )
-    if channel is None or not digests_match(channel.secret_digest, secret):
-        return None
-    return channel
-
-
 def message_get_for_user(*, user: User, pk: Any) -> Message:
     """A message of a conversation the user may open; Http404 otherwise."""
     message = (
@@ -351,123 +338,6 @@ def queue_search_q(query: str) -> Q:
         # Uncorrelated: the matching messages are found once (the GIN index on PostgreSQL).
         matches |= Q(pk__in=messages_matching(words).values("conversation_id"))
     return matches
-
-
-# --- Full-text search of message text ------------------------------------------------------------
-
-# The first characters of a body that are indexed and searched (the migration's expression).
-FTS_BODY_CHARS = 100_000
-FTS_CONFIG = "simple"  # no stemming, no stop words: customers write in every language
-
-
-def search_words(query: str) -> list[str]:
-    """The words of a search, as the full-text search reads them (letters and digits only)."""
-    return re.findall(r"\w+", query.lower())[:8]
-
-
-def _fts_vector() -> Any:
-    from django.contrib.postgres.search import SearchVector
-
-    return SearchVector(Left("body_text", FTS_BODY_CHARS), config=FTS_CONFIG)
-
-
-def _fts_query(words: list[str]) -> Any:
-    from django.contrib.postgres.search import SearchQuery
-
-    # Every word, each as a prefix ("refun" finds "refund", "refunded"). Only \w characters
-    # reach the raw query, so no tsquery syntax can be injected.
-    return SearchQuery(
-        " & ".join(f"{word}:*" for word in words), search_type="raw", config=FTS_CONFIG
-    )
-
-
-def messages_matching(words: list[str]) -> QuerySet[Message]:
-    """Messages whose text holds every word (as a prefix on PostgreSQL). PostgreSQL: full text
-    through the ``tickets_msg_body_fts`` GIN index; SQLite: a LIKE per word."""
-    if not words:
-        return Message.objects.none()
-    if connection.vendor == "postgresql":
-        return Message.objects.alias(fts=_fts_vector()).filter(fts=_fts_query(words))
-    condition = Q()
-    for word in words:
-        condition &= Q(body_text__icontains=word)
-    return Message.objects.filter(condition)
-
-
-HIGHLIGHT_START, HIGHLIGHT_STOP = "\x02", "\x03"
-
-
-def highlight_html(fragment: str) -> SafeString:
-    """Escape the fragment, then turn the markers into ``<mark>``: the customer's text can never
-    become markup (the markers are control characters no escaping touches, and a marker the
-    customer typed can only ever open or close one balanced ``<mark>``)."""
-    parts = re.split(f"([{HIGHLIGHT_START}{HIGHLIGHT_STOP}])", " ".join(fragment.split()))
-    html, open_mark = [], False
-    for part in parts:
-        if part == HIGHLIGHT_START:
-            if not open_mark:
-                html.append("<mark>")
-                open_mark = True
-        elif part == HIGHLIGHT_STOP:
-            if open_mark:
-                html.append("</mark>")
-                open_mark = False
-        else:
-            html.append(str(escape(part)))
-    if open_mark:
-        html.append("</mark>")
-    # Escaped above; only our own balanced <mark> tags are added.
-    return mark_safe("".join(html))
-
-
-def _python_highlight(text: str, words: list[str], width: int = 160) -> str:
-    """SQLite: a fragment around the first match with markers around every word."""
-    lowered = text.lower()
-    positions = [lowered.find(word) for word in words if lowered.find(word) >= 0]
-    start = max(0, min(positions) - width // 3) if positions else 0
-    fragment = text[start : start + width]
-    pattern = re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
-    marked = pattern.sub(lambda m: HIGHLIGHT_START + m.group(0) + HIGHLIGHT_STOP, fragment)
-    return ("…" if start else "") + marked + ("…" if start + width < len(text) else "")
-
-
-def message_search_highlights(*, conversation_ids: list[int], query: str) -> dict[int, SafeString]:
-    """For each conversation, the newest public or note message matching ``query``, as a short
-    escaped fragment with the matched words in ``<mark>`` (1 query whatever the number)."""
-    words = search_words(query)
-    if not words or not conversation_ids:
-        return {}
-    matching = messages_matching(words).filter(conversation_id__in=conversation_ids)
-    found: dict[int, SafeString] = {}
-    if connection.vendor == "postgresql":
-        from django.contrib.postgres.search import SearchHeadline
-
-        rows = (
-            matching.annotate(
-                headline=SearchHeadline(
-                    Left("body_text", FTS_BODY_CHARS),
-                    _fts_query(words),
-                    config=FTS_CONFIG,
-                    start_sel=HIGHLIGHT_START,
-                    stop_sel=HIGHLIGHT_STOP,
-                    max_words=24,
-                    min_words=8,
-                    max_fragments=1,
-                )
-            )
-            .order_by("conversation_id", "-sent_at", "-id")
-            .distinct("conversation_id")
-            .values_list("conversation_id", "headline")
-        )
-        for conversation_id, headline in rows:
-            found[conversation_id] = highlight_html(headline or "")
-        return found
-    for conversation_id, body in matching.order_by("-sent_at", "-id").values_list(
-        "conversation_id", "body_text"
-    ):
-        if conversation_id not in found:
-            found[conversation_id] = highlight_html(_python_highlight(body, words))
-    return found
 
 
 def queue_cursor(conversation: Conversation) -> str:
@@ -871,233 +741,37 @@ def conversation_inbound_count_after(*, conversation: Conversation, message_id: 
     ).count()
 
 
-def customer_id_by_handle(*, handle: str) -> int | None:
-    """The customer holding an email, phone number (any format) or ``network:handle``; a bare
-    number or ``#id`` is taken as a customer id. The caller checks it may open that customer."""
-    handle = handle.strip()
-    candidates: list[tuple[str, str]] = []
-    for kind, normalise in (("email", normalise_email), ("phone", normalise_phone)):
-        with contextlib.suppress(ValidationError):
-            candidates.append((kind, normalise(handle)))
-    network, sep, name = handle.partition(":")
-    if sep:
-        with contextlib.suppress(ValidationError):
-            candidates.append(("social", normalise_social(network, name)))
-    if candidates:
-        query = Q(pk__in=[])
-        for kind, value in candidates:
-            query |= Q(kind=kind, value=value)
-        found = Identity.objects.filter(query).values_list("customer_id", flat=True).first()
-        if found is not None:
-            return found
-    if handle.lstrip("#").isdigit() and len(handle.lstrip("#")) < 12:
-        return int(handle.lstrip("#"))
-    return None
-
-
-def chat_channel_for_page() -> Channel | None:
-    """The channel the built-in /chat/ page feeds: the first active chat channel."""
-    return Channel.objects.filter(kind="chat", is_active=True).order_by("pk").first()
-
-
-def email_channel_list() -> list[Channel]:
-    """Email channels for the sending-settings page (a handful of rows)."""
-    return list(
-        Channel.objects.filter(kind=ChannelKind.EMAIL).select_related("team").order_by("name")
-    )
-
-
-def mailbox_list() -> QuerySet[Mailbox]:
-    """Every mailbox with its channel and team (admins only: the API and the mailboxes page)."""
-    return Mailbox.objects.select_related("channel", "channel__team").order_by(
-        "channel__name", "pk"
-    )
-
-
-def mailbox_get(*, pk: Any) -> Mailbox:
-    """One mailbox with its channel (admins only); Http404 if there is none."""
-    try:
-        return Mailbox.objects.select_related("channel", "channel__team").get(pk=int(pk))
-    except (Mailbox.DoesNotExist, ValueError, TypeError) as exc:
-        raise Http404("No such mailbox.") from exc
-
-
-def channel_list() -> QuerySet[Channel]:
-    """Every active channel with its team (any member of staff: where a reply can go)."""
-    return Channel.objects.filter(is_active=True).select_related("team").order_by("kind", "name")
-
-
-def email_channels_without_mailbox() -> QuerySet[Channel]:
-    """Email channels a mailbox can still be connected to (the "Add a mailbox" form)."""
-    return Channel.objects.filter(kind=ChannelKind.EMAIL, mailbox__isnull=True).order_by("name")
-
-
-# --- Customers: directory, page, screen pop --------------------------------------------------------
-
-
-def customers_visible_q(user: User) -> Q:
-    """The customers ``user`` may open (``customer_get_for_user``'s rule as a filter): one of
-    their conversations is visible, or they have none yet. Merged-away customers are left out."""
-    live = Q(merged_into__isnull=True)
-    if user.is_admin:
-        return live
-    has_visible = Exists(
-        Conversation.objects.filter(visible_conversations_q(user), customer_id=OuterRef("pk"))
-    )
-    has_any = Exists(Conversation.objects.filter(customer_id=OuterRef("pk")))
-    return live & (has_visible | ~has_any)
-
-
-def customer_search_q(query: str) -> Q:
-    """Name, organisation, or any identity (email, handle, a phone number in any format)."""
-    query = query.strip()
-    if not query:
-        return Q()
-    identity_q = Q(value__icontains=query.lower())
-    with contextlib.suppress(ValidationError):
-        identity_q |= Q(kind=Identity.Kind.PHONE, value=normalise_phone(query))
-    digits = re.sub(r"\D", "", query)
-    if len(digits) >= 4 and not re.search(r"[a-zA-Z@]", query):
-        identity_q |= Q(kind=Identity.Kind.PHONE, value__icontains=digits)
-    matches = (
-        Q(name__icontains=query)
-        | Q(organisation__name__icontains=query)
-        | Q(pk__in=Identity.objects.filter(identity_q).values("customer_id"))
-    )
-    if query.lstrip("#").isdigit() and len(query.lstrip("#")) < 12:
-        matches |= Q(pk=int(query.lstrip("#")))
-    return matches
-
-
-def customer_list_for_user(*, user: User, query: str = "") -> QuerySet[Customer]:
-    """The customer directory: customers the user may open matching ``query``, by name.
-
-    Each row carries its identities (prefetched), its organisation and how many conversations it
-    has (``conversation_count``) and how many are active (``open_count``): three queries a page.
-    """
-    return (
-        Customer.objects.filter(customers_visible_q(user))
-        .filter(customer_search_q(query))
-        .select_related("organisation")
-        .prefetch_related(
-            Prefetch("identities", queryset=Identity.objects.order_by("kind", "value"))
-        )
-        .annotate(
-            # Correlated counts, not a GROUP BY over every customer's conversations: PostgreSQL
-            # evaluates them for the page's rows only, after the sort and the limit (served by
-            # the tickets_conv_customer index).
-            conversation_count=_count_of(Conversation.objects.all()),
-            open_count=_count_of(
-                Conversation.objects.filter(status__in=Conversation.ACTIVE_STATUSES)
-            ),
-        )
-        .order_by("name", "id")
-    )
-
-
-def _count_of(conversations: QuerySet[Conversation]) -> Coalesce:
-    counted = (
-        conversations.filter(customer_id=OuterRef("pk"))
-        .order_by()
-        .values("customer_id")
-        .annotate(n=Count("pk"))
-        .values("n")[:1]
-    )
-    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
-
-
-@dataclass
-class CustomerPage:
-    customer: Customer
-    identities: list[Identity]
-    # Every conversation of the customer, open ones first, each with ``visible`` (may the user
-    # open it). Those not visible are shown without their messages.
-    conversations: Sequence[Conversation]
-    conversation_total: int
-    merges: list[CustomerMerge]
-
-
-def customer_page_data(*, user: User, customer: Customer) -> CustomerPage:
-    """What the customer page reads, in five queries whatever the customer has: identities, the
-    user's teams, conversations (open first; up to ``CUSTOMER_PAGE_CONVERSATIONS``), their count
-    and the merges into the customer."""
-    identities = list(Identity.objects.filter(customer=customer).order_by("kind", "value"))
-    active_first = Case(
-        When(status__in=Conversation.ACTIVE_STATUSES, then=Value(0)),
-        default=Value(1),
-    )
-    conversations = list(
-        Conversation.objects.filter(customer=customer)
-        .select_related("team", "assignee")
-        .annotate(visible=visible_flag(user), active_rank=active_first)
-        .order_by("active_rank", "-last_activity_at", "-id")[:CUSTOMER_PAGE_CONVERSATIONS]
-    )
-    total = (
-        len(conversations)
-        if len(conversations) < CUSTOMER_PAGE_CONVERSATIONS
-        else Conversation.objects.filter(customer=customer).count()
-    )
-    merges = list(
-        CustomerMerge.objects.filter(target=customer, undone_at__isnull=True)
-        .select_related("merged")
-        .order_by("-created_at")
-    )
-    return CustomerPage(
-        customer=customer,
-        identities=identities,
-        conversations=conversations,
-        conversation_total=total,
-        merges=merges,
-    )
-
-
-def customer_conversations_elsewhere(*, user: User, customer: Customer) -> list[Conversation]:
-    """The customer's conversations in teams ``user`` is not in, newest first: that they exist,
-    for the customer API (two queries: the user's teams, the conversations)."""
-    if user.is_admin:
-        return []
-    return list(
-        Conversation.objects.filter(customer=customer)
-        .exclude(visible_conversations_q(user))
-        .select_related("team")
-        .order_by("-last_activity_at", "-id")[:CUSTOMER_PAGE_CONVERSATIONS]
-    )
-
-
-def customer_by_lookup(*, phone: str = "", email: str = "") -> Customer | None:
-    """The (live) customer holding this phone number (any format) or email address; None when
-    nobody does or the value is not a number or an address. The caller checks visibility."""
-    candidates: list[tuple[str, str]] = []
-    if phone:
-        with contextlib.suppress(ValidationError):
-            candidates.append(("phone", normalise_phone(phone)))
-    if email:
-        with contextlib.suppress(ValidationError):
-            candidates.append(("email", normalise_email(email)))
-    for kind, value in candidates:
-        identity = (
-            Identity.objects.select_related("customer").filter(kind=kind, value=value).first()
-        )
-        if identity is not None:
-            customer = identity.customer
-            seen: set[int] = set()
-            while customer.merged_into_id is not None and customer.pk not in seen:
-                seen.add(customer.pk)
-                customer = Customer.objects.get(pk=customer.merged_into_id)
-            return customer
-    return None
-
-
-def organisation_list() -> list[Organisation]:
-    """Every organisation by name (the customer page's picker; desk-wide by design)."""
-    return list(Organisation.objects.order_by("name"))
-
-
-def channels_to_start_on() -> list[Channel]:
-    """Channels an agent can write first on: email, and chat/social with a webhook URL."""
-    return list(
-        Channel.objects.filter(is_active=True, kind__in=["email", "chat", "social"])
-        .filter(Q(kind="email") | ~Q(webhook_url=""))
-        .select_related("team")
-        .order_by("kind", "name")
-    )
+# The submodules, re-exported (``x as x``) so that ``from tickets.selectors import
+# customer_page_data`` keeps working. Imported last: the customer reads build on the visibility
+# rules above (``visible_conversations_q``, ``visible_flag``), and the queue calls the search.
+from tickets.selectors.customers import (  # noqa: E402, I001
+    CustomerPage as CustomerPage,
+    customer_by_lookup as customer_by_lookup,
+    customer_conversations_elsewhere as customer_conversations_elsewhere,
+    customer_id_by_handle as customer_id_by_handle,
+    customer_list_for_user as customer_list_for_user,
+    customer_page_data as customer_page_data,
+    customer_search_q as customer_search_q,
+    customers_visible_q as customers_visible_q,
+    organisation_list as organisation_list,
+)
+from tickets.selectors.channels import (  # noqa: E402
+    channel_get_by_secret as channel_get_by_secret,
+    channel_list as channel_list,
+    channels_to_start_on as channels_to_start_on,
+    chat_channel_for_page as chat_channel_for_page,
+    email_channel_list as email_channel_list,
+    email_channels_without_mailbox as email_channels_without_mailbox,
+    mailbox_get as mailbox_get,
+    mailbox_list as mailbox_list,
+)
+from tickets.selectors.search import (  # noqa: E402
+    FTS_BODY_CHARS as FTS_BODY_CHARS,
+    FTS_CONFIG as FTS_CONFIG,
+    HIGHLIGHT_START as HIGHLIGHT_START,
+    HIGHLIGHT_STOP as HIGHLIGHT_STOP,
+    highlight_html as highlight_html,
+    message_search_highlights as message_search_highlights,
+    messages_matching as messages_matching,
+    search_words as search_words,
+)

@@ -1,4 +1,9 @@
-"""Customers, their identities, channels, conversations, messages, contacts and the event log."""
+"""Customers, their identities, channels, conversations, messages, contacts and the event log.
+
+Import every model from here (``tickets.models``). Two groups live in submodules and are
+re-exported at the bottom: ``mailboxes`` (IMAP/SMTP accounts of email channels and their
+imports) and ``triage`` (macros, saved views, presence).
+"""
 
 from __future__ import annotations
 
@@ -746,296 +751,23 @@ class CustomerMerge(models.Model):
         return f"#{self.merged_id} into #{self.target_id}"
 
 
-class MacroStatus(models.TextChoices):
-    KEEP = "", "Leave the status"
-    PENDING = "pending", "Set pending"
-    SOLVED = "solved", "Solve"
-
-
-class MacroAssignee(models.TextChoices):
-    KEEP = "", "Leave the assignee"
-    ME = "me", "Assign to whoever runs it"
-    NOBODY = "nobody", "Unassign"
-
-
-class SavedReply(TimeStampedModel):
-    """A macro: a reply agents insert into the composer; ``{customer_first_name}`` and
-    ``{agent_first_name}`` are filled in for the open conversation (see ``saved_reply_render``).
-
-    Run in one click (``saved_reply_apply``) it also sends the reply and may set tags, priority,
-    assignee and status. A macro without a body only sets those.
-    """
-
-    Status = MacroStatus
-
-    Assignee = MacroAssignee
-
-    title = models.CharField(max_length=100, unique=True)
-    body = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    add_tags = models.ManyToManyField(Tag, blank=True, related_name="+")
-    set_priority = models.CharField(
-        max_length=10, choices=ConversationPriority.choices, blank=True, default=""
-    )
-    set_status = models.CharField(
-        max_length=10, choices=MacroStatus.choices, blank=True, default=MacroStatus.KEEP
-    )
-    set_assignee = models.CharField(
-        max_length=10, choices=MacroAssignee.choices, blank=True, default=MacroAssignee.KEEP
-    )
-
-    class Meta:
-        ordering = ["title"]
-        verbose_name_plural = "saved replies"
-        constraints = [
-            choices_check(
-                "set_priority",
-                ConversationPriority,
-                name="tickets_savedreply_set_priority_valid",
-                blank=True,
-            ),
-            choices_check("set_status", MacroStatus, name="tickets_savedreply_set_status_valid"),
-            choices_check(
-                "set_assignee", MacroAssignee, name="tickets_savedreply_set_assignee_valid"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return self.title
-
-    @property
-    def actions_summary(self) -> str:
-        """What the macro sets besides its reply, in words ("tags billing; priority high; solve").
-        Reads ``add_tags`` (prefetch it: ``saved_reply_list``)."""
-        parts = []
-        tags = [tag.name for tag in self.add_tags.all()]
-        if tags:
-            parts.append("tags " + ", ".join(tags))
-        if self.set_priority:
-            parts.append(f"priority {self.set_priority}")
-        if self.set_assignee:
-            parts.append(str(self.get_set_assignee_display()).lower())
-        if self.set_status:
-            parts.append(str(self.get_set_status_display()).lower())
-        return "; ".join(parts)
-
-
-class ConversationViewer(models.Model):
-    """Presence for collision warnings: who has a conversation open, and whether they are typing.
-
-    One row per (conversation, user), refreshed by the page's heartbeat; a row older than
-    ``PRESENCE_TTL_SECONDS`` means the agent left.
-    """
-
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="viewers")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    last_seen_at = models.DateTimeField(default=timezone.now)
-    replying_at = models.DateTimeField(null=True, blank=True)
-    # Not a column: selectors.conversation_viewers sets it on the rows it returns.
-    is_replying: bool
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["conversation", "user"], name="tickets_conversationviewer_unique_user"
-            ),
-        ]
-        indexes = [
-            # conversation_viewers: the other agents seen recently on one conversation.
-            models.Index(fields=["conversation", "-last_seen_at"], name="tickets_viewer_conv_seen"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.user_id} on #{self.conversation_id}"
-
-
-# --- Mailboxes: an email channel's own IMAP (fetching) and SMTP (sending) account ---------------
-
-
-class MailboxSecurity(models.TextChoices):
-    TLS = "tls", "TLS (imaps, port 993)"
-    STARTTLS = "starttls", "STARTTLS (port 143)"
-    # Only for a server on the same machine or a test server: the password crosses in clear.
-    PLAIN = "none", "None (local servers only)"
-
-
-class MailboxAfterImport(models.TextChoices):
-    LEAVE = "leave", "Leave it as it is"
-    SEEN = "seen", "Mark it seen"
-    MOVE = "move", "Move it to a folder"
-
-
-class MailboxAuth(models.TextChoices):
-    PASSWORD = "password", "Password or app password"
-    OAUTH2 = "oauth2", "OAuth2 (XOAUTH2)"
-
-
-class MailboxOAuthProvider(models.TextChoices):
-    GOOGLE = "google", "Google Workspace / Gmail"
-    MICROSOFT = "microsoft", "Microsoft 365 / Outlook"
-    CUSTOM = "custom", "Other (custom endpoints)"
-
-
-class Mailbox(TimeStampedModel):
-    """The IMAP account an email channel fetches from, and the SMTP account it sends through.
-
-    Credentials (password, OAuth2 client secret, refresh and access tokens) are held only sealed
-    (supportdesk/sealing.py): set them through the services, read them through ``unseal`` in the
-    transport. Nothing that renders a mailbox (pages, API, audit log) reads the sealed fields.
-    """
-
-    Security = MailboxSecurity
-    AfterImport = MailboxAfterImport
-    Auth = MailboxAuth
-    OAuthProvider = MailboxOAuthProvider
-
-    channel = models.OneToOneField(Channel, on_delete=models.CASCADE, related_name="mailbox")
-    is_active = models.BooleanField(default=True)
-    # IMAP.
-    imap_host = models.CharField(max_length=255)
-    imap_port = models.PositiveIntegerField(default=993)
-    imap_security = models.CharField(
-        max_length=10, choices=MailboxSecurity.choices, default=MailboxSecurity.TLS
-    )
-    username = models.CharField(max_length=320)
-    folder = models.CharField(max_length=255, default="INBOX")
-    after_import = models.CharField(
-        max_length=10, choices=MailboxAfterImport.choices, default=MailboxAfterImport.LEAVE
-    )
-    move_to_folder = models.CharField(max_length=255, blank=True)
-    # Authentication.
-    auth = models.CharField(
-        max_length=10, choices=MailboxAuth.choices, default=MailboxAuth.PASSWORD
-    )
-    password_sealed = models.TextField(blank=True, editable=False)
-    oauth_provider = models.CharField(
-        max_length=10, choices=MailboxOAuthProvider.choices, blank=True
-    )
-    oauth_client_id = models.CharField(max_length=255, blank=True)
-    oauth_client_secret_sealed = models.TextField(blank=True, editable=False)
-    # Custom provider only; Google and Microsoft use their presets (tickets/mailbox_transport.py).
-    oauth_authorize_url = models.URLField(max_length=500, blank=True)
-    oauth_token_url = models.URLField(max_length=500, blank=True)
-    oauth_scope = models.CharField(max_length=500, blank=True)
-    oauth_refresh_token_sealed = models.TextField(blank=True, editable=False)
-    oauth_access_token_sealed = models.TextField(blank=True, editable=False)
-    oauth_access_token_expires_at = models.DateTimeField(null=True, blank=True)
-    # SMTP for replies from this mailbox; host "" sends through EMAIL_URL.
-    smtp_host = models.CharField(max_length=255, blank=True)
-    smtp_port = models.PositiveIntegerField(default=587)
-    smtp_security = models.CharField(
-        max_length=10, choices=MailboxSecurity.choices, default=MailboxSecurity.STARTTLS
-    )
-    smtp_username = models.CharField(max_length=320, blank=True)
-    smtp_password_sealed = models.TextField(blank=True, editable=False)
-    # Where the import stands: UIDs above last_uid under this UIDVALIDITY are new.
-    uidvalidity = models.BigIntegerField(null=True, blank=True)
-    last_uid = models.BigIntegerField(default=0)
-    # Messages received before this day are not imported (MAILBOX_IMPORT_DAYS before the first poll).
-    import_since = models.DateField(null=True, blank=True)
-    # Progress of the running (or last) poll, for the admin page: messages done of messages found.
-    progress_done = models.PositiveIntegerField(default=0)
-    progress_total = models.PositiveIntegerField(default=0)
-    # One poll per mailbox at a time: a poll claims the lease with a conditional UPDATE and renews
-    # it after every batch; a poller killed mid-batch lets it expire (MAILBOX_POLL_LEASE_SECONDS).
-    poll_lease_until = models.DateTimeField(null=True, blank=True)
-    poll_lease_token = models.CharField(max_length=32, blank=True)
-    # Health.
-    last_poll_at = models.DateTimeField(null=True, blank=True)
-    last_success_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    consecutive_failures = models.PositiveIntegerField(default=0)
-    failing_since = models.DateTimeField(null=True, blank=True)
-    # Set once the admins were told it is failing; cleared (with a "recovered" notice) on success.
-    alerted = models.BooleanField(default=False)
-
-    class Meta:
-        ordering = ["channel__name"]
-        verbose_name_plural = "mailboxes"
-        constraints = [
-            choices_check("imap_security", MailboxSecurity, name="tickets_mailbox_imap_sec_valid"),
-            choices_check("smtp_security", MailboxSecurity, name="tickets_mailbox_smtp_sec_valid"),
-            choices_check("after_import", MailboxAfterImport, name="tickets_mailbox_after_valid"),
-            choices_check("auth", MailboxAuth, name="tickets_mailbox_auth_valid"),
-            choices_check(
-                "oauth_provider",
-                MailboxOAuthProvider,
-                name="tickets_mailbox_oauth_provider_valid",
-                blank=True,
-            ),
-            models.CheckConstraint(
-                condition=~Q(after_import="move") | ~Q(move_to_folder=""),
-                name="tickets_mailbox_move_has_folder",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.channel.name} ({self.username}@{self.imap_host})"
-
-    @property
-    def healthy(self) -> bool:
-        """Polled successfully last time (a mailbox never polled yet is not unhealthy)."""
-        return self.consecutive_failures == 0
-
-
-class MailboxImportOutcome(models.TextChoices):
-    IMPORTED = "imported", "Imported"
-    SKIPPED = "skipped", "Already stored (same Message-ID)"
-    QUARANTINED = "quarantined", "Quarantined"
-
-
-class MailboxImport(models.Model):
-    """One IMAP message taken in by a mailbox, keyed by (UIDVALIDITY, UID).
-
-    Written in the same transaction as the message (or quarantine row) it produced, so a poller
-    killed between fetch and commit leaves neither: the next poll fetches the message again. The
-    unique constraint makes a second poller's insert of the same UID fail instead of importing twice.
-    """
-
-    Outcome = MailboxImportOutcome
-
-    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="imports")
-    uidvalidity = models.BigIntegerField()
-    uid = models.BigIntegerField()
-    outcome = models.CharField(max_length=12, choices=MailboxImportOutcome.choices)
-    message = models.ForeignKey(
-        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    quarantined = models.ForeignKey(
-        QuarantinedMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    imported_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["mailbox", "uidvalidity", "uid"]
-        constraints = [
-            # Also serves the poll's "which of these UIDs are done" lookup.
-            models.UniqueConstraint(
-                fields=["mailbox", "uidvalidity", "uid"], name="tickets_mailboximport_unique_uid"
-            ),
-            choices_check(
-                "outcome", MailboxImportOutcome, name="tickets_mailboximport_outcome_valid"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.mailbox_id}:{self.uidvalidity}:{self.uid} {self.outcome}"
-
-
-class SavedView(TimeStampedModel):
-    """An agent's named queue filters ("My urgent billing"), shown above their queue."""
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    name = models.CharField(max_length=60)
-    # The queue's query string (view, q, channel, status, team, assignee, tag, priority), as
-    # QueueFilterForm validated it.
-    query = models.CharField(max_length=500)
-
-    class Meta:
-        ordering = ["name"]
-        constraints = [
-            models.UniqueConstraint(fields=["user", "name"], name="tickets_savedview_unique_name"),
-        ]
-
-    def __str__(self) -> str:
-        return self.name
+# The submodules' models point at the models above (Channel, Message, Conversation, Tag...), so
+# they are imported once those exist. Importing them here also registers them with Django (app
+# label "tickets", unchanged tables), and the ``x as x`` re-exports keep ``from tickets.models
+# import Mailbox`` working.
+from tickets.models.mailboxes import (  # noqa: E402, I001
+    Mailbox as Mailbox,
+    MailboxAfterImport as MailboxAfterImport,
+    MailboxAuth as MailboxAuth,
+    MailboxImport as MailboxImport,
+    MailboxImportOutcome as MailboxImportOutcome,
+    MailboxOAuthProvider as MailboxOAuthProvider,
+    MailboxSecurity as MailboxSecurity,
+)
+from tickets.models.triage import (  # noqa: E402
+    ConversationViewer as ConversationViewer,
+    MacroAssignee as MacroAssignee,
+    MacroStatus as MacroStatus,
+    SavedReply as SavedReply,
+    SavedView as SavedView,
+)
