@@ -13,28 +13,32 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_ratelimit.core import is_ratelimited
 
 from supportdesk.errors import ApplicationError
 from supportdesk.http import StaffRequest
+from supportdesk.languages import customer_language, request_language, supported_language
 from supportdesk.models import Team, User
 from surveys import selectors, services
 from surveys.models import Survey, SurveyResponse
 from surveys.services import Answer, SurveyExpired, SurveyNotFound
+from tickets.services import customer_language_detected
 
 RESOLVED_CHOICES = [
-    ("yes", "Yes"),
-    ("partly", "Partly"),
-    ("no", "No"),
+    ("yes", _("Yes")),
+    ("partly", _("Partly")),
+    ("no", _("No")),
 ]
-CONTACT_CHOICES = [(1, "1"), (2, "2"), (3, "3"), (4, "4"), (5, "5 or more")]
+CONTACT_CHOICES = [(1, "1"), (2, "2"), (3, "3"), (4, "4"), (5, _("5 or more"))]
 CSAT_CHOICES = [
-    (1, "Very dissatisfied"),
-    (2, "Dissatisfied"),
-    (3, "Neutral"),
-    (4, "Satisfied"),
-    (5, "Very satisfied"),
+    (1, _("Very dissatisfied")),
+    (2, _("Dissatisfied")),
+    (3, _("Neutral")),
+    (4, _("Satisfied")),
+    (5, _("Very satisfied")),
 ]
 
 
@@ -83,9 +87,9 @@ def _answer_from_post(data: Any) -> Answer:
         try:
             parsed[field] = _int_or_none(data.get(field))
         except ValueError:
-            errors[field] = "Choose one of the options."
+            errors[field] = gettext("Choose one of the options.")
     if errors:
-        raise ApplicationError("Please check your answers.", extra={"errors": errors})
+        raise ApplicationError(gettext("Please check your answers."), extra={"errors": errors})
     return Answer(
         resolved=(data.get("resolved") or "").strip(),
         contacts_declared=parsed["contacts"],
@@ -140,6 +144,7 @@ def _form_values(
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
+@customer_language
 def survey_page(request: HttpRequest, token: str) -> HttpResponse:
     """GET (and HEAD) shows the form and records nothing; POST records or replaces the answer."""
     if _limited(request, "page"):
@@ -154,6 +159,10 @@ def survey_page(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "POST":
         try:
             services.survey_answer(survey=survey, answer=_answer_from_post(request.POST))
+            # GET records nothing; an answer tells us the language the customer reads.
+            customer_language_detected(
+                customer_id=survey.customer_id, language=request_language(request)
+            )
         except SurveyExpired:
             return render(request, "surveys/expired.html", status=410)
         except SurveyNotFound:
@@ -164,7 +173,9 @@ def survey_page(request: HttpRequest, token: str) -> HttpResponse:
             if isinstance(field_errors, dict):  # {field: message} (surveys.services.answers)
                 errors = dict(field_errors)
         else:
-            return redirect(f"{reverse('surveys:survey', kwargs={'token': token})}?saved=1")
+            lang = supported_language(request.GET.get("lang", ""))
+            saved_url = f"{reverse('surveys:survey', kwargs={'token': token})}?saved=1"
+            return redirect(f"{saved_url}&lang={lang}" if lang else saved_url)
     context = {
         "survey": survey,
         "token": token,
@@ -178,6 +189,7 @@ def survey_page(request: HttpRequest, token: str) -> HttpResponse:
         "contact_choices": CONTACT_CHOICES,
         "csat_choices": CSAT_CHOICES,
         "nps_choices": list(range(11)),
+        "lang_param": supported_language(request.GET.get("lang", "")),
     }
     return render(request, "surveys/survey.html", context, status=status)
 
@@ -198,6 +210,7 @@ def survey_opened(request: HttpRequest, token: str) -> HttpResponse:
 # "List-Unsubscribe=One-Click" without a CSRF token.
 @csrf_exempt
 @require_http_methods(["GET", "HEAD", "POST"])
+@customer_language
 def survey_unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     """GET asks for confirmation (records nothing); POST unsubscribes the address."""
     if _limited(request, "unsubscribe"):

@@ -34,6 +34,8 @@ class Customer(TimeStampedModel):
     """One person, whatever channels they use. Has one or more identities."""
 
     name = models.CharField(max_length=200, blank=True)
+    # The language to write in, as a language tag ("en", "pt-br"); "" when not known.
+    language = models.CharField(max_length=20, blank=True)
     # Set when this customer was merged into another; kept (not deleted) so a merge can be undone.
     merged_into = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_customers"
@@ -525,6 +527,7 @@ class EventKind(models.TextChoices):
     CUSTOMER_MERGE_UNDONE = "customer.merge_undone", "Merge undone"
     IDENTITY_LINKED = "identity.linked", "Identity linked"
     IDENTITY_UNDELIVERABLE = "identity.undeliverable", "Address bounced"
+    CUSTOMER_LANGUAGE_SET = "customer.language_set", "Customer language set"
     MAILBOX_FAILING = "mailbox.failing", "Mailbox failing"
     MAILBOX_RECOVERED = "mailbox.recovered", "Mailbox recovered"
 

@@ -32,6 +32,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from supportdesk import extensions
 from supportdesk.errors import ApplicationError
 from supportdesk.http import HtmxRequest, StaffRequest
+from supportdesk.languages import customer_language_remembered, visitor_language
 from supportdesk.mailtemplates import SIGNATURE_VARIABLES
 from supportdesk.security import keep_own_csp, ratelimit
 from tickets import selectors, services
@@ -593,6 +594,7 @@ def _chat_state(request: HttpRequest) -> dict[str, str] | None:
     return state if isinstance(state, dict) and state.get("session") else None
 
 
+@customer_language_remembered
 @ratelimit(key="ip", rate="30/m", method="POST", block=True)
 def chat_page(request: HtmxRequest) -> HttpResponse:
     """``/chat/``: the visitor gives an email (or not) and writes; agent replies appear by polling.
@@ -629,6 +631,7 @@ def chat_page(request: HtmxRequest) -> HttpResponse:
                 email=state.get("email", ""),
                 email_verified=False,  # typed on a public page: a hint for the agent only
                 name=state.get("name", ""),
+                language=visitor_language(request),
             )
         except ApplicationError as exc:
             form.add_error("body", str(exc))
@@ -670,6 +673,7 @@ def _chat_render(
 
 
 @require_http_methods(["GET", "POST"])
+@customer_language_remembered
 def chat_transcript(request: HttpRequest) -> HttpResponse:
     """The transcript of this visitor's session (htmx partial).
 

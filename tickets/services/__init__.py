@@ -59,6 +59,8 @@ from tickets.services.conversations import (
 from tickets.services.customers import (
     HandleTaken,
     customer_for_handles,
+    customer_language_detected,
+    customer_language_set,
     customer_merge,
     customer_merge_undo,
     identity_link,
@@ -177,6 +179,8 @@ __all__ = [
     "conversations_close_solved",
     "counted_inbound",
     "customer_for_handles",
+    "customer_language_detected",
+    "customer_language_set",
     "customer_merge",
     "customer_merge_undo",
     "event_record",
