@@ -18,7 +18,6 @@ from django.utils import timezone
 
 from supportdesk import mailtemplates, request_context
 from supportdesk.errors import ApplicationError
-from supportdesk.solicitation import solicitation_found
 from supportdesk.models import (
     ApiToken,
     AuditEntry,
@@ -31,6 +30,7 @@ from supportdesk.models import (
     User,
     new_api_token,
 )
+from supportdesk.solicitation import solicitation_found
 
 logger = logging.getLogger(__name__)
 

@@ -296,7 +296,9 @@ def _survey_email(survey: Survey, *, reminder: bool) -> EmailMultiAlternatives:
     language = survey.conversation.customer.language
     wanted = mailtemplates.translated_language(language)
     with translation.override(wanted or mailtemplates.default_language()):
-        return _survey_email_in_language(survey, reminder=reminder, language=language, wanted=wanted)
+        return _survey_email_in_language(
+            survey, reminder=reminder, language=language, wanted=wanted
+        )
 
 
 def _survey_email_in_language(
@@ -321,8 +323,10 @@ def _survey_email_in_language(
         "unsubscribe_url": survey_unsubscribe_url(survey, lang=wanted),
         "language": translation.get_language(),
     }
-    subject = gettext("Reminder: Did we resolve your request?") if reminder else gettext(
-        "Did we resolve your request?"
+    subject = (
+        gettext("Reminder: Did we resolve your request?")
+        if reminder
+        else gettext("Did we resolve your request?")
     )
     # An admin's wording (Email templates) replaces the greeting, the first paragraph and the
     # subject; the question, the answer links and the unsubscribe link always stay. Wording in
