@@ -522,3 +522,65 @@ def test_agents_see_and_change_the_customers_language_in_the_panel(channels, age
         customer=Customer.objects.get(pk=result.customer_id), language="pt-BR", actor=agent_a
     )
     assert Event.objects.filter(kind="customer.language_set").count() == 1
+
+
+def test_admins_word_the_survey_page_per_language_with_a_preview(open_survey, admin_user, agent_a):
+    from surveys.models import SurveyWording
+
+    survey, at = open_survey
+    admin = web(admin_user)
+    page = admin.get("/settings/survey-page/?language=es")
+    preview = admin.post(
+        "/settings/survey-page/preview/",
+        {
+            "intro": "**{agent.first_name}** cerró «{conversation.subject}». {{ evil }}",
+            "thanks": "",
+        },
+    )
+    saved = admin.post(
+        "/settings/survey-page/?language=es",
+        {"intro": "{agent.first_name} dio su solicitud por resuelta.", "thanks": "¡Gracias!"},
+    )
+    with time_machine.travel(at, tick=False):
+        spanish = Client().get(_survey_url(survey) + "?lang=es").content.decode()
+        english = Client().get(_survey_url(survey)).content.decode()
+
+    assert page.status_code == 200
+    assert "Alice la marcó como resuelta." in page.content.decode()  # the built-in, shown
+    assert preview.status_code == 200
+    assert (
+        "<strong>Alice</strong> cerró «My order has not arrived». {{ evil }}"
+        in preview.content.decode()
+    )
+    assert saved.status_code == 302
+    assert list(SurveyWording.objects.values_list("language", "intro", "thanks")) == [
+        ("es", "{agent.first_name} dio su solicitud por resuelta.", "¡Gracias!")
+    ]
+    assert (
+        '<div class="muted survey-intro"><p>Alice dio su solicitud por resuelta.</p></div>'
+        in spanish
+    )
+    assert "Alice marked it as solved. A few short questions" in english
+    assert AuditEntry.objects.filter(action="mail_template.saved").count() == 1
+    assert agent_a
+    assert web(agent_a).get("/settings/survey-page/").status_code == 403
+
+
+@pytest.mark.parametrize("wording", SOLICITING)
+def test_survey_page_wording_that_asks_for_a_score_is_refused_and_nothing_is_saved(
+    admin_user, wording
+):
+    from surveys.models import SurveyWording
+
+    audits = AuditEntry.objects.count()
+    response = web(admin_user).post(
+        "/settings/survey-page/?language=fr",
+        {"intro": "Merci d'avoir écrit.", "thanks": wording},
+    )
+
+    assert response.status_code == 400
+    page = unescape(response.content.decode())
+    assert '<div class="alert alert-error" role="alert">This wording asks for a score (“' in page
+    assert wording in page  # what was typed stays in the form
+    assert SurveyWording.objects.count() == 0
+    assert AuditEntry.objects.count() == audits
