@@ -443,7 +443,7 @@ def test_templates_fall_back_from_language_to_default_to_built_in(admin_user):
         "Re: {conversation.subject}"
     )
     assert mail_template_for(key="acknowledgement", language="es")[1].startswith(
-        "Hola {customer.first_name}"
+        "Hola, {customer.first_name}:"
     )
     mail_template_save(
         key="acknowledgement", language="en", subject="EN", body="english", actor=admin_user
@@ -623,7 +623,7 @@ def test_template_pages_are_for_admins_and_preview_renders_what_is_typed(admin_u
 
     saved = client.post(
         "/settings/email-templates/acknowledgement/?language=es",
-        {"language": "es", "subject": "Recibido", "body": "Hola {customer.first_name}"},
+        {"language": "es", "subject": "Recibido", "body": "Hola, {customer.first_name}:"},
     )
     assert saved.status_code == 302
     assert list(MailTemplate.objects.values_list("key", "language", "subject")) == [
