@@ -171,3 +171,42 @@ def test_a_spanish_customer_gets_the_survey_in_spanish_on_a_wide_screen_and_a_ph
     finally:
         context.close()
     assert problems == []
+
+
+def test_an_admin_words_the_spanish_survey_page_and_sees_the_customers_language(
+    page, live_server, channels, admin_user
+):
+    problems = watch_console(page)
+    result = send_email(
+        channels["email"],
+        sender="Lucía <lucia@example.com>",
+        subject="Factura",
+        extra_headers={"Content-Language": "es"},
+    )
+    page.set_viewport_size({"width": 1280, "height": 900})
+    login(page, live_server, admin_user)
+
+    page.goto(f"{live_server.url}/settings/survey-page/?language=es")
+    page.get_by_label("Introduction").fill("Hola, {agent.first_name} cerró **su solicitud**.")
+    expect(page.locator("#wording-preview")).to_contain_text("Hola, Alice cerró su solicitud.")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "survey-wording.png"), full_page=True)
+    page.get_by_label("After an answer").fill("Please rate us 10")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("alert")).to_contain_text("This wording asks for a score")
+    page.get_by_label("After an answer").fill("¡Gracias por contarnos!")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_contain_text("Saved (es).")
+
+    page.goto(f"{live_server.url}/conversations/{result.conversation_id}/")
+    select = page.get_by_label("Writes in")
+    expect(select).to_have_value("es")
+    select.select_option("de")
+    page.locator(".customer-language").get_by_role("button", name="Save").click()
+    expect(page.locator(".messages")).to_contain_text("Language of Lucía: Deutsch.")
+    expect(page.get_by_label("Writes in")).to_have_value("de")
+    page.locator(".customer-panel").screenshot(path=str(SHOTS / "customer-language.png"))
+    # The refused save answered 400 by design (Chromium logs that); nothing else went wrong.
+    assert problems == [
+        "console: Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    ]
