@@ -13,14 +13,21 @@ from pathlib import Path
 import pytest
 import time_machine
 from django.conf import settings
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils.translation import templatize
 
 from supportdesk.errors import ApplicationError
 from supportdesk.models import AuditEntry, MailTemplate
 from supportdesk.services import mail_template_save
 from surveys.models import Survey, SurveyResponse
-from surveys.services import survey_remind, survey_token, surveys_send_due
+from surveys.services import (
+    survey_remind,
+    survey_token,
+    survey_wording_save,
+    surveys_send_due,
+)
 from surveys.services.policy import survey_url
 from tests.factories import email_bytes, send_email
 from tests.helpers import post_email, web
@@ -584,3 +591,22 @@ def test_survey_page_wording_that_asks_for_a_score_is_refused_and_nothing_is_sav
     assert wording in page  # what was typed stays in the form
     assert SurveyWording.objects.count() == 0
     assert AuditEntry.objects.count() == audits
+
+
+def test_the_survey_page_reads_its_wording_in_one_query_however_many_languages_are_written(
+    open_survey, admin_user, django_assert_num_queries
+):
+    survey, at = open_survey
+    client = Client(headers={"accept-language": "pt-br"})
+    with time_machine.travel(at, tick=False):
+        client.get(_survey_url(survey))  # warm: the rate-limit cache
+        with CaptureQueriesContext(connection) as none_written:
+            client.get(_survey_url(survey))
+        for code in ("en", "es", "fr", "de", "pt-br"):
+            survey_wording_save(language=code, intro=f"Intro {code}", thanks="", actor=admin_user)
+        with django_assert_num_queries(len(none_written.captured_queries)):
+            page = client.get(_survey_url(survey))
+
+    assert "<p>Intro pt-br</p>" in page.content.decode()
+    reads = [q for q in none_written.captured_queries if "surveys_surveywording" in q["sql"]]
+    assert len(reads) == 1
