@@ -364,7 +364,7 @@ def survey_wording_edit(request: StaffRequest) -> HttpResponse:
     if request.method == "POST":
         if request.POST.get("reset") == "1":
             services.survey_wording_reset(language=language, actor=request.user)
-            messages.success(request, "Back to the built-in wording.")
+            messages.success(request, gettext("Back to the built-in wording."))
             return redirect(f"{reverse('surveys:wording')}?language={language}")
         intro = request.POST.get("intro", "")[:5000]
         thanks = request.POST.get("thanks", "")[:5000]
@@ -375,7 +375,7 @@ def survey_wording_edit(request: StaffRequest) -> HttpResponse:
         except ApplicationError as exc:
             status, error = 400, exc.message
         else:
-            messages.success(request, f"Saved ({language}).")
+            messages.success(request, gettext("Saved (%(language)s).") % {"language": language})
             return redirect(f"{reverse('surveys:wording')}?language={language}")
     else:
         intro = stored.intro if stored else ""
