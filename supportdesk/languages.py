@@ -17,6 +17,7 @@ from typing import ParamSpec
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 from django.utils import translation
+from django.utils.cache import patch_vary_headers
 from django.utils.translation.trans_real import parse_accept_lang_header
 
 P = ParamSpec("P")
@@ -132,9 +133,7 @@ def _in_page_language(
             if hasattr(response, "render") and not getattr(response, "is_rendered", True):
                 response.render()
         response.headers.setdefault("Content-Language", language)
-        vary = response.headers.get("Vary", "")
-        if "accept-language" not in vary.lower():
-            response.headers["Vary"] = f"{vary}, Accept-Language" if vary else "Accept-Language"
+        patch_vary_headers(response, ["Accept-Language"])
         return response
 
     return wrapper
