@@ -46,6 +46,7 @@ from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce, Floor, Ln, TruncDate
 from django.utils import timezone
 
+from supportdesk.solicitation import SOLICITATION_PATTERN
 from surveys.models import Survey, SurveyResponse
 from tickets.models import ChannelKind, Contact, Conversation, Event, Message
 
@@ -59,17 +60,8 @@ GROWTH = 1.02
 LOG_GROWTH = math.log(GROWTH)
 WINDOW = timedelta(days=7)  # reopen and repeat-contact windows (docs/metrics.md)
 
-# Outbound agent messages that ask for a score (docs/metrics.md survey_solicitation_flags). One
-# case-insensitive regular expression that PostgreSQL (ARE) and SQLite (Python re) read alike:
-# no \b, \s or character-class shorthands.
-SOLICITATION_PATTERN = (
-    r"(rate (us|me)|(give|leave) (us|me) (a |an )?(10|9|ten|nine|five|5|perfect|top|high|good|great|positive)"
-    r"|(10|ten|9|nine|5|five)( out of (10|ten|5|five)|/10|/5)? ?(stars?|points)"
-    r"|(fill|fill in|fill out|complete|answer|take) (in |out )?(the|our|my|a|this)( short| quick)? (survey|questionnaire|feedback form)"
-    r"|(stars?|score|rating|review) would (really |truly )?help"
-    r"|(score|rate|rating) of (9|10|5)"
-    r"|(good|great|positive|high|top) (rating|review|score|feedback) (would|helps|means))"
-)
+# Outbound agent messages that ask for a score (docs/metrics.md survey_solicitation_flags): the
+# detector lives in supportdesk.solicitation, shared with the survey wording editor.
 
 
 class Epoch(Func):

@@ -14,8 +14,11 @@ Rendering stored text
     nh3), so a value or a stored template cannot add markup either.
 
 Languages
-    ``MailTemplate`` rows are per language; ``mail_template_for`` takes the requested language,
-    then ``settings.LANGUAGE_CODE``, then the built-in wording in ``DEFAULTS``.
+    ``MailTemplate`` rows are per language; ``mail_template_for`` takes the row of the requested
+    language (or its base: "es" for "es-mx"), then the built-in wording in ``DEFAULTS`` when it
+    is translated into that language (``settings.LANGUAGES``, catalogues in ``locale/``), then
+    the row of ``settings.LANGUAGE_CODE``, then the built-in English. So a customer is written
+    to in their language whenever the desk has the words for it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from dataclasses import dataclass
 
 import nh3
 from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
+from django_stubs_ext import StrOrPromise
 from markdown_it import MarkdownIt
 
 from supportdesk.models import MailTemplate, MailTemplateKey
@@ -67,8 +73,9 @@ def markdown_html(text: str) -> str:
 
 @dataclass(frozen=True)
 class TemplateDefault:
-    subject: str
-    body: str
+    # Translated when read (str() under the language wanted: ``mail_template_for``).
+    subject: StrOrPromise
+    body: StrOrPromise
     # name -> what it holds, shown beside the editor; only these are substituted.
     variables: Mapping[str, str]
 
@@ -84,8 +91,8 @@ _CUSTOMER_VARIABLES = {
 
 DEFAULTS: dict[str, TemplateDefault] = {
     MailTemplateKey.ACKNOWLEDGEMENT: TemplateDefault(
-        subject="Re: {conversation.subject}",
-        body=(
+        subject=_("Re: {conversation.subject}"),
+        body=_(
             "Hello {customer.first_name},\n\n"
             "we got your message and will answer as soon as we can. "
             "Reply to this email to add anything; it joins the same conversation.\n\n"
@@ -94,8 +101,8 @@ DEFAULTS: dict[str, TemplateDefault] = {
         variables=_CUSTOMER_VARIABLES,
     ),
     MailTemplateKey.SURVEY: TemplateDefault(
-        subject="Did we resolve your request?",
-        body=(
+        subject=_("Did we resolve your request?"),
+        body=_(
             "Hello,\n\n"
             "{agent.first_name} marked your request “{conversation.subject}” as solved. "
             "Only you can tell us whether it really is."
@@ -106,8 +113,8 @@ DEFAULTS: dict[str, TemplateDefault] = {
         },
     ),
     MailTemplateKey.SURVEY_REMINDER: TemplateDefault(
-        subject="Reminder: Did we resolve your request?",
-        body=(
+        subject=_("Reminder: Did we resolve your request?"),
+        body=_(
             "Hello,\n\n"
             "A few days ago we asked how your request went. If you have a moment, your answer "
             "helps us see what really happened."
@@ -150,21 +157,49 @@ class RenderedMail:
 
 
 def mail_template_for(*, key: str, language: str = "") -> tuple[str, str]:
-    """(subject, body) an admin stored for ``key`` in ``language`` or the default language, else
-    the built-in wording. One query."""
-    stored = mail_template_stored(key=key, language=language)
+    """(subject, body) for ``key`` in ``language``: the admin's row, the built-in translation,
+    the default language's row, the built-in English (see above). One query."""
+    wanted = translated_language(language)
+    stored = mail_template_stored(key=key, language=language, fallback=not wanted)
     if stored is not None:
         return stored
+    if wanted:
+        # Not stored in the customer's language: the built-in translation beats the admin's
+        # wording in another language (a second query only for languages without catalogues).
+        return built_in_wording(key=key, language=wanted)
+    return built_in_wording(key=key, language=default_language())
+
+
+def built_in_wording(*, key: str, language: str) -> tuple[str, str]:
+    """The built-in (subject, body) of ``key`` translated into ``language`` (English when the
+    catalogues do not have it)."""
     fallback = DEFAULTS[key]
-    return fallback.subject, fallback.body
+    with translation.override(translated_language(language) or "en"):
+        return str(fallback.subject), str(fallback.body)
 
 
-def mail_template_stored(*, key: str, language: str = "") -> tuple[str, str] | None:
-    """(subject, body) an admin stored for ``key`` in ``language`` (or its base language, or
-    the default language); None when there is none. One query."""
+def translated_language(language: str) -> str:
+    """The supported language ``language`` names when the catalogues translate into it and it
+    is not the default language; "" otherwise."""
+    code = language.strip().lower()
+    supported = [c for c, _name in settings.LANGUAGES]
+    if code not in supported:
+        code = code.partition("-")[0]
+        code = next((c for c in supported if c.partition("-")[0] == code), "") if code else ""
+    return code if code and code.partition("-")[0] != default_language() else ""
+
+
+def mail_template_stored(
+    *, key: str, language: str = "", fallback: bool = True
+) -> tuple[str, str] | None:
+    """(subject, body) an admin stored for ``key`` in ``language`` (or its base language, or,
+    with ``fallback``, the default language); None when there is none. One query."""
     requested = language.lower()
     languages: list[str] = []
-    for code in (requested, requested.partition("-")[0], default_language()):
+    candidates = [requested, requested.partition("-")[0]]
+    if fallback or not requested:
+        candidates.append(default_language())
+    for code in candidates:
         if code and code not in languages:
             languages.append(code)
     rows = {

@@ -30,6 +30,7 @@ from supportdesk.models import (
     User,
     new_api_token,
 )
+from supportdesk.solicitation import solicitation_found
 
 logger = logging.getLogger(__name__)
 
@@ -496,6 +497,15 @@ def mail_template_save(
     body = body.strip()
     if not subject or not body:
         raise ApplicationError("A template needs a subject and a body.")
+    if key != MailTemplate.Key.STAFF_NOTIFICATION:
+        # The integrity panel's detector (supportdesk.solicitation): a customer's wording must
+        # not ask for a score, or the answers it collects measure the asking.
+        asking = solicitation_found(f"{subject}\n{body}")
+        if asking:
+            raise ApplicationError(
+                f"This wording asks for a score (“{asking}”). Surveys must not suggest an "
+                "answer: the integrity panel flags the same words in agents' replies."
+            )
     template, created = MailTemplate.objects.update_or_create(
         key=key,
         language=language,

@@ -368,3 +368,26 @@ class FollowUp(models.Model):
 
     def __str__(self) -> str:
         return f"Follow-up of survey #{self.survey_id} ({self.status})"
+
+
+class SurveyWording(models.Model):
+    """An admin's wording of the survey page in one language (``surveys.services.wording``).
+
+    Only the introduction under the title and the thank-you line are editable: the questions and
+    their answers are the measuring instrument of every survey metric, and stay as built in
+    (translated). Wording that asks for a score is refused when saved.
+    """
+
+    language = models.CharField(max_length=20, unique=True)
+    intro = models.TextField(max_length=1000)
+    thanks = models.TextField(max_length=1000, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["language"]
+
+    def __str__(self) -> str:
+        return f"Survey page wording ({self.language})"

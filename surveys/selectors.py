@@ -16,7 +16,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from supportdesk.models import User
-from surveys.models import FollowUp, Survey, SurveyResponse
+from surveys.models import FollowUp, Survey, SurveyResponse, SurveyWording
 from tickets.selectors import visible_conversations_q
 
 
@@ -179,3 +179,15 @@ def follow_up_get_for_user(*, user: User, pk: Any) -> FollowUp:
     if follow_up is None:
         raise Http404
     return follow_up
+
+
+def survey_wording_for(*, language: str) -> SurveyWording | None:
+    """The admin's survey page wording for ``language`` (or its base language); one query."""
+    code = language.lower()
+    codes = [c for c in dict.fromkeys((code, code.partition("-")[0])) if c]
+    rows = {w.language: w for w in SurveyWording.objects.filter(language__in=codes)}
+    return next((rows[c] for c in codes if c in rows), None)
+
+
+def survey_wording_list() -> list[SurveyWording]:
+    return list(SurveyWording.objects.select_related("updated_by"))

@@ -12,4 +12,6 @@ urlpatterns = [
     path("surveys/me/", views.my_feedback, name="my_feedback"),
     path("surveys/follow-ups/", views.follow_up_list, name="follow_ups"),
     path("surveys/follow-ups/<int:pk>/close/", views.follow_up_close, name="follow_up_close"),
+    path("settings/survey-page/", views.survey_wording_edit, name="wording"),
+    path("settings/survey-page/preview/", views.survey_wording_preview, name="wording_preview"),
 ]

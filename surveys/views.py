@@ -8,33 +8,45 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_ratelimit.core import is_ratelimited
 
 from supportdesk.errors import ApplicationError
 from supportdesk.http import StaffRequest
+from supportdesk.languages import (
+    customer_language,
+    default_page_language,
+    language_choices,
+    request_language,
+    supported_language,
+)
 from supportdesk.models import Team, User
 from surveys import selectors, services
 from surveys.models import Survey, SurveyResponse
 from surveys.services import Answer, SurveyExpired, SurveyNotFound
+from tickets.services import customer_language_detected
 
 RESOLVED_CHOICES = [
-    ("yes", "Yes"),
-    ("partly", "Partly"),
-    ("no", "No"),
+    ("yes", _("Yes")),
+    ("partly", _("Partly")),
+    ("no", _("No")),
 ]
-CONTACT_CHOICES = [(1, "1"), (2, "2"), (3, "3"), (4, "4"), (5, "5 or more")]
+CONTACT_CHOICES = [(1, "1"), (2, "2"), (3, "3"), (4, "4"), (5, _("5 or more"))]
 CSAT_CHOICES = [
-    (1, "Very dissatisfied"),
-    (2, "Dissatisfied"),
-    (3, "Neutral"),
-    (4, "Satisfied"),
-    (5, "Very satisfied"),
+    (1, _("Very dissatisfied")),
+    (2, _("Dissatisfied")),
+    (3, _("Neutral")),
+    (4, _("Satisfied")),
+    (5, _("Very satisfied")),
 ]
 
 
@@ -83,9 +95,9 @@ def _answer_from_post(data: Any) -> Answer:
         try:
             parsed[field] = _int_or_none(data.get(field))
         except ValueError:
-            errors[field] = "Choose one of the options."
+            errors[field] = gettext("Choose one of the options.")
     if errors:
-        raise ApplicationError("Please check your answers.", extra={"errors": errors})
+        raise ApplicationError(gettext("Please check your answers."), extra={"errors": errors})
     return Answer(
         resolved=(data.get("resolved") or "").strip(),
         contacts_declared=parsed["contacts"],
@@ -140,6 +152,7 @@ def _form_values(
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
+@customer_language
 def survey_page(request: HttpRequest, token: str) -> HttpResponse:
     """GET (and HEAD) shows the form and records nothing; POST records or replaces the answer."""
     if _limited(request, "page"):
@@ -154,6 +167,10 @@ def survey_page(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "POST":
         try:
             services.survey_answer(survey=survey, answer=_answer_from_post(request.POST))
+            # GET records nothing; an answer tells us the language the customer reads.
+            customer_language_detected(
+                customer_id=survey.customer_id, language=request_language(request)
+            )
         except SurveyExpired:
             return render(request, "surveys/expired.html", status=410)
         except SurveyNotFound:
@@ -164,7 +181,9 @@ def survey_page(request: HttpRequest, token: str) -> HttpResponse:
             if isinstance(field_errors, dict):  # {field: message} (surveys.services.answers)
                 errors = dict(field_errors)
         else:
-            return redirect(f"{reverse('surveys:survey', kwargs={'token': token})}?saved=1")
+            lang = supported_language(request.GET.get("lang", ""))
+            saved_url = f"{reverse('surveys:survey', kwargs={'token': token})}?saved=1"
+            return redirect(f"{saved_url}&lang={lang}" if lang else saved_url)
     context = {
         "survey": survey,
         "token": token,
@@ -178,8 +197,26 @@ def survey_page(request: HttpRequest, token: str) -> HttpResponse:
         "contact_choices": CONTACT_CHOICES,
         "csat_choices": CSAT_CHOICES,
         "nps_choices": list(range(11)),
+        "lang_param": supported_language(request.GET.get("lang", "")),
+        **_wording_context(survey),
     }
     return render(request, "surveys/survey.html", context, status=status)
+
+
+def _wording_context(survey: Survey) -> dict[str, str]:
+    """The admin's introduction and thank-you line in the page's language, as safe HTML."""
+    wording = selectors.survey_wording_for(language=translation.get_language() or "")
+    if wording is None:
+        return {}
+    variables = {
+        "agent.first_name": survey.agent.first_name if survey.agent else "",
+        "conversation.subject": survey.conversation.subject,
+        "desk.name": str(settings.DESK_NAME),
+    }
+    return {
+        "intro_html": services.survey_wording_html(text=wording.intro, variables=variables),
+        "thanks_html": services.survey_wording_html(text=wording.thanks, variables=variables),
+    }
 
 
 @require_POST
@@ -198,6 +235,7 @@ def survey_opened(request: HttpRequest, token: str) -> HttpResponse:
 # "List-Unsubscribe=One-Click" without a CSRF token.
 @csrf_exempt
 @require_http_methods(["GET", "HEAD", "POST"])
+@customer_language
 def survey_unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     """GET asks for confirmation (records nothing); POST unsubscribes the address."""
     if _limited(request, "unsubscribe"):
@@ -293,3 +331,80 @@ def follow_up_close(request: StaffRequest, pk: int) -> HttpResponse:
     )
     messages.success(request, "Follow-up closed.")
     return redirect("surveys:follow_ups")
+
+
+# --- The survey page's wording (admins) -----------------------------------------------------------
+
+_PREVIEW_VALUES = {
+    "agent.first_name": "Alice",
+    "conversation.subject": "My order has not arrived",
+    "desk.name": "",
+}
+
+
+def _wording_preview(intro: str, thanks: str) -> dict[str, str]:
+    values = {**_PREVIEW_VALUES, "desk.name": str(settings.DESK_NAME)}
+    return {
+        "preview_intro": services.survey_wording_html(text=intro[:2000], variables=values),
+        "preview_thanks": services.survey_wording_html(text=thanks[:2000], variables=values),
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def survey_wording_edit(request: StaffRequest) -> HttpResponse:
+    """The survey page's introduction and thank-you line, per language (``?language=``), with a
+    preview; POST saves (400 with the reason when refused), ``reset=1`` removes."""
+    if not request.user.is_admin:
+        raise PermissionDenied("Only admins edit the survey page's wording.")
+    language = supported_language(request.GET.get("language", "")) or default_page_language()
+    stored = selectors.survey_wording_for(language=language)
+    stored = stored if stored is not None and stored.language == language else None
+    status, error = 200, ""
+    if request.method == "POST":
+        if request.POST.get("reset") == "1":
+            services.survey_wording_reset(language=language, actor=request.user)
+            messages.success(request, gettext("Back to the built-in wording."))
+            return redirect(f"{reverse('surveys:wording')}?language={language}")
+        intro = request.POST.get("intro", "")[:5000]
+        thanks = request.POST.get("thanks", "")[:5000]
+        try:
+            services.survey_wording_save(
+                language=language, intro=intro, thanks=thanks, actor=request.user
+            )
+        except ApplicationError as exc:
+            status, error = 400, exc.message
+        else:
+            messages.success(request, gettext("Saved (%(language)s).") % {"language": language})
+            return redirect(f"{reverse('surveys:wording')}?language={language}")
+    else:
+        intro = stored.intro if stored else ""
+        thanks = stored.thanks if stored else ""
+    with translation.override(language):
+        built_in_intro = gettext(
+            "%(name)s marked it as solved. A few short questions; only the ones you answer count."
+        ) % {"name": _PREVIEW_VALUES["agent.first_name"]}
+        built_in_question = gettext("Was your issue resolved?")
+    context = {
+        "language": language,
+        "languages": language_choices(),
+        "stored": stored,
+        "written": {w.language for w in selectors.survey_wording_list()},
+        "intro": intro,
+        "thanks": thanks,
+        "error": error,
+        "built_in_intro": built_in_intro,
+        "built_in_question": built_in_question,
+        "variables": sorted(services.WORDING_VARIABLES.items()),
+        **_wording_preview(intro, thanks),
+    }
+    return render(request, "surveys/wording.html", context, status=status)
+
+
+@login_required
+@require_POST
+def survey_wording_preview(request: StaffRequest) -> HttpResponse:
+    if not request.user.is_admin:
+        raise PermissionDenied("Only admins edit the survey page's wording.")
+    context = _wording_preview(request.POST.get("intro", ""), request.POST.get("thanks", ""))
+    return render(request, "surveys/_wording_preview.html", context)

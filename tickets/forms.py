@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.http import QueryDict
+from django.utils.translation import gettext_lazy as _
 
 from supportdesk.models import Team
 from tickets.models import ChannelKind, Conversation, Identity, Mailbox
@@ -185,14 +186,14 @@ class MergeForm(forms.Form):
 
 
 class ChatStartForm(forms.Form):
-    name = forms.CharField(max_length=200, required=False, label="Your name (optional)")
+    name = forms.CharField(max_length=200, required=False, label=_("Your name (optional)"))
     email = forms.EmailField(
-        required=False, max_length=320, label="Your email (optional, for replies by email)"
+        required=False, max_length=320, label=_("Your email (optional, for replies by email)")
     )
 
 
 class ChatMessageForm(forms.Form):
-    body = forms.CharField(max_length=5000, label="Message", strip=True)
+    body = forms.CharField(max_length=5000, label=_("Message"), strip=True)
 
 
 class ChannelSendingForm(forms.Form):

@@ -25,12 +25,16 @@ from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from supportdesk import extensions
 from supportdesk.errors import ApplicationError
 from supportdesk.http import StaffRequest
+from supportdesk.languages import (
+    language_choices,
+)
 from supportdesk.mailtemplates import SIGNATURE_VARIABLES
 from supportdesk.security import keep_own_csp
 from tickets import selectors, services
@@ -170,6 +174,7 @@ def _conversation_context(request: StaffRequest, conversation: Conversation) -> 
         "teams": selectors.team_list_for_user(user=request.user),
         "move_targets": [c for c in panel["other_conversations"] if c.is_active],
         "link_form": LinkIdentityForm(),
+        "customer_languages": language_choices(),
         "participants": selectors.conversation_participants(conversation=conversation),
         "cc_ticked": set(),
         "attachment_max_bytes": settings.ATTACHMENT_MAX_BYTES,
@@ -562,6 +567,29 @@ def _refused_for(
 
     customer = selectors.customer_get_for_user(user=request.user, pk=customer_id)
     return customer_refused(request, customer, str(exc), status=exc.status)
+
+
+@login_required
+@require_POST
+def customer_language(request: StaffRequest, pk: int) -> HttpResponse:
+    """The language mail to the customer is written in (the customer panel's select)."""
+    customer = selectors.customer_get_for_user(user=request.user, pk=pk)
+    conversation_id = request.POST.get("conversation", "")
+    if not conversation_id.isdigit():
+        return HttpResponseBadRequest(gettext("Change the language from a conversation."))
+    try:
+        customer = services.customer_language_set(
+            customer=customer, language=request.POST.get("language", ""), actor=request.user
+        )
+    except ApplicationError as exc:
+        return _refused(request, int(conversation_id), exc)
+    label = dict(language_choices()).get(customer.language, gettext("not known"))
+    messages.success(
+        request,
+        gettext("Language of %(customer)s: %(language)s.")
+        % {"customer": customer, "language": label},
+    )
+    return _back(int(conversation_id))
 
 
 @login_required

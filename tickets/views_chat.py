@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from supportdesk.errors import ApplicationError
 from supportdesk.http import HtmxRequest
+from supportdesk.languages import customer_language_remembered, visitor_language
 from supportdesk.security import ratelimit
 from tickets import selectors, services
 from tickets.forms import ChatMessageForm, ChatStartForm
@@ -35,6 +36,7 @@ def _chat_state(request: HttpRequest) -> dict[str, str] | None:
     return state if isinstance(state, dict) and state.get("session") else None
 
 
+@customer_language_remembered
 @ratelimit(key="ip", rate="30/m", method="POST", block=True)
 def chat_page(request: HtmxRequest) -> HttpResponse:
     """``/chat/``: the visitor gives an email (or not) and writes; agent replies appear by polling.
@@ -71,6 +73,7 @@ def chat_page(request: HtmxRequest) -> HttpResponse:
                 email=state.get("email", ""),
                 email_verified=False,  # typed on a public page: a hint for the agent only
                 name=state.get("name", ""),
+                language=visitor_language(request),
             )
         except ApplicationError as exc:
             form.add_error("body", str(exc))
@@ -112,6 +115,7 @@ def _chat_render(
 
 
 @require_http_methods(["GET", "POST"])
+@customer_language_remembered
 def chat_transcript(request: HttpRequest) -> HttpResponse:
     """The transcript of this visitor's session (htmx partial).
 

@@ -66,6 +66,7 @@ urlpatterns = [
         views.customer_link_identity,
         name="customer-link-identity",
     ),
+    path("customers/<int:pk>/language/", views.customer_language, name="customer-language"),
     path("customers/<int:pk>/merge/", views.customer_merge, name="customer-merge"),
     path("merges/<int:pk>/undo/", views.merge_undo, name="merge-undo"),
     path("settings/sending/", views.channel_sending_list, name="sending"),

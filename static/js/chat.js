@@ -21,10 +21,9 @@
   document.body.addEventListener("htmx:responseError", function (event) {
     var error = document.getElementById("chat-error");
     if (!error || !body || event.detail.elt !== body.form) return;
+    // The wording comes translated from the page (data-too-fast, data-failed).
     error.textContent =
-      event.detail.xhr.status === 403
-        ? "You are sending messages very quickly. Please wait a minute and try again."
-        : "Your message could not be sent. Please try again.";
+      event.detail.xhr.status === 403 ? error.dataset.tooFast : error.dataset.failed;
     error.hidden = false;
   });
   document.body.addEventListener("htmx:beforeRequest", function (event) {

@@ -60,11 +60,18 @@ from surveys.services.sending import (
     surveys_remind_due,
     surveys_send_due,
 )
+from surveys.services.wording import (
+    WORDING_VARIABLES,
+    survey_wording_html,
+    survey_wording_reset,
+    survey_wording_save,
+)
 
 __all__ = [
     "ANSWERED_KIND",
     "SEND_LEASE",
     "TOKEN_SALT",
+    "WORDING_VARIABLES",
     "Answer",
     "SurveyExpired",
     "SurveyNotFound",
@@ -85,6 +92,9 @@ __all__ = [
     "survey_unsubscribe",
     "survey_unsubscribe_url",
     "survey_url",
+    "survey_wording_html",
+    "survey_wording_reset",
+    "survey_wording_save",
     "surveys_cancel_for_spam",
     "surveys_follow_conversations",
     "surveys_move_customer",

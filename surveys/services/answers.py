@@ -8,6 +8,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from supportdesk import events as event_bus
 from supportdesk.errors import ApplicationError
@@ -51,17 +52,17 @@ def _confirms_resolution(answer: Answer) -> bool:
 def validate(answer: Answer, survey: Survey) -> Answer:
     errors: dict[str, str] = {}
     if answer.resolved not in ("", *Resolved.values):
-        errors["resolved"] = "Choose yes, partly or no."
+        errors["resolved"] = gettext("Choose yes, partly or no.")
     if answer.contacts_declared is not None and not 1 <= answer.contacts_declared <= 5:
-        errors["contacts"] = "Choose 1 to 5."
+        errors["contacts"] = gettext("Choose 1 to 5.")
     if answer.csat is not None and not 1 <= answer.csat <= 5:
-        errors["csat"] = "Choose 1 to 5."
+        errors["csat"] = gettext("Choose 1 to 5.")
     if answer.nps is not None and not 0 <= answer.nps <= 10:
-        errors["nps"] = "Choose 0 to 10."
+        errors["nps"] = gettext("Choose 0 to 10.")
     if len(answer.comment) > 5000:
-        errors["comment"] = "Please keep the comment under 5000 characters."
+        errors["comment"] = gettext("Please keep the comment under 5000 characters.")
     if errors:
-        raise ApplicationError("Please check your answers.", extra={"errors": errors})
+        raise ApplicationError(gettext("Please check your answers."), extra={"errors": errors})
     if (
         not answer.resolved
         and answer.contacts_declared is None
@@ -71,7 +72,8 @@ def validate(answer: Answer, survey: Survey) -> Answer:
         and not answer.shout_out
     ):
         raise ApplicationError(
-            "Please answer at least one question.", extra={"errors": {"resolved": "Required."}}
+            gettext("Please answer at least one question."),
+            extra={"errors": {"resolved": gettext("Required.")}},
         )
     return Answer(
         resolved=answer.resolved,

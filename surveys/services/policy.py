@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core import signing
@@ -144,12 +145,13 @@ def survey_from_token(token: str) -> Survey:
     return survey
 
 
-def survey_url(survey: Survey, *, resolved: str | None = None) -> str:
+def survey_url(survey: Survey, *, resolved: str | None = None, lang: str = "") -> str:
+    """The survey page's link; ``lang`` shows it in that language whatever the browser says."""
     url = settings.SITE_URL + reverse("surveys:survey", kwargs={"token": survey_token(survey)})
-    return f"{url}?resolved={resolved}" if resolved else url
+    query = urlencode({k: v for k, v in (("resolved", resolved or ""), ("lang", lang)) if v})
+    return f"{url}?{query}" if query else url
 
 
-def survey_unsubscribe_url(survey: Survey) -> str:
-    return settings.SITE_URL + reverse(
-        "surveys:unsubscribe", kwargs={"token": survey_token(survey)}
-    )
+def survey_unsubscribe_url(survey: Survey, *, lang: str = "") -> str:
+    url = settings.SITE_URL + reverse("surveys:unsubscribe", kwargs={"token": survey_token(survey)})
+    return f"{url}?{urlencode({'lang': lang})}" if lang else url

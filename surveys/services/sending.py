@@ -10,7 +10,8 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db.models import F, Q
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from supportdesk import mailtemplates
 from supportdesk.models import MailTemplate, SentMail
@@ -132,7 +133,7 @@ def survey_send(*, survey_id: int) -> bool:
     now = timezone.now()
     if not _claim_send(survey_id, now):
         return False
-    survey = Survey.objects.select_related("conversation", "agent").get(pk=survey_id)
+    survey = Survey.objects.select_related("conversation__customer", "agent").get(pk=survey_id)
     if survey.conversation.spam_at is not None:
         # Marked as spam after the solve: never surveyed.
         Survey.objects.filter(pk=survey_id, status=Status.SCHEDULED).update(
@@ -228,7 +229,7 @@ def survey_remind(*, survey_id: int) -> bool:
     )
     if not claimed:
         return False
-    survey = Survey.objects.select_related("conversation", "agent").get(pk=survey_id)
+    survey = Survey.objects.select_related("conversation__customer", "agent").get(pk=survey_id)
     if Identity.objects.filter(
         kind=Identity.Kind.EMAIL, value=survey.email, undeliverable_at__isnull=False
     ).exists():
@@ -296,25 +297,51 @@ def _survey_variables(survey: Survey) -> dict[str, str]:
 
 
 def _survey_email(survey: Survey, *, reminder: bool) -> EmailMultiAlternatives:
+    """The survey (or its reminder) in the customer's language (``Customer.language``; the
+    desk's default when not known)."""
+    language = survey.conversation.customer.language
+    wanted = mailtemplates.translated_language(language)
+    with translation.override(wanted or mailtemplates.default_language()):
+        return _survey_email_in_language(
+            survey, reminder=reminder, language=language, wanted=wanted
+        )
+
+
+def _survey_email_in_language(
+    survey: Survey, *, reminder: bool, language: str, wanted: str
+) -> EmailMultiAlternatives:
     conversation = survey.conversation
+    answer_labels = {
+        Resolved.YES: gettext("Yes"),
+        Resolved.PARTLY: gettext("Partly"),
+        Resolved.NO: gettext("No"),
+    }
     context = {
         "survey": survey,
         "reminder": reminder,
         "subject": conversation.subject,
         "agent_first_name": survey.agent.first_name if survey.agent else "",
-        "survey_url": survey_url(survey),
+        "survey_url": survey_url(survey, lang=wanted),
         "answer_urls": [
-            (label, survey_url(survey, resolved=value)) for value, label in Resolved.choices
+            (answer_labels[Resolved(value)], survey_url(survey, resolved=value, lang=wanted))
+            for value in Resolved.values
         ],
-        "unsubscribe_url": survey_unsubscribe_url(survey),
+        "unsubscribe_url": survey_unsubscribe_url(survey, lang=wanted),
+        "language": translation.get_language(),
     }
-    subject = "Did we resolve your request?"
-    if reminder:
-        subject = f"Reminder: {subject}"
+    subject = (
+        gettext("Reminder: Did we resolve your request?")
+        if reminder
+        else gettext("Did we resolve your request?")
+    )
     # An admin's wording (Email templates) replaces the greeting, the first paragraph and the
-    # subject; the question, the answer links and the unsubscribe link always stay.
+    # subject; the question, the answer links and the unsubscribe link always stay. Wording in
+    # the customer's language first; the default language's only when the desk has no built-in
+    # translation for theirs (supportdesk.mailtemplates).
     stored = mailtemplates.mail_template_stored(
-        key=MailTemplate.Key.SURVEY_REMINDER if reminder else MailTemplate.Key.SURVEY
+        key=MailTemplate.Key.SURVEY_REMINDER if reminder else MailTemplate.Key.SURVEY,
+        language=language,
+        fallback=not wanted,
     )
     if stored is not None:
         rendered = mailtemplates.mail_render(

@@ -81,6 +81,7 @@ def test_plain_text_thunderbird_message_is_parsed_completely():
             ("Support", "support@desk.example"),
             ("Schmidt, Jonas", "jonas.schmidt@example.de"),
         ),
+        language="de-de",  # Content-Language: de-DE, as Thunderbird writes it
     )
 
 

@@ -434,12 +434,16 @@ def test_html_in_a_reply_is_shown_as_text_never_passed_on(smtp_server, mailbox, 
 
 
 def test_templates_fall_back_from_language_to_default_to_built_in(admin_user):
-    from supportdesk.mailtemplates import DEFAULTS, mail_template_for
+    from supportdesk.mailtemplates import built_in_wording, mail_template_for
 
-    built_in = DEFAULTS["acknowledgement"]
-    assert mail_template_for(key="acknowledgement", language="es") == (
-        built_in.subject,
-        built_in.body,
+    assert mail_template_for(key="acknowledgement", language="es") == built_in_wording(
+        key="acknowledgement", language="es"
+    )
+    assert mail_template_for(key="acknowledgement", language="es")[0] == (
+        "Re: {conversation.subject}"
+    )
+    assert mail_template_for(key="acknowledgement", language="es")[1].startswith(
+        "Hola, {customer.first_name}:"
     )
     mail_template_save(
         key="acknowledgement", language="en", subject="EN", body="english", actor=admin_user
@@ -450,7 +454,12 @@ def test_templates_fall_back_from_language_to_default_to_built_in(admin_user):
 
     assert mail_template_for(key="acknowledgement", language="es") == ("ES", "español")
     assert mail_template_for(key="acknowledgement", language="es-mx") == ("ES", "español")
-    assert mail_template_for(key="acknowledgement", language="fr") == ("EN", "english")
+    # A language the desk has built-in words for: those, not the admin's English.
+    assert mail_template_for(key="acknowledgement", language="fr")[1].startswith(
+        "Bonjour {customer.first_name}"
+    )
+    # A language without catalogues, or none: the default language's row.
+    assert mail_template_for(key="acknowledgement", language="it") == ("EN", "english")
     assert mail_template_for(key="acknowledgement") == ("EN", "english")
     assert MailTemplate.objects.count() == 2
     assert AuditEntry.objects.filter(action="mail_template.saved").count() == 2
@@ -614,7 +623,7 @@ def test_template_pages_are_for_admins_and_preview_renders_what_is_typed(admin_u
 
     saved = client.post(
         "/settings/email-templates/acknowledgement/?language=es",
-        {"language": "es", "subject": "Recibido", "body": "Hola {customer.first_name}"},
+        {"language": "es", "subject": "Recibido", "body": "Hola, {customer.first_name}:"},
     )
     assert saved.status_code == 302
     assert list(MailTemplate.objects.values_list("key", "language", "subject")) == [

@@ -173,7 +173,19 @@ def parse_inbound_message(
             for field in ("to", "cc")
             for name, address in header_addresses(header_all(headers, field))
         )[:100],
+        language=content_language(header_first(headers, "content-language")),
     )
+
+
+_LANGUAGE_TAG = re.compile(r"[a-z]{1,8}(?:-[a-z0-9]{1,8}){0,3}")
+
+
+def content_language(value: str) -> str:
+    """The first tag of a Content-Language header value, lower case; "" when it is not one.
+    Cheap on hostile input: only the first 100 characters are looked at, and the pattern is a
+    full match of a bounded shape."""
+    first = value[:100].split(",", 1)[0].strip().lower().replace("_", "-")
+    return first if len(first) <= 35 and _LANGUAGE_TAG.fullmatch(first) else ""
 
 
 # --------------------------------------------------------------------------------------------

@@ -72,3 +72,6 @@ class ParsedEmail:
     # (name, address) of the people in To and Cc, in header order: the sender's colleagues
     # copied on the mail, and our own addresses (the caller drops those).
     copied: tuple[tuple[str, str], ...] = ()
+    # The first language tag of the top-level Content-Language header ("pt-br"), lower case;
+    # "" when absent or not a tag (RFC 3282 / BCP 47 shape, at most 35 characters).
+    language: str = ""

@@ -649,6 +649,7 @@ class EventKind(models.TextChoices):
     CUSTOMER_MERGE_UNDONE = "customer.merge_undone", "Merge undone"
     IDENTITY_LINKED = "identity.linked", "Identity linked"
     IDENTITY_UNDELIVERABLE = "identity.undeliverable", "Address bounced"
+    CUSTOMER_LANGUAGE_SET = "customer.language_set", "Customer language set"
     MAILBOX_FAILING = "mailbox.failing", "Mailbox failing"
     MAILBOX_RECOVERED = "mailbox.recovered", "Mailbox recovered"
     CUSTOMER_CREATED = "customer.created", "Customer created"

@@ -98,7 +98,10 @@ def acknowledgement_email(*, message: Message) -> EmailMultiAlternatives:
     """The acknowledgement as sent: the stored template (or the built-in wording), threaded."""
     assert message.identity is not None
     conversation = message.conversation
-    subject, body = mailtemplates.mail_template_for(key=MailTemplate.Key.ACKNOWLEDGEMENT)
+    # In the customer's language (Customer.language, detected or set by an agent).
+    subject, body = mailtemplates.mail_template_for(
+        key=MailTemplate.Key.ACKNOWLEDGEMENT, language=conversation.customer.language
+    )
     rendered = mailtemplates.mail_render(
         subject=subject, body=body, variables=acknowledgement_variables(message=message)
     )

@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from supportdesk.errors import ApplicationError, Conflict
+from supportdesk.languages import supported_language, supported_languages
 from supportdesk.models import AuditEntry, User
 from supportdesk.services import audit_record
 from tickets.identities import normalise_identity
@@ -418,6 +419,30 @@ def customer_update(
     return customer
 
 
+@transaction.atomic
+def customer_language_set(*, customer: Customer, language: str, actor: User | None) -> Customer:
+    """Set the language mail to ``customer`` is written in (a supported tag, or "" for not
+    known); records ``customer.language_set``. Unchanged: nothing recorded."""
+    code = supported_language(language) if language.strip() else ""
+    if language.strip() and not code:
+        raise ApplicationError(
+            "Choose one of the languages: " + ", ".join(supported_languages()) + "."
+        )
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    if customer.language == code:
+        return customer
+    previous = customer.language
+    customer.language = code
+    customer.save(update_fields=["language", "updated_at"])
+    event_record(
+        kind=Event.Kind.CUSTOMER_LANGUAGE_SET,
+        customer=customer,
+        actor=actor,
+        data={"language": code, "previous": previous, "source": "staff" if actor else "detected"},
+    )
+    return customer
+
+
 def organisation_get_or_create(*, name: str) -> Organisation:
     """The organisation of that name (any case), or a new one without a domain."""
     name = (name or "").strip()[:200]
@@ -477,3 +502,25 @@ def organisation_create_or_update(
             _organisation_link(customer, organisation, actor=actor, by="domain")
             linked += 1
     return organisation, linked
+
+
+def customer_language_detected(*, customer_id: int, language: str) -> bool:
+    """Store a language seen from the customer (browser, email header) when none is known yet;
+    an agent's choice or an earlier detection is never overwritten. True when stored.
+
+    One conditional UPDATE: cheap on every message and safe against a concurrent edit."""
+    code = supported_language(language)
+    if not code:
+        return False
+    with transaction.atomic():
+        updated = Customer.objects.filter(pk=customer_id, language="").update(
+            language=code, updated_at=timezone.now()
+        )
+        if updated:
+            event_record(
+                kind=Event.Kind.CUSTOMER_LANGUAGE_SET,
+                customer=Customer(pk=customer_id),
+                actor=None,
+                data={"language": code, "previous": "", "source": "detected"},
+            )
+    return bool(updated)

@@ -59,6 +59,7 @@ def _email_inbound(
             bounce_recipients=parsed.bounce_recipients,
             bounce_original_ids=parsed.bounce_original_message_ids,
             copied=_copied_people(parsed, handles),
+            language=parsed.language,
         )
     )
 

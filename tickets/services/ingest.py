@@ -47,7 +47,11 @@ from tickets.services.contacts import (
     conversation_is_answered,
     counted_inbound,
 )
-from tickets.services.customers import customer_for_handles, live_customer
+from tickets.services.customers import (
+    customer_for_handles,
+    customer_language_detected,
+    live_customer,
+)
 from tickets.services.events import conversation_save, conversation_set_status, event_record
 from tickets.services.outbound_mail import participants_add
 
@@ -96,6 +100,9 @@ class Inbound:
     # A call an agent logs on a conversation they have open (``call_log``): it joins that
     # conversation instead of being threaded or attached by the rules below.
     conversation_id: int | None = None
+    # The customer's language as the message states it (an email's Content-Language, the chat
+    # page's browser): stored on the customer when none is known (docs/api.md "Languages").
+    language: str = ""
 
 
 # Customer-side times before this are a broken clock or a bad integration, not history.
@@ -176,6 +183,8 @@ def _ingest_once(data: Inbound) -> InboundResult:
     elif data.automated == "bounce":
         _mark_bounced(data)
     _record_activity(conversation, message, new_contact=new_contact, automated=data.automated)
+    if data.language and not data.automated and not by_participant:
+        customer_language_detected(customer_id=conversation.customer_id, language=data.language)
     if (
         data.channel.acknowledge
         and not data.automated
@@ -684,6 +693,7 @@ def inbound_chat(
     email_verified: bool = True,
     name: str = "",
     raw: bytes = b"",
+    language: str = "",
 ) -> InboundResult:
     """A chat message.
 
@@ -712,6 +722,7 @@ def inbound_chat(
             raw=raw,
             thread_key=session_id[:255],
             claimed_email=claimed_email,
+            language=language,
         )
     )
 
