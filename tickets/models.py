@@ -116,6 +116,13 @@ class Channel(TimeStampedModel):
     # Email channels: answer a new conversation with the acknowledgement template (never
     # automated mail, never past the per-address cap: tickets.services.acknowledgement).
     acknowledge = models.BooleanField(default=False)
+    # Solves of conversations on this channel are surveyed (surveys.services; default on). A
+    # customer with no email is surveyed on this channel itself (chat transcript, social webhook).
+    surveyed = models.BooleanField(default=True)
+    # Chat channels: the key of the embeddable widget (``/widget/<key>.js``) and the origins
+    # allowed to frame it (``Content-Security-Policy: frame-ancestors``); every other page is DENY.
+    widget_key = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
+    widget_origins = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["kind", "name"]
@@ -518,6 +525,7 @@ class EventKind(models.TextChoices):
     CLOSED = "conversation.closed", "Closed"
     INBOUND = "message.inbound", "Customer wrote"
     REPLIED = "message.replied", "Agent replied"
+    AUTOMATED = "message.automated", "Automated message on the customer's channel"
     MESSAGE_MOVED = "message.moved", "Message moved"
     CUSTOMER_MERGED = "customer.merged", "Customers merged"
     CUSTOMER_MERGE_UNDONE = "customer.merge_undone", "Merge undone"

@@ -555,6 +555,20 @@ def chat_channel_for_page() -> Channel | None:
     return Channel.objects.filter(kind="chat", is_active=True).order_by("pk").first()
 
 
+def chat_channel_by_widget_key(*, key: str) -> Channel | None:
+    """The active chat channel whose embeddable widget has this key."""
+    if not key or len(key) > 64:
+        return None
+    return Channel.objects.filter(kind="chat", is_active=True, widget_key=key).first()
+
+
+def chat_channel_list() -> list[Channel]:
+    """Chat channels for the widget settings page (a handful of rows)."""
+    return list(
+        Channel.objects.filter(kind=ChannelKind.CHAT).select_related("team").order_by("name")
+    )
+
+
 def email_channel_list() -> list[Channel]:
     """Email channels for the sending-settings page (a handful of rows)."""
     return list(

@@ -17,6 +17,7 @@ from supportdesk.services import (
     audit_record,
 )
 from surveys.models import Survey, SurveyResponse, SurveySettings
+from tickets.models import Message
 
 Status = Survey.Status
 Resolved = SurveyResponse.Resolved
@@ -133,7 +134,7 @@ def survey_from_token(token: str) -> Survey:
     except (signing.BadSignature, ValueError):
         raise SurveyNotFound("This survey link is not valid.") from None
     survey = (
-        Survey.objects.select_related("agent", "conversation")
+        Survey.objects.select_related("agent", "conversation", "channel_message__channel")
         .filter(pk=survey_pk, token_key=key, status__in=[Status.SENT, Status.BOUNCED])
         .first()
     )
@@ -153,3 +154,11 @@ def survey_unsubscribe_url(survey: Survey) -> str:
     return settings.SITE_URL + reverse(
         "surveys:unsubscribe", kwargs={"token": survey_token(survey)}
     )
+
+
+def survey_inline_path(message: Message) -> str | None:
+    """The inline questions of the survey a chat message carries (tickets.inline provider)."""
+    survey = Survey.objects.filter(channel_message_id=message.pk, via=Survey.Via.CHAT).first()
+    if survey is None:
+        return None
+    return reverse("surveys:inline", kwargs={"token": survey_token(survey)})

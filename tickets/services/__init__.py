@@ -28,11 +28,18 @@ from tickets.services.acknowledgement import (
     acknowledgement_send,
     acknowledgement_variables,
 )
+from tickets.services.automated import (
+    ChannelRoute,
+    customer_channel_route,
+    message_automated_send,
+)
 from tickets.services.channels import (
     channel_create_or_update,
     channel_mail_settings_update,
     channel_rotate_secret,
+    channel_set_surveyed,
     channel_set_webhook,
+    channel_set_widget,
 )
 from tickets.services.contacts import (
     contact_open,
@@ -126,6 +133,7 @@ __all__ = [
     "WEBHOOK_SIGNATURE_HEADER",
     "WEBHOOK_TIMEOUT_SECONDS",
     "WEBHOOK_TIMESTAMP_HEADER",
+    "ChannelRoute",
     "HandleTaken",
     "InboundResult",
     "OutboundFile",
@@ -139,7 +147,9 @@ __all__ = [
     "channel_create_or_update",
     "channel_mail_settings_update",
     "channel_rotate_secret",
+    "channel_set_surveyed",
     "channel_set_webhook",
+    "channel_set_widget",
     "chat_replies_mark_delivered",
     "chat_session_latest",
     "contact_open",
@@ -159,6 +169,7 @@ __all__ = [
     "conversation_take_next",
     "conversations_close_solved",
     "counted_inbound",
+    "customer_channel_route",
     "customer_for_handles",
     "customer_merge",
     "customer_merge_undo",
@@ -170,6 +181,7 @@ __all__ = [
     "inbound_email_raw",
     "inbound_phone",
     "inbound_social",
+    "message_automated_send",
     "message_claim_for_sending",
     "message_delivery_failed",
     "message_email_send",

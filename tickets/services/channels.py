@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+from urllib.parse import urlsplit
+
 from django.db import transaction
 
 from supportdesk.errors import ApplicationError
@@ -112,4 +115,59 @@ def channel_mail_settings_update(
         summary=f"Sending settings of {channel.name!r} changed: {', '.join(changed)}",
         details={"changed": changed, "acknowledge": acknowledge},
     )
+    return channel
+
+
+def _origin_clean(origin: str) -> str:
+    """``scheme://host[:port]`` (what a browser sends as an origin), or ApplicationError."""
+    parts = urlsplit(origin.strip())
+    if (
+        parts.scheme not in ("https", "http")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username
+        or parts.password
+        or any(c in origin for c in " ;,'\"")
+    ):
+        raise ApplicationError(
+            f"{origin!r} is not a site origin: give scheme, host and optional port, "
+            "e.g. https://www.example.com"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ApplicationError(f"{origin!r} has an invalid port.") from None
+    return f"{parts.scheme}://{parts.hostname}" + (f":{port}" if port else "")
+
+
+@transaction.atomic
+def channel_set_widget(
+    *, channel: Channel, origins: list[str], surveyed: bool | None = None
+) -> Channel:
+    """Set the sites (origins) that may embed a chat channel's widget; gives the channel its
+    widget key on first use. Only those origins may frame ``/widget/<key>/`` (every other page
+    stays DENY). Bad origins change nothing."""
+    if channel.kind != ChannelKind.CHAT:
+        raise ApplicationError("Only chat channels have an embeddable widget.")
+    cleaned = list(dict.fromkeys(_origin_clean(origin) for origin in origins))
+    channel = Channel.objects.select_for_update().get(pk=channel.pk)
+    channel.widget_origins = cleaned
+    if not channel.widget_key:
+        channel.widget_key = secrets.token_urlsafe(18)
+    fields = ["widget_origins", "widget_key", "updated_at"]
+    if surveyed is not None:
+        channel.surveyed = surveyed
+        fields.append("surveyed")
+    channel.save(update_fields=fields)
+    return channel
+
+
+@transaction.atomic
+def channel_set_surveyed(*, channel: Channel, surveyed: bool) -> Channel:
+    """Turn surveys of a channel's solves on or off (on by default)."""
+    channel = Channel.objects.select_for_update().get(pk=channel.pk)
+    channel.surveyed = surveyed
+    channel.save(update_fields=["surveyed", "updated_at"])
     return channel
