@@ -346,6 +346,7 @@ def _channel_coverage(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         rows.append(
             {
+                "key": group["key"],
                 "channel": group["label"] or group["key"] or "—",
                 **coverage,
                 "reach_rate": metrics["survey_reach_rate"],

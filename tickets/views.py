@@ -803,7 +803,8 @@ WIDGET_SCRIPT = """(function () {
     var phone = window.innerWidth < 600;
     frame.style.cssText = "display:block;border:0;background:#fff;box-shadow:0 4px 24px " +
       "rgba(0,0,0,.3);" + (phone
-        ? "position:fixed;inset:0;width:100vw;height:100vh;border-radius:0;"
+        ? "position:fixed;left:0;right:0;bottom:0;top:60px;width:100vw;" +
+          "height:calc(100vh - 60px);border-radius:0;"
         : "width:380px;height:560px;max-height:calc(100vh - 96px);border-radius:12px;" +
           "margin-bottom:12px;");
   }
@@ -814,7 +815,7 @@ WIDGET_SCRIPT = """(function () {
     button.textContent = open ? close : label;
     button.setAttribute("aria-expanded", String(open));
     if (open && window.innerWidth < 600) {
-      button.style.position = "fixed"; button.style.right = "16px"; button.style.top = "16px";
+      button.style.position = "fixed"; button.style.right = "16px"; button.style.top = "8px";
       button.style.bottom = "auto";
     } else { button.style.position = ""; button.style.top = ""; }
   });
