@@ -65,12 +65,13 @@ def test_dashboard_reads_only_facts(desk, admin_user, manager_a, django_assert_n
         # Cold: session + user (2); scorecard: facts version, facts, histograms (3); targets (1);
         # trend: facts version, facts, histograms (3); agents' table key: facts version, staff
         # names (2), table: facts version, facts, histograms, agent names (4); pickers: teams,
-        # agents (2); notification badge (1).
-        with django_assert_num_queries(18):
+        # agents (2); notification badge (1); coverage by channel: facts version, facts,
+        # histograms (3).
+        with django_assert_num_queries(21):
             cold = client.get(f"/dashboard/?{WEEK}")
         # Warm: every figure and the agents' table come from the cache, keyed by the facts'
-        # version: session + user, 3 versions, staff names, targets, pickers, badge.
-        with django_assert_num_queries(10):
+        # version: session + user, 4 versions, staff names, targets, pickers, badge.
+        with django_assert_num_queries(11):
             warm = client.get(f"/dashboard/?{WEEK}")
     assert cold.status_code == warm.status_code == 200
     assert _without_csrf(warm.content.decode()) == _without_csrf(cold.content.decode())
