@@ -12,3 +12,10 @@ class TicketsConfig(AppConfig):
         extensions.register_nav(
             "Sending settings", "workspace:sending", roles={"admin"}, order=97, more=True
         )
+        extensions.register_nav(
+            "Channels and chat widget",
+            "workspace:channel-widgets",
+            roles={"admin"},
+            order=98,
+            more=True,
+        )

@@ -562,11 +562,9 @@ def chat_channel_by_widget_key(*, key: str) -> Channel | None:
     return Channel.objects.filter(kind="chat", is_active=True, widget_key=key).first()
 
 
-def chat_channel_list() -> list[Channel]:
-    """Chat channels for the widget settings page (a handful of rows)."""
-    return list(
-        Channel.objects.filter(kind=ChannelKind.CHAT).select_related("team").order_by("name")
-    )
+def channel_list_for_settings() -> list[Channel]:
+    """Every channel for the survey and widget settings page (a handful of rows)."""
+    return list(Channel.objects.select_related("team").order_by("kind", "name"))
 
 
 def email_channel_list() -> list[Channel]:

@@ -903,3 +903,61 @@ def channel_sending_edit(request: StaffRequest, pk: int) -> HttpResponse:
         "variables": sorted(SIGNATURE_VARIABLES.items()),
     }
     return render(request, "tickets/sending_edit.html", context, status=status)
+
+
+# --- Channel survey switches and chat widgets (admins) ---------------------------------------------
+
+
+def _require_channel_admin(request: StaffRequest) -> None:
+    if not request.user.is_admin:
+        raise PermissionDenied("Only admins change channels.")
+
+
+@login_required
+@require_GET
+def channel_widget_list(request: StaffRequest) -> HttpResponse:
+    """Every channel with its survey switch; chat channels with their widget snippet and the
+    sites allowed to embed it."""
+    _require_channel_admin(request)
+    return _channel_widgets_page(request)
+
+
+def _channel_widgets_page(request: StaffRequest, *, status: int = 200) -> HttpResponse:
+    rows = [
+        {
+            "channel": channel,
+            "snippet": (
+                f'<script src="{settings.SITE_URL}/widget/{channel.widget_key}.js" async></script>'
+                if channel.widget_key
+                else ""
+            ),
+            "origins": "\n".join(channel.widget_origins or []),
+        }
+        for channel in selectors.channel_list_for_settings()
+    ]
+    return render(request, "tickets/channel_widgets.html", {"rows": rows}, status=status)
+
+
+@login_required
+@require_POST
+def channel_widget_edit(request: StaffRequest, pk: int) -> HttpResponse:
+    """Saves one channel's survey switch and, for a chat channel, its widget's sites. Bad sites
+    change nothing (400 with the reason)."""
+    _require_channel_admin(request)
+    channel = next((c for c in selectors.channel_list_for_settings() if c.pk == pk), None)
+    if channel is None:
+        raise Http404("No such channel.")
+    surveyed = request.POST.get("surveyed") == "on"
+    try:
+        if channel.kind == ChannelKind.CHAT:
+            origins = [o for o in request.POST.get("origins", "").split() if o]
+            if len(origins) > 20:
+                raise ApplicationError("At most 20 sites may embed one widget.")
+            services.channel_set_widget(channel=channel, origins=origins, surveyed=surveyed)
+        else:
+            services.channel_set_surveyed(channel=channel, surveyed=surveyed)
+    except ApplicationError as exc:
+        messages.error(request, f"{channel.name}: {exc.message}")
+        return _channel_widgets_page(request, status=400)
+    messages.success(request, f"Settings of {channel.name} saved.")
+    return redirect("workspace:channel-widgets")

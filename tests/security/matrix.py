@@ -139,6 +139,8 @@ OPS: list[Op] = [
     _page("settings/sending/", "GET", "admin", denied=403),
     _page("settings/sending/<int:pk>/", "GET", "admin", "mail_channel", denied=403),
     _page("settings/sending/<int:pk>/", "POST", "admin", "mail_channel", ok=302, denied=403),
+    _page("settings/channels/", "GET", "admin", denied=403),
+    _page("settings/channels/<int:pk>/", "POST", "admin", "mail_channel", ok=302, denied=403),
     _page("conversations/take-next/", "POST", "staff", ok=302),
     _page(W, "GET", "team", "conversation", writes=PRESENCE),
     _page(W + "reply/", "POST", "team", "conversation", ok=400),

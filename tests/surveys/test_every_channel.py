@@ -494,3 +494,37 @@ def test_survey_settings_channel_kinds_still_apply(
         _chat_conversation(channels["chat"]), agent_a, capture=django_capture_on_commit_callbacks
     )
     assert (survey.status, survey.skip_reason) == ("skipped", "channel")
+
+
+def test_admins_set_a_widget_s_sites_and_a_channel_s_survey_switch_on_the_settings_page(
+    channels, admin_user, agent_a
+):
+    from tests.helpers import web
+
+    chat = channels["chat"]
+    url = f"/settings/channels/{chat.pk}/"
+    assert web(agent_a).get("/settings/channels/").status_code == 403
+    assert web(agent_a).post(url, {"origins": "https://evil.example"}).status_code == 403
+    chat.refresh_from_db()
+    assert (chat.widget_key, chat.widget_origins, chat.surveyed) == (None, [], True)
+
+    admin = web(admin_user)
+    refused = admin.post(url, {"origins": "https://shop.example/path", "surveyed": "on"})
+    assert refused.status_code == 400
+    assert "is not a site origin" in refused.content.decode()
+    chat.refresh_from_db()
+    assert (chat.widget_key, chat.widget_origins) == (None, [])
+
+    saved = admin.post(url, {"origins": "https://shop.example\r\nhttps://m.shop.example:8443"})
+    assert saved.status_code == 302
+    chat.refresh_from_db()
+    assert chat.widget_origins == ["https://shop.example", "https://m.shop.example:8443"]
+    assert chat.surveyed is False  # the box was left unticked
+    page = admin.get("/settings/channels/").content.decode()
+    snippet = f"{settings.SITE_URL}/widget/{chat.widget_key}.js"
+    assert f"&lt;script src=&quot;{snippet}&quot; async&gt;&lt;/script&gt;" in page
+
+    social = channels["social"]
+    assert admin.post(f"/settings/channels/{social.pk}/", {}).status_code == 302
+    social.refresh_from_db()
+    assert (social.surveyed, social.widget_key) == (False, None)

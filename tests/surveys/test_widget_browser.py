@@ -53,7 +53,7 @@ def company_site(tmp_path: Path, script_url: str) -> Iterator[int]:
 
 
 def test_a_visitor_chats_in_the_widget_and_answers_the_survey_inline(
-    page, browser, live_server, settings, channels, manager_a, agent_a, tmp_path
+    page, browser, live_server, settings, channels, manager_a, agent_a, admin_user, tmp_path
 ):
     settings.SITE_URL = live_server.url
     chat = channel_set_widget(channel=channels["chat"], origins=[])
@@ -146,3 +146,14 @@ def test_a_visitor_chats_in_the_widget_and_answers_the_survey_inline(
     staff.locator("#channel-coverage").scroll_into_view_if_needed()
     staff.screenshot(path=str(SHOTS / "dashboard-channel-coverage.png"))
     staff.close()
+
+    # The admin finds the snippet to paste on the configured site.
+    admin = browser.new_page()
+    admin.set_viewport_size({"width": 1280, "height": 900})
+    login(admin, live_server, admin_user)
+    admin.goto(f"{live_server.url}/settings/channels/")
+    snippet = admin.get_by_label("Snippet: paste it before")
+    expect(snippet).to_have_value(f'<script src="{script_url}" async></script>')
+    expect(admin.locator(f"#origins-{chat.pk}")).to_have_value(f"http://localhost:{port}")
+    screenshot(admin, "channel-widget-settings")
+    admin.close()
