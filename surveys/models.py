@@ -300,9 +300,12 @@ class SurveyResponse(models.Model):
 
 
 class SurveyUnsubscribe(models.Model):
-    """An address that asked for no more surveys (by the link or the List-Unsubscribe header)."""
+    """An address that asked for no more surveys (by the link or the List-Unsubscribe header).
 
-    email = models.EmailField()
+    A customer surveyed on their chat or social channel (no email) unsubscribes with ``email``
+    blank: the customer is not surveyed again on any channel."""
+
+    email = models.EmailField(blank=True)
     customer = models.ForeignKey(
         "tickets.Customer", on_delete=models.PROTECT, related_name="survey_unsubscribes"
     )
@@ -319,7 +322,9 @@ class SurveyUnsubscribe(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(
-                fields=["email"], name="surveys_surveyunsubscribe_unique_email"
+                fields=["email"],
+                condition=~Q(email=""),
+                name="surveys_surveyunsubscribe_unique_email",
             ),
         ]
 

@@ -12,28 +12,61 @@ def mark_email_surveys(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('supportdesk', '0008_outbound_mail'),
-        ('surveys', '0006_choice_checks'),
-        ('tickets', '0017_channel_surveys_widget'),
+        ("supportdesk", "0008_outbound_mail"),
+        ("surveys", "0006_choice_checks"),
+        ("tickets", "0017_channel_surveys_widget"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='survey',
-            name='channel_message',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='tickets.message'),
+            model_name="survey",
+            name="channel_message",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="tickets.message",
+            ),
         ),
         migrations.AddField(
-            model_name='survey',
-            name='via',
-            field=models.CharField(blank=True, choices=[('email', 'Email'), ('chat', 'Chat transcript'), ('social', 'Social message')], max_length=10),
+            model_name="survey",
+            name="via",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("email", "Email"),
+                    ("chat", "Chat transcript"),
+                    ("social", "Social message"),
+                ],
+                max_length=10,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='survey',
-            constraint=models.CheckConstraint(condition=models.Q(('via__in', ['', 'email', 'chat', 'social'])), name='surveys_survey_via_valid'),
+            model_name="survey",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("via__in", ["", "email", "chat", "social"])),
+                name="surveys_survey_via_valid",
+            ),
+        ),
+        migrations.RemoveConstraint(
+            model_name="surveyunsubscribe",
+            name="surveys_surveyunsubscribe_unique_email",
+        ),
+        migrations.AlterField(
+            model_name="surveyunsubscribe",
+            name="email",
+            field=models.EmailField(blank=True, max_length=254),
+        ),
+        migrations.AddConstraint(
+            model_name="surveyunsubscribe",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("email", ""), _negated=True),
+                fields=("email",),
+                name="surveys_surveyunsubscribe_unique_email",
+            ),
         ),
         migrations.RunPython(mark_email_surveys, migrations.RunPython.noop),
     ]

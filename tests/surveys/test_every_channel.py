@@ -528,3 +528,35 @@ def test_admins_set_a_widget_s_sites_and_a_channel_s_survey_switch_on_the_settin
     assert admin.post(f"/settings/channels/{social.pk}/", {}).status_code == 302
     social.refresh_from_db()
     assert (social.surveyed, social.widget_key) == (False, None)
+
+
+def test_a_chat_customer_unsubscribes_from_the_inline_survey_and_gets_no_more(
+    chat_survey, channels, agent_a, django_capture_on_commit_callbacks
+):
+    from surveys.models import SurveyUnsubscribe
+
+    token = survey_token(chat_survey)
+    client = Client()
+    with time_machine.travel(chat_survey.sent_at + timedelta(minutes=1), tick=False):
+        assert client.get(f"/s/{token}/unsubscribe/").status_code == 200
+        assert SurveyUnsubscribe.objects.count() == 0  # GET records nothing
+        assert client.post(f"/s/{token}/unsubscribe/").status_code == 200
+        assert client.post(f"/s/{token}/unsubscribe/").status_code == 200  # idempotent
+    row = SurveyUnsubscribe.objects.get()
+    assert (row.email, row.customer_id) == ("", chat_survey.customer_id)
+
+    later = SOLVED_AT + timedelta(days=30)
+    with time_machine.travel(later - timedelta(hours=1), tick=False):
+        send_chat(channels["chat"], session_id="s-later", body="New question")
+    capture = django_capture_on_commit_callbacks
+    second = _send_due(
+        _solve(
+            Conversation.objects.exclude(pk=chat_survey.conversation_id).get(),
+            agent_a,
+            at=later,
+            capture=capture,
+        ),
+        capture,
+    )
+    assert (second.status, second.skip_reason) == ("skipped", "unsubscribed")
+    assert Message.objects.filter(automated="survey").count() == 1
