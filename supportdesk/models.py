@@ -302,6 +302,11 @@ class AuditAction(models.TextChoices):
     MAIL_TEMPLATE_RESET = "mail_template.reset", "Email template reset"
     SIGNATURE_CHANGED = "signature.changed", "Email signature changed"
     CHANNEL_MAIL_CHANGED = "channel.mail_changed", "Mailbox sending settings changed"
+    STAFF_INVITED = "staff.invited", "Staff member invited"
+    STAFF_DEACTIVATED = "staff.deactivated", "Staff account deactivated"
+    STAFF_REACTIVATED = "staff.reactivated", "Staff account reactivated"
+    TEAM_CREATED = "team.created", "Team created"
+    TEAM_RENAMED = "team.renamed", "Team renamed"
 
 
 class AuditEntry(models.Model):
