@@ -14,8 +14,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from django.conf import settings
 from allauth.account import views as allauth_views
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string

@@ -100,7 +100,10 @@ def staff_invitation_link(*, user: User) -> str:
 
     path = reverse(
         "account_reset_password_from_key",
-        kwargs={"uidb36": user_pk_to_url_str(user), "key": default_token_generator.make_token(user)},
+        kwargs={
+            "uidb36": user_pk_to_url_str(user),
+            "key": default_token_generator.make_token(user),
+        },
     )
     return f"{settings.SITE_URL}{path}"
 

@@ -14,6 +14,7 @@ import json
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import dj_database_url
@@ -281,7 +282,7 @@ SOCIALACCOUNT_LOGIN_ON_GET = False
 SOCIALACCOUNT_STORE_TOKENS = False
 
 
-def _oidc_apps(raw: str) -> list[dict[str, object]]:
+def _oidc_apps(raw: str) -> list[dict[str, Any]]:
     if not raw.strip():
         return []
     try:
@@ -297,7 +298,18 @@ def _oidc_apps(raw: str) -> list[dict[str, object]]:
             for entry in entries
         ]
     except (ValueError, KeyError, TypeError) as exc:
-        raise ImproperlyConfigured(f"OIDC_PROVIDERS is not a JSON list of providers: {exc}") from exc
+        raise ImproperlyConfigured(
+            f"OIDC_PROVIDERS is not a JSON list of providers: {exc}"
+        ) from exc
+
+
+def oidc_origins(apps: list[dict[str, Any]]) -> list[str]:
+    """The scheme://host[:port] of each provider's server_url (its authorisation endpoint)."""
+    origins = []
+    for app in apps:
+        parts = urlsplit(str(app["settings"]["server_url"]))
+        origins.append(f"{parts.scheme}://{parts.netloc}")
+    return sorted(set(origins))
 
 
 SOCIALACCOUNT_PROVIDERS = {
@@ -356,6 +368,11 @@ CONTENT_SECURITY_POLICY = {
         "form-action": ["'self'"],
     }
 }
+# The sign-in form posts to allauth, which redirects to the identity provider: browsers apply
+# form-action to that redirect, so the configured providers' origins are allowed.
+CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"] += oidc_origins(
+    SOCIALACCOUNT_PROVIDERS["openid_connect"]["APPS"]
+)
 BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
 # Addresses or networks (comma-separated, e.g. "172.16.0.0/12,10.0.0.5") of the proxies in front
 # of the app. Only a request arriving from one of them has its X-Forwarded-For read for the
