@@ -312,9 +312,8 @@ def oidc_origins(apps: list[dict[str, Any]]) -> list[str]:
     return sorted(set(origins))
 
 
-SOCIALACCOUNT_PROVIDERS = {
-    "openid_connect": {"OAUTH_PKCE_ENABLED": True, "APPS": _oidc_apps(env("OIDC_PROVIDERS", ""))}
-}
+OIDC_APPS = _oidc_apps(env("OIDC_PROVIDERS", ""))
+SOCIALACCOUNT_PROVIDERS = {"openid_connect": {"OAUTH_PKCE_ENABLED": True, "APPS": OIDC_APPS}}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", "UTC")
@@ -370,9 +369,7 @@ CONTENT_SECURITY_POLICY = {
 }
 # The sign-in form posts to allauth, which redirects to the identity provider: browsers apply
 # form-action to that redirect, so the configured providers' origins are allowed.
-CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"] += oidc_origins(
-    SOCIALACCOUNT_PROVIDERS["openid_connect"]["APPS"]
-)
+CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"] += oidc_origins(OIDC_APPS)
 BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
 # Addresses or networks (comma-separated, e.g. "172.16.0.0/12,10.0.0.5") of the proxies in front
 # of the app. Only a request arriving from one of them has its X-Forwarded-For read for the
