@@ -154,6 +154,7 @@ def test_hostile_content_is_inert_on_every_page(
             f"/conversations/{desk.email_conversation}/",
             f"/conversations/{desk.chat_conversation}/",
             f"/conversations/{desk.social_conversation}/",
+            f"/conversations/{desk.qa_conversation}/",
             f"/messages/{Message.objects.filter(conversation_id=desk.email_conversation).first().pk}/html/",
             f"/qa/reviews/{desk.review}/",
             f"/ideas/{desk.idea}/",
