@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import re
 import time
@@ -13,7 +14,7 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from supportdesk import mailtemplates, request_context
@@ -238,27 +239,41 @@ def _relay_after_commit(item_id: int) -> None:
     outbox_relay(item_ids=[item_id])
 
 
-def outbox_relay(*, item_ids: Iterable[int]) -> int:
-    """Hand outbox rows to the broker; returns how many were handed over.
+def _claim(item_id: int) -> tuple[str, dict[str, Any], int] | None:
+    """Claim one unrelayed row with a conditional ``UPDATE … RETURNING`` (one query), so a row is
+    published by one relayer only, even when the web process and beat race. None when the row
+    is gone or another relayer has it. One row at a time: a relayer that dies holds one claim."""
+    table = connection.ops.quote_name(OutboxItem._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET relayed_at = %s WHERE id = %s AND relayed_at IS NULL"
+            " RETURNING task_name, kwargs, attempts",
+            [timezone.now(), item_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    task_name, kwargs, attempts = row
+    return task_name, kwargs if isinstance(kwargs, dict) else json.loads(kwargs), attempts
 
-    Each row is claimed with a conditional UPDATE first, so a row is published by one relayer
-    only, even when the web process and beat race; a failed publish releases the claim.
-    """
+
+def outbox_relay(*, item_ids: Iterable[int]) -> int:
+    """Hand outbox rows to the broker, in the order they were recorded; returns how many were
+    handed over. Each row is claimed first (see ``_claim``); a failed publish releases it."""
     global _broker_down_until
     relayed = 0
-    for item in OutboxItem.objects.filter(pk__in=list(item_ids), relayed_at__isnull=True):
-        claimed = OutboxItem.objects.filter(pk=item.pk, relayed_at__isnull=True).update(
-            relayed_at=timezone.now()
-        )
-        if not claimed:
+    for item_id in sorted(set(item_ids)):
+        claimed = _claim(item_id)
+        if claimed is None:
             continue
+        task_name, kwargs, attempts = claimed
         try:
-            task = _task(item.task_name)
-            task.apply_async(kwargs=item.kwargs, retry=False)
+            task = _task(task_name)
+            task.apply_async(kwargs=kwargs, retry=False)
         except Exception as exc:  # the broker is down or the task is unknown: keep the row
-            logger.warning("outbox item %s not relayed: %s", item.pk, exc)
-            OutboxItem.objects.filter(pk=item.pk).update(
-                relayed_at=None, attempts=item.attempts + 1, last_error=str(exc)[:2000]
+            logger.warning("outbox item %s not relayed: %s", item_id, exc)
+            OutboxItem.objects.filter(pk=item_id).update(
+                relayed_at=None, attempts=attempts + 1, last_error=str(exc)[:2000]
             )
             if not _is_broker_error(exc):
                 if current_app.conf.task_always_eager:

@@ -27,7 +27,12 @@ from tickets.services.outbound_mail import MAX_COPIES
 
 
 def _email_inbound(
-    parsed: ParsedEmail, *, channel: Channel, raw: bytes, received_at: datetime | None = None
+    parsed: ParsedEmail,
+    *,
+    channel: Channel,
+    raw: bytes,
+    own_addresses: list[str],
+    received_at: datetime | None = None,
 ) -> InboundResult:
     attachment_sizes_check(parsed.attachments)
     handles: list[tuple[str, str, str]] = []
@@ -58,20 +63,20 @@ def _email_inbound(
             attachments=parsed.attachments,
             bounce_recipients=parsed.bounce_recipients,
             bounce_original_ids=parsed.bounce_original_message_ids,
-            copied=_copied_people(parsed, handles),
+            copied=_copied_people(parsed, handles, own_addresses),
             language=parsed.language,
         )
     )
 
 
 def _copied_people(
-    parsed: ParsedEmail, handles: list[tuple[str, str, str]]
+    parsed: ParsedEmail, handles: list[tuple[str, str, str]], own_addresses: list[str]
 ) -> tuple[tuple[str, str], ...]:
     """The people besides the sender and the desk in To and Cc, normalised, first name kept."""
     if parsed.automated:
         return ()
     skip = {value for kind, value, _ in handles if kind == "email"}
-    skip.update(address.lower() for address in _own_addresses())
+    skip.update(address.lower() for address in own_addresses)
     people: list[tuple[str, str]] = []
     for name, address in parsed.copied:
         try:
@@ -110,12 +115,15 @@ def inbound_email_raw(
     """
     if channel.kind != ChannelKind.EMAIL:
         raise ApplicationError("This channel does not take email.")
+    own = _own_addresses()
     try:
-        parsed = parse_raw_email(raw, own_addresses=_own_addresses())
+        parsed = parse_raw_email(raw, own_addresses=own)
     except EmailParseError as exc:
         return quarantine_store(channel=channel, source=source, raw=raw, error=str(exc))
     try:
-        return _email_inbound(parsed, channel=channel, raw=raw, received_at=received_at)
+        return _email_inbound(
+            parsed, channel=channel, raw=raw, own_addresses=own, received_at=received_at
+        )
     except QuarantineInput as exc:
         return quarantine_store(channel=channel, source=source, raw=raw, error=str(exc))
 
@@ -127,8 +135,9 @@ def inbound_email_from_anymail(
     raw = message.as_bytes()
     parsed: ParsedEmail | None = None
     error = ""
+    own = _own_addresses()
     try:
-        parsed = parse_inbound_message(message, raw=raw, own_addresses=_own_addresses())
+        parsed = parse_inbound_message(message, raw=raw, own_addresses=own)
     except EmailParseError as exc:
         error = str(exc)
     channel = _channel_for_recipients(parsed.recipients if parsed else ())
@@ -140,7 +149,9 @@ def inbound_email_from_anymail(
             error=error or "no active email channel to receive this message",
         )
     try:
-        return _email_inbound(_without_oversized_attachments(parsed), channel=channel, raw=raw)
+        return _email_inbound(
+            _without_oversized_attachments(parsed), channel=channel, raw=raw, own_addresses=own
+        )
     except QuarantineInput as exc:
         return quarantine_store(
             channel=channel, source=f"anymail:{esp_name}", raw=raw, error=str(exc)
