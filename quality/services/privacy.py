@@ -13,7 +13,7 @@ from django.db.models import Q
 
 from quality.models import Cancellation, IdeaMention, QAReview
 from supportdesk.extensions import PrivacyScope
-from supportdesk.privacy import personal_text_scrub, text_scrub
+from supportdesk.privacy import ERASED, personal_text_scrub, text_scrub
 
 
 def quality_erase(scope: PrivacyScope) -> int:
@@ -28,8 +28,8 @@ def quality_erase(scope: PrivacyScope) -> int:
         *mentions.values_list("quote", flat=True),
         *cancellations.exclude(note="").values_list("note", flat=True),
     ]
-    changed = mentions.exclude(quote="").update(quote="")
-    changed += cancellations.exclude(note="").update(note="")
+    changed = mentions.exclude(quote="").update(quote=ERASED)
+    changed += cancellations.exclude(note="").update(note=ERASED)
     needles = [*scope.needles, *quoted]
     for review in QAReview.objects.filter(conversation_id__in=scope.conversation_ids):
         fields = {

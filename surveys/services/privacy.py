@@ -1,7 +1,8 @@
 """The surveys app's part of erasing and exporting a customer (``supportdesk.extensions``).
 
 Erasing keeps every answer's figures (resolved, contacts, CSAT, NPS, shout-out, dates) and removes
-the words: the comment, follow-up notes, the address a survey went to, and unsubscribes (kept by
+the words: the comment (replaced by "[erased]", since whether there was one is a figure),
+follow-up notes, the address a survey went to, and unsubscribes (kept by
 address, they would find the person again).
 """
 
@@ -12,7 +13,7 @@ from typing import Any
 from django.db.models import Q
 
 from supportdesk.extensions import PrivacyScope
-from supportdesk.privacy import personal_text_scrub
+from supportdesk.privacy import ERASED, personal_text_scrub
 from surveys.models import FollowUp, Survey, SurveyResponse, SurveyUnsubscribe
 
 
@@ -31,8 +32,9 @@ def surveys_erase(scope: PrivacyScope) -> int:
         FollowUp.objects.filter(survey__in=surveys).exclude(note="").values_list("note", flat=True)
     )
     emails = list(surveys.exclude(email="").values_list("email", flat=True))
-    changed: int = responses.exclude(comment="").update(comment="")
-    changed += FollowUp.objects.filter(survey__in=surveys).exclude(note="").update(note="")
+    # "[erased]", not "": that there was a comment is a figure (comment_rate), its words are not.
+    changed: int = responses.exclude(comment="").update(comment=ERASED)
+    changed += FollowUp.objects.filter(survey__in=surveys).exclude(note="").update(note=ERASED)
     changed += surveys.exclude(email="", message_id="").update(email="", message_id="")
     if scope.customer_ids:
         changed += SurveyUnsubscribe.objects.filter(customer_id__in=scope.customer_ids).delete()[0]
