@@ -16,6 +16,7 @@ from metrics.services import facts_compute, local_today
 from supportdesk.models import AuditEntry
 from surveys.models import SurveyResponse
 from tests.conftest import client_for
+from tests.factories import send_email
 from tests.helpers import web
 from tests.tickets.privacy_data import customer_with_everything
 from tickets.models import Attachment, Conversation, Message, RetentionRun
@@ -39,14 +40,21 @@ def _facts() -> list[tuple[object, ...]]:
 @pytest.fixture
 def old_and_new(channels, agent_a):
     """An email conversation closed 20 days ago with mail of 40 days ago (a file, raw MIME), and
-    the same customer's phone conversation of today."""
+    the same customer's new conversation of today."""
     customer = customer_with_everything(channels, agent_a)
-    old = Conversation.objects.get(customer=customer, channels=["email"])
+    (old,) = customer.conversations.all()
     assert old.status == Conversation.Status.CLOSED
     now = timezone.now()
     Message.objects.filter(conversation=old).update(created_at=now - timedelta(days=40))
     Conversation.objects.filter(pk=old.pk).update(closed_at=now - timedelta(days=20))
-    recent = Conversation.objects.get(customer=customer, channels=["phone"])
+    later = send_email(
+        channels["email"],
+        sender="Jane Roe <jane.roe@example.org>",
+        subject="Another question",
+        body="Can I change my delivery address?",
+    )
+    recent = Conversation.objects.get(pk=later.conversation_id)
+    assert recent.pk != old.pk
     return customer, old, recent
 
 
