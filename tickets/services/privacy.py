@@ -404,8 +404,8 @@ def customer_export(
 
 
 def retention_policy_get() -> RetentionPolicy:
-    policy, _ = RetentionPolicy.objects.get_or_create(pk=1)
-    return policy
+    """The policy; before an admin first saves one, the default (keep everything), unsaved."""
+    return RetentionPolicy.objects.filter(pk=1).first() or RetentionPolicy(pk=1)
 
 
 @transaction.atomic
@@ -426,7 +426,7 @@ def retention_policy_update(
     for field, value in wanted.items():
         if value is not None and not 1 <= value <= 36500:
             raise ApplicationError(f"{field}: give a number of days from 1 to 36500, or none.")
-    retention_policy_get()
+    RetentionPolicy.objects.get_or_create(pk=1)
     policy = RetentionPolicy.objects.select_for_update().get(pk=1)
     changes = {
         field: {"from": getattr(policy, field), "to": value}
