@@ -19,6 +19,7 @@ from django.utils import timezone
 from metrics.models import DailyFact, DurationBucket, TopicFact
 from metrics.services import facts_compute, local_today
 from supportdesk.models import AuditEntry, User
+from supportdesk.services import notification_create
 from surveys.models import SurveyResponse
 from tests.conftest import client_for
 from tests.factories import send_call, send_email
@@ -41,6 +42,7 @@ from tickets.services import (
     customer_merge,
     customer_update,
     inbound_email_raw,
+    quarantine_store,
 )
 
 pytestmark = pytest.mark.django_db
@@ -199,6 +201,19 @@ def test_erasing_a_demo_customer_leaves_no_trace_and_keeps_every_figure():
     )
     customer_merge(target=customer, other=other, actor=agent)
     customer.refresh_from_db()
+    # Mail from them the parser refused, kept for an admin; and a notification quoting them.
+    quarantine_store(
+        channel=email_channel,
+        source="email",
+        raw=f"From: {email}\r\nSubject: broken\r\n\r\nunparseable".encode(),
+        error="no body",
+    )
+    notification_create(
+        recipient=agent,
+        kind="test.mention",
+        title=f"Call {former_name} back",
+        body="They said: Here is my passport scan as you asked, for the refund of order 77123.",
+    )
 
     needles = [
         former_name,

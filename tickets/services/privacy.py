@@ -60,6 +60,9 @@ logger = logging.getLogger(__name__)
 EVENT_PERSONAL_KEYS = frozenset(
     {"handles", "value", "name", "notes", "reason", "email", "address", "subject", "body"}
 )
+# Of those, the keys that name the person (former names, handles): searched for everywhere. A
+# reason ("Survey: the customer answered...") is not theirs alone, and is only blanked in place.
+_EVENT_HANDLE_KEYS = frozenset({"handles", "value", "name", "email", "address"})
 # Lines of a message this long are searched for on their own (a notification or audit entry may
 # quote one line of it).
 _QUOTED_LINE_MIN = 20
@@ -89,6 +92,27 @@ def _text_needles(messages: Iterable[Mapping[str, Any]]) -> list[str]:
                 )
         for field in ("cc", "bcc"):
             found.extend(str(v) for v in row.get(field) or [])
+    return found
+
+
+def _event_strings(customer_ids: Sequence[int]) -> list[str]:
+    """What the customer's events remember of them: former names, handles once linked."""
+    found: list[str] = []
+
+    def walk(item: Any, personal: bool) -> None:
+        if isinstance(item, dict):
+            for key, value in item.items():
+                walk(value, personal or key in _EVENT_HANDLE_KEYS)
+        elif isinstance(item, list):
+            for value in item:
+                walk(value, personal)
+        elif isinstance(item, str) and personal:
+            found.append(item)
+
+    for data in (
+        Event.objects.filter(customer_id__in=customer_ids).exclude(data={}).values_list("data")
+    ):
+        walk(data[0], False)
     return found
 
 
@@ -191,6 +215,7 @@ def customer_erase(*, customer: Customer, actor: User | None) -> dict[str, int]:
             # A social handle is stored "network:handle": the handle alone too.
             *(i.value.partition(":")[2] for i in identities if i.kind == Identity.Kind.SOCIAL),
             *(name for _, name in participants),
+            *_event_strings(customer_ids),
             *addresses,
             *Conversation.objects.filter(pk__in=conversation_ids).values_list("subject", flat=True),
             *_text_needles(message_rows),
@@ -242,13 +267,15 @@ def customer_erase(*, customer: Customer, actor: User | None) -> dict[str, int]:
 
 
 def _quarantine_forget(addresses: Sequence[str]) -> int:
-    """Delete quarantined input that came from or names these addresses."""
-    ids: set[int] = set()
-    for address in {a.lower() for a in addresses if a}:
-        needle = address.encode()
-        for pk, raw in QuarantinedMessage.objects.values_list("pk", "raw").iterator():
-            if needle in bytes(raw).lower():
-                ids.add(pk)
+    """Delete quarantined input that came from or names these addresses (read once, in chunks)."""
+    needles = [a.lower().encode() for a in {a for a in addresses if a}]
+    if not needles:
+        return 0
+    ids = [
+        pk
+        for pk, raw in QuarantinedMessage.objects.values_list("pk", "raw").iterator(chunk_size=200)
+        if any(n in bytes(raw).lower() for n in needles)
+    ]
     return QuarantinedMessage.objects.filter(pk__in=ids).delete()[0] if ids else 0
 
 
