@@ -117,3 +117,8 @@ def register() -> None:
     from quality.seed import seed
 
     extensions.register_seeder("qa", seed)
+
+    from quality.services import privacy
+
+    extensions.register_eraser("quality", privacy.quality_erase)
+    extensions.register_exporter("quality", privacy.quality_export)

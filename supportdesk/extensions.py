@@ -108,3 +108,41 @@ def annotate(name: str, ids: list[int]) -> dict[int, Any]:
     """What the app registered under ``name`` says about ``ids``; {} when nobody registered."""
     fn = _annotators.get(name)
     return fn(list(ids)) if fn and ids else {}
+
+
+# --- Privacy: a higher app's part of erasing and exporting a customer ----------------------------
+# ``register_eraser(name, fn)``: ``fn(scope)`` removes the app's personal text about the
+# customer (survey comments, QA comments, idea quotes...) and returns how many rows it changed.
+# It runs inside ``tickets.services.customer_erase``'s transaction, so an erasure is whole or
+# not at all, and it must keep every figure (scores, answers, counts) as it is.
+# ``register_exporter(name, fn)``: ``fn(scope)`` returns what the app holds about the customer
+# (JSON-serialisable) for a subject-access export; it appears under ``name`` in the export.
+# ``scope`` is a ``PrivacyScope``: the customer ids (the customer and those merged into it), their
+# conversation ids, and the strings to remove (``needles``: names, addresses, numbers, text).
+
+
+@dataclass(frozen=True)
+class PrivacyScope:
+    customer_ids: tuple[int, ...]
+    conversation_ids: tuple[int, ...]
+    needles: tuple[str, ...] = ()
+
+
+_erasers: dict[str, Callable[[PrivacyScope], int]] = {}
+_exporters: dict[str, Callable[[PrivacyScope], Any]] = {}
+
+
+def register_eraser(name: str, fn: Callable[[PrivacyScope], int]) -> None:
+    _erasers[name] = fn
+
+
+def erasers() -> list[tuple[str, Callable[[PrivacyScope], int]]]:
+    return list(_erasers.items())
+
+
+def register_exporter(name: str, fn: Callable[[PrivacyScope], Any]) -> None:
+    _exporters[name] = fn
+
+
+def exporters() -> list[tuple[str, Callable[[PrivacyScope], Any]]]:
+    return list(_exporters.items())

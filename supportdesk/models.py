@@ -312,6 +312,9 @@ class AuditAction(models.TextChoices):
     SENDER_BLOCKED = "identity.blocked", "Sender blocked"
     SENDER_UNBLOCKED = "identity.unblocked", "Sender unblocked"
     TAG_CHANGED = "tag.changed", "Tag created, renamed or archived"
+    CUSTOMER_ERASED = "customer.erased", "Customer erased"
+    CUSTOMER_EXPORTED = "customer.exported", "Customer data exported"
+    RETENTION_CHANGED = "retention.changed", "Retention settings changed"
 
 
 class AuditEntry(models.Model):

@@ -494,6 +494,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600, minimum=1)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 540, minimum=1)
+# How long one turn of the nightly retention run works before it queues the next (seconds).
+RETENTION_TASK_SECONDS = env_int("RETENTION_TASK_SECONDS", 240, minimum=1)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = TIME_ZONE
@@ -540,6 +542,11 @@ CELERY_BEAT_SCHEDULE = {
     "recompute-facts-nightly": {
         "task": "metrics.tasks.facts_recompute_nightly_task",
         "schedule": crontab(hour=2, minute=30),
+    },
+    # privacy: raw mail, attachments and closed conversations past the retention policy
+    "retention-nightly": {
+        "task": "tickets.tasks.retention_run_task",
+        "schedule": crontab(hour=3, minute=40),
     },
     "prune-idempotency-keys": {  # faults
         "task": "supportdesk.tasks.idempotency_keys_prune_task",

@@ -24,3 +24,7 @@ class SurveysConfig(AppConfig):
             "Follow-ups", "surveys:follow_ups", roles={"manager", "admin"}, order=41
         )
         extensions.register_seeder("surveys", seed.seed_surveys)
+        from surveys.services import privacy
+
+        extensions.register_eraser("surveys", privacy.surveys_erase)
+        extensions.register_exporter("surveys", privacy.surveys_export)

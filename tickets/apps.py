@@ -19,3 +19,6 @@ class TicketsConfig(AppConfig):
             "New conversation", "workspace:conversation-new", order=11, more=True
         )
         extensions.register_nav("Tags", "workspace:tags", order=90, more=True)
+        extensions.register_nav(
+            "Retention", "workspace:retention", roles={"admin"}, order=95, more=True
+        )

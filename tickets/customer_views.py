@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
@@ -212,6 +213,53 @@ def customer_edit(request: StaffRequest, pk: int) -> HttpResponse:
         return customer_refused(request, customer, str(exc), status=exc.status)
     messages.success(request, "Customer saved.")
     return redirect("workspace:customer", pk=customer.pk)
+
+
+def _admin_only(request: StaffRequest) -> None:
+    if not request.user.is_admin:
+        raise PermissionDenied("Only admins may export or erase a customer's data.")
+
+
+@login_required
+@require_POST
+def customer_erase(request: StaffRequest, pk: int) -> HttpResponse:
+    """Erase the customer's personal data (admins, after typing ``ERASE <id>``)."""
+    _admin_only(request)
+    customer = selectors.customer_get_for_user(user=request.user, pk=pk)
+    if request.POST.get("confirm", "").strip() != f"ERASE {customer.pk}":
+        return customer_refused(
+            request, customer, f"Type ERASE {customer.pk} to confirm the erasure.", status=400
+        )
+    try:
+        details = services.customer_erase(customer=customer, actor=request.user)
+    except ApplicationError as exc:
+        return customer_refused(request, customer, str(exc), status=exc.status)
+    messages.success(
+        request,
+        f"Customer #{customer.pk} erased: {details['conversations']} conversations kept as "
+        "anonymous shells, every figure unchanged.",
+    )
+    return redirect("workspace:customer", pk=customer.pk)
+
+
+@login_required
+@require_GET
+def customer_export(request: StaffRequest, pk: int) -> HttpResponse:
+    """Download everything held about the customer: JSON, or a zip with the files (?zip=1)."""
+    _admin_only(request)
+    customer = selectors.customer_get_for_user(user=request.user, pk=pk)
+    try:
+        content_type, body = services.customer_export(
+            customer=customer, actor=request.user, with_files=request.GET.get("zip") == "1"
+        )
+    except ApplicationError as exc:
+        return customer_refused(request, customer, str(exc), status=exc.status)
+    response = HttpResponse(body, content_type=content_type)
+    extension = "zip" if content_type == "application/zip" else "json"
+    response["Content-Disposition"] = (
+        f'attachment; filename="customer-{customer.pk}-export.{extension}"'
+    )
+    return response
 
 
 @login_required

@@ -9,6 +9,7 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.db import OperationalError
 
+from tickets.models import RetentionRun
 from tickets.services import (
     WebhookRejected,
     acknowledgement_send,
@@ -18,6 +19,7 @@ from tickets.services import (
     message_delivery_failed,
     message_email_send,
     message_webhook_send,
+    retention_run,
 )
 
 logger = logging.getLogger(__name__)
@@ -91,3 +93,13 @@ def mailbox_poll_task(mailbox_id: int) -> str:
     return mailbox_poll(
         mailbox_id=mailbox_id, max_seconds=settings.MAILBOX_POLL_MAX_SECONDS
     ).summary()
+
+
+@shared_task(ignore_result=True)
+def retention_run_task() -> int:
+    """Nightly (beat): apply the retention policy in batches, resuming an unfinished run. It
+    works for a few minutes at a time (inside the task time limit) and queues its next turn."""
+    run = retention_run(seconds=settings.RETENTION_TASK_SECONDS)
+    if run.state == RetentionRun.State.RUNNING:
+        retention_run_task.apply_async(countdown=1)
+    return run.done

@@ -56,6 +56,8 @@ urlpatterns = [
     path("customers/", api.CustomerListApi.as_view(), name="customer-list"),
     path("customers/<int:pk>/", api.CustomerDetailApi.as_view(), name="customer-detail"),
     path("customers/<int:pk>/merge/", api.CustomerMergeApi.as_view(), name="customer-merge"),
+    path("customers/<int:pk>/erase/", api.CustomerEraseApi.as_view(), name="customer-erase"),
+    path("customers/<int:pk>/export/", api.CustomerExportApi.as_view(), name="customer-export"),
     path(
         "customers/<int:pk>/identities/",
         api.CustomerIdentityLinkApi.as_view(),

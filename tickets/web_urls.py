@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from tickets import customer_views, views, views_chat, views_triage
+from tickets import customer_views, privacy_views, views, views_chat, views_triage
 
 app_name = "workspace"
 
@@ -19,7 +19,10 @@ urlpatterns = [
     path("customers/<int:pk>/", customer_views.customer_detail, name="customer"),
     path("customers/<int:pk>/edit/", customer_views.customer_edit, name="customer-edit"),
     path("customers/<int:pk>/calls/", customer_views.customer_call, name="customer-call"),
+    path("customers/<int:pk>/erase/", customer_views.customer_erase, name="customer-erase"),
+    path("customers/<int:pk>/export/", customer_views.customer_export, name="customer-export"),
     path("lookup/", customer_views.lookup, name="lookup"),
+    path("privacy/retention/", privacy_views.retention_page, name="retention"),
     path("conversations/bulk/", views_triage.conversations_bulk, name="bulk"),
     path(
         "conversations/<int:pk>/triage/",

@@ -24,6 +24,8 @@ from tickets.api.conversations import (
 )
 from tickets.api.customers import (
     CustomerDetailApi,
+    CustomerEraseApi,
+    CustomerExportApi,
     CustomerIdentityLinkApi,
     CustomerListApi,
     CustomerMergeApi,
@@ -53,6 +55,8 @@ __all__ = [
     "ConversationStatusApi",
     "ConversationTakeNextApi",
     "CustomerDetailApi",
+    "CustomerEraseApi",
+    "CustomerExportApi",
     "CustomerIdentityLinkApi",
     "CustomerListApi",
     "CustomerMergeApi",

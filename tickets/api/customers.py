@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     extend_schema,
 )
@@ -14,6 +16,7 @@ from rest_framework.response import Response
 
 from supportdesk import extensions
 from supportdesk.http import staff_user
+from supportdesk.permissions import IsAdmin
 from tickets.api.common import (
     BODY_MAX_CHARS,
     PK_MAX,
@@ -40,6 +43,8 @@ from tickets.selectors import (
 )
 from tickets.services import (
     UNCHANGED,
+    customer_erase,
+    customer_export,
     customer_merge,
     customer_merge_undo,
     customer_update,
@@ -292,3 +297,79 @@ class CustomerMergeUndoApi(StaffApi):
         merge = customer_merge_get_for_user(user=user, pk=pk)
         merge = customer_merge_undo(merge=merge, actor=user)
         return Response(self.OutputSerializer(merge).data)
+
+
+# --- Privacy: erasure and export (admins) ------------------------------------------------------------
+
+
+class CustomerEraseApi(StaffApi):
+    permission_classes = [IsAdmin]
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        customer = serializers.IntegerField()
+        erased_at = serializers.DateTimeField()
+        customers = serializers.IntegerField(help_text="This one and those merged into it.")
+        conversations = serializers.IntegerField(help_text="Kept as anonymous shells.")
+        messages = serializers.IntegerField(help_text="Messages whose text was removed.")
+        attachments = serializers.IntegerField(help_text="Files deleted.")
+        identities = serializers.IntegerField(help_text="Handles deleted.")
+
+    @extend_schema(
+        tags=["customers"],
+        summary="Erase a customer's personal data",
+        description="Admins only. Names, handles, subjects, message text, raw mail, files, "
+        "survey comments and notes about the customer are removed everywhere; conversations "
+        "stay as anonymous shells, so every figure is unchanged. Irreversible. Mail from a "
+        "former address later starts a new customer. 409 when already erased or merged away.",
+        request=None,
+        responses={200: OutputSerializer, **error_codes(401, 403, 404, 409)},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        user = staff_user(request)
+        customer = customer_get_for_user(user=user, pk=pk)
+        details = customer_erase(customer=customer, actor=user)
+        customer.refresh_from_db(fields=["erased_at"])
+        return Response(
+            self.OutputSerializer(
+                {"customer": customer.pk, "erased_at": customer.erased_at, **details}
+            ).data
+        )
+
+
+class CustomerExportApi(StaffApi):
+    permission_classes = [IsAdmin]
+
+    class FilterSerializer(serializers.Serializer[Any]):
+        zip = serializers.BooleanField(
+            required=False, default=False, help_text="true: a zip with customer.json and files."
+        )
+
+    @extend_schema(
+        tags=["customers"],
+        summary="Export everything held about a customer",
+        description="Admins only, for a subject-access request: the customer, the customers "
+        "merged into it, identities, every conversation with every message (notes and calls "
+        "included) and attachment list, survey answers, idea quotes and cancellations. With "
+        "`?zip=true`: `application/zip` holding `customer.json` and the attachments' files. "
+        "Each export is in the audit log.",
+        parameters=[FilterSerializer],
+        responses={
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, "application/zip"): OpenApiTypes.BINARY,
+            **error_codes(400, 401, 403, 404),
+        },
+    )
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        user = staff_user(request)
+        customer = customer_get_for_user(user=user, pk=pk)
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        content_type, body = customer_export(
+            customer=customer, actor=user, with_files=filters.validated_data["zip"]
+        )
+        response = HttpResponse(body, content_type=content_type)
+        extension = "zip" if content_type == "application/zip" else "json"
+        response["Content-Disposition"] = (
+            f'attachment; filename="customer-{customer.pk}-export.{extension}"'
+        )
+        return response

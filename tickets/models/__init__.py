@@ -80,11 +80,16 @@ class Customer(TimeStampedModel):
     merged_into = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_customers"
     )
+    # Set by customer_erase (tickets.services.privacy): the row is an anonymous shell that keeps
+    # the conversations' figures; nothing personal is left on it or anywhere else.
+    erased_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
 
     def __str__(self) -> str:
+        if self.erased_at is not None:
+            return f"Erased customer #{self.pk}"
         return self.name or f"Customer #{self.pk}"
 
 
@@ -266,6 +271,9 @@ class Conversation(TimeStampedModel):
     # Marked as spam (conversation_mark_spam): hidden from the queue, never surveyed, never in
     # any metric (docs/metrics.md, "What is counted").
     spam_at = models.DateTimeField(null=True, blank=True)
+    # Set when its personal text was removed (the customer erased, or the retention policy after
+    # a close): an anonymous shell that keeps every figure (tickets.services.privacy).
+    anonymised_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-last_activity_at", "-id"]
@@ -659,6 +667,7 @@ class EventKind(models.TextChoices):
     PRIORITY_CHANGED = "conversation.priority_changed", "Priority changed"
     SPAM_MARKED = "conversation.spam_marked", "Marked as spam"
     SPAM_UNMARKED = "conversation.spam_unmarked", "Not spam after all"
+    CUSTOMER_ERASED = "customer.erased", "Customer erased"
 
 
 class Event(models.Model):
@@ -764,6 +773,10 @@ from tickets.models.mailboxes import (  # noqa: E402, I001
     MailboxImportOutcome as MailboxImportOutcome,
     MailboxOAuthProvider as MailboxOAuthProvider,
     MailboxSecurity as MailboxSecurity,
+)
+from tickets.models.privacy import (  # noqa: E402
+    RetentionPolicy as RetentionPolicy,
+    RetentionRun as RetentionRun,
 )
 from tickets.models.triage import (  # noqa: E402
     ConversationViewer as ConversationViewer,

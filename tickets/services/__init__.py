@@ -13,6 +13,7 @@
 - ``mailboxes``: IMAP/SMTP accounts of email channels, polling them exactly once, their health
 - ``outreach``: the desk writes first (start a conversation) and agents log calls
 - ``triage``: tags and priority, spam and blocked senders, macros, bulk actions, saved views
+- ``privacy``: erasing and exporting a customer, the retention policy and its nightly run
 - ``saved_replies``, ``presence``
 
 Rules that hold throughout:
@@ -140,6 +141,16 @@ from tickets.services.presence import (
     conversation_presence_leave,
     conversation_presence_touch,
 )
+from tickets.services.privacy import (
+    conversations_anonymise,
+    customer_erase,
+    customer_export,
+    customer_export_data,
+    retention_latest_run,
+    retention_policy_get,
+    retention_policy_update,
+    retention_run,
+)
 from tickets.services.saved_replies import (
     SAVED_REPLY_VARIABLES,
     saved_replies_seed_defaults,
@@ -217,10 +228,14 @@ __all__ = [
     "conversation_take_next",
     "conversation_triage",
     "conversation_unmark_spam",
+    "conversations_anonymise",
     "conversations_bulk",
     "conversations_close_solved",
     "counted_inbound",
     "customer_create",
+    "customer_erase",
+    "customer_export",
+    "customer_export_data",
     "customer_for_handles",
     "customer_language_detected",
     "customer_language_set",
@@ -257,6 +272,10 @@ __all__ = [
     "quarantine_store",
     "reply_bodies",
     "reply_copies_clean",
+    "retention_latest_run",
+    "retention_policy_get",
+    "retention_policy_update",
+    "retention_run",
     "saved_replies_seed_defaults",
     "saved_reply_apply",
     "saved_reply_create_or_update",

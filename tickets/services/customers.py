@@ -107,6 +107,7 @@ class HandleTaken(Conflict):
 def identity_link(*, customer: Customer, kind: str, value: str, actor: User | None) -> Identity:
     """Link a handle to ``customer`` (unverified). Raises HandleTaken when another customer
     holds it, with the same answer whether or not the actor may see that customer."""
+    _refuse_erased(customer)
     try:
         normalised = normalise_identity(kind, value)
     except ValidationError as exc:
@@ -145,6 +146,11 @@ def identity_link(*, customer: Customer, kind: str, value: str, actor: User | No
     return identity
 
 
+def _refuse_erased(customer: Customer) -> None:
+    if customer.erased_at is not None:
+        raise Conflict("This customer was erased; nothing can be added to it.")
+
+
 @transaction.atomic
 def customer_merge(*, target: Customer, other: Customer, actor: User | None) -> CustomerMerge:
     """Merge ``other`` into ``target``: identities and conversations move to ``target``.
@@ -160,6 +166,8 @@ def customer_merge(*, target: Customer, other: Customer, actor: User | None) -> 
         c.pk: c for c in Customer.objects.select_for_update().filter(pk__in=[target.pk, other.pk])
     }
     target, other = locked[target.pk], locked[other.pk]
+    _refuse_erased(target)
+    _refuse_erased(other)
     if other.merged_into_id is not None:
         raise Conflict("That customer was already merged into another one.")
     if target.merged_into_id is not None:
@@ -385,6 +393,7 @@ def customer_update(
     the fields that changed (from, to); nothing is recorded when nothing changed. Locks the row.
     """
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    _refuse_erased(customer)
     if customer.merged_into_id is not None:
         raise Conflict("This customer was merged into another one; edit that one instead.")
     wanted: dict[str, Any] = {}

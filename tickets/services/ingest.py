@@ -565,7 +565,7 @@ def _attach_conversation(customer: Customer, data: Inbound) -> Conversation | No
             .order_by("-sent_at")
             .first()
         )
-        if threaded is not None:
+        if threaded is not None and threaded.conversation.anonymised_at is None:
             return threaded.conversation
     since = data.sent_at - timedelta(days=settings.ATTACH_WINDOW_DAYS)
     active = list(
@@ -579,6 +579,18 @@ def _attach_conversation(customer: Customer, data: Inbound) -> Conversation | No
 
 
 def _thread_conversation(data: Inbound) -> Conversation | None:
+    """Email threading; never into the shell of an erased customer (mail from a former address
+    or quoting an old reply starts afresh, with a new customer)."""
+    found = _thread_conversation_any(data)
+    if (
+        found is not None
+        and Customer.objects.filter(pk=found.customer_id, erased_at__isnull=False).exists()
+    ):
+        return None
+    return found
+
+
+def _thread_conversation_any(data: Inbound) -> Conversation | None:
     """Email threading, strongest evidence first: References and In-Reply-To, then the token."""
     ids = [*data.in_reply_to, *reversed(data.references)]
     if ids:
