@@ -19,3 +19,10 @@ class TicketsConfig(AppConfig):
             "New conversation", "workspace:conversation-new", order=11, more=True
         )
         extensions.register_nav("Tags", "workspace:tags", order=90, more=True)
+        extensions.register_nav(
+            "Channels and chat widget",
+            "workspace:channel-widgets",
+            roles={"admin"},
+            order=98,
+            more=True,
+        )
