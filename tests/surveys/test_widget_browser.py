@@ -2,8 +2,9 @@
 
 A page served by a plain ``http.server`` on another origin (another port on localhost; the same
 page at 127.0.0.1 is an origin nobody configured) embeds the widget's script; a visitor with no
-email chats, the agent solves, the survey appears inline at the end of the chat, the visitor
-answers, and the manager's dashboard shows the answer and the chat channel's coverage.
+email and a Spanish browser chats, the agent solves, the survey appears inline at the end of
+the chat in Spanish, the visitor answers, and the manager's dashboard shows the answer and the
+chat channel's coverage.
 """
 
 from __future__ import annotations
@@ -53,34 +54,40 @@ def company_site(tmp_path: Path, script_url: str) -> Iterator[int]:
 
 
 def test_a_visitor_chats_in_the_widget_and_answers_the_survey_inline(
-    page, browser, live_server, settings, channels, manager_a, agent_a, admin_user, tmp_path
+    browser, live_server, settings, channels, manager_a, agent_a, admin_user, tmp_path
 ):
     settings.SITE_URL = live_server.url
     chat = channel_set_widget(channel=channels["chat"], origins=[])
     script_url = f"{live_server.url}/widget/{chat.widget_key}.js"
+    # A visitor whose browser asks for Spanish (Accept-Language: es-ES).
+    visitor = browser.new_context(locale="es-ES", viewport={"width": 1280, "height": 900})
+    page = visitor.new_page()
     problems = watch_console(page)
     with company_site(tmp_path, script_url) as port:
         chat = channel_set_widget(channel=chat, origins=[f"http://localhost:{port}"])
         # A phone: the widget opens over the whole page.
         page.set_viewport_size({"width": 390, "height": 844})
         page.goto(f"http://localhost:{port}/")
-        page.get_by_role("button", name="Chat with us").click()
+        page.get_by_role("button", name="Chatee con nosotros").click()
         frame = page.frame_locator("#supportdesk-widget iframe")
-        expect(frame.get_by_role("heading", name="Chat with us")).to_be_visible()
+        expect(frame.get_by_role("heading", name="Chatee con nosotros")).to_be_visible()
+        expect(page.get_by_role("button", name="Cerrar el chat")).to_be_visible()
         box = page.locator("#supportdesk-widget iframe").bounding_box()
         assert box is not None
         # Under the "Close chat" bar, the rest of the screen.
         assert (box["x"], box["y"], box["width"], box["height"]) == (0, 60, 390, 784)
-        frame.get_by_role("button", name="Start chatting").click()
-        frame.get_by_label("Your message").fill("My order page shows an error")
-        frame.get_by_role("button", name="Send").click()
-        expect(frame.locator(".chat-inbound")).to_contain_text("My order page shows an error")
+        screenshot(page, "widget-start-phone")
+        frame.get_by_role("button", name="Empezar a chatear").click()
+        frame.get_by_label("Su mensaje").fill("La página de mi pedido muestra un error")
+        frame.get_by_role("button", name="Enviar", exact=True).click()
+        expect(frame.locator(".chat-inbound")).to_contain_text("La página de mi pedido")
 
         message = Message.objects.get(direction="inbound")
         assert message.channel_id == chat.pk
         conversation = Conversation.objects.get(pk=message.conversation_id)
         assert conversation.team.name == "Team A"
         assert not conversation.customer.identities.filter(kind="email").exists()
+        assert conversation.customer.language == "es"
 
         # The agent solves; the survey is due (its delay passed) and beat sends it.
         event = conversation_solve(
@@ -91,40 +98,39 @@ def test_a_visitor_chats_in_the_widget_and_answers_the_survey_inline(
         assert (survey.status, survey.via) == ("sent", "chat")
 
         # The chat shows the survey message and its questions inline.
-        expect(frame.locator(".chat-survey-line")).to_contain_text("Did we resolve your request?")
+        expect(frame.locator(".chat-survey-line")).to_contain_text("¿Resolvimos su solicitud?")
         inline = frame.frame_locator(".chat-inline-frame")
-        expect(inline.get_by_text("Was your issue resolved?")).to_be_visible(timeout=15000)
+        expect(inline.get_by_text("¿Se resolvió su problema?")).to_be_visible(timeout=15000)
+        expect(inline.locator("html")).to_have_attribute("lang", "es")
         screenshot(page, "widget-survey-inline-phone")
-        inline.get_by_role("radio", name="Yes", exact=True).check()
-        inline.get_by_role("radio", name="5 Very satisfied").check()
-        inline.get_by_role("button", name="Send my answer").click()
-        expect(
-            inline.get_by_role("heading", name="Thank you, your answer is saved.")
-        ).to_be_visible()
+        inline.get_by_role("radio", name="Sí", exact=True).check()
+        inline.get_by_role("radio", name="5 Muy satisfecho").check()
+        inline.get_by_role("button", name="Enviar mi respuesta").click()
+        saved = inline.get_by_role("heading", name="Gracias, su respuesta se ha guardado.")
+        expect(saved).to_be_visible()
         # The transcript keeps polling: the answered frame stays (it is preserved by htmx).
         page.wait_for_timeout(4500)
-        expect(
-            inline.get_by_role("heading", name="Thank you, your answer is saved.")
-        ).to_be_visible()
+        expect(saved).to_be_visible()
         response = SurveyResponse.objects.get()
         assert (response.survey_id, response.resolved, response.csat) == (survey.pk, "yes", 5)
         assert problems == []
 
         # The same page on an origin nobody configured cannot frame the chat.
-        blocked = browser.new_page()
+        blocked = visitor.new_page()
         refused: list[str] = []
         blocked.on("console", lambda msg: refused.append(msg.text))
         blocked.goto(f"http://127.0.0.1:{port}/")
-        blocked.get_by_role("button", name="Chat with us").click()
+        blocked.get_by_role("button", name="Chatee con nosotros").click()
         blocked.wait_for_timeout(1500)
         framed = blocked.frames[1] if len(blocked.frames) > 1 else None
         assert (
             framed is None
             or framed.url in ("", "about:blank")
-            or not framed.content().count("Start chatting")
+            or not framed.content().count("Empezar a chatear")
         )
         assert any("frame-ancestors" in text for text in refused), refused
         blocked.close()
+        visitor.close()
 
     # The manager's dashboard: the answer and the chat channel's coverage.
     today = timezone.localdate()
@@ -156,4 +162,5 @@ def test_a_visitor_chats_in_the_widget_and_answers_the_survey_inline(
     expect(snippet).to_have_value(f'<script src="{script_url}" async></script>')
     expect(admin.locator(f"#origins-{chat.pk}")).to_have_value(f"http://localhost:{port}")
     screenshot(admin, "channel-widget-settings")
+    admin.screenshot(path=str(SHOTS / "channel-widget-settings-full.png"), full_page=True)
     admin.close()
