@@ -9,6 +9,7 @@ Messages go through ``services.inbound_chat``, the path every chat provider uses
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Callable
 
@@ -174,7 +175,7 @@ def _chat_render(
         )
     context = {
         "transcript": transcript,
-        "lines": [(message, inline_frame_url(message)) for message in transcript],
+        "lines": [_line(message) for message in transcript],
         "form": form,
         "state": state,
         "now": timezone.now(),
@@ -183,6 +184,19 @@ def _chat_render(
     }
     template = "tickets/chat.html#transcript" if partial else "tickets/chat.html"
     return render(request, template, context, status=status)
+
+
+def _line(message: Message) -> tuple[Message, str | None, str]:
+    """A transcript line: the message, the page shown inline under it (a survey's questions)
+    and its text; a line with its page inline shows its text without the link to that page."""
+    inline = inline_frame_url(message)
+    text = message.body_text
+    if inline:
+        text = _LINK.sub("", text).strip().rstrip(":").strip() or text
+    return message, inline, text
+
+
+_LINK = re.compile(r"https?://\S+")
 
 
 @require_http_methods(["GET", "POST"])

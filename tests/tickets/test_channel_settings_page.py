@@ -53,9 +53,7 @@ def test_a_webhook_url_is_set_through_the_service_and_audited(channels, admin_us
     assert saved["Location"] == f"/settings/channels/#channel-{social.pk}"
     social.refresh_from_db()
     assert (social.webhook_url, social.surveyed) == ("https://bridge.example/hook", True)
-    assert _audit(social)[len(before) :] == [
-        ("channel.changed", ["webhook_url"], admin_user.email)
-    ]
+    assert _audit(social)[len(before) :] == [("channel.changed", ["webhook_url"], admin_user.email)]
     entry = AuditEntry.objects.filter(action="channel.changed").get()
     assert entry.details["webhook_url"] == "https://bridge.example/hook"
     assert entry.details["previous"] == ""
@@ -131,7 +129,8 @@ def test_an_admin_rotates_a_secret_on_the_page_audited_and_shown_once(channels, 
     # The old secret stops working at once; the new one authenticates the channel.
     assert channel_get_by_secret(secret=old) is None
     found = channel_get_by_secret(secret=new)
-    assert found is not None and found.pk == social.pk
+    assert found is not None
+    assert found.pk == social.pk
     rotated = AuditEntry.objects.filter(action="channel.secret_rotated").get()
     assert (rotated.target_id, rotated.actor_email) == (str(social.pk), admin_user.email)
     # Shown once: the page afterwards does not carry it.
