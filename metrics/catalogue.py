@@ -42,6 +42,8 @@ CATALOGUE: tuple[MetricInfo, ...] = (
                "Promoters minus detractors, in points from -100 to 100."),
     MetricInfo("survey_response_rate", "Survey response rate", "connection", "rate",
                "Delivered surveys with at least one answer."),
+    MetricInfo("survey_reach_rate", "Survey reach rate", "connection", "rate",
+               "Solves whose survey reached the customer, by email or on their own channel."),
     MetricInfo("comment_rate", "Comment rate", "connection", "rate",
                "Responses with a comment."),
     MetricInfo("shout_outs", "Shout-outs", "connection", "count",

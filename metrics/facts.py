@@ -150,6 +150,7 @@ class SolveFlags(TypedDict):
     shout_out: bool
     responded: bool
     delivered: bool
+    unreachable: bool
     answered: bool
     customer_first: bool
     resolution_in_window: bool
@@ -252,6 +253,17 @@ def solve_source(start: datetime, end: datetime) -> QuerySet[WithAnnotations[Eve
         )
         .annotate(
             delivered=_flag(Q(survey_status=Survey.Status.SENT)),
+            # Not reachable: the survey was due but the customer had no deliverable email and
+            # no chat or social channel to send it on.
+            unreachable=_flag(
+                Q(
+                    survey_status=Survey.Status.SKIPPED,
+                    survey__skip_reason__in=[
+                        Survey.SkipReason.NO_EMAIL,
+                        Survey.SkipReason.BOUNCED,
+                    ],
+                )
+            ),
             answered=_flag(~Q(resolved="")),
             customer_first=_flag(
                 Q(resolved="yes") & (Q(declared=1) | Q(declared__isnull=True, contacts=1))
@@ -298,6 +310,8 @@ SOLVE_FACTS: tuple[tuple[str, str, str], ...] = (
     ("customer_fcr", "customer_fcr_n", "answered_n"),
     ("gap_internal_fcr", "gap_internal_n", "answered_n"),
     ("survey_response_rate", "responded_n", "delivered_n"),
+    ("survey_reach_rate", "delivered_n", "solves"),
+    ("survey_not_reachable", "unreachable_n", "solves"),
     ("unconfirmed_rate", "unconfirmed_n", "decided_n"),
     ("comment_rate", "comments_n", "responses_n"),
     ("shout_outs", "shout_outs_n", "responses_n"),
@@ -355,6 +369,7 @@ def _solve_grouped(start: datetime, end: datetime) -> Grouped:
             customer_fcr_n=Count("pk", filter=Q(customer_first=True)),
             gap_internal_n=Count("pk", filter=Q(answered=True, contacts=1)),
             delivered_n=Count("pk", filter=Q(delivered=True)),
+            unreachable_n=Count("pk", filter=Q(unreachable=True)),
             responded_n=Count("pk", filter=Q(delivered=True, responded=True)),
             decided_n=Count(
                 "pk", filter=Q(delivered=True) & (Q(window_over=True) | Q(answered=True))

@@ -117,6 +117,7 @@ def build_metrics(
         "unconfirmed_rate",
         "csat",
         "survey_response_rate",
+        "survey_reach_rate",
         "comment_rate",
         "dropped_rate",
         "system_disconnect_rate",
@@ -133,6 +134,15 @@ def build_metrics(
     # qa_score facts hold the sum of scores in hundredths, to stay integers.
     metrics["qa_score"] = {"value": round(num("qa_score") / n / 100, 2) if n else None, "n": n}
     metrics["shout_outs"] = {"value": num("shout_outs"), "n": den("shout_outs")}
+    # Whose voice the customer-declared figures carry: of the solves, how many surveys reached
+    # the customer (email or their own channel), how many were answered, and how many could not
+    # reach them at all (no deliverable email and no chat or social channel).
+    metrics["survey_coverage"] = {
+        "solves": den("survey_reach_rate"),
+        "surveyed": num("survey_reach_rate"),
+        "answered": num("survey_response_rate"),
+        "not_reachable": num("survey_not_reachable"),
+    }
     metrics["survey_solicitation_flags"] = {
         "value": num("survey_solicitation_flags"),
         "n": den("survey_solicitation_flags"),

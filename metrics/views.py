@@ -331,6 +331,15 @@ def dashboard(request: StaffRequest) -> HttpResponse:
         "coverage": _coverage(metrics),
         "drill": drill,
     }
+    channel_coverage = _channel_coverage(
+        scorecard_groups(
+            user=request.user,
+            date_from=date_from,
+            date_to=date_to,
+            group_by="channel",
+            scope=scope,
+        )["groups"]
+    )
     context = {
         "scope": scope,
         "period": period,
@@ -342,6 +351,7 @@ def dashboard(request: StaffRequest) -> HttpResponse:
         "quadrants": _quadrants(metrics, targets, drill),
         "comparison": comparison,
         "comparison_key": comparison_key,
+        "channel_coverage": channel_coverage,
         "comparison_seconds": settings.SCORECARD_CACHE_SECONDS,
         "sortable": [(key, BY_KEY[key].label) for key in SORTABLE],
         "sort": sort,
@@ -369,6 +379,28 @@ def dashboard(request: StaffRequest) -> HttpResponse:
         "small_n": SMALL_N,
     }
     return render(request, "metrics/dashboard.html", context)
+
+
+def _channel_coverage(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per channel: solves, surveys that reached the customer, answered, not reachable, with
+    the reach and response rates they qualify."""
+    rows = []
+    for group in groups:
+        metrics = group["metrics"]
+        coverage = metrics["survey_coverage"]
+        if not coverage["solves"]:
+            continue
+        rows.append(
+            {
+                "key": group["key"],
+                "channel": group["label"] or group["key"] or "—",
+                **coverage,
+                "reach_rate": metrics["survey_reach_rate"],
+                "response_rate": metrics["survey_response_rate"],
+                "resolution_rate": metrics["resolution_rate"],
+            }
+        )
+    return rows
 
 
 def _coverage(metrics: dict[str, Any]) -> dict[str, Any]:

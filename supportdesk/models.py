@@ -295,6 +295,7 @@ class AuditAction(models.TextChoices):
     API_TOKEN_ROTATED = "api_token.rotated", "API token rotated"
     CHANNEL_SECRET_CREATED = "channel.secret_created", "Channel secret created"
     CHANNEL_SECRET_ROTATED = "channel.secret_rotated", "Channel secret rotated"
+    CHANNEL_CHANGED = "channel.changed", "Channel settings changed"
     MAILBOX_CONNECTED = "mailbox.connected", "Mailbox connected"
     MAILBOX_CHANGED = "mailbox.changed", "Mailbox settings changed"
     MAILBOX_CREDENTIALS_SET = "mailbox.credentials_set", "Mailbox credentials set"

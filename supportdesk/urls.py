@@ -34,6 +34,7 @@ urlpatterns = [
     path("api/v1/", include("surveys.api_urls")),
     path("api/v1/", include("metrics.api_urls")),
     path("", include("tickets.web_urls")),
+    path("", include("tickets.widget_urls")),
     path("", include("surveys.urls")),
     path("", include("metrics.urls")),
     path("", include("quality.urls")),

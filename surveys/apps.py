@@ -8,6 +8,8 @@ class SurveysConfig(AppConfig):
     def ready(self) -> None:
         from supportdesk import events, extensions
         from surveys import panels, seed, selectors
+        from surveys.services.policy import survey_inline_path
+        from tickets.inline import inline_frame_register
 
         events.subscribe("conversation.solved", "surveys.tasks.survey_schedule_task")
         events.subscribe("message.inbound", "surveys.tasks.survey_cancel_for_inbound_task")
@@ -28,3 +30,4 @@ class SurveysConfig(AppConfig):
 
         extensions.register_eraser("surveys", privacy.surveys_erase)
         extensions.register_exporter("surveys", privacy.surveys_export)
+        inline_frame_register("survey", survey_inline_path)

@@ -96,12 +96,20 @@ class SurveySkipReason(models.TextChoices):
     MAIL_CAP = "mail_cap", "Too much automatic mail to this address"
 
 
+class SurveyVia(models.TextChoices):
+    EMAIL = "email", "Email"
+    CHAT = "chat", "Chat transcript"
+    SOCIAL = "social", "Social message"
+
+
 class Survey(models.Model):
     """The resolution survey of one solve event (at most one per solve event)."""
 
     Status = SurveyStatus
 
     SkipReason = SurveySkipReason
+
+    Via = SurveyVia
 
     event = models.OneToOneField("tickets.Event", on_delete=models.PROTECT, related_name="survey")
     conversation = models.ForeignKey(
@@ -136,6 +144,12 @@ class Survey(models.Model):
         "tickets.Identity", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     email = models.EmailField(blank=True)
+    # How it reached the customer: by email, or (no deliverable email) as an outbound message on
+    # the channel they wrote on, ``channel_message`` (its body holds the survey link).
+    via = models.CharField(max_length=10, choices=Via.choices, blank=True)
+    channel_message = models.ForeignKey(
+        "tickets.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # Whether the relationship (NPS) question is on this survey (decided when sent).
     asks_nps = models.BooleanField(default=False)
     # Exactly-once sending: a worker claims the send by a conditional UPDATE of this lease.
@@ -201,6 +215,7 @@ class Survey(models.Model):
             ),
             choices_check("status", SurveyStatus, name="surveys_survey_status_valid"),
             choices_check("skip_reason", SurveySkipReason, name="surveys_survey_skip_reason_valid"),
+            choices_check("via", SurveyVia, name="surveys_survey_via_valid", blank=True),
         ]
 
     def __str__(self) -> str:
@@ -285,9 +300,12 @@ class SurveyResponse(models.Model):
 
 
 class SurveyUnsubscribe(models.Model):
-    """An address that asked for no more surveys (by the link or the List-Unsubscribe header)."""
+    """An address that asked for no more surveys (by the link or the List-Unsubscribe header).
 
-    email = models.EmailField()
+    A customer surveyed on their chat or social channel (no email) unsubscribes with ``email``
+    blank: the customer is not surveyed again on any channel."""
+
+    email = models.EmailField(blank=True)
     customer = models.ForeignKey(
         "tickets.Customer", on_delete=models.PROTECT, related_name="survey_unsubscribes"
     )
@@ -304,7 +322,9 @@ class SurveyUnsubscribe(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(
-                fields=["email"], name="surveys_surveyunsubscribe_unique_email"
+                fields=["email"],
+                condition=~Q(email=""),
+                name="surveys_surveyunsubscribe_unique_email",
             ),
         ]
 

@@ -6,6 +6,7 @@ app_name = "surveys"
 
 urlpatterns = [
     path("s/<str:token>/", views.survey_page, name="survey"),
+    path("s/<str:token>/inline/", views.survey_inline, name="inline"),
     path("s/<str:token>/opened/", views.survey_opened, name="opened"),
     path("s/<str:token>/unsubscribe/", views.survey_unsubscribe, name="unsubscribe"),
     path("surveys/responses/", views.response_list, name="responses"),

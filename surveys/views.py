@@ -30,6 +30,7 @@ from supportdesk.languages import (
     supported_language,
 )
 from supportdesk.models import Team, User
+from supportdesk.security import allow_framing_by
 from surveys import selectors, services
 from surveys.models import Survey, SurveyResponse
 from surveys.services import Answer, SurveyExpired, SurveyNotFound
@@ -160,6 +161,35 @@ def survey_page(request: HttpRequest, token: str) -> HttpResponse:
     survey = _survey_or_error(request, token)
     if isinstance(survey, HttpResponse):
         return survey
+    return _survey_form(request, survey, token, inline=False)
+
+
+# The signed link is the authorisation (as for unsubscribe): the chat widget frames this page on
+# the company's own site, where the desk's CSRF cookie is a third-party cookie.
+@csrf_exempt
+@require_http_methods(["GET", "HEAD", "POST"])
+@customer_language
+def survey_inline(request: HttpRequest, token: str) -> HttpResponse:
+    """The same questions inside the chat page or widget, under the survey's chat message.
+
+    Only a survey that went out in a chat transcript has it; it may be framed by this site and
+    by the origins allowed to embed that chat channel's widget (every other page: DENY).
+    """
+    if _limited(request, "page"):
+        return _too_many(request)
+    survey = _survey_or_error(request, token)
+    if isinstance(survey, HttpResponse):
+        return survey
+    message = survey.channel_message
+    if survey.via != Survey.Via.CHAT or message is None or message.channel is None:
+        raise Http404
+    response = _survey_form(request, survey, token, inline=True)
+    return allow_framing_by(response, list(message.channel.widget_origins or []))
+
+
+def _survey_form(request: HttpRequest, survey: Survey, token: str, *, inline: bool) -> HttpResponse:
+    page = "surveys:inline" if inline else "surveys:survey"
+    lang_param = supported_language(request.GET.get("lang", ""))
     response = SurveyResponse.objects.filter(survey=survey).first()
     errors: dict[str, str] = {}
     error = ""
@@ -182,7 +212,7 @@ def survey_page(request: HttpRequest, token: str) -> HttpResponse:
                 errors = dict(field_errors)
         else:
             lang = supported_language(request.GET.get("lang", ""))
-            saved_url = f"{reverse('surveys:survey', kwargs={'token': token})}?saved=1"
+            saved_url = f"{reverse(page, kwargs={'token': token})}?saved=1"
             return redirect(f"{saved_url}&lang={lang}" if lang else saved_url)
     context = {
         "survey": survey,
@@ -197,7 +227,11 @@ def survey_page(request: HttpRequest, token: str) -> HttpResponse:
         "contact_choices": CONTACT_CHOICES,
         "csat_choices": CSAT_CHOICES,
         "nps_choices": list(range(11)),
-        "lang_param": supported_language(request.GET.get("lang", "")),
+        "lang_param": lang_param,
+        "inline": inline,
+        "embedded": inline,
+        "form_action": reverse(page, kwargs={"token": token})
+        + (f"?lang={lang_param}" if lang_param else ""),
         **_wording_context(survey),
     }
     return render(request, "surveys/survey.html", context, status=status)

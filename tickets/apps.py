@@ -22,3 +22,10 @@ class TicketsConfig(AppConfig):
         extensions.register_nav(
             "Retention", "workspace:retention", roles={"admin"}, order=95, more=True
         )
+        extensions.register_nav(
+            "Channels and chat widget",
+            "workspace:channel-widgets",
+            roles={"admin"},
+            order=98,
+            more=True,
+        )

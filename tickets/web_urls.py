@@ -2,7 +2,14 @@
 
 from django.urls import path
 
-from tickets import customer_views, privacy_views, views, views_chat, views_triage
+from tickets import (
+    customer_views,
+    privacy_views,
+    views,
+    views_channels,
+    views_chat,
+    views_triage,
+)
 
 app_name = "workspace"
 
@@ -74,6 +81,17 @@ urlpatterns = [
     path("merges/<int:pk>/undo/", views.merge_undo, name="merge-undo"),
     path("settings/sending/", views.channel_sending_list, name="sending"),
     path("settings/sending/<int:pk>/", views.channel_sending_edit, name="sending-edit"),
+    path("settings/channels/", views_channels.channel_widget_list, name="channel-widgets"),
+    path(
+        "settings/channels/<int:pk>/",
+        views_channels.channel_widget_edit,
+        name="channel-widget-edit",
+    ),
+    path(
+        "settings/channels/<int:pk>/rotate-secret/",
+        views_channels.channel_secret_rotate,
+        name="channel-secret-rotate",
+    ),
     path("chat/", views_chat.chat_page, name="chat"),
     path("chat/transcript/", views_chat.chat_transcript, name="chat-transcript"),
     path("chat/end/", views_chat.chat_end, name="chat-end"),

@@ -532,6 +532,7 @@ class Conversation:
             st(due),
             str(identity) if identity else N,
             email,
+            "email" if status == "sent" else "",  # the generated desk surveys by email only
             "t" if asks_nps else "f",
             st(claimed),
             str(attempts),

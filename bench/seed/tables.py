@@ -135,6 +135,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "due_at",
         "identity_id",
         "email",
+        "via",
         "asks_nps",
         "send_claimed_at",
         "send_attempts",

@@ -21,9 +21,9 @@ from supportdesk.errors import ApplicationError, Conflict
 from supportdesk.models import User
 from supportdesk.services import notification_create
 from surveys.models import SurveyResponse
-from tickets.models import Conversation, Event
+from tickets.models import Conversation, Event, Identity
 from tickets.selectors import visible_conversations_q
-from tickets.services import conversation_reply
+from tickets.services import conversation_reply, customer_channel_route
 
 # --- Check-ins ----------------------------------------------------------------------------------------
 
@@ -133,12 +133,31 @@ def checkin_send(*, checkin: CheckIn, actor: User, body: str) -> CheckIn:
     ).exists():
         # The conversation moved to a team the actor is not in: it is theirs to answer now.
         raise ApplicationError("This conversation has moved to another team.")
-    message = conversation_reply(conversation=checkin.conversation, author=actor, body=body)
+    message = conversation_reply(
+        conversation=checkin.conversation,
+        author=actor,
+        body=body,
+        channel_kind=_checkin_channel_kind(checkin.conversation),
+    )
     checkin.state = CheckIn.State.SENT
     checkin.message = message
     checkin.done_at = timezone.now()
     checkin.save(update_fields=["state", "message", "done_at"])
     return checkin
+
+
+def _checkin_channel_kind(conversation: Conversation) -> str | None:
+    """Where the check-in goes: as any reply (the customer's last channel, email for a call)
+    when the customer has a deliverable email; else on the chat or social channel where they
+    wrote, so a customer with no email is reached too (None: the reply's own rule)."""
+    if Identity.objects.filter(
+        customer_id=conversation.customer_id,
+        kind=Identity.Kind.EMAIL,
+        undeliverable_at__isnull=True,
+    ).exists():
+        return None
+    route = customer_channel_route(conversation_id=conversation.pk)
+    return route.channel.kind if route is not None and route.deliverable else None
 
 
 @transaction.atomic

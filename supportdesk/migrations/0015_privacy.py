@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('supportdesk', '0012_choices_after_triage'),
+        ('supportdesk', '0013_channel_changed_audit'),
     ]
 
     operations = [

@@ -244,6 +244,14 @@ def survey_mark_opened(*, survey: Survey, now: datetime | None = None) -> bool:
 def survey_unsubscribe(*, survey: Survey) -> SurveyUnsubscribe:
     """The customer asks for no more surveys at the address this one went to (idempotent)."""
     email = survey.email
+    if not email and survey.via in (Survey.Via.CHAT, Survey.Via.SOCIAL):
+        # Surveyed on their own channel: no more surveys for this customer, on any channel.
+        existing = SurveyUnsubscribe.objects.filter(
+            customer_id=survey.customer_id, email=""
+        ).first()
+        return existing or SurveyUnsubscribe.objects.create(
+            email="", customer_id=survey.customer_id, survey=survey
+        )
     if not email:
         raise SurveyNotFound("This survey link is not valid.")
     try:

@@ -13,11 +13,13 @@ from django.db import transaction
 from django.urls import reverse
 
 from supportdesk.errors import ApplicationError
+from supportdesk.languages import supported_language
 from supportdesk.models import AuditEntry, User
 from supportdesk.services import (
     audit_record,
 )
 from surveys.models import Survey, SurveyResponse, SurveySettings
+from tickets.models import Message
 
 Status = Survey.Status
 Resolved = SurveyResponse.Resolved
@@ -134,7 +136,7 @@ def survey_from_token(token: str) -> Survey:
     except (signing.BadSignature, ValueError):
         raise SurveyNotFound("This survey link is not valid.") from None
     survey = (
-        Survey.objects.select_related("agent", "conversation")
+        Survey.objects.select_related("agent", "conversation", "channel_message__channel")
         .filter(pk=survey_pk, token_key=key, status__in=[Status.SENT, Status.BOUNCED])
         .first()
     )
@@ -155,3 +157,18 @@ def survey_url(survey: Survey, *, resolved: str | None = None, lang: str = "") -
 def survey_unsubscribe_url(survey: Survey, *, lang: str = "") -> str:
     url = settings.SITE_URL + reverse("surveys:unsubscribe", kwargs={"token": survey_token(survey)})
     return f"{url}?{urlencode({'lang': lang})}" if lang else url
+
+
+def survey_inline_path(message: Message) -> str | None:
+    """The inline questions of the survey a chat message carries (tickets.inline provider)."""
+    survey = (
+        Survey.objects.filter(channel_message_id=message.pk, via=Survey.Via.CHAT)
+        .select_related("customer")
+        .first()
+    )
+    if survey is None:
+        return None
+    path = reverse("surveys:inline", kwargs={"token": survey_token(survey)})
+    # In the customer's language when it is known (else the browser's, as the chat page).
+    lang = supported_language(survey.customer.language)
+    return f"{path}?{urlencode({'lang': lang})}" if lang else path

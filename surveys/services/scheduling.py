@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from surveys.models import Survey, SurveyResponse, SurveyUnsubscribe
 from surveys.services.policy import SEND_LEASE, survey_policy
-from tickets.models import Conversation, Event
+from tickets.models import Conversation, Event, Message
 
 Status = Survey.Status
 Skip = Survey.SkipReason
@@ -47,7 +47,22 @@ def survey_schedule(*, event: Event, now: datetime | None = None) -> Survey | No
     while customer.merged_into is not None:
         customer = customer.merged_into
     skip = Skip.NONE
-    if policy.channels and event.channel_kind not in policy.channels:
+    # The channel the customer last wrote on, when an admin turned its surveys off.
+    channel_surveyed = (
+        Message.objects.filter(
+            conversation_id=conversation.pk,
+            direction=Message.Direction.INBOUND,
+            automated="",
+            channel__isnull=False,
+            sent_at__lte=event.occurred_at,
+        )
+        .order_by("-sent_at", "-id")
+        .values_list("channel__surveyed", flat=True)
+        .first()
+    )
+    if (policy.channels and event.channel_kind not in policy.channels) or (
+        channel_surveyed is False
+    ):
         skip = Skip.CHANNEL
     elif not _sampled(event.pk, policy.sampling_rate):
         skip = Skip.SAMPLED_OUT

@@ -8,6 +8,7 @@ from email.utils import make_msgid
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
 from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
@@ -29,12 +30,16 @@ from surveys.services.policy import (
 )
 from tickets import tokens
 from tickets.models import Event, Identity, Message
+from tickets.services import ChannelRoute, customer_channel_route, message_automated_send
 
 logger = logging.getLogger(__name__)
 
 Status = Survey.Status
 Skip = Survey.SkipReason
+Via = Survey.Via
 Resolved = SurveyResponse.Resolved
+# The customer has no email the survey can go to: it goes on their chat or social channel.
+_NO_DELIVERABLE_EMAIL = (Skip.NO_EMAIL, Skip.BOUNCED)
 
 
 def _skip_reason(survey: Survey, policy: SurveyPolicy, now: datetime) -> str:
@@ -145,6 +150,12 @@ def survey_send(*, survey_id: int) -> bool:
     identity = None
     if not reason:
         identity, reason = _recipient(survey)
+    if reason in _NO_DELIVERABLE_EMAIL:
+        route = customer_channel_route(conversation_id=survey.conversation_id)
+        if route is not None and not route.channel.surveyed:
+            reason = Skip.CHANNEL
+        elif route is not None and route.deliverable:
+            return _survey_send_on_channel(survey, route, policy, now)
     if reason:
         Survey.objects.filter(pk=survey_id, status=Status.SCHEDULED).update(
             status=Status.SKIPPED, skip_reason=reason, send_claimed_at=None
@@ -161,6 +172,7 @@ def survey_send(*, survey_id: int) -> bool:
     Survey.objects.filter(pk=survey_id).update(
         identity=identity,
         email=survey.email,
+        via=Via.EMAIL,
         asks_nps=survey.asks_nps,
         expires_at=survey.expires_at,
         message_id=survey.message_id,
@@ -182,6 +194,50 @@ def survey_send(*, survey_id: int) -> bool:
     Survey.objects.filter(pk=survey_id, status=Status.SCHEDULED).update(
         status=Status.SENT, sent_at=timezone.now()
     )
+    return True
+
+
+def survey_channel_text(url: str) -> str:
+    """The survey message on a chat or social channel: the question and the link."""
+    return gettext("Did we resolve your request? Tell us in a few clicks: %(url)s") % {"url": url}
+
+
+def _survey_send_on_channel(
+    survey: Survey, route: ChannelRoute, policy: SurveyPolicy, now: datetime
+) -> bool:
+    """The customer has no deliverable email: the survey link goes as an automated message on
+    the chat or social channel they last wrote on (same link, same token, same rules)."""
+    with transaction.atomic():
+        locked = (
+            Survey.objects.select_for_update()
+            .filter(pk=survey.pk, status=Status.SCHEDULED)
+            .select_related("conversation__customer")
+            .first()
+        )
+        if locked is None:  # cancelled (the customer wrote) since the claim
+            return False
+        asks_nps = _nps_due(locked, policy, now)
+        expires_at = now + timedelta(days=policy.window_days)
+        # In the customer's language, as the survey email would be; the link keeps it.
+        wanted = mailtemplates.translated_language(locked.conversation.customer.language)
+        with translation.override(wanted or mailtemplates.default_language()):
+            body = survey_channel_text(survey_url(locked, lang=wanted))
+        message = message_automated_send(
+            conversation=locked.conversation,
+            route=route,
+            body=body,
+            automated="survey",
+            at=now,
+        )
+        Survey.objects.filter(pk=survey.pk).update(
+            status=Status.SENT,
+            sent_at=now,
+            via=route.channel.kind,
+            identity=route.identity,
+            channel_message=message,
+            asks_nps=asks_nps,
+            expires_at=expires_at,
+        )
     return True
 
 
@@ -224,6 +280,7 @@ def survey_remind(*, survey_id: int) -> bool:
             expires_at__gt=now,
             responses__isnull=True,
         )
+        .exclude(via__in=[Via.CHAT, Via.SOCIAL])  # a channel survey has no reminder
         .exclude(customer__survey_unsubscribes__isnull=False)
         .update(reminder_claimed_at=now)
     )
@@ -270,6 +327,7 @@ def surveys_remind_due(*, now: datetime | None = None, limit: int = 200) -> int:
             expires_at__gt=now,
             responses__isnull=True,
         )
+        .exclude(via__in=[Via.CHAT, Via.SOCIAL])
         .order_by("sent_at")
         .values_list("pk", flat=True)[:limit]
     )

@@ -66,12 +66,14 @@ def test_dashboard_reads_only_facts(desk, admin_user, manager_a, django_assert_n
         # trend: facts version, facts, histograms (3); agents' table key: facts version, staff
         # names (2), table: facts version, facts, histograms, agent names (4); pickers: teams,
         # agents (2); notification badge (1); outcomes by topic: facts version, topic facts (2;
-        # tag names only when there are topics).
-        with django_assert_num_queries(20):
+        # tag names only when there are topics); coverage by channel: facts version, facts,
+        # histograms (3).
+        with django_assert_num_queries(23):
             cold = client.get(f"/dashboard/?{WEEK}")
         # Warm: every figure and the agents' table come from the cache, keyed by the facts'
-        # version: session + user, 4 versions, staff names, targets, pickers, badge.
-        with django_assert_num_queries(11):
+        # version: session + user, 5 versions (the coverage by channel has its own), staff
+        # names, targets, pickers, badge.
+        with django_assert_num_queries(12):
             warm = client.get(f"/dashboard/?{WEEK}")
     assert cold.status_code == warm.status_code == 200
     assert _without_csrf(warm.content.decode()) == _without_csrf(cold.content.decode())

@@ -71,10 +71,19 @@ OPS: list[Op] = [
     _page("chat/", "POST", "public", ok=302, note="no session yet: back to the start form"),
     _page("chat/transcript/", "GET", "public", ok=204, note="no chat session: nothing"),
     _page("chat/end/", "POST", "public", ok=302),
+    _page("widget/<str:key>.js", "GET", "public", obj="widget"),
+    _page("widget/<str:key>/", "GET", "public", obj="widget"),
+    _page("widget/<str:key>/", "POST", "public", obj="widget", ok=302, note="no session yet"),
+    _page("widget/<str:key>/transcript/", "GET", "public", obj="widget", ok=204),
+    _page("widget/<str:key>/end/", "POST", "public", obj="widget", ok=302),
     # --- Survey links (customer) -------------------------------------------------------------------
     _page("s/<str:token>/", "GET", "token", obj="token"),
     _page("s/<str:token>/", "POST", "token", obj="token", ok=302, data={"resolved": "yes"}),
     _page("s/<str:token>/opened/", "POST", "token", obj="token", ok=204),
+    # Only a survey sent in a chat transcript has inline questions; the world's went by email
+    # (tests/surveys/test_every_channel.py covers a chat survey's inline page).
+    _page("s/<str:token>/inline/", "GET", "token", obj="token", ok=404),
+    _page("s/<str:token>/inline/", "POST", "token", obj="token", ok=404, data={"resolved": "no"}),
     _page("s/<str:token>/unsubscribe/", "GET", "token", obj="token"),
     _page("s/<str:token>/unsubscribe/", "POST", "token", obj="token"),
     # --- Inbound API (channels) --------------------------------------------------------------------
@@ -196,6 +205,16 @@ OPS: list[Op] = [
         ok=302,
         denied=403,
         note="a password mailbox: back to its page",
+    ),
+    _page("settings/channels/", "GET", "admin", denied=403),
+    _page("settings/channels/<int:pk>/", "POST", "admin", "mail_channel", ok=302, denied=403),
+    _page(
+        "settings/channels/<int:pk>/rotate-secret/",
+        "POST",
+        "admin",
+        "mail_channel",
+        note="the page again, the new secret shown once",
+        denied=403,
     ),
     _page("conversations/take-next/", "POST", "staff", ok=302),
     _page(W, "GET", "team", "conversation", writes=PRESENCE),

@@ -170,6 +170,11 @@ def _path_value(world: World, op: Op, team: str, role: str) -> Any:
         return world.checkin_rule.pk
     if op.obj == "template":
         return "acknowledgement"
+    if op.obj == "widget":
+        from tickets.services import channel_set_widget
+
+        chat = channel_set_widget(channel=side.channels["chat"], origins=["https://a.example"])
+        return chat.widget_key
     if op.obj == "mail_channel":
         return side.channels["email"].pk
     value = getattr(side, op.obj)

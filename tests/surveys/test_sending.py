@@ -23,7 +23,7 @@ from surveys.services import (
     surveys_remind_due,
     surveys_send_due,
 )
-from tests.factories import send_chat, send_email
+from tests.factories import send_call, send_chat, send_email
 from tests.surveys.conftest import SOLVED_AT, survey_mails
 from tickets.models import Conversation, Identity, Message
 from tickets.services import (
@@ -246,11 +246,13 @@ def test_a_bounce_after_the_send_marks_the_survey_bounced(
     assert survey.bounced_at == survey.sent_at + timedelta(minutes=2)
 
 
-def test_a_customer_without_email_gets_none_and_it_is_counted(
+def test_a_customer_with_neither_email_nor_a_message_channel_gets_none_and_it_is_counted(
     channels, agent_a, mailoutbox, django_capture_on_commit_callbacks
 ):
+    # A phone-only customer: no email, no chat or social channel to send the link on (a chat
+    # or social customer is surveyed there: tests/surveys/test_every_channel.py).
     with time_machine.travel(SOLVED_AT - timedelta(hours=1), tick=False):
-        result = send_chat(channels["chat"], body="Hi, my app crashes")
+        result = send_call(channels["phone"])
     conversation = Conversation.objects.get(pk=result.conversation_id)
     with (
         time_machine.travel(SOLVED_AT, tick=False),

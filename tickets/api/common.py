@@ -263,7 +263,8 @@ class MessageOutputSerializer(serializers.Serializer[Message]):
     body_html = serializers.CharField()
     sent_at = serializers.DateTimeField()
     automated = serializers.CharField(
-        help_text="Non-empty for auto-replies, bounces and list mail."
+        help_text="Non-empty for auto-replies, bounces and list mail, and for the desk's own "
+        'automated messages on a chat or social channel ("survey": the survey link).'
     )
     delivery_state = serializers.CharField(
         help_text="queued (not delivered yet; retrying when delivery_error is set), sending, "

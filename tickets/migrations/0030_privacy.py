@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('supportdesk', '0015_privacy'),
-        ('tickets', '0023_customer_language_event'),
+        ('tickets', '0024_channel_surveys_widget'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -166,6 +166,13 @@ class Channel(TimeStampedModel):
     # Email channels: answer a new conversation with the acknowledgement template (never
     # automated mail, never past the per-address cap: tickets.services.acknowledgement).
     acknowledge = models.BooleanField(default=False)
+    # Solves on this channel are surveyed (default on); a customer with no email is surveyed on
+    # the channel itself (chat transcript, social webhook).
+    surveyed = models.BooleanField(default=True)
+    # Chat channels: the embeddable widget's key (``/widget/<key>.js``) and the origins allowed
+    # to frame it (``frame-ancestors``); every other page is DENY.
+    widget_key = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
+    widget_origins = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["kind", "name"]
@@ -650,6 +657,7 @@ class EventKind(models.TextChoices):
     CLOSED = "conversation.closed", "Closed"
     INBOUND = "message.inbound", "Customer wrote"
     REPLIED = "message.replied", "Agent replied"
+    AUTOMATED = "message.automated", "Automated message on the customer's channel"
     MESSAGE_MOVED = "message.moved", "Message moved"
     # An internal note: the notifications app reads the @-mentions in it.
     NOTE_ADDED = "message.note", "Internal note added"

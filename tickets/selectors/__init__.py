@@ -758,7 +758,9 @@ from tickets.selectors.customers import (  # noqa: E402, I001
 from tickets.selectors.channels import (  # noqa: E402
     channel_get_by_secret as channel_get_by_secret,
     channel_list as channel_list,
+    channel_list_for_settings as channel_list_for_settings,
     channels_to_start_on as channels_to_start_on,
+    chat_channel_by_widget_key as chat_channel_by_widget_key,
     chat_channel_for_page as chat_channel_for_page,
     email_channel_list as email_channel_list,
     email_channels_without_mailbox as email_channels_without_mailbox,

@@ -38,6 +38,18 @@ def chat_channel_for_page() -> Channel | None:
     return Channel.objects.filter(kind="chat", is_active=True).order_by("pk").first()
 
 
+def chat_channel_by_widget_key(*, key: str) -> Channel | None:
+    """The active chat channel whose embeddable widget has this key."""
+    if not key or len(key) > 64:
+        return None
+    return Channel.objects.filter(kind=ChannelKind.CHAT, is_active=True, widget_key=key).first()
+
+
+def channel_list_for_settings() -> list[Channel]:
+    """Every channel for the channels settings page (a handful of rows)."""
+    return list(Channel.objects.select_related("team").order_by("kind", "name"))
+
+
 def email_channel_list() -> list[Channel]:
     """Email channels for the sending-settings page (a handful of rows)."""
     return list(

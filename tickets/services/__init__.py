@@ -32,11 +32,19 @@ from tickets.services.acknowledgement import (
     acknowledgement_send,
     acknowledgement_variables,
 )
+from tickets.services.automated import (
+    ChannelRoute,
+    customer_channel_route,
+    message_automated_send,
+)
 from tickets.services.channels import (
     channel_create_or_update,
     channel_mail_settings_update,
     channel_rotate_secret,
+    channel_set_surveyed,
     channel_set_webhook,
+    channel_set_widget,
+    channel_settings_update,
 )
 from tickets.services.contacts import (
     contact_open,
@@ -189,6 +197,7 @@ __all__ = [
     "WEBHOOK_TIMEOUT_SECONDS",
     "WEBHOOK_TIMESTAMP_HEADER",
     "BulkResult",
+    "ChannelRoute",
     "Handle",
     "HandleTaken",
     "InboundResult",
@@ -205,7 +214,10 @@ __all__ = [
     "channel_create_or_update",
     "channel_mail_settings_update",
     "channel_rotate_secret",
+    "channel_set_surveyed",
     "channel_set_webhook",
+    "channel_set_widget",
+    "channel_settings_update",
     "chat_replies_mark_delivered",
     "chat_session_latest",
     "contact_open",
@@ -232,6 +244,7 @@ __all__ = [
     "conversations_bulk",
     "conversations_close_solved",
     "counted_inbound",
+    "customer_channel_route",
     "customer_create",
     "customer_erase",
     "customer_export",
@@ -260,6 +273,7 @@ __all__ = [
     "mailbox_smtp_connection",
     "mailbox_test_connection",
     "mailboxes_poll_due",
+    "message_automated_send",
     "message_claim_for_sending",
     "message_delivery_failed",
     "message_email_send",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+from urllib.parse import urlsplit
+
 from django.db import transaction
 
 from supportdesk.errors import ApplicationError
@@ -113,3 +116,113 @@ def channel_mail_settings_update(
         details={"changed": changed, "acknowledge": acknowledge},
     )
     return channel
+
+
+def _origin_clean(origin: str) -> str:
+    """``scheme://host[:port]`` (what a browser sends as an origin), or ApplicationError."""
+    parts = urlsplit(origin.strip())
+    if (
+        parts.scheme not in ("https", "http")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username
+        or parts.password
+        or any(c in origin for c in " ;,'\"")
+    ):
+        raise ApplicationError(
+            f"{origin!r} is not a site origin: give scheme, host and optional port, "
+            "e.g. https://www.example.com"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ApplicationError(f"{origin!r} has an invalid port.") from None
+    return f"{parts.scheme}://{parts.hostname}" + (f":{port}" if port else "")
+
+
+def _widget_origins_clean(channel: Channel, origins: list[str]) -> list[str]:
+    if channel.kind != ChannelKind.CHAT:
+        raise ApplicationError("Only chat channels have an embeddable widget.")
+    if len(origins) > MAX_WIDGET_ORIGINS:
+        raise ApplicationError(f"At most {MAX_WIDGET_ORIGINS} sites may embed one widget.")
+    return list(dict.fromkeys(_origin_clean(origin) for origin in origins))
+
+
+# A widget's sites are listed in one Content-Security-Policy header: keep it short.
+MAX_WIDGET_ORIGINS = 20
+
+
+def _audit_channel_change(
+    channel: Channel, changed: list[str], actor: User | None, details: dict[str, object]
+) -> None:
+    audit_record(
+        action=AuditEntry.Action.CHANNEL_CHANGED,
+        target=channel,
+        actor=actor,
+        team=channel.team,
+        summary=f"Settings of channel {channel.name!r} changed: {', '.join(changed)}",
+        details={"changed": changed, **details},
+    )
+
+
+@transaction.atomic
+def channel_set_widget(
+    *, channel: Channel, origins: list[str], actor: User | None = None
+) -> Channel:
+    """Set the sites (origins) that may embed a chat channel's widget; gives the channel its
+    widget key on first use. Only those origins may frame ``/widget/<key>/`` (every other page
+    stays DENY). Bad origins change nothing. Audited when something changed."""
+    cleaned = _widget_origins_clean(channel, origins)
+    channel = Channel.objects.select_for_update().get(pk=channel.pk)
+    changed = []
+    if channel.widget_origins != cleaned:
+        channel.widget_origins = cleaned
+        changed.append("widget_origins")
+    if not channel.widget_key:
+        channel.widget_key = secrets.token_urlsafe(18)
+        changed.append("widget_key")
+    if changed:
+        channel.save(update_fields=[*changed, "updated_at"])
+        _audit_channel_change(channel, changed, actor, {"widget_origins": cleaned})
+    return channel
+
+
+@transaction.atomic
+def channel_set_surveyed(*, channel: Channel, surveyed: bool, actor: User | None = None) -> Channel:
+    """Turn surveys of a channel's solves on or off (on by default). Audited when changed."""
+    channel = Channel.objects.select_for_update().get(pk=channel.pk)
+    if channel.surveyed != surveyed:
+        channel.surveyed = surveyed
+        channel.save(update_fields=["surveyed", "updated_at"])
+        _audit_channel_change(channel, ["surveyed"], actor, {"surveyed": surveyed})
+    return channel
+
+
+@transaction.atomic
+def channel_settings_update(
+    *,
+    channel: Channel,
+    surveyed: bool,
+    actor: User,
+    webhook_url: str | None = None,
+    origins: list[str] | None = None,
+) -> Channel:
+    """The Channels admin page's save of one channel: its survey switch, where its replies are
+    delivered (chat and social: ``channel_set_webhook``, with its URL checks) and the sites that
+    may embed its chat widget (``channel_set_widget``). All or nothing: a bad webhook URL or
+    site changes nothing. Each change is audited."""
+    channel = Channel.objects.select_for_update().get(pk=channel.pk)
+    if webhook_url is not None and webhook_url != channel.webhook_url:
+        previous = channel.webhook_url
+        channel = channel_set_webhook(channel=channel, webhook_url=webhook_url)
+        _audit_channel_change(
+            channel,
+            ["webhook_url"],
+            actor,
+            {"webhook_url": channel.webhook_url, "previous": previous},
+        )
+    if origins is not None:
+        channel = channel_set_widget(channel=channel, origins=origins, actor=actor)
+    return channel_set_surveyed(channel=channel, surveyed=surveyed, actor=actor)

@@ -1,10 +1,12 @@
 """``manage.py create_channel KIND NAME [--team NAME] [--address EMAIL] [--webhook-url URL]
-[--rotate-secret] [--imap URL [--imap-after leave|seen|move:FOLDER]] [--smtp URL]``.
+[--widget-origin URL ...] [--no-surveys | --surveys] [--rotate-secret]
+[--imap URL [--imap-after leave|seen|move:FOLDER]] [--smtp URL]``.
 
 ``--imap imap[s]://USER:PASSWORD@HOST:PORT/FOLDER`` connects the email channel's mailbox
 (``imaps`` = TLS, ``imap`` = STARTTLS; ``?security=none`` for a server on the same machine);
 ``--smtp smtp[s]://USER:PASSWORD@HOST:PORT`` sends its replies (``smtp`` = STARTTLS).
 User names and passwords are percent-encoded in the URL (``@`` is ``%40``).
+``--widget-origin`` (chat channels, repeatable) lists the sites that may embed the chat widget.
 
 Creates or updates an inbound channel through ``channel_create_or_update`` (the secret is kept
 across updates unless ``--rotate-secret``) and prints the secret alone on the last line.
@@ -15,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -23,7 +26,9 @@ from tickets.models import Channel, ChannelKind, Mailbox
 from tickets.services import (
     channel_create_or_update,
     channel_rotate_secret,
+    channel_set_surveyed,
     channel_set_webhook,
+    channel_set_widget,
     mailbox_save,
 )
 
@@ -44,6 +49,23 @@ class Command(BaseCommand):
             "--webhook-url",
             help="chat and social channels: where agent replies are POSTed as signed webhooks "
             '("" clears it)',
+        )
+        parser.add_argument(
+            "--widget-origin",
+            action="append",
+            default=None,
+            help="chat channels: a site (https://host[:port]) allowed to embed the chat widget; "
+            "repeat for several; replaces the list",
+        )
+        parser.add_argument(
+            "--no-surveys",
+            action="store_true",
+            help="do not survey this channel's customers (surveyed by default)",
+        )
+        parser.add_argument(
+            "--surveys",
+            action="store_true",
+            help="survey this channel's customers again",
         )
         parser.add_argument(
             "--rotate-secret",
@@ -79,6 +101,10 @@ class Command(BaseCommand):
         ):
             raise CommandError("--smtp and --imap-after need a mailbox: give --imap as well.")
         mailbox_values, credentials = _mailbox_options(options)
+        if options["widget_origin"] is not None and kind != ChannelKind.CHAT:
+            raise CommandError("--widget-origin is only for chat channels.")
+        if options["no_surveys"] and options["surveys"]:
+            raise CommandError("Give --surveys or --no-surveys, not both.")
         existed = Channel.objects.filter(name=name).exists()
         try:
             channel = channel_create_or_update(
@@ -98,6 +124,13 @@ class Command(BaseCommand):
                 mailbox_save(channel=channel, values=mailbox_values, credentials=credentials)
             except ApplicationError as exc:
                 raise CommandError(exc.message) from exc
+        if options["widget_origin"] is not None:
+            try:
+                channel = channel_set_widget(channel=channel, origins=options["widget_origin"])
+            except ApplicationError as exc:
+                raise CommandError(exc.message) from exc
+        if options["no_surveys"] or options["surveys"]:
+            channel = channel_set_surveyed(channel=channel, surveyed=bool(options["surveys"]))
         if options["rotate_secret"] and existed:
             channel = channel_rotate_secret(channel=channel)
         verb = "Updated" if existed else "Created"
@@ -108,6 +141,12 @@ class Command(BaseCommand):
         mailbox = Mailbox.objects.filter(channel=channel).first()
         if mailbox is not None:
             address += f", fetching {mailbox.username}@{mailbox.imap_host}/{mailbox.folder}"
+        if channel.widget_key:
+            address += f", widget {settings.SITE_URL}/widget/{channel.widget_key}.js for " + (
+                ", ".join(channel.widget_origins) or "no site yet"
+            )
+        if not channel.surveyed:
+            address += ", not surveyed"
         self.stdout.write(
             f"{verb} {channel.kind} channel {channel.name!r}{address} (team: {team}). "
             "Secret (send it as X-Channel-Token):"
