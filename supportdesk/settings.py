@@ -19,6 +19,9 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
+from kombu import Exchange, Queue
+
+from supportdesk import queues
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env")
@@ -485,6 +488,24 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS = celery_broker_transport_options(CELERY_BROKER_URL)
 # One queue name per deployment (or per test run, so parallel runs on one Redis stay apart).
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "celery")
+# Separate queues (supportdesk/queues.py): ingest, mail, webhooks, facts, housekeeping; each task
+# is routed by name. A worker without -Q consumes them all; docker-compose.yml runs one worker
+# service per group. CELERY_QUEUE_PREFIX keeps deployments (or test runs) on one Redis apart.
+CELERY_QUEUE_PREFIX = env("CELERY_QUEUE_PREFIX", "")
+
+
+def celery_task_queues(prefix: str, *, default_queue: str) -> list[Queue]:
+    """The queues a worker without -Q consumes (tests that switch queues reuse this)."""
+    return [
+        Queue(name, Exchange(name, type="direct"), routing_key=name)
+        for name in queues.task_queue_names(prefix, default_queue=default_queue)
+    ]
+
+
+CELERY_TASK_QUEUES = celery_task_queues(
+    CELERY_QUEUE_PREFIX, default_queue=CELERY_TASK_DEFAULT_QUEUE
+)
+CELERY_TASK_ROUTES = queues.task_routes(CELERY_QUEUE_PREFIX)
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
