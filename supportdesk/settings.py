@@ -13,6 +13,7 @@ import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import dj_database_url
@@ -217,6 +218,35 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+def replica_databases(urls: str, primary: dict[str, Any]) -> dict[str, Any]:
+    """``DATABASES`` entries ``replica_0``, ``replica_1``, … for comma-separated replica URLs.
+
+    In tests the replicas mirror the primary's test database instead of getting their own.
+    """
+    entries: dict[str, Any] = {}
+    for index, url in enumerate(part.strip() for part in urls.split(",") if part.strip()):
+        entry: dict[str, Any] = dict(
+            dj_database_url.parse(
+                url,
+                conn_max_age=primary.get("CONN_MAX_AGE", 0),
+                conn_health_checks=bool(primary.get("CONN_HEALTH_CHECKS")),
+            )
+        )
+        entry["TEST"] = {"MIRROR": "default"}
+        entries[f"replica_{index}"] = entry
+    return entries
+
+
+# Streaming replicas (comma-separated URLs): dashboards, reports and exports read from them, every
+# other query and any read after the request's own write from the primary (supportdesk/replicas.py).
+DATABASES.update(replica_databases(env("DATABASE_REPLICA_URLS"), DATABASES["default"]))
+DATABASE_ROUTERS = ["supportdesk.replicas.ReplicaRouter"] if len(DATABASES) > 1 else []
+if DATABASE_ROUTERS:
+    MIDDLEWARE.append("supportdesk.replicas.replica_pin_middleware")
+# After a request that wrote, the same client reads from the primary for this many seconds.
+REPLICA_PIN_SECONDS = env_int("REPLICA_PIN_SECONDS", 5, minimum=1)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "supportdesk.User"

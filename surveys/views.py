@@ -30,6 +30,7 @@ from supportdesk.languages import (
     supported_language,
 )
 from supportdesk.models import Team, User
+from supportdesk.replicas import replica_reads
 from surveys import selectors, services
 from surveys.models import Survey, SurveyResponse
 from surveys.services import Answer, SurveyExpired, SurveyNotFound
@@ -266,6 +267,7 @@ def _id_param(value: str | None) -> int | None:
 
 @login_required
 @require_GET
+@replica_reads
 def response_list(request: StaffRequest) -> HttpResponse:
     """Responses of the caller's teams, filtered by agent, team and solve dates."""
     user = request.user

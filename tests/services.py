@@ -640,3 +640,56 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
             timeout=60,
         )
         shutil.rmtree(datadir, ignore_errors=True)
+
+
+@contextmanager
+def postgres_replica(primary: PostgresCluster) -> Iterator[PostgresCluster]:
+    """A streaming replica (hot standby) of ``primary``: ``pg_basebackup -R -X stream`` into a
+    second data folder, started on another free loopback port, removed afterwards.
+
+    ``initdb --auth=trust`` allows replication connections from 127.0.0.1, so no setup is needed.
+    """
+    datadir = Path(tempfile.mkdtemp(prefix="sd-pg-replica-"))
+    shutil.chown(datadir, "postgres", "postgres")
+    replica = PostgresCluster(port=free_port(), datadir=datadir, bindir=primary.bindir)
+    try:
+        replica._run(
+            str(primary.bindir / "pg_basebackup"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(primary.port),
+            "-U",
+            "postgres",
+            "-D",
+            str(datadir / "data"),
+            "-R",
+            "-X",
+            "stream",
+            "--checkpoint=fast",
+        )
+        replica.start()
+        yield replica
+    except BaseException:
+        print(f"----- PostgreSQL replica log -----\n{replica.log()}\n----- end -----")
+        raise
+    finally:
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                str(primary.bindir / "pg_ctl"),
+                "-D",
+                str(datadir / "data"),
+                "stop",
+                "-m",
+                "immediate",
+                "-w",
+            ],
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+        shutil.rmtree(datadir, ignore_errors=True)
