@@ -36,6 +36,7 @@ TASK_QUEUES: dict[str, str] = {
     # ingest
     "tickets.tasks.mailboxes_poll_task": INGEST,
     "tickets.tasks.mailbox_poll_task": INGEST,
+    "tickets.tasks.inbound_queue_ingest_task": INGEST,
     # mail and webhooks
     "tickets.tasks.message_email_send_task": MAIL,
     "tickets.tasks.acknowledgement_send_task": MAIL,

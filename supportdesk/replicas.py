@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from django.conf import settings
 from django.db import connections
@@ -87,8 +87,10 @@ def replica_reads(view: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         with reading_from_replica():
             response = view(*args, **kwargs)
-        if isinstance(response, StreamingHttpResponse):
-            response.streaming_content = _streamed_from_replica(response.streaming_content)
+        if isinstance(response, StreamingHttpResponse) and not response.is_async:
+            response.streaming_content = _streamed_from_replica(
+                cast(Iterable[bytes], response.streaming_content)
+            )
         return response
 
     return wrapper

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -220,7 +221,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 
 
-def replica_databases(urls: str, primary: dict[str, Any]) -> dict[str, Any]:
+def replica_databases(urls: str, primary: Mapping[str, Any]) -> dict[str, Any]:
     """``DATABASES`` entries ``replica_0``, ``replica_1``, … for comma-separated replica URLs.
 
     In tests the replicas mirror the primary's test database instead of getting their own.
@@ -470,6 +471,12 @@ MAILBOX_POLL_MAX_SECONDS = env_int("MAILBOX_POLL_MAX_SECONDS", 240, minimum=1)
 # --- Mail integrity (hostile branch): automatic mail (surveys, reminders) one address may get ---
 AUTO_MAIL_MAX_PER_HOUR = env_int("AUTO_MAIL_MAX_PER_HOUR", 3, minimum=1)
 AUTO_MAIL_MAX_PER_DAY = env_int("AUTO_MAIL_MAX_PER_DAY", 10, minimum=1)
+# The asynchronous ingestion mode (channels with ingest_mode "async"): accepted payloads are
+# split into this many shards by sender (one worker drains a shard at a time, in arrival order),
+# taken this many at a time, and beat kicks the ingest workers this often.
+INBOUND_QUEUE_SHARDS = env_int("INBOUND_QUEUE_SHARDS", 8, minimum=1)
+INBOUND_QUEUE_BATCH = env_int("INBOUND_QUEUE_BATCH", 200, minimum=1)
+INBOUND_QUEUE_KICK_SECONDS = env_int("INBOUND_QUEUE_KICK_SECONDS", 2, minimum=1)
 # Outbox rows older than this that were not handed to the broker yet are relayed by beat.
 OUTBOX_RELAY_AFTER_SECONDS = env_int("OUTBOX_RELAY_AFTER_SECONDS", 5, minimum=0)
 # QA sample: conversations per agent per week; peers review as well as managers.
@@ -559,6 +566,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tickets.tasks.mailboxes_poll_task",
         "schedule": timedelta(seconds=MAILBOX_POLL_SECONDS),
         "options": {"expires": MAILBOX_POLL_SECONDS},
+    },
+    # The asynchronous ingestion mode: drain accepted payloads even if a kick was lost.
+    "ingest-inbound-queue": {
+        "task": "tickets.tasks.inbound_queue_ingest_task",
+        "schedule": timedelta(seconds=INBOUND_QUEUE_KICK_SECONDS),
+        "options": {"expires": INBOUND_QUEUE_KICK_SECONDS},
     },
     "close-solved-conversations": {
         "task": "tickets.tasks.conversations_close_solved_task",

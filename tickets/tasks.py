@@ -19,6 +19,7 @@ from tickets.services import (
     message_email_send,
     message_webhook_send,
 )
+from tickets.services.inbound_queue import inbound_queue_process
 
 logger = logging.getLogger(__name__)
 
@@ -91,3 +92,9 @@ def mailbox_poll_task(mailbox_id: int) -> str:
     return mailbox_poll(
         mailbox_id=mailbox_id, max_seconds=settings.MAILBOX_POLL_MAX_SECONDS
     ).summary()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def inbound_queue_ingest_task(shard: int | None = None) -> int:
+    """Asynchronous ingestion: drain the accepted rows of a shard (None: every shard)."""
+    return inbound_queue_process(shard=shard)

@@ -16,6 +16,7 @@ from tests.services import celery_publishing_to
 EXPECTED = {
     "tickets.tasks.mailboxes_poll_task": "ingest",
     "tickets.tasks.mailbox_poll_task": "ingest",
+    "tickets.tasks.inbound_queue_ingest_task": "ingest",
     "tickets.tasks.message_email_send_task": "mail",
     "tickets.tasks.acknowledgement_send_task": "mail",
     "supportdesk.tasks.notification_email_task": "mail",
@@ -70,6 +71,7 @@ def test_beat_entries_are_published_on_their_groups_queues():
     assert routed == {
         "relay-outbox": "housekeeping",
         "poll-mailboxes": "ingest",
+        "ingest-inbound-queue": "ingest",
         "close-solved-conversations": "housekeeping",
         "notification-digests": "mail",
         "send-due-surveys": "mail",

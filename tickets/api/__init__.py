@@ -34,6 +34,7 @@ from tickets.api.inbound import (
     InboundChatApi,
     InboundEmailApi,
     InboundPhoneApi,
+    InboundQueueItemApi,
     InboundSocialApi,
 )
 from tickets.api.mailboxes import ChannelListApi, MailboxListApi
@@ -61,6 +62,7 @@ __all__ = [
     "InboundChatApi",
     "InboundEmailApi",
     "InboundPhoneApi",
+    "InboundQueueItemApi",
     "InboundSocialApi",
     "MailboxListApi",
     "MessageMoveApi",
