@@ -452,6 +452,9 @@ NOTIFICATION_DIGEST_HOUR = env_int("NOTIFICATION_DIGEST_HOUR", 8, minimum=0)
 # An event older than this notifies nobody (replayed history, a reaction after a long outage).
 NOTIFICATION_MAX_AGE_HOURS = env_int("NOTIFICATION_MAX_AGE_HOURS", 24, minimum=1)
 METRICS_RETENTION_DAYS = env_int("METRICS_RETENTION_DAYS", 400, minimum=1)
+# The nightly recompute covers the days whose sources changed (metrics/nightly.py); 1: the whole
+# retention window every night instead.
+METRICS_NIGHTLY_FULL = env_bool("METRICS_NIGHTLY_FULL", False)
 # Database connections a recompute chunk runs on at once (each keeps one PostgreSQL core busy).
 METRICS_RECOMPUTE_CONNECTIONS = env_int("METRICS_RECOMPUTE_CONNECTIONS", 2, minimum=1)
 # How long a computed scorecard is kept; a recompute of any of its days replaces it at once.
