@@ -662,6 +662,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ChannelKindEnum": "tickets.models.ChannelKind",
         "IdentityKindEnum": "tickets.models.IdentityKind",
+        "InboundQueueStatusEnum": "tickets.models.InboundQueueStatus",
+        # The conversation's status keeps the name it had before the inbound queue's status.
+        "StatusEnum": "tickets.models.ConversationStatus",
         "StartKindEnum": ["email", "chat", "social"],
     },
 }
