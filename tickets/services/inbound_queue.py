@@ -244,8 +244,11 @@ def _ingest_item(item: InboundQueueItem) -> InboundResult | QuarantinedMessage:
 def _process_one(pk: int) -> bool:
     """Store one pending row and mark it, in one transaction. False: nothing left to do."""
     with transaction.atomic():
+        # The row alone (of=self): locking the joined channel too would make workers of other
+        # shards and every accept of the channel wait for each other. No SKIP LOCKED: the shard
+        # lock makes this worker the only one here, and skipping a row would break the order.
         item = (
-            InboundQueueItem.objects.select_for_update(skip_locked=True)
+            InboundQueueItem.objects.select_for_update(of=("self",))
             .select_related("channel")
             .filter(pk=pk, status=Status.PENDING)
             .first()
