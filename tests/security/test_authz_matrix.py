@@ -361,5 +361,6 @@ def test_no_api_view_takes_free_form_filters_or_ordering(settings):
                 getattr(view, "ordering_fields", None) not in (None, "__all__")
             ), view
             assert getattr(view, "filterset_fields", None) != "__all__", view
-    assert len(views) == 27  # notifications: list, mark read; mailboxes, channels; start, calls
+    assert len(views) == 28  # notifications: list, mark read; mailboxes, channels; start, calls;
+    # the inbound queue's poll
     assert None not in views

@@ -123,18 +123,18 @@ def _side(mark: str, team: Team, channels: dict[str, Any], agent: User, manager:
     side.customer = Customer.objects.get(pk=result.customer_id)
     side.message = side.conversation.messages.get(pk=result.message_id)
     side.attachment = side.message.attachments.get()
-    from tickets.services.inbound_queue import inbound_queue_accept_json
+    from tickets.models import InboundQueueItem
 
-    side.inbound_item = inbound_queue_accept_json(
+    # A row only (already done): accepting through the service would kick the eager worker,
+    # which would store one more conversation than the world's counts expect.
+    side.inbound_item = InboundQueueItem.objects.create(
         channel=channels["chat"],
         kind="chat",
-        fields={
-            "external_id": f"queued-{mark}",
-            "session_id": f"queued-{mark}",
-            "visitor_id": f"v-queued-{mark}",
-            "body": f"Queued {mark}",
-        },
-    ).item
+        payload=b"{}",
+        external_id=f"queued-{mark}",
+        order_key=f"chat:v-queued-{mark}",
+        status="done",
+    )
 
     # A second customer of the team, merged into the first: the merge to undo.
     other = send_chat(
