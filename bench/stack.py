@@ -47,6 +47,8 @@ def stack_env(
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": broker_url,
         "CELERY_TASK_DEFAULT_QUEUE": queue,
+        # The routed queues (ingest, mail, webhooks, facts, housekeeping) of this run, apart.
+        "CELERY_QUEUE_PREFIX": f"{queue}.",
         "CELERY_TASK_ALWAYS_EAGER": "0",
         "CACHE_URL": broker_url,
         "DEBUG": "0",

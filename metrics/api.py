@@ -31,6 +31,7 @@ from metrics.services import recompute_job_create
 from supportdesk.api import error_responses
 from supportdesk.http import staff_user
 from supportdesk.permissions import IsManager
+from supportdesk.replicas import replica_reads
 
 
 class _PeriodSerializer(serializers.Serializer[Any]):
@@ -100,6 +101,7 @@ class ScorecardListApi(APIView):
         ],
         responses={200: OutputSerializer, **error_responses(400, 401, 403, 404)},
     )
+    @replica_reads
     def get(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.query_params)
         serializer.is_valid(raise_exception=True)

@@ -238,6 +238,56 @@ def facts_mark_dirty_for_event(*, event_id: int) -> int:
 SOURCE_LAG = timedelta(seconds=2)
 
 
+def source_changed_days(since: datetime, until: datetime) -> set[date]:
+    """The local days whose facts rows created in ``(since, until]`` change (see
+    ``facts_mark_dirty_from_sources``); a handful of indexed range queries."""
+    from surveys.models import Survey
+
+    tz = timezone.get_current_timezone()
+    # One indexed range per kind of change (an OR of them scans every survey and response).
+    changed = [
+        stamp
+        for window in (
+            Q(sent_at__gt=since, sent_at__lte=until),
+            Q(bounced_at__gt=since, bounced_at__lte=until),
+            Q(cancelled_at__gt=since, cancelled_at__lte=until),
+            Q(responses__answered_at__gt=since, responses__answered_at__lte=until),
+        )
+        for stamp in Survey.objects.filter(window).values_list("solved_at", flat=True)
+    ]
+    reviewed = QAReview.objects.filter(submitted_at__gt=since, submitted_at__lte=until).values_list(
+        "solved_at", flat=True
+    )
+    inbound = list(
+        Message.objects.filter(
+            direction=Message.Direction.INBOUND, created_at__gt=since, created_at__lte=until
+        ).values_list("sent_at", "conversation__customer_id")
+    )
+    replies = list(
+        Message.objects.filter(
+            direction=Message.Direction.OUTBOUND, created_at__gt=since, created_at__lte=until
+        ).values_list("sent_at", "conversation_id")
+    )
+    days = {stamp.astimezone(tz).date() for stamp in [*changed, *reviewed]}
+    days |= {sent_at.astimezone(tz).date() for sent_at, _ in inbound}
+    if inbound:
+        days |= _solve_days(
+            {customer for _, customer in inbound},
+            since=min(sent_at for sent_at, _ in inbound) - FACT_WINDOW,
+            until=max(sent_at for sent_at, _ in inbound),
+        )
+    if replies:
+        # First response and chat session length belong to the day of the contact replied to.
+        days |= {sent_at.astimezone(tz).date() for sent_at, _ in replies}
+        starts = Contact.objects.filter(
+            conversation_id__in={conversation for _, conversation in replies},
+            started_at__gte=min(sent_at for sent_at, _ in replies) - REPLY_LOOKBACK,
+            started_at__lte=max(sent_at for sent_at, _ in replies),
+        ).values_list("started_at", flat=True)
+        days |= {stamp.astimezone(tz).date() for stamp in starts}
+    return days
+
+
 def facts_mark_dirty_from_sources() -> int:
     """Mark the days changed since the last look by what records no event for metrics.
 
@@ -250,11 +300,8 @@ def facts_mark_dirty_from_sources() -> int:
     The watermark row is locked while it moves, so concurrent beats look at each interval once.
     Returns how many days were marked.
     """
-    from surveys.models import Survey
-
     now = timezone.now()
     until = now - SOURCE_LAG
-    tz = timezone.get_current_timezone()
     with transaction.atomic():
         SourceWatermark.objects.bulk_create(
             [SourceWatermark(name="sources", seen_until=until)], ignore_conflicts=True
@@ -263,47 +310,7 @@ def facts_mark_dirty_from_sources() -> int:
         since = mark.seen_until
         if since >= until:
             return 0
-        # One indexed range per kind of change (an OR of them scans every survey and response).
-        changed = [
-            stamp
-            for window in (
-                Q(sent_at__gt=since, sent_at__lte=until),
-                Q(bounced_at__gt=since, bounced_at__lte=until),
-                Q(cancelled_at__gt=since, cancelled_at__lte=until),
-                Q(responses__answered_at__gt=since, responses__answered_at__lte=until),
-            )
-            for stamp in Survey.objects.filter(window).values_list("solved_at", flat=True)
-        ]
-        reviewed = QAReview.objects.filter(
-            submitted_at__gt=since, submitted_at__lte=until
-        ).values_list("solved_at", flat=True)
-        inbound = list(
-            Message.objects.filter(
-                direction=Message.Direction.INBOUND, created_at__gt=since, created_at__lte=until
-            ).values_list("sent_at", "conversation__customer_id")
-        )
-        replies = list(
-            Message.objects.filter(
-                direction=Message.Direction.OUTBOUND, created_at__gt=since, created_at__lte=until
-            ).values_list("sent_at", "conversation_id")
-        )
-        days = {stamp.astimezone(tz).date() for stamp in [*changed, *reviewed]}
-        days |= {sent_at.astimezone(tz).date() for sent_at, _ in inbound}
-        if inbound:
-            days |= _solve_days(
-                {customer for _, customer in inbound},
-                since=min(sent_at for sent_at, _ in inbound) - FACT_WINDOW,
-                until=max(sent_at for sent_at, _ in inbound),
-            )
-        if replies:
-            # First response and chat session length belong to the day of the contact replied to.
-            days |= {sent_at.astimezone(tz).date() for sent_at, _ in replies}
-            starts = Contact.objects.filter(
-                conversation_id__in={conversation for _, conversation in replies},
-                started_at__gte=min(sent_at for sent_at, _ in replies) - REPLY_LOOKBACK,
-                started_at__lte=max(sent_at for sent_at, _ in replies),
-            ).values_list("started_at", flat=True)
-            days |= {stamp.astimezone(tz).date() for stamp in starts}
+        days = source_changed_days(since, until)
         mark.seen_until = until
         mark.save(update_fields=["seen_until"])
     return facts_mark_dirty(days=days)

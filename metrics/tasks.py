@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 
-from metrics import services
+from metrics import nightly, services
 from supportdesk.events import REACTION_TASK_OPTIONS
 
 
@@ -39,7 +40,10 @@ def facts_vacuum_task() -> bool:
     return services.facts_vacuum()
 
 
-@shared_task(ignore_result=True)
-def facts_recompute_nightly_task() -> int:
-    """Beat, nightly: recompute the whole retention window (a chained job)."""
-    return services.facts_recompute_retention().pk
+@shared_task(ignore_result=True, acks_late=True)
+def facts_recompute_nightly_task(full: bool = False) -> int:
+    """Beat, nightly: recompute the days whose sources changed (returns how many); with
+    ``full`` (or METRICS_NIGHTLY_FULL) the whole retention window as a chained job (its id)."""
+    if full or settings.METRICS_NIGHTLY_FULL:
+        return services.facts_recompute_retention().pk
+    return len(nightly.facts_recompute_nightly())

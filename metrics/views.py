@@ -49,6 +49,7 @@ from metrics.services import local_today, recompute_job_create, target_set
 from supportdesk.errors import ApplicationError
 from supportdesk.http import StaffRequest
 from supportdesk.models import User
+from supportdesk.replicas import replica_reads
 
 PERIODS = (
     ("week", "This week"),
@@ -292,6 +293,7 @@ def _comparison(
 
 @login_required
 @require_GET
+@replica_reads
 def dashboard(request: StaffRequest) -> HttpResponse:
     """Four quadrants, charts and the agents' comparison for a scope and a period."""
     scope = scope_get_for_user(user=request.user, ref=request.GET.get("scope"))
@@ -485,6 +487,7 @@ def integrity(request: StaffRequest) -> HttpResponse:
 
 @login_required
 @require_GET
+@replica_reads
 def my_scorecard(request: StaffRequest) -> HttpResponse:
     """The top bar's "My scorecard": the user's own agent page, keeping the chosen period."""
     url = reverse("metrics:agent", args=[request.user.pk])
@@ -494,6 +497,7 @@ def my_scorecard(request: StaffRequest) -> HttpResponse:
 
 @login_required
 @require_GET
+@replica_reads
 def agent_page(request: StaffRequest, pk: int) -> HttpResponse:
     """An agent's scorecard against their team's, their shout-outs, comments and QA feedback.
 

@@ -31,6 +31,7 @@ from metrics.views import (
     query_string,
 )
 from supportdesk.http import StaffRequest
+from supportdesk.replicas import replica_reads
 
 
 def _drill_scope(request: StaffRequest) -> Scope:
@@ -63,6 +64,7 @@ def _drill_request(
 
 @login_required
 @require_GET
+@replica_reads
 def drill(request: StaffRequest) -> HttpResponse:
     """The conversations behind one figure."""
     parsed = _drill_request(request)
@@ -150,6 +152,7 @@ def _stream_csv(
 
 @login_required
 @require_GET
+@replica_reads
 def drill_csv(request: StaffRequest) -> HttpResponse | StreamingHttpResponse:
     parsed = _drill_request(request)
     if isinstance(parsed, HttpResponse):
@@ -226,6 +229,7 @@ def _flat_header() -> list[str]:
 
 @login_required
 @require_GET
+@replica_reads
 def scorecard_csv(request: StaffRequest) -> HttpResponse | StreamingHttpResponse:
     """The scorecard of a view, one row per group (``group_by``), every metric in columns."""
     scope = scope_get_for_user(user=request.user, ref=request.GET.get("scope"))

@@ -11,14 +11,19 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
+from kombu import Exchange, Queue
+
+from supportdesk import queues
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env")
@@ -214,6 +219,35 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+def replica_databases(urls: str, primary: Mapping[str, Any]) -> dict[str, Any]:
+    """``DATABASES`` entries ``replica_0``, ``replica_1``, … for comma-separated replica URLs.
+
+    In tests the replicas mirror the primary's test database instead of getting their own.
+    """
+    entries: dict[str, Any] = {}
+    for index, url in enumerate(part.strip() for part in urls.split(",") if part.strip()):
+        entry: dict[str, Any] = dict(
+            dj_database_url.parse(
+                url,
+                conn_max_age=primary.get("CONN_MAX_AGE", 0),
+                conn_health_checks=bool(primary.get("CONN_HEALTH_CHECKS")),
+            )
+        )
+        entry["TEST"] = {"MIRROR": "default"}
+        entries[f"replica_{index}"] = entry
+    return entries
+
+
+# Streaming replicas (comma-separated URLs): dashboards, reports and exports read from them, every
+# other query and any read after the request's own write from the primary (supportdesk/replicas.py).
+DATABASES.update(replica_databases(env("DATABASE_REPLICA_URLS"), DATABASES["default"]))
+DATABASE_ROUTERS = ["supportdesk.replicas.ReplicaRouter"] if len(DATABASES) > 1 else []
+if DATABASE_ROUTERS:
+    MIDDLEWARE.append("supportdesk.replicas.replica_pin_middleware")
+# After a request that wrote, the same client reads from the primary for this many seconds.
+REPLICA_PIN_SECONDS = env_int("REPLICA_PIN_SECONDS", 5, minimum=1)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "supportdesk.User"
@@ -418,6 +452,9 @@ NOTIFICATION_DIGEST_HOUR = env_int("NOTIFICATION_DIGEST_HOUR", 8, minimum=0)
 # An event older than this notifies nobody (replayed history, a reaction after a long outage).
 NOTIFICATION_MAX_AGE_HOURS = env_int("NOTIFICATION_MAX_AGE_HOURS", 24, minimum=1)
 METRICS_RETENTION_DAYS = env_int("METRICS_RETENTION_DAYS", 400, minimum=1)
+# The nightly recompute covers the days whose sources changed (metrics/nightly.py); 1: the whole
+# retention window every night instead.
+METRICS_NIGHTLY_FULL = env_bool("METRICS_NIGHTLY_FULL", False)
 # Database connections a recompute chunk runs on at once (each keeps one PostgreSQL core busy).
 METRICS_RECOMPUTE_CONNECTIONS = env_int("METRICS_RECOMPUTE_CONNECTIONS", 2, minimum=1)
 # How long a computed scorecard is kept; a recompute of any of its days replaces it at once.
@@ -437,6 +474,12 @@ MAILBOX_POLL_MAX_SECONDS = env_int("MAILBOX_POLL_MAX_SECONDS", 240, minimum=1)
 # --- Mail integrity (hostile branch): automatic mail (surveys, reminders) one address may get ---
 AUTO_MAIL_MAX_PER_HOUR = env_int("AUTO_MAIL_MAX_PER_HOUR", 3, minimum=1)
 AUTO_MAIL_MAX_PER_DAY = env_int("AUTO_MAIL_MAX_PER_DAY", 10, minimum=1)
+# The asynchronous ingestion mode (channels with ingest_mode "async"): accepted payloads are
+# split into this many shards by sender (one worker drains a shard at a time, in arrival order),
+# taken this many at a time, and beat kicks the ingest workers this often.
+INBOUND_QUEUE_SHARDS = env_int("INBOUND_QUEUE_SHARDS", 8, minimum=1)
+INBOUND_QUEUE_BATCH = env_int("INBOUND_QUEUE_BATCH", 200, minimum=1)
+INBOUND_QUEUE_KICK_SECONDS = env_int("INBOUND_QUEUE_KICK_SECONDS", 2, minimum=1)
 # Outbox rows older than this that were not handed to the broker yet are relayed by beat.
 OUTBOX_RELAY_AFTER_SECONDS = env_int("OUTBOX_RELAY_AFTER_SECONDS", 5, minimum=0)
 # QA sample: conversations per agent per week; peers review as well as managers.
@@ -485,6 +528,24 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS = celery_broker_transport_options(CELERY_BROKER_URL)
 # One queue name per deployment (or per test run, so parallel runs on one Redis stay apart).
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "celery")
+# Separate queues (supportdesk/queues.py): ingest, mail, webhooks, facts, housekeeping; each task
+# is routed by name. A worker without -Q consumes them all; docker-compose.yml runs one worker
+# service per group. CELERY_QUEUE_PREFIX keeps deployments (or test runs) on one Redis apart.
+CELERY_QUEUE_PREFIX = env("CELERY_QUEUE_PREFIX", "")
+
+
+def celery_task_queues(prefix: str, *, default_queue: str) -> list[Queue]:
+    """The queues a worker without -Q consumes (tests that switch queues reuse this)."""
+    return [
+        Queue(name, Exchange(name, type="direct"), routing_key=name)
+        for name in queues.task_queue_names(prefix, default_queue=default_queue)
+    ]
+
+
+CELERY_TASK_QUEUES = celery_task_queues(
+    CELERY_QUEUE_PREFIX, default_queue=CELERY_TASK_DEFAULT_QUEUE
+)
+CELERY_TASK_ROUTES = queues.task_routes(CELERY_QUEUE_PREFIX)
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
@@ -510,6 +571,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tickets.tasks.mailboxes_poll_task",
         "schedule": timedelta(seconds=MAILBOX_POLL_SECONDS),
         "options": {"expires": MAILBOX_POLL_SECONDS},
+    },
+    # The asynchronous ingestion mode: drain accepted payloads even if a kick was lost.
+    "ingest-inbound-queue": {
+        "task": "tickets.tasks.inbound_queue_ingest_task",
+        "schedule": timedelta(seconds=INBOUND_QUEUE_KICK_SECONDS),
+        "options": {"expires": INBOUND_QUEUE_KICK_SECONDS},
     },
     "close-solved-conversations": {
         "task": "tickets.tasks.conversations_close_solved_task",
@@ -602,6 +669,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ChannelKindEnum": "tickets.models.ChannelKind",
         "IdentityKindEnum": "tickets.models.IdentityKind",
+        "InboundQueueStatusEnum": "tickets.models.InboundQueueStatus",
+        # The conversation's status keeps the name it had before the inbound queue's status.
+        "StatusEnum": "tickets.models.ConversationStatus",
         "StartKindEnum": ["email", "chat", "social"],
     },
 }

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from supportdesk.api import ErrorOutputSerializer, error_responses
 from supportdesk.http import staff_user
+from supportdesk.replicas import replica_reads
 from surveys.models import SurveyResponse
 from surveys.selectors import response_list_for_user
 from tickets.selectors import staff_get_by_ref
@@ -87,6 +88,7 @@ class SurveyResponseListApi(GenericAPIView[SurveyResponse]):
             400: OpenApiResponse(ErrorOutputSerializer, description="Invalid filter."),
         },
     )
+    @replica_reads
     def get(self, request: Request) -> Response:
         user = staff_user(request)
         filters = self.FilterSerializer(data=request.query_params)

@@ -30,6 +30,7 @@ from supportdesk.languages import (
     supported_language,
 )
 from supportdesk.models import Team, User
+from supportdesk.replicas import replica_reads
 from supportdesk.security import allow_framing_by
 from surveys import selectors, services
 from surveys.models import Survey, SurveyResponse
@@ -300,6 +301,7 @@ def _id_param(value: str | None) -> int | None:
 
 @login_required
 @require_GET
+@replica_reads
 def response_list(request: StaffRequest) -> HttpResponse:
     """Responses of the caller's teams, filtered by agent, team and solve dates."""
     user = request.user

@@ -32,7 +32,8 @@ from django.db import connection
 from kombu import pools
 
 from supportdesk.celery import app as celery_app
-from supportdesk.settings import BASE_DIR, celery_broker_transport_options
+from supportdesk.queues import QUEUES, queue_name, task_routes
+from supportdesk.settings import BASE_DIR, celery_broker_transport_options, celery_task_queues
 
 DEFAULT_TEST_BROKER_URL = "redis://127.0.0.1:6379/15"
 WORKER_READY_TIMEOUT = 60.0  # Django + Celery start-up on a busy 2-core CI machine
@@ -111,6 +112,11 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def queue_prefix_for(queue: str) -> str:
+    """The prefix of the routed queues of a test whose default queue is ``queue``."""
+    return f"{queue}."
 
 
 def unique_queue_name() -> str:
@@ -211,8 +217,14 @@ def redis_delete_queue(url: str, queue: str) -> None:
     The default exchange is named after the default queue, and kombu keys bindings by exchange.
     """
     client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    names = [queue, *(queue_name(group, queue_prefix_for(queue)) for group in QUEUES)]
+    keys = [
+        key
+        for name in names
+        for key in (name, f"_kombu.binding.{name}", f"_kombu.binding_permanent.{name}")
+    ]
     try:
-        client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
+        client.delete(*keys)
     except redis.RedisError:
         pass
     finally:
@@ -239,7 +251,14 @@ def celery_publishing_to(broker_url: str, *, queue: str) -> Iterator[None]:
     on exit, whatever happens, so the other tests in the session are unaffected.
     """
     conf = celery_app.conf
-    keys = ("broker_url", "broker_transport_options", "task_default_queue", "task_always_eager")
+    keys = (
+        "broker_url",
+        "broker_transport_options",
+        "task_default_queue",
+        "task_queues",
+        "task_routes",
+        "task_always_eager",
+    )
     saved = {key: conf[key] for key in keys}
     # Celery reads these variables before its configuration (celery.app.utils.Settings).
     env_keys = ("CELERY_BROKER_URL", "CELERY_BROKER_WRITE_URL")
@@ -251,6 +270,9 @@ def celery_publishing_to(broker_url: str, *, queue: str) -> Iterator[None]:
         broker_url=broker_url,
         broker_transport_options=celery_broker_transport_options(broker_url),
         task_default_queue=queue,
+        # The routed queues (ingest, mail, ...) get the test's queue as prefix, as in the worker.
+        task_queues=celery_task_queues(queue_prefix_for(queue), default_queue=queue),
+        task_routes=task_routes(queue_prefix_for(queue)),
         task_always_eager=False,
     )
     try:
@@ -334,6 +356,11 @@ def celery_worker(
         **(env_extra or {}),
     }
     env.pop("CELERY_BROKER_WRITE_URL", None)
+    # A worker on a test's own default queue consumes that test's routed queues as well.
+    if "CELERY_TASK_DEFAULT_QUEUE" in (env_extra or {}) and "CELERY_QUEUE_PREFIX" not in (
+        env_extra or {}
+    ):
+        env["CELERY_QUEUE_PREFIX"] = queue_prefix_for(env["CELERY_TASK_DEFAULT_QUEUE"])
     log_path = workdir / "worker.log"
     log_file = open(log_path, "wb")  # noqa: SIM115 (the child owns it)
     process = subprocess.Popen(
@@ -601,6 +628,59 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
                 "postgres",
                 "--",
                 str(bindir / "pg_ctl"),
+                "-D",
+                str(datadir / "data"),
+                "stop",
+                "-m",
+                "immediate",
+                "-w",
+            ],
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
+@contextmanager
+def postgres_replica(primary: PostgresCluster) -> Iterator[PostgresCluster]:
+    """A streaming replica (hot standby) of ``primary``: ``pg_basebackup -R -X stream`` into a
+    second data folder, started on another free loopback port, removed afterwards.
+
+    ``initdb --auth=trust`` allows replication connections from 127.0.0.1, so no setup is needed.
+    """
+    datadir = Path(tempfile.mkdtemp(prefix="sd-pg-replica-"))
+    shutil.chown(datadir, "postgres", "postgres")
+    replica = PostgresCluster(port=free_port(), datadir=datadir, bindir=primary.bindir)
+    try:
+        replica._run(
+            str(primary.bindir / "pg_basebackup"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(primary.port),
+            "-U",
+            "postgres",
+            "-D",
+            str(datadir / "data"),
+            "-R",
+            "-X",
+            "stream",
+            "--checkpoint=fast",
+        )
+        replica.start()
+        yield replica
+    except BaseException:
+        print(f"----- PostgreSQL replica log -----\n{replica.log()}\n----- end -----")
+        raise
+    finally:
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                str(primary.bindir / "pg_ctl"),
                 "-D",
                 str(datadir / "data"),
                 "stop",

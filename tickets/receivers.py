@@ -13,9 +13,9 @@ UNDELIVERABLE_EVENTS = frozenset({"bounced", "rejected"})
 def handle_inbound_email(
     sender: Any, event: AnymailInboundEvent, esp_name: str, **kwargs: Any
 ) -> None:
-    from tickets.services import inbound_email_from_anymail
+    from tickets.services.inbound_queue import inbound_email_from_anymail_or_accept
 
-    inbound_email_from_anymail(message=event.message, esp_name=esp_name)
+    inbound_email_from_anymail_or_accept(message=event.message, esp_name=esp_name)
 
 
 @receiver(tracking, dispatch_uid="tickets.tracking_event")

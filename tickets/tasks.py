@@ -21,6 +21,7 @@ from tickets.services import (
     message_webhook_send,
     retention_run,
 )
+from tickets.services.inbound_queue import inbound_queue_process
 
 logger = logging.getLogger(__name__)
 
@@ -103,3 +104,9 @@ def retention_run_task() -> int:
     if run.state == RetentionRun.State.RUNNING:
         retention_run_task.apply_async(countdown=1)
     return run.done
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def inbound_queue_ingest_task(shard: int | None = None) -> int:
+    """Asynchronous ingestion: drain the accepted rows of a shard (None: every shard)."""
+    return inbound_queue_process(shard=shard)

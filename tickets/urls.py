@@ -11,6 +11,7 @@ urlpatterns = [
     path("inbound/chat/", api.InboundChatApi.as_view(), name="inbound-chat"),
     path("inbound/social/", api.InboundSocialApi.as_view(), name="inbound-social"),
     path("inbound/phone/", api.InboundPhoneApi.as_view(), name="inbound-phone"),
+    path("inbound/queue/<int:pk>/", api.InboundQueueItemApi.as_view(), name="inbound-queue-item"),
     path("mailboxes/", api.MailboxListApi.as_view(), name="mailbox-list"),
     path("channels/", api.ChannelListApi.as_view(), name="channel-list"),
     path("conversations/", api.ConversationListApi.as_view(), name="conversation-list"),

@@ -199,13 +199,15 @@ def test_worker_turns_a_solve_into_figures(channels, agent_a):
 
 
 @pytest.mark.django_db
-def test_nightly_job_covers_the_retention_window_and_drops_older_facts(settings, channels, agent_a):
+def test_a_full_nightly_pass_covers_the_retention_window_and_drops_older_facts(
+    settings, channels, agent_a
+):
     settings.METRICS_RETENTION_DAYS = 30
     _solved(channels, agent_a)
     facts_compute(day_from=DAY, day_to=DAY + timedelta(days=1))
     assert DailyFact.objects.filter(day=DAY).exists()
     with time_machine.travel(T0 + timedelta(days=45), tick=False):
-        job_id = facts_recompute_nightly_task()
+        job_id = facts_recompute_nightly_task(full=True)
     job = RecomputeJob.objects.get(pk=job_id)
     assert (job.date_from, job.date_to, job.days_total) == (
         date(2026, 11, 26),

@@ -91,6 +91,13 @@ OPS: list[Op] = [
     _api("api/v1/inbound/chat/", "POST", "channel"),
     _api("api/v1/inbound/social/", "POST", "channel"),
     _api("api/v1/inbound/phone/", "POST", "channel"),
+    _api(
+        "api/v1/inbound/queue/<int:pk>/",
+        "GET",
+        "channel",
+        obj="inbound_item",
+        note="the accepting channel's own rows only (another channel: 404)",
+    ),
     # --- Staff API ---------------------------------------------------------------------------------
     _api("api/v1/conversations/", "GET", "staff"),
     _api(

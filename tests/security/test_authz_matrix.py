@@ -259,8 +259,12 @@ def test_inbound_operations_take_a_channel_token_only(world):
     """Staff tokens and sessions are 401 on inbound (see the matrix); the channel's secret passes
     authentication and reaches validation (400 on an empty body, nothing stored)."""
     client = Client(HTTP_X_CHANNEL_TOKEN=world.a.channels["chat"].secret)
+    # Polling an accepted payload: the accepting channel only.
+    own, other = world.a.inbound_item, world.b.inbound_item
+    assert client.get(f"/api/v1/inbound/queue/{own.pk}/").status_code == 200
+    assert client.get(f"/api/v1/inbound/queue/{other.pk}/").status_code == 404
     for op in OPS:
-        if op.who != "channel":
+        if op.who != "channel" or op.method != "POST":
             continue
         url = "/" + op.route
         with transaction.atomic():
@@ -362,6 +366,7 @@ def test_no_api_view_takes_free_form_filters_or_ordering(settings):
                 getattr(view, "ordering_fields", None) not in (None, "__all__")
             ), view
             assert getattr(view, "filterset_fields", None) != "__all__", view
-    # notifications: list, mark read; mailboxes, channels; start, calls; customer erase, export
-    assert len(views) == 29
+    # notifications: list, mark read; mailboxes, channels; start, calls; customer erase, export;
+    # the inbound queue's poll
+    assert len(views) == 30
     assert None not in views

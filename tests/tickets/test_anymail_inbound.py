@@ -87,3 +87,36 @@ def test_provider_webhook_with_no_email_channel_is_quarantined(client, webhook_a
     assert (
         QuarantinedMessage.objects.get().error == "no active email channel to receive this message"
     )
+
+
+def test_provider_webhook_for_an_async_channel_is_accepted_then_stored_by_the_worker(
+    client, webhook_auth, channels
+):
+    from tickets.models import InboundQueueItem
+    from tickets.services import channel_create_or_update
+    from tickets.services.inbound_queue import inbound_queue_process
+
+    channel = channel_create_or_update(
+        kind="email", name="email A", address="help@desk.example", ingest_mode="async"
+    )
+
+    response = client.post(
+        URL, data=json.dumps(postmark_payload()), content_type="application/json", **webhook_auth
+    )
+
+    assert response.status_code == 200
+    item = InboundQueueItem.objects.get()
+    assert (item.kind, item.source, item.status) == ("anymail", "anymail:Postmark", "pending")
+    assert item.order_key == "email:jane@example.com"
+    assert Message.objects.count() == 0
+
+    assert inbound_queue_process() == 1
+
+    item.refresh_from_db()
+    message = Message.objects.get()
+    assert (item.status, item.message_id_result) == ("done", message.pk)
+    assert message.channel == channel
+    assert message.external_id == "login-1@mail.example.com"
+    assert message.body_text == "I cannot log in since yesterday."
+    assert "<script" not in message.body_html
+    assert message.conversation.subject == "Cannot log in"

@@ -106,6 +106,35 @@ def test_poll_imports_new_mail_once_and_marks_it_seen(dovecot, channels):
     assert (mailbox.consecutive_failures, mailbox.last_error, mailbox.healthy) == (0, "", True)
 
 
+def test_an_async_mailbox_accepts_each_uid_once_and_the_worker_stores_it(dovecot, channels):
+    from tickets.models import InboundQueueItem
+    from tickets.services import channel_create_or_update
+    from tickets.services.inbound_queue import inbound_queue_process
+
+    # Given a mailbox whose channel is in the asynchronous ingestion mode
+    channel_create_or_update(kind="email", name=channels["email"].name, ingest_mode="async")
+    dovecot.append(*(email_bytes(i) for i in range(3)))
+    mailbox = connect(dovecot, channels["email"], after_import="seen")
+
+    # When it is polled twice: each UID is accepted once, nothing is stored as a message yet
+    first = mailbox_poll(mailbox_id=mailbox.pk)
+    second = mailbox_poll(mailbox_id=mailbox.pk)
+    assert (first.imported, first.skipped, first.quarantined, first.error) == (3, 0, 0, "")
+    assert (second.imported, second.skipped, second.quarantined) == (0, 0, 0)
+    rows = InboundQueueItem.objects.order_by("pk")
+    assert [(r.kind, r.source, r.external_id) for r in rows] == [
+        ("imap", "imap", f"<m{i}@example.test>") for i in range(3)
+    ]
+    assert Message.objects.count() == 0
+    assert dovecot.flags() == {1: "\\Seen", 2: "\\Seen", 3: "\\Seen"}
+
+    # Then the ingest worker stores the three, once
+    assert inbound_queue_process() == 3
+    messages = Message.objects.filter(channel=channels["email"]).order_by("external_id")
+    assert [m.external_id for m in messages] == [f"m{i}@example.test" for i in range(3)]
+    assert set(rows.values_list("status", flat=True)) == {"done"}
+
+
 def test_leave_keeps_messages_unseen_and_move_moves_them(dovecot, channels):
     dovecot.append(email_bytes(1))
     mailbox = connect(dovecot, channels["email"])  # leave (the default)

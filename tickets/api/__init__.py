@@ -36,6 +36,7 @@ from tickets.api.inbound import (
     InboundChatApi,
     InboundEmailApi,
     InboundPhoneApi,
+    InboundQueueItemApi,
     InboundSocialApi,
 )
 from tickets.api.mailboxes import ChannelListApi, MailboxListApi
@@ -65,6 +66,7 @@ __all__ = [
     "InboundChatApi",
     "InboundEmailApi",
     "InboundPhoneApi",
+    "InboundQueueItemApi",
     "InboundSocialApi",
     "MailboxListApi",
     "MessageMoveApi",

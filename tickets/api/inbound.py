@@ -6,9 +6,11 @@ import json
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiResponse,
+    PolymorphicProxySerializer,
     extend_schema,
 )
 from rest_framework import serializers, status
@@ -33,6 +35,8 @@ from tickets.authentication import (
 )
 from tickets.models import (
     Contact,
+    InboundQueueItem,
+    IngestMode,
     QuarantinedMessage,
 )
 from tickets.services import (
@@ -41,6 +45,12 @@ from tickets.services import (
     inbound_email_raw,
     inbound_phone,
     inbound_social,
+)
+from tickets.services.inbound_queue import (
+    Accepted,
+    inbound_queue_accept_email,
+    inbound_queue_accept_json,
+    inbound_queue_item_for_channel,
 )
 
 # --- Inbound (channels) ------------------------------------------------------------------------------
@@ -58,8 +68,38 @@ class QuarantinedOutputSerializer(serializers.Serializer[Any]):
     detail = serializers.CharField()
 
 
+class AcceptedOutputSerializer(serializers.Serializer[Any]):
+    """An accepted payload of a channel in the asynchronous mode, as a poll returns it."""
+
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=InboundQueueItem.Status.choices)
+    poll = serializers.CharField(help_text="GET this (with X-Channel-Token) for the status.")
+    received_at = serializers.DateTimeField()
+    processed_at = serializers.DateTimeField(allow_null=True)
+    error = serializers.CharField(help_text="Why it failed; empty otherwise.")
+    customer = serializers.IntegerField(allow_null=True, source="customer_id_result")
+    conversation = serializers.IntegerField(allow_null=True, source="conversation_id_result")
+    message = serializers.IntegerField(allow_null=True, source="message_id_result")
+    new_contact = serializers.BooleanField(allow_null=True)
+    quarantined = serializers.IntegerField(allow_null=True, source="quarantined_id")
+
+
+def accepted_response(request: Request, accepted: Accepted) -> Response:
+    item = accepted.item
+    item.poll = reverse("tickets:inbound-queue-item", kwargs={"pk": item.pk})  # type: ignore[attr-defined]
+    data = AcceptedOutputSerializer(item).data
+    return Response(
+        data, status=status.HTTP_202_ACCEPTED if accepted.created else status.HTTP_200_OK
+    )
+
+
 INBOUND_RESPONSES = {
     201: OpenApiResponse(InboundOutputSerializer, description="Stored."),
+    202: OpenApiResponse(
+        AcceptedOutputSerializer,
+        description="A channel in the asynchronous mode: accepted (one insert), stored by the "
+        "ingest worker; poll the id. Sent again: 200 with the same id.",
+    ),
     200: OpenApiResponse(InboundOutputSerializer, description="Already stored (same external id)."),
     **error_codes(400, 401, 413, 415, 429),
 }
@@ -93,6 +133,17 @@ class InboundApi(BodyLimitMixin, APIView):
         """Validate the JSON body with the view's InputSerializer and hand it to ``service``."""
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        channel = request_channel(request)
+        if channel.ingest_mode == IngestMode.ASYNC:
+            return accepted_response(
+                request,
+                inbound_queue_accept_json(
+                    channel=channel,
+                    kind=channel.kind,
+                    fields=dict(serializer.validated_data),
+                    raw=self.raw_payload(request),
+                ),
+            )
         result = service(
             channel=request_channel(request),
             raw=self.raw_payload(request),
@@ -117,7 +168,15 @@ class InboundEmailApi(InboundApi):
         request={"message/rfc822": OpenApiTypes.BINARY},
         responses={
             **INBOUND_RESPONSES,
-            202: OpenApiResponse(QuarantinedOutputSerializer, description="Kept in quarantine."),
+            202: OpenApiResponse(
+                PolymorphicProxySerializer(
+                    component_name="InboundEmailAccepted",
+                    serializers=[QuarantinedOutputSerializer, AcceptedOutputSerializer],
+                    resource_type_field_name=None,
+                ),
+                description="Kept in quarantine (synchronous mode), or accepted for the "
+                "worker (asynchronous mode: poll the id).",
+            ),
         },
     )
     def post(self, request: Request) -> Response:
@@ -127,7 +186,12 @@ class InboundEmailApi(InboundApi):
             raise ApplicationError(
                 "Send the raw RFC 822 message as the request body (Content-Type: message/rfc822)."
             )
-        result = inbound_email_raw(channel=request_channel(request), raw=raw, source="api")
+        channel = request_channel(request)
+        if channel.ingest_mode == IngestMode.ASYNC:
+            return accepted_response(
+                request, inbound_queue_accept_email(channel=channel, raw=raw, source="api")
+            )
+        result = inbound_email_raw(channel=channel, raw=raw, source="api")
         if isinstance(result, QuarantinedMessage):
             return Response(
                 {
@@ -215,3 +279,25 @@ class InboundPhoneApi(InboundApi):
     )
     def post(self, request: Request) -> Response:
         return self.ingest(request, inbound_phone)
+
+
+class InboundQueueItemApi(APIView):
+    """The status of a payload a channel in the asynchronous mode accepted (that channel only)."""
+
+    authentication_classes = [ChannelTokenAuthentication]
+    permission_classes = [IsChannel]
+    throttle_classes = [InboundThrottle]
+    throttle_scope = "inbound"
+
+    @extend_schema(
+        tags=["inbound"],
+        summary="Poll an accepted inbound payload",
+        description="`pending` until the ingest worker took it; `done` with the ids the "
+        "synchronous call returns; `failed` with the reason (nothing of it was stored, or it "
+        "was kept in quarantine).",
+        responses={200: AcceptedOutputSerializer, **error_codes(401, 404, 429)},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        item = inbound_queue_item_for_channel(channel=request_channel(request), pk=pk)
+        item.poll = reverse("tickets:inbound-queue-item", kwargs={"pk": item.pk})  # type: ignore[attr-defined]
+        return Response(AcceptedOutputSerializer(item).data)

@@ -134,6 +134,11 @@ class Identity(TimeStampedModel):
         return f"{self.kind}:{self.value}"
 
 
+class IngestMode(models.TextChoices):
+    SYNC = "sync", "Synchronous (stored before the answer)"
+    ASYNC = "async", "Asynchronous (accepted, stored by the worker)"
+
+
 class Channel(TimeStampedModel):
     """An inbound endpoint (a mailbox, a chat widget, a social account, a phone line)."""
 
@@ -173,11 +178,18 @@ class Channel(TimeStampedModel):
     # to frame it (``frame-ancestors``); every other page is DENY.
     widget_key = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
     widget_origins = models.JSONField(default=list, blank=True)
+    # "sync": an inbound call stores the message before it answers (201/200). "async": it
+    # stores the payload only and answers 202 with an id to poll; the ingest workers store the
+    # message (provider webhooks, mailbox imports and high-volume channels absorb bursts).
+    ingest_mode = models.CharField(
+        max_length=5, choices=IngestMode.choices, default=IngestMode.SYNC
+    )
 
     class Meta:
         ordering = ["kind", "name"]
         constraints = [
             choices_check("kind", ChannelKind, name="tickets_channel_kind_valid"),
+            choices_check("ingest_mode", IngestMode, name="tickets_channel_ingest_mode_valid"),
         ]
 
     def __str__(self) -> str:
@@ -792,4 +804,9 @@ from tickets.models.triage import (  # noqa: E402
     MacroStatus as MacroStatus,
     SavedReply as SavedReply,
     SavedView as SavedView,
+)
+from tickets.models.inbound_queue import (  # noqa: E402
+    InboundQueueItem as InboundQueueItem,
+    InboundQueueKind as InboundQueueKind,
+    InboundQueueStatus as InboundQueueStatus,
 )

@@ -103,14 +103,12 @@ from tickets.services.events import (
     conversation_set_status,
     event_record,
 )
+from tickets.services.inbound_channels import inbound_chat, inbound_phone, inbound_social
 from tickets.services.inbound_email import inbound_email_from_anymail, inbound_email_raw
 from tickets.services.ingest import (
     EARLIEST_MESSAGE_TIME,
     InboundResult,
     identity_mark_undeliverable,
-    inbound_chat,
-    inbound_phone,
-    inbound_social,
     quarantine_store,
 )
 from tickets.services.mailboxes import (

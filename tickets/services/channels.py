@@ -11,7 +11,7 @@ from supportdesk.errors import ApplicationError
 from supportdesk.models import AuditEntry, User
 from supportdesk.services import audit_record, team_get_or_create
 from tickets.identities import normalise_email
-from tickets.models import Channel, ChannelKind, new_channel_secret
+from tickets.models import Channel, ChannelKind, IngestMode, new_channel_secret
 
 
 @transaction.atomic
@@ -22,8 +22,12 @@ def channel_create_or_update(
     team_name: str | None = None,
     address: str | None = None,
     actor: User | None = None,
+    ingest_mode: str | None = None,
 ) -> Channel:
-    """Create or update an inbound channel by name; its secret is kept across updates."""
+    """Create or update an inbound channel by name; its secret is kept across updates.
+
+    ``ingest_mode`` "async" switches the channel to the asynchronous ingestion mode
+    (tickets.services.inbound_queue), "sync" back; None keeps it."""
     if kind not in ChannelKind.values:
         raise ApplicationError(f"kind must be one of {', '.join(ChannelKind.values)}")
     channel = Channel.objects.select_for_update().filter(name=name).first()
@@ -35,6 +39,10 @@ def channel_create_or_update(
         channel.team = team_get_or_create(name=team_name)
     if address is not None:
         channel.address = normalise_email(address) if address else ""
+    if ingest_mode is not None:
+        if ingest_mode not in IngestMode.values:
+            raise ApplicationError(f"ingest mode must be one of {', '.join(IngestMode.values)}")
+        channel.ingest_mode = ingest_mode
     created = channel.pk is None
     channel.save()
     if created:

@@ -140,7 +140,7 @@ def inbound_email_from_anymail(
         parsed = parse_inbound_message(message, raw=raw, own_addresses=own)
     except EmailParseError as exc:
         error = str(exc)
-    channel = _channel_for_recipients(parsed.recipients if parsed else ())
+    channel = channel_for_recipients(parsed.recipients if parsed else ())
     if parsed is None or channel is None:
         return quarantine_store(
             channel=channel,
@@ -179,7 +179,7 @@ def _without_oversized_attachments(parsed: ParsedEmail) -> ParsedEmail:
     return dataclasses.replace(parsed, attachments=kept, text=text)
 
 
-def _channel_for_recipients(recipients: Iterable[str]) -> Channel | None:
+def channel_for_recipients(recipients: Iterable[str]) -> Channel | None:
     channels = list(Channel.objects.filter(kind=ChannelKind.EMAIL, is_active=True).order_by("pk"))
     recipients = {r.lower() for r in recipients}
     for channel in channels:

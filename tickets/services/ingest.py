@@ -5,7 +5,7 @@ Email enters through ``inbound_email``; chat, social and phone through the funct
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,15 +23,11 @@ from supportdesk.services import sent_mail_exists
 from tickets import tokens
 from tickets.identities import (
     normalise_email,
-    normalise_identity,
-    normalise_phone,
-    normalise_social,
 )
 from tickets.models import (
     Attachment,
     Channel,
     ChannelKind,
-    Contact,
     Conversation,
     ConversationParticipant,
     Customer,
@@ -527,7 +523,7 @@ def _conversation_create(
 ) -> Conversation:
     subject = (
         data.subject
-        or _subject_from_body(data.body_text)
+        or subject_from_body(data.body_text)
         or f"{data.channel.get_kind_display()} contact"
     )
     conversation = Conversation.objects.create(
@@ -551,7 +547,7 @@ def _conversation_create(
     return conversation
 
 
-def _subject_from_body(body: str) -> str:
+def subject_from_body(body: str) -> str:
     first_line = next((line.strip() for line in body.splitlines() if line.strip()), "")
     return first_line[:80] + ("…" if len(first_line) > 80 else "")
 
@@ -691,132 +687,3 @@ def quarantine_store(
     return QuarantinedMessage.objects.create(
         channel=channel, source=source, raw=raw, error=error[:5000]
     )
-
-
-def inbound_chat(
-    *,
-    channel: Channel,
-    external_id: str,
-    session_id: str,
-    visitor_id: str,
-    body: str,
-    sent_at: datetime | None = None,
-    email: str = "",
-    email_verified: bool = True,
-    name: str = "",
-    raw: bytes = b"",
-    language: str = "",
-) -> InboundResult:
-    """A chat message.
-
-    An email a chat provider vouches for (``email_verified``: its visitor signed in) finds the
-    customer first. An email the visitor merely typed (the built-in /chat/ page) is a hint: it is
-    stored on the message for the agent to check, and never finds a customer or joins an
-    existing conversation, so nobody reads or writes another person's chat by typing their
-    address.
-    """
-    _require_kind(channel, ChannelKind.CHAT)
-    handles: list[tuple[str, str, str]] = []
-    claimed_email = ""
-    if email and email_verified:
-        handles.append(("email", _valid(normalise_email, email), email))
-    elif email:
-        claimed_email = _valid(normalise_email, email)
-    handles.append(("chat", _valid(normalise_identity, "chat", visitor_id), visitor_id))
-    return ingest(
-        Inbound(
-            channel=channel,
-            external_id=external_id,
-            handles=handles,
-            name=name,
-            body_text=body,
-            sent_at=clamp_sent_at(sent_at),
-            raw=raw,
-            thread_key=session_id[:255],
-            claimed_email=claimed_email,
-            language=language,
-        )
-    )
-
-
-def inbound_social(
-    *,
-    channel: Channel,
-    external_id: str,
-    network: str,
-    handle: str,
-    body: str,
-    sent_at: datetime | None = None,
-    thread_id: str = "",
-    raw: bytes = b"",
-) -> InboundResult:
-    _require_kind(channel, ChannelKind.SOCIAL)
-    value = _valid(normalise_social, network, handle)
-    return ingest(
-        Inbound(
-            channel=channel,
-            external_id=external_id,
-            handles=[("social", value, f"{network}:{handle}")],
-            name=handle.lstrip("@"),
-            body_text=body,
-            sent_at=clamp_sent_at(sent_at),
-            raw=raw,
-            thread_key=thread_id[:255],
-        )
-    )
-
-
-def inbound_phone(
-    *,
-    channel: Channel,
-    external_id: str,
-    from_number: str,
-    started_at: datetime | None,
-    wait_seconds: int,
-    talk_seconds: int,
-    hold_seconds: int,
-    wrap_seconds: int,
-    ended_by: str,
-    agent_email: str = "",
-    notes: str = "",
-    raw: bytes = b"",
-) -> InboundResult:
-    """A call log: one call is exactly one contact, dropped calls included."""
-    _require_kind(channel, ChannelKind.PHONE)
-    number = _valid(normalise_phone, from_number)
-    if ended_by not in Contact.EndedBy.values:
-        raise ApplicationError("ended_by must be customer, agent or system.")
-    minutes, seconds = divmod(talk_seconds, 60)
-    summary = f"Phone call from {number}: waited {wait_seconds}s, talked {minutes}m {seconds}s, ended by {ended_by}."
-    return ingest(
-        Inbound(
-            channel=channel,
-            external_id=external_id,
-            handles=[("phone", number, from_number)],
-            name="",
-            subject=_subject_from_body(notes) or f"Phone call from {number}",
-            body_text=f"{summary}\n\n{notes}".strip(),
-            sent_at=clamp_sent_at(started_at),
-            raw=raw,
-            call={
-                "wait_seconds": wait_seconds,
-                "talk_seconds": talk_seconds,
-                "hold_seconds": hold_seconds,
-                "wrap_seconds": wrap_seconds,
-                "ended_by": ended_by,
-            },
-            call_agent_email=agent_email,
-        )
-    )
-
-
-def _require_kind(channel: Channel, kind: str) -> None:
-    if channel.kind != kind:
-        raise ApplicationError(f"This channel is a {channel.kind} channel, not {kind}.")
-
-
-def _valid(fn: Callable[..., str], *args: str) -> str:
-    try:
-        return fn(*args)
-    except ValidationError as exc:
-        raise ApplicationError(exc.messages[0]) from exc

@@ -44,11 +44,20 @@ from tickets.mailbox_transport import (
     TokenAnswer,
     oauth_token_request,
 )
-from tickets.models import Channel, ChannelKind, Event, Mailbox, MailboxImport, QuarantinedMessage
+from tickets.models import (
+    Channel,
+    ChannelKind,
+    Event,
+    IngestMode,
+    Mailbox,
+    MailboxImport,
+    QuarantinedMessage,
+)
 from tickets.services.channels import channel_create_or_update
 from tickets.services.events import event_record
 from tickets.services.inbound_email import inbound_email_raw
-from tickets.services.ingest import quarantine_store
+from tickets.services.inbound_queue import Accepted, inbound_queue_accept_email
+from tickets.services.ingest import InboundResult, quarantine_store
 
 logger = logging.getLogger(__name__)
 
@@ -582,7 +591,12 @@ def _import_one(mailbox: Mailbox, uidvalidity: int, uid: int, raw: bytes) -> str
         with transaction.atomic():
             try:
                 with transaction.atomic():
-                    stored = inbound_email_raw(channel=channel, raw=raw, source="imap")
+                    stored: InboundResult | QuarantinedMessage | Accepted
+                    if channel.ingest_mode == IngestMode.ASYNC:
+                        # Accepted with the import row; the ingest workers store the message.
+                        stored = inbound_queue_accept_email(channel=channel, raw=raw, source="imap")
+                    else:
+                        stored = inbound_email_raw(channel=channel, raw=raw, source="imap")
             except (Conflict, DatabaseError) as exc:
                 # Transient: the group rolls back and the next poll fetches it again. Not an
                 # IntegrityError any more, so it cannot pass for "another poll stored this UID".
@@ -602,6 +616,13 @@ def _import_one(mailbox: Mailbox, uidvalidity: int, uid: int, raw: bytes) -> str
                 )
             if isinstance(stored, QuarantinedMessage):
                 outcome, message_id, quarantined = MailboxImport.Outcome.QUARANTINED, None, stored
+            elif isinstance(stored, Accepted):
+                outcome = (
+                    MailboxImport.Outcome.IMPORTED
+                    if stored.created
+                    else MailboxImport.Outcome.SKIPPED
+                )
+                message_id, quarantined = None, None
             else:
                 outcome = (
                     MailboxImport.Outcome.IMPORTED

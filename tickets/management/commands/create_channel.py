@@ -22,7 +22,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from supportdesk.errors import ApplicationError
-from tickets.models import Channel, ChannelKind, Mailbox
+from tickets.models import Channel, ChannelKind, IngestMode, Mailbox
 from tickets.services import (
     channel_create_or_update,
     channel_rotate_secret,
@@ -84,6 +84,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--smtp", help="email channels: send replies through smtp[s]://USER:PASSWORD@HOST:PORT"
         )
+        parser.add_argument(
+            "--ingest",
+            choices=IngestMode.values,
+            default=None,
+            help="sync (default): store each inbound message before answering; async: accept "
+            "it with one insert, answer 202 with an id to poll, and let the ingest workers store "
+            "it (provider webhooks, mailbox imports and high-volume channels)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         kind = options["kind"].strip().lower()
@@ -108,7 +116,11 @@ class Command(BaseCommand):
         existed = Channel.objects.filter(name=name).exists()
         try:
             channel = channel_create_or_update(
-                kind=kind, name=name, team_name=options["team"], address=options["address"]
+                kind=kind,
+                name=name,
+                team_name=options["team"],
+                address=options["address"],
+                ingest_mode=options["ingest"],
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
@@ -138,6 +150,8 @@ class Command(BaseCommand):
         address = f" at {channel.address}" if channel.address else ""
         if channel.webhook_url:
             address += f", replies POSTed to {channel.webhook_url}"
+        if channel.ingest_mode == IngestMode.ASYNC:
+            address += ", asynchronous ingestion"
         mailbox = Mailbox.objects.filter(channel=channel).first()
         if mailbox is not None:
             address += f", fetching {mailbox.username}@{mailbox.imap_host}/{mailbox.folder}"
