@@ -312,6 +312,11 @@ class AuditAction(models.TextChoices):
     SENDER_BLOCKED = "identity.blocked", "Sender blocked"
     SENDER_UNBLOCKED = "identity.unblocked", "Sender unblocked"
     TAG_CHANGED = "tag.changed", "Tag created, renamed or archived"
+    HOURS_CHANGED = "hours.changed", "Business hours changed"
+    PROMISES_CHANGED = "promises.changed", "Promises to customers changed"
+    ROUTING_CHANGED = "routing.changed", "Team routing changed"
+    RULE_CHANGED = "rule.changed", "Rule created, changed, moved or deleted"
+    AVAILABILITY_CHANGED = "availability.changed", "Availability changed"
 
 
 class AuditEntry(models.Model):

@@ -153,6 +153,7 @@ INSTALLED_APPS = [
     "axes",
     "supportdesk",
     "tickets",
+    "routing",
     "notifications",
     "surveys",
     "quality",
@@ -519,6 +520,21 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.tasks.notification_digests_send_task",
         "schedule": crontab(minute=0),
         "options": {"expires": 3000},
+    },
+    # routing: agents away hand back their conversations, pools are routed, no-reply rules
+    "routing-sweep": {
+        "task": "routing.tasks.routing_sweep_task",
+        "schedule": timedelta(minutes=2),
+        "options": {"expires": 120},
+    },
+    "rules-no-reply": {
+        "task": "routing.tasks.rules_no_reply_task",
+        "schedule": timedelta(minutes=5),
+        "options": {"expires": 300},
+    },
+    "business-intervals-nightly": {
+        "task": "routing.tasks.business_intervals_rebuild_task",
+        "schedule": crontab(hour=1, minute=45),
     },
     # surveys
     "send-due-surveys": {

@@ -1,0 +1,45 @@
+"""What routing adds to other apps' pages and mail (``supportdesk.extensions``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.template.loader import render_to_string
+from django.utils import formats
+
+from routing.models import AvailabilityStatus
+from routing.selectors import availability_of, business_hours_for
+from tickets.models import Conversation
+
+
+def promise_texts(ids: list[int]) -> dict[int, str]:
+    """``conversation.promise``: "by Monday 7 December 2026, 11:00 (Europe/Lisbon)" for the
+    conversations with a due time, in their team's time zone (the acknowledgement states it)."""
+    texts: dict[int, str] = {}
+    for conversation in Conversation.objects.filter(
+        pk__in=ids, due_at__isnull=False
+    ).select_related("team"):
+        assert conversation.due_at is not None
+        hours = business_hours_for(conversation.team)
+        zone = hours.time_zone if hours else "UTC"
+        from zoneinfo import ZoneInfo
+
+        local = conversation.due_at.astimezone(ZoneInfo(zone))
+        texts[conversation.pk] = f"{local:%A %-d %B %Y, %H:%M} ({zone})"
+    return texts
+
+
+def availability_home(request: Any, *, user: Any, **_: Any) -> str:
+    """The agent's start page: their availability, one click to change it."""
+    availability = availability_of(user)
+    return render_to_string(
+        "routing/panel_home.html",
+        {
+            "availability": availability,
+            "statuses": AvailabilityStatus.choices,
+            "changed": formats.date_format(availability.changed_at, "DATETIME_FORMAT")
+            if availability.pk
+            else "",
+        },
+        request=request,
+    )
