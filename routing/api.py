@@ -56,7 +56,9 @@ class HoursApi(StaffApi):
         week = serializers.DictField(
             help_text='{"mon": [["09:00", "17:00"]], ...}; a missing or empty day is closed.'
         )
-        exceptions = serializers.ListField(child=ExceptionSerializer(), required=False, max_length=400)
+        exceptions = serializers.ListField(
+            child=ExceptionSerializer(), required=False, max_length=400
+        )
 
     @extend_schema(tags=["routing"], summary="Business hours of the desk and the teams")
     def get(self, request: Request) -> Response:
