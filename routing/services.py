@@ -353,8 +353,9 @@ def _pick_agent(routing: TeamRouting, *, now: datetime) -> User | None:
     """The next available agent under the cap (round-robin or least-loaded), in the caller's
     transaction, which holds the ``TeamRouting`` row lock."""
     schedule = schedule_for_team(routing.team)
+    # Agents only: a manager or an admin in the team takes work by hand.
     members = list(
-        User.objects.filter(teams=routing.team_id, is_active=True)
+        User.objects.filter(teams=routing.team_id, is_active=True, role=User.Role.AGENT)
         .select_related("availability")
         .order_by("pk")
     )
