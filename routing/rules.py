@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 
 from routing.business_time import parse_hhmm
@@ -370,16 +370,32 @@ def rules_no_reply_run(*, now: datetime | None = None) -> int:
     if not rules:
         return 0
     shortest = min(r.no_reply_hours or 1 for r in rules)
-    waiting = Conversation.objects.filter(
-        status__in=[Conversation.Status.NEW, Conversation.Status.OPEN],
-        spam_at__isnull=True,
-        due_at__isnull=False,  # due_at is cleared by a reply
-        last_inbound_at__lte=now - timedelta(hours=shortest),
-    ).order_by("last_inbound_at")[:DRY_RUN_LIMIT]
+    waiting = (
+        Conversation.objects.filter(
+            status__in=[Conversation.Status.NEW, Conversation.Status.OPEN],
+            spam_at__isnull=True,
+            # Business hours are never more than calendar hours: a cheap first cut.
+            last_inbound_at__lte=now - timedelta(hours=shortest),
+        )
+        .exclude(_answered_since_last_inbound())
+        .order_by("last_inbound_at")[:DRY_RUN_LIMIT]
+    )
     count = 0
     for candidate in waiting:
         count += _no_reply_one(candidate.pk, rules, now)
     return count
+
+
+def _answered_since_last_inbound() -> Q:
+    return Q(
+        Exists(
+            Message.objects.filter(
+                conversation_id=OuterRef("pk"),
+                direction=Message.Direction.OUTBOUND,
+                sent_at__gte=OuterRef("last_inbound_at"),
+            )
+        )
+    )
 
 
 @transaction.atomic
@@ -390,7 +406,10 @@ def _no_reply_one(conversation_id: int, rules: list[Rule], now: datetime) -> int
         .get(pk=conversation_id)
     )
     since = conversation.last_inbound_at
-    if since is None or conversation.due_at is None:
+    if (
+        since is None
+        or Conversation.objects.filter(_answered_since_last_inbound(), pk=conversation.pk).exists()
+    ):
         return 0
     schedule = schedule_for_team(conversation.team)
     waited = schedule.seconds_between(since, now) if schedule else (now - since).total_seconds()
