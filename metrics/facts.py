@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict, cast
 
 from django.db.models import (
     BigIntegerField,
@@ -484,7 +484,7 @@ def promise_source(
         start="started_at",
         end=Coalesce(F("reply_at"), Value(now), output_field=DateTimeField()),
     )
-    return timed.annotate(
+    flagged = timed.annotate(
         kept=Case(
             When(reply_at__isnull=False, waited__lte=F("promise_seconds"), then=Value(True)),
             default=Value(False),
@@ -497,6 +497,8 @@ def promise_source(
             output_field=BooleanField(),
         ),
     )
+    # ``waited`` comes from routing's annotation, which the plugin cannot follow.
+    return cast("QuerySet[WithAnnotations[Contact, PromiseTiming]]", flagged)
 
 
 class HandleTiming(TypedDict):
