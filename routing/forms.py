@@ -82,7 +82,9 @@ def _multi(**kwargs: Any) -> forms.MultipleChoiceField:
 class RuleForm(forms.Form):
     name = forms.CharField(max_length=100)
     trigger = forms.ChoiceField(choices=RuleTrigger.choices, initial=RuleTrigger.INGESTED)
-    no_reply_hours = forms.IntegerField(min_value=1, max_value=1000, required=False)
+    no_reply_hours = forms.IntegerField(
+        min_value=1, max_value=1000, required=False, label="No reply for (business hours)"
+    )
     is_active = forms.BooleanField(required=False, initial=True, label="Active")
     stop_after = forms.BooleanField(required=False, label="Stop after this rule when it applies")
     # Conditions

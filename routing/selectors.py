@@ -164,3 +164,62 @@ def rule_list() -> list[Rule]:
 def due_soon_window() -> timedelta:
     """What the queue calls "due soon": due within the next hour."""
     return timedelta(hours=1)
+
+
+def rule_summaries(rules: list[Rule]) -> list[tuple[Rule, list[str], list[str]]]:
+    """Each rule with its conditions and actions in words (team, agent, mailbox and
+    organisation names looked up once for all rules: 4 queries at most)."""
+    from tickets.models import Channel, Organisation
+
+    def ids(section: str, key: str) -> set[int]:
+        found: set[int] = set()
+        for rule in rules:
+            value = getattr(rule, section).get(key)
+            found |= set(value if isinstance(value, list) else [value] if value else [])
+        return found
+
+    teams = dict(Team.objects.filter(pk__in=ids("actions", "team_id")).values_list("pk", "name"))
+    agents = {u.pk: str(u) for u in User.objects.filter(pk__in=ids("actions", "assign_id"))}
+    mailboxes = dict(
+        Channel.objects.filter(pk__in=ids("conditions", "mailbox_ids")).values_list("pk", "name")
+    )
+    organisations = dict(
+        Organisation.objects.filter(pk__in=ids("conditions", "organisation_ids")).values_list(
+            "pk", "name"
+        )
+    )
+    out = []
+    for rule in rules:
+        c, a = rule.conditions, rule.actions
+        conditions = [
+            text
+            for text in (
+                c.get("channel_kinds") and "Channel: " + ", ".join(c["channel_kinds"]),
+                c.get("mailbox_ids")
+                and "Mailbox: " + ", ".join(mailboxes.get(i, f"#{i}") for i in c["mailbox_ids"]),
+                c.get("customer_ids")
+                and "Customer: " + ", ".join(f"#{i}" for i in c["customer_ids"]),
+                c.get("organisation_ids")
+                and "Organisation: "
+                + ", ".join(organisations.get(i, f"#{i}") for i in c["organisation_ids"]),
+                c.get("tags") and "Tagged: " + ", ".join(c["tags"]),
+                c.get("priorities") and "Priority: " + ", ".join(c["priorities"]),
+                c.get("words") and "Words: " + ", ".join(c["words"]),
+                c.get("time_from") and f"Between {c['time_from']} and {c['time_to']}",
+            )
+            if text
+        ]
+        actions = [
+            text
+            for text in (
+                a.get("team_id") and "Team: " + teams.get(a["team_id"], f"#{a['team_id']}"),
+                a.get("add_tags") and "Add tags: " + ", ".join(a["add_tags"]),
+                a.get("priority") and "Priority: " + a["priority"],
+                a.get("assign_id")
+                and "Assign: " + agents.get(a["assign_id"], f"#{a['assign_id']}"),
+                a.get("note") and "Note: " + a["note"][:60],
+            )
+            if text
+        ]
+        out.append((rule, conditions, actions))
+    return out

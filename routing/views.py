@@ -38,7 +38,9 @@ def _hours_context(request: StaffRequest) -> dict[str, object]:
     teams = list(selectors.teams_for_manager(request.user).select_related("routing"))
     hours = {h.team_id: h for h in selectors.hours_list()}
     blocks = []
-    for team in [None, *teams]:
+    # An admin starts with the desk's hours; a manager with their teams' (the desk's are read-only).
+    order: list[Team | None] = [None, *teams] if request.user.is_admin else [*teams, None]
+    for team in order:
         own = hours.get(team.pk if team else None)
         shown = own or hours.get(None)
         blocks.append(
@@ -234,7 +236,7 @@ def rules_page(request: StaffRequest, pk: int | None = None) -> HttpResponse:
         request,
         "routing/rules.html",
         {
-            "rules": selectors.rule_list(),
+            "rules": selectors.rule_summaries(selectors.rule_list()),
             "form": form,
             "editing": rule,
             "matched": matched,
