@@ -27,7 +27,7 @@ def test_a_new_manager_sets_up_hours_routing_rules_and_availability(
     # Hours and routing, from the top bar's "More" menu
     page.locator(".nav-more summary").click()
     page.locator(".nav-more-menu").get_by_role("link", name="Hours & promises").click()
-    team = page.locator("section#hours-%d" % channels["chat"].team_id)
+    team = page.locator(f"section#hours-{channels['chat'].team_id}")
     team.get_by_label("Time zone").fill("Europe/Berlin")
     for day in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday"):
         team.get_by_label(day, exact=True).fill("09:00-12:30, 13:30-17:00")
@@ -36,12 +36,12 @@ def test_a_new_manager_sets_up_hours_routing_rules_and_availability(
     hours = BusinessHours.objects.get(team=channels["chat"].team)
     assert hours.week["mon"] == [["09:00", "12:30"], ["13:30", "17:00"]]
     assert hours.week["sat"] == []
-    team = page.locator("section#hours-%d" % channels["chat"].team_id)
+    team = page.locator(f"section#hours-{channels['chat'].team_id}")
     team.locator("input[name=date]").fill("2026-12-25")
     team.locator("input[name=name]").fill("Christmas")
     team.get_by_role("button", name="Add").click()
     expect(page.get_by_text("Christmas")).to_be_visible()
-    team = page.locator("section#hours-%d" % channels["chat"].team_id)
+    team = page.locator(f"section#hours-{channels['chat'].team_id}")
     team.get_by_label("New conversations").select_option("round_robin")
     team.get_by_label("Open conversations per agent at most (0: no cap)").fill("5")
     team.get_by_role("button", name="Save routing").click()
