@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.template.loader import render_to_string
 from django.utils import formats
@@ -13,19 +14,18 @@ from tickets.models import Conversation
 
 
 def promise_texts(ids: list[int]) -> dict[int, str]:
-    """``conversation.promise``: "by Monday 7 December 2026, 11:00 (Europe/Lisbon)" for the
+    """``conversation.promise``: "Monday 7 December 2026, 11:00 (Europe/Lisbon)" for the
     conversations with a due time, in their team's time zone (the acknowledgement states it)."""
     texts: dict[int, str] = {}
     for conversation in Conversation.objects.filter(
         pk__in=ids, due_at__isnull=False
     ).select_related("team"):
-        assert conversation.due_at is not None
+        if conversation.due_at is None:
+            continue
         hours = business_hours_for(conversation.team)
         zone = hours.time_zone if hours else "UTC"
-        from zoneinfo import ZoneInfo
-
         local = conversation.due_at.astimezone(ZoneInfo(zone))
-        texts[conversation.pk] = f"{local:%A %-d %B %Y, %H:%M} ({zone})"
+        texts[conversation.pk] = f"{local:%A} {local.day} {local:%B %Y, %H:%M} ({zone})"
     return texts
 
 

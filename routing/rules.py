@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, Max, OuterRef, Q
+from django.db.models import Exists, F, Max, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from routing.business_time import parse_hhmm
@@ -440,20 +440,23 @@ def rule_dry_run(*, data: dict[str, Any], days: int = DRY_RUN_DAYS) -> list[Conv
     probe = Rule(name="dry run", conditions=conditions)
     zone = _desk_zone()
     since = timezone.now() - timedelta(days=days)
+    first_inbound = Message.objects.filter(
+        conversation_id=OuterRef("pk"), direction=Message.Direction.INBOUND
+    ).order_by("sent_at", "id")
     conversations = list(
         Conversation.objects.filter(created_at__gte=since, spam_at__isnull=True)
         .select_related("customer", "team")
         .prefetch_related("tags")
+        .annotate(first_inbound_id=Subquery(first_inbound.values("pk")[:1]))
         .order_by("-created_at", "-id")[:DRY_RUN_LIMIT]
     )
-    firsts: dict[int, Message] = {}
-    for message in (
-        Message.objects.filter(
-            conversation__in=conversations, direction=Message.Direction.INBOUND
-        ).order_by("conversation_id", "sent_at", "id")
-    ).distinct("conversation_id"):
-        firsts[message.conversation_id] = message
-    matched = []
+    firsts = {
+        message.conversation_id: message
+        for message in Message.objects.filter(
+            pk__in=[getattr(c, "first_inbound_id", None) for c in conversations]
+        )
+    }
+    matched: list[Conversation] = []
     for conversation in conversations:
         first = firsts.get(conversation.pk)
         at = first.sent_at if first else conversation.created_at
