@@ -95,7 +95,9 @@ class HoursApi(StaffApi):
 
 class PromisesApi(StaffApi):
     class InputSerializer(serializers.Serializer[Any]):
-        channel = serializers.ChoiceField(choices=ChannelKind.values)
+        channel = serializers.ChoiceField(
+            choices=[kind for kind in ChannelKind.values if kind != ChannelKind.PHONE]
+        )
         priority = serializers.ChoiceField(
             choices=["", *ConversationPriority.values], required=False, default=""
         )

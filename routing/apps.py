@@ -16,6 +16,7 @@ class RoutingConfig(AppConfig):
         extensions.register_hook("conversation.reopened", services.reopened_hook)
         extensions.register_annotator("conversation.promise", panels.promise_texts)
         extensions.register_panel("agent.home", panels.availability_home)
+        extensions.register_panel("conversation.sidebar", panels.conversation_due)
         extensions.register_nav(
             "Availability", "routing:availability", roles={"manager", "admin"}, order=45, more=True
         )

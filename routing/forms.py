@@ -53,7 +53,10 @@ class ExceptionForm(forms.Form):
 
 
 class PromiseForm(forms.Form):
-    channel_kind = forms.ChoiceField(choices=ChannelKind.choices)
+    # Written channels: a call is answered live.
+    channel_kind = forms.ChoiceField(
+        choices=[c for c in ChannelKind.choices if c[0] != ChannelKind.PHONE]
+    )
     priority = forms.ChoiceField(
         choices=[("", "Any priority"), *ConversationPriority.choices], required=False
     )

@@ -6,7 +6,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.template.loader import render_to_string
-from django.utils import formats
+from django.utils import formats, timezone
 
 from routing.models import AvailabilityStatus
 from routing.selectors import availability_of, business_hours_for
@@ -41,5 +41,18 @@ def availability_home(request: Any, *, user: Any, **_: Any) -> str:
             if availability.pk
             else "",
         },
+        request=request,
+    )
+
+
+def conversation_due(request: Any, *, conversation: Any, **_: Any) -> str:
+    """The conversation page's sidebar: when the customer was promised an answer (one query,
+    only when there is a due time)."""
+    if getattr(conversation, "due_at", None) is None or not conversation.is_active:
+        return ""
+    text = promise_texts([conversation.pk]).get(conversation.pk, "")
+    return render_to_string(
+        "routing/panel_due.html",
+        {"due_at": conversation.due_at, "text": text, "now": timezone.now()},
         request=request,
     )
