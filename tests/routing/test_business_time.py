@@ -12,7 +12,7 @@ from routing.models import BusinessHours, BusinessInterval
 from tests.conftest import client_for
 
 LISBON = ZoneInfo("Europe/Lisbon")
-WEEK = tuple(day_hours([["09:00", "12:00"], ["13:00", "17:00"]]) for _ in range(5)) + ((), ())
+WEEK = (*(day_hours([["09:00", "12:00"], ["13:00", "17:00"]]) for _ in range(5)), (), ())
 
 
 def utc(month: int, day: int, hour: int, minute: int = 0) -> datetime:
