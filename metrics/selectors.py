@@ -257,7 +257,7 @@ def scorecard_groups(
         built = {k: build_metrics(sums.get(k, {}), histograms.get(k, {})) for k in keys}
         cache.set(key, built, settings.SCORECARD_CACHE_SECONDS)
     labels = _labels(group_by, set(built))
-    if group_by in AGENT_GROUPINGS:
+    if group_by in AGENT_GROUPINGS or (scope is not None and scope.kind == "agent"):
         # A promise is the desk's to the customer: never an agent's figure (docs/metrics.md).
         built = {
             k: {m: v for m, v in metrics.items() if m not in DESK_ONLY_METRICS}

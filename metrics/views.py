@@ -523,8 +523,10 @@ def agent_page(request: StaffRequest, pk: int) -> HttpResponse:
         "comment_rate",
         "shout_outs",
         "dropped_rate",
+        "first_response_business_time",
         "first_response_time",
         "handle_time",
+        "time_to_resolution_business_time",
         "time_to_resolution",
     ):
         rows.append(
