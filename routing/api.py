@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -11,13 +12,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from routing import rules, selectors, services
-from routing.models import AvailabilityStatus, BusinessHours, RoutingMode, Rule, RuleTrigger
+from routing.models import (
+    PROMISE_PRIORITY_CHOICES,
+    BusinessHours,
+    RoutingMode,
+    Rule,
+    RuleTrigger,
+)
 from supportdesk.api import error_responses
 from supportdesk.errors import ApplicationError
 from supportdesk.http import staff_user
 from supportdesk.models import Team
 from tickets.api.common import StaffApi
-from tickets.models import ChannelKind, ConversationPriority
+from tickets.models import ChannelKind
 
 ID_MAX = 2**63 - 1
 
@@ -47,7 +54,7 @@ class ExceptionSerializer(serializers.Serializer[Any]):
 
 
 class HoursApi(StaffApi):
-    class InputSerializer(serializers.Serializer[Any]):
+    class HoursInputSerializer(serializers.Serializer[Any]):
         team = serializers.IntegerField(
             min_value=1, max_value=ID_MAX, required=False, allow_null=True, default=None,
             help_text="The team; null or absent: the desk's hours (admin).",
@@ -60,7 +67,11 @@ class HoursApi(StaffApi):
             child=ExceptionSerializer(), required=False, max_length=400
         )
 
-    @extend_schema(tags=["routing"], summary="Business hours of the desk and the teams")
+    @extend_schema(
+        tags=["routing"],
+        summary="Business hours of the desk and the teams",
+        responses={200: OpenApiTypes.OBJECT, **error_responses(401, 403)},
+    )
     def get(self, request: Request) -> Response:
         staff_user(request)
         return Response([_hours_out(h) for h in selectors.hours_list()])
@@ -68,12 +79,12 @@ class HoursApi(StaffApi):
     @extend_schema(
         tags=["routing"],
         summary="Set a team's (or the desk's) business hours and holidays",
-        request=InputSerializer,
-        responses={200: dict, **error_responses(400, 401, 403)},
+        request=HoursInputSerializer,
+        responses={200: OpenApiTypes.OBJECT, **error_responses(400, 401, 403)},
     )
     def put(self, request: Request) -> Response:
         user = staff_user(request)
-        data = self.InputSerializer(data=request.data)
+        data = self.HoursInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
         team = None
@@ -94,19 +105,23 @@ class HoursApi(StaffApi):
 
 
 class PromisesApi(StaffApi):
-    class InputSerializer(serializers.Serializer[Any]):
+    class PromiseInputSerializer(serializers.Serializer[Any]):
         channel = serializers.ChoiceField(
             choices=[kind for kind in ChannelKind.values if kind != ChannelKind.PHONE]
         )
         priority = serializers.ChoiceField(
-            choices=["", *ConversationPriority.values], required=False, default=""
+            choices=PROMISE_PRIORITY_CHOICES, required=False, default=""
         )
         reply_seconds = serializers.IntegerField(
             min_value=60, max_value=60 * 60 * 24 * 60, allow_null=True,
             help_text="Business seconds; null removes the promise.",
         )  # fmt: skip
 
-    @extend_schema(tags=["routing"], summary="Promises to customers")
+    @extend_schema(
+        tags=["routing"],
+        summary="Promises to customers",
+        responses={200: OpenApiTypes.OBJECT, **error_responses(401, 403)},
+    )
     def get(self, request: Request) -> Response:
         staff_user(request)
         return Response(
@@ -123,12 +138,12 @@ class PromisesApi(StaffApi):
     @extend_schema(
         tags=["routing"],
         summary="Promise a reply time on a channel (and priority), in business time",
-        request=InputSerializer,
-        responses={200: dict, **error_responses(400, 401, 403)},
+        request=PromiseInputSerializer,
+        responses={200: OpenApiTypes.OBJECT, **error_responses(400, 401, 403)},
     )
     def put(self, request: Request) -> Response:
         user = staff_user(request)
-        data = self.InputSerializer(data=request.data)
+        data = self.PromiseInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
         services.promise_set(
@@ -139,15 +154,21 @@ class PromisesApi(StaffApi):
 
 
 class AvailabilityApi(StaffApi):
-    class InputSerializer(serializers.Serializer[Any]):
-        status = serializers.ChoiceField(choices=AvailabilityStatus.values)
+    class AvailabilityInputSerializer(serializers.Serializer[Any]):
+        # A plain string (checked by the service): "status" enums of other components would
+        # collide in the schema.
+        status = serializers.CharField(max_length=20, help_text="available, busy or away")
         follows_hours = serializers.BooleanField(required=False, allow_null=True, default=None)
         user = serializers.IntegerField(
             min_value=1, max_value=ID_MAX, required=False, allow_null=True, default=None,
             help_text="A member of the manager's teams; absent: the caller.",
         )  # fmt: skip
 
-    @extend_schema(tags=["routing"], summary="Who is available, per team (managers)")
+    @extend_schema(
+        tags=["routing"],
+        summary="Who is available, per team (managers); an agent's own status",
+        responses={200: OpenApiTypes.OBJECT, **error_responses(401, 403)},
+    )
     def get(self, request: Request) -> Response:
         user = staff_user(request)
         if not user.is_manager:
@@ -176,12 +197,12 @@ class AvailabilityApi(StaffApi):
     @extend_schema(
         tags=["routing"],
         summary="Set available, busy or away",
-        request=InputSerializer,
-        responses={200: dict, **error_responses(400, 401, 403)},
+        request=AvailabilityInputSerializer,
+        responses={200: OpenApiTypes.OBJECT, **error_responses(400, 401, 403)},
     )
     def post(self, request: Request) -> Response:
         user = staff_user(request)
-        data = self.InputSerializer(data=request.data)
+        data = self.AvailabilityInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
         target = user
@@ -197,7 +218,7 @@ class AvailabilityApi(StaffApi):
 
 
 class TeamRoutingApi(StaffApi):
-    class InputSerializer(serializers.Serializer[Any]):
+    class TeamRoutingInputSerializer(serializers.Serializer[Any]):
         mode = serializers.ChoiceField(choices=RoutingMode.values)
         cap = serializers.IntegerField(min_value=0, max_value=1000, required=False, default=0)
         return_when_away = serializers.BooleanField(required=False, default=False)
@@ -205,15 +226,15 @@ class TeamRoutingApi(StaffApi):
     @extend_schema(
         tags=["routing"],
         summary="Set a team's routing: manual, round_robin or least_loaded, with a cap",
-        request=InputSerializer,
-        responses={200: dict, **error_responses(400, 401, 403, 404)},
+        request=TeamRoutingInputSerializer,
+        responses={200: OpenApiTypes.OBJECT, **error_responses(400, 401, 403, 404)},
     )
     def put(self, request: Request, pk: int) -> Response:
         user = staff_user(request)
         team = Team.objects.filter(pk=pk).first()
         if team is None:
             raise NotFound("No such team.")
-        data = self.InputSerializer(data=request.data)
+        data = self.TeamRoutingInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
         r = services.team_routing_save(
@@ -253,7 +274,11 @@ def _rule_out(rule: Rule) -> dict[str, Any]:
 
 
 class RulesApi(StaffApi):
-    @extend_schema(tags=["routing"], summary="The rules, in order")
+    @extend_schema(
+        tags=["routing"],
+        summary="The rules, in order",
+        responses={200: OpenApiTypes.OBJECT, **error_responses(401, 403)},
+    )
     def get(self, request: Request) -> Response:
         staff_user(request)
         return Response([_rule_out(r) for r in selectors.rule_list()])
@@ -262,7 +287,7 @@ class RulesApi(StaffApi):
         tags=["routing"],
         summary="Write a rule (admins and managers); it goes last",
         request=RuleInputSerializer,
-        responses={201: dict, **error_responses(400, 401, 403)},
+        responses={201: OpenApiTypes.OBJECT, **error_responses(400, 401, 403)},
     )
     def post(self, request: Request) -> Response:
         user = staff_user(request)
@@ -277,7 +302,7 @@ class RuleDryRunApi(StaffApi):
         tags=["routing"],
         summary="Which recent conversations a rule's conditions would have matched",
         request=RuleInputSerializer,
-        responses={200: dict, **error_responses(400, 401, 403)},
+        responses={200: OpenApiTypes.OBJECT, **error_responses(400, 401, 403)},
     )
     def post(self, request: Request) -> Response:
         user = staff_user(request)

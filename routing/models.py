@@ -98,6 +98,10 @@ class BusinessInterval(models.Model):
         return f"{self.team_key}: {self.opens_at:%Y-%m-%d %H:%M}-{self.closes_at:%H:%M}"
 
 
+# A promise's priority: one of the conversation priorities, or "" for any other.
+PROMISE_PRIORITY_CHOICES = [("", "Any priority"), *ConversationPriority.choices]
+
+
 class Promise(TimeStampedModel):
     """The reply time promised to customers on a channel, for a priority ("" = any other)."""
 

@@ -612,6 +612,7 @@ SPECTACULAR_SETTINGS = {
         "ChannelKindEnum": "tickets.models.ChannelKind",
         "IdentityKindEnum": "tickets.models.IdentityKind",
         "StartKindEnum": ["email", "chat", "social"],
+        "PromisePriorityEnum": "routing.models.PROMISE_PRIORITY_CHOICES",
     },
 }
 
