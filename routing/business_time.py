@@ -40,6 +40,8 @@ HORIZON_DAYS = 800
 def parse_hhmm(value: str) -> int:
     """ "09:30" -> 570; "24:00" is the end of the day. ValueError if malformed."""
     hours, _, minutes = str(value).strip().partition(":")
+    if not (hours.isdigit() and (minutes.isdigit() or not minutes)):
+        raise ValueError(f"{value!r} is not a time of day (HH:MM).")
     h, m = int(hours), int(minutes or 0)
     if not (0 <= h <= 24 and 0 <= m < 60) or (h == 24 and m):
         raise ValueError(f"{value!r} is not a time of day (HH:MM).")
