@@ -27,6 +27,10 @@ from tickets.api.common import StaffApi
 from tickets.models import ChannelKind
 
 ID_MAX = 2**63 - 1
+# Raw schemas of the answers that are lists (a manager's availability is a list per team, an
+# agent's their own object).
+LIST_OF_OBJECTS: dict[str, Any] = {"type": "array", "items": {"type": "object"}}
+LIST_OR_OBJECT: dict[str, Any] = {"oneOf": [LIST_OF_OBJECTS, {"type": "object"}]}
 
 
 def _hours_out(hours: BusinessHours) -> dict[str, Any]:
@@ -70,7 +74,7 @@ class HoursApi(StaffApi):
     @extend_schema(
         tags=["routing"],
         summary="Business hours of the desk and the teams",
-        responses={200: OpenApiTypes.OBJECT, **error_responses(401, 403)},
+        responses={200: LIST_OF_OBJECTS, **error_responses(401, 403)},
     )
     def get(self, request: Request) -> Response:
         staff_user(request)
@@ -120,7 +124,7 @@ class PromisesApi(StaffApi):
     @extend_schema(
         tags=["routing"],
         summary="Promises to customers",
-        responses={200: OpenApiTypes.OBJECT, **error_responses(401, 403)},
+        responses={200: LIST_OF_OBJECTS, **error_responses(401, 403)},
     )
     def get(self, request: Request) -> Response:
         staff_user(request)
@@ -139,7 +143,7 @@ class PromisesApi(StaffApi):
         tags=["routing"],
         summary="Promise a reply time on a channel (and priority), in business time",
         request=PromiseInputSerializer,
-        responses={200: OpenApiTypes.OBJECT, **error_responses(400, 401, 403)},
+        responses={200: LIST_OF_OBJECTS, **error_responses(400, 401, 403)},
     )
     def put(self, request: Request) -> Response:
         user = staff_user(request)
@@ -167,7 +171,7 @@ class AvailabilityApi(StaffApi):
     @extend_schema(
         tags=["routing"],
         summary="Who is available, per team (managers); an agent's own status",
-        responses={200: OpenApiTypes.OBJECT, **error_responses(401, 403)},
+        responses={200: LIST_OR_OBJECT, **error_responses(401, 403)},
     )
     def get(self, request: Request) -> Response:
         user = staff_user(request)
@@ -277,7 +281,7 @@ class RulesApi(StaffApi):
     @extend_schema(
         tags=["routing"],
         summary="The rules, in order",
-        responses={200: OpenApiTypes.OBJECT, **error_responses(401, 403)},
+        responses={200: LIST_OF_OBJECTS, **error_responses(401, 403)},
     )
     def get(self, request: Request) -> Response:
         staff_user(request)
