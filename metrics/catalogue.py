@@ -66,6 +66,16 @@ CATALOGUE: tuple[MetricInfo, ...] = (
     MetricInfo("time_to_resolution", "Time to resolution", "speed", "duration",
                "From the first message to a solve the customer confirmed.",
                counterweight="resolution_rate"),
+    MetricInfo("first_response_business_time", "First response (business time)", "speed",
+               "duration", "First response counting only the team's business hours.",
+               counterweight="csat"),
+    MetricInfo("time_to_resolution_business_time", "Time to resolution (business time)",
+               "speed", "duration", "Time to resolution counting only the team's business hours.",
+               counterweight="resolution_rate"),
+    MetricInfo("promises_kept_rate", "Promises kept", "speed", "rate",
+               "Contacts answered within the reply time promised to the customer (business "
+               "time). The desk's promise: never per agent, never a target.",
+               counterweight="customer_fcr"),
 )  # fmt: skip
 
 BY_KEY = {info.key: info for info in CATALOGUE}

@@ -7,7 +7,8 @@ disagree. Everything here reads; the writes are in ``metrics.services``.
 
 Fact rows (``DailyFact``): ``metric`` is a fact name below, numerator/denominator as stated.
 Duration histograms (``DurationBucket``): ``first_response_time``, ``handle_time``,
-``time_to_resolution``.
+``time_to_resolution``, and the business-time twins ``first_response_business_time`` and
+``time_to_resolution_business_time`` (``routing.business_time``: only the team's opening hours).
 
 ``metrics.facts_sql`` writes these rows set-based on PostgreSQL (``facts_insert``) and
 ``metrics.topics`` computes the outcomes by topic (``topic_fact_rows``); both are re-exported here.
@@ -18,9 +19,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict, cast
 
 from django.db.models import (
+    BigIntegerField,
     BooleanField,
     Case,
     CharField,
@@ -43,9 +45,11 @@ from django.db.models import (
     When,
 )
 from django.db.models.expressions import CombinedExpression
-from django.db.models.functions import Coalesce, Floor, Ln, TruncDate
+from django.db.models.functions import Cast, Coalesce, Floor, Ln, TruncDate
 from django.utils import timezone
 
+from routing.business_time import annotate_business_seconds
+from routing.models import Promise
 from supportdesk.solicitation import SOLICITATION_PATTERN
 from surveys.models import Survey, SurveyResponse
 from tickets.models import ChannelKind, Contact, Conversation, Event, Message
@@ -450,6 +454,68 @@ def first_response_source(
     )
 
 
+class PromiseTiming(TypedDict):
+    """What ``promise_source`` annotates on each written contact with a promise."""
+
+    day: date
+    promise_seconds: int
+    reply_at: datetime | None
+    waited: float
+    kept: bool
+    decided: bool
+    no_agent: None
+
+
+def promise_source(
+    start: datetime, end: datetime, *, now: datetime | None = None
+) -> QuerySet[WithAnnotations[Contact, PromiseTiming]]:
+    """Written contacts started in ``[start, end)`` whose channel and conversation priority
+    carry a promise (``routing.Promise``): ``kept`` when the first public reply came within
+    the promised business seconds; ``decided`` once answered or past the promise (a contact
+    still within its promise counts nowhere yet). Never attributed to an agent (``no_agent``):
+    docs/metrics.md says why."""
+    now = now or timezone.now()
+    reply = _first_reply()
+    promised = Promise.objects.filter(channel_kind=OuterRef("channel_kind"))
+    exact = promised.filter(priority=OuterRef("conversation__priority")).values("reply_seconds")
+    anyone = promised.filter(priority="").values("reply_seconds")
+    contacts = (
+        Contact.objects.filter(
+            started_at__gte=start, started_at__lt=end, conversation__spam_at__isnull=True
+        )
+        .exclude(channel_kind=ChannelKind.PHONE)
+        .annotate(
+            day=_local_day("started_at"),
+            promise_seconds=Coalesce(Subquery(exact[:1]), Subquery(anyone[:1])),
+            reply_at=Subquery(reply.values("occurred_at")[:1]),
+            no_agent=Cast(Value(None), output_field=BigIntegerField()),
+        )
+        .filter(promise_seconds__isnull=False)
+    )
+    timed = annotate_business_seconds(
+        contacts,
+        name="waited",
+        team="conversation__team_id",
+        start="started_at",
+        end=Coalesce(F("reply_at"), Value(now), output_field=DateTimeField()),
+    )
+    flagged = timed.annotate(
+        kept=Case(
+            When(reply_at__isnull=False, waited__lte=F("promise_seconds"), then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        ),
+        decided=Case(
+            When(reply_at__isnull=False, then=Value(True)),
+            When(waited__gt=F("promise_seconds"), then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        ),
+    )
+    # ``waited`` comes from routing's annotation, which the plugin cannot follow.
+    return cast("QuerySet[WithAnnotations[Contact, PromiseTiming]]", flagged)
+
+
 class HandleTiming(TypedDict):
     """What ``handle_source`` annotates on each call and chat session."""
 
@@ -568,9 +634,11 @@ def solicitation_source(
     )
 
 
-def _histogram_grouped(qs: QuerySet[Any], *, team: str, agent: str) -> Grouped:
+def _histogram_grouped(
+    qs: QuerySet[Any], *, team: str, agent: str, seconds: str = "seconds"
+) -> Grouped:
     grouped: Grouped = (
-        with_cells(qs.annotate(bucket=_bucket_expr("seconds")), team=team, agent=agent)
+        with_cells(qs.annotate(bucket=_bucket_expr(seconds)), team=team, agent=agent)
         .values(*CELL_FIELDS, "bucket")
         .annotate(n=Count("pk"))
         .order_by()
@@ -612,6 +680,20 @@ def fact_queries(day_from: date, day_to: date) -> list[FactQuery]:
         .filter(resolved="yes", conversation__first_inbound_at__isnull=False)
         .annotate(seconds=Epoch("occurred_at") - Epoch("conversation__first_inbound_at"))
     )
+    first_business = annotate_business_seconds(
+        first_response_source(start, end),
+        name="business_seconds",
+        team="reply_team",
+        start="started_at",
+        end="reply_at",
+    )
+    confirmed_business = annotate_business_seconds(
+        confirmed,
+        name="business_seconds",
+        team="team_id",
+        start="conversation__first_inbound_at",
+        end="occurred_at",
+    )
     qa = (
         with_cells(qa_source(start, end), team="team_id", agent="agent_id")
         .values(*CELL_FIELDS)
@@ -652,6 +734,30 @@ def fact_queries(day_from: date, day_to: date) -> list[FactQuery]:
             metric="time_to_resolution",
         ),
         FactQuery(qa, facts=(("qa_score", "hundredths", "n"),)),
+        FactQuery(
+            _histogram_grouped(
+                first_business,
+                team="reply_team",
+                agent="reply_agent",
+                seconds="business_seconds",
+            ),
+            metric="first_response_business_time",
+        ),
+        FactQuery(
+            _histogram_grouped(
+                confirmed_business, team="team_id", agent="agent_id", seconds="business_seconds"
+            ),
+            metric="time_to_resolution_business_time",
+        ),
+        FactQuery(
+            with_cells(promise_source(start, end), team="conversation__team_id", agent="no_agent")
+            .values(*CELL_FIELDS)
+            .annotate(
+                kept=Count("pk", filter=Q(kept=True)), promised=Count("pk", filter=Q(decided=True))
+            )
+            .order_by(),
+            facts=(("promises_kept_rate", "kept", "promised"),),
+        ),
     ]
 
 

@@ -121,6 +121,7 @@ def build_metrics(
         "comment_rate",
         "dropped_rate",
         "system_disconnect_rate",
+        "promises_kept_rate",
     ):
         metrics[key] = as_rate(key)
     metrics["resolution_gap"] = difference(
@@ -160,6 +161,12 @@ def build_metrics(
             for bucket in INTERACTION_BUCKETS
         ],
     }
-    for key in ("first_response_time", "handle_time", "time_to_resolution"):
+    for key in (
+        "first_response_time",
+        "handle_time",
+        "time_to_resolution",
+        "first_response_business_time",
+        "time_to_resolution_business_time",
+    ):
         metrics[key] = duration(histograms.get(key, {}))
     return metrics

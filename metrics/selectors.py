@@ -23,6 +23,9 @@ from tickets.models import ChannelKind, Tag
 from tickets.selectors import visible_conversations_q
 
 GROUPINGS = ("desk", "team", "agent", "channel", "tag")
+# Figures reported for the desk, teams and channels only, never per agent.
+DESK_ONLY_METRICS = frozenset({"promises_kept_rate"})
+AGENT_GROUPINGS = frozenset({"agent"})
 # What outcomes by topic (group_by=tag) report: outcome keys only, from ``TopicFact`` rows.
 TOPIC_METRIC_KEYS = (
     "resolution_rate",
@@ -254,6 +257,12 @@ def scorecard_groups(
         built = {k: build_metrics(sums.get(k, {}), histograms.get(k, {})) for k in keys}
         cache.set(key, built, settings.SCORECARD_CACHE_SECONDS)
     labels = _labels(group_by, set(built))
+    if group_by in AGENT_GROUPINGS or (scope is not None and scope.kind == "agent"):
+        # A promise is the desk's to the customer: never an agent's figure (docs/metrics.md).
+        built = {
+            k: {m: v for m, v in metrics.items() if m not in DESK_ONLY_METRICS}
+            for k, metrics in built.items()
+        }
     groups = [
         {"key": key, "label": labels.get(key, key), "metrics": metrics}
         for key, metrics in sorted(

@@ -169,6 +169,12 @@ def query_string(**params: Any) -> str:
     return urlencode({k: v for k, v in params.items() if v not in (None, "")})
 
 
+BUSINESS_TWINS = {
+    "first_response_time": "first_response_business_time",
+    "time_to_resolution": "time_to_resolution_business_time",
+}
+
+
 def _quadrants(
     metrics: dict[str, Any], targets: dict[str, float], drill: str
 ) -> list[dict[str, Any]]:
@@ -203,9 +209,20 @@ def _quadrants(
     ]
     speed = []
     for key in ("first_response_time", "handle_time", "time_to_resolution"):
-        pair = tile(key)
+        twin = BUSINESS_TWINS.get(key)
+        # Business time first, calendar time beside it (docs/metrics.md, business hours).
+        pair = tile(twin) if twin and twin in metrics else tile(key)
+        if twin and twin in metrics:
+            pair["calendar"] = format_seconds(metrics[key].get("median"))
+            pair["calendar_p90"] = format_seconds(metrics[key].get("p90"))
         pair["beside"] = tile(BY_KEY[key].counterweight)
         speed.append(pair)
+    if "promises_kept_rate" in metrics:
+        # The desk's promise to customers, beside both its counterweights; never per agent.
+        promises = tile("promises_kept_rate")
+        promises["beside"] = tile("customer_fcr")
+        promises["also"] = tile("resolution_rate")
+        speed.append(promises)
     tiles = {"outcome": outcome, "connection": connection, "quality": quality, "speed": speed}
     return [
         {"key": key, "title": title, "subtitle": subtitle, "tiles": tiles[key]}
@@ -542,8 +559,10 @@ def agent_page(request: StaffRequest, pk: int) -> HttpResponse:
         "comment_rate",
         "shout_outs",
         "dropped_rate",
+        "first_response_business_time",
         "first_response_time",
         "handle_time",
+        "time_to_resolution_business_time",
         "time_to_resolution",
     ):
         rows.append(

@@ -200,16 +200,17 @@ def drill_csv(request: StaffRequest) -> HttpResponse | StreamingHttpResponse:
 def _flatten(metrics: dict[str, Any]) -> list[Any]:
     cells: list[Any] = []
     for info in CATALOGUE:
-        m = metrics[info.key]
+        # A figure the grouping never has (promises per agent) leaves its columns empty.
+        m = metrics.get(info.key) or {}
         if info.kind == "duration":
-            cells += [m["median"], m["p90"], m["n"]]
+            cells += [m.get("median"), m.get("p90"), m.get("n")]
         elif info.kind == "distribution":
-            cells += [m["n"]]
+            cells += [m.get("n")]
         elif info.kind in {"rate", "gap"}:
             ci = m.get("ci95") or [None, None]
-            cells += [m["value"], m["n"], ci[0], ci[1]]
+            cells += [m.get("value"), m.get("n"), ci[0], ci[1]]
         else:
-            cells += [m["value"], m["n"]]
+            cells += [m.get("value"), m.get("n")]
     return cells
 
 

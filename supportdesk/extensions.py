@@ -146,3 +146,23 @@ def register_exporter(name: str, fn: Callable[[PrivacyScope], Any]) -> None:
 
 def exporters() -> list[tuple[str, Callable[[PrivacyScope], Any]]]:
     return list(_exporters.items())
+
+
+# --- Hooks: a higher app's work inside a lower app's transaction ----------------------------------
+# ``register_hook(name, fn)``: ``fn(**kwargs)`` runs inside the lower app's transaction, after its
+# own writes, so that what it decides (a due time, an assignee) is there when the change commits.
+# A hook must never make the lower app's change fail: it catches its own errors. In use:
+# ``conversation.inbound`` (``conversation_id``, ``message_id``, ``created``, ``reopened``), run by
+# ingestion for a person's message, and ``conversation.reopened`` (``conversation_id``), run when an
+# agent reopens a conversation; both registered by routing.
+_hooks: dict[str, list[Callable[..., None]]] = defaultdict(list)
+
+
+def register_hook(name: str, fn: Callable[..., None]) -> None:
+    if fn not in _hooks[name]:
+        _hooks[name].append(fn)
+
+
+def run_hooks(name: str, **kwargs: Any) -> None:
+    for fn in _hooks.get(name, []):
+        fn(**kwargs)

@@ -98,7 +98,11 @@ DEFAULTS: dict[str, TemplateDefault] = {
             "Reply to this email to add anything; it joins the same conversation.\n\n"
             "{desk.name}"
         ),
-        variables=_CUSTOMER_VARIABLES,
+        variables={
+            **_CUSTOMER_VARIABLES,
+            "conversation.due": "When we promised to answer, in the team's time zone (the "
+            "promise for the channel and priority, in business hours); empty without a promise",
+        },
     ),
     MailTemplateKey.SURVEY: TemplateDefault(
         subject=_("Did we resolve your request?"),

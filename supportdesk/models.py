@@ -316,6 +316,11 @@ class AuditAction(models.TextChoices):
     CUSTOMER_ERASED = "customer.erased", "Customer erased"
     CUSTOMER_EXPORTED = "customer.exported", "Customer data exported"
     RETENTION_CHANGED = "retention.changed", "Retention settings changed"
+    HOURS_CHANGED = "hours.changed", "Business hours changed"
+    PROMISES_CHANGED = "promises.changed", "Promises to customers changed"
+    ROUTING_CHANGED = "routing.changed", "Team routing changed"
+    RULE_CHANGED = "rule.changed", "Rule created, changed, moved or deleted"
+    AVAILABILITY_CHANGED = "availability.changed", "Availability changed"
 
 
 class AuditEntry(models.Model):

@@ -51,6 +51,7 @@ TASK_QUEUES: dict[str, str] = {
     "metrics.tasks.facts_recompute_nightly_task": FACTS,
     "metrics.tasks.facts_vacuum_task": FACTS,
     "metrics.tasks.recompute_job_run_task": FACTS,
+    "routing.tasks.business_intervals_rebuild_task": FACTS,
     # housekeeping: the relay, reactions to events, periodic chores
     "supportdesk.tasks.outbox_relay_task": HOUSEKEEPING,
     "supportdesk.tasks.outbox_prune_task": HOUSEKEEPING,
@@ -66,6 +67,8 @@ TASK_QUEUES: dict[str, str] = {
     "quality.tasks.qa_sample_draw_task": HOUSEKEEPING,
     "quality.tasks.pulse_week_open_task": HOUSEKEEPING,
     "quality.tasks.checkins_create_due_task": HOUSEKEEPING,
+    "routing.tasks.routing_sweep_task": HOUSEKEEPING,
+    "routing.tasks.rules_no_reply_task": HOUSEKEEPING,
 }
 
 

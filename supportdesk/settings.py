@@ -158,6 +158,7 @@ INSTALLED_APPS = [
     "axes",
     "supportdesk",
     "tickets",
+    "routing",
     "notifications",
     "surveys",
     "quality",
@@ -589,6 +590,21 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=0),
         "options": {"expires": 3000},
     },
+    # routing: agents away hand back their conversations, pools are routed, no-reply rules
+    "routing-sweep": {
+        "task": "routing.tasks.routing_sweep_task",
+        "schedule": timedelta(minutes=2),
+        "options": {"expires": 120},
+    },
+    "rules-no-reply": {
+        "task": "routing.tasks.rules_no_reply_task",
+        "schedule": timedelta(minutes=5),
+        "options": {"expires": 300},
+    },
+    "business-intervals-nightly": {
+        "task": "routing.tasks.business_intervals_rebuild_task",
+        "schedule": crontab(hour=1, minute=45),
+    },
     # surveys
     "send-due-surveys": {
         "task": "surveys.tasks.surveys_send_due_task",
@@ -673,6 +689,7 @@ SPECTACULAR_SETTINGS = {
         # The conversation's status keeps the name it had before the inbound queue's status.
         "StatusEnum": "tickets.models.ConversationStatus",
         "StartKindEnum": ["email", "chat", "social"],
+        "PromisePriorityEnum": "routing.models.PROMISE_PRIORITY_CHOICES",
     },
 }
 

@@ -46,10 +46,17 @@ class QueueFilterForm(forms.Form):
         choices=[("", "Any priority"), *Conversation.Priority.choices],
         label="Priority",
     )
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[("", "Latest activity"), ("due", "Due soonest (promised reply)")],
+        label="Sort",
+    )
 
 
 # What a saved view keeps of the queue's query string.
-SAVED_VIEW_FIELDS = ("view", "q", "channel", "status", "team", "assignee", "tag", "priority")
+SAVED_VIEW_FIELDS = (
+    "view", "q", "channel", "status", "team", "assignee", "tag", "priority", "sort",
+)  # fmt: skip
 
 
 class TriageForm(forms.Form):

@@ -91,6 +91,7 @@ def queue(request: StaffRequest) -> HttpResponse:
             cursor=data["after"],
             tag=data["tag"].strip(),
             priority=data["priority"],
+            sort=data["sort"],
         )
     except ApplicationError as exc:
         return HttpResponseBadRequest(str(exc))
@@ -105,6 +106,8 @@ def queue(request: StaffRequest) -> HttpResponse:
         "filter_query": params.urlencode(),
         "save_query": _without(request.GET, "after"),
         "first_page": not data["after"],
+        "sort": data["sort"],
+        "now": timezone.now(),
         "priorities": Conversation.Priority.choices,
         **selectors.queue_filter_choices(user=request.user),
     }

@@ -43,9 +43,13 @@ def test_dashboard_shows_the_quadrants_with_n_and_intervals(desk, admin_user):
     assert "95% CI 23 to 88%" in html
     # CSAT stands beside the survey response rate; each speed figure beside its counterweight.
     assert 'aria-label="CSAT beside Survey response rate"' in html
-    assert 'aria-label="First response beside CSAT"' in html
+    # Business time first, with the calendar time under it (docs/metrics.md, business time);
+    # the promises kept beside both their counterweights.
+    assert 'aria-label="First response (business time) beside CSAT"' in html
     assert 'aria-label="Handle time beside Customer FCR"' in html
-    assert 'aria-label="Time to resolution beside Resolution rate"' in html
+    assert 'aria-label="Time to resolution (business time) beside Resolution rate"' in html
+    assert 'aria-label="Promises kept beside Customer FCR"' in html
+    assert "calendar time" in html
     assert 'id="dashboard-data"' in html
     assert "<script>" not in html  # no inline script: the CSP forbids it
 

@@ -293,6 +293,10 @@ class Conversation(TimeStampedModel):
     # Set when its personal text was removed (the customer erased, or the retention policy after
     # a close): an anonymous shell that keeps every figure (tickets.services.privacy).
     anonymised_at = models.DateTimeField(null=True, blank=True)
+    # When the customer's unanswered message is due under the reply time promised for its
+    # channel and priority (set by routing when the customer writes; cleared by a public reply
+    # or a solve). Empty: nothing promised, or answered.
+    due_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-last_activity_at", "-id"]
@@ -326,6 +330,12 @@ class Conversation(TimeStampedModel):
             # The queue's "Recently solved" count: a week of solves, per team and desk-wide.
             models.Index(fields=["team", "solved_at"], name="tickets_conv_team_solved"),
             models.Index(fields=["solved_at"], name="tickets_conv_solved_any"),
+            # The queue sorted by due time, and its "due soon" count.
+            models.Index(
+                fields=["due_at", "id"],
+                condition=Q(status__in=["new", "open", "pending"], due_at__isnull=False),
+                name="tickets_conv_due",
+            ),
         ]
         constraints = [
             choices_check("status", ConversationStatus, name="tickets_conversation_status_valid"),
@@ -688,6 +698,8 @@ class EventKind(models.TextChoices):
     SPAM_MARKED = "conversation.spam_marked", "Marked as spam"
     SPAM_UNMARKED = "conversation.spam_unmarked", "Not spam after all"
     CUSTOMER_ERASED = "customer.erased", "Customer erased"
+    RULE_APPLIED = "rule.applied", "Rule applied"
+    RULE_FAILED = "rule.failed", "Rule failed"
 
 
 class Event(models.Model):

@@ -277,6 +277,8 @@ class QueuePage:
     next_cursor: str | None
     # Search of message text: conversation id -> escaped fragment with <mark>ed words.
     highlights: dict[int, SafeString] | None = None
+    # Active conversations of the view's filters due within ``DUE_SOON`` (or overdue).
+    due_soon: int = 0
 
 
 # The one-line preview of the customer's last message in the queue.
@@ -340,7 +342,13 @@ def queue_search_q(query: str) -> Q:
     return matches
 
 
-def queue_cursor(conversation: Conversation) -> str:
+# What the queue calls "due soon": the promised reply is due within the hour, or overdue.
+DUE_SOON = timedelta(hours=1)
+
+
+def queue_cursor(conversation: Conversation, *, sort: str = "") -> str:
+    if sort == "due" and conversation.due_at is not None:
+        return f"{conversation.due_at.isoformat()}_{conversation.pk}"
     return f"{conversation.last_activity_at.isoformat()}_{conversation.pk}"
 
 
@@ -367,8 +375,13 @@ def queue_page_for_user(
     cursor: str = "",
     tag: str = "",
     priority: str = "",
+    sort: str = "",
 ) -> QueuePage:
     """One page of a queue view, newest activity first (keyset), and the count of every view.
+
+    ``sort="due"``: only the conversations with a promised due time, soonest first (keyset on
+    ``(due_at, id)``, the ``tickets_conv_due`` index). ``due_soon`` is counted in the same
+    aggregate as the open views.
 
     Four queries whatever the page holds (five with a search): the page (with its joins and,
     per row, the customer's last message: when, and its first characters), its tags, one
@@ -407,10 +420,16 @@ def queue_page_for_user(
             v.key: Count("pk", filter=_view_q(v.key, user))
             for v in QUEUE_VIEWS
             if v.key != "solved"
-        }
+        },
+        due_soon=Count(
+            "pk",
+            filter=_view_q(view if view != "spam" else "open", user)
+            & Q(due_at__lte=timezone.now() + DUE_SOON),
+        ),
     )
     solved = base.filter(_view_q("solved", user)).count()
     counts = {v.key: solved if v.key == "solved" else active[v.key] for v in QUEUE_VIEWS}
+    due_soon = active["due_soon"] or 0
     last_in = Message.objects.filter(
         conversation_id=OuterRef("pk"), direction=Message.Direction.INBOUND, automated=""
     ).order_by("-sent_at", "-id")
@@ -434,11 +453,18 @@ def queue_page_for_user(
         )
         .order_by("-last_activity_at", "-id")
     )
-    if cursor:
+    if sort == "due":
+        page = page.filter(due_at__isnull=False).order_by("due_at", "id")
+        if cursor:
+            at, pk = _parse_cursor(cursor)
+            page = page.filter(Q(due_at__gt=at) | Q(due_at=at, pk__gt=pk))
+    elif cursor:
         at, pk = _parse_cursor(cursor)
         page = page.filter(Q(last_activity_at__lt=at) | Q(last_activity_at=at, pk__lt=pk))
     rows = list(page[: QUEUE_PAGE_SIZE + 1])
-    next_cursor = queue_cursor(rows[QUEUE_PAGE_SIZE - 1]) if len(rows) > QUEUE_PAGE_SIZE else None
+    next_cursor = (
+        queue_cursor(rows[QUEUE_PAGE_SIZE - 1], sort=sort) if len(rows) > QUEUE_PAGE_SIZE else None
+    )
     rows = rows[:QUEUE_PAGE_SIZE]
     for row in rows:
         _waiting_mark(row)
@@ -448,7 +474,11 @@ def queue_page_for_user(
         else None
     )
     return QueuePage(
-        conversations=rows, counts=counts, next_cursor=next_cursor, highlights=highlights
+        conversations=rows,
+        counts=counts,
+        next_cursor=next_cursor,
+        highlights=highlights,
+        due_soon=due_soon,
     )
 
 

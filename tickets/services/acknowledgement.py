@@ -14,7 +14,7 @@ import logging
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 
-from supportdesk import mailtemplates
+from supportdesk import extensions, mailtemplates
 from supportdesk.models import MailTemplate, SentMail
 from supportdesk.services import automatic_mail_claim, automatic_mail_release, outbox_enqueue
 from tickets import tokens
@@ -43,6 +43,10 @@ def acknowledgement_variables(*, message: Message) -> dict[str, str]:
         "conversation.subject": conversation.subject,
         "channel.name": message.channel.name if message.channel else "",
         "desk.name": sender_desk_name(message.channel),
+        # Routing's promise ("Monday 9 November 2026, 11:00 (Europe/Berlin)"), if any.
+        "conversation.due": extensions.annotate("conversation.promise", [conversation.pk]).get(
+            conversation.pk, ""
+        ),
     }
 
 

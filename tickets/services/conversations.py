@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from supportdesk import extensions
 from supportdesk.errors import ApplicationError, Conflict
 from supportdesk.models import Team, User
 from supportdesk.services import outbox_enqueue
@@ -233,7 +234,9 @@ def conversation_reply(
     if conversation.assignee_id is None:
         conversation.assignee = author
     conversation.last_activity_at = max(conversation.last_activity_at, at)
-    conversation_save(conversation, "channels", "status", "assignee", "last_activity_at")
+    # Answered: the promise to the customer is kept or broken, and no longer due.
+    conversation.due_at = None
+    conversation_save(conversation, "channels", "status", "assignee", "last_activity_at", "due_at")
     event_record(
         kind=Event.Kind.REPLIED,
         conversation=conversation,
@@ -352,8 +355,9 @@ def conversation_solve(
         data={"contacts_counted": conversation.contacts_counted, "channel": channel_kind},
     )
     conversation.last_activity_at = max(conversation.last_activity_at, at)
+    conversation.due_at = None
     conversation_save(
-        conversation, "status", "solved_at", "closed_at", "assignee", "last_activity_at"
+        conversation, "status", "solved_at", "closed_at", "assignee", "last_activity_at", "due_at"
     )
     return event
 
@@ -384,6 +388,8 @@ def conversation_reopen(
     )
     conversation.last_activity_at = max(conversation.last_activity_at, at)
     conversation_save(conversation, "status", "closed_at", "last_activity_at")
+    # Routing reacts in this transaction: the rules for reopened conversations, assignment.
+    extensions.run_hooks("conversation.reopened", conversation_id=conversation.pk)
     return event
 
 

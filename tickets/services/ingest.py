@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from supportdesk import extensions
 from supportdesk.errors import ApplicationError, Conflict, PayloadTooLarge
 from supportdesk.models import User
 from supportdesk.services import sent_mail_exists
@@ -174,6 +175,7 @@ def _ingest_once(data: Inbound) -> InboundResult:
     if data.copied and not data.automated:
         _keep_copied_people(data, conversation)
     new_contact = False
+    status_before = conversation.status
     if not data.automated:
         new_contact = _count_contact_and_reopen(data, conversation, message)
     elif data.automated == "bounce":
@@ -181,15 +183,16 @@ def _ingest_once(data: Inbound) -> InboundResult:
     _record_activity(conversation, message, new_contact=new_contact, automated=data.automated)
     if data.language and not data.automated and not by_participant:
         customer_language_detected(customer_id=conversation.customer_id, language=data.language)
+    # A new conversation: its first message is this one.
+    first_message = (
+        not Message.objects.filter(conversation_id=conversation.pk).exclude(pk=message.pk).exists()
+    )
     if (
         data.channel.acknowledge
         and not data.automated
         and identity is not None
         and not by_participant
-        # A new conversation only: its first message is this one.
-        and not Message.objects.filter(conversation_id=conversation.pk)
-        .exclude(pk=message.pk)
-        .exists()
+        and first_message
     ):
         acknowledgement_enqueue(message=message)
     if identity is not None and identity.blocked_at is not None and conversation.spam_at is None:
@@ -200,6 +203,16 @@ def _ingest_once(data: Inbound) -> InboundResult:
         from tickets.services.triage import conversation_mark_spam
 
         conversation_mark_spam(conversation=conversation, actor=None, reason="blocked_sender")
+    elif not data.automated and not by_participant and conversation.spam_at is None:
+        # Routing (rules, assignment, the promised due time) decides in this transaction, so
+        # the conversation is never seen unrouted; its hooks never make ingestion fail.
+        extensions.run_hooks(
+            "conversation.inbound",
+            conversation_id=conversation.pk,
+            message_id=message.pk,
+            created=first_message,
+            reopened=status_before in (Status.SOLVED, Status.CLOSED),
+        )
     return InboundResult(
         customer_id=conversation.customer_id,
         conversation_id=conversation.pk,

@@ -173,7 +173,7 @@ def _affected_dates(conversation: Conversation) -> list[str]:
 def conversation_triage(
     *,
     conversation: Conversation,
-    actor: User,
+    actor: User | None,
     tags: list[Tag] | None = None,
     priority: str | None = None,
     expected_version: int | None = None,
@@ -184,7 +184,7 @@ def conversation_triage(
     changes when the values are the same (no event, no version bump). Records
     ``conversation.tags_changed`` (with the solve days to recompute: outcomes by topic) and/or
     ``conversation.priority_changed``, each with an audit entry. ``StaleVersion`` (409) when
-    ``expected_version`` is not the current one.
+    ``expected_version`` is not the current one. ``actor`` None: a rule of the desk (routing).
     """
     conversation = conversation_lock(conversation, expected_version=expected_version)
     changed: list[str] = []
