@@ -17,6 +17,10 @@ class SupportdeskConfig(AppConfig):
         extensions.register_nav(
             "Email templates", "mail-templates", roles={"admin"}, order=96, more=True
         )
+        extensions.register_nav(
+            "Staff and teams", "staff-list", roles={"admin"}, order=97, more=True
+        )
+        extensions.register_nav("Sign-in and security", "mfa_index", order=98, more=True)
 
         # Directories the embedded defaults write to (SQLite, filesystem broker, mail files).
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)

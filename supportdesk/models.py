@@ -312,6 +312,11 @@ class AuditAction(models.TextChoices):
     SENDER_BLOCKED = "identity.blocked", "Sender blocked"
     SENDER_UNBLOCKED = "identity.unblocked", "Sender unblocked"
     TAG_CHANGED = "tag.changed", "Tag created, renamed or archived"
+    STAFF_INVITED = "staff.invited", "Staff member invited"
+    STAFF_DEACTIVATED = "staff.deactivated", "Staff account deactivated"
+    STAFF_REACTIVATED = "staff.reactivated", "Staff account reactivated"
+    TEAM_CREATED = "team.created", "Team created"
+    TEAM_RENAMED = "team.renamed", "Team renamed"
 
 
 class AuditEntry(models.Model):

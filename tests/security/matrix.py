@@ -187,6 +187,39 @@ OPS: list[Op] = [
         denied=403,
         note="a password mailbox: back to its page",
     ),
+    # --- Staff and teams (accounts; admins only) ------------------------------------------------
+    _page("settings/staff/", "GET", "admin", denied=403),
+    _page(
+        "settings/staff/invite/",
+        "POST",
+        "admin",
+        ok=302,
+        denied=403,
+        data={"email": "new.person@desk.example", "role": "agent"},
+    ),
+    _page("settings/staff/<int:pk>/", "GET", "admin", "agent", denied=403),
+    _page(
+        "settings/staff/<int:pk>/",
+        "POST",
+        "admin",
+        "agent",
+        ok=302,
+        denied=403,
+        data={"role": "manager"},
+    ),
+    _page("settings/staff/<int:pk>/deactivate/", "POST", "admin", "agent", ok=302, denied=403),
+    _page("settings/staff/<int:pk>/reactivate/", "POST", "admin", "agent", ok=302, denied=403),
+    _page("settings/staff/<int:pk>/token/", "POST", "admin", "agent", denied=403),
+    _page("settings/teams/", "POST", "admin", ok=302, denied=403, data={"name": "New team"}),
+    _page(
+        "settings/teams/<int:pk>/",
+        "POST",
+        "admin",
+        "team",
+        ok=302,
+        denied=403,
+        data={"name": "Renamed team"},
+    ),
     _page("conversations/take-next/", "POST", "staff", ok=302),
     _page(W, "GET", "team", "conversation", writes=PRESENCE),
     _page(W + "reply/", "POST", "team", "conversation", ok=400),
@@ -297,6 +330,9 @@ OPS: list[Op] = [
 ADMIN_PREFIX = "admin/"
 # django-anymail's provider webhooks: authenticated by the provider's secret (basic auth).
 ANYMAIL_PREFIX = "anymail/"
+# django-allauth's own pages (sign-in stages, password reset, second factor, single sign-on):
+# tests/security/test_authz_matrix.py::test_account_pages_need_a_signed_in_member_of_staff.
+ACCOUNTS_PREFIX = "accounts/"
 
 
 def op_key(op: Op) -> tuple[str, str]:
