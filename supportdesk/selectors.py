@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 
-from supportdesk.models import AuditEntry, MailTemplate, Notification, User
+from supportdesk.models import AuditEntry, MailTemplate, Notification, User, WebhookAllowedHost
 
 
 def notification_unread_count(*, user: User) -> int:
@@ -57,3 +57,8 @@ def staff_list_for_admin() -> QuerySet[User]:
         )
         .order_by("-is_active", "email")
     )
+
+
+def webhook_allowed_host_list() -> list[WebhookAllowedHost]:
+    """The hosts admins allowed for webhook URLs, with who allowed them (1 query)."""
+    return list(WebhookAllowedHost.objects.select_related("created_by").order_by("host"))

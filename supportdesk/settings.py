@@ -316,6 +316,11 @@ def oidc_origins(apps: list[dict[str, Any]]) -> list[str]:
 OIDC_APPS = _oidc_apps(env("OIDC_PROVIDERS", ""))
 SOCIALACCOUNT_PROVIDERS = {"openid_connect": {"OAUTH_PKCE_ENABLED": True, "APPS": OIDC_APPS}}
 
+# Webhook URLs (chat and social channels) may not point at loopback, private, link-local or
+# other internal addresses (supportdesk/urlguard.py) unless their host is allowed: by an admin
+# on the Settings > Webhook hosts page, or here (comma-separated host names or addresses).
+WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", [])
+
 LANGUAGE_CODE = "en-us"
 # Customer-facing pages and email (survey, chat, unsubscribe, expired link, acknowledgement,
 # survey email and reminder) come in these; staff pages are English (docs/api.md "Languages").

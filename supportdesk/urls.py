@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from supportdesk import security, staff_views, views, webhooks
+from supportdesk import security, settings_views, staff_views, views, webhooks
 
 urlpatterns = [
     path("", include("tickets.home_urls")),
@@ -24,6 +24,13 @@ urlpatterns = [
     path("settings/signature/", views.signature_edit, name="signature"),
     path("settings/signature/preview/", views.signature_preview, name="signature-preview"),
     path("mailboxes/", include("tickets.mailbox_urls")),
+    path("settings/", settings_views.settings_index, name="settings-index"),
+    path("settings/webhook-hosts/", settings_views.webhook_hosts, name="webhook-hosts"),
+    path(
+        "settings/webhook-hosts/<int:pk>/remove/",
+        settings_views.webhook_host_remove,
+        name="webhook-host-remove",
+    ),
     path("settings/staff/", staff_views.staff_list, name="staff-list"),
     path("settings/staff/invite/", staff_views.staff_invite_view, name="staff-invite"),
     path("settings/staff/<int:pk>/", staff_views.staff_edit, name="staff-edit"),

@@ -19,3 +19,20 @@ class TicketsConfig(AppConfig):
             "New conversation", "workspace:conversation-new", order=11, more=True
         )
         extensions.register_nav("Tags", "workspace:tags", order=90, more=True)
+        for label, url_name, description, order in (
+            ("Mailboxes", "mailboxes", "Connect mailboxes, test and poll them.", 20),
+            (
+                "Sending settings",
+                "workspace:sending",
+                "Each mailbox's From name, signature and acknowledgement.",
+                25,
+            ),
+            (
+                "Saved replies and macros",
+                "workspace:saved-replies",
+                "Replies agents insert, and what they set in one click.",
+                40,
+            ),
+            ("Tags", "workspace:tags", "Create, rename and archive tags.", 45),
+        ):
+            extensions.register_settings_page(label, url_name, description, order=order)

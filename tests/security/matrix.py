@@ -187,6 +187,20 @@ OPS: list[Op] = [
         denied=403,
         note="a password mailbox: back to its page",
     ),
+    # --- Settings (admins) ----------------------------------------------------------------------
+    _page("settings/", "GET", "admin", denied=403),
+    _page("settings/surveys/", "GET", "admin", denied=403),
+    _page("settings/surveys/", "POST", "admin", ok=400, denied=403, note="empty form: refused"),
+    _page("settings/webhook-hosts/", "GET", "admin", denied=403),
+    _page("settings/webhook-hosts/", "POST", "admin", ok=400, denied=403),
+    _page(
+        "settings/webhook-hosts/<int:pk>/remove/",
+        "POST",
+        "admin",
+        "webhook_host",
+        ok=302,
+        denied=403,
+    ),
     # --- Staff and teams (accounts; admins only) ------------------------------------------------
     _page("settings/staff/", "GET", "admin", denied=403),
     _page(
@@ -279,6 +293,19 @@ OPS: list[Op] = [
     _page("tags/", "GET", "staff"),
     _page("tags/", "POST", "manager", ok=302, denied=403, note="no name: back to the list"),
     _page("tags/<int:pk>/", "POST", "manager", "tag", ok=400, denied=403),
+    # --- Saved replies and macros (managers and admins) -----------------------------------------
+    _page("saved-replies/", "GET", "manager", denied=403),
+    _page("saved-replies/", "POST", "manager", ok=400, denied=403, note="empty form: refused"),
+    _page("saved-replies/<int:pk>/", "GET", "manager", "saved_reply", denied=403),
+    _page("saved-replies/<int:pk>/", "POST", "manager", "saved_reply", ok=400, denied=403),
+    _page(
+        "saved-replies/<int:pk>/delete/",
+        "POST",
+        "manager",
+        "saved_reply",
+        ok=302,
+        denied=403,
+    ),
     # --- Survey pages for staff --------------------------------------------------------------------
     _page("surveys/responses/", "GET", "staff"),
     _page("surveys/me/", "GET", "staff"),
