@@ -150,7 +150,7 @@ def login(base_url: str, email: str, password: str) -> requests.Session:
         raise RequestFailed("no CSRF token on /login/")
     response = session.post(
         base_url + "/login/",
-        data={"username": email, "password": password, "csrfmiddlewaretoken": token.group(1)},
+        data={"login": email, "password": password, "csrfmiddlewaretoken": token.group(1)},
         headers={"Referer": base_url + "/login/"},
         timeout=30,
         allow_redirects=False,

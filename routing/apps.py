@@ -26,4 +26,16 @@ class RoutingConfig(AppConfig):
         extensions.register_nav(
             "Rules", "routing:rules", roles={"manager", "admin"}, order=47, more=True
         )
+        extensions.register_settings_page(
+            "Hours and promises",
+            "routing:hours",
+            "Opening hours, holidays and the reply times promised to customers; team routing.",
+            order=30,
+        )
+        extensions.register_settings_page(
+            "Rules",
+            "routing:rules",
+            "Ordered rules that set team, tags, priority or assignee, with a dry run.",
+            order=35,
+        )
         post_save.connect(services.team_created, sender=Team, dispatch_uid="routing.team_created")

@@ -22,6 +22,10 @@ Navigation
     ``register_nav(label, url_name, *, roles=None, order=100, more=False)``: a link in the top
     bar; ``more=True`` puts it in the bar's "More" menu (pages used weekly, not hourly).
 
+Settings
+    ``register_settings_page(label, url_name, description, *, order=100)``: a page on the admins'
+    Settings index (``/settings/``), with one line saying what is set there.
+
 Seeding
     ``register_seeder(name, seed)``: ``seed(*, rng, stdout)`` runs at the end of ``seed_demo`` in
     registration order, after the conversations exist (survey answers, QA reviews, ideas...); what
@@ -82,6 +86,27 @@ def nav_links_for(user: Any) -> list[NavLink]:
     role = getattr(user, "role", None)
     links = [link for link in _nav.values() if link.roles is None or role in link.roles]
     return sorted(links, key=lambda link: (link.order, link.label))
+
+
+@dataclass(frozen=True)
+class SettingsPage:
+    label: str
+    url_name: str
+    description: str
+    order: int
+
+
+_settings_pages: dict[str, SettingsPage] = {}
+
+
+def register_settings_page(
+    label: str, url_name: str, description: str, *, order: int = 100
+) -> None:
+    _settings_pages[url_name] = SettingsPage(label, url_name, description, order)
+
+
+def settings_pages() -> list[SettingsPage]:
+    return sorted(_settings_pages.values(), key=lambda page: (page.order, page.label))
 
 
 def register_seeder(name: str, seed: Callable[..., object]) -> None:

@@ -321,6 +321,35 @@ class AuditAction(models.TextChoices):
     ROUTING_CHANGED = "routing.changed", "Team routing changed"
     RULE_CHANGED = "rule.changed", "Rule created, changed, moved or deleted"
     AVAILABILITY_CHANGED = "availability.changed", "Availability changed"
+    STAFF_INVITED = "staff.invited", "Staff member invited"
+    STAFF_DEACTIVATED = "staff.deactivated", "Staff account deactivated"
+    STAFF_REACTIVATED = "staff.reactivated", "Staff account reactivated"
+    TEAM_CREATED = "team.created", "Team created"
+    TEAM_RENAMED = "team.renamed", "Team renamed"
+    WEBHOOK_HOST_ALLOWED = "webhook_host.allowed", "Webhook host allowed"
+    WEBHOOK_HOST_REMOVED = "webhook_host.removed", "Webhook host no longer allowed"
+    SAVED_REPLY_CREATED = "saved_reply.created", "Saved reply created"
+    SAVED_REPLY_CHANGED = "saved_reply.changed", "Saved reply changed"
+    SAVED_REPLY_DELETED = "saved_reply.deleted", "Saved reply deleted"
+
+
+class WebhookAllowedHost(models.Model):
+    """A host an admin allows webhook URLs to point at although it resolves to a loopback,
+    private or otherwise internal address (``supportdesk.urlguard``). Hosts in the
+    ``WEBHOOK_ALLOWED_HOSTS`` environment setting are allowed as well."""
+
+    host = models.CharField(max_length=253, unique=True)
+    note = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        "supportdesk.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["host"]
+
+    def __str__(self) -> str:
+        return self.host
 
 
 class AuditEntry(models.Model):

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from allauth.account import views as allauth_views
 from django.conf import settings
-from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -47,7 +47,8 @@ def axes_username(request: HttpRequest, credentials: dict[str, Any] | None) -> s
     if credentials:
         raw = credentials.get("username") or credentials.get("email") or ""
     if not raw and request is not None and request.method == "POST":
-        raw = request.POST.get("username", "")
+        # "login" is allauth's sign-in field, "username" the Django admin's.
+        raw = request.POST.get("login", "") or request.POST.get("username", "")
     return str(raw).strip().lower()
 
 
@@ -94,14 +95,15 @@ def too_many_requests(request: HttpRequest, *, retry_after: int) -> HttpResponse
     return response
 
 
-class LoginView(auth_views.LoginView):
-    redirect_authenticated_user = True
+class LoginView(allauth_views.LoginView):
+    """allauth's sign-in (password, then the second factor) behind the project's rate limits."""
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         rate = _login_limited(request)
         if rate is not None:
             return too_many_requests(request, retry_after=_period_seconds(rate))
-        return super().post(request, *args, **kwargs)
+        response: HttpResponse = super().post(request, *args, **kwargs)
+        return response
 
 
 login = LoginView.as_view()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 
-from supportdesk.models import AuditEntry, MailTemplate, Notification, User
+from supportdesk.models import AuditEntry, MailTemplate, Notification, User, WebhookAllowedHost
 
 
 def notification_unread_count(*, user: User) -> int:
@@ -39,3 +39,26 @@ def mail_template_list_all() -> list[MailTemplate]:
 
 def mail_template_get(*, key: str, language: str) -> MailTemplate | None:
     return MailTemplate.objects.filter(key=key, language=language).first()
+
+
+def staff_list_for_admin() -> QuerySet[User]:
+    """Every staff account with its teams, whether it has enrolled TOTP (``has_totp``) and whether
+    it is still an unanswered invitation (``invited``: no usable password, never signed in).
+    Three queries whatever the number of accounts."""
+    from allauth.mfa.models import Authenticator
+
+    totp = Authenticator.objects.filter(user=OuterRef("pk"), type=Authenticator.Type.TOTP)
+    return (
+        User.objects.prefetch_related("teams")
+        .select_related("api_token")
+        .annotate(
+            has_totp=Exists(totp),
+            invited=Q(password__startswith="!", last_login__isnull=True),
+        )
+        .order_by("-is_active", "email")
+    )
+
+
+def webhook_allowed_host_list() -> list[WebhookAllowedHost]:
+    """The hosts admins allowed for webhook URLs, with who allowed them (1 query)."""
+    return list(WebhookAllowedHost.objects.select_related("created_by").order_by("host"))

@@ -15,6 +15,7 @@ from celery import current_app
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from supportdesk import mailtemplates, request_context
@@ -39,6 +40,217 @@ logger = logging.getLogger(__name__)
 def team_get_or_create(*, name: str) -> Team:
     team, _ = Team.objects.get_or_create(name=name.strip())
     return team
+
+
+# --- Staff administration (accounts) -------------------------------------------------------------
+
+
+def _team_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise ApplicationError("A team needs a name.")
+    if len(name) > 100:
+        raise ApplicationError("A team name has at most 100 characters.")
+    return name
+
+
+@transaction.atomic
+def team_create(*, name: str, actor: User) -> Team:
+    name = _team_name(name)
+    if Team.objects.filter(name__iexact=name).exists():
+        raise ApplicationError(f"A team called {name} exists already.")
+    team = Team.objects.create(name=name)
+    audit_record(
+        action=AuditEntry.Action.TEAM_CREATED,
+        target=team,
+        actor=actor,
+        team=team,
+        summary=f"Team {name} created",
+    )
+    return team
+
+
+@transaction.atomic
+def team_rename(*, team: Team, name: str, actor: User) -> Team:
+    name = _team_name(name)
+    if Team.objects.filter(name__iexact=name).exclude(pk=team.pk).exists():
+        raise ApplicationError(f"A team called {name} exists already.")
+    old = team.name
+    if old == name:
+        return team
+    team.name = name
+    team.save(update_fields=["name", "updated_at"])
+    audit_record(
+        action=AuditEntry.Action.TEAM_RENAMED,
+        target=team,
+        actor=actor,
+        team=team,
+        summary=f"Team {old} renamed {name}",
+        details={"from": old, "to": name},
+    )
+    return team
+
+
+def staff_invitation_link(*, user: User) -> str:
+    """The one-time link that lets an invited member of staff set a password.
+
+    It is allauth's password-reset link: signed with SECRET_KEY over the account's password hash
+    and last login (so it stops working once used), expiring after PASSWORD_RESET_TIMEOUT.
+    """
+    from allauth.account.forms import default_token_generator
+    from allauth.account.utils import user_pk_to_url_str
+
+    path = reverse(
+        "account_reset_password_from_key",
+        kwargs={
+            "uidb36": user_pk_to_url_str(user),
+            "key": default_token_generator.make_token(user),
+        },
+    )
+    return f"{settings.SITE_URL}{path}"
+
+
+def _send_invitation(*, user: User, actor: User) -> None:
+    link = staff_invitation_link(user=user)
+    hours = settings.PASSWORD_RESET_TIMEOUT // 3600
+    desk = mailtemplates.desk_name()
+    body = (
+        f"Hello,\n\n{actor} invited you to {desk} as {user.get_role_display().lower()}.\n\n"
+        f"Set your password here (the link works once, for {hours} hours):\n{link}\n\n"
+        f"Your sign-in is {user.email}.\n"
+    )
+    message = EmailMessage(
+        subject=f"You are invited to {desk}",
+        body=body,
+        to=[user.email],
+        headers={"Auto-Submitted": "auto-generated"},
+    )
+    transaction.on_commit(message.send)
+
+
+def _teams_by_id(team_ids: Iterable[int]) -> list[Team]:
+    ids = sorted(set(team_ids))
+    teams = list(Team.objects.filter(pk__in=ids))
+    if len(teams) != len(ids):
+        raise ApplicationError("One of the teams does not exist.")
+    return teams
+
+
+@transaction.atomic
+def staff_invite(
+    *, email: str, role: str, team_ids: Iterable[int], actor: User, full_name: str = ""
+) -> User:
+    """Create the account of an invited member of staff and email them a link to set a password.
+
+    The account has no usable password until they follow the link (or sign in through single
+    sign-on with the same verified address). Inviting a pending address again sends a new link.
+    """
+    from allauth.account.models import EmailAddress
+    from django.core.validators import validate_email
+
+    email = email.strip().lower()
+    try:
+        validate_email(email)
+    except Exception as exc:
+        raise ApplicationError("Enter a valid email address.") from exc
+    if role not in User.Role.values:
+        raise ApplicationError(f"Role must be one of {', '.join(User.Role.values)}.")
+    teams = _teams_by_id(team_ids)
+    existing = User.objects.select_for_update().filter(email__iexact=email).first()
+    if existing is not None:
+        if existing.has_usable_password() or existing.last_login is not None:
+            raise ApplicationError(f"{email} has an account already.")
+        user = existing
+        before = staff_snapshot(user)
+    else:
+        user = User.objects.create_user(email, None, full_name=full_name.strip()[:150])
+        before = None
+    user.role = role
+    user.is_staff = user.is_superuser = role == User.Role.ADMIN
+    if full_name.strip():
+        user.full_name = full_name.strip()[:150]
+    user.save()
+    user.teams.set(teams)
+    EmailAddress.objects.update_or_create(
+        user=user, email=email, defaults={"verified": True, "primary": True}
+    )
+    api_token_get_or_create(user=user)
+    if before is not None:
+        staff_audit_changes(user=user, before=before, actor=actor)
+    audit_record(
+        action=AuditEntry.Action.STAFF_INVITED,
+        target=user,
+        actor=actor,
+        summary=f"{email} invited as {role}" + (" (again)" if before is not None else ""),
+        details=staff_snapshot(user),
+    )
+    _send_invitation(user=user, actor=actor)
+    return user
+
+
+@transaction.atomic
+def staff_update(*, user: User, role: str, team_ids: Iterable[int], actor: User) -> User:
+    """Change a member of staff's role and teams (teams are replaced, not added)."""
+    if role not in User.Role.values:
+        raise ApplicationError(f"Role must be one of {', '.join(User.Role.values)}.")
+    teams = _teams_by_id(team_ids)
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if user.pk == actor.pk and role != User.Role.ADMIN:
+        raise ApplicationError("You cannot take away your own admin role.")
+    before = staff_snapshot(user)
+    user.role = role
+    user.is_staff = user.is_superuser = role == User.Role.ADMIN
+    user.save(update_fields=["role", "is_staff", "is_superuser"])
+    user.teams.set(teams)
+    staff_audit_changes(user=user, before=before, actor=actor)
+    return user
+
+
+def staff_sessions_end(*, user: User) -> int:
+    """Delete every session of the account (allauth.usersessions knows which are whose)."""
+    from allauth.usersessions.models import UserSession
+
+    sessions = list(UserSession.objects.filter(user=user))
+    for session in sessions:
+        session.end()
+    return len(sessions)
+
+
+@transaction.atomic
+def staff_deactivate(*, user: User, actor: User) -> User:
+    """Stop the account at once: no sign-in, its API token answers 401, its sessions end."""
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if user.pk == actor.pk:
+        raise ApplicationError("You cannot deactivate your own account.")
+    if not user.is_active:
+        return user
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    ended = staff_sessions_end(user=user)
+    audit_record(
+        action=AuditEntry.Action.STAFF_DEACTIVATED,
+        target=user,
+        actor=actor,
+        summary=f"{user.email} deactivated ({ended} session(s) ended)",
+        details={"sessions_ended": ended},
+    )
+    return user
+
+
+@transaction.atomic
+def staff_reactivate(*, user: User, actor: User) -> User:
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if user.is_active:
+        return user
+    user.is_active = True
+    user.save(update_fields=["is_active"])
+    audit_record(
+        action=AuditEntry.Action.STAFF_REACTIVATED,
+        target=user,
+        actor=actor,
+        summary=f"{user.email} reactivated",
+    )
+    return user
 
 
 @transaction.atomic

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
+import json
 import os
 from collections.abc import Mapping
 from datetime import timedelta
@@ -156,6 +157,13 @@ INSTALLED_APPS = [
     "template_partials",
     "csp",
     "axes",
+    # Staff accounts (accounts): sign-in, invitations, password reset, TOTP, OpenID Connect.
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.usersessions",  # which sessions are whose: deactivation ends them
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "supportdesk",
     "tickets",
     "routing",
@@ -186,6 +194,8 @@ MIDDLEWARE = [
     # Mail integrity (hostile branch): provider webhooks refuse everything without a secret.
     "supportdesk.middleware.anymail_webhook_gate",
     "axes.middleware.AxesMiddleware",  # limits: turns a login lockout into the lockout page
+    "allauth.account.middleware.AccountMiddleware",
+    "supportdesk.accounts.RequireSecondFactorMiddleware",  # accounts: MFA_REQUIRED
 ]
 
 ROOT_URLCONF = "supportdesk.urls"
@@ -256,6 +266,8 @@ AUTHENTICATION_BACKENDS = [
     # limits: django-axes refuses logins of a locked-out username and address first.
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    # accounts: the OpenID Connect sign-in (allauth) logs the matched staff member in.
+    "allauth.account.auth_backends.AuthenticationBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -264,6 +276,84 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Staff accounts (django-allauth; supportdesk/accounts.py) ------------------------------------
+# Sign-in by email; no open sign-up (staff are invited by an admin, or created by create_staff);
+# invitations and password resets are one-time links signed with SECRET_KEY that expire after
+# ACCOUNT_LINK_HOURS (Django's PASSWORD_RESET_TIMEOUT).
+ACCOUNT_ADAPTER = "supportdesk.accounts.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "supportdesk.accounts.SocialAccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Supportdesk] "
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if SITE_URL.startswith("https://") else "http"
+# Login limits stay the project's: django-ratelimit (supportdesk.security) and django-axes.
+ACCOUNT_RATE_LIMITS = False
+PASSWORD_RESET_TIMEOUT = 3600 * env_int("ACCOUNT_LINK_HOURS", 72, minimum=1)
+# "none", "admins" or "everyone": who must enrol a second factor before any other page.
+MFA_REQUIRED = env("MFA_REQUIRED", "none")
+if MFA_REQUIRED not in {"none", "admins", "everyone"}:
+    raise ImproperlyConfigured("MFA_REQUIRED must be none, admins or everyone")
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env("MFA_TOTP_ISSUER", "Supportdesk")
+MFA_RECOVERY_CODE_COUNT = 10
+USERSESSIONS_TRACK_ACTIVITY = False
+# Single sign-on: OIDC_PROVIDERS is a JSON list of {"id", "name", "server_url", "client_id",
+# "secret"} (Google: server_url https://accounts.google.com; Microsoft:
+# https://login.microsoftonline.com/<tenant>/v2.0). Staff are matched by verified email and never
+# created by a sign-in.
+SOCIALACCOUNT_ONLY = False
+SOCIALACCOUNT_AUTO_SIGNUP = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_STORE_TOKENS = False
+
+
+def _oidc_apps(raw: str) -> list[dict[str, Any]]:
+    if not raw.strip():
+        return []
+    try:
+        entries = json.loads(raw)
+        return [
+            {
+                "provider_id": str(entry["id"]),
+                "name": str(entry.get("name") or entry["id"]),
+                "client_id": str(entry["client_id"]),
+                "secret": str(entry.get("secret", "")),
+                "settings": {"server_url": str(entry["server_url"])},
+            }
+            for entry in entries
+        ]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ImproperlyConfigured(
+            f"OIDC_PROVIDERS is not a JSON list of providers: {exc}"
+        ) from exc
+
+
+def oidc_origins(apps: list[dict[str, Any]]) -> list[str]:
+    """The scheme://host[:port] of each provider's server_url (its authorisation endpoint)."""
+    origins = []
+    for app in apps:
+        parts = urlsplit(str(app["settings"]["server_url"]))
+        origins.append(f"{parts.scheme}://{parts.netloc}")
+    return sorted(set(origins))
+
+
+OIDC_APPS = _oidc_apps(env("OIDC_PROVIDERS", ""))
+SOCIALACCOUNT_PROVIDERS = {"openid_connect": {"OAUTH_PKCE_ENABLED": True, "APPS": OIDC_APPS}}
+
+# Webhook URLs (chat and social channels) may not point at loopback, private, link-local or
+# other internal addresses (supportdesk/urlguard.py) unless their host is allowed: by an admin
+# on the Settings > Webhook hosts page, or here (comma-separated host names or addresses).
+WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", [])
 
 LANGUAGE_CODE = "en-us"
 # Customer-facing pages and email (survey, chat, unsubscribe, expired link, acknowledgement,
@@ -327,6 +417,9 @@ CONTENT_SECURITY_POLICY = {
         "form-action": ["'self'"],
     }
 }
+# The sign-in form posts to allauth, which redirects to the identity provider: browsers apply
+# form-action to that redirect, so the configured providers' origins are allowed.
+CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"] += oidc_origins(OIDC_APPS)
 BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
 # Addresses or networks (comma-separated, e.g. "172.16.0.0/12,10.0.0.5") of the proxies in front
 # of the app. Only a request arriving from one of them has its X-Forwarded-For read for the
@@ -367,6 +460,8 @@ AXES_USERNAME_CALLABLE = "supportdesk.security.axes_username"
 AXES_CLIENT_IP_CALLABLE = "supportdesk.security.axes_client_ip"
 AXES_SENSITIVE_PARAMETERS = ["password"]
 AXES_VERBOSE = False
+# allauth's sign-in form names the email field "login".
+AXES_USERNAME_FORM_FIELD = "login"
 LOGIN_RATE_LIMIT_IP = env("LOGIN_RATE_LIMIT_IP", "20/m")
 LOGIN_RATE_LIMIT_USERNAME = env("LOGIN_RATE_LIMIT_USERNAME", "10/m")
 

@@ -25,6 +25,18 @@ class SurveysConfig(AppConfig):
         extensions.register_nav(
             "Follow-ups", "surveys:follow_ups", roles={"manager", "admin"}, order=41
         )
+        extensions.register_settings_page(
+            "Survey settings",
+            "surveys:settings",
+            "When surveys go out, how often a customer is asked, reminders, NPS.",
+            order=30,
+        )
+        extensions.register_settings_page(
+            "Survey page wording",
+            "surveys:wording",
+            "The questions customers read, per language.",
+            order=35,
+        )
         extensions.register_seeder("surveys", seed.seed_surveys)
         from surveys.services import privacy
 

@@ -23,6 +23,10 @@ def _eager_tasks_and_tmp_media(settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.SUPPORT_EMAIL = "support@desk.example"
+    # Webhook receivers in tests listen on loopback and hooks.example.com has no DNS here: the
+    # hosts are allowed the way an admin would (supportdesk/urlguard.py); tests of the guard
+    # itself clear this.
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1", "localhost", "hooks.example.com"]
     # Recompute threads open their own connections, which cannot see a test's transaction;
     # tests/metrics/test_parallel_recompute.py runs them on committed data.
     settings.METRICS_RECOMPUTE_CONNECTIONS = 1

@@ -353,6 +353,8 @@ def celery_worker(
         "DATA_DIR": str(workdir / "data"),
         "LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
+        # the tests' webhook receivers listen on loopback (supportdesk/urlguard.py)
+        "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1,localhost",
         **(env_extra or {}),
     }
     env.pop("CELERY_BROKER_WRITE_URL", None)

@@ -19,6 +19,7 @@ from django.http import HttpRequest
 from supportdesk.admin import ModelAdmin, ReadOnlyAdmin, ReadOnlyInline
 from supportdesk.errors import ApplicationError
 from supportdesk.http import staff_user
+from supportdesk.urlguard import UnsafeURL, check_webhook_url
 from tickets.models import (
     Attachment,
     Channel,
@@ -167,6 +168,11 @@ class ChannelForm(_ChannelModelForm):
         kind = data.get("kind") or self.instance.kind
         if data.get("webhook_url") and kind not in (ChannelKind.CHAT, ChannelKind.SOCIAL):
             self.add_error("webhook_url", "Only chat and social channels deliver by webhook.")
+        elif data.get("webhook_url") and data["webhook_url"] != self.instance.webhook_url:
+            try:
+                check_webhook_url(data["webhook_url"])
+            except UnsafeURL as exc:
+                self.add_error("webhook_url", exc.message)
         return data
 
 

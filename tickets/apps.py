@@ -29,3 +29,32 @@ class TicketsConfig(AppConfig):
             order=98,
             more=True,
         )
+        for label, url_name, description, order in (
+            ("Mailboxes", "mailboxes", "Connect mailboxes, test and poll them.", 20),
+            (
+                "Sending settings",
+                "workspace:sending",
+                "Each mailbox's From name, signature and acknowledgement.",
+                25,
+            ),
+            (
+                "Saved replies and macros",
+                "workspace:saved-replies",
+                "Replies agents insert, and what they set in one click.",
+                40,
+            ),
+            ("Tags", "workspace:tags", "Create, rename and archive tags.", 45),
+            (
+                "Channels and chat widget",
+                "workspace:channel-widgets",
+                "Survey switch, webhook URL, secret rotation and the chat widget's sites.",
+                15,
+            ),
+            (
+                "Retention",
+                "workspace:retention",
+                "How long raw mail and attachments are kept; anonymising closed conversations.",
+                80,
+            ),
+        ):
+            extensions.register_settings_page(label, url_name, description, order=order)

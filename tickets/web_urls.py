@@ -5,6 +5,7 @@ from django.urls import path
 from tickets import (
     customer_views,
     privacy_views,
+    saved_reply_views,
     views,
     views_channels,
     views_chat,
@@ -47,6 +48,13 @@ urlpatterns = [
     ),
     path("views/", views_triage.saved_view_create, name="saved-view-create"),
     path("views/delete/", views_triage.saved_view_delete, name="saved-view-delete"),
+    path("saved-replies/", saved_reply_views.saved_reply_list, name="saved-replies"),
+    path("saved-replies/<int:pk>/", saved_reply_views.saved_reply_edit, name="saved-reply-edit"),
+    path(
+        "saved-replies/<int:pk>/delete/",
+        saved_reply_views.saved_reply_delete_view,
+        name="saved-reply-delete",
+    ),
     path("tags/", views_triage.tags_page, name="tags"),
     path("tags/<int:pk>/", views_triage.tag_update, name="tag-update"),
     path("conversations/<int:pk>/", views.conversation_detail, name="conversation"),

@@ -223,6 +223,53 @@ OPS: list[Op] = [
         note="the page again, the new secret shown once",
         denied=403,
     ),
+    # --- Settings (admins) ----------------------------------------------------------------------
+    _page("settings/", "GET", "admin", denied=403),
+    _page("settings/surveys/", "GET", "admin", denied=403),
+    _page("settings/surveys/", "POST", "admin", ok=400, denied=403, note="empty form: refused"),
+    _page("settings/webhook-hosts/", "GET", "admin", denied=403),
+    _page("settings/webhook-hosts/", "POST", "admin", ok=400, denied=403),
+    _page(
+        "settings/webhook-hosts/<int:pk>/remove/",
+        "POST",
+        "admin",
+        "webhook_host",
+        ok=302,
+        denied=403,
+    ),
+    # --- Staff and teams (accounts; admins only) ------------------------------------------------
+    _page("settings/staff/", "GET", "admin", denied=403),
+    _page(
+        "settings/staff/invite/",
+        "POST",
+        "admin",
+        ok=302,
+        denied=403,
+        data={"email": "new.person@desk.example", "role": "agent"},
+    ),
+    _page("settings/staff/<int:pk>/", "GET", "admin", "agent", denied=403),
+    _page(
+        "settings/staff/<int:pk>/",
+        "POST",
+        "admin",
+        "agent",
+        ok=302,
+        denied=403,
+        data={"role": "manager"},
+    ),
+    _page("settings/staff/<int:pk>/deactivate/", "POST", "admin", "agent", ok=302, denied=403),
+    _page("settings/staff/<int:pk>/reactivate/", "POST", "admin", "agent", ok=302, denied=403),
+    _page("settings/staff/<int:pk>/token/", "POST", "admin", "agent", denied=403),
+    _page("settings/teams/", "POST", "admin", ok=302, denied=403, data={"name": "New team"}),
+    _page(
+        "settings/teams/<int:pk>/",
+        "POST",
+        "admin",
+        "team",
+        ok=302,
+        denied=403,
+        data={"name": "Renamed team"},
+    ),
     _page("conversations/take-next/", "POST", "staff", ok=302),
     _page(W, "GET", "team", "conversation", writes=PRESENCE),
     _page(W + "reply/", "POST", "team", "conversation", ok=400),
@@ -302,6 +349,19 @@ OPS: list[Op] = [
     _page("tags/", "GET", "staff"),
     _page("tags/", "POST", "manager", ok=302, denied=403, note="no name: back to the list"),
     _page("tags/<int:pk>/", "POST", "manager", "tag", ok=400, denied=403),
+    # --- Saved replies and macros (managers and admins) -----------------------------------------
+    _page("saved-replies/", "GET", "manager", denied=403),
+    _page("saved-replies/", "POST", "manager", ok=400, denied=403, note="empty form: refused"),
+    _page("saved-replies/<int:pk>/", "GET", "manager", "saved_reply", denied=403),
+    _page("saved-replies/<int:pk>/", "POST", "manager", "saved_reply", ok=400, denied=403),
+    _page(
+        "saved-replies/<int:pk>/delete/",
+        "POST",
+        "manager",
+        "saved_reply",
+        ok=302,
+        denied=403,
+    ),
     # --- Survey pages for staff --------------------------------------------------------------------
     _page("surveys/responses/", "GET", "staff"),
     _page("surveys/me/", "GET", "staff"),
@@ -353,6 +413,9 @@ OPS: list[Op] = [
 ADMIN_PREFIX = "admin/"
 # django-anymail's provider webhooks: authenticated by the provider's secret (basic auth).
 ANYMAIL_PREFIX = "anymail/"
+# django-allauth's own pages (sign-in stages, password reset, second factor, single sign-on):
+# tests/security/test_authz_matrix.py::test_account_pages_need_a_signed_in_member_of_staff.
+ACCOUNTS_PREFIX = "accounts/"
 
 
 def op_key(op: Op) -> tuple[str, str]:

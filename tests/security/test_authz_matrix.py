@@ -23,6 +23,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from tests.security.matrix import (
+    ACCOUNTS_PREFIX,
     ADMIN_PREFIX,
     ANYMAIL_PREFIX,
     OPS,
@@ -77,7 +78,9 @@ def test_matrix_classifies_every_route_and_api_operation():
     routes = {route for route, _ in url_patterns()}
     classified = {op.route for op in OPS}
     unclassified = sorted(
-        r for r in routes - classified if not r.startswith((ADMIN_PREFIX, ANYMAIL_PREFIX))
+        r
+        for r in routes - classified
+        if not r.startswith((ADMIN_PREFIX, ANYMAIL_PREFIX, ACCOUNTS_PREFIX))
     )
     assert unclassified == [], (
         "New URL patterns must be added to tests/security/matrix.py with who may call them: "
@@ -370,3 +373,20 @@ def test_no_api_view_takes_free_form_filters_or_ordering(settings):
     # the inbound queue's poll
     assert len(views) == 30
     assert None not in views
+
+
+@pytest.mark.django_db
+def test_account_pages_need_a_signed_in_member_of_staff(client):
+    """allauth's pages that change an account send anonymous callers to sign in."""
+    for path in (
+        "/accounts/2fa/",
+        "/accounts/2fa/totp/activate/",
+        "/accounts/2fa/recovery-codes/",
+        "/accounts/password/change/",
+        "/accounts/email/",
+        "/accounts/sessions/",
+        "/accounts/3rdparty/",
+    ):
+        response = client.get(path)
+        assert response.status_code == 302, path
+        assert response["Location"].startswith(("/login/?next=", "/accounts/login/?next=")), path

@@ -66,6 +66,8 @@ class Side:
     checkin: Any = None
     job: Any = None
     tag: Any = None
+    saved_reply: Any = None
+    webhook_host: Any = None
     agent: Any = None
     notification: Any = None  # one of the side's agent's notifications
     mailbox: Any = None  # on the side's email channel; its server (port 1) never answers
@@ -197,6 +199,13 @@ def _side(mark: str, team: Team, channels: dict[str, Any], agent: User, manager:
     from tickets.services import tag_create
 
     side.tag = tag_create(name=f"Tag {mark}", actor=manager)
+    from supportdesk.models import WebhookAllowedHost
+    from tickets.services import saved_reply_create_or_update
+
+    # Saved replies and allowed hosts belong to no team: named without the team's marker.
+    side.saved_reply = saved_reply_create_or_update(title=f"Reply of {team.name}", body="Hello")
+    suffix = team.name.split()[-1].lower()
+    side.webhook_host = WebhookAllowedHost.objects.create(host=f"hooks-{suffix}.internal")
     return side
 
 

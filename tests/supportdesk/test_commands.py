@@ -275,9 +275,9 @@ def test_login_page_has_labelled_fields(client):
 
     assert response.status_code == 200
     html = response.content.decode()
-    assert '<label for="id_username">Email</label>' in html
+    assert '<label for="id_login">Email</label>' in html
     assert '<label for="id_password">Password</label>' in html
-    assert 'type="email" name="username" id="id_username"' in html
+    assert 'type="email" name="login" id="id_login"' in html
     assert 'type="password" name="password" id="id_password"' in html
     # Scripts only from our own static files (htmx), never inline: the CSP forbids inline script.
     scripts = re.findall(r"<script([^>]*)>", html)
@@ -288,7 +288,7 @@ def test_login_page_has_labelled_fields(client):
 @pytest.mark.django_db
 def test_login_with_valid_credentials_redirects_to_the_queue(client, agent_a):
     response = client.post(
-        "/login/", {"username": "alice@desk.example", "password": "correct horse battery"}
+        "/login/", {"login": "alice@desk.example", "password": "correct horse battery"}
     )
 
     assert response.status_code == 302
@@ -298,7 +298,7 @@ def test_login_with_valid_credentials_redirects_to_the_queue(client, agent_a):
 @pytest.mark.django_db
 def test_login_email_is_case_insensitive(client, agent_a):
     response = client.post(
-        "/login/", {"username": "  Alice@Desk.Example", "password": "correct horse battery"}
+        "/login/", {"login": "  Alice@Desk.Example", "password": "correct horse battery"}
     )
 
     assert response.status_code == 302
@@ -307,11 +307,11 @@ def test_login_email_is_case_insensitive(client, agent_a):
 
 @pytest.mark.django_db
 def test_login_with_a_wrong_password_shows_the_error(client, agent_a):
-    response = client.post("/login/", {"username": "alice@desk.example", "password": "nope"})
+    response = client.post("/login/", {"login": "alice@desk.example", "password": "nope"})
 
     assert response.status_code == 200
     html = response.content.decode()
-    assert "Please enter a correct email and password" in html
+    assert "The email address and/or password you specified are not correct." in html
     assert 'value="alice@desk.example"' in html
     assert "_auth_user_id" not in client.session
 

@@ -42,7 +42,7 @@ def one_minute():
 
 
 def login(username: str, password: str, *, ip: str = "10.0.0.1") -> object:
-    return Client(REMOTE_ADDR=ip).post("/login/", {"username": username, "password": password})
+    return Client(REMOTE_ADDR=ip).post("/login/", {"login": username, "password": password})
 
 
 # --- django-axes ------------------------------------------------------------------------------------
@@ -140,7 +140,7 @@ PROXY = "172.18.0.2"
 
 def via_proxy(client_address: str, username: str, password: str, *, proxy: str = PROXY) -> object:
     return Client(REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR=client_address).post(
-        "/login/", {"username": username, "password": password}
+        "/login/", {"login": username, "password": password}
     )
 
 

@@ -161,7 +161,9 @@ from tickets.services.saved_replies import (
     SAVED_REPLY_VARIABLES,
     saved_replies_seed_defaults,
     saved_reply_create_or_update,
+    saved_reply_delete,
     saved_reply_render,
+    saved_reply_save,
 )
 from tickets.services.triage import (
     BULK_MAX,
@@ -291,7 +293,9 @@ __all__ = [
     "saved_replies_seed_defaults",
     "saved_reply_apply",
     "saved_reply_create_or_update",
+    "saved_reply_delete",
     "saved_reply_render",
+    "saved_reply_save",
     "saved_view_delete",
     "saved_view_save",
     "sender_address",

@@ -10,6 +10,7 @@ from django.db import transaction
 from supportdesk.errors import ApplicationError
 from supportdesk.models import AuditEntry, User
 from supportdesk.services import audit_record, team_get_or_create
+from supportdesk.urlguard import check_webhook_url
 from tickets.identities import normalise_email
 from tickets.models import Channel, ChannelKind, IngestMode, new_channel_secret
 
@@ -74,11 +75,16 @@ def channel_rotate_secret(*, channel: Channel, actor: User | None = None) -> Cha
 
 @transaction.atomic
 def channel_set_webhook(*, channel: Channel, webhook_url: str) -> Channel:
-    """Set (or clear with "") where replies on a chat or social channel are delivered."""
+    """Set (or clear with "") where replies on a chat or social channel are delivered.
+
+    The URL's host must resolve to public addresses only, unless an admin allowed the host
+    (``supportdesk.urlguard``); otherwise UnsafeURL (400) and nothing changes."""
     if webhook_url and channel.kind not in (ChannelKind.CHAT, ChannelKind.SOCIAL):
         raise ApplicationError("Only chat and social channels deliver by webhook.")
     if webhook_url and not webhook_url.startswith(("https://", "http://")):
         raise ApplicationError("The webhook URL must start with https:// or http://.")
+    if webhook_url:
+        check_webhook_url(webhook_url)
     channel.webhook_url = webhook_url
     channel.save(update_fields=["webhook_url", "updated_at"])
     return channel

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from supportdesk.models import SentMail
 from supportdesk.services import sent_mail_record
+from supportdesk.urlguard import HostNotResolved, UnsafeURL, webhook_opener
 from tickets import tokens
 from tickets.models import Channel, ChannelKind, Conversation, Message
 from tickets.services.mailboxes import mailbox_smtp_connection
@@ -243,11 +244,11 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_WEBHOOK_OPENER = urllib.request.build_opener(_RefuseRedirects)
-
-
 def _webhook_urlopen(request: urllib.request.Request, *, timeout: float) -> Any:
-    return _WEBHOOK_OPENER.open(request, timeout=timeout)
+    """Open the webhook URL: its host is resolved and checked again (an internal address is
+    refused with UnsafeURL unless an admin allowed the host), the address reached is checked,
+    and a redirect is never followed."""
+    return webhook_opener(request.full_url, _RefuseRedirects()).open(request, timeout=timeout)
 
 
 def message_webhook_send(*, message_id: int) -> bool:
@@ -256,7 +257,8 @@ def message_webhook_send(*, message_id: int) -> bool:
     Claimed like ``message_email_send`` (queued -> sending). Signed with the channel's secret:
     ``X-Supportdesk-Timestamp`` and ``X-Supportdesk-Signature: sha256=HMAC(secret, ts + "." +
     body)``. A 3xx (redirects are not followed) or a 4xx other than 408/429 fails the message at
-    once (``WebhookRejected``); network errors and 5xx put it back to queued and re-raise so the
+    once (``WebhookRejected``), and so does a URL whose host now resolves to (or connects to) an
+    internal address (``supportdesk.urlguard``, unless an admin allowed the host); network errors and 5xx put it back to queued and re-raise so the
     task retries with backoff. ``delivery_error`` never names the URL.
     """
     now = timezone.now()
@@ -292,6 +294,12 @@ def message_webhook_send(*, message_id: int) -> bool:
     try:
         with _webhook_urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS):
             pass
+    except HostNotResolved as exc:
+        _delivery_requeue(message_id, f"Network error: {exc.message}")
+        raise OSError(exc.message) from exc  # a DNS failure: retried like any network error
+    except UnsafeURL as exc:
+        message_delivery_failed(message_id=message_id, error=exc.message, from_state="sending")
+        raise WebhookRejected(exc.message) from exc
     except urllib.error.HTTPError as exc:
         if 300 <= exc.code < 400:
             error = (
@@ -305,6 +313,10 @@ def message_webhook_send(*, message_id: int) -> bool:
         _delivery_requeue(message_id, error)
         raise
     except urllib.error.URLError as exc:
+        if isinstance(exc.reason, UnsafeURL):
+            error = exc.reason.message
+            message_delivery_failed(message_id=message_id, error=error, from_state="sending")
+            raise WebhookRejected(error) from exc
         reason = str(exc.reason).replace(channel.webhook_url, "the webhook URL")
         _delivery_requeue(message_id, f"Network error: {reason}")
         raise
