@@ -25,7 +25,7 @@ from routing.business_time import parse_hhmm
 from routing.models import BusinessHours, Rule, RuleTrigger
 from routing.selectors import schedule_for_team
 from routing.services import conversation_assign_by
-from supportdesk.errors import ApplicationError
+from supportdesk.errors import ApplicationError, Forbidden
 from supportdesk.models import AuditAction, Team, User
 from supportdesk.services import audit_record
 from tickets.models import ChannelKind, Conversation, ConversationPriority, Event, Message
@@ -134,7 +134,7 @@ def rule_clean(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 def rule_save(*, actor: User, data: dict[str, Any], rule: Rule | None = None) -> Rule:
     """Create or change a rule (admins and managers). New rules go last. Audited."""
     if not actor.is_manager:
-        raise ApplicationError("Only a manager or an admin can write rules.")
+        raise Forbidden("Only a manager or an admin can write rules.")
     name = " ".join(str(data.get("name") or "").split())[:100]
     if not name:
         raise ApplicationError("A rule needs a name.")
@@ -172,7 +172,7 @@ def rule_save(*, actor: User, data: dict[str, Any], rule: Rule | None = None) ->
 @transaction.atomic
 def rule_delete(*, rule: Rule, actor: User) -> None:
     if not actor.is_manager:
-        raise ApplicationError("Only a manager or an admin can delete rules.")
+        raise Forbidden("Only a manager or an admin can delete rules.")
     audit_record(
         action=AuditAction.RULE_CHANGED,
         target=rule,
@@ -187,7 +187,7 @@ def rule_delete(*, rule: Rule, actor: User) -> None:
 def rule_move(*, rule: Rule, direction: int, actor: User) -> None:
     """Move a rule one place up (-1) or down (+1); positions are renumbered 1..n."""
     if not actor.is_manager:
-        raise ApplicationError("Only a manager or an admin can order rules.")
+        raise Forbidden("Only a manager or an admin can order rules.")
     rules = list(Rule.objects.select_for_update().order_by("position", "id"))
     index = next(i for i, r in enumerate(rules) if r.pk == rule.pk)
     other = index + (1 if direction > 0 else -1)

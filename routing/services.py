@@ -35,7 +35,7 @@ from routing.selectors import (
     schedule_for_team,
     schedule_from_hours,
 )
-from supportdesk.errors import ApplicationError
+from supportdesk.errors import ApplicationError, Forbidden
 from supportdesk.models import AuditAction, Team, User
 from supportdesk.services import audit_record
 from tickets.models import ChannelKind, Conversation, ConversationPriority, Event, Message
@@ -52,11 +52,11 @@ INTERVAL_YEARS_AHEAD = 2
 
 def _manager_only(actor: User, team: Team | None = None) -> None:
     if not actor.is_manager:
-        raise ApplicationError("Only a manager or an admin can change this.")
+        raise Forbidden("Only a manager or an admin can change this.")
     if team is not None and not actor.is_admin and not actor.teams.filter(pk=team.pk).exists():
-        raise ApplicationError("You can only change your own teams.")
+        raise Forbidden("You can only change your own teams.")
     if team is None and not actor.is_admin and actor.role != User.Role.MANAGER:
-        raise ApplicationError("Only a manager or an admin can change this.")
+        raise Forbidden("Only a manager or an admin can change this.")
 
 
 # --- Business hours ------------------------------------------------------------------------------
@@ -97,7 +97,7 @@ def business_hours_save(
     the scorecards read are rebuilt in this transaction."""
     _manager_only(actor, team)
     if team is None and not actor.is_admin:
-        raise ApplicationError("Only an admin can change the desk's hours.")
+        raise Forbidden("Only an admin can change the desk's hours.")
     cleaned = week_clean(week)
     zone = time_zone_clean(time_zone)
     hours = BusinessHours.objects.select_for_update().filter(team=team).first()
@@ -221,7 +221,7 @@ def promise_set(
     """Promise customers of ``channel_kind`` (and ``priority``; "" = any other) a reply within
     ``reply_seconds`` business seconds; None removes the promise. Admin only, audited."""
     if not actor.is_admin:
-        raise ApplicationError("Only an admin can change the promises to customers.")
+        raise Forbidden("Only an admin can change the promises to customers.")
     written = [kind for kind in ChannelKind.values if kind != ChannelKind.PHONE]
     if channel_kind not in written:
         # A call is answered live: a promise is about written messages (docs/metrics.md).

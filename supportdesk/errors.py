@@ -18,5 +18,11 @@ class Conflict(ApplicationError):
     status = 409
 
 
+class Forbidden(ApplicationError):
+    """The caller's role may not do this (403); nothing changes."""
+
+    status = 403
+
+
 class PayloadTooLarge(ApplicationError):
     status = 413

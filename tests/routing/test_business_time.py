@@ -78,7 +78,7 @@ def test_only_an_admin_sets_the_desk_s_hours_and_managers_their_own_teams(
         response = client_for(user).put(
             "/api/v1/hours/", {"team": team, "time_zone": "UTC", "week": week}, format="json"
         )
-        assert response.status_code == 400
+        assert response.status_code == 403
     assert BusinessHours.objects.count() == 0
     team_a = manager_a.teams.get()
     response = client_for(manager_a).put(

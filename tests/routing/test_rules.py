@@ -284,7 +284,7 @@ def test_only_managers_write_rules_and_bad_rules_are_refused(agent_a, manager_a,
     denied = client_for(agent_a).post(
         "/api/v1/rules/", {"name": "x", "actions": {"add_tags": ["hit"]}}, format="json"
     )
-    assert denied.status_code == 400
+    assert denied.status_code == 403
     for bad in (
         {"name": "x", "actions": {}},
         {"name": "x", "actions": {"add_tags": ["nope"]}},

@@ -171,6 +171,8 @@ def _path_value(world: World, op: Op, team: str, role: str) -> Any:
         return side.token
     if op.obj == "rule":
         return world.checkin_rule.pk
+    if op.obj == "routing_rule":
+        return world.routing_rule.pk
     if op.obj == "template":
         return "acknowledgement"
     if op.obj == "widget":
@@ -236,7 +238,7 @@ def test_every_route_answers_as_the_matrix_says(world):
     failures: list[str] = []
     calls = 0
     for op in OPS:
-        teams = ("A", "B") if op.obj and op.obj != "rule" else (None,)
+        teams = ("A", "B") if op.obj and op.obj not in ("rule", "routing_rule") else (None,)
         for role in ROLES:
             for team in teams:
                 url = build_url(world, op, team, role)
@@ -371,7 +373,7 @@ def test_no_api_view_takes_free_form_filters_or_ordering(settings):
             assert getattr(view, "filterset_fields", None) != "__all__", view
     # notifications: list, mark read; mailboxes, channels; start, calls; customer erase, export;
     # the inbound queue's poll
-    assert len(views) == 30
+    assert len(views) == 36
     assert None not in views
 
 

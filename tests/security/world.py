@@ -81,6 +81,7 @@ class World:
     b: Side
     users: dict[str, User]
     checkin_rule: Any = None
+    routing_rule: Any = None
     unrouted: Any = None
 
     def side(self, team: str) -> Side:
@@ -299,6 +300,16 @@ def _build_world() -> World:
     for side in (a, b):
         side.checkin = CheckIn.objects.filter(conversation=side.solved).first()
     world.checkin_rule = CheckInRule.objects.order_by("pk").first()
+    from routing.rules import rule_save
+
+    world.routing_rule = rule_save(
+        actor=users["admin"],
+        data={
+            "name": "Urgent words",
+            "conditions": {"words": ["urgent"]},
+            "actions": {"priority": "high"},
+        },
+    )
 
     # An unrouted conversation (its channel has no team).
     unrouted = channel_create_or_update(kind="social", name="social unrouted", team_name=None)

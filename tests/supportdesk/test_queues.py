@@ -29,10 +29,12 @@ EXPECTED = {
     "metrics.tasks.facts_recompute_nightly_task": "facts",
     "metrics.tasks.facts_vacuum_task": "facts",
     "metrics.tasks.recompute_job_run_task": "facts",
+    "routing.tasks.business_intervals_rebuild_task": "facts",
     "supportdesk.tasks.outbox_relay_task": "housekeeping",
     "supportdesk.tasks.outbox_prune_task": "housekeeping",
     "supportdesk.tasks.idempotency_keys_prune_task": "housekeeping",
     "tickets.tasks.conversations_close_solved_task": "housekeeping",
+    "tickets.tasks.retention_run_task": "housekeeping",
     "notifications.tasks.notifications_for_event_task": "housekeeping",
     "surveys.tasks.survey_schedule_task": "housekeeping",
     "surveys.tasks.survey_cancel_for_inbound_task": "housekeeping",
@@ -42,6 +44,8 @@ EXPECTED = {
     "quality.tasks.qa_sample_draw_task": "housekeeping",
     "quality.tasks.pulse_week_open_task": "housekeeping",
     "quality.tasks.checkins_create_due_task": "housekeeping",
+    "routing.tasks.routing_sweep_task": "housekeeping",
+    "routing.tasks.rules_no_reply_task": "housekeeping",
 }
 
 
@@ -83,6 +87,10 @@ def test_beat_entries_are_published_on_their_groups_queues():
         "qa-weekly-sample": "housekeeping",
         "pulse-weekly": "housekeeping",
         "checkins-daily": "housekeeping",
+        "retention-nightly": "housekeeping",
+        "routing-sweep": "housekeeping",
+        "rules-no-reply": "housekeeping",
+        "business-intervals-nightly": "facts",
     }
     # No entry overrides its route with a queue of its own.
     assert all(

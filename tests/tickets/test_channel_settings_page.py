@@ -48,14 +48,14 @@ def test_a_webhook_url_is_set_through_the_service_and_audited(channels, admin_us
     admin = web(admin_user)
     url = f"/settings/channels/{social.pk}/"
 
-    saved = admin.post(url, {"surveyed": "on", "webhook_url": "https://bridge.example/hook"})
+    saved = admin.post(url, {"surveyed": "on", "webhook_url": "https://hooks.example.com/bridge"})
     assert saved.status_code == 302
     assert saved["Location"] == f"/settings/channels/#channel-{social.pk}"
     social.refresh_from_db()
-    assert (social.webhook_url, social.surveyed) == ("https://bridge.example/hook", True)
+    assert (social.webhook_url, social.surveyed) == ("https://hooks.example.com/bridge", True)
     assert _audit(social)[len(before) :] == [("channel.changed", ["webhook_url"], admin_user.email)]
     entry = AuditEntry.objects.filter(action="channel.changed").get()
-    assert entry.details["webhook_url"] == "https://bridge.example/hook"
+    assert entry.details["webhook_url"] == "https://hooks.example.com/bridge"
     assert entry.details["previous"] == ""
 
     # Saving the same values again changes and records nothing.
