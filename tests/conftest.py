@@ -21,6 +21,12 @@ def _eager_tasks_and_tmp_media(settings, tmp_path):
     celery_app.conf.task_eager_propagates = True
     supportdesk.services._broker_down_until = 0.0  # the outbox circuit breaker starts closed
     settings.MEDIA_ROOT = str(tmp_path / "media")
+    # Real PBKDF2 hashes, each password hashed once (tests/hashers.py): not half a second per
+    # staff member created or signed in.
+    settings.PASSWORD_HASHERS = [
+        "tests.hashers.RememberingPBKDF2PasswordHasher",
+        *(h for h in django_settings.PASSWORD_HASHERS if not h.endswith(".PBKDF2PasswordHasher")),
+    ]
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.SUPPORT_EMAIL = "support@desk.example"
     # Webhook receivers in tests listen on loopback and hooks.example.com has no DNS here: the

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.test import Client
 
 from metrics.services import recompute_job_create, target_set
+from supportdesk.errors import ApplicationError
 from supportdesk.models import ApiToken, AuditEntry
 from supportdesk.services import audit_record, staff_create_or_update, staff_token_rotate
 from surveys.services import survey_settings_update
@@ -243,6 +244,55 @@ def test_channel_creation_and_secret_rotation_are_audited(team_a):
         ("channel.secret_rotated", "", "tickets.channel", "Secret of channel 'Web chat' rotated"),
     ]
     assert {e.team for e in AuditEntry.objects.filter(pk__gt=start)} == {team_a}
+
+
+def test_changing_an_existing_channel_is_audited_with_before_and_after(team_a, team_b, admin_user):
+    channel_create_or_update(kind="chat", name="Web chat", team_name="Team A")
+    start = mark()
+
+    channel_create_or_update(kind="chat", name="Web chat", ingest_mode="async", actor=admin_user)
+    channel_create_or_update(kind="chat", name="Web chat", ingest_mode="async")  # same: no entry
+    channel_create_or_update(kind="chat", name="Web chat", team_name="Team B", ingest_mode="sync")
+
+    assert since(start) == [
+        (
+            "channel.changed",
+            "root@desk.example",
+            "tickets.channel",
+            "Settings of channel 'Web chat' changed: ingest_mode",
+        ),
+        (
+            "channel.changed",
+            "",
+            "tickets.channel",
+            "Settings of channel 'Web chat' changed: team, ingest_mode",
+        ),
+    ]
+    entries = AuditEntry.objects.filter(pk__gt=start).order_by("id")
+    assert [e.details for e in entries] == [
+        {
+            "changed": ["ingest_mode"],
+            "before": {"ingest_mode": "sync"},
+            "after": {"ingest_mode": "async"},
+        },
+        {
+            "changed": ["team", "ingest_mode"],
+            "before": {"team": "Team A", "ingest_mode": "async"},
+            "after": {"team": "Team B", "ingest_mode": "sync"},
+        },
+    ]
+
+
+def test_a_refused_channel_change_writes_no_entry_and_changes_nothing(team_a):
+    channel = channel_create_or_update(kind="chat", name="Web chat", team_name="Team A")
+    start = mark()
+
+    with pytest.raises(ApplicationError):
+        channel_create_or_update(kind="chat", name="Web chat", ingest_mode="later")
+
+    assert since(start) == []
+    channel.refresh_from_db()
+    assert channel.ingest_mode == "sync"
 
 
 def test_rotated_channel_secret_refuses_the_old_one(channels, admin_user):

@@ -107,7 +107,9 @@ def test_a_channel_added_in_the_admin_is_audited_and_gets_a_secret(root, team_a)
     assert (channel.kind, channel.team_id) == ("chat", team_a.pk)
     assert channel_get_by_secret(secret=channel.secret) == channel
     assert list(
-        AuditEntry.objects.filter(target_id=str(channel.pk)).values_list("action", flat=True)
+        AuditEntry.objects.filter(
+            target_type="tickets.channel", target_id=str(channel.pk)
+        ).values_list("action", flat=True)
     ) == [AuditEntry.Action.CHANNEL_SECRET_CREATED]
 
 

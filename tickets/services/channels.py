@@ -31,21 +31,47 @@ def channel_create_or_update(
     (tickets.services.inbound_queue), "sync" back; None keeps it."""
     if kind not in ChannelKind.values:
         raise ApplicationError(f"kind must be one of {', '.join(ChannelKind.values)}")
+    if ingest_mode is not None and ingest_mode not in IngestMode.values:
+        raise ApplicationError(f"ingest mode must be one of {', '.join(IngestMode.values)}")
     channel = Channel.objects.select_for_update().filter(name=name).first()
     if channel is None:
         channel = Channel(name=name)
         channel.secret = new_channel_secret()
+    before = {
+        "kind": channel.kind,
+        "team": channel.team.name if channel.team_id else None,
+        "address": channel.address,
+        "ingest_mode": channel.ingest_mode,
+    }
     channel.kind = kind
     if team_name:
         channel.team = team_get_or_create(name=team_name)
     if address is not None:
         channel.address = normalise_email(address) if address else ""
     if ingest_mode is not None:
-        if ingest_mode not in IngestMode.values:
-            raise ApplicationError(f"ingest mode must be one of {', '.join(IngestMode.values)}")
         channel.ingest_mode = ingest_mode
     created = channel.pk is None
     channel.save()
+    if not created:
+        after = {
+            "kind": channel.kind,
+            "team": channel.team.name if channel.team_id else None,
+            "address": channel.address,
+            "ingest_mode": channel.ingest_mode,
+        }
+        changed = [field for field in before if before[field] != after[field]]
+        if changed:
+            # Who switched a channel to asynchronous ingestion, or moved it to another team, is
+            # kept like every other settings change.
+            _audit_channel_change(
+                channel,
+                changed,
+                actor,
+                {
+                    "before": {f: before[f] for f in changed},
+                    "after": {f: after[f] for f in changed},
+                },
+            )
     if created:
         audit_record(
             action=AuditEntry.Action.CHANNEL_SECRET_CREATED,
