@@ -14,25 +14,34 @@ report), and never when they must see the caller's own write:
 
 Writes always go to the primary; migrations run on the primary only (the replicas follow it).
 Without replicas none of this is installed and every query goes to ``default`` as before.
+
+A replica that cannot be reached is not a failure of the page: it is left out for
+``REPLICA_RETRY_SECONDS`` (a warning is logged) and the reads go to another replica or the
+primary. A marked view whose replica fails during the view is run again on the primary (marked
+views only read).
 """
 
 from __future__ import annotations
 
+import logging
 import random
+import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar, cast
 
 from django.conf import settings
-from django.db import connections
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 PRIMARY = "default"
 REPLICA_PREFIX = "replica_"
 PIN_COOKIE = "sd_primary"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -57,13 +66,53 @@ def current_read_alias() -> str:
     return alias
 
 
-@contextmanager
-def reading_from_replica() -> Iterator[None]:
-    """Reads inside the block go to one replica (chosen at random), unless pinned."""
-    aliases = replica_aliases()
-    token = _replica.set(random.choice(aliases) if aliases else None)
+# Replicas that failed, and until when (time.monotonic()) they are left out, in this process.
+_down_until: dict[str, float] = {}
+
+
+def replica_mark_down(alias: str, error: BaseException | None = None) -> None:
+    """Leave ``alias`` out for ``REPLICA_RETRY_SECONDS``; its broken connection is dropped."""
+    _down_until[alias] = time.monotonic() + settings.REPLICA_RETRY_SECONDS
+    logger.warning(
+        "database replica %s unavailable, reading from %s for %ss: %s",
+        alias,
+        "the other replicas or the primary",
+        settings.REPLICA_RETRY_SECONDS,
+        error,
+    )
+    with suppress(DatabaseError):  # already broken: nothing to close cleanly
+        connections[alias].close()
+
+
+def replica_usable(alias: str) -> bool:
+    """Whether ``alias`` answers now: a connection is opened (or a kept one health-checked)."""
+    if _down_until.get(alias, 0.0) > time.monotonic():
+        return False
+    connection = connections[alias]
     try:
-        yield
+        connection.close_if_health_check_failed()
+        connection.ensure_connection()
+    except DatabaseError as exc:
+        replica_mark_down(alias, exc)
+        return False
+    _down_until.pop(alias, None)
+    return True
+
+
+def _choose_replica() -> str | None:
+    aliases = replica_aliases()
+    random.shuffle(aliases)
+    return next((alias for alias in aliases if replica_usable(alias)), None)
+
+
+@contextmanager
+def reading_from_replica() -> Iterator[str | None]:
+    """Reads inside the block go to one replica that answers (chosen at random), unless pinned;
+    yields the replica's alias, or None when they all failed (then the primary serves)."""
+    alias = None if _pinned.get() else _choose_replica()
+    token = _replica.set(alias)
+    try:
+        yield alias
     finally:
         _replica.reset(token)
 
@@ -85,8 +134,27 @@ def replica_reads(view: Callable[P, R]) -> Callable[P, R]:
 
     @wraps(view)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with reading_from_replica():
-            response = view(*args, **kwargs)
+        with reading_from_replica() as alias:
+            try:
+                response = view(*args, **kwargs)
+            except (OperationalError, InterfaceError) as exc:
+                # A lost connection, or a query the replica cancelled (a conflict with
+                # recovery): not the page's fault.
+                if alias is None:
+                    raise
+                if _connection_broken(alias):
+                    replica_mark_down(alias, exc)
+                failed = True
+            else:
+                failed = False
+        if failed:
+            # The replica went away during the view: the view only reads, so it runs again on
+            # the primary rather than failing the page.
+            token = _replica.set(None)
+            try:
+                response = view(*args, **kwargs)
+            finally:
+                _replica.reset(token)
         if isinstance(response, StreamingHttpResponse) and not response.is_async:
             response.streaming_content = _streamed_from_replica(
                 cast(Iterable[bytes], response.streaming_content)
@@ -94,6 +162,16 @@ def replica_reads(view: Callable[P, R]) -> Callable[P, R]:
         return response
 
     return wrapper
+
+
+def _connection_broken(alias: str) -> bool:
+    connection = connections[alias]
+    if connection.connection is None:
+        return True
+    try:
+        return not connection.is_usable()
+    except DatabaseError:
+        return True
 
 
 class ReplicaRouter:

@@ -247,6 +247,8 @@ def replica_databases(urls: str, primary: Mapping[str, Any]) -> dict[str, Any]:
             )
         )
         entry["TEST"] = {"MIRROR": "default"}
+        # A replica that is down must not hold a page for long: it is left out instead.
+        entry.setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
         entries[f"replica_{index}"] = entry
     return entries
 
@@ -259,6 +261,8 @@ if DATABASE_ROUTERS:
     MIDDLEWARE.append("supportdesk.replicas.replica_pin_middleware")
 # After a request that wrote, the same client reads from the primary for this many seconds.
 REPLICA_PIN_SECONDS = env_int("REPLICA_PIN_SECONDS", 5, minimum=1)
+# A replica that cannot be reached is left out for this many seconds (reads go elsewhere).
+REPLICA_RETRY_SECONDS = env_int("REPLICA_RETRY_SECONDS", 30, minimum=1)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "supportdesk.User"

@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from django.db import OperationalError, ProgrammingError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.test import RequestFactory, override_settings
 
@@ -58,6 +59,7 @@ router = ReplicaRouter()
 @pytest.fixture
 def two_replicas(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(replicas, "replica_aliases", lambda: ["replica_0", "replica_1"])
+    monkeypatch.setattr(replicas, "replica_usable", lambda alias: True)
 
 
 def test_replica_urls_become_mirrored_database_aliases():
@@ -146,6 +148,70 @@ def test_reads_inside_a_transaction_on_the_primary_stay_there(two_replicas, monk
         assert router.db_for_read(_Model) == "default"
 
 
+def test_a_replica_that_does_not_answer_is_left_out_and_the_primary_serves(
+    monkeypatch, settings, caplog
+):
+    settings.REPLICA_RETRY_SECONDS = 30
+    monkeypatch.setattr(replicas, "replica_aliases", lambda: ["replica_0"])
+    monkeypatch.setattr(replicas, "_down_until", {})
+    attempts: list[str] = []
+
+    class Refusing:
+        def close_if_health_check_failed(self) -> None:
+            pass
+
+        def ensure_connection(self) -> None:
+            attempts.append("connect")
+            raise OperationalError("connection refused")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(replicas, "connections", {"replica_0": Refusing()})
+
+    @replica_reads
+    def view() -> str:
+        return router.db_for_read(_Model)
+
+    assert view() == "default"
+    assert view() == "default"
+    # Tried once, then left out for REPLICA_RETRY_SECONDS (no connect attempt per request)
+    assert attempts == ["connect"]
+    assert "database replica replica_0 unavailable" in caplog.text
+
+
+def test_a_view_whose_replica_fails_midway_runs_again_on_the_primary(two_replicas, monkeypatch):
+    monkeypatch.setattr(replicas, "_connection_broken", lambda alias: True)
+    marked: list[str] = []
+    monkeypatch.setattr(replicas, "replica_mark_down", lambda alias, exc=None: marked.append(alias))
+    seen: list[str] = []
+
+    @replica_reads
+    def view() -> str:
+        seen.append(router.db_for_read(_Model))
+        if len(seen) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return "page"
+
+    assert view() == "page"
+    assert seen[0] in {"replica_0", "replica_1"}
+    assert seen[1] == "default"
+    assert marked == [seen[0]]
+
+
+def test_a_programming_error_on_a_replica_is_not_retried(two_replicas):
+    calls: list[str] = []
+
+    @replica_reads
+    def view() -> str:
+        calls.append(router.db_for_read(_Model))
+        raise ProgrammingError("column does not exist")
+
+    with pytest.raises(ProgrammingError):
+        view()
+    assert len(calls) == 1
+
+
 def test_migrations_run_on_the_primary_only():
     assert router.allow_migrate("default", "tickets") is True
     assert router.allow_migrate("replica_0", "tickets") is False
@@ -209,6 +275,7 @@ def test_dashboard_reads_hit_the_streaming_replica_and_a_write_then_read_hits_th
                 extra={
                     "DATABASE_REPLICA_URLS": replica.url("sd"),
                     "REPLICA_PIN_SECONDS": "2",
+                    "REPLICA_RETRY_SECONDS": "2",
                     "DB_CONN_MAX_AGE": "0",
                 },
             )
@@ -273,6 +340,34 @@ def test_dashboard_reads_hit_the_streaming_replica_and_a_write_then_read_hits_th
                     timeout=30,
                     what="the replica to serve the new target",
                 )
+
+                # When the replica goes down, the dashboard is served from the primary
+                replica.stop()
+                down = session.get(base + "/dashboard/", timeout=30)
+                assert down.status_code == 200
+                assert "Resolution rate: 61%" in _targets(down.text)
+                assert "database replica replica_0 unavailable" in stack.log("gunicorn")
+
+                # And once it is back (and its retry window has passed), reads return to it:
+                # a target set while its replay is paused is not on the page it serves
+                replica.start()
+                wait_for(lambda: _caught_up(primary, replica), timeout=30, what="replication")
+                _replay(replica, "pause")
+                changed = csrf_post(
+                    session,
+                    base + "/dashboard/targets/",
+                    base + "/dashboard/",
+                    {"metric": "resolution_rate", "value": "62"},
+                    allow_redirects=False,
+                )
+                assert changed.status_code == 302
+                time.sleep(2.5)  # the pin and the replica's retry window run out
+                session.cookies.clear_expired_cookies()
+                back = session.get(base + "/dashboard/", timeout=30)
+                assert back.status_code == 200
+                assert "Resolution rate: 61%" in _targets(back.text)
+                assert "62%" not in _targets(back.text)
+                _replay(replica, "resume")
             except BaseException:
                 for name in ("gunicorn", "worker"):
                     print(f"----- {name} -----\n{stack.log(name)[-4000:]}")

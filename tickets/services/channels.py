@@ -39,7 +39,7 @@ def channel_create_or_update(
         channel.secret = new_channel_secret()
     before = {
         "kind": channel.kind,
-        "team": channel.team.name if channel.team_id else None,
+        "team": channel.team.name if channel.team is not None else None,
         "address": channel.address,
         "ingest_mode": channel.ingest_mode,
     }
@@ -55,7 +55,7 @@ def channel_create_or_update(
     if not created:
         after = {
             "kind": channel.kind,
-            "team": channel.team.name if channel.team_id else None,
+            "team": channel.team.name if channel.team is not None else None,
             "address": channel.address,
             "ingest_mode": channel.ingest_mode,
         }
