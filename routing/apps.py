@@ -14,6 +14,7 @@ class RoutingConfig(AppConfig):
 
         extensions.register_hook("conversation.inbound", services.inbound_hook)
         extensions.register_hook("conversation.reopened", services.reopened_hook)
+        extensions.register_hook("conversation.priority_changed", services.priority_hook)
         extensions.register_annotator("conversation.promise", panels.promise_texts)
         extensions.register_panel("agent.home", panels.availability_home)
         extensions.register_panel("conversation.sidebar", panels.conversation_due)

@@ -492,6 +492,33 @@ def inbound_hook(*, conversation_id: int, message_id: int, created: bool, reopen
         logger.exception("routing failed for conversation %s; ingestion goes on", conversation_id)
 
 
+def priority_hook(*, conversation: Conversation) -> None:
+    """The priority of a conversation changed (the caller saves it): while the customer waits
+    for an answer, the reply is due by the promise for the new priority, counted from the
+    customer's first unanswered message; None when the new priority has no promise."""
+    if conversation.due_at is None or not conversation.is_active:
+        return  # answered, or never promised: nothing is due
+    answered_at = (
+        Message.objects.filter(
+            conversation=conversation, direction=Message.Direction.OUTBOUND, automated=""
+        )
+        .order_by("-sent_at")
+        .values_list("sent_at", flat=True)
+        .first()
+    )
+    waiting = Message.objects.filter(
+        conversation=conversation, direction=Message.Direction.INBOUND
+    ).order_by("sent_at", "id")
+    if answered_at is not None:
+        waiting = waiting.filter(sent_at__gt=answered_at)
+    first = waiting.only("sent_at", "channel_kind").first()
+    if first is None:
+        return
+    conversation.due_at = due_at_for(
+        conversation, channel_kind=first.channel_kind, since=first.sent_at
+    )
+
+
 def reopened_hook(*, conversation_id: int) -> None:
     """An agent reopened a conversation: the rules for reopened conversations, assignment."""
     from routing.rules import rules_run

@@ -179,7 +179,8 @@ def exporters() -> list[tuple[str, Callable[[PrivacyScope], Any]]]:
 # A hook must never make the lower app's change fail: it catches its own errors. In use:
 # ``conversation.inbound`` (``conversation_id``, ``message_id``, ``created``, ``reopened``), run by
 # ingestion for a person's message, and ``conversation.reopened`` (``conversation_id``), run when an
-# agent reopens a conversation; both registered by routing.
+# agent reopens a conversation; ``conversation.priority_changed`` (``conversation``, locked, not yet
+# saved: a hook may set ``due_at``), run when its priority changes; all registered by routing.
 _hooks: dict[str, list[Callable[..., None]]] = defaultdict(list)
 
 

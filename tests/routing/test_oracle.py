@@ -183,3 +183,46 @@ def test_the_scorecards_show_business_time_beside_calendar_time_and_promises_kep
     assert agents
     assert all("promises_kept_rate" not in g["metrics"] for g in agents)
     assert all("first_response_business_time" in g["metrics"] for g in agents)
+
+
+def test_a_priority_change_moves_the_reply_due_to_the_new_promise(hand_desk, admin_user, agent_a):
+    ids, _ = hand_desk
+    admin = client_for(admin_user)
+    response = admin.put(
+        "/api/v1/promises/",
+        {"channel": "social", "priority": "urgent", "reply_seconds": 1800},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    silent = Conversation.objects.get(pk=ids["silent"])
+    version = silent.version
+
+    # The silent customer wrote on Fri 13 Nov 15:30 UTC (16:30 Berlin): 30 business minutes
+    # after that is 17:00 Berlin, 16:00 UTC, the same day.
+    with time_machine.travel(NOW, tick=False):
+        response = client_for(agent_a).patch(
+            f"/api/v1/conversations/{silent.pk}/",
+            {"priority": "urgent"},
+            format="json",
+        )
+    assert response.status_code == 200, response.content
+    silent.refresh_from_db()
+    assert (silent.priority, silent.due_at, silent.version) == ("urgent", utc(13, 16), version + 1)
+
+    # Back to normal: the 2-hour promise for any priority again
+    with time_machine.travel(NOW, tick=False):
+        response = client_for(agent_a).patch(
+            f"/api/v1/conversations/{silent.pk}/", {"priority": "normal"}, format="json"
+        )
+    assert response.status_code == 200, response.content
+    silent.refresh_from_db()
+    assert (silent.priority, silent.due_at) == ("normal", utc(16, 9, 30))
+
+    # An answered conversation has nothing due, whatever its priority
+    answered = Conversation.objects.get(pk=ids["friday"])
+    response = client_for(agent_a).patch(
+        f"/api/v1/conversations/{answered.pk}/", {"priority": "urgent"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    answered.refresh_from_db()
+    assert (answered.priority, answered.due_at) == ("urgent", None)

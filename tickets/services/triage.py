@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from supportdesk import extensions
 from supportdesk.errors import ApplicationError, Conflict
 from supportdesk.models import AuditAction, User
 from supportdesk.services import audit_record
@@ -252,6 +253,11 @@ def conversation_triage(
                 summary=f"#{conversation.pk} tags +{names['added']} -{names['removed']}",
                 details=names,
             )
+    if "priority" in changed:
+        # Routing moves the reply the desk promised to the new priority's promise (it may set
+        # ``due_at``); saved below with the priority, one version bump.
+        extensions.run_hooks("conversation.priority_changed", conversation=conversation)
+        changed.append("due_at")
     if changed:
         conversation_save(conversation, *(f for f in changed if f != "tags"))
     return conversation
