@@ -301,6 +301,11 @@ def _apply(rule: Rule, conversation: Conversation) -> list[str]:
     return done
 
 
+def rules_active(trigger: str) -> list[Rule]:
+    """The active rules of ``trigger``, in the order they apply."""
+    return list(Rule.objects.filter(trigger=trigger, is_active=True).order_by("position", "id"))
+
+
 def rules_run(
     *,
     trigger: str,
@@ -308,11 +313,14 @@ def rules_run(
     message: Message | None,
     at: datetime | None = None,
     only: set[int] | None = None,
+    rules: list[Rule] | None = None,
 ) -> list[int]:
     """Apply the active rules of ``trigger`` in order to the locked conversation; the ids of
-    the rules applied. Each in a savepoint; a failure is recorded, never raised."""
+    the rules applied. Each in a savepoint; a failure is recorded, never raised. ``rules``: the
+    caller already read them (``rules_active``)."""
     at = at or (message.sent_at if message else timezone.now())
-    rules = list(Rule.objects.filter(trigger=trigger, is_active=True).order_by("position", "id"))
+    if rules is None:
+        rules = rules_active(trigger)
     if only is not None:
         rules = [rule for rule in rules if rule.pk in only]
     if not rules:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
@@ -16,6 +17,7 @@ from routing.models import (
     AvailabilityStatus,
     BusinessHours,
     Promise,
+    RoutingMode,
     Rule,
     TeamRouting,
 )
@@ -223,3 +225,29 @@ def rule_summaries(rules: list[Rule]) -> list[tuple[Rule, list[str], list[str]]]
         ]
         out.append((rule, conditions, actions))
     return out
+
+
+@dataclass(frozen=True)
+class RoutingApplies:
+    """What of routing can apply to one inbound message: read in one query, so a desk without
+    rules, automatic routing or promises pays one cheap read per message, not three."""
+
+    rules: bool  # active rules of the trigger exist
+    routes: bool  # the team routes automatically (not manual)
+    promises: bool  # the channel has a promise (for some priority)
+
+
+def routing_applies(
+    *, trigger: str | None, team_id: int | None, channel_kind: str
+) -> RoutingApplies:
+    quote = connection.ops.quote_name
+    rule, routing, promise = (quote(model._meta.db_table) for model in (Rule, TeamRouting, Promise))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {rule} WHERE {quote('trigger')} = %s AND is_active),"
+            f" EXISTS (SELECT 1 FROM {routing} WHERE team_id = %s AND {quote('mode')} <> %s),"
+            f" EXISTS (SELECT 1 FROM {promise} WHERE channel_kind = %s)",
+            [trigger or "", team_id, RoutingMode.MANUAL, channel_kind],
+        )
+        rules, routes, promises = cursor.fetchone()
+    return RoutingApplies(rules=bool(rules), routes=bool(routes), promises=bool(promises))

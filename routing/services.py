@@ -32,6 +32,7 @@ from routing.selectors import (
     effective_status,
     open_loads,
     promise_seconds,
+    routing_applies,
     schedule_for_team,
     schedule_from_hours,
 )
@@ -466,25 +467,53 @@ def routing_sweep(*, now: datetime | None = None) -> dict[str, int]:
 # --- The reactions to tickets (in ingestion's transaction) ----------------------------------------
 
 
-def inbound_hook(*, conversation_id: int, message_id: int, created: bool, reopened: bool) -> None:
+def inbound_hook(
+    *,
+    conversation_id: int,
+    message_id: int,
+    created: bool,
+    reopened: bool,
+    channel_kind: str | None = None,
+    sent_at: datetime | None = None,
+    conversation: Conversation | None = None,
+) -> None:
     """A person's message was stored: rules (new or reopened conversation), assignment, and the
-    due time promised. Never raises: ingestion must not fail because of routing."""
-    from routing.rules import rules_run
+    due time promised. Never raises: ingestion must not fail because of routing.
+
+    Runs for every inbound message, so it reads only what applies: the rules of the trigger (the
+    message itself only when there are some), the conversation once (again only after a rule
+    changed it), the team's routing only for an unassigned conversation, the promise only when
+    nothing is due yet. ``channel_kind`` and ``sent_at`` of the message spare reading it, and
+    ``conversation`` (ingestion's own, locked in this transaction) reading that again."""
+    from routing.rules import rules_active, rules_run
 
     try:
         with transaction.atomic():
-            conversation = _conversation_locked(conversation_id)
-            message = Message.objects.select_related("channel").get(pk=message_id)
-            if created:
-                rules_run(trigger="ingested", conversation=conversation, message=message)
-            elif reopened:
-                rules_run(trigger="reopened", conversation=conversation, message=message)
-            conversation = _conversation_locked(conversation_id)
-            conversation_route(conversation=conversation)
-            if conversation.due_at is None and conversation.is_active:
-                due = due_at_for(
-                    conversation, channel_kind=message.channel_kind, since=message.sent_at
+            trigger = "ingested" if created else "reopened" if reopened else None
+            if conversation is None or conversation.pk != conversation_id:
+                conversation = _conversation_locked(conversation_id)
+            if channel_kind is None or sent_at is None:
+                channel_kind, sent_at = Message.objects.values_list("channel_kind", "sent_at").get(
+                    pk=message_id
                 )
+            applies = routing_applies(
+                trigger=trigger, team_id=conversation.team_id, channel_kind=channel_kind
+            )
+            rules = rules_active(trigger) if trigger is not None and applies.rules else []
+            if trigger is not None and rules:
+                message = Message.objects.select_related("channel").get(pk=message_id)
+                if rules_run(
+                    trigger=trigger, conversation=conversation, message=message, rules=rules
+                ):
+                    # A rule may have moved it to another team: what applies is read again.
+                    conversation = _conversation_locked(conversation_id)
+                    applies = routing_applies(
+                        trigger=None, team_id=conversation.team_id, channel_kind=channel_kind
+                    )
+            if applies.routes:
+                conversation_route(conversation=conversation)
+            if applies.promises and conversation.due_at is None and conversation.is_active:
+                due = due_at_for(conversation, channel_kind=channel_kind, since=sent_at)
                 if due is not None:
                     conversation.due_at = due
                     conversation_save(conversation, "due_at")

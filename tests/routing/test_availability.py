@@ -132,12 +132,13 @@ def test_the_queue_sorts_by_due_time_and_counts_what_is_due_soon_in_constant_que
     from tickets.services import conversation_triage
 
     conversation_triage(conversation=urgent, actor=agent_a, priority="urgent")
-    # The due time is set when the customer writes: priority changes later do not move it.
+    # Made urgent while the customer waits: due under the urgent promise, from their message.
     assert Conversation.objects.get(pk=urgent_id).due_at == Message.objects.get(
         conversation_id=urgent_id
-    ).sent_at + timedelta(hours=1)
+    ).sent_at + timedelta(minutes=10)
     ordered, due_soon, queries_three = queue()
-    assert ordered == [old, newer, urgent_id]
+    # old: 50 minutes ago + 1 hour; urgent: just now + 10 minutes (a moment later); newer: + 1 hour
+    assert ordered == [old, urgent_id, newer]
     assert due_soon == 3
     assert queries_three == queries_one
 

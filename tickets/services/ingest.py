@@ -125,17 +125,18 @@ def clamp_sent_at(at: datetime | None) -> datetime:
 
 
 def _existing_result(channel: Channel, external_id: str) -> InboundResult | None:
-    message = (
+    found = (
         Message.objects.filter(channel=channel, external_id=external_id)
-        .select_related("conversation")
+        .values_list("pk", "conversation_id", "conversation__customer_id")
         .first()
     )
-    if message is None:
+    if found is None:
         return None
+    message_id, conversation_id, customer_id = found
     return InboundResult(
-        customer_id=message.conversation.customer_id,
-        conversation_id=message.conversation_id,
-        message_id=message.pk,
+        customer_id=customer_id,
+        conversation_id=conversation_id,
+        message_id=message_id,
         new_contact=False,
         created=False,
     )
@@ -168,7 +169,7 @@ def ingest(data: Inbound) -> InboundResult:
 
 def _ingest_once(data: Inbound) -> InboundResult:
     """One inbound message, in the caller's transaction: the steps below, in this order."""
-    conversation, identities, by_participant = _find_customer_and_conversation(data)
+    conversation, identities, by_participant, created = _find_customer_and_conversation(data)
     identity = _note_proof_of_identity(data, identities)
     participant = _participant_for_sender(data, conversation) if by_participant else None
     message = _store_message(data, conversation, identity, participant=participant)
@@ -177,16 +178,14 @@ def _ingest_once(data: Inbound) -> InboundResult:
     new_contact = False
     status_before = conversation.status
     if not data.automated:
-        new_contact = _count_contact_and_reopen(data, conversation, message)
+        new_contact = _count_contact_and_reopen(data, conversation, message, created=created)
     elif data.automated == "bounce":
         _mark_bounced(data)
     _record_activity(conversation, message, new_contact=new_contact, automated=data.automated)
     if data.language and not data.automated and not by_participant:
         customer_language_detected(customer_id=conversation.customer_id, language=data.language)
     # A new conversation: its first message is this one.
-    first_message = (
-        not Message.objects.filter(conversation_id=conversation.pk).exclude(pk=message.pk).exists()
-    )
+    first_message = created
     if (
         data.channel.acknowledge
         and not data.automated
@@ -212,6 +211,9 @@ def _ingest_once(data: Inbound) -> InboundResult:
             message_id=message.pk,
             created=first_message,
             reopened=status_before in (Status.SOLVED, Status.CLOSED),
+            channel_kind=message.channel_kind,
+            sent_at=message.sent_at,
+            conversation=conversation,
         )
     return InboundResult(
         customer_id=conversation.customer_id,
@@ -224,8 +226,9 @@ def _ingest_once(data: Inbound) -> InboundResult:
 
 def _find_customer_and_conversation(
     data: Inbound,
-) -> tuple[Conversation, dict[str, Identity], bool]:
-    """Thread (email) or attach (other channels) to a conversation, or open one; locks it.
+) -> tuple[Conversation, dict[str, Identity], bool, bool]:
+    """Thread (email) or attach (other channels) to a conversation, or open one; locks it. The
+    fourth value: the conversation was opened for this message.
 
     Automated mail (bounces, our own address) that threads nowhere is quarantined; automated mail
     joins its conversation's customer and never creates identities. A message to a closed
@@ -235,8 +238,8 @@ def _find_customer_and_conversation(
     """
     automated = data.automated
     if data.conversation_id is not None:
-        logged_on, found = _logged_on_conversation(data)
-        return logged_on, found, False
+        logged_on, found, created = _logged_on_conversation(data)
+        return logged_on, found, False, created
     conversation = _thread_conversation(data) if data.channel.kind == ChannelKind.EMAIL else None
 
     if automated and conversation is None and automated in {"bounce", "own_address"}:
@@ -255,13 +258,16 @@ def _find_customer_and_conversation(
 
     if conversation is None and data.channel.kind != ChannelKind.EMAIL:
         conversation = _attach_conversation(customer, data)
+    created = False
     if conversation is not None:
         conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
         if conversation.status == Status.CLOSED and not automated:
             conversation = _conversation_create(customer, data, follow_up_of=conversation)
+            created = True
     else:
         conversation = _conversation_create(customer, data)
-    return conversation, identities, by_participant
+        created = True
+    return conversation, identities, by_participant, created
 
 
 def _sender_not_the_customer(
@@ -305,7 +311,7 @@ def _keep_copied_people(data: Inbound, conversation: Conversation) -> None:
         )
 
 
-def _logged_on_conversation(data: Inbound) -> tuple[Conversation, dict[str, Identity]]:
+def _logged_on_conversation(data: Inbound) -> tuple[Conversation, dict[str, Identity], bool]:
     """A call an agent logged on a conversation: that conversation (a follow-up if it is closed,
     like any customer message), and the customer's handle it came from when they have one."""
     assert data.conversation_id is not None
@@ -323,8 +329,9 @@ def _logged_on_conversation(data: Inbound) -> tuple[Conversation, dict[str, Iden
         if found is not None:
             identities[kind] = found
     if conversation.status == Status.CLOSED:
-        conversation = _conversation_create(conversation.customer, data, follow_up_of=conversation)
-    return conversation, identities
+        follow_up = _conversation_create(conversation.customer, data, follow_up_of=conversation)
+        return follow_up, identities, True
+    return conversation, identities, False
 
 
 def _note_proof_of_identity(data: Inbound, identities: dict[str, Identity]) -> Identity | None:
@@ -379,12 +386,17 @@ def _store_message(
     return message
 
 
-def _count_contact_and_reopen(data: Inbound, conversation: Conversation, message: Message) -> bool:
+def _count_contact_and_reopen(
+    data: Inbound, conversation: Conversation, message: Message, *, created: bool
+) -> bool:
     """A customer's message: open a contact if the rules say so, reopen a solved or pending
-    conversation, and give a call's agent an unassigned conversation. True for a new contact."""
+    conversation, and give a call's agent an unassigned conversation. True for a new contact.
+    ``created``: the conversation was opened for this message (nothing came before it)."""
     status_before = conversation.status
     previous = (
-        counted_inbound(conversation.pk)
+        None
+        if created
+        else counted_inbound(conversation.pk)
         .exclude(pk=message.pk)
         .filter(Q(sent_at__lt=message.sent_at) | Q(sent_at=message.sent_at, pk__lt=message.pk))
         .select_related("contact")
