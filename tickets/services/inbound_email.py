@@ -96,6 +96,11 @@ def _is_reply_address(value: str) -> bool:
     return value.endswith(f"@{domain}") and value.startswith(f"{local}+")
 
 
+def desk_own_addresses() -> list[str]:
+    """The desk's own addresses: the support address and every email channel's."""
+    return _own_addresses()
+
+
 def _own_addresses() -> list[str]:
     addresses = [settings.SUPPORT_EMAIL]
     addresses += list(
@@ -107,15 +112,22 @@ def _own_addresses() -> list[str]:
 
 
 def inbound_email_raw(
-    *, channel: Channel, raw: bytes, source: str = "api", received_at: datetime | None = None
+    *,
+    channel: Channel,
+    raw: bytes,
+    source: str = "api",
+    received_at: datetime | None = None,
+    own_addresses: list[str] | None = None,
 ) -> InboundResult | QuarantinedMessage:
     """Ingest a raw RFC 822 message. Unparseable input is quarantined, never dropped.
 
     ``received_at`` (default now) is for importers and the demo seed, which replay history.
+    ``own_addresses``: the desk's addresses (``desk_own_addresses``), read once by a caller that
+    stores many messages in a row.
     """
     if channel.kind != ChannelKind.EMAIL:
         raise ApplicationError("This channel does not take email.")
-    own = _own_addresses()
+    own = own_addresses if own_addresses is not None else _own_addresses()
     try:
         parsed = parse_raw_email(raw, own_addresses=own)
     except EmailParseError as exc:

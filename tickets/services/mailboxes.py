@@ -55,7 +55,7 @@ from tickets.models import (
 )
 from tickets.services.channels import channel_create_or_update
 from tickets.services.events import event_record
-from tickets.services.inbound_email import inbound_email_raw
+from tickets.services.inbound_email import desk_own_addresses, inbound_email_raw
 from tickets.services.inbound_queue import Accepted, inbound_queue_accept_email
 from tickets.services.ingest import InboundResult, quarantine_store
 
@@ -574,8 +574,9 @@ def _import_group(
     in its own savepoint; counted only once committed."""
     if not group:
         return
+    own = desk_own_addresses()  # once for the group, not once per message
     with transaction.atomic():
-        outcomes = [_import_one(mailbox, uidvalidity, f.uid, f.raw) for f in group]
+        outcomes = [_import_one(mailbox, uidvalidity, f.uid, f.raw, own) for f in group]
     for outcome in outcomes:
         if outcome == MailboxImport.Outcome.IMPORTED:
             result.imported += 1
@@ -585,7 +586,9 @@ def _import_group(
             result.quarantined += 1
 
 
-def _import_one(mailbox: Mailbox, uidvalidity: int, uid: int, raw: bytes) -> str:
+def _import_one(
+    mailbox: Mailbox, uidvalidity: int, uid: int, raw: bytes, own_addresses: list[str]
+) -> str:
     channel = mailbox.channel
     try:
         with transaction.atomic():
@@ -596,7 +599,9 @@ def _import_one(mailbox: Mailbox, uidvalidity: int, uid: int, raw: bytes) -> str
                         # Accepted with the import row; the ingest workers store the message.
                         stored = inbound_queue_accept_email(channel=channel, raw=raw, source="imap")
                     else:
-                        stored = inbound_email_raw(channel=channel, raw=raw, source="imap")
+                        stored = inbound_email_raw(
+                            channel=channel, raw=raw, source="imap", own_addresses=own_addresses
+                        )
             except (Conflict, DatabaseError) as exc:
                 # Transient: the group rolls back and the next poll fetches it again. Not an
                 # IntegrityError any more, so it cannot pass for "another poll stored this UID".
