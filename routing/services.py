@@ -487,9 +487,26 @@ def inbound_hook(
     ``conversation`` (ingestion's own, locked in this transaction) reading that again."""
     from routing.rules import rules_active, rules_run
 
+    trigger = "ingested" if created else "reopened" if reopened else None
     try:
+        if (
+            conversation is not None
+            and conversation.pk == conversation_id
+            and channel_kind is not None
+            and sent_at is not None
+        ):
+            # The common case of a desk without rules, automatic routing or promises: one read,
+            # and no savepoint to open and release for every message.
+            applies = routing_applies(
+                trigger=trigger, team_id=conversation.team_id, channel_kind=channel_kind
+            )
+            if not (
+                (trigger is not None and applies.rules)
+                or applies.routes
+                or (applies.promises and conversation.due_at is None and conversation.is_active)
+            ):
+                return
         with transaction.atomic():
-            trigger = "ingested" if created else "reopened" if reopened else None
             if conversation is None or conversation.pk != conversation_id:
                 conversation = _conversation_locked(conversation_id)
             if channel_kind is None or sent_at is None:
