@@ -294,15 +294,15 @@ def test_sidebar_and_home_panels_run_a_fixed_number_of_queries(
     conversation = review.conversation
     customer = conversation.customer
 
-    # reviews, the user's teams (ideas only through mentions they may open), ideas, cancellation,
-    # reasons
-    with django_assert_num_queries(5):
+    # reviews, ideas (only through mentions they may open: the user's teams a subquery),
+    # cancellation, reasons
+    with django_assert_num_queries(4):
         html = panels_qa.conversation_sidebar(request, conversation=conversation, customer=customer)
     assert "100/100" in html
 
-    # reviews to answer, to do, the user's teams (check-ins follow the conversations they may
-    # see, not who solved them), check-ins, pulse week
-    with django_assert_num_queries(5):
+    # reviews to answer, to do, check-ins (they follow the conversations the user may see, not
+    # who solved them: the user's teams a subquery), pulse week
+    with django_assert_num_queries(4):
         home = panels_qa.agent_home(request, user=agent_a)
     assert f"Your conversation #{conversation.pk} was reviewed: 100/100" in home
 

@@ -23,6 +23,7 @@ from django.db.models import (
     BooleanField,
     Case,
     Count,
+    Exists,
     OuterRef,
     Prefetch,
     Q,
@@ -64,14 +65,17 @@ def visible_conversations_q(user: User, prefix: str = "") -> Q:
     conversation (no team: its channel has none) is a triage pool: managers see it (they route
     it), agents who belong to no team see it (a desk without teams is one shared queue), and the
     agent it is assigned to sees it. An agent of a team never sees another team's pool.
+
+    The user's teams are a subquery of the same statement, not a query of their own: a page
+    that checks visibility twice (the conversation, the customer panel) asks for them in SQL only.
     """
     if user.is_admin:
         return Q()
-    team_ids = list(user.teams.values_list("pk", flat=True))
+    memberships = User.teams.through.objects.filter(user_id=user.pk)
     unrouted = Q(**{f"{prefix}team__isnull": True})
-    if not (user.is_manager or not team_ids):
-        unrouted &= Q(**{f"{prefix}assignee": user})
-    return Q(**{f"{prefix}team__in": team_ids}) | unrouted
+    if not user.is_manager:
+        unrouted &= Q(**{f"{prefix}assignee": user}) | Q(~Exists(memberships))
+    return Q(**{f"{prefix}team__in": memberships.values("team_id")}) | unrouted
 
 
 def conversation_list_for_user(
@@ -619,7 +623,7 @@ def conversation_timeline(*, conversation: Conversation) -> list[TimelineEntry]:
 
 def visible_flag(user: User) -> Case | Value:
     """An annotation: whether ``user`` may open the conversation (the rule of
-    ``visible_conversations_q``, as a column; one query for the user's teams)."""
+    ``visible_conversations_q``, as a column; the user's teams are a subquery)."""
     if user.is_admin:
         return Value(True, output_field=BooleanField())
     return Case(
