@@ -26,7 +26,7 @@ import phonenumbers
 import psycopg
 import requests
 
-from bench import floor
+from bench import floor, peer
 from bench.client import (
     InboundSource,
     RequestFailed,
@@ -115,6 +115,8 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.rows: list[Row] = []
+        self.w1: dict[str, int] = {}
+        self.w1_by_senders: dict[int, Row] = {}
         self.notes: list[str] = []
         self.loads: list[tuple[str, tuple[float, float, float]]] = []
         self.workdir = ROOT / "var" / "bench" / args.db
@@ -254,7 +256,7 @@ class Bench:
                     timed(stats, lambda: session.get(self.stack.base_url + url, timeout=30), 200)
             stats.seconds = time.monotonic() - started
 
-    def w1_inbound(self, sampler: RssSampler) -> None:
+    def w1_inbound(self, sampler: RssSampler, senders: int) -> None:
         m = self.manifest
         source = InboundSource(
             self.stack.base_url, m["channels"]["email"]["secret"], m["channels"]["chat"]["secret"]
@@ -263,7 +265,7 @@ class Bench:
         with sampler:
             closed_loop(
                 stats,
-                self.args.inbound_users,
+                senders,
                 lambda s, n: source.one(s, n),
                 seconds=self.args.inbound_seconds,
                 expected=(201,),
@@ -278,7 +280,7 @@ class Bench:
         throughput = stats.throughput
         row = Row(
             "W1 inbound",
-            f"email + chat ingestion, {self.args.inbound_users} senders",
+            f"email + chat ingestion, {senders} senders",
             stats,
             None,
             sampler.peak.get("web", float("nan")),
@@ -299,12 +301,14 @@ class Bench:
         row.value = (
             f"{sent} acknowledged, {stored} of them stored, {stats.count + len(stats.errors)} sent"
         )
-        self.w1 = {
-            "sent": sent,
-            "stored": stored,
-            "distinct": distinct,
-            "errors": len(stats.errors),
-        }
+        for key, value in (
+            ("sent", sent),
+            ("stored", stored),
+            ("distinct", distinct),
+            ("errors", len(stats.errors)),
+        ):
+            self.w1[key] = self.w1.get(key, 0) + value
+        self.w1_by_senders[senders] = row
         self.rows.append(row)
         print(self._row_line(row), row.value, flush=True)
 
@@ -477,7 +481,8 @@ class Bench:
             return login(base, "admin@bench.example", PASSWORD)
 
         self.note_load("start")
-        self.w1_inbound(sampler)
+        for senders in self.args.inbound_users:
+            self.w1_inbound(sampler, senders)
         self.note_load("after W1")
         phone = m["search_phone"]
         try:
@@ -627,7 +632,8 @@ class Bench:
             + ".",
             "",
             f"Client: {a.users} closed-loop users per page for {a.seconds:.0f} s; W1 "
-            f"{a.inbound_users} senders for {a.inbound_seconds:.0f} s. The floor runs the page's "
+            f"{', '.join(str(n) for n in a.inbound_users)} senders for {a.inbound_seconds:.0f} s "
+            "each. The floor runs the page's "
             "hand-written SQL in one psycopg connection as many times as the page was served (at most 40).",
             "",
             "| workload | what | p50 ms | p95 ms | throughput | n | peak web RSS MB | "
@@ -647,6 +653,32 @@ class Bench:
         lines += [f"\n{n}" for n in self.notes]
         return "\n".join(lines) + "\n"
 
+    def peer_report(self) -> str:
+        """django-helpdesk's harness on the same machine, right after our run; the pairs."""
+        n = self.manifest["conversations"]
+        self.note_load("before the peer")
+        workdir = peer.prepare(self.args.peer_dir or peer.DEFAULT_PEER_DIR)
+        peer.seed(workdir, n)
+        started = os.getloadavg()
+        results = peer.run(workdir)
+        ended = os.getloadavg()
+        lines = [
+            "",
+            f"### Side by side with django-helpdesk 2.6.1, N = {n:,}",
+            "",
+            "The peer's own harness (`../shared/peers/helpdesk/`, its `bench_http.py` and "
+            "adapter) on the same machine right after this run, our stack stopped: its gunicorn "
+            f"with 2 workers on its dataset of {n:,} tickets (`gen_data`), one run of each "
+            "workload. Load average (1/5/15 min) at its start "
+            f"{started[0]:.1f}/{started[1]:.1f}/{started[2]:.1f}, at its end "
+            f"{ended[0]:.1f}/{ended[1]:.1f}/{ended[2]:.1f}. How each pair is matched: "
+            "`bench/peer.py`.",
+            "",
+            *peer.side_by_side(ours_by_key(self.rows, self.w1_by_senders), results),
+            "",
+        ]
+        return "\n".join(lines)
+
     def main(self) -> int:
         self.prepare()
         self.stack = Stack(
@@ -663,6 +695,8 @@ class Bench:
         finally:
             self.stack.stop()
         text = self.report()
+        if self.args.peer:
+            text += self.peer_report()
         out = (
             Path(self.args.out)
             if self.args.out
@@ -673,6 +707,48 @@ class Bench:
         print(text)
         print(f"== written to {out}")
         return 0
+
+
+def _measure(row: Row) -> peer.Measure | None:
+    if row.stats is None or not row.stats.count:
+        return None
+    return peer.Measure(p50=row.stats.p50, p95=row.stats.p95, rate=row.stats.throughput)
+
+
+def ours_by_key(rows: list[Row], w1_by_senders: dict[int, Row]) -> dict[str, peer.Measure]:
+    """Our rows under the keys of ``bench.peer.PAIRS``."""
+    # (workload, the start of "what", or all of it when the row has a cold twin)
+    wanted = {
+        "W2": ("W2 queue", "first queue page", False),
+        "W3": ("W3 conversation", "", False),
+        "W4": ("W4 customer API", "", False),
+        "W5 desk": ("W5 scorecard", "dashboard page: 90 days, whole desk", True),
+        "W5 desk cold": ("W5 scorecard", "dashboard page: 90 days, whole desk: cache cold", False),
+        "W5 team": ("W5 scorecard", "dashboard page: 90 days, one team", True),
+    }
+    found: dict[str, peer.Measure] = {}
+    for key, (workload, what, exact) in wanted.items():
+        for row in rows:
+            matches = row.what == what if exact else row.what.startswith(what)
+            if row.workload == workload and matches:
+                measure = _measure(row)
+                if measure is not None:
+                    found[key] = measure
+                break
+    for senders in (1, 4):
+        if senders in w1_by_senders and (measure := _measure(w1_by_senders[senders])):
+            found[f"W1 c{senders}"] = measure
+    return found
+
+
+def _senders(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("numbers separated by commas, e.g. 1,4,8") from exc
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("at least one sender")
+    return values
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -687,7 +763,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--queue", default=os.environ.get("BENCH_QUEUE", "q_bench"))
     p.add_argument("--users", type=int, default=2, help="closed-loop users per page")
     p.add_argument("--seconds", type=float, default=20.0, help="seconds per page workload")
-    p.add_argument("--inbound-users", type=int, default=8)
+    p.add_argument(
+        "--inbound-users",
+        type=_senders,
+        default=[8],
+        help="concurrent senders for W1, comma-separated for several runs (1,4,8)",
+    )
     p.add_argument("--inbound-seconds", type=float, default=30.0)
     p.add_argument("--web-workers", type=int, default=2)
     p.add_argument("--worker-concurrency", type=int, default=2)
@@ -696,6 +777,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--no-facts", action="store_true", help="bench_seed --no-facts (W6 computes them)"
     )
     p.add_argument("--out", default=None, help="results file (default docs/benchmarks/<db>.md)")
+    p.add_argument(
+        "--peer",
+        action="store_true",
+        help="then run django-helpdesk's harness on the same machine and compare (bench/peer.py)",
+    )
+    p.add_argument(
+        "--peer-dir", type=Path, default=None, help="the harness (../shared/peers/helpdesk)"
+    )
     args = p.parse_args(argv)
     if args.db is None:
         n = args.conversations
