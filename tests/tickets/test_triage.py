@@ -391,7 +391,7 @@ def test_queue_runs_a_constant_number_of_queries_with_tags_and_search(
         page = client.get("/").context["page"]
     assert len(page.conversations) == rows
     # A search adds the highlighted fragments (one query).
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(12):
         page = client.get("/?q=kettle").context["page"]
     assert len(page.conversations) == rows
     assert len(page.highlights) == rows
