@@ -228,6 +228,17 @@ def _targets(page: str) -> str:
     return found.group(1) if found else ""
 
 
+def _set_target(session: Any, base: str, value: str) -> Any:
+    """The manager sets the resolution-rate target on the dashboard (a write on the primary)."""
+    return csrf_post(
+        session,
+        base + "/dashboard/targets/",
+        base + "/dashboard/",
+        {"metric": "resolution_rate", "value": value},
+        allow_redirects=False,
+    )
+
+
 def _replay(replica: Any, action: str) -> None:
     with psycopg.connect(replica.url(), autocommit=True) as db:
         db.execute(f"SELECT pg_wal_replay_{action}()")
@@ -308,13 +319,7 @@ def test_dashboard_reads_hit_the_streaming_replica_and_a_write_then_read_hits_th
                 assert "61%" not in _targets(before.text)
 
                 # When the manager sets a target (a write on the primary) and looks again
-                saved = csrf_post(
-                    session,
-                    base + "/dashboard/targets/",
-                    base + "/dashboard/",
-                    {"metric": "resolution_rate", "value": "61"},
-                    allow_redirects=False,
-                )
+                saved = _set_target(session, base, "61")
                 assert saved.status_code == 302
                 assert PIN_COOKIE in saved.cookies
                 # Then the read right after the write comes from the primary: the target shows
@@ -353,14 +358,7 @@ def test_dashboard_reads_hit_the_streaming_replica_and_a_write_then_read_hits_th
                 replica.start()
                 wait_for(lambda: _caught_up(primary, replica), timeout=30, what="replication")
                 _replay(replica, "pause")
-                changed = csrf_post(
-                    session,
-                    base + "/dashboard/targets/",
-                    base + "/dashboard/",
-                    {"metric": "resolution_rate", "value": "62"},
-                    allow_redirects=False,
-                )
-                assert changed.status_code == 302
+                assert _set_target(session, base, "62").status_code == 302
                 time.sleep(2.5)  # the pin and the replica's retry window run out
                 session.cookies.clear_expired_cookies()
                 back = session.get(base + "/dashboard/", timeout=30)
