@@ -29,6 +29,7 @@ from routing.models import (
 )
 from routing.selectors import (
     LOAD_STATUSES,
+    RoutingApplies,
     effective_status,
     open_loads,
     promise_seconds,
@@ -488,6 +489,7 @@ def inbound_hook(
     from routing.rules import rules_active, rules_run
 
     trigger = "ingested" if created else "reopened" if reopened else None
+    applies: RoutingApplies | None = None
     try:
         if (
             conversation is not None
@@ -513,9 +515,10 @@ def inbound_hook(
                 channel_kind, sent_at = Message.objects.values_list("channel_kind", "sent_at").get(
                     pk=message_id
                 )
-            applies = routing_applies(
-                trigger=trigger, team_id=conversation.team_id, channel_kind=channel_kind
-            )
+            if applies is None:  # not read above (ingestion passed ids only)
+                applies = routing_applies(
+                    trigger=trigger, team_id=conversation.team_id, channel_kind=channel_kind
+                )
             rules = rules_active(trigger) if trigger is not None and applies.rules else []
             if trigger is not None and rules:
                 message = Message.objects.select_related("channel").get(pk=message_id)

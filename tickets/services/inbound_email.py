@@ -98,10 +98,6 @@ def _is_reply_address(value: str) -> bool:
 
 def desk_own_addresses() -> list[str]:
     """The desk's own addresses: the support address and every email channel's."""
-    return _own_addresses()
-
-
-def _own_addresses() -> list[str]:
     addresses = [settings.SUPPORT_EMAIL]
     addresses += list(
         Channel.objects.filter(kind=ChannelKind.EMAIL)
@@ -127,7 +123,7 @@ def inbound_email_raw(
     """
     if channel.kind != ChannelKind.EMAIL:
         raise ApplicationError("This channel does not take email.")
-    own = own_addresses if own_addresses is not None else _own_addresses()
+    own = own_addresses if own_addresses is not None else desk_own_addresses()
     try:
         parsed = parse_raw_email(raw, own_addresses=own)
     except EmailParseError as exc:
@@ -147,7 +143,7 @@ def inbound_email_from_anymail(
     raw = message.as_bytes()
     parsed: ParsedEmail | None = None
     error = ""
-    own = _own_addresses()
+    own = desk_own_addresses()
     try:
         parsed = parse_inbound_message(message, raw=raw, own_addresses=own)
     except EmailParseError as exc:
