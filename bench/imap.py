@@ -114,6 +114,9 @@ def main() -> None:
     parser.add_argument(
         "--out", default="", help="results file (default docs/benchmarks/imap_<N>.md)"
     )
+    parser.add_argument(
+        "--profile", default="", help="write a cProfile of the first import to this file"
+    )
     args = parser.parse_args()
     rng = random.Random(17)
     workdir = Path(tempfile.mkdtemp(prefix="bench-imap-"))
@@ -160,7 +163,13 @@ def main() -> None:
         print("first import: manage.py mailbox_poll Bench", flush=True)
         started = time.monotonic()
         poll = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "mailbox_poll", "Bench"],
+            [
+                sys.executable,
+                *(["-m", "cProfile", "-o", args.profile] if args.profile else []),
+                str(ROOT / "manage.py"),
+                "mailbox_poll",
+                "Bench",
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,

@@ -43,8 +43,8 @@ def store(channel, messages: list[bytes]) -> None:  # type: ignore[no-untyped-de
     for start in range(0, len(messages), GROUP):
         with transaction.atomic():
             for raw in messages[start : start + GROUP]:
-                with transaction.atomic():
-                    inbound_email_raw(channel=channel, raw=raw, source="imap")
+                # Each ingestion has its own savepoint (``ingest``), as in the IMAP import.
+                inbound_email_raw(channel=channel, raw=raw, source="imap")
 
 
 def tally(queries: list[dict[str, str]], n: int) -> list[str]:

@@ -6,8 +6,10 @@ import importlib
 import json
 import logging
 import re
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -436,49 +438,108 @@ def outbox_enqueue(*, task_name: str, kwargs: dict[str, Any]) -> OutboxItem:
     broker is unreachable the request still succeeds and beat relays the row later.
     """
     item = OutboxItem.objects.create(task_name=task_name, kwargs=kwargs)
-    transaction.on_commit(lambda: _relay_after_commit(item.pk))
+    _relay_after_commit([item.pk])
     return item
 
+
+def outbox_enqueue_each(*, task_names: Sequence[str], kwargs: dict[str, Any]) -> list[OutboxItem]:
+    """``outbox_enqueue`` for several tasks taking the same arguments (an event's subscribers):
+    one INSERT for all, relayed in that order after commit."""
+    items = OutboxItem.objects.bulk_create(
+        [OutboxItem(task_name=name, kwargs=kwargs) for name in task_names]
+    )
+    _relay_after_commit([item.pk for item in items])
+    return items
+
+
+# Inside ``outbox_batch``: the rows this thread records, relayed together after the commit.
+_batching = threading.local()
 
 # After a failed publish, this process skips publishing for a moment; beat relays the rows.
 BROKER_RETRY_AFTER_SECONDS = 10.0
 _broker_down_until = 0.0
 
 
-def _relay_after_commit(item_id: int) -> None:
+@contextmanager
+def outbox_batch() -> Iterator[None]:
+    """Rows recorded inside the block are relayed together after the commit (one claim for all)
+    instead of each change's own: for a loop that records many changes in one transaction (a
+    mailbox import's group of messages). Use it inside that transaction. Rows of a savepoint that
+    rolled back are in the batch too; the claim finds nothing of them. A block inside another
+    joins the outer one."""
+    outer: list[int] | None = getattr(_batching, "ids", None)
+    ids: list[int] = [] if outer is None else outer
+    _batching.ids = ids
+    try:
+        yield
+    finally:
+        _batching.ids = outer
+    if outer is None and ids:
+        transaction.on_commit(lambda: _relay_committed(ids))
+
+
+def _relay_after_commit(item_ids: list[int]) -> None:
+    batch: list[int] | None = getattr(_batching, "ids", None)
+    if batch is not None:
+        batch.extend(item_ids)
+    else:
+        transaction.on_commit(lambda: _relay_committed(item_ids))
+
+
+def _relay_committed(item_ids: list[int]) -> None:
     if time.monotonic() < _broker_down_until:
-        return  # the broker failed moments ago: answer fast and leave the row to beat
-    outbox_relay(item_ids=[item_id])
-
-
-def _claim(item_id: int) -> tuple[str, dict[str, Any], int] | None:
-    """Claim one unrelayed row with a conditional ``UPDATE … RETURNING`` (one query), so a row is
-    published by one relayer only, even when the web process and beat race. None when the row
-    is gone or another relayer has it. One row at a time: a relayer that dies holds one claim."""
-    table = connection.ops.quote_name(OutboxItem._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET relayed_at = %s WHERE id = %s AND relayed_at IS NULL"
-            " RETURNING task_name, kwargs, attempts",
-            [timezone.now(), item_id],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    task_name, kwargs, attempts = row
-    return task_name, kwargs if isinstance(kwargs, dict) else json.loads(kwargs), attempts
+        return  # the broker failed moments ago: answer fast and leave the rows to beat
+    outbox_relay(item_ids=item_ids)
 
 
 def outbox_relay(*, item_ids: Iterable[int]) -> int:
     """Hand outbox rows to the broker, in the order they were recorded; returns how many were
-    handed over. Each row is claimed first (see ``_claim``); a failed publish releases it."""
+    handed over.
+
+    The rows are claimed with one conditional ``UPDATE … RETURNING`` in a transaction that
+    stays open while they are published and commits after: a concurrent relayer (the web
+    process and beat racing) waits for it and then finds them taken, a failed publish releases
+    its row, and a relayer that dies midway releases every row, which beat publishes again
+    (at least once: every task claims its own work, docs/security/faults-and-concurrency.md).
+    """
+    ids = sorted(set(item_ids))
+    if not ids:
+        return 0
+    if current_app.conf.task_always_eager:
+        # Eager tasks run inside ``apply_async``: never inside the claim's transaction.
+        return sum(_relay_one(item_id) for item_id in ids)
+    with transaction.atomic():
+        return _publish(_claim(ids))
+
+
+def _claim(item_ids: list[int]) -> list[tuple[int, str, dict[str, Any], int]]:
+    """Claim the unrelayed rows among ``item_ids`` (one query), in id order."""
+    table = connection.ops.quote_name(OutboxItem._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET relayed_at = %s WHERE id = ANY(%s) AND relayed_at IS NULL"
+            " RETURNING id, task_name, kwargs, attempts",
+            [timezone.now(), item_ids],
+        )
+        rows = cursor.fetchall()
+    return sorted(
+        (item_id, task_name, kwargs if isinstance(kwargs, dict) else json.loads(kwargs), attempts)
+        for item_id, task_name, kwargs, attempts in rows
+    )
+
+
+def _relay_one(item_id: int) -> int:
+    """One row claimed and published on its own (eager mode: the task runs right here)."""
+    claimed = _claim([item_id])
+    return _publish(claimed) if claimed else 0
+
+
+def _publish(claimed: list[tuple[int, str, dict[str, Any], int]]) -> int:
+    """Publish claimed rows in order; a failed one is released (and with a broker that is down,
+    every one after it: each would wait out the connect timeout too)."""
     global _broker_down_until
     relayed = 0
-    for item_id in sorted(set(item_ids)):
-        claimed = _claim(item_id)
-        if claimed is None:
-            continue
-        task_name, kwargs, attempts = claimed
+    for position, (item_id, task_name, kwargs, attempts) in enumerate(claimed):
         try:
             task = _task(task_name)
             task.apply_async(kwargs=kwargs, retry=False)
@@ -491,9 +552,11 @@ def outbox_relay(*, item_ids: Iterable[int]) -> int:
                 if current_app.conf.task_always_eager:
                     raise
                 continue
-            # The broker is down: each further row would wait out the connect timeout too
-            # (about 2 s each, blocking a request or beat's worker). They stay for the next relay,
-            # and this process does not try again for a few seconds (a small circuit breaker).
+            # The broker is down: the rest stay for the next relay, and this process does not
+            # try again for a few seconds (a small circuit breaker).
+            rest = [row[0] for row in claimed[position + 1 :]]
+            if rest:
+                OutboxItem.objects.filter(pk__in=rest).update(relayed_at=None)
             _broker_down_until = time.monotonic() + BROKER_RETRY_AFTER_SECONDS
             break
         relayed += 1

@@ -49,7 +49,7 @@ def provider_webhook_headers(settings: Any) -> dict[str, str]:
 def outbox_held() -> Iterator[None]:
     """Nothing the tickets services write reaches the outbox: a reply stays queued, no reaction runs."""
     with (
-        mock.patch("tickets.services.events.outbox_enqueue"),
+        mock.patch("tickets.services.events.outbox_enqueue_each"),
         mock.patch("tickets.services.conversations.outbox_enqueue"),
     ):
         yield

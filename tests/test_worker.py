@@ -15,10 +15,13 @@ import time
 from datetime import timedelta
 
 import pytest
+import redis
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from supportdesk.celery import app as celery_app
 from supportdesk.models import OutboxItem
-from supportdesk.services import outbox_enqueue, outbox_relay_pending
+from supportdesk.services import outbox_batch, outbox_enqueue, outbox_relay_pending
 from supportdesk.tasks import outbox_prune_task, outbox_relay_task
 from tests.factories import send_email
 from tests.services import (
@@ -177,6 +180,54 @@ def test_relay_stops_at_the_first_broker_error():
     assert elapsed < REQUEST_BUDGET_SECONDS
     rows = list(OutboxItem.objects.filter(pk__in=[i.pk for i in items]).order_by("pk"))
     assert [(row.relayed_at, row.attempts) for row in rows] == [(None, 1), (None, 0), (None, 0)]
+
+
+def _record_then_roll_back(task: str) -> None:
+    with transaction.atomic():
+        outbox_enqueue(task_name=task, kwargs={})
+        raise RuntimeError("rolled back")
+
+
+@pytest.mark.django_db
+def test_a_batch_is_claimed_once_and_published_after_its_commit(django_capture_on_commit_callbacks):
+    # Given a transaction that records three rows inside one outbox batch, the second in a
+    # savepoint that rolls back (a message a mailbox import quarantined, say)
+    task = "supportdesk.tasks.outbox_prune_task"
+    queue = unique_queue_name()
+    with (
+        redis_server() as redis_srv,
+        celery_publishing_to(redis_srv.url(), queue=queue),
+    ):
+        with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+            with outbox_batch():
+                first = outbox_enqueue(task_name=task, kwargs={})
+                with pytest.raises(RuntimeError):
+                    _record_then_roll_back(task)
+                third = outbox_enqueue(task_name=task, kwargs={})
+            # Then nothing is handed over before the commit
+            assert OutboxItem.objects.filter(relayed_at__isnull=False).count() == 0
+
+        # And the commit runs one hook, which claims both rows with one UPDATE
+        assert len(callbacks) == 1
+        with CaptureQueriesContext(connection) as queries:
+            callbacks[0]()
+        updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+        assert len(updates) == 1
+        assert "ANY" in updates[0]
+
+        # And both are published, in the order they were recorded; the rolled-back one is gone
+        rows = list(OutboxItem.objects.filter(task_name=task).order_by("pk"))
+        assert [row.pk for row in rows] == [first.pk, third.pk]
+        assert all(row.relayed_at is not None and row.attempts == 0 for row in rows)
+        client = redis.Redis.from_url(redis_srv.url())
+        published = [
+            payload
+            for key in client.keys(f"{queue}*")
+            if client.type(key) == b"list"
+            for payload in client.lrange(key, 0, -1)
+        ]
+        client.close()
+    assert len(published) == 2
 
 
 @pytest.mark.django_db

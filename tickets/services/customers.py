@@ -20,26 +20,19 @@ from tickets.models import Conversation, Customer, CustomerMerge, Event, Identit
 from tickets.services.events import event_record
 
 
-def _identity_get_or_create(
-    *, kind: str, value: str, customer: Customer, display: str = "", verified: bool = False
-) -> Identity:
-    """Attach a handle to ``customer`` unless another customer already holds it (then that one)."""
-    identity, _ = Identity.objects.get_or_create(
-        kind=kind,
-        value=value,
-        defaults={"customer": customer, "display_value": display or value, "verified": verified},
-    )
-    return identity
-
-
 def customer_for_handles(
-    handles: Sequence[tuple[str, str, str]], *, name: str = ""
+    handles: Sequence[tuple[str, str, str]], *, name: str = "", verified_kind: str = ""
 ) -> tuple[Customer, dict[str, Identity]]:
     """Find the customer by an exact identity match, or create one.
 
     ``handles`` are ``(kind, normalised value, display)`` in order of strength: the first that
     already exists decides the customer; the others are attached to that customer if nobody
-    holds them yet (never taken from another customer: that takes a merge).
+    holds them yet (never taken from another customer: that takes a merge). A handle of
+    ``verified_kind`` that is created here is created verified (the message came from it).
+
+    For ingestion only, inside its retrying savepoint: a handle another transaction created
+    since the lookup fails the insert with an ``IntegrityError``, which rolls the ingestion
+    back whole; its retry then finds that handle (see ``tickets.services.ingest.ingest``).
     """
     existing = {
         (identity.kind, identity.value): identity
@@ -51,7 +44,6 @@ def customer_for_handles(
         if identity is not None:
             customer = _live_customer(identity.customer)
             break
-    created = customer is None
     if customer is None:
         customer = Customer.objects.create(
             name=name[:200], organisation=organisation_for_handles(handles)
@@ -61,15 +53,17 @@ def customer_for_handles(
         customer.save(update_fields=["name", "updated_at"])
     identities: dict[str, Identity] = {}
     for kind, value, display in handles:
-        identity = existing.get((kind, value)) or _identity_get_or_create(
-            kind=kind, value=value, customer=customer, display=display
+        # Not found by the lookup above: created without a second look. A concurrent first
+        # message from the same handle makes this insert fail (the unique constraint); the
+        # ingestion rolls back whole and its retry finds the winner's customer, so the person
+        # is never split in two.
+        identities[kind] = existing.get((kind, value)) or Identity.objects.create(
+            kind=kind,
+            value=value,
+            customer=customer,
+            display_value=display or value,
+            verified=kind == verified_kind,
         )
-        if created and identity.customer_id != customer.pk:
-            # A concurrent first message from the same new handle created its customer after
-            # our lookup. Keeping ours would split the person in two: roll the whole ingestion
-            # back; _ingest retries and then finds the winner's customer.
-            raise IntegrityError(f"concurrent first contact from {kind}:{value}")
-        identities[kind] = identity
     return customer, identities
 
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from supportdesk import events as event_bus
 from supportdesk.models import Team, User
-from supportdesk.services import outbox_enqueue
+from supportdesk.services import outbox_enqueue_each
 from tickets.models import Conversation, Customer, Event, Message
 
 Status = Conversation.Status
@@ -46,8 +46,9 @@ def event_record(
         channel_kind=channel_kind,
         data=data or {},
     )
-    for task_name in event_bus.subscribers_for(kind):
-        outbox_enqueue(task_name=task_name, kwargs={"event_id": event.pk})
+    task_names = event_bus.subscribers_for(kind)
+    if task_names:
+        outbox_enqueue_each(task_names=task_names, kwargs={"event_id": event.pk})
     return event
 
 
@@ -83,7 +84,14 @@ def conversation_set_status(
     )
 
 
-def conversation_save(conversation: Conversation, *fields: str) -> None:
+def conversation_save(conversation: Conversation, *fields: str, locked: bool = False) -> None:
+    """Save ``fields`` and bump the row's version. ``locked``: the caller created the row or
+    holds its lock (``select_for_update``) in this transaction, so the version it read is the
+    row's and the new one is known without reading it back."""
+    read = conversation.version
     conversation.version = F("version") + 1
     conversation.save(update_fields=[*fields, "version", "updated_at"])
-    conversation.refresh_from_db(fields=["version"])
+    if locked and isinstance(read, int):
+        conversation.version = read + 1
+    else:
+        conversation.refresh_from_db(fields=["version"])

@@ -14,7 +14,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from supportdesk import extensions
@@ -172,15 +171,18 @@ def _ingest_once(data: Inbound) -> InboundResult:
     conversation, identities, by_participant, created = _find_customer_and_conversation(data)
     identity = _note_proof_of_identity(data, identities)
     participant = _participant_for_sender(data, conversation) if by_participant else None
-    message = _store_message(data, conversation, identity, participant=participant)
+    # Built first and inserted once its contact is known (one INSERT, no UPDATE after it).
+    message = _new_message(data, conversation, identity, participant=participant)
     if data.copied and not data.automated:
         _keep_copied_people(data, conversation)
     new_contact = False
     status_before = conversation.status
     if not data.automated:
         new_contact = _count_contact_and_reopen(data, conversation, message, created=created)
-    elif data.automated == "bounce":
-        _mark_bounced(data)
+    else:
+        _store_message(message, data)
+        if data.automated == "bounce":
+            _mark_bounced(data)
     _record_activity(conversation, message, new_contact=new_contact, automated=data.automated)
     if data.language and not data.automated and not by_participant:
         customer_language_detected(customer_id=conversation.customer_id, language=data.language)
@@ -254,7 +256,15 @@ def _find_customer_and_conversation(
     elif conversation is not None and (held := _sender_not_the_customer(data, conversation)):
         customer, identities, by_participant = conversation.customer, held[1], True
     else:
-        customer, identities = customer_for_handles(data.handles, name=data.name)
+        customer, identities = customer_for_handles(
+            data.handles,
+            name=data.name,
+            # Writing from a handle verifies it (``_note_proof_of_identity``): a new one is
+            # created verified rather than updated a moment later.
+            verified_kind=data.handles[0][0]
+            if data.handles and data.channel.kind != ChannelKind.CHAT
+            else "",
+        )
 
     if conversation is None and data.channel.kind != ChannelKind.EMAIL:
         conversation = _attach_conversation(customer, data)
@@ -353,15 +363,15 @@ def _note_proof_of_identity(data: Inbound, identities: dict[str, Identity]) -> I
     return identity
 
 
-def _store_message(
+def _new_message(
     data: Inbound,
     conversation: Conversation,
     identity: Identity | None,
     *,
     participant: ConversationParticipant | None = None,
 ) -> Message:
-    """The inbound message row and its attachments."""
-    message = Message.objects.create(
+    """The inbound message row, not inserted yet (``_store_message`` inserts it)."""
+    return Message(
         participant=participant,
         cc=[value for _, value in data.copied],
         conversation=conversation,
@@ -382,8 +392,12 @@ def _store_message(
         sent_at=data.sent_at,
         claimed_email=data.claimed_email,
     )
+
+
+def _store_message(message: Message, data: Inbound) -> None:
+    """Insert the inbound message row and its attachments."""
+    message.save(force_insert=True)
     _store_attachments(message, data.attachments)
-    return message
 
 
 def _count_contact_and_reopen(
@@ -391,14 +405,15 @@ def _count_contact_and_reopen(
 ) -> bool:
     """A customer's message: open a contact if the rules say so, reopen a solved or pending
     conversation, and give a call's agent an unassigned conversation. True for a new contact.
-    ``created``: the conversation was opened for this message (nothing came before it)."""
+    ``created``: the conversation was opened for this message (nothing came before it).
+    ``message`` is not inserted yet: it is, here, with its contact."""
     status_before = conversation.status
     previous = (
         None
         if created
+        # Every stored message is older, or as old with a smaller id than this one will get.
         else counted_inbound(conversation.pk)
-        .exclude(pk=message.pk)
-        .filter(Q(sent_at__lt=message.sent_at) | Q(sent_at=message.sent_at, pk__lt=message.pk))
+        .filter(sent_at__lte=message.sent_at)
         .select_related("contact")
         .order_by("-sent_at", "-id")
         .first()
@@ -429,9 +444,8 @@ def _count_contact_and_reopen(
     contact = contact_open(
         message, reason=reason, previous_contact=previous_contact, call=call or None
     )
-    if contact is not None:
-        Message.objects.filter(pk=message.pk).update(contact=contact)
-        message.contact = contact
+    message.contact = contact
+    _store_message(message, data)
     new_contact = reason is not None
     if new_contact:
         conversation.contacts_counted += 1
@@ -480,6 +494,7 @@ def _record_activity(
         "channels",
         "last_activity_at",
         "assignee",
+        locked=True,  # created or locked by _find_customer_and_conversation
     )
     event_record(
         kind=Event.Kind.INBOUND,

@@ -33,7 +33,7 @@ from django.utils import timezone
 from supportdesk.errors import ApplicationError, Conflict
 from supportdesk.models import AuditEntry, User
 from supportdesk.sealing import UnsealError, seal, unseal
-from supportdesk.services import audit_record, notification_create
+from supportdesk.services import audit_record, notification_create, outbox_batch
 from tickets.mailbox_transport import (
     OAUTH_PRESETS,
     FetchedMessage,
@@ -570,83 +570,96 @@ def _poll(mailbox: Mailbox, token: str, result: PollResult, *, max_seconds: floa
 def _import_group(
     mailbox: Mailbox, uidvalidity: int, group: list[FetchedMessage], result: PollResult
 ) -> None:
-    """Store a few messages in one transaction (one commit and one outbox relay for all), each
-    in its own savepoint; counted only once committed."""
+    """Store a few messages in one transaction (one commit and one outbox relay for all) with
+    their import rows in one INSERT; counted only once committed.
+
+    Each message's ingestion runs in its own savepoint (``ingest``), so a message that fails is
+    rolled back alone and quarantined. When the import rows' INSERT meets a UID another poll
+    stored meanwhile (the lease makes it rare), the whole group rolls back and is stored again
+    one message at a time, each with its import row in a savepoint of its own."""
     if not group:
         return
     own = desk_own_addresses()  # once for the group, not once per message
-    with transaction.atomic():
-        outcomes = [_import_one(mailbox, uidvalidity, f.uid, f.raw, own) for f in group]
-    for outcome in outcomes:
-        if outcome == MailboxImport.Outcome.IMPORTED:
+    try:
+        with transaction.atomic(), outbox_batch():
+            rows = [_import_one(mailbox, uidvalidity, f.uid, f.raw, own) for f in group]
+            MailboxImport.objects.bulk_create(rows)
+    except IntegrityError:
+        with transaction.atomic(), outbox_batch():
+            rows = [_import_one_alone(mailbox, uidvalidity, f.uid, f.raw, own) for f in group]
+    for row in rows:
+        if row.outcome == MailboxImport.Outcome.IMPORTED:
             result.imported += 1
-        elif outcome == MailboxImport.Outcome.SKIPPED:
+        elif row.outcome == MailboxImport.Outcome.SKIPPED:
             result.skipped += 1
         else:
             result.quarantined += 1
 
 
-def _import_one(
+def _import_one_alone(
     mailbox: Mailbox, uidvalidity: int, uid: int, raw: bytes, own_addresses: list[str]
-) -> str:
-    channel = mailbox.channel
+) -> MailboxImport:
+    """``_import_one`` and its import row in a savepoint: a UID another poll stored first
+    leaves nothing of ours and counts as skipped."""
     try:
         with transaction.atomic():
-            try:
-                with transaction.atomic():
-                    stored: InboundResult | QuarantinedMessage | Accepted
-                    if channel.ingest_mode == IngestMode.ASYNC:
-                        # Accepted with the import row; the ingest workers store the message.
-                        stored = inbound_queue_accept_email(channel=channel, raw=raw, source="imap")
-                    else:
-                        stored = inbound_email_raw(
-                            channel=channel, raw=raw, source="imap", own_addresses=own_addresses
-                        )
-            except (Conflict, DatabaseError) as exc:
-                # Transient: the group rolls back and the next poll fetches it again. Not an
-                # IntegrityError any more, so it cannot pass for "another poll stored this UID".
-                raise _StoreFailed(f"Storing UID {uid} failed, retried next poll: {exc}") from exc
-            except ApplicationError as exc:  # e.g. an attachment over the size limit
-                stored = quarantine_store(
-                    channel=channel, source="imap", raw=raw, error=exc.message
-                )
-            except Exception as exc:
-                # A message the parser cannot handle must not stop the mailbox: keep it raw.
-                logger.exception("mailbox %s: UID %s could not be ingested", mailbox.pk, uid)
-                stored = quarantine_store(
-                    channel=channel,
-                    source="imap",
-                    raw=raw,
-                    error=f"{exc.__class__.__name__}: {exc}"[:2000],
-                )
-            if isinstance(stored, QuarantinedMessage):
-                outcome, message_id, quarantined = MailboxImport.Outcome.QUARANTINED, None, stored
-            elif isinstance(stored, Accepted):
-                outcome = (
-                    MailboxImport.Outcome.IMPORTED
-                    if stored.created
-                    else MailboxImport.Outcome.SKIPPED
-                )
-                message_id, quarantined = None, None
-            else:
-                outcome = (
-                    MailboxImport.Outcome.IMPORTED
-                    if stored.created
-                    else MailboxImport.Outcome.SKIPPED
-                )
-                message_id, quarantined = stored.message_id, None
-            MailboxImport.objects.create(
-                mailbox=mailbox,
-                uidvalidity=uidvalidity,
-                uid=uid,
-                outcome=outcome,
-                message_id=message_id,
-                quarantined=quarantined,
-            )
+            row = _import_one(mailbox, uidvalidity, uid, raw, own_addresses)
+            row.save(force_insert=True)
     except IntegrityError:
-        # Another poll stored this UID first (the lease makes it rare): nothing of ours remains.
-        return MailboxImport.Outcome.SKIPPED
-    return outcome
+        return MailboxImport(
+            mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, outcome=MailboxImport.Outcome.SKIPPED
+        )
+    return row
+
+
+def _import_one(
+    mailbox: Mailbox, uidvalidity: int, uid: int, raw: bytes, own_addresses: list[str]
+) -> MailboxImport:
+    """Store one message (or accept it, on an asynchronous channel); its import row, not
+    inserted yet. Ingestion rolls its own savepoint back on any error, so what fails here
+    has written nothing and is quarantined."""
+    channel = mailbox.channel
+    stored: InboundResult | QuarantinedMessage | Accepted
+    try:
+        if channel.ingest_mode == IngestMode.ASYNC:
+            # Accepted with the import row; the ingest workers store the message.
+            stored = inbound_queue_accept_email(channel=channel, raw=raw, source="imap")
+        else:
+            stored = inbound_email_raw(
+                channel=channel, raw=raw, source="imap", own_addresses=own_addresses
+            )
+    except (Conflict, DatabaseError) as exc:
+        # Transient: the group rolls back and the next poll fetches it again. Not an
+        # IntegrityError any more, so it cannot pass for "another poll stored this UID".
+        raise _StoreFailed(f"Storing UID {uid} failed, retried next poll: {exc}") from exc
+    except ApplicationError as exc:  # e.g. an attachment over the size limit
+        stored = quarantine_store(channel=channel, source="imap", raw=raw, error=exc.message)
+    except Exception as exc:
+        # A message the parser cannot handle must not stop the mailbox: keep it raw.
+        logger.exception("mailbox %s: UID %s could not be ingested", mailbox.pk, uid)
+        stored = quarantine_store(
+            channel=channel,
+            source="imap",
+            raw=raw,
+            error=f"{exc.__class__.__name__}: {exc}"[:2000],
+        )
+    message_id, quarantined = None, None
+    if isinstance(stored, QuarantinedMessage):
+        outcome, quarantined = MailboxImport.Outcome.QUARANTINED, stored
+    else:
+        outcome = (
+            MailboxImport.Outcome.IMPORTED if stored.created else MailboxImport.Outcome.SKIPPED
+        )
+        if not isinstance(stored, Accepted):
+            message_id = stored.message_id
+    return MailboxImport(
+        mailbox=mailbox,
+        uidvalidity=uidvalidity,
+        uid=uid,
+        outcome=outcome,
+        message_id=message_id,
+        quarantined=quarantined,
+    )
 
 
 # --- Health ---------------------------------------------------------------------------------------
