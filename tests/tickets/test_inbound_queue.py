@@ -242,6 +242,38 @@ def test_an_email_is_stored_by_the_worker_like_the_synchronous_call_stores_it(ch
 
 
 @pytest.mark.django_db
+def test_a_bad_row_in_a_group_fails_alone_and_the_group_commits_once(
+    channels, django_capture_on_commit_callbacks
+):
+    # Given an email channel's queue holding a good email, an unparseable one and a good one,
+    # all in one shard (one sender's order key would do; these are three senders)
+    email = _async(channels["email"])
+    raws = [
+        email_bytes(sender="Jane <jane@example.com>", subject="First"),
+        b"\x00\x01 this is not an email",
+        email_bytes(sender="Omar <omar@example.com>", subject="Third"),
+    ]
+    ids = [post_email(email, raw).json()["id"] for raw in raws]
+    InboundQueueItem.objects.update(shard=0)
+
+    # When the worker drains the shard
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert inbound_queue_process(shard=0) == 3
+
+    # Then the two emails are stored and the bad one failed alone, into quarantine
+    rows = {row.pk: row for row in InboundQueueItem.objects.all()}
+    assert [rows[pk].status for pk in ids] == ["done", "failed", "done"]
+    assert rows[ids[1]].quarantined_id == QuarantinedMessage.objects.get().pk
+    stored = list(Message.objects.order_by("pk").values_list("subject", flat=True))
+    assert stored == ["First", "Third"]
+    assert [rows[pk].message_id_result for pk in (ids[0], ids[2])] == list(
+        Message.objects.order_by("pk").values_list("pk", flat=True)
+    )
+    # And the group was one transaction: one on-commit hook relays every reaction of it
+    assert len(callbacks) == 1
+
+
+@pytest.mark.django_db
 def test_one_senders_messages_are_stored_in_arrival_order(channels):
     chat = _async(channels["chat"])
     for n in range(5):

@@ -37,6 +37,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from supportdesk.errors import ApplicationError
+from supportdesk.services import outbox_batch
 from tickets.models import Channel, InboundQueueItem, IngestMode, QuarantinedMessage
 from tickets.services.inbound_channels import (
     chat_inbound,
@@ -241,43 +242,67 @@ def _ingest_item(item: InboundQueueItem) -> InboundResult | QuarantinedMessage:
     )
 
 
-def _process_one(pk: int) -> bool:
-    """Store one pending row and mark it, in one transaction. False: nothing left to do."""
-    with transaction.atomic():
-        # The row alone (of=self): locking the joined channel too would make workers of other
+# Rows stored per transaction by the worker: one commit and one outbox relay for all of them.
+COMMIT_EVERY = 20
+_RESULT_FIELDS = [
+    "status",
+    "attempts",
+    "processed_at",
+    "error",
+    "quarantined_id",
+    "customer_id_result",
+    "conversation_id_result",
+    "message_id_result",
+    "new_contact",
+]
+
+
+def _process_group(ids: list[int]) -> int:
+    """Store pending rows in id order and mark them, in one transaction; returns how many.
+
+    Each row's ingestion runs in a savepoint of its own, so a bad payload is rolled back alone
+    and marked failed while the others are stored. An error of the database (or a conflict that
+    outlived ingestion's retries) rolls the whole group back: nothing of it is stored or marked,
+    and the next drain takes it again from its first row.
+    """
+    with transaction.atomic(), outbox_batch():
+        # The rows alone (of=self): locking the joined channel too would make workers of other
         # shards and every accept of the channel wait for each other. No SKIP LOCKED: the shard
         # lock makes this worker the only one here, and skipping a row would break the order.
-        item = (
+        items = list(
             InboundQueueItem.objects.select_for_update(of=("self",))
             .select_related("channel")
-            .filter(pk=pk, status=Status.PENDING)
-            .first()
+            .filter(pk__in=ids, status=Status.PENDING)
+            .order_by("pk")
         )
-        if item is None:
-            return False
-        item.attempts += 1
-        item.processed_at = timezone.now()
-        try:
-            with transaction.atomic():
-                result = _ingest_item(item)
-        except (ApplicationError, QuarantineInput, ValueError, KeyError, TypeError) as exc:
-            # A payload the checks at accept time could not see is bad: nothing of it stayed.
-            item.status = Status.FAILED
-            item.error = str(getattr(exc, "message", "") or exc)[:2000]
-            item.save()
-            return True
-        if isinstance(result, QuarantinedMessage):
-            item.status = Status.FAILED
-            item.quarantined_id = result.pk
-            item.error = f"Kept in quarantine for review, not stored as a message: {result.error}"
-        else:
-            item.status = Status.DONE
-            item.customer_id_result = result.customer_id
-            item.conversation_id_result = result.conversation_id
-            item.message_id_result = result.message_id
-            item.new_contact = result.new_contact
-        item.save()
-    return True
+        now = timezone.now()
+        for item in items:
+            _store(item, now)
+        InboundQueueItem.objects.bulk_update(items, _RESULT_FIELDS)
+    return len(items)
+
+
+def _store(item: InboundQueueItem, now: datetime) -> None:
+    item.attempts += 1
+    item.processed_at = now
+    try:
+        with transaction.atomic():
+            result = _ingest_item(item)
+    except (ApplicationError, QuarantineInput, ValueError, KeyError, TypeError) as exc:
+        # A payload the checks at accept time could not see is bad: nothing of it stayed.
+        item.status = Status.FAILED
+        item.error = str(getattr(exc, "message", "") or exc)[:2000]
+        return
+    if isinstance(result, QuarantinedMessage):
+        item.status = Status.FAILED
+        item.quarantined_id = result.pk
+        item.error = f"Kept in quarantine for review, not stored as a message: {result.error}"
+    else:
+        item.status = Status.DONE
+        item.customer_id_result = result.customer_id
+        item.conversation_id_result = result.conversation_id
+        item.message_id_result = result.message_id
+        item.new_contact = result.new_contact
 
 
 def _try_lock(shard: int) -> bool:
@@ -313,8 +338,8 @@ def inbound_queue_process(*, shard: int | None = None, budget_seconds: float = 6
                 )
                 if not ids:
                     break
-                for pk in ids:
-                    handled += _process_one(pk)
+                for first in range(0, len(ids), COMMIT_EVERY):
+                    handled += _process_group(ids[first : first + COMMIT_EVERY])
         finally:
             _unlock(number)
     if time.monotonic() >= deadline:
