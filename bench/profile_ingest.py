@@ -1,9 +1,9 @@
 """``bench/profile_ingest.py``: the synchronous ingestion path of an email, in one process.
 
 Stores N generated emails (the IMAP benchmark's mix: new and returning senders, replies, HTML,
-some attachments) with ``inbound_email_raw`` in groups of 20 per transaction, as the IMAP import
-does, after 200 to warm up, on the database of ``DATABASE_URL`` (migrated, and fresh: the same
-messages stored twice are skipped). Prints messages per second, CPU and wall milliseconds per
+some attachments) with ``inbound_email_raw`` in groups of 20 per transaction and outbox batch,
+as the IMAP import does, after 200 to warm up, on the database of ``DATABASE_URL`` (migrated,
+and fresh: the same messages stored twice are skipped). Prints messages per second, CPU and wall milliseconds per
 message, and with ``--profile`` the queries per message by table and the top of a cProfile.
 
     DATABASE_URL=postgres://root@127.0.0.1:5432/bench_prof SECRET_KEY=... \\
@@ -32,6 +32,7 @@ from django.db import connection, transaction  # noqa: E402 (needs settings)
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from bench.imap import make_message  # noqa: E402
+from supportdesk.services import outbox_batch  # noqa: E402
 from tickets.services import channel_create_or_update  # noqa: E402
 from tickets.services.inbound_email import inbound_email_raw  # noqa: E402
 
@@ -41,7 +42,7 @@ GROUP = 20
 
 def store(channel, messages: list[bytes]) -> None:  # type: ignore[no-untyped-def]
     for start in range(0, len(messages), GROUP):
-        with transaction.atomic():
+        with transaction.atomic(), outbox_batch():
             for raw in messages[start : start + GROUP]:
                 # Each ingestion has its own savepoint (``ingest``), as in the IMAP import.
                 inbound_email_raw(channel=channel, raw=raw, source="imap")
