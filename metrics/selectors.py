@@ -373,7 +373,8 @@ def scorecard_groups(
     adds the 2 fact sums. Those read the period's whole weeks from their weekly roll-ups where
     they are current (``facts_state``) and the other days from the daily rows.
     """
-    where = _facts_q(user, date_from, date_to, scope, visible)
+    cells = _cells_q(user, scope, visible)
+    where = Q(day__gte=date_from, day__lt=date_to) & cells
     group_field = _GROUP_FIELD[group_by]
     state = facts_state(date_from, date_to)
     computed_at = state.computed_at
@@ -386,9 +387,7 @@ def scorecard_groups(
         }
         cache.set(key, built, settings.SCORECARD_CACHE_SECONDS)
     if built is None:
-        sums, histograms = _period_sums(
-            _cells_q(user, scope, visible), date_from, date_to, state.rolled, group_field
-        )
+        sums, histograms = _period_sums(cells, date_from, date_to, state.rolled, group_field)
         keys = {"desk"} if group_by == "desk" else set(sums) | set(histograms)
         built = {k: build_metrics(sums.get(k, {}), histograms.get(k, {})) for k in keys}
         cache.set(key, built, settings.SCORECARD_CACHE_SECONDS)
@@ -526,12 +525,13 @@ def weekly_trend(*, user: User, scope: Scope, end: date, weeks: int = 12) -> dic
     last_monday = end - timedelta(days=end.weekday())
     first = last_monday - timedelta(weeks=weeks - 1)
     stop = last_monday + timedelta(days=7)
-    where = _facts_q(user, first, stop, scope)
+    cells = _cells_q(user, scope)
+    where = Q(day__gte=first, day__lt=stop) & cells
     state = facts_state(first, stop)
     key = _cache_key("trend", where, weeks, state.token)
     trend: dict[str, Any] | None = cache.get(key)
     if trend is None:
-        trend = _weekly_trend(_cells_q(user, scope), first, weeks, state.rolled)
+        trend = _weekly_trend(cells, first, weeks, state.rolled)
         cache.set(key, trend, settings.SCORECARD_CACHE_SECONDS)
     return trend
 

@@ -285,7 +285,7 @@ def test_the_weekly_trend_reads_the_roll_ups_exactly(facts, admin_user):
 
 
 def test_a_cold_read_from_roll_ups_costs_the_queries_of_a_daily_read(
-    facts, admin_user, django_assert_num_queries
+    facts, admin_user, manager_a, django_assert_num_queries
 ):
     with time_machine.travel(NOW, tick=False):
         facts_roll_up(day_from=FIRST, day_to=TODAY)
@@ -295,6 +295,12 @@ def test_a_cold_read_from_roll_ups_costs_the_queries_of_a_daily_read(
         with django_assert_num_queries(4):
             scorecard_groups(
                 user=admin_user, date_from=date(2026, 8, 23), date_to=TODAY, group_by="agent"
+            )
+        # A manager's: their teams (1, read once for the cache key and the sums alike); the same
+        # 4 with team names.
+        with django_assert_num_queries(5):
+            scorecard_groups(
+                user=manager_a, date_from=date(2026, 8, 23), date_to=TODAY, group_by="team"
             )
 
 
