@@ -29,6 +29,8 @@ from metrics.models import DailyFact, DirtyDay, DurationBucket, FactDay, SourceW
 from metrics.services import (
     FACT_WINDOW,
     facts_compute,
+    facts_roll_up_enqueue,
+    facts_roll_ups_drop_expired,
     local_today,
     source_changed_days,
 )
@@ -43,6 +45,7 @@ def _drop_expired_facts(first: date) -> None:
     DurationBucket.objects.filter(day__lt=first).delete()
     TopicFact.objects.filter(day__lt=first).delete()
     FactDay.objects.filter(day__lt=first).delete()
+    facts_roll_ups_drop_expired(first=first)
 
 
 def _expired_survey_days(since: datetime, until: datetime) -> set[date]:
@@ -89,5 +92,12 @@ def facts_recompute_nightly() -> list[date]:
         if marked is not None:  # marked again meanwhile: stays dirty for the beat
             DirtyDay.objects.filter(day=day, marked_at=marked).delete()
     SourceWatermark.objects.update_or_create(name=NIGHTLY_MARK, defaults={"seen_until": until})
+    # Every settled week of the window whose roll-up a recompute made stale is rebuilt, and the
+    # standard scorecards are warmed (metrics.rollups).
+    facts_roll_up_enqueue(
+        day_from=today - timedelta(days=settings.METRICS_RETENTION_DAYS - 1),
+        day_to=today + timedelta(days=1),
+        warm=True,
+    )
     logger.info("nightly recompute: %s days", len(days))
     return days

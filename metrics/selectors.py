@@ -10,11 +10,22 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.db.models import Count, DateField, Max, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Cast, TruncWeek
 from django.http import Http404
 
 from metrics.facts import day_bounds
-from metrics.models import DailyFact, DurationBucket, FactDay, RecomputeJob, Target, TopicFact
+from metrics.models import (
+    DailyFact,
+    DurationBucket,
+    FactDay,
+    FactWeek,
+    RecomputeJob,
+    Target,
+    TopicFact,
+    WeeklyDuration,
+    WeeklyFact,
+)
 from metrics.scorecards import build_metrics
 from quality.selectors import ideas_captured, pulse_means, scored_reviews, visible_review_q
 from supportdesk.models import Team, User
@@ -157,44 +168,161 @@ def manager_scopes(*, user: User) -> dict[str, list[Any]]:
     return {"teams": teams, "agents": list(agents), "channels": list(ChannelKind.choices)}
 
 
+def _sum_rows(qs: QuerySet[Any], fields: list[str]) -> QuerySet[Any]:
+    rows: QuerySet[Any] = (
+        qs.values(*fields)
+        .annotate(n=Sum("numerator"), d=Sum("denominator"))
+        .order_by()
+        .values_list(*fields, "n", "d")
+    )
+    return rows
+
+
 def _sums(
-    qs: QuerySet[DailyFact] | QuerySet[TopicFact], group_field: str | None
+    qs: QuerySet[DailyFact] | QuerySet[TopicFact],
+    group_field: str | None,
+    weekly: QuerySet[WeeklyFact] | None = None,
 ) -> dict[Any, dict[str, tuple[int, int]]]:
+    """Numerator and denominator sums per group and metric of ``qs``'s rows, plus those of
+    ``weekly`` roll-up rows when given (one query: ``UNION ALL`` of the two sums)."""
     fields = [group_field, "metric"] if group_field else ["metric"]
     result: dict[Any, dict[str, tuple[int, int]]] = defaultdict(dict)
-    rows = qs.values(*fields).annotate(n=Sum("numerator"), d=Sum("denominator")).order_by()
-    for *cell, n, d in rows.values_list(*fields, "n", "d"):
+    rows = _sum_rows(qs, fields)
+    if weekly is not None:
+        rows = rows.union(_sum_rows(weekly, fields), all=True)
+    for *cell, n, d in rows:
         key = cell[0] if group_field else "desk"
-        result[key][cell[-1]] = (int(n or 0), int(d or 0))
+        before = result[key].get(cell[-1], (0, 0))
+        result[key][cell[-1]] = (before[0] + int(n or 0), before[1] + int(d or 0))
     return result
+
+
+def _count_rows(qs: QuerySet[Any], fields: list[str]) -> QuerySet[Any]:
+    rows: QuerySet[Any] = (
+        qs.values(*fields).annotate(c=Sum("count")).order_by().values_list(*fields, "c")
+    )
+    return rows
 
 
 def _histograms(
-    qs: QuerySet[DurationBucket], group_field: str | None
+    qs: QuerySet[DurationBucket],
+    group_field: str | None,
+    weekly: QuerySet[WeeklyDuration] | None = None,
 ) -> dict[Any, dict[str, dict[int, int]]]:
     fields = [group_field, "metric", "bucket"] if group_field else ["metric", "bucket"]
     result: dict[Any, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
-    rows = qs.values(*fields).annotate(c=Sum("count")).order_by().values_list(*fields, "c")
+    rows = _count_rows(qs, fields)
+    if weekly is not None:
+        rows = rows.union(_count_rows(weekly, fields), all=True)
     for *cell, c in rows:
         key = cell[0] if group_field else "desk"
-        result[key][cell[-2]][cell[-1]] = int(c)
+        histogram = result[key][cell[-2]]
+        histogram[cell[-1]] = histogram.get(cell[-1], 0) + int(c)
     return result
 
 
-def facts_version(date_from: date, date_to: date) -> tuple[Any, str]:
-    """When the facts of ``[date_from, date_to)`` were last computed, and a token that changes
-    with every recompute of any of those days (1 query).
+@dataclass(frozen=True)
+class FactsState:
+    """What ``facts_state`` reads of a period's days: see there."""
+
+    computed_at: Any
+    token: str
+    # Mondays of the period's whole weeks whose roll-up is current (see ``facts_state``).
+    rolled: tuple[date, ...]
+
+
+def facts_state(date_from: date, date_to: date) -> FactsState:
+    """When the facts of ``[date_from, date_to)`` were last computed, a token that changes with
+    every recompute of any of those days, and which of the period's weeks can be read from their
+    roll-ups (1 query).
 
     ``facts_compute`` bumps each day's ``FactDay.version``; versions only grow, so the count,
     sum and latest ``computed_at`` of the period's days change whenever one of them is recomputed,
-    even twice within one clock tick.
+    even twice within one clock tick. For the same reason a week's roll-up (``WeeklyFact``,
+    ``WeeklyDuration``) is read only when all 7 of its days exist and the sum of their versions
+    is still the ``FactWeek.days_version`` it was built from: a recompute of any of its days
+    since makes the readers take that week's daily rows instead, so a stale roll-up never shows.
     """
-    row = FactDay.objects.filter(day__gte=date_from, day__lt=date_to).aggregate(
-        last=Max("computed_at"), versions=Sum("version"), days=Count("pk")
+    rolled_version = FactWeek.objects.filter(week=OuterRef("week")).values("days_version")[:1]
+    rows = (
+        FactDay.objects.filter(day__gte=date_from, day__lt=date_to)
+        .annotate(week=Cast(TruncWeek("day"), DateField()))  # the Monday
+        .values("week")
+        .annotate(
+            last=Max("computed_at"),
+            versions=Sum("version"),
+            days=Count("pk"),
+            rolled=Subquery(rolled_version),
+        )
+        .order_by()
+        .values_list("week", "last", "versions", "days", "rolled")
     )
-    last = row["last"]
-    token = f"{row['days']}.{row['versions'] or 0}.{last.isoformat() if last else '-'}"
-    return last, token
+    last, versions, days, rolled = None, 0, 0, []
+    for week, week_last, week_versions, week_days, rolled_at_version in rows:
+        if week_last is not None and (last is None or week_last > last):
+            last = week_last
+        versions += int(week_versions or 0)
+        days += week_days
+        if (
+            week_days == 7
+            and rolled_at_version is not None
+            and rolled_at_version == week_versions
+            and week >= date_from
+            and week + timedelta(days=7) <= date_to
+        ):
+            rolled.append(week)
+    token = f"{days}.{versions}.{last.isoformat() if last else '-'}"
+    return FactsState(computed_at=last, token=token, rolled=tuple(sorted(rolled)))
+
+
+def facts_version(date_from: date, date_to: date) -> tuple[Any, str]:
+    """``facts_state``'s ``(computed_at, token)`` (1 query)."""
+    state = facts_state(date_from, date_to)
+    return state.computed_at, state.token
+
+
+def _loose_days_q(date_from: date, date_to: date, rolled: tuple[date, ...]) -> Q | None:
+    """The days of ``[date_from, date_to)`` outside the ``rolled`` weeks, as day ranges (None
+    when every day is in a rolled week)."""
+    ranges: list[tuple[date, date]] = []
+    start = date_from
+    for week in rolled:
+        if week > start:
+            ranges.append((start, week))
+        start = week + timedelta(days=7)
+    if start < date_to:
+        ranges.append((start, date_to))
+    if not ranges:
+        return None
+    q = Q()
+    for first, stop in ranges:
+        q |= Q(day__gte=first, day__lt=stop)
+    return q
+
+
+def _period_sums(
+    cells: Q, date_from: date, date_to: date, rolled: tuple[date, ...], group_field: str | None
+) -> tuple[dict[Any, dict[str, tuple[int, int]]], dict[Any, dict[str, dict[int, int]]]]:
+    """``_sums`` and ``_histograms`` of the facts of ``cells`` over ``[date_from, date_to)``:
+    the ``rolled`` weeks from their roll-ups, every other day from its daily rows (2 queries)."""
+    if not rolled:
+        days = cells & Q(day__gte=date_from, day__lt=date_to)
+        return (
+            _sums(DailyFact.objects.filter(days), group_field),
+            _histograms(DurationBucket.objects.filter(days), group_field),
+        )
+    loose = _loose_days_q(date_from, date_to, rolled)
+    weeks = cells & Q(week__in=rolled)
+    # No loose day: the daily side of the UNION is empty (pk__in=[] is never sent alone).
+    days = cells & loose if loose is not None else Q(pk__in=[])
+    return (
+        _sums(DailyFact.objects.filter(days), group_field, WeeklyFact.objects.filter(weeks)),
+        _histograms(
+            DurationBucket.objects.filter(days),
+            group_field,
+            WeeklyDuration.objects.filter(weeks),
+        ),
+    )
 
 
 def _cache_key(kind: str, *parts: Any) -> str:
@@ -202,14 +330,19 @@ def _cache_key(kind: str, *parts: Any) -> str:
     return f"metrics:{kind}:v2:{digest}"
 
 
+def _cells_q(user: User, scope: Scope | None, visible: Q | None = None) -> Q:
+    """The fact cells (team, agent, channel) the user may read (``visible`` replaces the user's
+    visibility), narrowed to ``scope``: a filter of daily rows and of weekly roll-ups alike."""
+    where = visible if visible is not None else visible_facts_q(user)
+    return where & scope.fact_q() if scope is not None else where
+
+
 def _facts_q(
     user: User, date_from: date, date_to: date, scope: Scope | None, visible: Q | None = None
 ) -> Q:
     """The facts of ``[date_from, date_to)`` the user may read (``visible`` replaces the user's
     visibility), narrowed to ``scope``."""
-    where = Q(day__gte=date_from, day__lt=date_to)
-    where &= visible if visible is not None else visible_facts_q(user)
-    return where & scope.fact_q() if scope is not None else where
+    return Q(day__gte=date_from, day__lt=date_to) & _cells_q(user, scope, visible)
 
 
 def facts_cache_key(
@@ -237,12 +370,15 @@ def scorecard_groups(
     Reads facts only. The built metrics are cached (``SCORECARD_CACHE_SECONDS``) under the
     filter and the facts' version (``facts_version``), so any recompute of one of the period's
     days is read at once: a warm read is 2 queries plus one for team or agent labels, a cold one
-    adds the 2 fact sums.
+    adds the 2 fact sums. Those read the period's whole weeks from their weekly roll-ups where
+    they are current (``facts_state``) and the other days from the daily rows.
     """
-    where = _facts_q(user, date_from, date_to, scope, visible)
+    cells = _cells_q(user, scope, visible)
+    where = Q(day__gte=date_from, day__lt=date_to) & cells
     group_field = _GROUP_FIELD[group_by]
-    computed_at, version = facts_version(date_from, date_to)
-    key = _cache_key("scorecard", where, group_field, version)
+    state = facts_state(date_from, date_to)
+    computed_at = state.computed_at
+    key = _cache_key("scorecard", where, group_field, state.token)
     built: dict[Any, dict[str, Any]] | None = cache.get(key)
     if built is None and group_by == "tag":
         built = {
@@ -251,8 +387,7 @@ def scorecard_groups(
         }
         cache.set(key, built, settings.SCORECARD_CACHE_SECONDS)
     if built is None:
-        sums = _sums(DailyFact.objects.filter(where), group_field)
-        histograms = _histograms(DurationBucket.objects.filter(where), group_field)
+        sums, histograms = _period_sums(cells, date_from, date_to, state.rolled, group_field)
         keys = {"desk"} if group_by == "desk" else set(sums) | set(histograms)
         built = {k: build_metrics(sums.get(k, {}), histograms.get(k, {})) for k in keys}
         cache.set(key, built, settings.SCORECARD_CACHE_SECONDS)
@@ -390,36 +525,49 @@ def weekly_trend(*, user: User, scope: Scope, end: date, weeks: int = 12) -> dic
     last_monday = end - timedelta(days=end.weekday())
     first = last_monday - timedelta(weeks=weeks - 1)
     stop = last_monday + timedelta(days=7)
-    where = _facts_q(user, first, stop, scope)
-    key = _cache_key("trend", where, weeks, facts_version(first, stop)[1])
+    cells = _cells_q(user, scope)
+    where = Q(day__gte=first, day__lt=stop) & cells
+    state = facts_state(first, stop)
+    key = _cache_key("trend", where, weeks, state.token)
     trend: dict[str, Any] | None = cache.get(key)
     if trend is None:
-        trend = _weekly_trend(where, first, weeks)
+        trend = _weekly_trend(cells, first, weeks, state.rolled)
         cache.set(key, trend, settings.SCORECARD_CACHE_SECONDS)
     return trend
 
 
-def _weekly_trend(where: Q, first: date, weeks: int) -> dict[str, Any]:
+def _weekly_trend(
+    cells: Q, first: date, weeks: int, rolled: tuple[date, ...] = ()
+) -> dict[str, Any]:
+    """The trend's figures: each week's sums from its roll-up if current (``rolled``), else
+    from its daily rows (2 queries, each a ``UNION ALL`` of the two when some week is rolled)."""
+    stop = first + timedelta(weeks=weeks)
+    loose = _loose_days_q(first, stop, rolled)
+    days = cells & loose if loose is not None else Q(pk__in=[])
     weekly: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-    rows = (
-        DailyFact.objects.filter(where)
-        .values("day", "metric")
-        .annotate(n=Sum("numerator"), d=Sum("denominator"))
-        .order_by()
-        .values_list("day", "metric", "n", "d")
-    )
+    rows = _sum_rows(DailyFact.objects.filter(days), ["day", "metric"])
+    if rolled:
+        rows = rows.union(
+            _sum_rows(WeeklyFact.objects.filter(cells, week__in=rolled), ["week", "metric"]),
+            all=True,
+        )
     for day, metric, n, d in rows:
         cell = weekly[(day - first).days // 7][metric]
         cell[0] += int(n or 0)
         cell[1] += int(d or 0)
     buckets: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for day, bucket, c in (
-        DurationBucket.objects.filter(where, metric="first_response_time")
-        .values("day", "bucket")
-        .annotate(c=Sum("count"))
-        .order_by()
-        .values_list("day", "bucket", "c")
-    ):
+    counts_rows = _count_rows(
+        DurationBucket.objects.filter(days, metric="first_response_time"), ["day", "bucket"]
+    )
+    if rolled:
+        counts_rows = counts_rows.union(
+            _count_rows(
+                WeeklyDuration.objects.filter(cells, week__in=rolled, metric="first_response_time"),
+                ["week", "bucket"],
+            ),
+            all=True,
+        )
+    for day, bucket, c in counts_rows:
         buckets[(day - first).days // 7][bucket] += int(c)
     series: dict[str, list[float | None]] = {}
     counts: dict[str, list[int]] = {}

@@ -20,10 +20,13 @@ from metrics.models import (
     DirtyDay,
     DurationBucket,
     FactDay,
+    FactWeek,
     RecomputeJob,
     SourceWatermark,
     Target,
     TopicFact,
+    WeeklyDuration,
+    WeeklyFact,
 )
 from quality.models import (
     QAReview,
@@ -51,6 +54,30 @@ def local_today() -> date:
 
 def _days(day_from: date, day_to: date) -> list[date]:
     return [day_from + timedelta(days=i) for i in range((day_to - day_from).days)]
+
+
+ROLL_UP_TASK = "metrics.tasks.facts_roll_up_task"
+
+
+def facts_roll_up_enqueue(*, day_from: date, day_to: date, warm: bool = False) -> None:
+    """After the facts of ``[day_from, day_to)`` were recomputed: rebuild the roll-ups of its
+    settled weeks (``metrics.rollups``) once the transaction commits; ``warm`` then refills the
+    standard scorecards' cache. Without ``warm``, nothing is queued when no settled week is
+    touched."""
+    first_week_ends = day_from - timedelta(days=day_from.weekday()) + timedelta(days=7)
+    if first_week_ends > local_today() and not warm:
+        return  # the first week of the range (and so every later one) has not ended yet
+    outbox_enqueue(
+        task_name=ROLL_UP_TASK,
+        kwargs={"day_from": day_from.isoformat(), "day_to": day_to.isoformat(), "warm": warm},
+    )
+
+
+def facts_roll_ups_drop_expired(*, first: date) -> None:
+    """Drop the roll-ups of weeks that began before ``first`` (a day of theirs is gone)."""
+    WeeklyFact.objects.filter(week__lt=first).delete()
+    WeeklyDuration.objects.filter(week__lt=first).delete()
+    FactWeek.objects.filter(week__lt=first).delete()
 
 
 @transaction.atomic
@@ -345,6 +372,9 @@ def facts_recompute_dirty(*, limit: int = 31) -> list[date]:
         # Outside the claim: an event that marked the day meanwhile bumped marked_at.
         DirtyDay.objects.filter(pk=row["pk"], marked_at=row["marked_at"]).delete()
         done.append(day)
+    if done:
+        # A day of a settled week changed: its roll-up is stale (never read) until rebuilt.
+        facts_roll_up_enqueue(day_from=min(done), day_to=max(done) + timedelta(days=1))
     return done
 
 
@@ -424,9 +454,12 @@ def recompute_job_run(*, job_id: int) -> RecomputeJob | None:
             outbox_enqueue(
                 task_name="metrics.tasks.recompute_job_run_task", kwargs={"job_id": job.pk}
             )
-        elif job.days_total > JOB_CHUNK_DAYS:
-            # Every fact row of those days was replaced: half of the tables is dead rows.
-            outbox_enqueue(task_name="metrics.tasks.facts_vacuum_task", kwargs={})
+        else:
+            # The job's settled weeks are rolled up again, and the standard scorecards warmed.
+            facts_roll_up_enqueue(day_from=job.date_from, day_to=job.date_to, warm=True)
+            if job.days_total > JOB_CHUNK_DAYS:
+                # Every fact row of those days was replaced: half of the tables is dead rows.
+                outbox_enqueue(task_name="metrics.tasks.facts_vacuum_task", kwargs={})
     job.refresh_from_db()
     return job
 
@@ -462,6 +495,7 @@ def facts_recompute_retention(*, requested_by: User | None = None) -> RecomputeJ
     DurationBucket.objects.filter(day__lt=first).delete()
     TopicFact.objects.filter(day__lt=first).delete()
     FactDay.objects.filter(day__lt=first).delete()
+    facts_roll_ups_drop_expired(first=first)
     return recompute_job_create(
         day_from=first, day_to=today + timedelta(days=1), requested_by=requested_by
     )
@@ -538,7 +572,8 @@ def _audit_target(
 
 def facts_seed(*, rng: Any = None, stdout: Any = None) -> int:
     """``seed_demo``'s last step: compute the facts of every seeded day (within the retention
-    window) so the dashboard has figures at once. Returns the fact rows written."""
+    window) and roll up their settled weeks, so the dashboard has figures at once. Returns the
+    fact rows written."""
     first = Event.objects.order_by("occurred_at").values_list("occurred_at", flat=True).first()
     if first is None:
         return 0
@@ -552,6 +587,9 @@ def facts_seed(*, rng: Any = None, stdout: Any = None) -> int:
         chunk_end = min(day + timedelta(days=JOB_CHUNK_DAYS), today + timedelta(days=1))
         written += facts_compute_chunk(day_from=day, day_to=chunk_end)
         day = chunk_end
+    from metrics.rollups import facts_roll_up  # rollups reads through the selectors
+
+    facts_roll_up(day_from=day_from, day_to=today + timedelta(days=1))
     if stdout is not None:
         stdout.write(f"Computed {written} scorecard fact rows from {day_from} to {today}.")
     return written

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
 
-from metrics import nightly, services
+from metrics import nightly, rollups, services
 from supportdesk.events import REACTION_TASK_OPTIONS
 
 
@@ -47,3 +49,22 @@ def facts_recompute_nightly_task(full: bool = False) -> int:
     if full or settings.METRICS_NIGHTLY_FULL:
         return services.facts_recompute_retention().pk
     return len(nightly.facts_recompute_nightly())
+
+
+@shared_task(
+    ignore_result=True,
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def facts_roll_up_task(day_from: str, day_to: str, warm: bool = False) -> int:
+    """After a recompute: rebuild the stale weekly roll-ups of the settled weeks touching
+    ``[day_from, day_to)`` (returns how many); ``warm`` (after the nightly pass or a job) then
+    fills the cache with the standard scorecards."""
+    weeks = rollups.facts_roll_up(
+        day_from=date.fromisoformat(day_from), day_to=date.fromisoformat(day_to)
+    )
+    if warm:
+        rollups.scorecards_warm()
+    return len(weeks)

@@ -49,6 +49,7 @@ TASK_QUEUES: dict[str, str] = {
     "metrics.tasks.facts_mark_dirty_task": FACTS,
     "metrics.tasks.facts_recompute_dirty_task": FACTS,
     "metrics.tasks.facts_recompute_nightly_task": FACTS,
+    "metrics.tasks.facts_roll_up_task": FACTS,
     "metrics.tasks.facts_vacuum_task": FACTS,
     "metrics.tasks.recompute_job_run_task": FACTS,
     "routing.tasks.business_intervals_rebuild_task": FACTS,

@@ -9,10 +9,13 @@ from metrics.models.facts import (
     DirtyDay,
     DurationBucket,
     FactDay,
+    FactWeek,
     RecomputeJob,
     SourceWatermark,
     Target,
     TopicFact,
+    WeeklyDuration,
+    WeeklyFact,
 )
 
 __all__ = [
@@ -21,8 +24,11 @@ __all__ = [
     "DirtyDay",
     "DurationBucket",
     "FactDay",
+    "FactWeek",
     "RecomputeJob",
     "SourceWatermark",
     "Target",
     "TopicFact",
+    "WeeklyDuration",
+    "WeeklyFact",
 ]

@@ -147,6 +147,99 @@ class FactDay(models.Model):
         return f"{self.day} computed {self.computed_at}"
 
 
+class WeeklyFact(models.Model):
+    """The ``DailyFact`` rows of one settled Monday-to-Sunday week, summed per cell.
+
+    Built by ``facts_roll_up_weeks`` from the week's 7 days; read in their place only while the
+    week's ``FactWeek.days_version`` still equals the sum of its days' ``FactDay.version`` (see
+    ``metrics.selectors``), so a roll-up that a recompute made stale is never read.
+    """
+
+    week = models.DateField()  # the Monday
+    metric = models.CharField(max_length=40)
+    team = models.ForeignKey(
+        "supportdesk.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    channel_kind = models.CharField(max_length=10, blank=True)
+    numerator = models.BigIntegerField(default=0)
+    denominator = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["week", "metric"]
+        indexes = [
+            # scorecard_groups / weekly_trend: the rolled weeks of a period; facts_roll_up_weeks'
+            # DELETE of a week.
+            models.Index(fields=["week", "metric"], name="metrics_weekfact_week_metric"),
+            # Agent pages: one agent's rolled weeks.
+            models.Index(fields=["agent", "week"], name="metrics_weekfact_agent_week"),
+            # Team scorecards and a manager's dashboard: the team's rolled weeks.
+            models.Index(fields=["team", "week"], name="metrics_weekfact_team_week"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(denominator__gte=0), name="metrics_weeklyfact_denominator_nonneg"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"week {self.week} {self.metric} {self.numerator}/{self.denominator}"
+
+
+class WeeklyDuration(models.Model):
+    """The ``DurationBucket`` rows of one settled week, summed per cell and bucket (see
+    ``WeeklyFact``)."""
+
+    week = models.DateField()  # the Monday
+    metric = models.CharField(max_length=40)
+    team = models.ForeignKey(
+        "supportdesk.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    channel_kind = models.CharField(max_length=10, blank=True)
+    bucket = models.PositiveIntegerField()
+    count = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["week", "metric", "bucket"]
+        indexes = [
+            # scorecard_groups / weekly_trend: the histograms of a period's rolled weeks.
+            models.Index(fields=["week", "metric"], name="metrics_weekdur_week_metric"),
+            models.Index(fields=["team", "week"], name="metrics_weekdur_team_week"),
+        ]
+
+    def __str__(self) -> str:
+        return f"week {self.week} {self.metric} b{self.bucket} x{self.count}"
+
+
+class FactWeek(models.Model):
+    """One row per rolled week: the sum of the 7 ``FactDay.version`` values its ``WeeklyFact``
+    and ``WeeklyDuration`` rows were built from. Versions only grow, so the sum changes with
+    any recompute of one of the days: the readers use the roll-up only while it is equal."""
+
+    week = models.DateField(unique=True)  # the Monday
+    days_version = models.BigIntegerField()
+    rolled_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["week"]
+
+    def __str__(self) -> str:
+        return f"week {self.week} rolled at {self.rolled_at} (days version {self.days_version})"
+
+
 class DirtyDay(models.Model):
     """A day whose facts an event changed; beat's ``facts_recompute_dirty_task`` claims it.
 

@@ -27,6 +27,7 @@ EXPECTED = {
     "metrics.tasks.facts_mark_dirty_task": "facts",
     "metrics.tasks.facts_recompute_dirty_task": "facts",
     "metrics.tasks.facts_recompute_nightly_task": "facts",
+    "metrics.tasks.facts_roll_up_task": "facts",
     "metrics.tasks.facts_vacuum_task": "facts",
     "metrics.tasks.recompute_job_run_task": "facts",
     "routing.tasks.business_intervals_rebuild_task": "facts",

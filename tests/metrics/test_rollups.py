@@ -1,0 +1,405 @@
+"""Weekly roll-ups of settled days (metrics.rollups): a scorecard read from them is exactly the
+one read from the daily rows, and a roll-up that a recompute made stale is never read.
+
+The facts are generated (random rows over 12 weeks and some loose days), not computed from
+conversations: the roll-ups only add up what the daily rows hold, whatever they hold.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.core.cache import cache
+from django.db.models import Sum
+
+from metrics.models import DailyFact, DirtyDay, DurationBucket, FactDay, FactWeek, WeeklyFact
+from metrics.nightly import facts_recompute_nightly
+from metrics.rollups import facts_roll_up, facts_roll_up_weeks, facts_weeks_to_roll
+from metrics.scorecards import build_metrics
+from metrics.selectors import Scope, facts_state, scorecard_groups, weekly_trend
+from metrics.services import (
+    facts_compute,
+    facts_mark_dirty,
+    facts_recompute_dirty,
+    recompute_job_create,
+)
+from metrics.tasks import facts_roll_up_task
+from supportdesk.models import OutboxItem
+from tests.conftest import client_for
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # a Friday
+TODAY = date(2026, 11, 20)
+FIRST = date(2026, 8, 27)  # a Thursday: three loose days before the first whole week
+SETTLED = [date(2026, 8, 31) + timedelta(weeks=n) for n in range(11)]  # 31 Aug .. 9 Nov
+METRICS = ("internal_fcr", "customer_fcr", "gap_internal_fcr", "resolution_rate", "csat")
+DURATIONS = ("first_response_time", "handle_time")
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("_utc")]
+
+
+@pytest.fixture
+def _utc(settings):
+    settings.TIME_ZONE = "UTC"
+    cache.clear()
+
+
+class Facts:
+    """The generated rows, kept to sum them in Python (the expected figures)."""
+
+    def __init__(self, rows: list[dict[str, Any]], buckets: list[dict[str, Any]]):
+        self.rows = rows
+        self.buckets = buckets
+
+    def expected(
+        self, date_from: date, date_to: date, group: str | None, keep: Any = lambda row: True
+    ) -> dict[Any, Any]:
+        """``build_metrics`` of the rows of ``[date_from, date_to)`` that ``keep`` admits."""
+        sums: dict[Any, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+        histograms: dict[Any, dict[str, dict[int, int]]] = defaultdict(
+            lambda: defaultdict(lambda: defaultdict(int))
+        )
+        for row in self.rows:
+            if date_from <= row["day"] < date_to and keep(row):
+                cell = sums[row[group] if group else "desk"][row["metric"]]
+                cell[0] += row["numerator"]
+                cell[1] += row["denominator"]
+        for row in self.buckets:
+            if date_from <= row["day"] < date_to and keep(row):
+                histograms[row[group] if group else "desk"][row["metric"]][row["bucket"]] += row[
+                    "count"
+                ]
+        keys = {"desk"} if group is None else set(sums) | set(histograms)
+        return {
+            key: build_metrics(
+                {m: (n, d) for m, (n, d) in sums[key].items()},
+                {m: dict(h) for m, h in histograms[key].items()},
+            )
+            for key in keys
+        }
+
+    def drop_day(self, day: date) -> None:
+        self.rows = [row for row in self.rows if row["day"] != day]
+        self.buckets = [row for row in self.buckets if row["day"] != day]
+
+
+@pytest.fixture
+def facts(team_a, team_b, agent_a, agent_b, manager_a) -> Facts:
+    rng = random.Random(21)
+    cells = [
+        {"team_id": team_a.pk, "agent_id": agent_a.pk, "channel_kind": "email"},
+        {"team_id": team_a.pk, "agent_id": agent_a.pk, "channel_kind": "chat"},
+        {"team_id": team_a.pk, "agent_id": manager_a.pk, "channel_kind": "email"},
+        {"team_id": team_b.pk, "agent_id": agent_b.pk, "channel_kind": "email"},
+        {"team_id": team_b.pk, "agent_id": agent_b.pk, "channel_kind": "voice"},
+        {"team_id": None, "agent_id": agent_b.pk, "channel_kind": "chat"},
+        {"team_id": team_a.pk, "agent_id": None, "channel_kind": ""},
+        {"team_id": None, "agent_id": None, "channel_kind": ""},
+    ]
+    rows, buckets = [], []
+    day = FIRST
+    while day < TODAY:
+        for cell in cells:
+            # One denominator per day and cell (the solves), as the real facts have: ratios
+            # across metrics (the resolution gap) stay within [0, 1].
+            denominator = rng.randint(0, 40)
+            metrics = METRICS if rng.random() < 0.8 else ()
+            rows += [
+                {
+                    **cell,
+                    "day": day,
+                    "metric": metric,
+                    "denominator": denominator,
+                    "numerator": rng.randint(0, denominator),
+                }
+                for metric in metrics
+            ]
+            for metric in DURATIONS:
+                for bucket in rng.sample(range(0, 700), 4):
+                    buckets.append(
+                        {
+                            **cell,
+                            "day": day,
+                            "metric": metric,
+                            "bucket": bucket,
+                            "count": rng.randint(1, 9),
+                        }
+                    )
+        day += timedelta(days=1)
+    DailyFact.objects.bulk_create([DailyFact(**row) for row in rows])
+    DurationBucket.objects.bulk_create([DurationBucket(**row) for row in buckets])
+    FactDay.objects.bulk_create(
+        [
+            FactDay(day=FIRST + timedelta(days=n), computed_at=NOW, version=1 + n % 3)
+            for n in range((TODAY - FIRST).days)
+        ]
+    )
+    return Facts(rows, buckets)
+
+
+def _metrics(data: dict[str, Any]) -> dict[Any, Any]:
+    return {group["key"]: group["metrics"] for group in data["groups"]}
+
+
+def _read(user, date_from, date_to, group_by, scope=None) -> dict[Any, Any]:
+    cache.clear()
+    return _metrics(
+        scorecard_groups(
+            user=user, date_from=date_from, date_to=date_to, group_by=group_by, scope=scope
+        )
+    )
+
+
+PERIODS = [
+    (date(2026, 8, 27), date(2026, 11, 20)),  # every day: loose days at both ends
+    (date(2026, 9, 2), date(2026, 10, 29)),  # Wednesday to Thursday
+    (date(2026, 9, 7), date(2026, 10, 5)),  # four whole weeks, nothing loose
+    (date(2026, 11, 3), date(2026, 11, 12)),  # no whole week inside
+]
+GROUPS = {"desk": None, "team": "team_id", "agent": "agent_id", "channel": "channel_kind"}
+
+
+def _without_desk_only(expected: dict[Any, Any]) -> dict[Any, Any]:
+    return {
+        k: {m: v for m, v in metrics.items() if m != "promises_kept_rate"}
+        for k, metrics in expected.items()
+    }
+
+
+def test_every_settled_week_is_rolled_up_and_the_current_one_is_not(facts):
+    with time_machine.travel(NOW, tick=False):
+        assert facts_weeks_to_roll(day_from=FIRST, day_to=TODAY) == SETTLED
+        assert facts_roll_up(day_from=FIRST, day_to=TODAY) == SETTLED
+        # Nothing stale any more: a second pass rolls nothing.
+        assert facts_roll_up(day_from=FIRST, day_to=TODAY) == []
+        # The week of 16 November has not ended; 24 August lacks 4 of its days.
+        assert facts_roll_up_weeks(weeks=[date(2026, 11, 18), date(2026, 8, 28)]) == []
+    assert list(FactWeek.objects.values_list("week", flat=True)) == SETTLED
+    week = date(2026, 9, 14)
+    expected_version = sum(1 + ((week - FIRST).days + n) % 3 for n in range(7))
+    assert FactWeek.objects.get(week=week).days_version == expected_version
+    # A cell's week row holds the sum of its 7 days' rows.
+    some = facts.rows[len(facts.rows) // 2]
+    monday = some["day"] - timedelta(days=some["day"].weekday())
+    cell = {k: some[k] for k in ("metric", "team_id", "agent_id", "channel_kind")}
+    daily = [
+        r
+        for r in facts.rows
+        if all(r[k] == v for k, v in cell.items()) and 0 <= (r["day"] - monday).days < 7
+    ]
+    weekly = WeeklyFact.objects.get(week=monday, **cell)
+    assert (weekly.numerator, weekly.denominator) == (
+        sum(r["numerator"] for r in daily),
+        sum(r["denominator"] for r in daily),
+    )
+
+
+@pytest.mark.parametrize(("date_from", "date_to"), PERIODS)
+def test_roll_ups_give_exactly_the_daily_figures(facts, admin_user, date_from, date_to):
+    with time_machine.travel(NOW, tick=False):
+        facts_roll_up(day_from=FIRST, day_to=TODAY)
+        whole = [w for w in SETTLED if w >= date_from and w + timedelta(days=7) <= date_to]
+        assert facts_state(date_from, date_to).rolled == tuple(whole)
+        for group_by, field in GROUPS.items():
+            expected = facts.expected(date_from, date_to, field)
+            if group_by == "agent":
+                expected = _without_desk_only(expected)
+            assert _read(admin_user, date_from, date_to, group_by) == expected, group_by
+
+
+def test_team_and_agent_scopes_and_a_managers_view_read_the_roll_ups_exactly(
+    facts, admin_user, manager_a, team_a, team_b, agent_b
+):
+    date_from, date_to = date(2026, 8, 29), date(2026, 11, 18)
+    in_a = {team_a.pk, None}
+    with time_machine.travel(NOW, tick=False):
+        facts_roll_up(day_from=FIRST, day_to=TODAY)
+        assert len(facts_state(date_from, date_to).rolled) == 11
+        team = _read(admin_user, date_from, date_to, "agent", Scope("team", team=team_b))
+        agent = _read(admin_user, date_from, date_to, "channel", Scope("agent", agent=agent_b))
+        manager = _read(manager_a, date_from, date_to, "team")
+    assert team == _without_desk_only(
+        facts.expected(date_from, date_to, "agent_id", lambda r: r["team_id"] == team_b.pk)
+    )
+    assert set(team) == {agent_b.pk}
+    assert agent == _without_desk_only(
+        facts.expected(date_from, date_to, "channel_kind", lambda r: r["agent_id"] == agent_b.pk)
+    )
+    assert set(agent) == {"email", "voice", "chat"}
+    assert manager == facts.expected(date_from, date_to, "team_id", lambda r: r["team_id"] in in_a)
+    assert set(manager) == {team_a.pk, None}
+
+
+def test_a_stale_roll_up_is_never_read(facts, admin_user):
+    date_from, date_to = date(2026, 9, 2), date(2026, 11, 17)
+    recomputed = date(2026, 10, 7)  # a Wednesday of the week of 5 October
+    with time_machine.travel(NOW, tick=False):
+        facts_roll_up(day_from=FIRST, day_to=TODAY)
+        before = _read(admin_user, date_from, date_to, "team")
+        # A recompute of one day (no source rows: the day's generated rows are replaced by none)
+        facts_compute(day_from=recomputed, day_to=recomputed + timedelta(days=1))
+        facts.drop_day(recomputed)
+        # and its week's roll-up made wrong on purpose: it must not matter, it is stale.
+        WeeklyFact.objects.filter(week=date(2026, 10, 5)).update(numerator=10**6)
+        state = facts_state(date_from, date_to)
+        assert date(2026, 10, 5) not in state.rolled
+        assert len(state.rolled) == 9  # 7 Sep .. 9 Nov but 5 Oct
+        stale = _read(admin_user, date_from, date_to, "team")
+        assert stale == facts.expected(date_from, date_to, "team_id")
+        assert stale != before
+        # Rolled again: only that week, and the figures do not move.
+        assert facts_weeks_to_roll(day_from=FIRST, day_to=TODAY) == [date(2026, 10, 5)]
+        assert facts_roll_up(day_from=FIRST, day_to=TODAY) == [date(2026, 10, 5)]
+        assert len(facts_state(date_from, date_to).rolled) == 10
+        assert _read(admin_user, date_from, date_to, "team") == stale
+
+
+def test_a_week_missing_a_day_loses_its_roll_up(facts, admin_user):
+    with time_machine.travel(NOW, tick=False):
+        facts_roll_up(day_from=FIRST, day_to=TODAY)
+        FactDay.objects.filter(day=date(2026, 9, 16)).delete()
+        assert date(2026, 9, 14) not in facts_state(date(2026, 9, 1), TODAY).rolled
+        assert facts_roll_up_weeks(weeks=[date(2026, 9, 14)]) == []
+    assert not FactWeek.objects.filter(week=date(2026, 9, 14)).exists()
+    assert not WeeklyFact.objects.filter(week=date(2026, 9, 14)).exists()
+
+
+def test_the_weekly_trend_reads_the_roll_ups_exactly(facts, admin_user):
+    scope = Scope("desk")
+    end = date(2026, 11, 19)
+    with time_machine.travel(NOW, tick=False):
+        daily = weekly_trend(user=admin_user, scope=scope, end=end)
+        facts_roll_up(day_from=FIRST, day_to=TODAY)
+        cache.clear()
+        rolled = weekly_trend(user=admin_user, scope=scope, end=end)
+    assert rolled == daily
+    week = facts.expected(date(2026, 10, 12), date(2026, 10, 19), None)["desk"]
+    index = rolled["weeks"].index("2026-10-12")
+    assert rolled["series"]["csat"][index] == week["csat"]["value"]
+    assert rolled["n"]["csat"][index] == week["csat"]["n"] > 0
+    assert rolled["first_response_time"][index] == week["first_response_time"]["median"]
+
+
+def test_a_cold_read_from_roll_ups_costs_the_queries_of_a_daily_read(
+    facts, admin_user, manager_a, django_assert_num_queries
+):
+    with time_machine.travel(NOW, tick=False):
+        facts_roll_up(day_from=FIRST, day_to=TODAY)
+        cache.clear()
+        # facts_state (days, versions and rolled weeks) (1); sums and histograms, each a UNION
+        # ALL of the loose days' rows and the rolled weeks' rows (2); agent names (1).
+        with django_assert_num_queries(4):
+            scorecard_groups(
+                user=admin_user, date_from=date(2026, 8, 23), date_to=TODAY, group_by="agent"
+            )
+        # A manager's: their teams (1, read once for the cache key and the sums alike); the same
+        # 4 with team names.
+        with django_assert_num_queries(5):
+            scorecard_groups(
+                user=manager_a, date_from=date(2026, 8, 23), date_to=TODAY, group_by="team"
+            )
+
+
+def test_the_task_rolls_up_and_warms_the_standard_scorecards(
+    facts, admin_user, django_assert_num_queries
+):
+    client = client_for(admin_user)
+    with time_machine.travel(NOW, tick=False):
+        cache.clear()
+        assert facts_roll_up_task(FIRST.isoformat(), TODAY.isoformat(), warm=True) == 11
+        # Warm: token + user (1); facts version (1); agent names (1); ideas captured (1).
+        with django_assert_num_queries(4):
+            response = client.get(
+                "/api/v1/scorecards/?from=2026-08-23&to=2026-11-21&group_by=agent"
+            )
+    assert response.status_code == 200
+    by_agent = {g["key"]: g["metrics"] for g in response.json()["groups"]}
+    expected = _without_desk_only(facts.expected(date(2026, 8, 23), TODAY, "agent_id"))
+    assert {k: v["csat"] for k, v in by_agent.items()} == {
+        k: v["csat"] for k, v in expected.items()
+    }
+
+
+def test_a_dirty_day_of_a_settled_week_rolls_its_week_up_again(
+    facts, django_capture_on_commit_callbacks
+):
+    day = date(2026, 11, 4)
+    with time_machine.travel(NOW, tick=False):
+        facts_roll_up(day_from=FIRST, day_to=TODAY)
+        version = FactWeek.objects.get(week=date(2026, 11, 2)).days_version
+        facts_mark_dirty(days=[day])
+    with (
+        time_machine.travel(NOW + timedelta(seconds=10), tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        assert facts_recompute_dirty() == [day]
+    assert not DirtyDay.objects.exists()
+    item = OutboxItem.objects.get(task_name="metrics.tasks.facts_roll_up_task")
+    assert item.kwargs == {"day_from": "2026-11-04", "day_to": "2026-11-05", "warm": False}
+    # The task ran after commit: the week is current again, one version later.
+    assert FactWeek.objects.get(week=date(2026, 11, 2)).days_version == version + 1
+    # The recomputed day (no source rows) holds no facts any more, nor does its week's roll-up.
+    kept = [r for r in facts.rows if date(2026, 11, 2) <= r["day"] < date(2026, 11, 9)]
+    kept = [r for r in kept if r["day"] != day]
+    assert WeeklyFact.objects.filter(week=date(2026, 11, 2)).aggregate(n=Sum("numerator")) == {
+        "n": sum(r["numerator"] for r in kept)
+    }
+
+
+def test_a_finished_recompute_job_rolls_up_its_weeks_and_warms(
+    facts, admin_user, manager_a, django_capture_on_commit_callbacks
+):
+    with time_machine.travel(NOW, tick=False):
+        facts_roll_up(day_from=FIRST, day_to=TODAY)
+        with django_capture_on_commit_callbacks(execute=True):
+            recompute_job_create(
+                day_from=date(2026, 10, 26), day_to=date(2026, 11, 9), requested_by=manager_a
+            )
+    item = OutboxItem.objects.get(task_name="metrics.tasks.facts_roll_up_task")
+    assert item.kwargs == {"day_from": "2026-10-26", "day_to": "2026-11-09", "warm": True}
+    rolled = dict(FactWeek.objects.values_list("week", "days_version"))
+    assert {week: rolled[week] for week in (date(2026, 10, 26), date(2026, 11, 2))} == {
+        week: sum(
+            FactDay.objects.filter(day__gte=week, day__lt=week + timedelta(days=7)).values_list(
+                "version", flat=True
+            )
+        )
+        for week in (date(2026, 10, 26), date(2026, 11, 2))
+    }
+    assert not WeeklyFact.objects.filter(week__in=[date(2026, 10, 26), date(2026, 11, 2)]).exists()
+    assert facts_state(date(2026, 10, 26), date(2026, 11, 9)).rolled == (
+        date(2026, 10, 26),
+        date(2026, 11, 2),
+    )
+
+
+def test_a_dirty_day_of_the_current_week_queues_no_roll_up(facts):
+    with time_machine.travel(NOW, tick=False):
+        facts_mark_dirty(days=[date(2026, 11, 17)])
+    with time_machine.travel(NOW + timedelta(seconds=10), tick=False):
+        assert facts_recompute_dirty() == [date(2026, 11, 17)]
+    assert not OutboxItem.objects.filter(task_name="metrics.tasks.facts_roll_up_task").exists()
+
+
+def test_the_nightly_pass_rolls_up_the_settled_weeks_of_the_window(
+    settings, admin_user, django_capture_on_commit_callbacks
+):
+    settings.METRICS_RETENTION_DAYS = 30
+    night = datetime(2026, 12, 20, 2, 30, tzinfo=UTC)  # a Sunday: its week has not ended
+    with (
+        time_machine.travel(night, tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        facts_recompute_nightly()
+    item = OutboxItem.objects.get(task_name="metrics.tasks.facts_roll_up_task")
+    assert item.kwargs == {"day_from": "2026-11-21", "day_to": "2026-12-21", "warm": True}
+    # 16 November lacks the days before the window (21 November on); 14 December is this week.
+    assert list(FactWeek.objects.values_list("week", flat=True)) == [
+        date(2026, 11, 23),
+        date(2026, 11, 30),
+        date(2026, 12, 7),
+    ]
