@@ -30,19 +30,23 @@ def event_record(
     occurred_at: datetime | None = None,
 ) -> Event:
     """Append an event and queue the reactions of the apps subscribed to its kind."""
+    # The conversation's customer and team by id: reading the rows only for their keys would
+    # cost a query each.
+    customer_id = customer.pk if customer is not None else None
     if customer is None and conversation is not None:
-        customer = conversation.customer
+        customer_id = conversation.customer_id
+    team_id = team.pk if team is not None else None
     if team is None and conversation is not None:
-        team = conversation.team
+        team_id = conversation.team_id
     event = Event.objects.create(
         kind=kind,
         occurred_at=occurred_at or timezone.now(),
         conversation=conversation,
-        customer=customer,
+        customer_id=customer_id,
         message=message,
         actor=actor,
         agent=agent,
-        team=team,
+        team_id=team_id,
         channel_kind=channel_kind,
         data=data or {},
     )
