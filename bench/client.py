@@ -196,6 +196,8 @@ class InboundSource:
     chat_secret: str
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     senders: int = 400
+    # 201: stored now (a synchronous channel); 202: accepted, stored by the ingest workers.
+    accepted_status: int = 201
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     sent_email: int = 0
     sent_chat: int = 0
@@ -233,7 +235,7 @@ class InboundSource:
             headers={"Content-Type": "message/rfc822", "X-Channel-Token": self.email_secret},
             timeout=30,
         )
-        if response.status_code == 201:
+        if response.status_code == self.accepted_status:
             with self.lock:
                 self.sent_email += 1
                 self.acknowledged.append(msgid.strip("<>"))
@@ -257,7 +259,7 @@ class InboundSource:
             headers={"X-Channel-Token": self.chat_secret},
             timeout=30,
         )
-        if response.status_code == 201:
+        if response.status_code == self.accepted_status:
             with self.lock:
                 self.sent_chat += 1
                 self.acknowledged.append(payload["external_id"])
@@ -271,7 +273,7 @@ class InboundSource:
         return self.sent_email + self.sent_chat
 
     def stored_sql(self) -> tuple[str, tuple[object, ...]]:
-        """SQL giving (rows, distinct ids) stored for the acknowledged (201) messages."""
+        """SQL giving (rows, distinct ids) stored for the acknowledged (201 or 202) messages."""
         return (
             "SELECT count(*), count(DISTINCT external_id) FROM tickets_message "
             "WHERE direction = 'inbound' AND external_id = ANY(%s)",

@@ -312,6 +312,76 @@ class Bench:
         self.rows.append(row)
         print(self._row_line(row), row.value, flush=True)
 
+    def w1_async(self, sampler: RssSampler, senders: int) -> None:
+        """W1 on asynchronous channels: accepted a second (202), then until the worker stored
+        every accepted message: stored a second from the first accept; none lost or doubled."""
+        secrets = {
+            kind: manage(
+                self.env,
+                "create_channel",
+                kind,
+                f"Bench async {kind}",
+                "--ingest",
+                "async",
+                quiet=True,
+            )
+            .strip()
+            .splitlines()[-1]
+            for kind in ("email", "chat")
+        }
+        source = InboundSource(
+            self.stack.base_url, secrets["email"], secrets["chat"], accepted_status=202
+        )
+        stats = Stats("inbound email + chat, asynchronous")
+        timeout = 60 + 20 * self.args.inbound_seconds
+        with sampler, psycopg.connect(self.dsn, autocommit=True) as conn:
+            started = time.monotonic()
+            closed_loop(
+                stats,
+                senders,
+                lambda s, n: source.one(s, n),
+                seconds=self.args.inbound_seconds,
+                expected=(202,),
+            )
+            pending = 1
+            while time.monotonic() - started < timeout:
+                pending = conn.execute(
+                    "SELECT count(*) FROM tickets_inboundqueueitem q JOIN tickets_channel c"
+                    " ON c.id = q.channel_id WHERE c.name LIKE 'Bench async %%'"
+                    " AND q.status = 'pending'"
+                ).fetchone()[0]
+                if not pending:
+                    break
+                time.sleep(0.2)
+            drained = time.monotonic() - started
+            sql, params = source.stored_sql()
+            stored, distinct = conn.execute(sql, params).fetchone()
+        row = Row(
+            "W1 async",
+            f"email + chat accepted (202), {senders} senders",
+            stats,
+            None,
+            sampler.peak.get("web", float("nan")),
+            sampler.peak.get("celery", float("nan")),
+            budget="≥ 200 accepted/s, stored ≥ 100/s, none lost",
+            unit_throughput="msg/s",
+        )
+        row.verdict = async_verdict(
+            accepted_rate=stats.throughput,
+            stored_rate=stored / drained if drained else 0.0,
+            sent=source.sent,
+            stored=stored,
+            distinct=distinct,
+            errors=len(stats.errors),
+            pending=bool(pending),
+        )
+        row.value = (
+            f"{source.sent} accepted in {stats.seconds:.1f} s, {stored} of them stored"
+            f" {drained:.1f} s after the first accept ({stored / drained:.1f} a second)"
+        )
+        self.rows.append(row)
+        print(self._row_line(row), row.value, flush=True)
+
     def _poll_job(self, session: requests.Session, job: int, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
@@ -483,6 +553,8 @@ class Bench:
         self.note_load("start")
         for senders in self.args.inbound_users:
             self.w1_inbound(sampler, senders)
+        if self.args.async_users:
+            self.w1_async(sampler, self.args.async_users)
         self.note_load("after W1")
         phone = m["search_phone"]
         try:
@@ -709,6 +781,31 @@ class Bench:
         return 0
 
 
+def async_verdict(
+    *,
+    accepted_rate: float,
+    stored_rate: float,
+    sent: int,
+    stored: int,
+    distinct: int,
+    errors: int,
+    pending: bool,
+) -> str:
+    """W1 async against issue 21: 200 accepted a second, the backlog stored at 100 a second."""
+    problems = []
+    if accepted_rate < 200:
+        problems.append(f"accepts miss by {200 - accepted_rate:.0f}/s ({accepted_rate:.0f}/s)")
+    if stored_rate < 100:
+        problems.append(f"storing misses by {100 - stored_rate:.0f}/s ({stored_rate:.0f}/s)")
+    if pending:
+        problems.append("the worker had not stored every accepted message by the timeout")
+    elif stored != sent or distinct != stored:
+        problems.append(f"LOST {sent - stored}: {stored} stored ({distinct} distinct) of {sent}")
+    if errors:
+        problems.append(f"{errors} failed requests")
+    return "PASS" if not problems else "; ".join(problems)
+
+
 def _measure(row: Row) -> peer.Measure | None:
     if row.stats is None or not row.stats.count:
         return None
@@ -770,6 +867,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="concurrent senders for W1, comma-separated for several runs (1,4,8)",
     )
     p.add_argument("--inbound-seconds", type=float, default=30.0)
+    p.add_argument(
+        "--async-users",
+        type=int,
+        default=8,
+        help="senders for W1 on asynchronous channels (accept, then the worker stores); 0: skip",
+    )
     p.add_argument("--web-workers", type=int, default=2)
     p.add_argument("--worker-concurrency", type=int, default=2)
     p.add_argument("--recompute-timeout", type=float, default=900.0)

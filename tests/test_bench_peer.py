@@ -110,3 +110,21 @@ def test_w1_senders_are_a_comma_separated_list():
     for bad in ("", "0", "a,b"):
         with pytest.raises(argparse.ArgumentTypeError):
             _senders(bad)
+
+
+def test_the_asynchronous_w1_verdict_names_each_budget_it_misses():
+    from bench.harness import async_verdict
+
+    kept = {"sent": 1000, "stored": 1000, "distinct": 1000, "errors": 0, "pending": False}
+    assert async_verdict(accepted_rate=210.0, stored_rate=120.0, **kept) == "PASS"
+    assert async_verdict(accepted_rate=57.0, stored_rate=41.3, **kept) == (
+        "accepts miss by 143/s (57/s); storing misses by 59/s (41/s)"
+    )
+    lost = {**kept, "stored": 998, "distinct": 997}
+    assert async_verdict(accepted_rate=250.0, stored_rate=150.0, **lost) == (
+        "LOST 2: 998 stored (997 distinct) of 1000"
+    )
+    waiting = {**kept, "stored": 900, "distinct": 900, "pending": True, "errors": 3}
+    assert async_verdict(accepted_rate=250.0, stored_rate=150.0, **waiting) == (
+        "the worker had not stored every accepted message by the timeout; 3 failed requests"
+    )
