@@ -408,7 +408,7 @@ class Bench:
             seconds = time.monotonic() - started
         row = Row(
             "W6 recompute",
-            f"nightly full recompute, {job['days']} days (job {job['job']}: {data.get('state')})",
+            f"full recompute on demand, {job['days']} days (job {job['job']}: {data.get('state')})",
             None,
             None,
             sampler.peak.get("web", float("nan")),
@@ -448,6 +448,40 @@ class Bench:
         print(self._row_line(row), row.value, flush=True)
         if self.recompute_done:
             self._wait_for_vacuum(job["job"])
+        self.w6_nightly(sampler)
+
+    def w6_nightly(self, sampler: RssSampler) -> None:
+        """The nightly pass beat runs: the days whose sources changed in the last 24 hours."""
+        with sampler:
+            out = manage(
+                self.env,
+                "shell",
+                "-c",
+                "from bench.prepare import recompute_nightly as f; f()",
+                quiet=True,
+            )
+        result = json.loads(out.strip().splitlines()[-1])
+        seconds = float(result["seconds"])
+        self.notes.append(
+            f"W6 nightly pass: then {result['weeks']} weekly roll-ups rebuilt and"
+            f" {result['warmed']} standard scorecards warmed in"
+            f" {result['roll_up_and_warm_seconds']:.1f} s (the worker's task after the pass, run by"
+            " the harness so that W5 does not run beside it)."
+        )
+        row = Row(
+            "W6 recompute",
+            f"nightly pass: the {result['days']} days whose sources changed in 24 h (and the"
+            " open windows)",
+            None,
+            None,
+            sampler.peak.get("web", float("nan")),
+            sampler.peak.get("celery", float("nan")),
+            budget="< 120 s",
+            value=f"{seconds:.1f} s",
+        )
+        row.verdict = "PASS" if seconds < 120 else f"misses by {seconds - 120:.0f} s"
+        self.rows.append(row)
+        print(self._row_line(row), row.value, flush=True)
 
     def _wait_for_vacuum(self, job_id: int, timeout: float = 600.0) -> None:
         """The finished job queues ``facts_vacuum_task``; wait for it, so that W5's reads are

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
@@ -66,8 +67,49 @@ def sent_survey_link(team_name: str = "Team 01") -> None:
     )
 
 
+def recompute_nightly() -> None:
+    """The nightly pass as beat runs it (``facts_recompute_nightly``), on the night after a day:
+    its watermark set to 24 hours ago, so it recomputes the days still dirty, the open windows,
+    and the days whose sources changed since (this run's W1 messages among them). Runs here, in
+    this process; prints the days and the seconds."""
+    import time
+
+    from metrics.models import SourceWatermark
+    from metrics.nightly import NIGHTLY_MARK, facts_recompute_nightly
+
+    SourceWatermark.objects.update_or_create(
+        name=NIGHTLY_MARK, defaults={"seen_until": timezone.now() - timedelta(hours=24)}
+    )
+    started = time.monotonic()
+    days = facts_recompute_nightly()
+    computed = time.monotonic()
+    # What the task it queued does on the worker, here, so that the time is known and W5 does
+    # not run beside it (the queued task then finds every week rolled and the cache warm).
+    from metrics.rollups import facts_roll_up, scorecards_warm
+    from metrics.services import local_today
+
+    today = local_today()
+    weeks = facts_roll_up(
+        day_from=today - timedelta(days=settings.METRICS_RETENTION_DAYS - 1),
+        day_to=today + timedelta(days=1),
+    )
+    warmed = scorecards_warm()
+    print(
+        json.dumps(
+            {
+                "days": len(days),
+                "seconds": round(computed - started, 2),
+                "weeks": len(weeks),
+                "roll_up_and_warm_seconds": round(time.monotonic() - computed, 2),
+                "warmed": warmed,
+            }
+        )
+    )
+
+
 def recompute_retention() -> None:
-    """The nightly job, exactly as beat starts it: prints the job id to follow."""
+    """The full recompute of the retention window, on demand (``manage.py facts_recompute
+    --full``), as a job: prints the job id to follow."""
     from metrics.services import facts_recompute_retention
 
     job = facts_recompute_retention()
