@@ -12,12 +12,15 @@ macros); its submodules hold the rest and are re-exported below:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db.models import (
     BooleanField,
@@ -148,7 +151,7 @@ def conversation_get_for_user(*, user: User, pk: Any, for_detail: bool = False) 
             Prefetch(
                 "messages",
                 queryset=Message.objects.select_related(
-                    "author", "identity", "contact", "participant", "call_log"
+                    "author", "identity", "contact", "participant", "call_log__logged_by"
                 )
                 .prefetch_related(
                     Prefetch("attachments", queryset=Attachment.objects.order_by("id"))
@@ -380,8 +383,13 @@ def queue_page_for_user(
     tag: str = "",
     priority: str = "",
     sort: str = "",
+    reuse_counts: bool = False,
 ) -> QueuePage:
     """One page of a queue view, newest activity first (keyset), and the count of every view.
+
+    ``reuse_counts``: the counts of the same user and filters counted in the last
+    ``settings.QUEUE_COUNTS_SECONDS``, if any, are reused (the poll): the page itself is always
+    read. Every call that counts keeps its counts for the next poll.
 
     ``sort="due"``: only the conversations with a promised due time, soonest first (keyset on
     ``(due_at, id)``, the ``tickets_conv_due`` index). ``due_soon`` is counted in the same
@@ -417,23 +425,21 @@ def queue_page_for_user(
     spam_view = view == "spam"
     base_spam = base
     base = base.filter(spam_at__isnull=True)
-    # The open views count active conversations only (a partial index: thousands of rows, not
-    # the team's whole history); "recently solved" counts a week of solves by its own index.
-    active = base.filter(status__in=Conversation.ACTIVE_STATUSES).aggregate(
-        **{
-            v.key: Count("pk", filter=_view_q(v.key, user))
-            for v in QUEUE_VIEWS
-            if v.key != "solved"
-        },
-        due_soon=Count(
-            "pk",
-            filter=_view_q(view if view != "spam" else "open", user)
-            & Q(due_at__lte=timezone.now() + DUE_SOON),
-        ),
+    # The user's own counts of these filters (the user: "mine" and their teams' visibility).
+    counts_key = (
+        "queue-counts:"
+        + hashlib.blake2b(
+            repr((user.pk, view, channel, status, team, assignee, search, tag, priority)).encode(),
+            digest_size=16,
+        ).hexdigest()
     )
-    solved = base.filter(_view_q("solved", user)).count()
-    counts = {v.key: solved if v.key == "solved" else active[v.key] for v in QUEUE_VIEWS}
-    due_soon = active["due_soon"] or 0
+    kept = cache.get(counts_key) if reuse_counts else None
+    if kept is not None:
+        counts, due_soon = kept
+    else:
+        counts, due_soon = _queue_counts(base, user=user, view=view)
+        if settings.QUEUE_COUNTS_SECONDS:
+            cache.set(counts_key, (counts, due_soon), settings.QUEUE_COUNTS_SECONDS)
     last_in = Message.objects.filter(
         conversation_id=OuterRef("pk"), direction=Message.Direction.INBOUND, automated=""
     ).order_by("-sent_at", "-id")
@@ -484,6 +490,27 @@ def queue_page_for_user(
         highlights=highlights,
         due_soon=due_soon,
     )
+
+
+def _queue_counts(base: Any, *, user: User, view: str) -> tuple[dict[str, int], int]:
+    """Every view's count and the "due soon" count (two queries)."""
+    # The open views count active conversations only (a partial index: thousands of rows, not
+    # the team's whole history); "recently solved" counts a week of solves by its own index.
+    active = base.filter(status__in=Conversation.ACTIVE_STATUSES).aggregate(
+        **{
+            v.key: Count("pk", filter=_view_q(v.key, user))
+            for v in QUEUE_VIEWS
+            if v.key != "solved"
+        },
+        due_soon=Count(
+            "pk",
+            filter=_view_q(view if view != "spam" else "open", user)
+            & Q(due_at__lte=timezone.now() + DUE_SOON),
+        ),
+    )
+    solved = base.filter(_view_q("solved", user)).count()
+    counts = {v.key: solved if v.key == "solved" else active[v.key] for v in QUEUE_VIEWS}
+    return counts, active["due_soon"] or 0
 
 
 def _waiting_mark(conversation: Any) -> None:
@@ -577,6 +604,8 @@ class TimelineEntry:
     event: Event | None = None
     contact_number: int | None = None
     contact: Contact | None = None
+    # The rendered message (tickets.fragments), set by the conversation page.
+    html: str = ""
 
 
 TIMELINE_EVENT_KINDS = (
