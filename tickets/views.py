@@ -25,7 +25,9 @@ from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
 from django.utils.translation import gettext
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -177,6 +179,7 @@ def _conversation_context(request: StaffRequest, conversation: Conversation) -> 
     for other in others:
         other.outcome = outcomes.get(other.pk)
         other.outcome_label = OUTCOME_LABELS.get(other.outcome or "", "—")
+    move_targets = [c for c in panel["other_conversations"] if c.is_active]
     customer = conversation.customer
     entries = [entry for entry in timeline if entry.message]
     for entry, html in zip(
@@ -239,7 +242,13 @@ def _conversation_context(request: StaffRequest, conversation: Conversation) -> 
         "viewers": selectors.conversation_viewers(conversation=conversation, exclude=request.user),
         "agents": selectors.conversation_assignable_agents(conversation=conversation),
         "teams": selectors.team_list_for_user(user=request.user),
-        "move_targets": [c for c in panel["other_conversations"] if c.is_active],
+        "move_targets": move_targets,
+        # The same options under every message: built once, not once a message.
+        "move_options": format_html_join(
+            "",
+            '<option value="{}">#{} {}</option>',
+            ((c.pk, c.pk, Truncator(c.subject).chars(40)) for c in move_targets),
+        ),
         "link_form": LinkIdentityForm(),
         "customer_languages": language_choices(),
         "participants": selectors.conversation_participants(conversation=conversation),
