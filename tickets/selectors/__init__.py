@@ -153,6 +153,8 @@ def conversation_get_for_user(*, user: User, pk: Any, for_detail: bool = False) 
                 queryset=Message.objects.select_related(
                     "author", "identity", "contact", "participant", "call_log__logged_by"
                 )
+                # The stored MIME (up to the size limit a message) is never shown: not read.
+                .defer("raw")
                 .prefetch_related(
                     Prefetch("attachments", queryset=Attachment.objects.order_by("id"))
                 )
