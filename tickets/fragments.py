@@ -7,7 +7,7 @@ memory in tests and ``bin/dev``), read in one ``get_many`` per page.
 
 Why a fragment is never stale: its key is a digest of **every value its template reads**, taken
 from the rows the page loads anyway (the queries do not change), plus the active language and time
-zone. No writer has to remember to bump anything: a privacy erasure blanks the message's text and
+zone, and of the template's source (a deploy that changes the markup starts afresh). No writer has to remember to bump anything: a privacy erasure blanks the message's text and
 deletes its files (different text, no attachments: another key), a delivery attempt changes the
 delivery state, error and attempt count, a renamed customer or agent changes the name shown, a
 moved message loses or gains its contact boundary. ``conversation.version`` alone would not do:
@@ -24,26 +24,33 @@ change it can see).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.template.loader import render_to_string
+from django.template.loader import get_template, render_to_string
 from django.utils import timezone, translation
 from django.utils.safestring import SafeString, mark_safe
 
-# Bump when a fragment's template changes in a way its parts do not show (markup only).
-FRAGMENTS_VERSION = 1
+
+@functools.cache
+def template_digest(name: str) -> str:
+    """A digest of the template's source, once a process: a deploy that changes a fragment's
+    markup never serves what the old markup rendered (the cache outlives the web workers)."""
+    source = get_template(name).template.source  # type: ignore[attr-defined]
+    return hashlib.blake2b(source.encode(), digest_size=8).hexdigest()
 
 
-def fragment_key(kind: str, parts: Sequence[Any]) -> str:
-    """``frag:<kind>:<digest>``: the digest covers the parts, the language and the time zone."""
+def fragment_key(template: str, parts: Sequence[Any]) -> str:
+    """``frag:<digest>``: of the template's source, the parts, the language and the time zone."""
     digest = hashlib.blake2b(
         repr(
             (
-                FRAGMENTS_VERSION,
+                template,
+                template_digest(template),
                 translation.get_language(),
                 timezone.get_current_timezone_name(),
                 tuple(parts),
@@ -51,16 +58,16 @@ def fragment_key(kind: str, parts: Sequence[Any]) -> str:
         ).encode(),
         digest_size=16,
     ).hexdigest()
-    return f"frag:{kind}:{digest}"
+    return f"frag:{digest}"
 
 
 def render_fragments(
-    kind: str, template: str, items: Sequence[tuple[Sequence[Any], dict[str, Any]]]
+    template: str, items: Sequence[tuple[Sequence[Any], dict[str, Any]]]
 ) -> list[SafeString]:
     """Each item's ``template`` rendered with its context, read from the cache where its parts
     were rendered before (one ``get_many``; one ``set_many`` for those that were not). A context
     is a plain dict of the objects the page loaded: building it costs nothing, rendering does."""
-    keys = [fragment_key(kind, parts) for parts, _ in items]
+    keys = [fragment_key(template, parts) for parts, _ in items]
     found: dict[str, str] = cache.get_many(keys) if keys else {}
     missing: dict[str, str] = {}
     html: list[SafeString] = []

@@ -107,7 +107,6 @@ def queue(request: StaffRequest) -> HttpResponse:
             [
                 [mark_safe(part) for part in html.split("<!--live-->")]
                 for html in fragments.render_fragments(
-                    "queue-row",
                     "tickets/_queue_row.html",
                     [
                         (
@@ -185,7 +184,6 @@ def _conversation_context(request: StaffRequest, conversation: Conversation) -> 
     for entry, html in zip(
         entries,
         fragments.render_fragments(
-            "message",
             "tickets/_message.html",
             [
                 (
@@ -205,7 +203,6 @@ def _conversation_context(request: StaffRequest, conversation: Conversation) -> 
     ):
         entry.html = html
     (past_conversations_html,) = fragments.render_fragments(
-        "past",
         "tickets/_past_conversations.html",
         [
             (

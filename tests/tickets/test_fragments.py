@@ -278,16 +278,17 @@ def test_each_viewer_gets_their_own_csrf_token_in_a_cached_timeline(channels, ag
 
 def test_the_key_holds_the_language_and_the_time_zone():
     parts = (1, "inbound")
-    key = fragment_key("message", parts)
+    key = fragment_key(MESSAGE, parts)
 
     with translation.override("de"):
-        german = fragment_key("message", parts)
+        german = fragment_key(MESSAGE, parts)
     with timezone.override("Europe/Paris"):
-        paris = fragment_key("message", parts)
+        paris = fragment_key(MESSAGE, parts)
 
     assert len({key, german, paris}) == 3
-    assert fragment_key("message", parts) == key
-    assert fragment_key("message", (1, "outbound")) != key
+    assert fragment_key(MESSAGE, parts) == key
+    assert fragment_key(MESSAGE, (1, "outbound")) != key
+    assert fragment_key(ROW, parts) != key
 
 
 # --- Queue ------------------------------------------------------------------------------------------
