@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,6 +35,8 @@ from django.core.cache import cache
 from django.template.loader import get_template, render_to_string
 from django.utils import timezone, translation
 from django.utils.safestring import SafeString, mark_safe
+
+logger = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -68,7 +71,7 @@ def render_fragments(
     were rendered before (one ``get_many``; one ``set_many`` for those that were not). A context
     is a plain dict of the objects the page loaded: building it costs nothing, rendering does."""
     keys = [fragment_key(template, parts) for parts, _ in items]
-    found: dict[str, str] = cache.get_many(keys) if keys else {}
+    found: dict[str, str] = _cache_read(keys) if keys else {}
     missing: dict[str, str] = {}
     html: list[SafeString] = []
     for key, (_, context) in zip(keys, items, strict=True):
@@ -80,8 +83,25 @@ def render_fragments(
             missing[key] = text
         html.append(mark_safe(text))  # our own (escaping) template rendered it
     if missing:
-        cache.set_many(missing, settings.FRAGMENT_CACHE_SECONDS)
+        _cache_write(missing)
     return html
+
+
+# A cache outage (Redis down) costs the page its speed, never the page: it renders everything.
+def _cache_read(keys: list[str]) -> dict[str, str]:
+    try:
+        found: dict[str, str] = cache.get_many(keys)
+    except Exception:
+        logger.warning("fragments: cache unavailable, rendering everything", exc_info=True)
+        return {}
+    return found
+
+
+def _cache_write(values: dict[str, str]) -> None:
+    try:
+        cache.set_many(values, settings.FRAGMENT_CACHE_SECONDS)
+    except Exception:
+        logger.warning("fragments: cache unavailable, nothing kept", exc_info=True)
 
 
 def _name(obj: Any) -> str:

@@ -389,9 +389,9 @@ def queue_page_for_user(
 ) -> QueuePage:
     """One page of a queue view, newest activity first (keyset), and the count of every view.
 
-    ``reuse_counts``: the counts of the same user and filters counted in the last
-    ``settings.QUEUE_COUNTS_SECONDS``, if any, are reused (the poll): the page itself is always
-    read. Every call that counts keeps its counts for the next poll.
+    ``reuse_counts`` (the poll): the counts of the same user, filters and page (its rows'
+    versions and last changes) counted in the last ``settings.QUEUE_COUNTS_SECONDS``, if any,
+    are reused; the page itself is always read. Every call that counts keeps its counts.
 
     ``sort="due"``: only the conversations with a promised due time, soonest first (keyset on
     ``(due_at, id)``, the ``tickets_conv_due`` index). ``due_soon`` is counted in the same
@@ -427,21 +427,6 @@ def queue_page_for_user(
     spam_view = view == "spam"
     base_spam = base
     base = base.filter(spam_at__isnull=True)
-    # The user's own counts of these filters (the user: "mine" and their teams' visibility).
-    counts_key = (
-        "queue-counts:"
-        + hashlib.blake2b(
-            repr((user.pk, view, channel, status, team, assignee, search, tag, priority)).encode(),
-            digest_size=16,
-        ).hexdigest()
-    )
-    kept = cache.get(counts_key) if reuse_counts else None
-    if kept is not None:
-        counts, due_soon = kept
-    else:
-        counts, due_soon = _queue_counts(base, user=user, view=view)
-        if settings.QUEUE_COUNTS_SECONDS:
-            cache.set(counts_key, (counts, due_soon), settings.QUEUE_COUNTS_SECONDS)
     last_in = Message.objects.filter(
         conversation_id=OuterRef("pk"), direction=Message.Direction.INBOUND, automated=""
     ).order_by("-sent_at", "-id")
@@ -478,6 +463,33 @@ def queue_page_for_user(
         queue_cursor(rows[QUEUE_PAGE_SIZE - 1], sort=sort) if len(rows) > QUEUE_PAGE_SIZE else None
     )
     rows = rows[:QUEUE_PAGE_SIZE]
+    # The poll's counts: those of the same user and filters, kept while the page it shows is
+    # the same page (its rows, their versions and last changes): a new or changed conversation
+    # on the page is counted at once, a change elsewhere within QUEUE_COUNTS_SECONDS.
+    counts_key = (
+        "queue-counts:"
+        + hashlib.blake2b(
+            repr(
+                (
+                    (user.pk, view, channel, status, team, assignee, search, tag, priority, sort),
+                    [(row.pk, row.version, row.updated_at) for row in rows],
+                    cursor,
+                )
+            ).encode(),
+            digest_size=16,
+        ).hexdigest()
+    )
+    kept = None
+    # A cache outage (Redis down) only means counting every time.
+    with contextlib.suppress(Exception):
+        kept = cache.get(counts_key) if reuse_counts else None
+    if kept is not None:
+        counts, due_soon = kept
+    else:
+        counts, due_soon = _queue_counts(base, user=user, view=view)
+        if settings.QUEUE_COUNTS_SECONDS:
+            with contextlib.suppress(Exception):
+                cache.set(counts_key, (counts, due_soon), settings.QUEUE_COUNTS_SECONDS)
     for row in rows:
         _waiting_mark(row)
     highlights = (
