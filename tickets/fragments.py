@@ -6,11 +6,12 @@ rendered once and kept in the cache (``settings.CACHES``: Redis in production, p
 memory in tests and ``bin/dev``), read in one ``get_many`` per page.
 
 Why a fragment is never stale: its key is a digest of **every value its template reads**, taken
-from the rows the page loads anyway (the queries do not change), plus the active language and time
-zone, and of the template's source (a deploy that changes the markup starts afresh). No writer has to remember to bump anything: a privacy erasure blanks the message's text and
-deletes its files (different text, no attachments: another key), a delivery attempt changes the
-delivery state, error and attempt count, a renamed customer or agent changes the name shown, a
-moved message loses or gains its contact boundary. ``conversation.version`` alone would not do:
+from the rows the page loads anyway (the queries do not change), plus the active language and
+time zone and the template's source (a deploy that changes the markup starts afresh). No writer
+has to remember to bump anything: a privacy erasure blanks the message's text and deletes its
+files (different text, no attachments: another key), a delivery attempt changes the delivery
+state, error and attempt count, a renamed customer or agent changes the name shown, a moved
+message loses or gains its contact boundary. ``conversation.version`` alone would not do:
 delivery updates, erasure, retention and renames do not bump it (they write with ``update()``).
 Whatever is per viewer or per moment stays outside the fragments: CSRF tokens, forms that list
 other conversations (move targets), the extension panels (``message.actions``), "3 min ago"
