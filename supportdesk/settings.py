@@ -483,6 +483,11 @@ CACHES = {
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
 }
+# The workspace's rendered fragments (tickets.fragments): keyed by what they show, so never stale;
+# the time only bounds how long an unused one takes room. The queue's view counts are reused by
+# its 15-second poll for this long (a full page load always counts): 0 counts on every poll.
+FRAGMENT_CACHE_SECONDS = env_int("FRAGMENT_CACHE_SECONDS", 3600, minimum=1)
+QUEUE_COUNTS_SECONDS = env_int("QUEUE_COUNTS_SECONDS", 20, minimum=0)
 
 
 # --- Email -----------------------------------------------------------------------------------

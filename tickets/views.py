@@ -25,6 +25,9 @@ from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
 from django.utils.translation import gettext
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -37,7 +40,7 @@ from supportdesk.languages import (
 )
 from supportdesk.mailtemplates import SIGNATURE_VARIABLES
 from supportdesk.security import keep_own_csp
-from tickets import selectors, services
+from tickets import fragments, selectors, services
 from tickets.customer_forms import CallLogForm
 from tickets.emails import sanitize_html
 from tickets.forms import (
@@ -92,15 +95,38 @@ def queue(request: StaffRequest) -> HttpResponse:
             tag=data["tag"].strip(),
             priority=data["priority"],
             sort=data["sort"],
+            # The 15-second poll reuses counts a few seconds old; a page load counts afresh.
+            reuse_counts=bool(request.htmx),
         )
     except ApplicationError as exc:
         return HttpResponseBadRequest(str(exc))
+    highlights = page.highlights or {}
+    rows = list(
+        zip(
+            page.conversations,
+            [
+                [mark_safe(part) for part in html.split("<!--live-->")]
+                for html in fragments.render_fragments(
+                    "tickets/_queue_row.html",
+                    [
+                        (
+                            fragments.queue_row_parts(c, highlights.get(c.pk)),
+                            {"conversation": c, "highlight": highlights.get(c.pk)},
+                        )
+                        for c in page.conversations
+                    ],
+                )
+            ],
+            strict=True,
+        )
+    )
     params = request.GET.copy()
     params.pop("after", None)
     params.pop("view", None)
     context = {
         "form": form,
         "page": page,
+        "rows": rows,
         "view": view,
         "views": [(v, page.counts[v.key]) for v in selectors.QUEUE_VIEWS],
         "filter_query": params.urlencode(),
@@ -152,6 +178,44 @@ def _conversation_context(request: StaffRequest, conversation: Conversation) -> 
     for other in others:
         other.outcome = outcomes.get(other.pk)
         other.outcome_label = OUTCOME_LABELS.get(other.outcome or "", "—")
+    move_targets = [c for c in panel["other_conversations"] if c.is_active]
+    customer = conversation.customer
+    entries = [entry for entry in timeline if entry.message]
+    for entry, html in zip(
+        entries,
+        fragments.render_fragments(
+            "tickets/_message.html",
+            [
+                (
+                    fragments.message_parts(
+                        entry.message, contact_number=entry.contact_number, customer=customer
+                    ),
+                    {
+                        "message": entry.message,
+                        "entry": entry,
+                        "customer": customer,
+                    },
+                )
+                for entry in entries
+            ],
+        ),
+        strict=True,
+    ):
+        entry.html = html
+    (past_conversations_html,) = fragments.render_fragments(
+        "tickets/_past_conversations.html",
+        [
+            (
+                fragments.past_conversation_parts(
+                    panel["other_conversations"], panel["other_elsewhere"]
+                ),
+                {
+                    "other_conversations": panel["other_conversations"],
+                    "other_elsewhere": panel["other_elsewhere"],
+                },
+            )
+        ],
+    )
     replies = selectors.saved_reply_list()
     saved_replies = [
         (
@@ -175,7 +239,13 @@ def _conversation_context(request: StaffRequest, conversation: Conversation) -> 
         "viewers": selectors.conversation_viewers(conversation=conversation, exclude=request.user),
         "agents": selectors.conversation_assignable_agents(conversation=conversation),
         "teams": selectors.team_list_for_user(user=request.user),
-        "move_targets": [c for c in panel["other_conversations"] if c.is_active],
+        "move_targets": move_targets,
+        # The same options under every message: built once, not once a message.
+        "move_options": format_html_join(
+            "",
+            '<option value="{}">#{} {}</option>',
+            ((c.pk, c.pk, Truncator(c.subject).chars(40)) for c in move_targets),
+        ),
         "link_form": LinkIdentityForm(),
         "customer_languages": language_choices(),
         "participants": selectors.conversation_participants(conversation=conversation),
@@ -185,6 +255,7 @@ def _conversation_context(request: StaffRequest, conversation: Conversation) -> 
         "tags": selectors.tag_list(),
         "conversation_tags": list(conversation.tags.all()),
         "priorities": Conversation.Priority.choices,
+        "past_conversations_html": past_conversations_html,
         **panel,
     }
 

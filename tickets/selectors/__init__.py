@@ -12,12 +12,15 @@ macros); its submodules hold the rest and are re-exported below:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db.models import (
     BooleanField,
@@ -148,8 +151,10 @@ def conversation_get_for_user(*, user: User, pk: Any, for_detail: bool = False) 
             Prefetch(
                 "messages",
                 queryset=Message.objects.select_related(
-                    "author", "identity", "contact", "participant", "call_log"
+                    "author", "identity", "contact", "participant", "call_log__logged_by"
                 )
+                # The stored MIME (up to the size limit a message) is never shown: not read.
+                .defer("raw")
                 .prefetch_related(
                     Prefetch("attachments", queryset=Attachment.objects.order_by("id"))
                 )
@@ -380,8 +385,13 @@ def queue_page_for_user(
     tag: str = "",
     priority: str = "",
     sort: str = "",
+    reuse_counts: bool = False,
 ) -> QueuePage:
     """One page of a queue view, newest activity first (keyset), and the count of every view.
+
+    ``reuse_counts`` (the poll): the counts of the same user, filters and page (its rows'
+    versions and last changes) counted in the last ``settings.QUEUE_COUNTS_SECONDS``, if any,
+    are reused; the page itself is always read. Every call that counts keeps its counts.
 
     ``sort="due"``: only the conversations with a promised due time, soonest first (keyset on
     ``(due_at, id)``, the ``tickets_conv_due`` index). ``due_soon`` is counted in the same
@@ -417,23 +427,6 @@ def queue_page_for_user(
     spam_view = view == "spam"
     base_spam = base
     base = base.filter(spam_at__isnull=True)
-    # The open views count active conversations only (a partial index: thousands of rows, not
-    # the team's whole history); "recently solved" counts a week of solves by its own index.
-    active = base.filter(status__in=Conversation.ACTIVE_STATUSES).aggregate(
-        **{
-            v.key: Count("pk", filter=_view_q(v.key, user))
-            for v in QUEUE_VIEWS
-            if v.key != "solved"
-        },
-        due_soon=Count(
-            "pk",
-            filter=_view_q(view if view != "spam" else "open", user)
-            & Q(due_at__lte=timezone.now() + DUE_SOON),
-        ),
-    )
-    solved = base.filter(_view_q("solved", user)).count()
-    counts = {v.key: solved if v.key == "solved" else active[v.key] for v in QUEUE_VIEWS}
-    due_soon = active["due_soon"] or 0
     last_in = Message.objects.filter(
         conversation_id=OuterRef("pk"), direction=Message.Direction.INBOUND, automated=""
     ).order_by("-sent_at", "-id")
@@ -470,6 +463,33 @@ def queue_page_for_user(
         queue_cursor(rows[QUEUE_PAGE_SIZE - 1], sort=sort) if len(rows) > QUEUE_PAGE_SIZE else None
     )
     rows = rows[:QUEUE_PAGE_SIZE]
+    # The poll's counts: those of the same user and filters, kept while the page it shows is
+    # the same page (its rows, their versions and last changes): a new or changed conversation
+    # on the page is counted at once, a change elsewhere within QUEUE_COUNTS_SECONDS.
+    counts_key = (
+        "queue-counts:"
+        + hashlib.blake2b(
+            repr(
+                (
+                    (user.pk, view, channel, status, team, assignee, search, tag, priority, sort),
+                    [(row.pk, row.version, row.updated_at) for row in rows],
+                    cursor,
+                )
+            ).encode(),
+            digest_size=16,
+        ).hexdigest()
+    )
+    kept = None
+    # A cache outage (Redis down) only means counting every time.
+    with contextlib.suppress(Exception):
+        kept = cache.get(counts_key) if reuse_counts else None
+    if kept is not None:
+        counts, due_soon = kept
+    else:
+        counts, due_soon = _queue_counts(base, user=user, view=view)
+        if settings.QUEUE_COUNTS_SECONDS:
+            with contextlib.suppress(Exception):
+                cache.set(counts_key, (counts, due_soon), settings.QUEUE_COUNTS_SECONDS)
     for row in rows:
         _waiting_mark(row)
     highlights = (
@@ -484,6 +504,27 @@ def queue_page_for_user(
         highlights=highlights,
         due_soon=due_soon,
     )
+
+
+def _queue_counts(base: Any, *, user: User, view: str) -> tuple[dict[str, int], int]:
+    """Every view's count and the "due soon" count (two queries)."""
+    # The open views count active conversations only (a partial index: thousands of rows, not
+    # the team's whole history); "recently solved" counts a week of solves by its own index.
+    active = base.filter(status__in=Conversation.ACTIVE_STATUSES).aggregate(
+        **{
+            v.key: Count("pk", filter=_view_q(v.key, user))
+            for v in QUEUE_VIEWS
+            if v.key != "solved"
+        },
+        due_soon=Count(
+            "pk",
+            filter=_view_q(view if view != "spam" else "open", user)
+            & Q(due_at__lte=timezone.now() + DUE_SOON),
+        ),
+    )
+    solved = base.filter(_view_q("solved", user)).count()
+    counts = {v.key: solved if v.key == "solved" else active[v.key] for v in QUEUE_VIEWS}
+    return counts, active["due_soon"] or 0
 
 
 def _waiting_mark(conversation: Any) -> None:
@@ -577,6 +618,8 @@ class TimelineEntry:
     event: Event | None = None
     contact_number: int | None = None
     contact: Contact | None = None
+    # The rendered message (tickets.fragments), set by the conversation page.
+    html: str = ""
 
 
 TIMELINE_EVENT_KINDS = (
