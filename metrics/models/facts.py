@@ -18,10 +18,11 @@ from django.utils import timezone
 from supportdesk.models import TimeStampedModel, choices_check
 
 
-class DailyFact(models.Model):
-    """One metric's counts for a day and an attribution cell. See ``metrics.facts`` for metrics."""
+class FactCell(models.Model):
+    """The attribution cell every fact row is counted in: a metric for a team, an agent and a
+    channel kind (any of them empty). The rows differ in their period (a day, a week) and in
+    what they count (a numerator and denominator, or a histogram bucket)."""
 
-    day = models.DateField()
     metric = models.CharField(max_length=40)
     team = models.ForeignKey(
         "supportdesk.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -34,6 +35,15 @@ class DailyFact(models.Model):
         related_name="+",
     )
     channel_kind = models.CharField(max_length=10, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class DailyFact(FactCell):
+    """One metric's counts for a day and an attribution cell. See ``metrics.facts`` for metrics."""
+
+    day = models.DateField()
     numerator = models.BigIntegerField(default=0)
     denominator = models.BigIntegerField(default=0)
 
@@ -57,7 +67,7 @@ class DailyFact(models.Model):
         return f"{self.day} {self.metric} {self.numerator}/{self.denominator}"
 
 
-class TopicFact(models.Model):
+class TopicFact(FactCell):
     """One outcome metric's counts for a day, a topic (tag) and an attribution cell.
 
     The outcomes by topic (``group_by=tag``): computed with the daily facts from the same solve
@@ -66,19 +76,7 @@ class TopicFact(models.Model):
     """
 
     day = models.DateField()
-    metric = models.CharField(max_length=40)
     tag = models.ForeignKey("tickets.Tag", on_delete=models.CASCADE, related_name="+")
-    team = models.ForeignKey(
-        "supportdesk.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    agent = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    channel_kind = models.CharField(max_length=10, blank=True)
     numerator = models.BigIntegerField(default=0)
     denominator = models.BigIntegerField(default=0)
 
@@ -98,22 +96,10 @@ class TopicFact(models.Model):
         return f"{self.day} {self.metric} tag {self.tag_id} {self.numerator}/{self.denominator}"
 
 
-class DurationBucket(models.Model):
+class DurationBucket(FactCell):
     """How many samples of a duration metric fell into one 2%-wide bucket on a day."""
 
     day = models.DateField()
-    metric = models.CharField(max_length=40)
-    team = models.ForeignKey(
-        "supportdesk.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    agent = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    channel_kind = models.CharField(max_length=10, blank=True)
     # 0 holds durations under one second; bucket b >= 1 holds [1.02**(b-1), 1.02**b) seconds.
     bucket = models.PositiveIntegerField()
     count = models.PositiveIntegerField()
@@ -147,7 +133,7 @@ class FactDay(models.Model):
         return f"{self.day} computed {self.computed_at}"
 
 
-class WeeklyFact(models.Model):
+class WeeklyFact(FactCell):
     """The ``DailyFact`` rows of one settled Monday-to-Sunday week, summed per cell.
 
     Built by ``facts_roll_up_weeks`` from the week's 7 days; read in their place only while the
@@ -156,18 +142,6 @@ class WeeklyFact(models.Model):
     """
 
     week = models.DateField()  # the Monday
-    metric = models.CharField(max_length=40)
-    team = models.ForeignKey(
-        "supportdesk.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    agent = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    channel_kind = models.CharField(max_length=10, blank=True)
     numerator = models.BigIntegerField(default=0)
     denominator = models.BigIntegerField(default=0)
 
@@ -192,23 +166,11 @@ class WeeklyFact(models.Model):
         return f"week {self.week} {self.metric} {self.numerator}/{self.denominator}"
 
 
-class WeeklyDuration(models.Model):
+class WeeklyDuration(FactCell):
     """The ``DurationBucket`` rows of one settled week, summed per cell and bucket (see
     ``WeeklyFact``)."""
 
     week = models.DateField()  # the Monday
-    metric = models.CharField(max_length=40)
-    team = models.ForeignKey(
-        "supportdesk.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    agent = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    channel_kind = models.CharField(max_length=10, blank=True)
     bucket = models.PositiveIntegerField()
     count = models.BigIntegerField()
 
