@@ -57,12 +57,42 @@ def request_channel(request: Request) -> Channel:
 
 
 class InboundThrottle(ScopedRateThrottle):
-    """ScopedRateThrottle keyed by channel rather than by client IP (providers share IPs)."""
+    """ScopedRateThrottle keyed by channel rather than by client IP (providers share IPs), and
+    counted in fixed windows: one small counter a channel and window in the cache (an ``add``,
+    then an ``incr``), where DRF's own keeps a list of every call's time and reads and writes it
+    whole on every call (at the default 6,000 a minute, a list of 6,000 floats per request)."""
+
+    window_ends_at: float = 0.0
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         if not isinstance(request.auth, Channel):
             return super().get_cache_key(request, view)
         return self.cache_format % {"scope": self.scope, "ident": f"channel-{request.auth.pk}"}
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        self.scope = getattr(view, self.scope_attr, None)
+        if not self.scope:
+            return True
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        key = self.get_cache_key(request, view)
+        if key is None or self.num_requests is None or self.duration is None:
+            return True
+        now = self.timer()
+        window = int(now // self.duration)
+        self.window_ends_at = (window + 1) * self.duration
+        key = f"{key}:{window}"
+        if self.cache.add(key, 1, self.duration + 1):
+            return True
+        try:
+            count = self.cache.incr(key)
+        except ValueError:  # the window's counter expired between add and incr
+            self.cache.add(key, 1, self.duration + 1)
+            count = 1
+        return count <= self.num_requests
+
+    def wait(self) -> float:
+        return max(self.window_ends_at - self.timer(), 0.0)
 
 
 # drf-spectacular's OpenApiAuthenticationExtension.__init_subclass__ carries no annotations.

@@ -258,6 +258,8 @@ def test_inbound_throttle_counts_per_channel_in_redis_and_stores_nothing_beyond(
     from tickets.authentication import InboundThrottle
 
     monkeypatch.setattr(InboundThrottle, "THROTTLE_RATES", {"inbound": "2/min"})
+    # A clock 30 s into a minute (window 16,667 of 60 s): the calls cannot straddle two windows.
+    monkeypatch.setattr(InboundThrottle, "timer", lambda self: 1_000_050.0)
     client = Client()
 
     def post(i: int):
@@ -271,13 +273,17 @@ def test_inbound_throttle_counts_per_channel_in_redis_and_stores_nothing_beyond(
     responses = [post(i) for i in range(3)]
 
     assert [r.status_code for r in responses] == [201, 201, 429]
-    assert responses[2]["Retry-After"].isdigit()
-    assert 0 < int(responses[2]["Retry-After"]) <= 60
+    assert responses[2]["Retry-After"] == "30"  # the window ends at 1,000,080
     assert responses[2].json()["detail"].startswith("Request was throttled.")
     assert Message.objects.count() == 2
-    assert _redis_keys(redis_cache) == [
-        f"{redis_cache}:1:throttle_inbound_channel-{channels['chat'].pk}"
-    ]
+    # One small counter for the channel and the window (not a list of every call's time).
+    key = f"{redis_cache}:1:throttle_inbound_channel-{channels['chat'].pk}:16667"
+    assert _redis_keys(redis_cache) == [key]
+    client = redis.Redis.from_url(broker_url_for_tests())
+    try:
+        assert client.get(key) == b"3"  # the refused call is counted too
+    finally:
+        client.close()
 
 
 @override_settings(LOGIN_RATE_LIMIT_IP="2/m")

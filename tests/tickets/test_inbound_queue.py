@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
@@ -84,9 +85,10 @@ def test_an_async_channel_accepts_with_one_insert_and_202_and_stores_nothing_yet
     assert body["poll"] == f"/api/v1/inbound/queue/{item.pk}/"
     assert body["message"] is None
     assert body["conversation"] is None
-    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
-    assert len(inserts) == 1
-    assert "tickets_inboundqueueitem" in inserts[0]
+    # The channel by its secret, then the one insert (no lookup before it, no transaction).
+    sqls = [q["sql"] for q in queries.captured_queries]
+    assert len(sqls) == 2
+    assert sqls[1].startswith("INSERT INTO tickets_inboundqueueitem")
     assert Message.objects.count() == 0
     assert Customer.objects.count() == 0
     assert item.order_key == "chat:v1"
@@ -285,6 +287,35 @@ def test_one_senders_messages_are_stored_in_arrival_order(channels):
     assert stored == [f"v1-m{n}" for n in range(5)]
     times = list(Message.objects.order_by("pk").values_list("sent_at", flat=True))
     assert times == sorted(times)
+
+
+@pytest.mark.django_db
+def test_the_worker_stores_a_continuing_chat_with_a_constant_number_of_queries(channels):
+    # Given a chat session the worker already stored a first message of
+    chat = _async(channels["chat"])
+    assert _post(chat, CHAT, _chat(0, "v1", "s1", 0)).status_code == 202
+    inbound_queue_process()
+    # and five more messages of that session accepted
+    for n in range(1, 6):
+        assert _post(chat, CHAT, _chat(n, "v1", "s1", n)).status_code == 202
+
+    # When the worker drains them
+    with CaptureQueriesContext(connection) as queries:
+        assert inbound_queue_process() == 5
+
+    # Then each message costs the same 11 queries: the duplicate check, ingestion's savepoint,
+    # the sender's identity, the session's conversation (found and locked in one query), the
+    # previous message with whether it was answered, the message, the conversation, the event,
+    # the reactions, the routing check, the savepoint's release. The group costs 4 (its
+    # savepoint in the test's transaction, the rows locked, their outcomes in one UPDATE, the
+    # release); every shard 3 (its lock tried, its pending ids, its unlock), the drained one a
+    # second look for more.
+    per_shard = 3 * settings.INBOUND_QUEUE_SHARDS + 1
+    assert len(queries.captured_queries) == 5 * 11 + 4 + per_shard
+    rows = InboundQueueItem.objects.filter(status="done").count()
+    assert rows == 6
+    assert Message.objects.count() == 6
+    assert Contact.objects.count() == 1
 
 
 @pytest.mark.django_db

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from supportdesk import extensions
@@ -141,6 +142,10 @@ def _existing_result(channel: Channel, external_id: str) -> InboundResult | None
     )
 
 
+# A message's texts: large, and never read to count a contact or to find a conversation.
+_TEXT_FIELDS = ("raw", "body_text", "body_html")
+
+
 def ingest(data: Inbound) -> InboundResult:
     """Store one inbound message exactly once; see the module docstring."""
     for _attempt in range(3):
@@ -266,11 +271,13 @@ def _find_customer_and_conversation(
             else "",
         )
 
+    locked = False
     if conversation is None and data.channel.kind != ChannelKind.EMAIL:
-        conversation = _attach_conversation(customer, data)
+        conversation, locked = _attach_conversation(customer, data)
     created = False
     if conversation is not None:
-        conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if not locked:
+            conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
         if conversation.status == Status.CLOSED and not automated:
             conversation = _conversation_create(customer, data, follow_up_of=conversation)
             created = True
@@ -412,9 +419,21 @@ def _count_contact_and_reopen(
         None
         if created
         # Every stored message is older, or as old with a smaller id than this one will get.
+        # Read with whether an agent replied after it (one query); its texts are not needed.
         else counted_inbound(conversation.pk)
         .filter(sent_at__lte=message.sent_at)
         .select_related("contact")
+        .defer(*_TEXT_FIELDS)
+        .annotate(
+            replied_after=Exists(
+                Message.objects.filter(
+                    conversation_id=conversation.pk,
+                    direction=Direction.OUTBOUND,
+                    sent_at__gte=OuterRef("sent_at"),
+                    sent_at__lte=message.sent_at,
+                )
+            )
+        )
         .order_by("-sent_at", "-id")
         .first()
     )
@@ -422,12 +441,7 @@ def _count_contact_and_reopen(
     answered = previous is not None and conversation_is_answered(
         previous,
         previous_contact=previous_contact,
-        replied=Message.objects.filter(
-            conversation_id=conversation.pk,
-            direction=Direction.OUTBOUND,
-            sent_at__gte=previous.sent_at,
-            sent_at__lte=message.sent_at,
-        ).exists(),
+        replied=previous.replied_after,
     )
     reason = contact_reason(
         kind=message.channel_kind,
@@ -592,17 +606,24 @@ def subject_from_body(body: str) -> str:
     return first_line[:80] + ("…" if len(first_line) > 80 else "")
 
 
-def _attach_conversation(customer: Customer, data: Inbound) -> Conversation | None:
-    """Chat, social and phone: continue a session/thread, else the one active conversation."""
+def _attach_conversation(customer: Customer, data: Inbound) -> tuple[Conversation | None, bool]:
+    """Chat, social and phone: continue a session/thread, else the one active conversation.
+    The second value: the conversation is already locked (a session's, found and locked in
+    one query)."""
     if data.thread_key:
         threaded = (
-            Message.objects.filter(channel=data.channel, thread_key=data.thread_key)
-            .select_related("conversation")
-            .order_by("-sent_at")
+            Conversation.objects.select_for_update()
+            .filter(
+                pk=Subquery(
+                    Message.objects.filter(channel=data.channel, thread_key=data.thread_key)
+                    .order_by("-sent_at")
+                    .values("conversation_id")[:1]
+                )
+            )
             .first()
         )
-        if threaded is not None and threaded.conversation.anonymised_at is None:
-            return threaded.conversation
+        if threaded is not None and threaded.anonymised_at is None:
+            return threaded, True
     since = data.sent_at - timedelta(days=settings.ATTACH_WINDOW_DAYS)
     active = list(
         Conversation.objects.filter(
@@ -611,7 +632,7 @@ def _attach_conversation(customer: Customer, data: Inbound) -> Conversation | No
             last_activity_at__gte=since,
         ).order_by("-last_activity_at")[:2]
     )
-    return active[0] if len(active) == 1 else None
+    return (active[0] if len(active) == 1 else None), False
 
 
 def _thread_conversation(data: Inbound) -> Conversation | None:
