@@ -10,6 +10,11 @@ gunicorn and one Celery worker (the stack of bench/stack.py, production settings
    waits until the worker stored them all: backlog drained per second (from the first accept);
 3. checks that nothing was lost or stored twice and that both channels counted the same contacts.
 
+Each phase also prints the CPU time it cost, by role (psutil): gunicorn's workers, the Celery
+worker (its pool: ingestion and the reactions it triggers), PostgreSQL (every ``postgres``
+process) and this client, in milliseconds a message. On 2 cores, 1,000 ms of CPU a second is
+one core: that arithmetic says which rate the machine can hold at all.
+
 Prints one line per figure. Times on a shared machine are noisy: compare runs side by side.
 """
 
@@ -23,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 import requests
 
@@ -63,6 +69,67 @@ def _post_all(
     for thread in threads:
         thread.join()
     return time.monotonic() - started, statuses
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+class CpuByRole:
+    """CPU seconds spent by each role between two ``take()`` calls (processes alive at both)."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.last = self._now()
+
+    def _pids(self) -> dict[str, list[int]]:
+        postgres = [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
+        return {
+            "web": self.stack.pids("web"),
+            "worker": self.stack.pids("celery"),
+            "postgres": postgres,
+            "client": [os.getpid()],
+        }
+
+    def _now(self) -> dict[str, dict[int, float]]:
+        return {
+            role: {pid: _cpu_seconds([pid]) for pid in pids} for role, pids in self._pids().items()
+        }
+
+    def take(self) -> dict[str, float]:
+        now = self._now()
+        spent = {}
+        for role, pids in now.items():
+            before = self.last.get(role, {})
+            # A process born since the last take counts whole (a new PostgreSQL backend).
+            spent[role] = sum(cpu - before.get(pid, 0.0) for pid, cpu in pids.items())
+        self.last = now
+        return spent
+
+
+def _cpu_line(label: str, spent: dict[str, float], messages: int) -> str:
+    parts = ", ".join(f"{role} {seconds * 1000 / messages:.1f}" for role, seconds in spent.items())
+    total = sum(spent.values()) * 1000 / messages
+    return f"  CPU ms a message, {label}: {parts}; all {total:.1f}"
+
+
+def _wait_until_idle(cpu: CpuByRole, stack: Stack, quiet_seconds: float = 2.0) -> None:
+    """Wait until the Celery worker has been idle (< 2 % of a core) for ``quiet_seconds``."""
+    quiet_since = time.monotonic()
+    last = _cpu_seconds(stack.pids("celery"))
+    while time.monotonic() - quiet_since < quiet_seconds:
+        time.sleep(0.5)
+        now = _cpu_seconds(stack.pids("celery"))
+        if now - last > 0.01:
+            quiet_since = time.monotonic()
+        last = now
 
 
 def _count(dsn: str, sql: str, *args: Any) -> int:
@@ -110,23 +177,27 @@ def main() -> None:
     stack = Stack(env, port, workdir, beat=True, worker_concurrency=2)
     stack.start()
     url = stack.base_url + "/api/v1/inbound/chat/"
+    n = args.messages
     try:
-        seconds, statuses = _post_all(url, sync_secret, "sync", args.messages, args.clients)
-        print(
-            f"sync: {args.messages} messages, {args.clients} clients: {args.messages / seconds:.1f} stored/s {statuses}"
-        )
+        print(f"load before: {os.getloadavg()[0]:.1f}")
+        cpu = CpuByRole(stack)
+        seconds, statuses = _post_all(url, sync_secret, "sync", n, args.clients)
+        print(f"sync: {n} messages, {args.clients} clients: {n / seconds:.1f} stored/s {statuses}")
+        print(_cpu_line("sync requests", cpu.take(), n))
+        _wait_until_idle(cpu, stack)
+        print(_cpu_line("sync reactions", cpu.take(), n))
 
         started = time.monotonic()
-        seconds, statuses = _post_all(url, async_secret, "async", args.messages, args.clients)
-        print(
-            f"async: {args.messages} accepted in {seconds:.1f} s: {args.messages / seconds:.1f} accepted/s {statuses}"
-        )
+        seconds, statuses = _post_all(url, async_secret, "async", n, args.clients)
+        print(f"async: {n} accepted in {seconds:.1f} s: {n / seconds:.1f} accepted/s {statuses}")
+        print(_cpu_line("async accept (the worker draining beside it)", cpu.take(), n))
         while _count(dsn, "SELECT count(*) FROM tickets_inboundqueueitem WHERE status = 'pending'"):
             time.sleep(0.2)
         drained = time.monotonic() - started
-        print(
-            f"async: backlog stored {args.messages / drained:.1f}/s ({drained:.1f} s from the first accept)"
-        )
+        print(f"async: backlog stored {n / drained:.1f}/s ({drained:.1f} s from the first accept)")
+        print(_cpu_line("async drain after the accepts", cpu.take(), n))
+        _wait_until_idle(cpu, stack)
+        print(_cpu_line("async reactions left", cpu.take(), n))
 
         done = _count(dsn, "SELECT count(*) FROM tickets_inboundqueueitem WHERE status = 'done'")
         stored = {

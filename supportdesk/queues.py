@@ -55,6 +55,8 @@ TASK_QUEUES: dict[str, str] = {
     "routing.tasks.business_intervals_rebuild_task": FACTS,
     # housekeeping: the relay, reactions to events, periodic chores
     "supportdesk.tasks.outbox_relay_task": HOUSEKEEPING,
+    # A bundle of outbox rows is published to its rows' queue (this is only its default).
+    "supportdesk.tasks.outbox_bundle_task": HOUSEKEEPING,
     "supportdesk.tasks.outbox_prune_task": HOUSEKEEPING,
     "supportdesk.tasks.idempotency_keys_prune_task": HOUSEKEEPING,
     "tickets.tasks.conversations_close_solved_task": HOUSEKEEPING,

@@ -534,33 +534,95 @@ def _relay_one(item_id: int) -> int:
     return _publish(claimed) if claimed else 0
 
 
+# A claimed group's rows for one queue go out as one bundle message of at most this many.
+BUNDLE_MAX = 50
+BUNDLE_TASK = "supportdesk.tasks.outbox_bundle_task"
+
+
 def _publish(claimed: list[tuple[int, str, dict[str, Any], int]]) -> int:
     """Publish claimed rows in order; a failed one is released (and with a broker that is down,
-    every one after it: each would wait out the connect timeout too)."""
+    every one after it: each would wait out the connect timeout too).
+
+    Rows bound for the same queue are published as one message (``outbox_bundle_task``, up to
+    ``BUNDLE_MAX`` rows): a worker pays its fixed cost a task (fetch, hand to a pool process,
+    acknowledge, log) once for all of them, which for the reactions to one stored message costs
+    more than running them. A single row goes out as its own task, as before.
+    """
     global _broker_down_until
     relayed = 0
-    for position, (item_id, task_name, kwargs, attempts) in enumerate(claimed):
+    for position, (rows, queue) in enumerate(_bundles(claimed)):
         try:
-            task = _task(task_name)
-            task.apply_async(kwargs=kwargs, retry=False)
-        except Exception as exc:  # the broker is down or the task is unknown: keep the row
-            logger.warning("outbox item %s not relayed: %s", item_id, exc)
-            OutboxItem.objects.filter(pk=item_id).update(
-                relayed_at=None, attempts=attempts + 1, last_error=str(exc)[:2000]
-            )
+            if len(rows) == 1:
+                _, task_name, kwargs, _ = rows[0]
+                _task(task_name).apply_async(kwargs=kwargs, retry=False)
+            else:
+                _task(BUNDLE_TASK).apply_async(
+                    kwargs={"items": [[task_name, kwargs] for _, task_name, kwargs, _ in rows]},
+                    queue=queue,
+                    retry=False,
+                )
+        except Exception as exc:  # the broker is down or the task is unknown: keep the rows
+            logger.warning("outbox items %s not relayed: %s", [row[0] for row in rows], exc)
+            for item_id, _, _, attempts in rows:
+                OutboxItem.objects.filter(pk=item_id).update(
+                    relayed_at=None, attempts=attempts + 1, last_error=str(exc)[:2000]
+                )
             if not _is_broker_error(exc):
                 if current_app.conf.task_always_eager:
                     raise
                 continue
             # The broker is down: the rest stay for the next relay, and this process does not
             # try again for a few seconds (a small circuit breaker).
-            rest = [row[0] for row in claimed[position + 1 :]]
+            rest = [row[0] for later, _ in _bundles(claimed)[position + 1 :] for row in later]
             if rest:
                 OutboxItem.objects.filter(pk__in=rest).update(relayed_at=None)
             _broker_down_until = time.monotonic() + BROKER_RETRY_AFTER_SECONDS
             break
-        relayed += 1
+        relayed += len(rows)
     return relayed
+
+
+def _bundles(
+    claimed: list[tuple[int, str, dict[str, Any], int]],
+) -> list[tuple[list[tuple[int, str, dict[str, Any], int]], str]]:
+    """The claimed rows grouped by the queue their task is routed to, in order (a row whose task
+    is unknown stays alone: its publish fails and releases only it)."""
+    groups: dict[str, list[tuple[int, str, dict[str, Any], int]]] = {}
+    alone: list[tuple[list[tuple[int, str, dict[str, Any], int]], str]] = []
+    for row in claimed:
+        try:
+            _task(row[1])
+        except (KeyError, ImportError):
+            alone.append(([row], ""))
+            continue
+        queue = str(current_app.amqp.router.route({}, row[1])["queue"].name)
+        groups.setdefault(queue, []).append(row)
+    bundles = [
+        (rows[start : start + BUNDLE_MAX], queue)
+        for queue, rows in groups.items()
+        for start in range(0, len(rows), BUNDLE_MAX)
+    ]
+    return bundles + alone
+
+
+def outbox_bundle_run(*, items: list[list[Any]]) -> list[list[Any]]:
+    """Run a bundle's tasks one after the other in this worker process, each as its task would
+    run. One that fails is published again on its own, so its own retry policy takes over (every
+    task claims its own work: running one twice does nothing twice). Returns the items that
+    could not even be published again (the broker is down): the bundle task retries them."""
+    left: list[list[Any]] = []
+    for task_name, kwargs in items:
+        task = _task(task_name)
+        try:
+            task(**kwargs)
+        except Exception as exc:
+            logger.warning("%s%s failed in a bundle, sent on its own: %s", task_name, kwargs, exc)
+            try:
+                task.apply_async(kwargs=kwargs, retry=False)
+            except Exception as publish_error:
+                logger.warning("%s not sent again: %s", task_name, publish_error)
+                left.append([task_name, kwargs])
+    return left
 
 
 def _task(name: str) -> Any:

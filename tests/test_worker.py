@@ -11,23 +11,33 @@ database must be PostgreSQL; without one, these tests skip (or fail when REQUIRE
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import redis
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from supportdesk.celery import app as celery_app
-from supportdesk.models import OutboxItem
-from supportdesk.services import outbox_batch, outbox_enqueue, outbox_relay_pending
+from supportdesk.models import Notification, OutboxItem
+from supportdesk.services import (
+    outbox_batch,
+    outbox_bundle_run,
+    outbox_enqueue,
+    outbox_relay_pending,
+)
 from supportdesk.tasks import outbox_prune_task, outbox_relay_task
-from tests.factories import send_email
+from tests.factories import send_chat, send_email
 from tests.services import (
     broker_url_for_tests,
     celery_publishing_to,
     celery_worker,
+    queue_prefix_for,
     redis_delete_queue,
     redis_server,
     require_postgres,
@@ -35,13 +45,14 @@ from tests.services import (
     unique_queue_name,
     wait_for,
 )
-from tickets.models import Conversation, Message
-from tickets.services import conversation_reply
+from tickets.models import Conversation, Event, Message
+from tickets.services import conversation_assign, conversation_reply
 from tickets.tasks import message_email_send_task
 
 pytestmark = pytest.mark.services
 
 SEND_TASK = "tickets.tasks.message_email_send_task"
+BUNDLE = "supportdesk.tasks.outbox_bundle_task"
 # Publishing to a broker that refuses connections gives up after CELERY_BROKER_CONNECTION_TIMEOUT
 # (2 s); the rest of the request is milliseconds.
 REQUEST_BUDGET_SECONDS = 3.0
@@ -159,9 +170,12 @@ def test_reply_while_redis_is_down_succeeds_and_is_sent_once_when_redis_is_back(
 def test_relay_stops_at_the_first_broker_error():
     # Needs no worker and no PostgreSQL: only a Redis that this test can stop.
     # Given three rows waiting in the outbox (the test transaction never commits, so their
-    # on-commit hand-over does not run) and a Redis that went down
+    # on-commit hand-over does not run): two for the housekeeping queue (one bundle message),
+    # then a mail; and a Redis that went down
     items = [
-        outbox_enqueue(task_name="supportdesk.tasks.outbox_prune_task", kwargs={}) for _ in "abc"
+        outbox_enqueue(task_name="supportdesk.tasks.outbox_prune_task", kwargs={}),
+        outbox_enqueue(task_name="supportdesk.tasks.outbox_prune_task", kwargs={}),
+        outbox_enqueue(task_name=SEND_TASK, kwargs={"message_id": 1}),
     ]
     with (
         redis_server() as redis_srv,
@@ -175,11 +189,12 @@ def test_relay_stops_at_the_first_broker_error():
         relayed = outbox_relay_pending(older_than_seconds=0)
         elapsed = time.monotonic() - started
 
-    # Then it tried the oldest row only: each other row would wait out the connect timeout too
+    # Then it tried the first message only (the bundle of the two oldest rows): each other
+    # message would wait out the connect timeout too
     assert relayed == 0
     assert elapsed < REQUEST_BUDGET_SECONDS
     rows = list(OutboxItem.objects.filter(pk__in=[i.pk for i in items]).order_by("pk"))
-    assert [(row.relayed_at, row.attempts) for row in rows] == [(None, 1), (None, 0), (None, 0)]
+    assert [(row.relayed_at, row.attempts) for row in rows] == [(None, 1), (None, 1), (None, 0)]
 
 
 def _record_then_roll_back(task: str) -> None:
@@ -215,19 +230,161 @@ def test_a_batch_is_claimed_once_and_published_after_its_commit(django_capture_o
         assert len(updates) == 1
         assert "ANY" in updates[0]
 
-        # And both are published, in the order they were recorded; the rolled-back one is gone
+        # And both are published, in the order they were recorded, as one bundle message on
+        # their task's queue; the rolled-back one is gone
         rows = list(OutboxItem.objects.filter(task_name=task).order_by("pk"))
         assert [row.pk for row in rows] == [first.pk, third.pk]
         assert all(row.relayed_at is not None and row.attempts == 0 for row in rows)
-        client = redis.Redis.from_url(redis_srv.url())
-        published = [
-            payload
-            for key in client.keys(f"{queue}*")
-            if client.type(key) == b"list"
-            for payload in client.lrange(key, 0, -1)
-        ]
+        published = _published(redis_srv.url(), queue)
+    assert [(key, name) for key, name, _ in published] == [
+        (f"{queue_prefix_for(queue)}housekeeping", "supportdesk.tasks.outbox_bundle_task")
+    ]
+    assert published[0][2] == {"items": [[task, {}], [task, {}]]}
+
+
+def _published(broker_url: str, queue: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """The task messages waiting in the test's queues: (queue, task name, kwargs), in order."""
+    client = redis.Redis.from_url(broker_url)
+    try:
+        found = []
+        for key in sorted(client.keys(f"{queue}*")):
+            if client.type(key) != b"list":
+                continue
+            # kombu pushes to the head and pops from the tail: the oldest message is last.
+            for payload in reversed(client.lrange(key, 0, -1)):
+                message = json.loads(payload)
+                _args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+                found.append((key.decode(), message["headers"]["task"], kwargs))
+        return found
+    finally:
         client.close()
-    assert len(published) == 2
+
+
+@pytest.mark.django_db
+def test_rows_for_two_queues_go_out_as_one_bundle_each_and_a_lone_row_as_its_own_task(
+    django_capture_on_commit_callbacks,
+):
+    # Given one transaction recording two reactions (housekeeping), two mails (mail) and one
+    # webhook (webhooks) in one outbox batch
+    queue = unique_queue_name()
+    prune = "supportdesk.tasks.outbox_prune_task"
+    send = SEND_TASK
+    hook = "tickets.tasks.message_webhook_send_task"
+    with redis_server() as redis_srv, celery_publishing_to(redis_srv.url(), queue=queue):
+        with (
+            django_capture_on_commit_callbacks() as callbacks,
+            transaction.atomic(),
+            outbox_batch(),
+        ):
+            outbox_enqueue(task_name=prune, kwargs={})
+            outbox_enqueue(task_name=send, kwargs={"message_id": 1})
+            outbox_enqueue(task_name=hook, kwargs={"message_id": 1})
+            outbox_enqueue(task_name=send, kwargs={"message_id": 2})
+            outbox_enqueue(task_name=prune, kwargs={})
+        # When the commit's relay runs
+        callbacks[0]()
+        published = _published(redis_srv.url(), queue)
+
+    # Then each queue got one message: a bundle of its rows in order, or the lone row's task
+    prefix = queue_prefix_for(queue)
+    assert published == [
+        (f"{prefix}housekeeping", BUNDLE, {"items": [[prune, {}], [prune, {}]]}),
+        (
+            f"{prefix}mail",
+            BUNDLE,
+            {"items": [[send, {"message_id": 1}], [send, {"message_id": 2}]]},
+        ),
+        (f"{prefix}webhooks", hook, {"message_id": 1}),
+    ]
+    assert OutboxItem.objects.filter(relayed_at__isnull=True).count() == 0
+
+
+@pytest.mark.django_db
+def test_a_bundle_runs_its_tasks_and_sends_one_that_fails_again_on_its_own(monkeypatch):
+    # Given a bundle of three tasks whose second fails (the database went away for it)
+    calls: list[str] = []
+
+    def prune() -> int:
+        calls.append("prune")
+        return 0
+
+    def relay() -> int:
+        calls.append("relay")
+        raise OperationalError("server closed the connection")
+
+    monkeypatch.setattr("supportdesk.tasks.outbox_prune", prune)
+    monkeypatch.setattr("supportdesk.tasks.outbox_relay_pending", relay)
+    items = [
+        ["supportdesk.tasks.outbox_prune_task", {}],
+        ["supportdesk.tasks.outbox_relay_task", {}],
+        ["supportdesk.tasks.outbox_prune_task", {}],
+    ]
+    queue = unique_queue_name()
+    with redis_server() as redis_srv, celery_publishing_to(redis_srv.url(), queue=queue):
+        # When the bundle runs
+        left = outbox_bundle_run(items=items)
+        published = _published(redis_srv.url(), queue)
+
+    # Then every task ran once, in order, and the failed one was published again alone
+    assert calls == ["prune", "relay", "prune"]
+    assert left == []
+    assert published == [
+        (f"{queue_prefix_for(queue)}housekeeping", "supportdesk.tasks.outbox_relay_task", {})
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_runs_the_reactions_to_a_message_as_one_bundle(channels, agent_a, manager_a):
+    require_postgres()
+    broker_url = broker_url_for_tests()
+    require_redis(broker_url)
+    queue = unique_queue_name()
+    # Given a chat conversation assigned to Alice (reactions run eagerly until the worker starts)
+    first = send_chat(channels["chat"], body="My order is late", session_id="s-1")
+    conversation = Conversation.objects.get(pk=first.conversation_id)
+    conversation_assign(conversation=conversation, actor=manager_a, agent=agent_a)
+    assert not Notification.objects.filter(
+        recipient=agent_a, kind="conversation.customer_wrote"
+    ).exists()
+    try:
+        with (
+            celery_worker(broker_url, {"CELERY_TASK_DEFAULT_QUEUE": queue}) as worker,
+            celery_publishing_to(broker_url, queue=queue),
+        ):
+            # When the customer writes again: two reactions (notify, cancel a pending survey)
+            before = OutboxItem.objects.order_by("-pk").values_list("pk", flat=True).first()
+            again = send_chat(channels["chat"], body="Any news?", session_id="s-1")
+            event = Event.objects.get(message_id=again.message_id, kind=Event.Kind.INBOUND)
+            rows = OutboxItem.objects.filter(pk__gt=before, kwargs={"event_id": event.pk})
+            reactions = list(rows.order_by("pk").values_list("pk", "task_name"))
+            assert [name for _, name in reactions] == [
+                "notifications.tasks.notifications_for_event_task",
+                "surveys.tasks.survey_cancel_for_inbound_task",
+            ]
+
+            # Then the worker ran them from one bundle message: Alice is told the customer wrote
+            notification = wait_for(
+                lambda: Notification.objects.filter(
+                    recipient=agent_a, kind="conversation.customer_wrote"
+                ).first(),
+                timeout=WORKER_EFFECT_TIMEOUT,
+                what="the worker to notify the assignee",
+            )
+            assert f"/conversations/{again.conversation_id}/" in notification.url
+            assert "notifications.tasks.notifications_for_event_task[" not in worker.log()
+            assert all(
+                row.relayed_at is not None
+                for row in OutboxItem.objects.filter(pk__in=[pk for pk, _ in reactions])
+            )
+            wait_for(
+                lambda: re.search(
+                    r"outbox_bundle_task\[[-0-9a-f]+\] succeeded in [0-9.]+s: 2", worker.log()
+                ),
+                timeout=WORKER_EFFECT_TIMEOUT,
+                what="the bundle of both reactions to succeed",
+            )
+    finally:
+        redis_delete_queue(broker_url, queue)
 
 
 @pytest.mark.django_db

@@ -32,6 +32,7 @@ EXPECTED = {
     "metrics.tasks.recompute_job_run_task": "facts",
     "routing.tasks.business_intervals_rebuild_task": "facts",
     "supportdesk.tasks.outbox_relay_task": "housekeeping",
+    "supportdesk.tasks.outbox_bundle_task": "housekeeping",
     "supportdesk.tasks.outbox_prune_task": "housekeeping",
     "supportdesk.tasks.idempotency_keys_prune_task": "housekeeping",
     "tickets.tasks.conversations_close_solved_task": "housekeeping",
