@@ -681,6 +681,13 @@ TIMELINE_EVENT_KINDS = (
 )
 
 
+# What the timeline shows of an event: its kind, time, data and who (by name).
+_TIMELINE_EVENT_FIELDS = (
+    "id", "kind", "occurred_at", "data", "actor_id", "agent_id",
+    "actor__id", "actor__full_name", "actor__email", "agent__id", "agent__full_name", "agent__email",
+)  # fmt: skip
+
+
 def conversation_timeline(
     *, conversation: Conversation, messages: Sequence[Message]
 ) -> list[TimelineEntry]:
@@ -701,6 +708,7 @@ def conversation_timeline(
     events = (
         Event.objects.filter(conversation=conversation, kind__in=TIMELINE_EVENT_KINDS)
         .select_related("actor", "agent")
+        .only(*_TIMELINE_EVENT_FIELDS)
         .order_by("occurred_at", "id")
     )
     for event in events:
@@ -728,6 +736,14 @@ OTHER_CONVERSATIONS_SHOWN = 20
 CUSTOMER_PAGE_CONVERSATIONS = 100
 
 
+# What tickets/_past_conversations.html and the move form read of the other conversations
+# (tickets.fragments.past_conversation_parts).
+_PAST_CONVERSATION_FIELDS = (
+    "id", "customer_id", "team_id", "subject", "status", "channels", "last_activity_at",
+    "team__id", "team__name",
+)  # fmt: skip
+
+
 def customer_panel_data(*, user: User, conversation: Conversation) -> dict[str, Any]:
     """The customer panel: identities, other conversations, active merges (four queries).
 
@@ -741,6 +757,7 @@ def customer_panel_data(*, user: User, conversation: Conversation) -> dict[str, 
         Conversation.objects.filter(customer=customer)
         .exclude(pk=conversation.pk)
         .select_related("team")
+        .only(*_PAST_CONVERSATION_FIELDS)
         .annotate(visible=visible_flag(user))
         .order_by("-last_activity_at", "-id")[: OTHER_CONVERSATIONS_SHOWN * 2]
     )
@@ -777,7 +794,7 @@ def conversation_viewers(*, conversation: Conversation, exclude: User) -> list[A
 
 def conversation_assignable_agents(*, conversation: Conversation) -> list[User]:
     """Active staff in the conversation's team (everyone active when it has no team)."""
-    agents = User.objects.filter(is_active=True)
+    agents = User.objects.filter(is_active=True).only("id", "full_name", "email")  # the <option>s
     if conversation.team_id is not None:
         agents = agents.filter(teams=conversation.team_id)
     return list(agents.order_by("full_name", "email"))
