@@ -130,13 +130,13 @@ def conversation_outcomes(ids: list[int]) -> dict[int, str]:
     skipped, or bounced unanswered). One query: the surveys with their answer joined (one
     answer a survey at most, ``surveys_surveyresponse_one_per_survey``).
     """
-    latest: dict[int, tuple[str, str | None]] = {}
-    for conversation_id, status, resolved in (
+    latest: dict[int, tuple[str | None, str | None]] = {}
+    for conversation_id, survey_status, answer_resolved in (
         Survey.objects.filter(conversation_id__in=ids)
         .order_by("conversation_id", "-solved_at", "-id")
         .values_list("conversation_id", "status", "responses__resolved")
     ):
-        latest.setdefault(conversation_id, (status, resolved))
+        latest.setdefault(conversation_id, (survey_status, answer_resolved))
     outcomes: dict[int, str] = {}
     for conversation_id in ids:
         status, resolved = latest.get(conversation_id, (None, None))
