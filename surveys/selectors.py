@@ -80,7 +80,7 @@ def latest_response_for_customer(*, user: User, customer_id: int) -> SurveyRespo
     A customer shared by two teams has answers in both: each team reads only its own.
     """
     return (
-        _responses()
+        SurveyResponse.objects.select_related("survey")  # the sidebar shows its conversation's id
         .filter(
             visible_conversations_q(user, prefix="survey__conversation__"),
             survey__customer_id=customer_id,
@@ -127,27 +127,23 @@ def conversation_outcomes(ids: list[int]) -> dict[int, str]:
 
     "resolved", "partly", "not_resolved" from the answer; "no_answer" when the survey went out
     and has no resolution answer (yet, or ever); "no_survey" otherwise (not sent yet, cancelled,
-    skipped, or bounced unanswered). Two queries.
+    skipped, or bounced unanswered). One query: the surveys with their answer joined (one
+    answer a survey at most, ``surveys_surveyresponse_one_per_survey``).
     """
-    latest: dict[int, Survey] = {}
-    for row in (
+    latest: dict[int, tuple[str | None, str | None]] = {}
+    for conversation_id, survey_status, answer_resolved in (
         Survey.objects.filter(conversation_id__in=ids)
-        .only("id", "conversation_id", "status", "solved_at")
         .order_by("conversation_id", "-solved_at", "-id")
+        .values_list("conversation_id", "status", "responses__resolved")
     ):
-        latest.setdefault(row.conversation_id, row)
-    answers = dict(
-        SurveyResponse.objects.filter(survey_id__in=[s.pk for s in latest.values()]).values_list(
-            "survey_id", "resolved"
-        )
-    )
+        latest.setdefault(conversation_id, (survey_status, answer_resolved))
     outcomes: dict[int, str] = {}
     for conversation_id in ids:
-        survey = latest.get(conversation_id)
-        answer = OUTCOME_BY_ANSWER.get(answers.get(survey.pk, "")) if survey else None
+        status, resolved = latest.get(conversation_id, (None, None))
+        answer = OUTCOME_BY_ANSWER.get(resolved or "")
         if answer is not None:
             outcomes[conversation_id] = answer
-        elif survey is not None and survey.status == Survey.Status.SENT:
+        elif status == Survey.Status.SENT:
             outcomes[conversation_id] = "no_answer"
         else:  # never sent (scheduled, cancelled, skipped) or bounced without an answer
             outcomes[conversation_id] = "no_survey"

@@ -77,3 +77,20 @@ def test_queue_and_conversation_page_queries_do_not_grow_with_history(
     large_counts = (_count(client, "/"), _count(client, f"/conversations/{large.pk}/"))
 
     assert large_counts == small_counts
+
+
+def test_conversation_page_with_every_app_runs_an_exact_number_of_queries(
+    channels, agent_a, django_assert_num_queries
+):
+    # Given: a customer with answered surveys and ideas, and their open conversation
+    client = Client()
+    assert client.login(request=HttpRequest(), username=agent_a.email, password=TEST_PASSWORD)
+    current = _history(channels, agent_a, n=3, tag="exact")
+    client.get(f"/conversations/{current.pk}/")  # fills the fragments
+    # When/Then: the page's own 20 (tests/tickets/test_workspace.py lists them), the other
+    # conversations' outcomes (their surveys with answers joined: 1), the surveys sidebar (this
+    # conversation's latest survey: 1 here, none yet; the customer's latest answer: 1), the QA
+    # sidebar (reviews, ideas, cancellation, reasons: 4); routing's due time is not set here
+    with django_assert_num_queries(27):
+        response = client.get(f"/conversations/{current.pk}/")
+    assert response.status_code == 200

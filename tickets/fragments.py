@@ -155,7 +155,7 @@ def message_parts(message: Any, *, contact_number: int | None, customer: Any) ->
             call.hold_seconds,
             _name(call.logged_by),
         ),
-        tuple((a.pk, a.filename, a.size) for a in message.attachments.all()),
+        tuple((a.pk, a.filename, a.size) for a in message.attachment_list),
     )
 
 

@@ -152,13 +152,14 @@ def _without(query: Any, *names: str) -> str:
 
 
 def _conversation_context(request: StaffRequest, conversation: Conversation) -> dict[str, Any]:
-    timeline = selectors.conversation_timeline(conversation=conversation)
+    page_messages = selectors.conversation_messages_for_page(conversation=conversation)
+    timeline = selectors.conversation_timeline(conversation=conversation, messages=page_messages)
     panel = selectors.customer_panel_data(user=request.user, conversation=conversation)
-    message_ids = [m.pk for m in conversation.messages.all()]
+    message_ids = [m.pk for m in page_messages]
     last_inbound = next(
         (
             m
-            for m in reversed(conversation.messages.all())
+            for m in reversed(page_messages)
             if m.direction == Message.Direction.INBOUND and not m.automated
         ),
         None,
@@ -253,7 +254,7 @@ def _conversation_context(request: StaffRequest, conversation: Conversation) -> 
         "attachment_max_bytes": settings.ATTACHMENT_MAX_BYTES,
         "call_form": CallLogForm(initial={"started_at": timezone.localtime()}),
         "tags": selectors.tag_list(),
-        "conversation_tags": list(conversation.tags.all()),
+        "conversation_tags": list(conversation.tags.order_by("name")),
         "priorities": Conversation.Priority.choices,
         "past_conversations_html": past_conversations_html,
         **panel,
@@ -263,7 +264,7 @@ def _conversation_context(request: StaffRequest, conversation: Conversation) -> 
 @login_required
 @require_GET
 def conversation_detail(request: StaffRequest, pk: int) -> HttpResponse:
-    conversation = selectors.conversation_get_for_user(user=request.user, pk=pk, for_detail=True)
+    conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
     services.conversation_presence_touch(conversation=conversation, user=request.user)
     context = _conversation_context(request, conversation)
     context["reply_form"] = ReplyForm(initial={"channel": context["default_channel"]})
@@ -287,7 +288,7 @@ def refused_on_conversation(request: StaffRequest, pk: int, exc: ApplicationErro
 def _refused(request: StaffRequest, pk: int, exc: ApplicationError) -> HttpResponse:
     """A refusal on a plain form post: say why on the conversation page, with the error's status."""
     messages.error(request, str(exc))
-    conversation = selectors.conversation_get_for_user(user=request.user, pk=pk, for_detail=True)
+    conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
     context = _conversation_context(request, conversation)
     context["reply_form"] = ReplyForm(initial={"channel": context["default_channel"]})
     return render(request, "tickets/conversation.html", context, status=exc.status)
@@ -366,7 +367,7 @@ def _reply_refused(
     held: bool = False,
 ) -> HttpResponse:
     """Re-render the page with the draft kept, the reason, and (when held) the new message."""
-    conversation = selectors.conversation_get_for_user(user=request.user, pk=pk, for_detail=True)
+    conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
     context = _conversation_context(request, conversation)
     context["reply_form"] = ReplyForm(
         initial={

@@ -167,6 +167,51 @@ def conversation_get_for_user(*, user: User, pk: Any, for_detail: bool = False) 
         raise Http404("No such conversation.") from exc
 
 
+# What the conversation page reads of each message and of the rows joined to it (the timeline,
+# tickets/_message.html and tickets.fragments.message_parts): no MIME, no threading headers, no
+# timestamps of the joined rows, no password hashes of the authors.
+_PAGE_MESSAGE_FIELDS = (
+    "id", "conversation_id", "contact_id", "channel_kind", "direction", "author_id",
+    "identity_id", "participant_id", "subject", "body_text", "body_html", "automated", "sent_at",
+    "delivery_state", "delivery_error", "delivery_attempts", "claimed_email", "cc", "bcc",
+    "author__id", "author__full_name", "author__email",
+    "identity__id", "identity__value", "identity__display_value",
+    "contact__id", "contact__channel_kind", "contact__reason", "contact__wait_seconds",
+    "contact__talk_seconds", "contact__hold_seconds", "contact__ended_by",
+    "participant__id", "participant__name", "participant__email",
+    "call_log__id", "call_log__message_id", "call_log__direction", "call_log__ended_by",
+    "call_log__wait_seconds", "call_log__talk_seconds", "call_log__hold_seconds",
+    "call_log__logged_by_id", "call_log__logged_by__id", "call_log__logged_by__full_name",
+    "call_log__logged_by__email",
+)  # fmt: skip
+
+
+def conversation_messages_for_page(*, conversation: Conversation) -> list[Message]:
+    """The conversation page's messages in time order, each with ``attachment_list`` (its
+    files by id) and the rows the page shows joined (two queries; one without messages).
+
+    The files are grouped here rather than by ``prefetch_related``, which builds a filtered
+    queryset per message (most of the ORM's cost of a 50-message page).
+    """
+    messages = list(
+        Message.objects.filter(conversation=conversation)
+        .select_related("author", "identity", "contact", "participant", "call_log__logged_by")
+        .only(*_PAGE_MESSAGE_FIELDS)
+        .order_by("sent_at", "id")
+    )
+    files: dict[int, list[Attachment]] = {}
+    if messages:
+        for attachment in (
+            Attachment.objects.filter(message_id__in=[m.pk for m in messages])
+            .only("id", "message_id", "filename", "size")
+            .order_by("id")
+        ):
+            files.setdefault(attachment.message_id, []).append(attachment)
+    for message in messages:
+        message.attachment_list = files.get(message.pk, [])  # type: ignore[attr-defined]
+    return messages
+
+
 def conversation_participants(*, conversation: Conversation) -> list[ConversationParticipant]:
     """The people copied on a conversation, offered for reply-all (one query)."""
     return list(
@@ -636,15 +681,24 @@ TIMELINE_EVENT_KINDS = (
 )
 
 
-def conversation_timeline(*, conversation: Conversation) -> list[TimelineEntry]:
+# What the timeline shows of an event: its kind, time, data and who (by name).
+_TIMELINE_EVENT_FIELDS = (
+    "id", "kind", "occurred_at", "data", "actor_id", "agent_id",
+    "actor__id", "actor__full_name", "actor__email", "agent__id", "agent__full_name", "agent__email",
+)  # fmt: skip
+
+
+def conversation_timeline(
+    *, conversation: Conversation, messages: Sequence[Message]
+) -> list[TimelineEntry]:
     """Messages and status events in time order; the first message of each contact carries the
-    contact's number (docs/metrics.md "Counting contacts"). Needs ``conversation_get_for_user(...,
-    for_detail=True)``; runs two queries (contacts, events)."""
-    contacts = list(conversation.contacts.select_related("agent").order_by("started_at", "id"))
-    numbers = {contact.pk: index for index, contact in enumerate(contacts, start=1)}
+    contact's number (docs/metrics.md "Counting contacts"). ``messages``: the conversation's, as
+    ``conversation_messages_for_page`` reads them; runs two queries (contact ids, events)."""
+    contact_ids = conversation.contacts.order_by("started_at", "id").values_list("pk", flat=True)
+    numbers = {pk: index for index, pk in enumerate(contact_ids, start=1)}
     entries: list[TimelineEntry] = []
     marked: set[int] = set()
-    for message in conversation.messages.all():
+    for message in messages:
         entry = TimelineEntry(at=message.sent_at, message=message)
         if message.contact_id and message.contact_id not in marked:
             marked.add(message.contact_id)
@@ -654,6 +708,7 @@ def conversation_timeline(*, conversation: Conversation) -> list[TimelineEntry]:
     events = (
         Event.objects.filter(conversation=conversation, kind__in=TIMELINE_EVENT_KINDS)
         .select_related("actor", "agent")
+        .only(*_TIMELINE_EVENT_FIELDS)
         .order_by("occurred_at", "id")
     )
     for event in events:
@@ -681,6 +736,14 @@ OTHER_CONVERSATIONS_SHOWN = 20
 CUSTOMER_PAGE_CONVERSATIONS = 100
 
 
+# What tickets/_past_conversations.html and the move form read of the other conversations
+# (tickets.fragments.past_conversation_parts).
+_PAST_CONVERSATION_FIELDS = (
+    "id", "customer_id", "team_id", "subject", "status", "channels", "last_activity_at",
+    "team__id", "team__name",
+)  # fmt: skip
+
+
 def customer_panel_data(*, user: User, conversation: Conversation) -> dict[str, Any]:
     """The customer panel: identities, other conversations, active merges (four queries).
 
@@ -694,6 +757,7 @@ def customer_panel_data(*, user: User, conversation: Conversation) -> dict[str, 
         Conversation.objects.filter(customer=customer)
         .exclude(pk=conversation.pk)
         .select_related("team")
+        .only(*_PAST_CONVERSATION_FIELDS)
         .annotate(visible=visible_flag(user))
         .order_by("-last_activity_at", "-id")[: OTHER_CONVERSATIONS_SHOWN * 2]
     )
@@ -730,7 +794,7 @@ def conversation_viewers(*, conversation: Conversation, exclude: User) -> list[A
 
 def conversation_assignable_agents(*, conversation: Conversation) -> list[User]:
     """Active staff in the conversation's team (everyone active when it has no team)."""
-    agents = User.objects.filter(is_active=True)
+    agents = User.objects.filter(is_active=True).only("id", "full_name", "email")  # the <option>s
     if conversation.team_id is not None:
         agents = agents.filter(teams=conversation.team_id)
     return list(agents.order_by("full_name", "email"))
