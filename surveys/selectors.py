@@ -12,7 +12,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, F, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
 from django.http import Http404
 
 from supportdesk.models import User
@@ -107,6 +108,37 @@ def comments_for_agent(*, agent_id: int, limit: int = 10) -> list[SurveyResponse
         .exclude(comment="")
         .order_by("-answered_at", "-id")[:limit]
     )
+
+
+def feedback_for_agent_home(
+    *, agent_id: int, limit: int = 5
+) -> tuple[list[SurveyResponse], list[SurveyResponse]]:
+    """``shout_outs_for_agent`` and ``comments_for_agent`` (``limit`` of each) in one query.
+
+    One pass over the agent's answers that are a shout-out or carry a comment, each ranked
+    within both lists (a window function); only what the agent.home panel shows: the answer's
+    id, comment, shout-out flag and time, and its conversation's id (``conversation_pk``).
+    """
+    order = [F("answered_at").desc(), F("id").desc()]
+    has_comment = ~Q(comment="")
+    rows = list(
+        SurveyResponse.objects.filter(Q(shout_out=True) | has_comment, survey__agent_id=agent_id)
+        .only("id", "comment", "shout_out", "answered_at")
+        .annotate(
+            conversation_pk=F("survey__conversation_id"),
+            shout_rank=Window(RowNumber(), partition_by=[F("shout_out")], order_by=order),
+            comment_rank=Window(
+                RowNumber(),
+                partition_by=[ExpressionWrapper(has_comment, output_field=BooleanField())],
+                order_by=order,
+            ),
+        )
+        .filter(Q(shout_out=True, shout_rank__lte=limit) | Q(has_comment, comment_rank__lte=limit))
+        .order_by(*order)
+    )
+    shout_outs = [r for r in rows if r.shout_out and r.shout_rank <= limit]
+    comments = [r for r in rows if r.comment and r.comment_rank <= limit]
+    return shout_outs, comments
 
 
 def survey_latest_for_conversation(*, conversation_id: int) -> Survey | None:

@@ -300,11 +300,57 @@ def test_sidebar_and_home_panels_run_a_fixed_number_of_queries(
         html = panels_qa.conversation_sidebar(request, conversation=conversation, customer=customer)
     assert "100/100" in html
 
-    # reviews to answer, to do, check-ins (they follow the conversations the user may see, not
-    # who solved them: the user's teams a subquery), pulse week
-    with django_assert_num_queries(4):
+    # reviews to answer and to do (one UNION ALL), check-ins (they follow the conversations the
+    # user may see, not who solved them: the user's teams a subquery), pulse week with the
+    # user's answer (an EXISTS)
+    with django_assert_num_queries(3):
         home = panels_qa.agent_home(request, user=agent_a)
     assert f"Your conversation #{conversation.pk} was reviewed: 100/100" in home
+
+
+def test_home_panel_lists_reviews_in_order_and_the_pulse_until_answered(sample, manager_a, agent_a):
+    from quality.selectors import qa_review_list_to_do
+    from quality.services import pulse_answer, pulse_week_open
+
+    # Given: two of agent A's sampled reviews submitted, the rest waiting for the manager
+    reviews = list(sample.reviews.filter(agent=agent_a).order_by("pk"))
+    for review in reviews[:2]:
+        qa_review_submit(review=review, reviewer=manager_a, values=full_marks(review))
+    request = RequestFactory().get("/")
+
+    # When: each opens the start page's panel
+    request.user = agent_a
+    agent_home = panels_qa.agent_home(request, user=agent_a)
+    request.user = manager_a
+    manager_home = panels_qa.agent_home(request, user=manager_a)
+
+    # Then: the agent's newest submitted review first; the manager's to-do oldest first
+    assert [
+        f"Your conversation #{r.conversation_id} was reviewed" in agent_home for r in reviews
+    ] == [
+        True,
+        True,
+        False,
+    ]
+    assert agent_home.index(f"#{reviews[1].conversation_id} was") < agent_home.index(
+        f"#{reviews[0].conversation_id} was"
+    )
+    to_do = [
+        f"Review conversation #{r.conversation_id} ("
+        for r in qa_review_list_to_do(user=manager_a)[:10]
+    ]
+    assert to_do
+    assert [manager_home.index(line) for line in to_do] == sorted(
+        manager_home.index(line) for line in to_do
+    )
+    assert "pulse" not in agent_home
+
+    # A pulse week opens: the link shows; once answered it is gone at once.
+    week, _ = pulse_week_open(week_start=WEEK)
+    request.user = agent_a
+    assert "Answer this week's pulse" in panels_qa.agent_home(request, user=agent_a)
+    pulse_answer(user=agent_a, week=week, week_rating=4, has_what_needed="yes", comment="")
+    assert "Answer this week's pulse" not in panels_qa.agent_home(request, user=agent_a)
 
 
 def test_send_a_checkin_from_the_page(
