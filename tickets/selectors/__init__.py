@@ -25,10 +25,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import (
     BooleanField,
     Case,
-    CharField,
     Count,
     Exists,
-    F,
     OuterRef,
     Prefetch,
     Q,
@@ -36,9 +34,8 @@ from django.db.models import (
     Subquery,
     Value,
     When,
-    Window,
 )
-from django.db.models.functions import RowNumber, Substr
+from django.db.models.functions import Substr
 from django.http import Http404
 from django.utils import timezone
 from django.utils.safestring import SafeString
@@ -556,51 +553,17 @@ def team_list_for_user(*, user: User) -> list[Team]:
 
 
 def queue_filter_choices(*, user: User) -> dict[str, Any]:
-    """Teams, agents, tags and the user's saved views for the queue filters, in one query.
-
-    A UNION ALL of the four lists, each row numbered in its list's order (``pos``); each row
-    becomes an instance with only the fields the queue shows loaded (the rest deferred): teams
-    and tags their name, agents their name and email (``str(user)``), saved views their name
-    and query. The same lists as ``team_list_for_user``, the active members of those teams by
-    name, ``tag_list()`` and the user's saved views by name.
-    """
-    teams = Team.objects.all() if user.is_admin else Team.objects.filter(members=user)
-    members = User.teams.through.objects.filter(team__in=teams.values("pk")).values("user_id")
-
-    def part(qs: QuerySet[Any], n: int, order: str, extra: Any) -> QuerySet[Any]:
-        return qs.annotate(
-            part=Value(n),
-            pos=Window(RowNumber(), order_by=[F(order).asc(), F("pk").asc()]),
-            label=F(order),
-            extra=extra,
-        ).values_list("part", "pos", "pk", "label", "extra")
-
-    empty = Value("", output_field=CharField())
-    rows = (
-        part(teams, 0, "name", empty)
-        .union(
-            part(User.objects.filter(is_active=True, pk__in=members), 1, "full_name", F("email")),
-            part(Tag.objects.filter(archived_at__isnull=True), 2, "name", empty),
-            part(SavedView.objects.filter(user=user), 3, "name", F("query")),
-            all=True,
-        )
-        .order_by("part", "pos")
+    """Teams, agents, tags and the user's saved views for the queue filters (four queries)."""
+    team_list = team_list_for_user(user=user)
+    agents = (
+        User.objects.filter(is_active=True, teams__in=team_list).distinct().order_by("full_name")
     )
-    lists: dict[int, list[Any]] = {0: [], 1: [], 2: [], 3: []}
-    # Which model each part is, and the fields its label and extra columns hold.
-    fields: dict[int, tuple[Any, tuple[str, ...]]] = {
-        0: (Team, ("name",)),
-        1: (User, ("full_name", "email")),
-        2: (Tag, ("name",)),
-        3: (SavedView, ("name", "query")),
+    return {
+        "teams": team_list,
+        "agents": list(agents),
+        "tags": tag_list(),
+        "saved_views": list(SavedView.objects.filter(user=user).order_by("name")),
     }
-    for n, _pos, pk, label, extra in rows:
-        model, names = fields[n]
-        values = dict(zip(("id", *names), (pk, label, extra), strict=False))
-        # from_db takes the loaded fields in the model's field order (the others deferred).
-        attnames = [f.attname for f in model._meta.concrete_fields if f.attname in values]
-        lists[n].append(model.from_db(rows.db, attnames, [values[a] for a in attnames]))
-    return {"teams": lists[0], "agents": lists[1], "tags": lists[2], "saved_views": lists[3]}
 
 
 def tag_list(*, include_archived: bool = False) -> list[Tag]:
