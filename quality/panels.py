@@ -74,7 +74,7 @@ def message_actions(request: HttpRequest, *, conversation: Any, message: Any, **
 
 def agent_home(request: HttpRequest, *, user: Any, **_: Any) -> str:
     """Reviews to answer or to give, due check-ins, and this week's pulse if not answered.
-    3 queries: both review lists in one, the check-ins, the pulse week and the user's answer."""
+    4 queries: the two review lists, the check-ins, the pulse week with the user's answer."""
     from quality.selectors import agent_home_checkins, agent_home_reviews, pulse_open_for_user
 
     to_answer, to_do = agent_home_reviews(user=user)

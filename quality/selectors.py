@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Avg, Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Sum, Value
+from django.db.models import Avg, Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
 from django.http import Http404
 from django.utils import timezone
@@ -548,7 +548,7 @@ def pulse_open_for_user(*, user: User) -> bool:
 
 def agent_home_reviews(*, user: User, limit: int = 10) -> tuple[list[QAReview], list[QAReview]]:
     """The agent's submitted reviews to answer (newest first) and the reviews waiting for them
-    to score (oldest first, as ``qa_review_list_to_do``), ``limit`` of each, in one query.
+    to score (oldest first, as ``qa_review_list_to_do``), ``limit`` of each (two queries).
 
     Only what the panel shows (id, conversation id, kind, score): no joins.
     """
@@ -557,20 +557,14 @@ def agent_home_reviews(*, user: User, limit: int = 10) -> tuple[list[QAReview], 
         QAReview.objects.filter(agent=user, state=QAReview.State.SUBMITTED)
         .exclude(kind=QAReview.Kind.CALIBRATION)
         .only(*fields)
-        .annotate(part=Value(0), at=F("submitted_at"))
         .order_by("-submitted_at", "-id")[:limit]
     )
     to_do = (
         QAReview.objects.filter(reviewer=user, state=QAReview.State.PENDING)
         .only(*fields)
-        .annotate(part=Value(1), at=F("created_at"))
         .order_by("created_at", "id")[:limit]
     )
-    rows = list(to_answer.union(to_do, all=True))
-    # UNION ALL does not promise to keep each part's order: sort again here.
-    answer = sorted((r for r in rows if r.part == 0), key=lambda r: (r.at, r.pk), reverse=True)
-    do = sorted((r for r in rows if r.part == 1), key=lambda r: (r.at, r.pk))
-    return answer, do
+    return list(to_answer), list(to_do)
 
 
 def agent_home_checkins(*, user: User, limit: int = 10) -> list[CheckIn]:
