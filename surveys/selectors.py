@@ -136,8 +136,8 @@ def feedback_for_agent_home(
         .filter(Q(shout_out=True, shout_rank__lte=limit) | Q(has_comment, comment_rank__lte=limit))
         .order_by(*order)
     )
-    shout_outs = [r for r in rows if r.shout_out and r.shout_rank <= limit]
-    comments = [r for r in rows if r.comment and r.comment_rank <= limit]
+    shout_outs: list[SurveyResponse] = [r for r in rows if r.shout_out and r.shout_rank <= limit]
+    comments: list[SurveyResponse] = [r for r in rows if r.comment and r.comment_rank <= limit]
     return shout_outs, comments
 
 
