@@ -35,7 +35,7 @@ def conversation_sidebar(request: StaffRequest, **context: Any) -> str:
 
 
 def agent_home(request: HttpRequest, **context: Any) -> str:
-    """The agent's own recent shout-outs and comments from customers (one query)."""
+    """The agent's own recent shout-outs and comments from customers (two queries)."""
     user = context.get("user") or getattr(request, "user", None)
     if user is None or not getattr(user, "is_authenticated", False):
         return ""

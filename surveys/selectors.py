@@ -12,8 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import BooleanField, ExpressionWrapper, F, Q, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db.models import F, Q, QuerySet
 from django.http import Http404
 
 from supportdesk.models import User
@@ -113,31 +112,22 @@ def comments_for_agent(*, agent_id: int, limit: int = 10) -> list[SurveyResponse
 def feedback_for_agent_home(
     *, agent_id: int, limit: int = 5
 ) -> tuple[list[SurveyResponse], list[SurveyResponse]]:
-    """``shout_outs_for_agent`` and ``comments_for_agent`` (``limit`` of each) in one query.
+    """``shout_outs_for_agent`` and ``comments_for_agent`` for the agent.home panel (two
+    queries): only what it shows, the answer's id, comment, shout-out flag and time and its
+    conversation's id (``conversation_pk``), no other joins.
 
-    One pass over the agent's answers that are a shout-out or carry a comment, each ranked
-    within both lists (a window function); only what the agent.home panel shows: the answer's
-    id, comment, shout-out flag and time, and its conversation's id (``conversation_pk``).
+    Each walks its partial index (``surveys_response_shout_outs``, ``surveys_response_comments``)
+    newest first and stops at ``limit`` of the agent's: its cost does not grow with the desk's
+    history, as a query ranking all the agent's answers would.
     """
-    order = [F("answered_at").desc(), F("id").desc()]
-    has_comment = ~Q(comment="")
-    rows = list(
-        SurveyResponse.objects.filter(Q(shout_out=True) | has_comment, survey__agent_id=agent_id)
+    answers = (
+        SurveyResponse.objects.filter(survey__agent_id=agent_id)
         .only("id", "comment", "shout_out", "answered_at")
-        .annotate(
-            conversation_pk=F("survey__conversation_id"),
-            shout_rank=Window(RowNumber(), partition_by=[F("shout_out")], order_by=order),
-            comment_rank=Window(
-                RowNumber(),
-                partition_by=[ExpressionWrapper(has_comment, output_field=BooleanField())],
-                order_by=order,
-            ),
-        )
-        .filter(Q(shout_out=True, shout_rank__lte=limit) | Q(has_comment, comment_rank__lte=limit))
-        .order_by(*order)
+        .annotate(conversation_pk=F("survey__conversation_id"))
+        .order_by("-answered_at", "-id")
     )
-    shout_outs: list[SurveyResponse] = [r for r in rows if r.shout_out and r.shout_rank <= limit]
-    comments: list[SurveyResponse] = [r for r in rows if r.comment and r.comment_rank <= limit]
+    shout_outs: list[SurveyResponse] = list(answers.filter(shout_out=True)[:limit])
+    comments: list[SurveyResponse] = list(answers.exclude(comment="")[:limit])
     return shout_outs, comments
 
 
