@@ -356,6 +356,26 @@ def test_home_panel_lists_reviews_in_order_and_the_pulse_until_answered(
     assert "Answer this week's pulse" not in panels_qa.agent_home(request, user=agent_a)
 
 
+def test_home_panel_lists_the_agents_own_due_checkins(channels, agent_a, agent_b):
+    from datetime import UTC, datetime
+
+    from quality.services import checkins_create_due
+    from tests.quality.conftest import answer_survey, solve_one
+
+    # Given: agent A solved a conversation the customer says is not resolved; a check-in is due
+    at = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
+    conversation = solve_one(channels, agent_a, at=at, sender="Ann <ann@example.com>")
+    answer_survey(conversation, "no", answered_at=at)
+    checkins_create_due(now=datetime(2026, 11, 7, tzinfo=UTC))
+    request = RequestFactory().get("/")
+
+    # When/Then: it is on agent A's start page, not on agent B's
+    request.user = agent_a
+    assert f"Check in on #{conversation.pk}</a>" in panels_qa.agent_home(request, user=agent_a)
+    request.user = agent_b
+    assert "Check in on" not in panels_qa.agent_home(request, user=agent_b)
+
+
 def test_send_a_checkin_from_the_page(
     client, channels, agent_a, agent_b, django_capture_on_commit_callbacks
 ):
