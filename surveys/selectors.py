@@ -117,8 +117,9 @@ def feedback_for_agent_home(
     conversation's id (``conversation_pk``), no other joins.
 
     Each walks its partial index (``surveys_response_shout_outs``, ``surveys_response_comments``)
-    newest first and stops at ``limit`` of the agent's: its cost does not grow with the desk's
-    history, as a query ranking all the agent's answers would.
+    newest first and stops at ``limit`` of the agent's (a few hundred index rows at 200k
+    conversations; an agent with fewer than ``limit`` reads the whole partial index): cheaper
+    than one query ranking every answer of the agent, which was tried.
     """
     answers = (
         SurveyResponse.objects.filter(survey__agent_id=agent_id)
