@@ -73,29 +73,18 @@ def message_actions(request: HttpRequest, *, conversation: Any, message: Any, **
 
 
 def agent_home(request: HttpRequest, *, user: Any, **_: Any) -> str:
-    """Reviews to answer or to give, due check-ins, and this week's pulse if not answered."""
-    from quality.models import QAReview
-    from quality.selectors import (
-        checkin_list_for_user,
-        pulse_current_week,
-        pulse_has_answered,
-        qa_review_list_to_do,
-    )
+    """Reviews to answer or to give, due check-ins, and this week's pulse if not answered.
+    4 queries: the two review lists, the check-ins, the pulse week with the user's answer."""
+    from quality.selectors import agent_home_checkins, agent_home_reviews, pulse_open_for_user
 
-    to_answer = list(
-        QAReview.objects.filter(agent=user, state=QAReview.State.SUBMITTED)
-        .exclude(kind=QAReview.Kind.CALIBRATION)
-        .select_related("conversation")
-        .order_by("-submitted_at")[:10]
-    )
-    week = pulse_current_week()
+    to_answer, to_do = agent_home_reviews(user=user)
     return render_to_string(  # "" when there is nothing for the agent
         "quality/panel_home.html",
         {
             "to_answer": to_answer,
-            "to_do": list(qa_review_list_to_do(user=user)[:10]),
-            "checkins": list(checkin_list_for_user(user=user, state="due").filter(agent=user)[:10]),
-            "pulse_open": week is not None and not pulse_has_answered(user=user, week=week),
+            "to_do": to_do,
+            "checkins": agent_home_checkins(user=user),
+            "pulse_open": pulse_open_for_user(user=user),
         },
         request=request,
     ).strip()

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Avg, Count, Prefetch, Q, QuerySet, Sum
+from django.db.models import Avg, Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
 from django.http import Http404
 from django.utils import timezone
@@ -530,6 +530,55 @@ def pulse_last_closed_week() -> PulseWeek | None:
 
 def pulse_has_answered(*, user: User, week: PulseWeek) -> bool:
     return PulseResponse.objects.filter(week=week, user=user).exists()
+
+
+def pulse_open_for_user(*, user: User) -> bool:
+    """Whether there is a pulse week and ``user`` has not answered it (one query)."""
+    answered = (
+        PulseWeek.objects.order_by("-week_start")
+        .annotate(answered=Exists(PulseResponse.objects.filter(week=OuterRef("pk"), user=user)))
+        .values_list("answered", flat=True)
+        .first()
+    )
+    return answered is False
+
+
+# --- The agent's start page (the agent.home panel) ---------------------------------------------
+
+
+def agent_home_reviews(*, user: User, limit: int = 10) -> tuple[list[QAReview], list[QAReview]]:
+    """The agent's submitted reviews to answer (newest first) and the reviews waiting for them
+    to score (oldest first, as ``qa_review_list_to_do``), ``limit`` of each (two queries).
+
+    Only what the panel shows (id, conversation id, kind, score): no joins.
+    """
+    fields = ("id", "conversation_id", "kind", "score")
+    to_answer = (
+        QAReview.objects.filter(agent=user, state=QAReview.State.SUBMITTED)
+        .exclude(kind=QAReview.Kind.CALIBRATION)
+        .only(*fields)
+        .order_by("-submitted_at", "-id")[:limit]
+    )
+    to_do = (
+        QAReview.objects.filter(reviewer=user, state=QAReview.State.PENDING)
+        .only(*fields)
+        .order_by("created_at", "id")[:limit]
+    )
+    return list(to_answer), list(to_do)
+
+
+def agent_home_checkins(*, user: User, limit: int = 10) -> list[CheckIn]:
+    """The agent's own due check-ins that they may open, soonest first (id, conversation id,
+    due time only)."""
+    return list(
+        CheckIn.objects.filter(
+            visible_conversations_q(user, prefix="conversation__"),
+            agent=user,
+            state=CheckIn.State.DUE,
+        )
+        .only("id", "conversation_id", "due_at")
+        .order_by("due_at", "id")[:limit]
+    )
 
 
 def pulse_summary(*, week: PulseWeek) -> list[dict[str, Any]]:

@@ -35,15 +35,13 @@ def conversation_sidebar(request: StaffRequest, **context: Any) -> str:
 
 
 def agent_home(request: HttpRequest, **context: Any) -> str:
-    """The agent's own recent shout-outs and comments from customers."""
+    """The agent's own recent shout-outs and comments from customers (two queries)."""
     user = context.get("user") or getattr(request, "user", None)
     if user is None or not getattr(user, "is_authenticated", False):
         return ""
+    shout_outs, comments = selectors.feedback_for_agent_home(agent_id=user.pk, limit=5)
     return render_to_string(
         "surveys/panels/agent_home.html",
-        {
-            "shout_outs": selectors.shout_outs_for_agent(agent_id=user.pk, limit=5),
-            "comments": selectors.comments_for_agent(agent_id=user.pk, limit=5),
-        },
+        {"shout_outs": shout_outs, "comments": comments},
         request=request,
     )

@@ -301,10 +301,79 @@ def test_sidebar_and_home_panels_run_a_fixed_number_of_queries(
     assert "100/100" in html
 
     # reviews to answer, to do, check-ins (they follow the conversations the user may see, not
-    # who solved them: the user's teams a subquery), pulse week
+    # who solved them: the user's teams a subquery), pulse week with the user's answer (an
+    # EXISTS: one query, not two, once a week is open)
     with django_assert_num_queries(4):
         home = panels_qa.agent_home(request, user=agent_a)
     assert f"Your conversation #{conversation.pk} was reviewed: 100/100" in home
+
+
+def test_home_panel_lists_reviews_in_order_and_the_pulse_until_answered(
+    sample, manager_a, agent_a, django_assert_num_queries
+):
+    from quality.selectors import qa_review_list_to_do
+    from quality.services import pulse_answer, pulse_week_open
+
+    # Given: two of agent A's sampled reviews submitted, the rest waiting for the manager
+    reviews = list(sample.reviews.filter(agent=agent_a).order_by("pk"))
+    for review in reviews[:2]:
+        qa_review_submit(review=review, reviewer=manager_a, values=full_marks(review))
+    request = RequestFactory().get("/")
+
+    # When: each opens the start page's panel
+    request.user = agent_a
+    agent_home = panels_qa.agent_home(request, user=agent_a)
+    request.user = manager_a
+    manager_home = panels_qa.agent_home(request, user=manager_a)
+
+    # Then: the agent's newest submitted review first; the manager's to-do oldest first
+    assert [
+        f"Your conversation #{r.conversation_id} was reviewed" in agent_home for r in reviews
+    ] == [
+        True,
+        True,
+        False,
+    ]
+    assert agent_home.index(f"#{reviews[1].conversation_id} was") < agent_home.index(
+        f"#{reviews[0].conversation_id} was"
+    )
+    to_do = [
+        f"Review conversation #{r.conversation_id} ("
+        for r in qa_review_list_to_do(user=manager_a)[:10]
+    ]
+    assert to_do
+    assert [manager_home.index(line) for line in to_do] == sorted(
+        manager_home.index(line) for line in to_do
+    )
+    assert "pulse" not in agent_home
+
+    # A pulse week opens: the link shows; once answered it is gone at once.
+    week, _ = pulse_week_open(week_start=WEEK)
+    request.user = agent_a
+    with django_assert_num_queries(4):  # as without a week: the answer is an EXISTS
+        assert "Answer this week's pulse" in panels_qa.agent_home(request, user=agent_a)
+    pulse_answer(user=agent_a, week=week, week_rating=4, has_what_needed="yes", comment="")
+    assert "Answer this week's pulse" not in panels_qa.agent_home(request, user=agent_a)
+
+
+def test_home_panel_lists_the_agents_own_due_checkins(channels, agent_a, agent_b):
+    from datetime import UTC, datetime
+
+    from quality.services import checkins_create_due
+    from tests.quality.conftest import answer_survey, solve_one
+
+    # Given: agent A solved a conversation the customer says is not resolved; a check-in is due
+    at = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
+    conversation = solve_one(channels, agent_a, at=at, sender="Ann <ann@example.com>")
+    answer_survey(conversation, "no", answered_at=at)
+    checkins_create_due(now=datetime(2026, 11, 7, tzinfo=UTC))
+    request = RequestFactory().get("/")
+
+    # When/Then: it is on agent A's start page, not on agent B's
+    request.user = agent_a
+    assert f"Check in on #{conversation.pk}</a>" in panels_qa.agent_home(request, user=agent_a)
+    request.user = agent_b
+    assert "Check in on" not in panels_qa.agent_home(request, user=agent_b)
 
 
 def test_send_a_checkin_from_the_page(

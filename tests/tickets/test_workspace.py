@@ -231,6 +231,52 @@ def test_queue_runs_a_constant_number_of_queries(
     assert len(load().context["page"].conversations) == 15
 
 
+def test_queue_filter_lists_in_their_order(
+    team_a, team_b, agent_a, agent_b, manager_a, admin_user, django_assert_num_queries
+):
+    from supportdesk.services import staff_deactivate
+    from tests.factories import make_staff
+    from tickets.selectors import queue_filter_choices
+    from tickets.services import saved_view_save, tag_archive, tag_create
+
+    # Given: two teams, a member who left, tags (one archived), saved views of two users
+    gone = make_staff("gone@desk.example", role="agent", teams=["Team A"], full_name="Al Gone")
+    staff_deactivate(user=gone, actor=admin_user)
+    both = make_staff("zed@desk.example", role="agent", teams=["Team A", "Team B"], full_name="")
+    tags = {name: tag_create(name=name, actor=manager_a) for name in ("refund", "Billing", "old")}
+    tag_archive(tag=tags["old"], actor=manager_a)
+    saved_view_save(user=agent_a, name="Urgent", query="priority=urgent")
+    saved_view_save(user=agent_a, name="Email", query="channel=email")
+    saved_view_save(user=agent_b, name="Mine", query="view=mine")
+
+    # When: the queue's filter lists are read, for an agent and for an admin
+    # teams, agents, tags, saved views
+    with django_assert_num_queries(4):
+        mine = queue_filter_choices(user=agent_a)
+    every = queue_filter_choices(user=admin_user)
+
+    # Then: the user's teams and their active members by name, live tags, own saved views
+    assert [t.name for t in mine["teams"]] == ["Team A"]
+    assert [(a.pk, str(a)) for a in mine["agents"]] == [
+        (both.pk, "zed@desk.example"),  # no name: shown by email, sorted first (empty name)
+        (agent_a.pk, "Alice Archer"),
+        (manager_a.pk, "Mia Manager"),
+    ]
+    assert [t.name for t in mine["tags"]] == ["Billing", "refund"]
+    assert [(v.name, v.query) for v in mine["saved_views"]] == [
+        ("Email", "channel=email"),
+        ("Urgent", "priority=urgent"),
+    ]
+    assert [t.name for t in every["teams"]] == ["Team A", "Team B"]
+    assert [str(a) for a in every["agents"]] == [
+        "zed@desk.example",
+        "Alice Archer",
+        "Bob Baker",
+        "Mia Manager",
+    ]
+    assert every["saved_views"] == []
+
+
 # --- Conversation page ------------------------------------------------------------------------------
 
 
