@@ -68,6 +68,30 @@ def customer_writes(channels, react, body, *, message_id="<second@mail.example.c
         )
 
 
+def test_a_message_on_an_unassigned_conversation_tells_nobody_in_one_query(
+    channels, react, django_assert_num_queries
+):
+    # Given a conversation nobody is assigned to, and the customer writing on it again
+    new_conversation(channels, react)
+    result = send_email(
+        channels["email"],
+        sender="Jane Doe <jane@example.com>",
+        subject="Re: Parcel late",
+        body="Any news?",
+        message_id="<second@mail.example.com>",
+        in_reply_to="<first@mail.example.com>",
+    )
+    event = Event.objects.get(message_id=result.message_id, kind=Event.Kind.INBOUND)
+
+    # When the reaction runs: one light query finds that there is nobody to tell
+    with django_assert_num_queries(1):
+        assert notifications_for_event(event_id=event.pk) == []
+
+    # Then nothing was created
+    assert Notification.objects.count() == 0
+    assert ConversationNotification.objects.count() == 0
+
+
 def test_assigned_by_someone_else_then_the_customer_writes(
     channels, agent_a, manager_a, carl, react
 ):
