@@ -32,7 +32,7 @@ from django.db import connection, transaction  # noqa: E402 (needs settings)
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from bench.imap import make_message  # noqa: E402
-from supportdesk.services import outbox_batch  # noqa: E402
+from supportdesk.outbox import outbox_batch  # noqa: E402
 from tickets.services import channel_create_or_update  # noqa: E402
 from tickets.services.inbound_email import inbound_email_raw  # noqa: E402
 

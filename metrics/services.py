@@ -33,7 +33,8 @@ from quality.models import (
 )
 from supportdesk.errors import ApplicationError, Conflict
 from supportdesk.models import AuditEntry, Team, User
-from supportdesk.services import audit_record, outbox_enqueue
+from supportdesk.outbox import outbox_enqueue
+from supportdesk.services import audit_record
 from tickets.models import Contact, Event, Message
 
 # --- Scorecards, facts and the dashboard ---------------------------------------------------

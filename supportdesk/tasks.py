@@ -2,13 +2,8 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from supportdesk.services import (
-    idempotency_keys_prune,
-    notification_email_send,
-    outbox_bundle_run,
-    outbox_prune,
-    outbox_relay_pending,
-)
+from supportdesk.outbox import outbox_bundle_run, outbox_prune, outbox_relay_pending
+from supportdesk.services import idempotency_keys_prune, notification_email_send
 
 
 @shared_task(ignore_result=True)

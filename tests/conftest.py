@@ -15,11 +15,11 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 @pytest.fixture(autouse=True)
 def _eager_tasks_and_tmp_media(settings, tmp_path):
-    import supportdesk.services
+    import supportdesk.outbox
 
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True
-    supportdesk.services._broker_down_until = 0.0  # the outbox circuit breaker starts closed
+    supportdesk.outbox._broker_down_until = 0.0  # the outbox circuit breaker starts closed
     settings.MEDIA_ROOT = str(tmp_path / "media")
     # Real PBKDF2 hashes, each password hashed once (tests/hashers.py): not half a second per
     # staff member created or signed in.

@@ -39,7 +39,7 @@ from django.utils import timezone
 from metrics.models import DailyFact, RecomputeJob
 from metrics.services import facts_compute, recompute_job_create
 from supportdesk.models import Notification, OutboxItem
-from supportdesk.services import outbox_relay_pending
+from supportdesk.outbox import outbox_relay_pending
 from supportdesk.tasks import notification_email_task, outbox_prune_task
 from surveys.models import Survey
 from surveys.services import survey_token, surveys_send_due

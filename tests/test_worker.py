@@ -25,12 +25,7 @@ from django.test.utils import CaptureQueriesContext
 
 from supportdesk.celery import app as celery_app
 from supportdesk.models import Notification, OutboxItem
-from supportdesk.services import (
-    outbox_batch,
-    outbox_bundle_run,
-    outbox_enqueue,
-    outbox_relay_pending,
-)
+from supportdesk.outbox import outbox_batch, outbox_bundle_run, outbox_enqueue, outbox_relay_pending
 from supportdesk.tasks import outbox_prune_task, outbox_relay_task
 from tests.factories import send_chat, send_email
 from tests.services import (

@@ -13,10 +13,8 @@ from django.utils.translation import gettext
 from supportdesk import events as event_bus
 from supportdesk.errors import ApplicationError
 from supportdesk.models import User
-from supportdesk.services import (
-    notification_create,
-    outbox_enqueue,
-)
+from supportdesk.outbox import outbox_enqueue
+from supportdesk.services import notification_create
 from surveys.models import FollowUp, Survey, SurveyResponse, SurveyUnsubscribe
 from surveys.services.policy import ANSWERED_KIND, SurveyExpired, SurveyNotFound
 from tickets.models import Conversation

@@ -16,7 +16,8 @@ from django.core.mail import EmailMultiAlternatives
 
 from supportdesk import extensions, mailtemplates
 from supportdesk.models import MailTemplate, SentMail
-from supportdesk.services import automatic_mail_claim, automatic_mail_release, outbox_enqueue
+from supportdesk.outbox import outbox_enqueue
+from supportdesk.services import automatic_mail_claim, automatic_mail_release
 from tickets import tokens
 from tickets.models import Message
 from tickets.services.outbound_mail import sender_address, sender_desk_name

@@ -13,7 +13,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from supportdesk.services import outbox_enqueue
+from supportdesk.outbox import outbox_enqueue
 from tickets.models import Channel, ChannelKind, Conversation, Event, Identity, Message
 from tickets.services.events import event_record
 

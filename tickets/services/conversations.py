@@ -13,7 +13,7 @@ from django.utils import timezone
 from supportdesk import extensions
 from supportdesk.errors import ApplicationError, Conflict
 from supportdesk.models import Team, User
-from supportdesk.services import outbox_enqueue
+from supportdesk.outbox import outbox_enqueue
 from tickets import tokens
 from tickets.models import (
     Channel,

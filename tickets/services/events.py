@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from supportdesk import events as event_bus
 from supportdesk.models import Team, User
-from supportdesk.services import outbox_enqueue_each
+from supportdesk.outbox import outbox_enqueue_each
 from tickets.models import Conversation, Customer, Event, Message
 
 Status = Conversation.Status

@@ -37,7 +37,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from supportdesk.errors import ApplicationError
-from supportdesk.services import outbox_batch
+from supportdesk.outbox import outbox_batch
 from tickets.models import Channel, InboundQueueItem, IngestMode, QuarantinedMessage
 from tickets.services.inbound_channels import (
     chat_inbound,

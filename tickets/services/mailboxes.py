@@ -32,8 +32,9 @@ from django.utils import timezone
 
 from supportdesk.errors import ApplicationError, Conflict
 from supportdesk.models import AuditEntry, User
+from supportdesk.outbox import outbox_batch
 from supportdesk.sealing import UnsealError, seal, unseal
-from supportdesk.services import audit_record, notification_create, outbox_batch
+from supportdesk.services import audit_record, notification_create
 from tickets.mailbox_transport import (
     OAUTH_PRESETS,
     FetchedMessage,
