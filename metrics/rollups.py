@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from metrics.models import DailyFact, DurationBucket, FactDay, FactWeek, WeeklyDuration, WeeklyFact
 from metrics.selectors import Scope, scorecard_groups, weekly_trend
-from metrics.services import local_today
+from metrics.services import facts_vacuum, local_today
 from supportdesk.models import User
 
 logger = logging.getLogger(__name__)
@@ -128,11 +128,25 @@ def facts_weeks_to_roll(*, day_from: date, day_to: date) -> list[date]:
     )
 
 
+# Rebuilding this many weeks replaces a large part of the roll-up tables: vacuum and analyze them.
+VACUUM_AFTER_WEEKS = 4
+ROLL_UP_TABLES = (WeeklyFact._meta.db_table, WeeklyDuration._meta.db_table)
+
+
 def facts_roll_up(*, day_from: date, day_to: date) -> list[date]:
-    """Roll up the stale or missing settled weeks touching ``[day_from, day_to)``; returns them."""
+    """Roll up the stale or missing settled weeks touching ``[day_from, day_to)``; returns them.
+
+    After ``VACUUM_AFTER_WEEKS`` or more, the roll-up tables are vacuumed and analyzed (outside a
+    transaction; ``facts_vacuum`` skips it inside one): each rebuilt week deleted its old rows, and
+    after a full recompute (every week) the tables held more dead rows than live ones, with the
+    planner's statistics from before they were filled. At 1M the first 90-day read of a team's
+    dashboard took 515 ms so, 280 ms with the daily facts alone.
+    """
     weeks = facts_roll_up_weeks(weeks=facts_weeks_to_roll(day_from=day_from, day_to=day_to))
     if weeks:
         logger.info("facts roll-up: %s weeks (%s to %s)", len(weeks), weeks[0], weeks[-1])
+    if len(weeks) >= VACUUM_AFTER_WEEKS:
+        facts_vacuum(tables=ROLL_UP_TABLES)
     return weeks
 
 

@@ -468,8 +468,8 @@ def recompute_job_run(*, job_id: int) -> RecomputeJob | None:
 FACT_TABLES = ("metrics_dailyfact", "metrics_durationbucket")
 
 
-def facts_vacuum() -> bool:
-    """``VACUUM (ANALYZE)`` the fact tables; returns whether it ran.
+def facts_vacuum(*, tables: tuple[str, ...] = FACT_TABLES) -> bool:
+    """``VACUUM (ANALYZE)`` the fact tables (or ``tables``); returns whether it ran.
 
     A recompute deletes and re-inserts every fact row of its days, so after the nightly job the
     tables hold as many dead rows as live ones until autovacuum comes by, and every scorecard
@@ -479,7 +479,7 @@ def facts_vacuum() -> bool:
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return False
     with connection.cursor() as cursor:
-        cursor.execute(f"VACUUM (ANALYZE) {', '.join(FACT_TABLES)}")
+        cursor.execute(f"VACUUM (ANALYZE) {', '.join(tables)}")
     return True
 
 

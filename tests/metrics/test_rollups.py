@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 import time_machine
 from django.core.cache import cache
-from django.db.models import Sum
+from django.db import connection
+from django.db.models import F, Sum
+from django.test.utils import CaptureQueriesContext
 
 from metrics.models import DailyFact, DirtyDay, DurationBucket, FactDay, FactWeek, WeeklyFact
 from metrics.nightly import facts_recompute_nightly
@@ -31,6 +33,7 @@ from metrics.services import (
 from metrics.tasks import facts_roll_up_task
 from supportdesk.models import OutboxItem
 from tests.conftest import client_for
+from tests.services import require_postgres
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # a Friday
 TODAY = date(2026, 11, 20)
@@ -403,3 +406,22 @@ def test_the_nightly_pass_rolls_up_the_settled_weeks_of_the_window(
         date(2026, 11, 30),
         date(2026, 12, 7),
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rolling_up_many_weeks_vacuums_and_analyzes_the_roll_up_tables_and_a_few_do_not(facts):
+    require_postgres()
+    # Given every settled week rolled up once (outside a transaction, as the task runs)
+    with time_machine.travel(NOW, tick=False):
+        with CaptureQueriesContext(connection) as first:
+            assert facts_roll_up(day_from=FIRST, day_to=TODAY) == SETTLED
+        # When one day of one week is recomputed and its week rolled up again
+        FactDay.objects.filter(day=date(2026, 9, 15)).update(version=F("version") + 1)
+        with CaptureQueriesContext(connection) as again:
+            assert facts_roll_up(day_from=FIRST, day_to=TODAY) == [date(2026, 9, 14)]
+
+    # Then the 11 weeks' rebuild (each week deleted its old rows) vacuumed and analyzed the
+    # roll-up tables, and the one week's did not
+    vacuum = "VACUUM (ANALYZE) metrics_weeklyfact, metrics_weeklyduration"
+    assert [q["sql"] for q in first.captured_queries if q["sql"].startswith("VACUUM")] == [vacuum]
+    assert [q["sql"] for q in again.captured_queries if q["sql"].startswith("VACUUM")] == []
