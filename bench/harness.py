@@ -323,6 +323,9 @@ class Bench:
                 f"Bench async {kind}",
                 "--ingest",
                 "async",
+                # A reused database keeps the channel, its secret sealed with an earlier run's
+                # random SECRET_KEY: a new one is set (on a new channel this does nothing).
+                "--rotate-secret",
                 quiet=True,
             )
             .strip()
