@@ -73,14 +73,7 @@ def test_a_message_on_an_unassigned_conversation_tells_nobody_in_one_query(
 ):
     # Given a conversation nobody is assigned to, and the customer writing on it again
     new_conversation(channels, react)
-    result = send_email(
-        channels["email"],
-        sender="Jane Doe <jane@example.com>",
-        subject="Re: Parcel late",
-        body="Any news?",
-        message_id="<second@mail.example.com>",
-        in_reply_to="<first@mail.example.com>",
-    )
+    result = customer_writes(channels, react, "Any news?")
     event = Event.objects.get(message_id=result.message_id, kind=Event.Kind.INBOUND)
 
     # When the reaction runs: one light query finds that there is nobody to tell
