@@ -36,6 +36,7 @@ from tickets.services import (
     WebhookRejected,
     channel_set_webhook,
     conversation_assign,
+    conversation_presence_touch,
     conversation_reply,
     conversation_solve,
     inbound_email_raw,
@@ -668,6 +669,23 @@ def test_presence_shows_other_viewers_and_who_is_replying(channels, agent_a, man
         "alice@desk.example"
     ]
 
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_presence_heartbeat_is_one_statement_and_keeps_the_replying_mark(
+    channels, agent_a, django_assert_num_queries
+):
+    conversation = conversation_of(send_email(channels["email"], sender="jane@example.com"))
+    # Outside a transaction, as in production: no BEGIN and COMMIT around the upsert
+    with django_assert_num_queries(1):
+        conversation_presence_touch(conversation=conversation, user=agent_a, replying=True)
+    first = ConversationViewer.objects.get()
+    with django_assert_num_queries(1):
+        conversation_presence_touch(conversation=conversation, user=agent_a)
+    again = ConversationViewer.objects.get()
+    assert again.pk == first.pk
+    assert again.last_seen_at > first.last_seen_at
+    assert again.replying_at == first.replying_at is not None
 
 # --- Email HTML ----------------------------------------------------------------------------------
 
