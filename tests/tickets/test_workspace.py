@@ -670,7 +670,6 @@ def test_presence_shows_other_viewers_and_who_is_replying(channels, agent_a, man
     ]
 
 
-
 @pytest.mark.django_db(transaction=True)
 def test_a_presence_heartbeat_is_one_statement_and_keeps_the_replying_mark(
     channels, agent_a, django_assert_num_queries
@@ -686,6 +685,7 @@ def test_a_presence_heartbeat_is_one_statement_and_keeps_the_replying_mark(
     assert again.pk == first.pk
     assert again.last_seen_at > first.last_seen_at
     assert again.replying_at == first.replying_at is not None
+
 
 # --- Email HTML ----------------------------------------------------------------------------------
 
