@@ -16,15 +16,9 @@ queries by table and the top of a cProfile of each half.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import cProfile
-import io
 import json
 import os
-import pstats
-import time
 import uuid
-from collections.abc import Callable
 
 import django
 
@@ -32,42 +26,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "supportdesk.settings")
 django.setup()
 
 from django.conf import settings  # noqa: E402
-from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from bench.profile_ingest import tally  # noqa: E402
+from bench.profile_ingest import measure  # noqa: E402
 from tickets.models import InboundQueueItem  # noqa: E402
 from tickets.services import channel_create_or_update  # noqa: E402
 from tickets.services.inbound_queue import inbound_queue_process  # noqa: E402
 
 WARM_UP = 100
 VISITORS = 200
-
-
-def measure(name: str, n: int, work: Callable[[], None], profile: bool) -> None:
-    profiler = cProfile.Profile() if profile else None
-    capture = CaptureQueriesContext(connection)
-    with capture if profile else contextlib.nullcontext():
-        cpu, wall = time.process_time(), time.monotonic()
-        if profiler:
-            profiler.enable()
-        work()
-        if profiler:
-            profiler.disable()
-        cpu, wall = time.process_time() - cpu, time.monotonic() - wall
-    print(
-        f"{name}: {n} in {wall:.1f} s, {n / wall:.0f} a second; CPU {cpu * 1000 / n:.2f} ms and "
-        f"wall {wall * 1000 / n:.2f} ms each; load {os.getloadavg()[0]:.1f}"
-    )
-    if profiler:
-        print(f"{len(capture.captured_queries) / n:.2f} queries each:")
-        print("\n".join(tally(capture.captured_queries, n)))
-        out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(
-            int(os.environ.get("PROFILE_LINES", "35"))
-        )
-        print(out.getvalue())
 
 
 def main() -> None:

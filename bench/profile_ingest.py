@@ -22,6 +22,7 @@ import random
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import django
 
@@ -58,6 +59,31 @@ def tally(queries: list[dict[str, str]], n: int) -> list[str]:
     return [f"{count / n:6.2f}  {kind}" for kind, count in kinds.most_common(25)]
 
 
+def measure(name: str, n: int, work: Callable[[], None], profile: bool) -> None:
+    profiler = cProfile.Profile() if profile else None
+    capture = CaptureQueriesContext(connection)
+    with capture if profile else contextlib.nullcontext():
+        cpu, wall = time.process_time(), time.monotonic()
+        if profiler:
+            profiler.enable()
+        work()
+        if profiler:
+            profiler.disable()
+        cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+    print(
+        f"{name}: {n} in {wall:.1f} s, {n / wall:.0f} a second; CPU {cpu * 1000 / n:.2f} ms and "
+        f"wall {wall * 1000 / n:.2f} ms each; load {os.getloadavg()[0]:.1f}"
+    )
+    if profiler:
+        print(f"{len(capture.captured_queries) / n:.2f} queries each:")
+        print("\n".join(tally(capture.captured_queries, n)))
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(
+            int(os.environ.get("PROFILE_LINES", "35"))
+        )
+        print(out.getvalue())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=1000)
@@ -69,28 +95,7 @@ def main() -> None:
     rng = random.Random(17)
     messages = [make_message(i, rng) for i in range(WARM_UP + args.messages)]
     store(channel, messages[:WARM_UP])
-    profile = cProfile.Profile() if args.profile else None
-    # Query capture (a debug cursor) costs time too: only when profiling.
-    capture = CaptureQueriesContext(connection)
-    with capture if args.profile else contextlib.nullcontext():
-        cpu, wall = time.process_time(), time.monotonic()
-        if profile:
-            profile.enable()
-        store(channel, messages[WARM_UP:])
-        if profile:
-            profile.disable()
-        cpu, wall = time.process_time() - cpu, time.monotonic() - wall
-    n = args.messages
-    print(
-        f"{n} messages: {n / wall:.0f} a second; CPU {cpu * 1000 / n:.1f} ms and wall "
-        f"{wall * 1000 / n:.1f} ms a message; load {os.getloadavg()[0]:.1f}"
-    )
-    if profile:
-        print(f"{len(capture.captured_queries) / n:.1f} queries a message (keep N under 300):")
-        print("\n".join(tally(capture.captured_queries, n)))
-        out = io.StringIO()
-        pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(30)
-        print(out.getvalue())
+    measure("messages", args.messages, lambda: store(channel, messages[WARM_UP:]), args.profile)
 
 
 if __name__ == "__main__":

@@ -23,11 +23,15 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from supportdesk.models import OutboxItem
 
 logger = logging.getLogger(__name__)
+
+# A claimed row: its id, task name and keyword arguments.
+Claimed = tuple[int, str, dict[str, Any]]
 
 
 def outbox_enqueue(*, task_name: str, kwargs: dict[str, Any]) -> OutboxItem:
@@ -112,19 +116,19 @@ def outbox_relay(*, item_ids: Iterable[int]) -> int:
         return _publish(_claim(ids))
 
 
-def _claim(item_ids: list[int]) -> list[tuple[int, str, dict[str, Any], int]]:
+def _claim(item_ids: list[int]) -> list[Claimed]:
     """Claim the unrelayed rows among ``item_ids`` (one query), in id order."""
     table = connection.ops.quote_name(OutboxItem._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET relayed_at = %s WHERE id = ANY(%s) AND relayed_at IS NULL"
-            " RETURNING id, task_name, kwargs, attempts",
+            " RETURNING id, task_name, kwargs",
             [timezone.now(), item_ids],
         )
         rows = cursor.fetchall()
     return sorted(
-        (item_id, task_name, kwargs if isinstance(kwargs, dict) else json.loads(kwargs), attempts)
-        for item_id, task_name, kwargs, attempts in rows
+        (item_id, task_name, kwargs if isinstance(kwargs, dict) else json.loads(kwargs))
+        for item_id, task_name, kwargs in rows
     )
 
 
@@ -139,7 +143,7 @@ BUNDLE_MAX = 50
 BUNDLE_TASK = "supportdesk.tasks.outbox_bundle_task"
 
 
-def _publish(claimed: list[tuple[int, str, dict[str, Any], int]]) -> int:
+def _publish(claimed: list[Claimed]) -> int:
     """Publish claimed rows in order; a failed one is released (and with a broker that is down,
     every one after it: each would wait out the connect timeout too).
 
@@ -150,30 +154,31 @@ def _publish(claimed: list[tuple[int, str, dict[str, Any], int]]) -> int:
     """
     global _broker_down_until
     relayed = 0
-    for position, (rows, queue) in enumerate(_bundles(claimed)):
+    bundles = _bundles(claimed)
+    for position, (rows, queue) in enumerate(bundles):
+        ids = [row[0] for row in rows]
         try:
             if len(rows) == 1:
-                _, task_name, kwargs, _ = rows[0]
+                _, task_name, kwargs = rows[0]
                 _task(task_name).apply_async(kwargs=kwargs, retry=False)
             else:
                 _task(BUNDLE_TASK).apply_async(
-                    kwargs={"items": [[task_name, kwargs] for _, task_name, kwargs, _ in rows]},
+                    kwargs={"items": [[task_name, kwargs] for _, task_name, kwargs in rows]},
                     queue=queue,
                     retry=False,
                 )
         except Exception as exc:  # the broker is down or the task is unknown: keep the rows
-            logger.warning("outbox items %s not relayed: %s", [row[0] for row in rows], exc)
-            for item_id, _, _, attempts in rows:
-                OutboxItem.objects.filter(pk=item_id).update(
-                    relayed_at=None, attempts=attempts + 1, last_error=str(exc)[:2000]
-                )
+            logger.warning("outbox items %s not relayed: %s", ids, exc)
+            OutboxItem.objects.filter(pk__in=ids).update(
+                relayed_at=None, attempts=F("attempts") + 1, last_error=str(exc)[:2000]
+            )
             if not _is_broker_error(exc):
                 if current_app.conf.task_always_eager:
                     raise
                 continue
             # The broker is down: the rest stay for the next relay, and this process does not
             # try again for a few seconds (a small circuit breaker).
-            rest = [row[0] for later, _ in _bundles(claimed)[position + 1 :] for row in later]
+            rest = [row[0] for later, _ in bundles[position + 1 :] for row in later]
             if rest:
                 OutboxItem.objects.filter(pk__in=rest).update(relayed_at=None)
             _broker_down_until = time.monotonic() + BROKER_RETRY_AFTER_SECONDS
@@ -183,12 +188,12 @@ def _publish(claimed: list[tuple[int, str, dict[str, Any], int]]) -> int:
 
 
 def _bundles(
-    claimed: list[tuple[int, str, dict[str, Any], int]],
-) -> list[tuple[list[tuple[int, str, dict[str, Any], int]], str]]:
+    claimed: list[Claimed],
+) -> list[tuple[list[Claimed], str]]:
     """The claimed rows grouped by the queue their task is routed to, in order (a row whose task
     is unknown stays alone: its publish fails and releases only it)."""
-    groups: dict[str, list[tuple[int, str, dict[str, Any], int]]] = {}
-    alone: list[tuple[list[tuple[int, str, dict[str, Any], int]], str]] = []
+    groups: dict[str, list[Claimed]] = {}
+    alone: list[tuple[list[Claimed], str]] = []
     for row in claimed:
         try:
             _task(row[1])
