@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connections
 from django.db.models import Count, DateField, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Cast, TruncWeek
 from django.http import Http404
@@ -26,7 +27,12 @@ from metrics.models import (
     WeeklyDuration,
     WeeklyFact,
 )
-from metrics.scorecards import build_metrics
+from metrics.scorecards import (
+    DURATION_QUANTILES,
+    build_metrics,
+    histogram_durations,
+    ranked_duration,
+)
 from quality.selectors import ideas_captured, pulse_means, scored_reviews, visible_review_q
 from supportdesk.models import Team, User
 from surveys.models import SurveyResponse
@@ -204,20 +210,51 @@ def _count_rows(qs: QuerySet[Any], fields: list[str]) -> QuerySet[Any]:
     return rows
 
 
-def _histograms(
+def _durations(
     qs: QuerySet[DurationBucket],
     group_field: str | None,
     weekly: QuerySet[WeeklyDuration] | None = None,
-) -> dict[Any, dict[str, dict[int, int]]]:
+) -> dict[Any, dict[str, dict[str, Any]]]:
+    """Each group's duration metrics ``{metric: {"median", "p90", "n"}}`` over ``qs``'s
+    histogram rows, plus ``weekly`` roll-up rows when given (one query).
+
+    The database sums each group's histogram and finds the buckets the quantiles interpolate
+    between (``ranked_duration``), so one row per group and metric comes back, not every bucket:
+    the desk's 90-day agents' table at 1M conversations was 164,554 bucket rows read into Python
+    (most of the first read's time, and the web worker's memory peak).
+    """
     fields = [group_field, "metric", "bucket"] if group_field else ["metric", "bucket"]
-    result: dict[Any, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
     rows = _count_rows(qs, fields)
     if weekly is not None:
         rows = rows.union(_count_rows(weekly, fields), all=True)
-    for *cell, c in rows:
-        key = cell[0] if group_field else "desk"
-        histogram = result[key][cell[-2]]
-        histogram[cell[-1]] = histogram.get(cell[-1], 0) + int(c)
+    alias = rows.db
+    inner, params = rows.query.get_compiler(using=alias).as_sql()
+    group = "g" if group_field else "0"
+    cells = "g, metric" if group_field else "metric"
+    columns = f"{cells}, bucket, c"
+    # A quantile q of n samples interpolates between ranks floor(p) and ceil(p), p = (n - 1) q
+    # (0-based): the first buckets whose running count exceeds p, and reaches p + 1 (the same
+    # float arithmetic as ``quantile``: the product is taken in double precision).
+    picks = []
+    for q in DURATION_QUANTILES:
+        position = "(CAST(total AS DOUBLE PRECISION) - 1) * %s"
+        picks.append(f"MIN(CASE WHEN cum > {position} THEN bucket END)")
+        picks.append(f"MIN(CASE WHEN cum >= {position} + 1 THEN bucket END)")
+        params = (*params, q, q)
+    sql = (
+        f"WITH h({columns}) AS ({inner}), "
+        f"s AS (SELECT {cells}, bucket, SUM(c) AS c FROM h GROUP BY {cells}, bucket), "
+        f"r AS (SELECT {cells}, bucket, "
+        f"SUM(c) OVER (PARTITION BY {cells} ORDER BY bucket) AS cum, "
+        f"SUM(c) OVER (PARTITION BY {cells}) AS total FROM s) "
+        f"SELECT {group}, metric, MAX(total), {', '.join(picks)} FROM r GROUP BY {cells}"
+    )
+    result: dict[Any, dict[str, dict[str, Any]]] = defaultdict(dict)
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, params)
+        for key, metric, total, *ranks in cursor.fetchall():
+            ranked = ranked_duration(int(total), tuple(ranks))
+            result[key if group_field else "desk"][metric] = ranked
     return result
 
 
@@ -302,14 +339,14 @@ def _loose_days_q(date_from: date, date_to: date, rolled: tuple[date, ...]) -> Q
 
 def _period_sums(
     cells: Q, date_from: date, date_to: date, rolled: tuple[date, ...], group_field: str | None
-) -> tuple[dict[Any, dict[str, tuple[int, int]]], dict[Any, dict[str, dict[int, int]]]]:
-    """``_sums`` and ``_histograms`` of the facts of ``cells`` over ``[date_from, date_to)``:
+) -> tuple[dict[Any, dict[str, tuple[int, int]]], dict[Any, dict[str, dict[str, Any]]]]:
+    """``_sums`` and ``_durations`` of the facts of ``cells`` over ``[date_from, date_to)``:
     the ``rolled`` weeks from their roll-ups, every other day from its daily rows (2 queries)."""
     if not rolled:
         days = cells & Q(day__gte=date_from, day__lt=date_to)
         return (
             _sums(DailyFact.objects.filter(days), group_field),
-            _histograms(DurationBucket.objects.filter(days), group_field),
+            _durations(DurationBucket.objects.filter(days), group_field),
         )
     loose = _loose_days_q(date_from, date_to, rolled)
     weeks = cells & Q(week__in=rolled)
@@ -317,7 +354,7 @@ def _period_sums(
     days = cells & loose if loose is not None else Q(pk__in=[])
     return (
         _sums(DailyFact.objects.filter(days), group_field, WeeklyFact.objects.filter(weeks)),
-        _histograms(
+        _durations(
             DurationBucket.objects.filter(days),
             group_field,
             WeeklyDuration.objects.filter(weeks),
@@ -387,9 +424,9 @@ def scorecard_groups(
         }
         cache.set(key, built, settings.SCORECARD_CACHE_SECONDS)
     if built is None:
-        sums, histograms = _period_sums(cells, date_from, date_to, state.rolled, group_field)
-        keys = {"desk"} if group_by == "desk" else set(sums) | set(histograms)
-        built = {k: build_metrics(sums.get(k, {}), histograms.get(k, {})) for k in keys}
+        sums, durations = _period_sums(cells, date_from, date_to, state.rolled, group_field)
+        keys = {"desk"} if group_by == "desk" else set(sums) | set(durations)
+        built = {k: build_metrics(sums.get(k, {}), durations.get(k, {})) for k in keys}
         cache.set(key, built, settings.SCORECARD_CACHE_SECONDS)
     labels = _labels(group_by, set(built))
     if group_by in AGENT_GROUPINGS or (scope is not None and scope.kind == "agent"):
@@ -574,7 +611,7 @@ def _weekly_trend(
     built = [
         build_metrics(
             {k: (v[0], v[1]) for k, v in weekly[i].items()},
-            {"first_response_time": buckets[i]},
+            histogram_durations({"first_response_time": buckets[i]}),
         )
         for i in range(weeks)
     ]

@@ -19,10 +19,11 @@ from django.db import connection
 from django.db.models import F, Sum
 from django.test.utils import CaptureQueriesContext
 
+from metrics import selectors
 from metrics.models import DailyFact, DirtyDay, DurationBucket, FactDay, FactWeek, WeeklyFact
 from metrics.nightly import facts_recompute_nightly
 from metrics.rollups import facts_roll_up, facts_roll_up_weeks, facts_weeks_to_roll
-from metrics.scorecards import build_metrics
+from metrics.scorecards import build_metrics, histogram_durations
 from metrics.selectors import Scope, facts_state, scorecard_groups, weekly_trend
 from metrics.services import (
     facts_compute,
@@ -80,7 +81,7 @@ class Facts:
         return {
             key: build_metrics(
                 {m: (n, d) for m, (n, d) in sums[key].items()},
-                {m: dict(h) for m, h in histograms[key].items()},
+                histogram_durations({m: dict(h) for m, h in histograms[key].items()}),
             )
             for key in keys
         }
@@ -425,3 +426,35 @@ def test_rolling_up_many_weeks_vacuums_and_analyzes_the_roll_up_tables_and_a_few
     vacuum = "VACUUM (ANALYZE) metrics_weeklyfact, metrics_weeklyduration"
     assert [q["sql"] for q in first.captured_queries if q["sql"].startswith("VACUUM")] == [vacuum]
     assert [q["sql"] for q in again.captured_queries if q["sql"].startswith("VACUUM")] == []
+
+
+def test_the_database_finds_the_quantiles_buckets_as_python_does(agent_a, agent_b, manager_a):
+    """``_durations`` sends one row per group and metric: its quantiles equal ``duration`` of
+    the whole histogram, at the edges too (one sample, a position between two buckets, a
+    position on a whole rank, durations under a second)."""
+    histograms = {
+        agent_a.pk: {"first_response_time": {40: 1}, "handle_time": {0: 1, 700: 1}},
+        agent_b.pk: {"first_response_time": {0: 2, 5: 3, 9: 6}, "handle_time": {3: 7, 4: 13}},
+        manager_a.pk: {"first_response_time": {b: b % 5 + 1 for b in range(100, 400, 7)}},
+    }
+    DurationBucket.objects.bulk_create(
+        DurationBucket(day=day, agent_id=agent, metric=metric, bucket=bucket, count=part)
+        for agent, metrics in histograms.items()
+        for metric, histogram in metrics.items()
+        for bucket, count in histogram.items()
+        # Split over two days: the database sums them first.
+        for day, part in ((date(2026, 9, 1), count // 2), (date(2026, 9, 2), count - count // 2))
+        if part
+    )
+    queryset = DurationBucket.objects.filter(day__lt=date(2026, 9, 3))
+    with CaptureQueriesContext(connection) as queries:
+        by_agent = selectors._durations(queryset, "agent_id")
+    assert len(queries) == 1
+    assert by_agent == {agent: histogram_durations(m) for agent, m in histograms.items()}
+    desk: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for metrics in histograms.values():
+        for metric, histogram in metrics.items():
+            for bucket, count in histogram.items():
+                desk[metric][bucket] += count
+    assert selectors._durations(queryset, None) == {"desk": histogram_durations(desk)}
+    assert by_agent[agent_b.pk]["first_response_time"] == {"median": 1.2, "p90": 1.2, "n": 11}
