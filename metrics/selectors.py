@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -10,29 +9,30 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connections
-from django.db.models import Count, DateField, Max, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import Cast, TruncWeek
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from metrics.facts import day_bounds
 from metrics.models import (
     DailyFact,
     DurationBucket,
-    FactDay,
-    FactWeek,
     RecomputeJob,
     Target,
     TopicFact,
     WeeklyDuration,
     WeeklyFact,
 )
-from metrics.scorecards import (
-    DURATION_QUANTILES,
-    build_metrics,
-    histogram_durations,
-    ranked_duration,
+from metrics.scorecards import build_metrics, histogram_durations
+from metrics.sums import (
+    cache_key,
+    count_rows,
+    facts_state,
+    facts_version,
+    loose_days_q,
+    period_sums,
+    sum_rows,
 )
+from metrics.sums import sums as fact_sums
 from quality.selectors import ideas_captured, pulse_means, scored_reviews, visible_review_q
 from supportdesk.models import Team, User
 from surveys.models import SurveyResponse
@@ -174,199 +174,6 @@ def manager_scopes(*, user: User) -> dict[str, list[Any]]:
     return {"teams": teams, "agents": list(agents), "channels": list(ChannelKind.choices)}
 
 
-def _sum_rows(qs: QuerySet[Any], fields: list[str]) -> QuerySet[Any]:
-    rows: QuerySet[Any] = (
-        qs.values(*fields)
-        .annotate(n=Sum("numerator"), d=Sum("denominator"))
-        .order_by()
-        .values_list(*fields, "n", "d")
-    )
-    return rows
-
-
-def _sums(
-    qs: QuerySet[DailyFact] | QuerySet[TopicFact],
-    group_field: str | None,
-    weekly: QuerySet[WeeklyFact] | None = None,
-) -> dict[Any, dict[str, tuple[int, int]]]:
-    """Numerator and denominator sums per group and metric of ``qs``'s rows, plus those of
-    ``weekly`` roll-up rows when given (one query: ``UNION ALL`` of the two sums)."""
-    fields = [group_field, "metric"] if group_field else ["metric"]
-    result: dict[Any, dict[str, tuple[int, int]]] = defaultdict(dict)
-    rows = _sum_rows(qs, fields)
-    if weekly is not None:
-        rows = rows.union(_sum_rows(weekly, fields), all=True)
-    for *cell, n, d in rows:
-        key = cell[0] if group_field else "desk"
-        before = result[key].get(cell[-1], (0, 0))
-        result[key][cell[-1]] = (before[0] + int(n or 0), before[1] + int(d or 0))
-    return result
-
-
-def _count_rows(qs: QuerySet[Any], fields: list[str]) -> QuerySet[Any]:
-    rows: QuerySet[Any] = (
-        qs.values(*fields).annotate(c=Sum("count")).order_by().values_list(*fields, "c")
-    )
-    return rows
-
-
-def _durations(
-    qs: QuerySet[DurationBucket],
-    group_field: str | None,
-    weekly: QuerySet[WeeklyDuration] | None = None,
-) -> dict[Any, dict[str, dict[str, Any]]]:
-    """Each group's duration metrics ``{metric: {"median", "p90", "n"}}`` over ``qs``'s
-    histogram rows, plus ``weekly`` roll-up rows when given (one query).
-
-    The database sums each group's histogram and finds the buckets the quantiles interpolate
-    between (``ranked_duration``), so one row per group and metric comes back, not every bucket:
-    the desk's 90-day agents' table at 1M conversations was 164,554 bucket rows read into Python
-    (most of the first read's time, and the web worker's memory peak).
-    """
-    fields = [group_field, "metric", "bucket"] if group_field else ["metric", "bucket"]
-    rows = _count_rows(qs, fields)
-    if weekly is not None:
-        rows = rows.union(_count_rows(weekly, fields), all=True)
-    alias = rows.db
-    inner, params = rows.query.get_compiler(using=alias).as_sql()
-    group = "g" if group_field else "0"
-    cells = "g, metric" if group_field else "metric"
-    columns = f"{cells}, bucket, c"
-    # A quantile q of n samples interpolates between ranks floor(p) and ceil(p), p = (n - 1) q
-    # (0-based): the first buckets whose running count exceeds p, and reaches p + 1 (the same
-    # float arithmetic as ``quantile``: the product is taken in double precision).
-    picks = []
-    for q in DURATION_QUANTILES:
-        position = "(CAST(total AS DOUBLE PRECISION) - 1) * %s"
-        picks.append(f"MIN(CASE WHEN cum > {position} THEN bucket END)")
-        picks.append(f"MIN(CASE WHEN cum >= {position} + 1 THEN bucket END)")
-        params = (*params, q, q)
-    sql = (
-        f"WITH h({columns}) AS ({inner}), "
-        f"s AS (SELECT {cells}, bucket, SUM(c) AS c FROM h GROUP BY {cells}, bucket), "
-        f"r AS (SELECT {cells}, bucket, "
-        f"SUM(c) OVER (PARTITION BY {cells} ORDER BY bucket) AS cum, "
-        f"SUM(c) OVER (PARTITION BY {cells}) AS total FROM s) "
-        f"SELECT {group}, metric, MAX(total), {', '.join(picks)} FROM r GROUP BY {cells}"
-    )
-    result: dict[Any, dict[str, dict[str, Any]]] = defaultdict(dict)
-    with connections[alias].cursor() as cursor:
-        cursor.execute(sql, params)
-        for key, metric, total, *ranks in cursor.fetchall():
-            ranked = ranked_duration(int(total), tuple(ranks))
-            result[key if group_field else "desk"][metric] = ranked
-    return result
-
-
-@dataclass(frozen=True)
-class FactsState:
-    """What ``facts_state`` reads of a period's days: see there."""
-
-    computed_at: Any
-    token: str
-    # Mondays of the period's whole weeks whose roll-up is current (see ``facts_state``).
-    rolled: tuple[date, ...]
-
-
-def facts_state(date_from: date, date_to: date) -> FactsState:
-    """When the facts of ``[date_from, date_to)`` were last computed, a token that changes with
-    every recompute of any of those days, and which of the period's weeks can be read from their
-    roll-ups (1 query).
-
-    ``facts_compute`` bumps each day's ``FactDay.version``; versions only grow, so the count,
-    sum and latest ``computed_at`` of the period's days change whenever one of them is recomputed,
-    even twice within one clock tick. For the same reason a week's roll-up (``WeeklyFact``,
-    ``WeeklyDuration``) is read only when all 7 of its days exist and the sum of their versions
-    is still the ``FactWeek.days_version`` it was built from: a recompute of any of its days
-    since makes the readers take that week's daily rows instead, so a stale roll-up never shows.
-    """
-    rolled_version = FactWeek.objects.filter(week=OuterRef("week")).values("days_version")[:1]
-    rows = (
-        FactDay.objects.filter(day__gte=date_from, day__lt=date_to)
-        .annotate(week=Cast(TruncWeek("day"), DateField()))  # the Monday
-        .values("week")
-        .annotate(
-            last=Max("computed_at"),
-            versions=Sum("version"),
-            days=Count("pk"),
-            rolled=Subquery(rolled_version),
-        )
-        .order_by()
-        .values_list("week", "last", "versions", "days", "rolled")
-    )
-    last, versions, days, rolled = None, 0, 0, []
-    for week, week_last, week_versions, week_days, rolled_at_version in rows:
-        if week_last is not None and (last is None or week_last > last):
-            last = week_last
-        versions += int(week_versions or 0)
-        days += week_days
-        if (
-            week_days == 7
-            and rolled_at_version is not None
-            and rolled_at_version == week_versions
-            and week >= date_from
-            and week + timedelta(days=7) <= date_to
-        ):
-            rolled.append(week)
-    token = f"{days}.{versions}.{last.isoformat() if last else '-'}"
-    return FactsState(computed_at=last, token=token, rolled=tuple(sorted(rolled)))
-
-
-def facts_version(date_from: date, date_to: date) -> tuple[Any, str]:
-    """``facts_state``'s ``(computed_at, token)`` (1 query)."""
-    state = facts_state(date_from, date_to)
-    return state.computed_at, state.token
-
-
-def _loose_days_q(date_from: date, date_to: date, rolled: tuple[date, ...]) -> Q | None:
-    """The days of ``[date_from, date_to)`` outside the ``rolled`` weeks, as day ranges (None
-    when every day is in a rolled week)."""
-    ranges: list[tuple[date, date]] = []
-    start = date_from
-    for week in rolled:
-        if week > start:
-            ranges.append((start, week))
-        start = week + timedelta(days=7)
-    if start < date_to:
-        ranges.append((start, date_to))
-    if not ranges:
-        return None
-    q = Q()
-    for first, stop in ranges:
-        q |= Q(day__gte=first, day__lt=stop)
-    return q
-
-
-def _period_sums(
-    cells: Q, date_from: date, date_to: date, rolled: tuple[date, ...], group_field: str | None
-) -> tuple[dict[Any, dict[str, tuple[int, int]]], dict[Any, dict[str, dict[str, Any]]]]:
-    """``_sums`` and ``_durations`` of the facts of ``cells`` over ``[date_from, date_to)``:
-    the ``rolled`` weeks from their roll-ups, every other day from its daily rows (2 queries)."""
-    if not rolled:
-        days = cells & Q(day__gte=date_from, day__lt=date_to)
-        return (
-            _sums(DailyFact.objects.filter(days), group_field),
-            _durations(DurationBucket.objects.filter(days), group_field),
-        )
-    loose = _loose_days_q(date_from, date_to, rolled)
-    weeks = cells & Q(week__in=rolled)
-    # No loose day: the daily side of the UNION is empty (pk__in=[] is never sent alone).
-    days = cells & loose if loose is not None else Q(pk__in=[])
-    return (
-        _sums(DailyFact.objects.filter(days), group_field, WeeklyFact.objects.filter(weeks)),
-        _durations(
-            DurationBucket.objects.filter(days),
-            group_field,
-            WeeklyDuration.objects.filter(weeks),
-        ),
-    )
-
-
-def _cache_key(kind: str, *parts: Any) -> str:
-    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=16).hexdigest()
-    return f"metrics:{kind}:v2:{digest}"
-
-
 def _cells_q(user: User, scope: Scope | None, visible: Q | None = None) -> Q:
     """The fact cells (team, agent, channel) the user may read (``visible`` replaces the user's
     visibility), narrowed to ``scope``: a filter of daily rows and of weekly roll-ups alike."""
@@ -390,7 +197,7 @@ def facts_cache_key(
     3 for a manager)."""
     where = _facts_q(user, date_from, date_to, scope)
     names = list(User.objects.order_by("pk").values_list("pk", "full_name", "email"))
-    return _cache_key("fragment", where, facts_version(date_from, date_to)[1], names, extra)
+    return cache_key("fragment", where, facts_version(date_from, date_to)[1], names, extra)
 
 
 def scorecard_groups(
@@ -415,16 +222,16 @@ def scorecard_groups(
     group_field = _GROUP_FIELD[group_by]
     state = facts_state(date_from, date_to)
     computed_at = state.computed_at
-    key = _cache_key("scorecard", where, group_field, state.token)
+    key = cache_key("scorecard", where, group_field, state.token)
     built: dict[Any, dict[str, Any]] | None = cache.get(key)
     if built is None and group_by == "tag":
         built = {
             tag: topic_metrics(topic_sums)
-            for tag, topic_sums in _sums(TopicFact.objects.filter(where), group_field).items()
+            for tag, topic_sums in fact_sums(TopicFact.objects.filter(where), group_field).items()
         }
         cache.set(key, built, settings.SCORECARD_CACHE_SECONDS)
     if built is None:
-        sums, durations = _period_sums(cells, date_from, date_to, state.rolled, group_field)
+        sums, durations = period_sums(cells, date_from, date_to, state, group_field)
         keys = {"desk"} if group_by == "desk" else set(sums) | set(durations)
         built = {k: build_metrics(sums.get(k, {}), durations.get(k, {})) for k in keys}
         cache.set(key, built, settings.SCORECARD_CACHE_SECONDS)
@@ -565,7 +372,7 @@ def weekly_trend(*, user: User, scope: Scope, end: date, weeks: int = 12) -> dic
     cells = _cells_q(user, scope)
     where = Q(day__gte=first, day__lt=stop) & cells
     state = facts_state(first, stop)
-    key = _cache_key("trend", where, weeks, state.token)
+    key = cache_key("trend", where, weeks, state.token)
     trend: dict[str, Any] | None = cache.get(key)
     if trend is None:
         trend = _weekly_trend(cells, first, weeks, state.rolled)
@@ -579,13 +386,13 @@ def _weekly_trend(
     """The trend's figures: each week's sums from its roll-up if current (``rolled``), else
     from its daily rows (2 queries, each a ``UNION ALL`` of the two when some week is rolled)."""
     stop = first + timedelta(weeks=weeks)
-    loose = _loose_days_q(first, stop, rolled)
+    loose = loose_days_q(first, stop, rolled)
     days = cells & loose if loose is not None else Q(pk__in=[])
     weekly: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-    rows = _sum_rows(DailyFact.objects.filter(days), ["day", "metric"])
+    rows = sum_rows(DailyFact.objects.filter(days), ["day", "metric"])
     if rolled:
         rows = rows.union(
-            _sum_rows(WeeklyFact.objects.filter(cells, week__in=rolled), ["week", "metric"]),
+            sum_rows(WeeklyFact.objects.filter(cells, week__in=rolled), ["week", "metric"]),
             all=True,
         )
     for day, metric, n, d in rows:
@@ -593,12 +400,12 @@ def _weekly_trend(
         cell[0] += int(n or 0)
         cell[1] += int(d or 0)
     buckets: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    counts_rows = _count_rows(
+    counts_rows = count_rows(
         DurationBucket.objects.filter(days, metric="first_response_time"), ["day", "bucket"]
     )
     if rolled:
         counts_rows = counts_rows.union(
-            _count_rows(
+            count_rows(
                 WeeklyDuration.objects.filter(cells, week__in=rolled, metric="first_response_time"),
                 ["week", "bucket"],
             ),

@@ -19,7 +19,7 @@ from django.db import connection
 from django.db.models import F, Sum
 from django.test.utils import CaptureQueriesContext
 
-from metrics import selectors
+from metrics.facts import bucket_value
 from metrics.models import DailyFact, DirtyDay, DurationBucket, FactDay, FactWeek, WeeklyFact
 from metrics.nightly import facts_recompute_nightly
 from metrics.rollups import facts_roll_up, facts_roll_up_weeks, facts_weeks_to_roll
@@ -31,6 +31,7 @@ from metrics.services import (
     facts_recompute_dirty,
     recompute_job_create,
 )
+from metrics.sums import durations
 from metrics.tasks import facts_roll_up_task
 from supportdesk.models import OutboxItem
 from tests.conftest import client_for
@@ -448,7 +449,7 @@ def test_the_database_finds_the_quantiles_buckets_as_python_does(agent_a, agent_
     )
     queryset = DurationBucket.objects.filter(day__lt=date(2026, 9, 3))
     with CaptureQueriesContext(connection) as queries:
-        by_agent = selectors._durations(queryset, "agent_id")
+        by_agent = durations(queryset, "agent_id")
     assert len(queries) == 1
     assert by_agent == {agent: histogram_durations(m) for agent, m in histograms.items()}
     desk: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
@@ -456,5 +457,48 @@ def test_the_database_finds_the_quantiles_buckets_as_python_does(agent_a, agent_
         for metric, histogram in metrics.items():
             for bucket, count in histogram.items():
                 desk[metric][bucket] += count
-    assert selectors._durations(queryset, None) == {"desk": histogram_durations(desk)}
+    assert durations(queryset, None) == {"desk": histogram_durations(desk)}
     assert by_agent[agent_b.pk]["first_response_time"] == {"median": 1.2, "p90": 1.2, "n": 11}
+
+
+def test_after_a_recent_day_changes_the_rolled_weeks_come_from_the_cache(
+    facts, admin_user, agent_a, team_a, django_assert_num_queries
+):
+    """A recompute of a loose day (today's facts change all day) misses the scorecard's cache;
+    the rolled weeks' sums and histograms are still cached under their versions: only the loose
+    days are read, and the figures are exactly those of the changed facts."""
+    date_from, date_to = date(2026, 8, 27), TODAY
+    changed = date(2026, 11, 18)  # the current week: never rolled
+    cell = {"team_id": team_a.pk, "agent_id": agent_a.pk, "channel_kind": "email"}
+    with time_machine.travel(NOW, tick=False):
+        facts_roll_up(day_from=FIRST, day_to=TODAY)
+        cache.clear()
+        assert _metrics(
+            scorecard_groups(
+                user=admin_user, date_from=date_from, date_to=date_to, group_by="agent"
+            )
+        ) == _without_desk_only(facts.expected(date_from, date_to, "agent_id"))
+        new_rows = [{**cell, "day": changed, "metric": "csat", "numerator": 7, "denominator": 9}]
+        new_buckets = [
+            {**cell, "day": changed, "metric": "handle_time", "bucket": 2000, "count": 500},
+            {**cell, "day": changed, "metric": "first_response_time", "bucket": 1, "count": 300},
+        ]
+        DailyFact.objects.bulk_create([DailyFact(**row) for row in new_rows])
+        DurationBucket.objects.bulk_create([DurationBucket(**row) for row in new_buckets])
+        FactDay.objects.filter(day=changed).update(version=F("version") + 1)
+        facts.rows += new_rows
+        facts.buckets += new_buckets
+        # facts_state (1); the loose days' sums and histograms (2); agent names (1).
+        with django_assert_num_queries(4):
+            read = scorecard_groups(
+                user=admin_user, date_from=date_from, date_to=date_to, group_by="agent"
+            )
+    expected = _without_desk_only(facts.expected(date_from, date_to, "agent_id"))
+    assert _metrics(read) == expected
+    handle_time = _metrics(read)[agent_a.pk]["handle_time"]
+    assert handle_time["p90"] == round(bucket_value(2000), 1)
+    assert handle_time["n"] == 500 + sum(
+        row["count"]
+        for row in facts.buckets[:-2]
+        if row["agent_id"] == agent_a.pk and row["metric"] == "handle_time"
+    )

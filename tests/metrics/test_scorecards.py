@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+from array import array
 from collections import Counter
+from itertools import accumulate
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from metrics.facts import bucket_of, bucket_value
-from metrics.scorecards import quantile, rate, wilson
+from metrics.scorecards import duration, quantile, rate, wilson
+from metrics.sums import merged_duration
 
 
 def exact_quantile(values: list[float], q: float) -> float:
@@ -48,3 +51,28 @@ def test_bucket_representative_is_within_one_percent():
 def test_histogram_quantiles_are_within_two_percent_of_exact(values, q):
     histogram = Counter(bucket_of(v) for v in values)
     assert quantile(histogram, q) == pytest.approx(exact_quantile(values, q), rel=0.02, abs=0.05)
+
+
+def _cumulative(histogram: dict[int, int]) -> tuple[array, array]:
+    buckets = sorted(histogram)
+    return array("q", buckets), array("q", accumulate(histogram[b] for b in buckets))
+
+
+@given(
+    st.lists(
+        st.dictionaries(
+            st.integers(min_value=0, max_value=900),
+            st.integers(min_value=1, max_value=50),
+            max_size=60,
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_quantiles_of_histograms_taken_together_equal_those_of_their_sum(histograms):
+    """``merged_duration`` (the rolled weeks' cached histogram with the loose days') finds the
+    quantiles of the summed histogram by bisection: exactly ``duration`` of the sum."""
+    total: Counter[int] = Counter()
+    for histogram in histograms:
+        total.update(histogram)
+    assert merged_duration([_cumulative(h) for h in histograms]) == duration(total)
