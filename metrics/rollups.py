@@ -150,26 +150,48 @@ def facts_roll_up(*, day_from: date, day_to: date) -> list[date]:
     return weeks
 
 
+# Managers' scorecards warmed: their dashboard's "last 4 weeks" and "this quarter", and 90 days.
+MANAGER_WARM_PERIOD_DAYS = (28, 90)
+
+
 def scorecards_warm() -> int:
     """Fill the cache with the desk's standard scorecards as the admins read them (every admin
     reads the same cache entries: their facts are not narrowed); returns the reads made.
 
     The last 7, 28, 30 and 90 days, this week and this quarter, up to today: by desk, agent and
     channel (the API's ``GET /api/v1/scorecards`` and the dashboard's figures, agents' table and
-    coverage by channel), and the dashboard's trend. Managers' reads are narrowed to their teams,
-    so they are cached under their own keys on first read.
+    coverage by channel), and the dashboard's trend. Managers' reads are narrowed to their teams
+    (their own cache keys): each active manager's whole view and each of their teams, over the
+    last 28 and 90 days and this quarter. Besides the scorecards themselves, each read caches
+    its period's rolled weeks (``metrics.sums.period_sums``), which the reads after the next
+    recompute of a recent day take from the cache.
     """
     admin = User.objects.filter(role=User.Role.ADMIN, is_active=True).order_by("pk").first()
     if admin is None:
         return 0
     today = local_today()
     stop = today + timedelta(days=1)
+    quarter = date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
     starts = {today - timedelta(days=n - 1) for n in WARM_PERIOD_DAYS}
-    starts |= {week_of(today), date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)}
+    starts |= {week_of(today), quarter}
     reads = 0
     for start in sorted(starts):
         for group_by in WARM_GROUPINGS:
             scorecard_groups(user=admin, date_from=start, date_to=stop, group_by=group_by)
             reads += 1
     weekly_trend(user=admin, scope=Scope("desk"), end=today)
-    return reads + 1
+    reads += 1
+    manager_starts = sorted({today - timedelta(days=n - 1) for n in MANAGER_WARM_PERIOD_DAYS})
+    managers = User.objects.filter(role=User.Role.MANAGER, is_active=True).prefetch_related("teams")
+    for manager in managers.order_by("pk"):
+        scopes = [Scope("desk"), *(Scope("team", team=team) for team in manager.teams.all())]
+        for scope in scopes:
+            for start in [*manager_starts, quarter]:
+                for group_by in WARM_GROUPINGS:
+                    scorecard_groups(
+                        user=manager, date_from=start, date_to=stop, group_by=group_by, scope=scope
+                    )
+                    reads += 1
+            weekly_trend(user=manager, scope=scope, end=today)
+            reads += 1
+    return reads

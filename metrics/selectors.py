@@ -30,6 +30,7 @@ from metrics.sums import (
     facts_version,
     loose_days_q,
     period_sums,
+    rows_by_part,
     sum_rows,
 )
 from metrics.sums import sums as fact_sums
@@ -375,43 +376,51 @@ def weekly_trend(*, user: User, scope: Scope, end: date, weeks: int = 12) -> dic
     key = cache_key("trend", where, weeks, state.token)
     trend: dict[str, Any] | None = cache.get(key)
     if trend is None:
-        trend = _weekly_trend(cells, first, weeks, state.rolled)
+        trend = _weekly_trend(cells, first, weeks, state.rolled, state.rolled_token)
         cache.set(key, trend, settings.SCORECARD_CACHE_SECONDS)
     return trend
 
 
 def _weekly_trend(
-    cells: Q, first: date, weeks: int, rolled: tuple[date, ...] = ()
+    cells: Q, first: date, weeks: int, rolled: tuple[date, ...] = (), rolled_token: str = ""
 ) -> dict[str, Any]:
     """The trend's figures: each week's sums from its roll-up if current (``rolled``), else
-    from its daily rows (2 queries, each a ``UNION ALL`` of the two when some week is rolled)."""
+    from its daily rows (2 queries, each a ``UNION ALL`` of the two when some week is rolled).
+
+    The rolled weeks' rows are cached under the versions their roll-ups were built from
+    (``rolled_token``, as ``metrics.sums.period_sums`` does): after a recompute of a recent day
+    only the loose days are read.
+    """
     stop = first + timedelta(weeks=weeks)
     loose = loose_days_q(first, stop, rolled)
-    days = cells & loose if loose is not None else Q(pk__in=[])
-    weekly: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-    rows = sum_rows(DailyFact.objects.filter(days), ["day", "metric"])
-    if rolled:
-        rows = rows.union(
-            sum_rows(WeeklyFact.objects.filter(cells, week__in=rolled), ["week", "metric"]),
-            all=True,
+    frt = "first_response_time"
+    key = cache_key("trend-rolled", cells, rolled_token)
+    cached: tuple[list[Any], list[Any]] | None = cache.get(key) if rolled else ([], [])
+    fact_parts: list[QuerySet[Any]] = []
+    count_parts: list[QuerySet[Any]] = []
+    if cached is None:
+        week_q = cells & Q(week__in=rolled)
+        fact_parts.append(sum_rows(WeeklyFact.objects.filter(week_q), ["week", "metric"]))
+        count_parts.append(
+            count_rows(WeeklyDuration.objects.filter(week_q, metric=frt), ["week", "bucket"])
         )
-    for day, metric, n, d in rows:
+    if loose is not None:
+        fact_parts.append(sum_rows(DailyFact.objects.filter(cells & loose), ["day", "metric"]))
+        count_parts.append(
+            count_rows(DurationBucket.objects.filter(cells & loose, metric=frt), ["day", "bucket"])
+        )
+    fact_rows = rows_by_part(fact_parts) if fact_parts else []
+    bucket_rows = rows_by_part(count_parts) if count_parts else []
+    if cached is None:
+        cached = (fact_rows.pop(0), bucket_rows.pop(0))
+        cache.set(key, cached, settings.SCORECARD_CACHE_SECONDS)
+    weekly: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for day, metric, n, d in [*cached[0], *(fact_rows[0] if fact_rows else [])]:
         cell = weekly[(day - first).days // 7][metric]
         cell[0] += int(n or 0)
         cell[1] += int(d or 0)
     buckets: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    counts_rows = count_rows(
-        DurationBucket.objects.filter(days, metric="first_response_time"), ["day", "bucket"]
-    )
-    if rolled:
-        counts_rows = counts_rows.union(
-            count_rows(
-                WeeklyDuration.objects.filter(cells, week__in=rolled, metric="first_response_time"),
-                ["week", "bucket"],
-            ),
-            all=True,
-        )
-    for day, bucket, c in counts_rows:
+    for day, bucket, c in [*cached[1], *(bucket_rows[0] if bucket_rows else [])]:
         buckets[(day - first).days // 7][bucket] += int(c)
     series: dict[str, list[float | None]] = {}
     counts: dict[str, list[int]] = {}

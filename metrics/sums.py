@@ -230,19 +230,24 @@ def _parts(querysets: list[QuerySet[Any]]) -> tuple[str, tuple[Any, ...], str]:
     return " UNION ALL ".join(statements), params, alias
 
 
+def rows_by_part(querysets: list[QuerySet[Any]]) -> list[list[tuple[Any, ...]]]:
+    """The rows of each of ``querysets`` (one query: ``UNION ALL``, each row tagged)."""
+    sql, params, alias = _parts(querysets)
+    result: list[list[tuple[Any, ...]]] = [[] for _ in querysets]
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, params)
+        for part, *row in cursor.fetchall():
+            result[part].append(tuple(row))
+    return result
+
+
 def _sums_by_part(querysets: list[QuerySet[Any]], group_field: str | None) -> list[Sums]:
     """``sums`` of each of ``querysets`` (one query)."""
     fields = [group_field, "metric"] if group_field else ["metric"]
-    sql, params, alias = _parts([sum_rows(qs, fields) for qs in querysets])
-    result: list[Sums] = [{} for _ in querysets]
-    with connections[alias].cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    by_part: list[list[Any]] = [[] for _ in querysets]
-    for part, *row in rows:
-        by_part[part].append(row)
-    for part, part_rows in enumerate(by_part):
-        _add_sum_rows(result[part], part_rows, group_field)
+    result: list[Sums] = []
+    for rows in rows_by_part([sum_rows(qs, fields) for qs in querysets]):
+        result.append({})
+        _add_sum_rows(result[-1], rows, group_field)
     return result
 
 

@@ -22,16 +22,16 @@ from django.test.utils import CaptureQueriesContext
 from metrics.facts import bucket_value
 from metrics.models import DailyFact, DirtyDay, DurationBucket, FactDay, FactWeek, WeeklyFact
 from metrics.nightly import facts_recompute_nightly
-from metrics.rollups import facts_roll_up, facts_roll_up_weeks, facts_weeks_to_roll
+from metrics.rollups import facts_roll_up, facts_roll_up_weeks, facts_weeks_to_roll, scorecards_warm
 from metrics.scorecards import build_metrics, histogram_durations
-from metrics.selectors import Scope, facts_state, scorecard_groups, weekly_trend
+from metrics.selectors import Scope, facts_state, scorecard_groups, visible_facts_q, weekly_trend
 from metrics.services import (
     facts_compute,
     facts_mark_dirty,
     facts_recompute_dirty,
     recompute_job_create,
 )
-from metrics.sums import durations
+from metrics.sums import cache_key, durations
 from metrics.tasks import facts_roll_up_task
 from supportdesk.models import OutboxItem
 from tests.conftest import client_for
@@ -478,6 +478,7 @@ def test_after_a_recent_day_changes_the_rolled_weeks_come_from_the_cache(
                 user=admin_user, date_from=date_from, date_to=date_to, group_by="agent"
             )
         ) == _without_desk_only(facts.expected(date_from, date_to, "agent_id"))
+        trend_before = weekly_trend(user=admin_user, scope=Scope("desk"), end=changed)
         new_rows = [{**cell, "day": changed, "metric": "csat", "numerator": 7, "denominator": 9}]
         new_buckets = [
             {**cell, "day": changed, "metric": "handle_time", "bucket": 2000, "count": 500},
@@ -493,6 +494,14 @@ def test_after_a_recent_day_changes_the_rolled_weeks_come_from_the_cache(
             read = scorecard_groups(
                 user=admin_user, date_from=date_from, date_to=date_to, group_by="agent"
             )
+        # The trend likewise: facts_state (1); the loose days' sums and histogram (2).
+        with django_assert_num_queries(3):
+            trend = weekly_trend(user=admin_user, scope=Scope("desk"), end=changed)
+        cache.clear()
+        assert trend == weekly_trend(user=admin_user, scope=Scope("desk"), end=changed)
+    assert trend != trend_before
+    assert trend["n"]["csat"][-1] == trend_before["n"]["csat"][-1] + 9
+    assert trend["n"]["csat"][:-1] == trend_before["n"]["csat"][:-1]
     expected = _without_desk_only(facts.expected(date_from, date_to, "agent_id"))
     assert _metrics(read) == expected
     handle_time = _metrics(read)[agent_a.pk]["handle_time"]
@@ -502,3 +511,42 @@ def test_after_a_recent_day_changes_the_rolled_weeks_come_from_the_cache(
         for row in facts.buckets[:-2]
         if row["agent_id"] == agent_a.pk and row["metric"] == "handle_time"
     )
+
+
+def test_warming_caches_each_managers_rolled_weeks(facts, admin_user, manager_a, team_a):
+    """A manager's reads are narrowed to their teams: the warm caches their own rolled weeks
+    (their whole view and each team's), so their first read after a recent day's recompute
+    reads only the loose days too."""
+    date_from, date_to = TODAY - timedelta(days=89), TODAY + timedelta(days=1)
+    with time_machine.travel(NOW, tick=False):
+        facts_roll_up(day_from=FIRST, day_to=TODAY)
+        cache.clear()
+        state = facts_state(date_from, date_to)
+        assert len(state.rolled) == 11
+        keys = {
+            (label, group_field): cache_key(
+                "rolled",
+                visible_facts_q(manager_a) & scope.fact_q(),
+                group_field,
+                state.rolled_token,
+            )
+            for label, scope in (("desk", Scope("desk")), ("team", Scope("team", team=team_a)))
+            for group_field in (None, "agent_id", "channel_kind")
+        }
+        assert not any(cache.get(key) for key in keys.values())
+        # 6 periods x 3 groupings and the trend for the admin; (3 periods x 3 groupings and the
+        # trend) x (the whole view and Team A) for the manager.
+        assert scorecards_warm() == 6 * 3 + 1 + 2 * (3 * 3 + 1)
+        assert all(cache.get(key) is not None for key in keys.values())
+        rolled_sums, _ = cache.get(keys[("team", "agent_id")])
+        assert rolled_sums[manager_a.pk]["csat"] == tuple(
+            sum(
+                r[f]
+                for r in facts.rows
+                if date(2026, 8, 31) <= r["day"] < date(2026, 11, 16)
+                and r["metric"] == "csat"
+                and r["agent_id"] == manager_a.pk
+                and r["team_id"] == team_a.pk
+            )
+            for f in ("numerator", "denominator")
+        )
