@@ -550,3 +550,34 @@ def test_warming_caches_each_managers_rolled_weeks(facts, admin_user, manager_a,
             )
             for f in ("numerator", "denominator")
         )
+
+
+def test_after_todays_recompute_only_today_is_read(facts, admin_user, agent_b, team_b):
+    """The loose days but the last are cached under their versions too: a recompute of the
+    period's last day (today, all day long) reads that day's rows alone."""
+    date_from, date_to = date(2026, 8, 27), TODAY
+    last = TODAY - timedelta(days=1)
+    cell = {"team_id": team_b.pk, "agent_id": agent_b.pk, "channel_kind": "email"}
+    with time_machine.travel(NOW, tick=False):
+        facts_roll_up(day_from=FIRST, day_to=TODAY)
+        cache.clear()
+        scorecard_groups(user=admin_user, date_from=date_from, date_to=date_to, group_by="channel")
+        new_rows = [{**cell, "day": last, "metric": "csat", "numerator": 3, "denominator": 4}]
+        new_buckets = [{**cell, "day": last, "metric": "handle_time", "bucket": 5, "count": 40}]
+        DailyFact.objects.bulk_create([DailyFact(**row) for row in new_rows])
+        DurationBucket.objects.bulk_create([DurationBucket(**row) for row in new_buckets])
+        FactDay.objects.filter(day=last).update(version=F("version") + 1)
+        facts.rows += new_rows
+        facts.buckets += new_buckets
+        with CaptureQueriesContext(connection) as queries:
+            read = scorecard_groups(
+                user=admin_user, date_from=date_from, date_to=date_to, group_by="channel"
+            )
+    assert _metrics(read) == facts.expected(date_from, date_to, "channel_kind")
+    facts_sql = [q["sql"] for q in queries.captured_queries if "p0" in q["sql"]]
+    assert len(facts_sql) == 2
+    for sql in facts_sql:
+        assert "p1" not in sql  # one segment: the last day
+        assert f"'{last.isoformat()}'" in sql
+        assert "2026-08-27" not in sql
+        assert "weekly" not in sql
