@@ -534,9 +534,9 @@ def test_warming_caches_each_managers_rolled_weeks(facts, admin_user, manager_a,
             for group_field in (None, "agent_id", "channel_kind")
         }
         assert not any(cache.get(key) for key in keys.values())
-        # 6 periods x 3 groupings and the trend for the admin; (3 periods x 3 groupings and the
+        # 6 periods x 3 groupings and the trend for the admin; (2 periods x 3 groupings and the
         # trend) x (the whole view and Team A) for the manager.
-        assert scorecards_warm() == 6 * 3 + 1 + 2 * (3 * 3 + 1)
+        assert scorecards_warm() == 6 * 3 + 1 + 2 * (2 * 3 + 1)
         assert all(cache.get(key) is not None for key in keys.values())
         rolled_sums, _ = cache.get(keys[("team", "agent_id")])
         assert rolled_sums[manager_a.pk]["csat"] == tuple(
