@@ -113,12 +113,15 @@ def conversation_list_for_user(
     if customer is not None:
         qs = qs.filter(customer_id=customer)
     if channel:
-        qs = (
-            qs.filter(channels__contains=[channel])
-            if json_contains_supported()
-            else qs.filter(channels__icontains=f'"{channel}"')
-        )
+        qs = on_channel(qs, channel)
     return qs
+
+
+def on_channel(qs: QuerySet[Conversation], channel: str) -> QuerySet[Conversation]:
+    """The conversations of ``qs`` held on ``channel`` (a kind)."""
+    if json_contains_supported():
+        return qs.filter(channels__contains=[channel])
+    return qs.filter(channels__icontains=f'"{channel}"')
 
 
 def json_contains_supported() -> bool:

@@ -73,17 +73,26 @@ def customers_visible_q(user: User) -> Q:
     return live & (has_visible | ~has_any)
 
 
-def customer_search_q(query: str) -> Q:
-    """Name, organisation, or any identity (email, handle, a phone number in any format)."""
-    query = query.strip()
-    if not query:
-        return Q()
+def identity_search_q(query: str) -> Q:
+    """The identities a search string names: any containing it (email, handle), the phone number
+    it is in any format, or, for 4 digits or more, any phone number containing them."""
     identity_q = Q(value__icontains=query.lower())
     with contextlib.suppress(ValidationError):
         identity_q |= Q(kind=Identity.Kind.PHONE, value=normalise_phone(query))
     digits = re.sub(r"\D", "", query)
     if len(digits) >= 4 and not re.search(r"[a-zA-Z@]", query):
+        # A partial number ("555 0100") matches inside the stored E.164 value.
+        # (icontains on digits is contains, and the trigram index serves it on PostgreSQL.)
         identity_q |= Q(kind=Identity.Kind.PHONE, value__icontains=digits)
+    return identity_q
+
+
+def customer_search_q(query: str) -> Q:
+    """Name, organisation, or any identity (email, handle, a phone number in any format)."""
+    query = query.strip()
+    if not query:
+        return Q()
+    identity_q = identity_search_q(query)
     matches = (
         Q(name__icontains=query)
         | Q(organisation__name__icontains=query)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,7 +12,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import ValidationError
 from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
 from django.db.models.functions import Substr
 from django.http import Http404
@@ -22,7 +20,6 @@ from django.utils.safestring import SafeString
 
 from supportdesk.errors import ApplicationError
 from supportdesk.models import Team, User
-from tickets.identities import normalise_phone
 from tickets.models import (
     Conversation,
     Customer,
@@ -32,7 +29,8 @@ from tickets.models import (
     SavedView,
     Tag,
 )
-from tickets.selectors import json_contains_supported, visible_conversations_q
+from tickets.selectors import on_channel, visible_conversations_q
+from tickets.selectors.customers import identity_search_q
 from tickets.selectors.search import message_search_highlights, messages_matching, search_words
 
 # --- The agent workspace: queue ---------------------------------------------------------------
@@ -99,14 +97,7 @@ def queue_search_q(query: str) -> Q:
     query = query.strip()
     if not query:
         return Q()
-    identity_q = Q(value__icontains=query.lower())
-    with contextlib.suppress(ValidationError):
-        identity_q |= Q(kind=Identity.Kind.PHONE, value=normalise_phone(query))
-    digits = re.sub(r"\D", "", query)
-    if len(digits) >= 4 and not re.search(r"[a-zA-Z@]", query):
-        # A partial number ("555 0100") matches inside the stored E.164 value.
-        # (icontains on digits is contains, and the trigram index serves it on PostgreSQL.)
-        identity_q |= Q(kind=Identity.Kind.PHONE, value__icontains=digits)
+    identity_q = identity_search_q(query)
     matches = (
         Q(subject__icontains=query)
         | Q(customer_id__in=Customer.objects.filter(name__icontains=query).values("pk"))
@@ -186,11 +177,7 @@ def queue_page_for_user(
     if priority:
         base = base.filter(priority=priority)
     if channel:
-        base = (
-            base.filter(channels__contains=[channel])
-            if json_contains_supported()
-            else base.filter(channels__icontains=f'"{channel}"')
-        )
+        base = on_channel(base, channel)
     if status:
         base = base.filter(status=status)
     if team is not None:
