@@ -203,23 +203,34 @@ def facts_version(date_from: date, date_to: date) -> tuple[Any, str]:
     return state.computed_at, state.token
 
 
-def loose_days_q(date_from: date, date_to: date, rolled: tuple[date, ...]) -> Q | None:
-    """The days of ``[date_from, date_to)`` outside the ``rolled`` weeks, as day ranges (None
-    when every day is in a rolled week)."""
-    ranges: list[tuple[date, date]] = []
-    start = date_from
-    for week in rolled:
-        if week > start:
-            ranges.append((start, week))
-        start = week + timedelta(days=7)
-    if start < date_to:
-        ranges.append((start, date_to))
-    if not ranges:
-        return None
+def loose_days(date_from: date, date_to: date, rolled: tuple[date, ...]) -> list[date]:
+    """The days of ``[date_from, date_to)`` outside the ``rolled`` weeks, in order."""
+    weeks = set(rolled)
+    return [
+        day
+        for n in range((date_to - date_from).days)
+        if (day := date_from + timedelta(days=n)) - timedelta(days=day.weekday()) not in weeks
+    ]
+
+
+def days_q(days: list[date]) -> Q:
+    """``days`` (in order) as runs of consecutive days."""
     q = Q()
-    for first, stop in ranges:
-        q |= Q(day__gte=first, day__lt=stop)
+    start = previous = days[0]
+    for day in [*days[1:], None]:
+        if day is not None and day == previous + timedelta(days=1):
+            previous = day
+            continue
+        q |= Q(day__gte=start, day__lt=previous + timedelta(days=1))
+        if day is not None:
+            start = previous = day
     return q
+
+
+def loose_days_q(date_from: date, date_to: date, rolled: tuple[date, ...]) -> Q | None:
+    """``loose_days`` as runs of consecutive days (None when every day is in a rolled week)."""
+    days = loose_days(date_from, date_to, rolled)
+    return days_q(days) if days else None
 
 
 def _parts(querysets: list[QuerySet[Any]]) -> tuple[str, tuple[Any, ...], str]:
@@ -353,20 +364,6 @@ def merged_duration(histograms: list[Cumulative]) -> dict[str, Any]:
     return ranked_duration(n, tuple(ranks))
 
 
-def _days_q(days: list[date]) -> Q:
-    """``days`` (in order) as runs of consecutive days."""
-    q = Q()
-    start = previous = days[0]
-    for day in [*days[1:], None]:
-        if day is not None and day == previous + timedelta(days=1):
-            previous = day
-            continue
-        q |= Q(day__gte=start, day__lt=previous + timedelta(days=1))
-        if day is not None:
-            start = previous = day
-    return q
-
-
 @dataclass(frozen=True)
 class _Segment:
     """Part of a period read on its own: from the roll-ups (``weekly``) or the daily rows, cached
@@ -389,21 +386,14 @@ def _segments(
             key=cache_key("rolled", cells, group_field, state.rolled_token),
         )
     ]
-    rolled = set(state.rolled)
-    loose = [
-        day
-        for n in range((date_to - date_from).days)
-        if (day := date_from + timedelta(days=n)) - timedelta(days=day.weekday()) not in rolled
-    ]
+    loose = loose_days(date_from, date_to, state.rolled)
     if not loose:
         return segments
     stable, fresh = loose[:-1], loose[-1]
     if stable:
         versions = dict(state.versions)
         token = ",".join(f"{day.isoformat()}:{versions.get(day, '-')}" for day in stable)
-        segments.append(
-            _Segment(_days_q(stable), key=cache_key("loose", cells, group_field, token))
-        )
+        segments.append(_Segment(days_q(stable), key=cache_key("loose", cells, group_field, token)))
     segments.append(_Segment(Q(day=fresh)))
     return segments
 
