@@ -269,6 +269,10 @@ def test_worker_killed_while_posting_a_chat_webhook_delivers_it_once(channels, a
 
 def _waiting_on_a_lock() -> bool:
     with connection.cursor() as cursor:
+        # Polled inside the transaction that holds the lock: PostgreSQL keeps one snapshot of
+        # pg_stat_activity per transaction, so drop it, or a first poll made before the worker
+        # blocked would be the answer to every later one.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
