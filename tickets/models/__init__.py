@@ -329,7 +329,16 @@ class Conversation(TimeStampedModel):
             ),
             # The queue's "Recently solved" count: a week of solves, per team and desk-wide.
             models.Index(fields=["team", "solved_at"], name="tickets_conv_team_solved"),
-            models.Index(fields=["solved_at"], name="tickets_conv_solved_any"),
+            # An agent's or a manager's visibility (their teams, or the unrouted pool) is an OR
+            # that no index condition takes: the count walks the week's solves of the whole desk,
+            # so it reads them from this index alone, with the columns it filters on (at 1M: 10.7
+            # -> 5.8 ms with the channel filter, 2.5 ms without; it fetched each row's page).
+            models.Index(
+                fields=["solved_at"],
+                include=["team", "assignee", "channels"],
+                condition=Q(status__in=["solved", "closed"], spam_at__isnull=True),
+                name="tickets_conv_solved_recent",
+            ),
             # The queue sorted by due time, and its "due soon" count.
             models.Index(
                 fields=["due_at", "id"],
