@@ -390,8 +390,9 @@ def test_queue_runs_a_constant_number_of_queries_with_tags_and_search(
     with django_assert_num_queries(11):
         page = client.get("/").context["page"]
     assert len(page.conversations) == rows
-    # A search adds the highlighted fragments (one query).
-    with django_assert_num_queries(12):
+    # A search adds the customers (by name or identity) and the messages it names, and the
+    # highlighted fragments.
+    with django_assert_num_queries(14):
         page = client.get("/?q=kettle").context["page"]
     assert len(page.conversations) == rows
     assert len(page.highlights) == rows

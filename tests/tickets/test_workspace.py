@@ -138,6 +138,31 @@ def test_queue_search_by_email_name_subject_and_id(channels, agent_a):
     assert found("nobody-matches-this") == []
 
 
+@pytest.mark.parametrize(("customers", "messages"), [(500, 1000), (1, 0)])
+def test_queue_search_naming_many_customers_or_messages_finds_the_same_conversations(
+    channels, agent_a, monkeypatch, customers, messages
+):
+    # Given three customers, two of them on example.com, two writing about a kettle
+    jane = send_email(
+        channels["email"], sender="Jane Doe <jane@example.com>", body="The kettle leaks."
+    )
+    ann = send_email(channels["email"], sender="Ann <ann@example.com>", body="Refund please")
+    bob = send_email(channels["email"], sender="Bob <bob@example.org>", body="Kettle broken")
+    # When a search names more customers or messages than are put in by id (1 and 0), or fewer
+    monkeypatch.setattr("tickets.selectors.queue.SEARCH_CUSTOMERS_INLINE", customers)
+    monkeypatch.setattr("tickets.selectors.queue.SEARCH_MESSAGES_INLINE", messages)
+    client = web(agent_a)
+
+    def found(q):
+        page = client.get("/", {"q": q}).context["page"]
+        return {c.pk for c in page.conversations}, page.counts["open"]
+
+    # Then the same conversations are found either way, and counted alike
+    assert found("example.com") == ({jane.conversation_id, ann.conversation_id}, 2)
+    assert found("kettle") == ({jane.conversation_id, bob.conversation_id}, 2)
+    assert found("nobody@nowhere.test") == (set(), 0)
+
+
 def test_queue_filters_by_channel_status_team_and_assignee(
     channels, channels_b, agent_a, admin_user
 ):
