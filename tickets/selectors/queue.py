@@ -101,8 +101,8 @@ def queue_search_q(query: str) -> Q:
     if query.startswith("#") and query[1:].isdigit() and len(query) <= 10:
         return Q(pk=int(query[1:]))
     matches = Q(subject__icontains=query) | _customers_named_q(query)
-    if query.lstrip("#").isdigit() and len(query.lstrip("#")) < 10:
-        matches |= Q(pk=int(query.lstrip("#")))
+    if query.isdigit() and len(query) < 10:
+        matches |= Q(pk=int(query))
     # A tag's name finds the conversations that carry it.
     matches |= Q(
         pk__in=Conversation.tags.through.objects.filter(tag__name__iexact=query).values(
